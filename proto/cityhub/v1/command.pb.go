@@ -243,9 +243,10 @@ type CaseAction struct {
 	Attachments      []string               `protobuf:"bytes,6,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	Unit             string                 `protobuf:"bytes,7,opt,name=unit,proto3" json:"unit,omitempty"` // dispatch target
 	UnitTier         Tier                   `protobuf:"varint,8,opt,name=unit_tier,json=unitTier,proto3,enum=cityhub.v1.Tier" json:"unit_tier,omitempty"`
-	DeadlineUnixMs   int64                  `protobuf:"varint,9,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`      // stamped by the leader on dispatch
-	ExtensionMinutes int64                  `protobuf:"varint,10,opt,name=extension_minutes,json=extensionMinutes,proto3" json:"extension_minutes,omitempty"` // extension request
-	ExpectedVersion  uint64                 `protobuf:"varint,11,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`    // optional optimistic check (0 = none)
+	DeadlineUnixMs   int64                  `protobuf:"varint,9,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`        // stamped by the leader on dispatch
+	ExtensionMinutes int64                  `protobuf:"varint,10,opt,name=extension_minutes,json=extensionMinutes,proto3" json:"extension_minutes,omitempty"`   // extension request
+	ExpectedVersion  uint64                 `protobuf:"varint,11,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`      // optional optimistic check (0 = none)
+	TimeLimitMinutes int64                  `protobuf:"varint,12,opt,name=time_limit_minutes,json=timeLimitMinutes,proto3" json:"time_limit_minutes,omitempty"` // dispatch: the leader turns it into deadline_unix_ms
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -353,6 +354,13 @@ func (x *CaseAction) GetExtensionMinutes() int64 {
 func (x *CaseAction) GetExpectedVersion() uint64 {
 	if x != nil {
 		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *CaseAction) GetTimeLimitMinutes() int64 {
+	if x != nil {
+		return x.TimeLimitMinutes
 	}
 	return 0
 }
@@ -589,7 +597,7 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\aid_date\x18\x03 \x01(\tR\x06idDate\x12\x14\n" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12$\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x10.cityhub.v1.RoleR\x04role\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"\x88\x03\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"\xb6\x03\n" +
 	"\n" +
 	"CaseAction\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12*\n" +
@@ -603,7 +611,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMs\x12+\n" +
 	"\x11extension_minutes\x18\n" +
 	" \x01(\x03R\x10extensionMinutes\x12)\n" +
-	"\x10expected_version\x18\v \x01(\x04R\x0fexpectedVersion\"~\n" +
+	"\x10expected_version\x18\v \x01(\x04R\x0fexpectedVersion\x12,\n" +
+	"\x12time_limit_minutes\x18\f \x01(\x03R\x10timeLimitMinutes\"~\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +

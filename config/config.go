@@ -1,0 +1,192 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+
+	// Embed the IANA time zone database so node.time_zone validates (and
+	// the daemon can convert timestamps) on hosts without /usr/share/zoneinfo.
+	_ "time/tzdata"
+)
+
+// EnvPrefix is the prefix of the environment variables Load consults. A key's
+// variable is the prefix, an underscore and the key upper-cased with dots
+// replaced by underscores: raft.addr -> CITYHUB_RAFT_ADDR.
+const EnvPrefix = "CITYHUB"
+
+// Administrative tiers a node can serve.
+const (
+	TierCity      = "city"
+	TierDistrict  = "district"
+	TierStreet    = "street"
+	TierCommunity = "community"
+)
+
+// Log levels and formats accepted in log.level and log.format.
+const (
+	LogLevelDebug = "debug"
+	LogLevelInfo  = "info"
+	LogLevelWarn  = "warn"
+	LogLevelError = "error"
+
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// Config is the complete configuration of one cityhubd node. The mapstructure
+// tags are the key names used in YAML files; nested keys are written with
+// dots (raft.heartbeat_timeout) in error messages and with underscores in
+// environment variables (CITYHUB_RAFT_HEARTBEAT_TIMEOUT).
+type Config struct {
+	Node      NodeConfig      `mapstructure:"node"`
+	Raft      RaftConfig      `mapstructure:"raft"`
+	GRPC      ListenConfig    `mapstructure:"grpc"`
+	HTTP      ListenConfig    `mapstructure:"http"`
+	Catalogue CatalogueConfig `mapstructure:"catalogue"`
+	Log       LogConfig       `mapstructure:"log"`
+}
+
+// NodeConfig identifies the node and the jurisdiction it serves.
+type NodeConfig struct {
+	// ID is the node's unique name within its raft group: 1 to 32 characters
+	// from [a-z0-9-]. Required; it is also the raft server ID.
+	ID string `mapstructure:"id"`
+	// DataDir holds raft logs, snapshots and the state store. Empty means
+	// "data/<id>" (relative to the working directory).
+	DataDir string `mapstructure:"data_dir"`
+	// Tier is one of city, district, street, community.
+	Tier string `mapstructure:"tier"`
+	// Jurisdiction is the administrative division code the node serves:
+	// 6 digits for city and district, 9 for street, 12 for community.
+	Jurisdiction string `mapstructure:"jurisdiction"`
+	// TimeZone is an IANA zone name used for local dates (deadlines, reports).
+	TimeZone string `mapstructure:"time_zone"`
+}
+
+// RaftConfig configures the node's raft replica.
+type RaftConfig struct {
+	// Addr is the raft transport bind address (host:port).
+	Addr string `mapstructure:"addr"`
+	// Advertise is the raft address other members dial; empty means Addr.
+	// It must not be an unspecified address such as 0.0.0.0.
+	Advertise string `mapstructure:"advertise"`
+	// Bootstrap bootstraps a new group made of Peers (or of this node alone
+	// when Peers is empty) if the node has no raft state yet.
+	Bootstrap bool `mapstructure:"bootstrap"`
+	// Join lists gRPC addresses of existing members to ask for membership.
+	// Mutually exclusive with Bootstrap.
+	Join []string `mapstructure:"join"`
+	// Peers is the static membership: every voter with its addresses.
+	Peers []Peer `mapstructure:"peers"`
+
+	HeartbeatTimeout   time.Duration `mapstructure:"heartbeat_timeout"`
+	ElectionTimeout    time.Duration `mapstructure:"election_timeout"`
+	LeaderLeaseTimeout time.Duration `mapstructure:"leader_lease_timeout"`
+	CommitTimeout      time.Duration `mapstructure:"commit_timeout"`
+	SnapshotInterval   time.Duration `mapstructure:"snapshot_interval"`
+	SnapshotThreshold  uint64        `mapstructure:"snapshot_threshold"`
+	TrailingLogs       uint64        `mapstructure:"trailing_logs"`
+	MaxAppendEntries   int           `mapstructure:"max_append_entries"`
+	// ApplyTimeout bounds how long a write waits for raft to commit it.
+	ApplyTimeout time.Duration `mapstructure:"apply_timeout"`
+}
+
+// Peer is one static member of the raft group.
+type Peer struct {
+	ID       string `mapstructure:"id"`
+	RaftAddr string `mapstructure:"raft_addr"`
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	HTTPAddr string `mapstructure:"http_addr"`
+}
+
+// ListenConfig is a listener's bind address.
+type ListenConfig struct {
+	Addr string `mapstructure:"addr"`
+}
+
+// CatalogueConfig selects the service catalogue.
+type CatalogueConfig struct {
+	// Path of a catalogue file; empty means the catalogue embedded in the
+	// binary.
+	Path string `mapstructure:"path"`
+}
+
+// LogConfig configures the process logger (see Config.Logger).
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // text, json
+}
+
+// Default returns the built-in defaults. Node.ID has no default (it is
+// required), so Default() alone does not validate; Node.DataDir and
+// Raft.Advertise are left empty and derived by ApplyDerived.
+func Default() Config {
+	return Config{
+		Node: NodeConfig{
+			Tier:         TierDistrict,
+			Jurisdiction: "320582",
+			TimeZone:     "Asia/Shanghai",
+		},
+		Raft: RaftConfig{
+			Addr:               "127.0.0.1:7001",
+			HeartbeatTimeout:   time.Second,
+			ElectionTimeout:    time.Second,
+			LeaderLeaseTimeout: 500 * time.Millisecond,
+			CommitTimeout:      50 * time.Millisecond,
+			SnapshotInterval:   2 * time.Minute,
+			SnapshotThreshold:  8192,
+			TrailingLogs:       10240,
+			MaxAppendEntries:   256,
+			ApplyTimeout:       10 * time.Second,
+		},
+		GRPC:      ListenConfig{Addr: "127.0.0.1:7101"},
+		HTTP:      ListenConfig{Addr: "127.0.0.1:7201"},
+		Catalogue: CatalogueConfig{Path: ""},
+		Log:       LogConfig{Level: LogLevelInfo, Format: LogFormatText},
+	}
+}
+
+// ApplyDerived fills the values whose defaults depend on other keys:
+// Node.DataDir ("data/<id>") and Raft.Advertise (Raft.Addr). Load calls it
+// before Validate; callers building a Config by hand may call it too.
+func (c *Config) ApplyDerived() {
+	if c.Node.DataDir == "" && c.Node.ID != "" {
+		c.Node.DataDir = filepath.Join("data", c.Node.ID)
+	}
+	if c.Raft.Advertise == "" {
+		c.Raft.Advertise = c.Raft.Addr
+	}
+}
+
+// RaftAdvertise returns the raft address other members should dial:
+// Raft.Advertise, or Raft.Addr when that is empty.
+func (c *Config) RaftAdvertise() string {
+	if c.Raft.Advertise != "" {
+		return c.Raft.Advertise
+	}
+	return c.Raft.Addr
+}
+
+// Location returns the *time.Location for Node.TimeZone (UTC if it does not
+// load; Validate reports that case).
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Node.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// JurisdictionDigits returns the jurisdiction code length required for tier,
+// or 0 for an unknown tier.
+func JurisdictionDigits(tier string) int {
+	switch tier {
+	case TierCity, TierDistrict:
+		return 6
+	case TierStreet:
+		return 9
+	case TierCommunity:
+		return 12
+	}
+	return 0
+}

@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/node"
+	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/workflow"
+)
+
+// forwardedKey marks a call that a follower passed on to the leader, so the
+// receiver never passes it on again.
+const forwardedKey = "x-cityhub-forwarded"
+
+// MaxPageSize bounds ListCases pages.
+const MaxPageSize = 500
+
+// CaseServer implements cityhub.v1.CaseService.
+type CaseServer struct {
+	pb.UnimplementedCaseServiceServer
+	replica Replica
+	cat     *catalogue.Catalogue
+	peers   *Peers
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// NewCaseServer returns the case service of replica.
+func NewCaseServer(r Replica, cat *catalogue.Catalogue, peers *Peers, logger *slog.Logger) *CaseServer {
+	return &CaseServer{replica: r, cat: cat, peers: peers, log: logger, now: time.Now}
+}
+
+// ReportCase validates a report and proposes it.
+func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*pb.CaseResponse, error) {
+	c, err := reportToCase(s.cat, r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: &pb.ReportCase{
+		Case: c, Actor: r.Actor, Role: r.Role, Note: r.Note,
+	}}}
+	return s.propose(ctx, cmd)
+}
+
+// Act applies the action named in the request.
+func (s *CaseServer) Act(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	a, err := actToCommand(r, s.now().UnixMilli())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.propose(ctx, &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Act{Act: a}})
+}
+
+func (s *CaseServer) propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	resp, err := s.replica.Propose(ctx, cmd)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	withAllowed(resp.Case)
+	return resp, nil
+}
+
+func (s *CaseServer) actAs(ctx context.Context, a pb.Action, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	r.Action = a
+	return s.Act(ctx, r)
+}
+
+// GetCase reads one case at the requested consistency (linearizable by default).
+func (s *CaseServer) GetCase(ctx context.Context, r *pb.GetCaseRequest) (*pb.Case, error) {
+	if err := checkCaseID(r.CaseId); err != nil {
+		return nil, toStatus(err)
+	}
+	level := r.Consistency
+	if level == pb.Consistency_CONSISTENCY_UNSPECIFIED {
+		level = pb.Consistency_CONSISTENCY_LINEARIZABLE
+	}
+	if ok, err := s.readHere(ctx, level); err != nil {
+		return nil, toStatus(err)
+	} else if !ok {
+		cl, err := s.peers.leaderCases(s.replica)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		r.Consistency = level
+		return cl.GetCase(forwardCtx(ctx), r)
+	}
+	c, err := s.replica.Store().GetCase(r.CaseId)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return withAllowed(c), nil
+}
+
+// ListCases lists cases by state, owner unit, grid prefix or deadline.
+func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb.ListCasesResponse, error) {
+	if r.PageSize < 0 || r.PageSize > MaxPageSize {
+		return nil, toStatus(invalid("page_size", "between 1 and %d (0 means 50)", MaxPageSize))
+	}
+	if _, ok := pb.State_name[int32(r.State)]; !ok {
+		return nil, toStatus(invalid("state", "unknown state %d", r.State))
+	}
+	if r.GridPrefix != "" && (len(r.GridPrefix) > catalogue.GridCodeLen || !allDigits(r.GridPrefix)) {
+		return nil, toStatus(invalid("grid_prefix", "1 to %d digits", catalogue.GridCodeLen))
+	}
+	if r.OwnerUnit != "" && !unitRe.MatchString(r.OwnerUnit) {
+		return nil, toStatus(invalid("owner_unit", "not a unit id"))
+	}
+	level := r.Consistency
+	if level == pb.Consistency_CONSISTENCY_UNSPECIFIED {
+		level = pb.Consistency_CONSISTENCY_LEADER
+	}
+	if ok, err := s.readHere(ctx, level); err != nil {
+		return nil, toStatus(err)
+	} else if !ok {
+		cl, err := s.peers.leaderCases(s.replica)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		r.Consistency = level
+		return cl.ListCases(forwardCtx(ctx), r)
+	}
+	q := store.Query{
+		State: r.State, OwnerUnit: r.OwnerUnit, GridPrefix: r.GridPrefix,
+		PageSize: int(r.PageSize), PageToken: r.PageToken, WithHistory: r.IncludeHistory,
+	}
+	if r.DueBefore != nil {
+		q.DueBefore = r.DueBefore.AsTime()
+	}
+	cases, next, err := s.replica.Store().List(q)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	for _, c := range cases {
+		withAllowed(c)
+	}
+	return &pb.ListCasesResponse{Cases: cases, NextPageToken: next}, nil
+}
+
+// GetCatalogue returns the class catalogue this node validates against.
+func (s *CaseServer) GetCatalogue(context.Context, *pb.GetCatalogueRequest) (*pb.Catalogue, error) {
+	return s.cat.Proto(), nil
+}
+
+// readHere reports whether this replica may serve a read at level; false
+// means the leader must (and the caller forwards, unless this call was
+// itself forwarded).
+func (s *CaseServer) readHere(ctx context.Context, level pb.Consistency) (bool, error) {
+	if _, ok := pb.Consistency_name[int32(level)]; !ok {
+		return false, invalid("consistency", "STALE, LEADER or LINEARIZABLE")
+	}
+	err := s.replica.ReadBarrier(ctx, level)
+	if err == nil {
+		return true, nil
+	}
+	if isForwarded(ctx) || !errors.Is(err, node.ErrNotLeader) {
+		return false, err
+	}
+	return false, nil
+}
+
+func withAllowed(c *pb.Case) *pb.Case {
+	if c != nil {
+		c.AllowedActions = workflow.Allowed(c)
+	}
+	return c
+}
+
+func isForwarded(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return len(md.Get(forwardedKey)) > 0
+}
+
+func forwardCtx(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+
+// The per-action methods: each is Act with the action fixed.
+
+func (s *CaseServer) Verify(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_VERIFY, r)
+}
+func (s *CaseServer) File(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_FILE, r)
+}
+func (s *CaseServer) Reject(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_REJECT, r)
+}
+func (s *CaseServer) SelfHandle(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_SELF_HANDLE, r)
+}
+func (s *CaseServer) Dispatch(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_DISPATCH, r)
+}
+func (s *CaseServer) Accept(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_ACCEPT, r)
+}
+func (s *CaseServer) RequestReturn(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_REQUEST_RETURN, r)
+}
+func (s *CaseServer) ApproveReturn(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_APPROVE_RETURN, r)
+}
+func (s *CaseServer) DenyReturn(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_DENY_RETURN, r)
+}
+func (s *CaseServer) Handle(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_HANDLE, r)
+}
+func (s *CaseServer) CheckPass(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_CHECK_PASS, r)
+}
+func (s *CaseServer) CheckFail(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_CHECK_FAIL, r)
+}
+func (s *CaseServer) Close(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_CLOSE, r)
+}
+func (s *CaseServer) RequestExtension(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_REQUEST_EXTENSION, r)
+}
+func (s *CaseServer) ApproveExtension(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_APPROVE_EXTENSION, r)
+}
+func (s *CaseServer) DenyExtension(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_DENY_EXTENSION, r)
+}
+func (s *CaseServer) RequestSuspend(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_REQUEST_SUSPEND, r)
+}
+func (s *CaseServer) ApproveSuspend(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_APPROVE_SUSPEND, r)
+}
+func (s *CaseServer) DenySuspend(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_DENY_SUSPEND, r)
+}
+func (s *CaseServer) Resume(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_RESUME, r)
+}
+func (s *CaseServer) Void(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_VOID, r)
+}
+func (s *CaseServer) Supervise(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_SUPERVISE, r)
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
+)
+
+// ClusterServer implements cityhub.v1.ClusterService. Changes go to the
+// leader; a follower forwards them.
+type ClusterServer struct {
+	pb.UnimplementedClusterServiceServer
+	replica Replica
+	peers   *Peers
+}
+
+// NewClusterServer returns the cluster service of replica.
+func NewClusterServer(r Replica, peers *Peers) *ClusterServer {
+	return &ClusterServer{replica: r, peers: peers}
+}
+
+// GetStatus describes this replica and its group.
+func (s *ClusterServer) GetStatus(context.Context, *pb.GetStatusRequest) (*pb.ClusterStatus, error) {
+	return s.replica.Status(), nil
+}
+
+// Join adds a replica.
+func (s *ClusterServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if !nodeIDRe.MatchString(r.NodeId) {
+		return nil, toStatus(invalid("node_id", "required: 1 to 32 of a-z 0-9 -"))
+	}
+	if err := checkHostPort("raft_addr", r.RaftAddr, true); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := checkHostPort("grpc_addr", r.GrpcAddr, false); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := checkHostPort("http_addr", r.HttpAddr, false); err != nil {
+		return nil, toStatus(err)
+	}
+	err := s.replica.Join(ctx, r)
+	if s.forward(ctx, err) {
+		cl, cerr := s.peers.leaderCluster(s.replica)
+		if cerr != nil {
+			return nil, toStatus(cerr)
+		}
+		return cl.Join(forwardCtx(ctx), r)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.JoinResponse{Status: s.replica.Status()}, nil
+}
+
+// Remove takes a replica out of the group.
+func (s *ClusterServer) Remove(ctx context.Context, r *pb.RemoveRequest) (*pb.RemoveResponse, error) {
+	if !nodeIDRe.MatchString(r.NodeId) {
+		return nil, toStatus(invalid("node_id", "required: 1 to 32 of a-z 0-9 -"))
+	}
+	err := s.replica.Remove(ctx, r.NodeId)
+	if s.forward(ctx, err) {
+		cl, cerr := s.peers.leaderCluster(s.replica)
+		if cerr != nil {
+			return nil, toStatus(cerr)
+		}
+		return cl.Remove(forwardCtx(ctx), r)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.RemoveResponse{Status: s.replica.Status()}, nil
+}
+
+// TransferLeadership moves leadership to another voter.
+func (s *ClusterServer) TransferLeadership(ctx context.Context, r *pb.TransferLeadershipRequest) (*pb.TransferLeadershipResponse, error) {
+	if r.NodeId != "" && !nodeIDRe.MatchString(r.NodeId) {
+		return nil, toStatus(invalid("node_id", "1 to 32 of a-z 0-9 -, or empty"))
+	}
+	id, err := s.replica.TransferLeadership(ctx, r.NodeId)
+	if s.forward(ctx, err) {
+		cl, cerr := s.peers.leaderCluster(s.replica)
+		if cerr != nil {
+			return nil, toStatus(cerr)
+		}
+		return cl.TransferLeadership(forwardCtx(ctx), r)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.TransferLeadershipResponse{NewLeaderId: id}, nil
+}
+
+func (s *ClusterServer) forward(ctx context.Context, err error) bool {
+	return errors.Is(err, node.ErrNotLeader) && !isForwarded(ctx)
+}
+
+func checkHostPort(field, addr string, required bool) error {
+	if addr == "" && !required {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return invalid(field, "%q is not host:port", addr)
+	}
+	return nil
+}
+
+// ForwardServer implements the internal ForwardService: the leader's end
+// of write forwarding.
+type ForwardServer struct {
+	pb.UnimplementedForwardServiceServer
+	replica Replica
+}
+
+// NewForwardServer returns the forward service of replica.
+func NewForwardServer(r Replica) *ForwardServer { return &ForwardServer{replica: r} }
+
+// Propose applies a forwarded command here, never forwarding it again.
+func (s *ForwardServer) Propose(ctx context.Context, r *pb.ProposeRequest) (*pb.CaseResponse, error) {
+	if r.Command == nil || r.Command.Body == nil {
+		return nil, toStatus(invalid("command", "required"))
+	}
+	resp, err := s.replica.ProposeLocal(ctx, r.Command)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	withAllowed(resp.Case)
+	return resp, nil
+}

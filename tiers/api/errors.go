@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/node"
+	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/workflow"
+)
+
+// ErrInvalid marks a request this package refuses before it reaches raft.
+var ErrInvalid = errors.New("invalid request")
+
+// errorCodes is the one table from sentinel errors to gRPC codes. The first
+// match wins, so more specific errors come first.
+var errorCodes = []struct {
+	err  error
+	code codes.Code
+}{
+	{ErrInvalid, codes.InvalidArgument},
+	{workflow.ErrInvalidArgument, codes.InvalidArgument},
+	{catalogue.ErrInvalidCode, codes.InvalidArgument},
+	{catalogue.ErrUnknownClass, codes.InvalidArgument},
+	{store.ErrBadPageToken, codes.InvalidArgument},
+	{fsm.ErrBadCommand, codes.InvalidArgument},
+	{workflow.ErrForbidden, codes.FailedPrecondition},
+	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
+	{workflow.ErrVersionMismatch, codes.Aborted},
+	{workflow.ErrInconsistent, codes.Internal},
+	{fsm.ErrRequestReused, codes.AlreadyExists},
+	{store.ErrNotFound, codes.NotFound},
+	{node.ErrUnknownServer, codes.NotFound},
+	{node.ErrNoLeader, codes.Unavailable},
+	{node.ErrNotLeader, codes.Unavailable},
+	{node.ErrShutdown, codes.Unavailable},
+	{raft.ErrNotLeader, codes.Unavailable},
+	{raft.ErrLeadershipLost, codes.Unavailable},
+	{raft.ErrLeadershipTransferInProgress, codes.Unavailable},
+	{raft.ErrRaftShutdown, codes.Unavailable},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{context.Canceled, codes.Canceled},
+}
+
+// toStatus turns any error into a gRPC status error. Status errors (from a
+// forwarded call to the leader) pass through unchanged.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
+	}
+	code := codes.Internal
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			code = e.code
+			break
+		}
+	}
+	st := status.New(code, err.Error())
+	if field, reason, ok := fieldOf(err); ok {
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
+// fieldOf finds the request field an error names, whichever package made it.
+func fieldOf(err error) (field, reason string, ok bool) {
+	var wf *workflow.FieldError
+	if errors.As(err, &wf) {
+		return wf.Field, wf.Reason, true
+	}
+	var cf *catalogue.FieldError
+	if errors.As(err, &cf) {
+		return cf.Field, cf.Reason, true
+	}
+	return "", "", false
+}
+
+// invalid builds a field error for request validation in this package.
+func invalid(field, format string, args ...any) error {
+	return &workflow.FieldError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid}
+}

@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/proto/openapi"
+)
+
+// httpStatus maps gRPC codes to HTTP statuses. It follows grpc-gateway's
+// table except that a forbidden transition (FailedPrecondition) is a 409
+// Conflict with the case's current state, as the API promises.
+func httpStatus(c codes.Code) int {
+	if c == codes.FailedPrecondition {
+		return http.StatusConflict
+	}
+	return runtime.HTTPStatusFromCode(c)
+}
+
+var jsonMarshaler = &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+}
+
+// errorBody is the JSON body of every REST error.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	HTTPStatus int    `json:"http_status"`
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	Field      string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, st *status.Status) {
+	body := errorBody{Error: errorDetail{HTTPStatus: httpStatus(st.Code()), Code: st.Code().String(), Message: st.Message()}}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			body.Error.Field = br.GetFieldViolations()[0].GetField()
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(body.Error.HTTPStatus)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	writeError(w, status.Convert(err))
+}
+
+// newGateway builds the REST handler: the grpc-gateway mux calling the
+// services in process, plus health, readiness, metrics and OpenAPI.
+func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replica, m *Metrics) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
+		runtime.WithErrorHandler(gatewayError),
+		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, req *http.Request, code int) {
+			c := codes.NotFound
+			if code == http.StatusMethodNotAllowed {
+				c = codes.Unimplemented
+			}
+			writeError(w, status.Newf(c, "no route for %s %s", req.Method, req.URL.Path))
+		}),
+	)
+	if err := pb.RegisterCaseServiceHandlerServer(ctx, gw, cs); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterClusterServiceHandlerServer(ctx, gw, cl); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if _, _, err := r.Store().Applied(); err != nil {
+			writeError(w, status.New(codes.Unavailable, "state store unreadable: "+err.Error()))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": r.ID()})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := r.Status()
+		ready := st.LeaderId != "" && st.AppliedIndex+readyLag >= st.CommitIndex
+		body := map[string]any{"ready": ready, "node": st.NodeId, "state": st.State, "leader": st.LeaderId,
+			"applied_index": st.AppliedIndex, "commit_index": st.CommitIndex}
+		code := http.StatusOK
+		if !ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, body)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Document)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
+	})
+	return instrument(mux, m), nil
+}
+
+// readyLag is how many committed entries a replica may still have to apply
+// and be ready.
+const readyLag = 1000
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func instrument(h http.Handler, m *Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, req)
+		m.observeHTTP(req.Method, rec.code, time.Since(start))
+	})
+}

@@ -1,0 +1,107 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
+)
+
+// Peers keeps one gRPC connection per fellow replica, for forwarding writes,
+// reads and cluster changes to the leader. It implements node.Forwarder.
+type Peers struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+	opts  []grpc.DialOption
+}
+
+var _ node.Forwarder = (*Peers)(nil)
+
+// NewPeers returns an empty connection pool. Traffic inside one Raft group
+// stays on the operator's network; mTLS between tiers comes with the
+// federation layer.
+func NewPeers(opts ...grpc.DialOption) *Peers {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return &Peers{conns: map[string]*grpc.ClientConn{}, opts: opts}
+}
+
+func (p *Peers) conn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+// Close closes every connection.
+func (p *Peers) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, addr)
+	}
+}
+
+// Propose sends cmd to the leader's ForwardService. A leader that cannot be
+// reached, or that is no longer the leader, is reported as node.ErrNoLeader
+// so the node retries (the request id makes that safe).
+func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command) (*pb.CaseResponse, error) {
+	c, err := p.conn(leaderAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", node.ErrNoLeader, err)
+	}
+	resp, err := pb.NewForwardServiceClient(c).Propose(forwardCtx(ctx), &pb.ProposeRequest{Command: cmd})
+	if status.Code(err) == codes.Unavailable {
+		return nil, fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
+	}
+	return resp, err
+}
+
+func (p *Peers) leaderConn(r Replica) (*grpc.ClientConn, error) {
+	id, addr := r.Leader()
+	if addr == "" {
+		return nil, fmt.Errorf("%w: leader %q has no known API address", node.ErrNoLeader, id)
+	}
+	return p.conn(addr)
+}
+
+func (p *Peers) leaderCases(r Replica) (pb.CaseServiceClient, error) {
+	c, err := p.leaderConn(r)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewCaseServiceClient(c), nil
+}
+
+func (p *Peers) leaderCluster(r Replica) (pb.ClusterServiceClient, error) {
+	c, err := p.leaderConn(r)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewClusterServiceClient(c), nil
+}
+
+// Cluster returns a ClusterService client for addr.
+func (p *Peers) Cluster(addr string) (pb.ClusterServiceClient, error) {
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewClusterServiceClient(c), nil
+}

@@ -1,0 +1,23 @@
+package api
+
+import (
+	"context"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// Replica is what the API needs of a tier node (node.Node implements it).
+type Replica interface {
+	ID() string
+	Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error)
+	ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error)
+	ReadBarrier(ctx context.Context, level pb.Consistency) error
+	Store() *store.Store
+	Leader() (id, grpcAddr string)
+	IsLeader() bool
+	Status() *pb.ClusterStatus
+	Join(ctx context.Context, req *pb.JoinRequest) error
+	Remove(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id string) (string, error)
+}

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/catalogue"
+)
+
+// Options configure a Server.
+type Options struct {
+	Replica      Replica
+	Catalogue    *catalogue.Catalogue
+	Peers        *Peers // shared with the node as its Forwarder
+	GRPCListener net.Listener
+	HTTPListener net.Listener
+	Logger       *slog.Logger
+}
+
+// Server serves one replica over gRPC and REST.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	grpc    *grpc.Server
+	http    *http.Server
+	Metrics *Metrics
+}
+
+// NewServer wires the services; Serve starts them.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Catalogue == nil {
+		return nil, errors.New("api: a catalogue is required")
+	}
+	log := opts.Logger.With("component", "api")
+	m := NewMetrics(opts.Replica)
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log)))
+	cs := NewCaseServer(opts.Replica, opts.Catalogue, opts.Peers, log)
+	cl := NewClusterServer(opts.Replica, opts.Peers)
+	pb.RegisterCaseServiceServer(gs, cs)
+	pb.RegisterClusterServiceServer(gs, cl)
+	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica))
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	reflection.Register(gs)
+
+	h, err := newGateway(context.Background(), cs, cl, opts.Replica, m)
+	if err != nil {
+		return nil, fmt.Errorf("build REST gateway: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20}
+	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m}, nil
+}
+
+// Serve starts serving on the listeners and returns at once.
+func (s *Server) Serve() {
+	go func() {
+		if err := s.grpc.Serve(s.opts.GRPCListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", "error", err)
+		}
+	}()
+	go func() {
+		if err := s.http.Serve(s.opts.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP server stopped", "error", err)
+		}
+	}()
+	s.log.Info("serving", "grpc", s.opts.GRPCListener.Addr().String(), "http", s.opts.HTTPListener.Addr().String())
+}
+
+// Stop drains both servers, giving up when ctx ends.
+func (s *Server) Stop(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	_ = s.http.Shutdown(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+}
+
+// Kill stops both servers at once, dropping calls in flight (tests).
+func (s *Server) Kill() {
+	s.grpc.Stop()
+	_ = s.http.Close()
+}
+
+// recoverInterceptor turns a panic in a handler into an Internal error, so
+// no input can take a node down through the API.
+func recoverInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("handler panic", "method", info.FullMethod, "panic", p)
+				err = toStatus(fmt.Errorf("internal error in %s", info.FullMethod))
+			}
+		}()
+		return h(ctx, req)
+	}
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (s *Server) GRPCAddr() string { return s.opts.GRPCListener.Addr().String() }
+
+// HTTPAddr is the address the REST server listens on.
+func (s *Server) HTTPAddr() string { return s.opts.HTTPListener.Addr().String() }

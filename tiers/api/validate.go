@@ -1,0 +1,221 @@
+package api
+
+import (
+	"math"
+	"regexp"
+	"unicode/utf8"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/catalogue"
+)
+
+// Limits on request fields.
+const (
+	MaxDescription   = 4000 // characters
+	MaxNote          = 4000
+	MaxAddress       = 256
+	MaxRefs          = 20  // media references or attachments per request
+	MaxRef           = 512 // bytes per reference
+	MaxName          = 64
+	MaxRequestID     = 128
+	MaxTimeLimitMins = 366 * 24 * 60
+	// DefaultTimeLimitMinutes is the handling time limit of a dispatch that
+	// names none: one working day of eight hours.
+	DefaultTimeLimitMinutes = 8 * 60
+)
+
+var (
+	requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:/-]+$`)
+	caseIDRe    = regexp.MustCompile(`^[0-9]{1,32}-[0-9]{8}-[0-9]{6,}$`)
+	unitRe      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	nodeIDRe    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+)
+
+func checkRequestID(id string) error {
+	switch {
+	case id == "":
+		return invalid("request_id", "required: a client-chosen idempotency key, e.g. a UUID")
+	case len(id) > MaxRequestID:
+		return invalid("request_id", "at most %d bytes", MaxRequestID)
+	case !requestIDRe.MatchString(id):
+		return invalid("request_id", "only letters, digits and . _ : / - are allowed")
+	}
+	return nil
+}
+
+func checkCaseID(id string) error {
+	if !caseIDRe.MatchString(id) {
+		return invalid("case_id", "%q is not a case id (jurisdiction-YYYYMMDD-sequence, e.g. 320582-20261122-000001)", id)
+	}
+	return nil
+}
+
+func checkActor(actor string, role pb.Role) error {
+	if actor == "" || utf8.RuneCountInString(actor) > MaxName {
+		return invalid("actor", "required, at most %d characters", MaxName)
+	}
+	if _, ok := pb.Role_name[int32(role)]; !ok || role == pb.Role_ROLE_UNSPECIFIED {
+		return invalid("role", "required: one of INSPECTOR, INTAKE_CLERK, CITIZEN, SYSTEM, SHIFT_LEADER, DISPATCHER, HANDLING_UNIT, SUPERVISOR")
+	}
+	return nil
+}
+
+func checkText(field, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return invalid(field, "%d characters, at most %d allowed", n, max)
+	}
+	return nil
+}
+
+func checkRefs(field string, refs []string) error {
+	if len(refs) > MaxRefs {
+		return invalid(field, "%d references, at most %d allowed", len(refs), MaxRefs)
+	}
+	for i, r := range refs {
+		if r == "" || len(r) > MaxRef || !utf8.ValidString(r) {
+			return invalid(field, "reference %d must be 1 to %d bytes of UTF-8", i, MaxRef)
+		}
+	}
+	return nil
+}
+
+// reportToCase validates a report and builds the case the command carries.
+func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, error) {
+	if err := checkRequestID(r.RequestId); err != nil {
+		return nil, err
+	}
+	if err := checkActor(r.Actor, r.Role); err != nil {
+		return nil, err
+	}
+	if _, ok := pb.Source_name[int32(r.Source)]; !ok || r.Source == pb.Source_SOURCE_UNSPECIFIED {
+		return nil, invalid("source", "required: INSPECTOR, HOTLINE_12345, HOTLINE_12319, APP, CAMERA, LEADER or MEDIA")
+	}
+	if _, ok := pb.Kind_name[int32(r.Kind)]; !ok || r.Kind == pb.Kind_KIND_UNSPECIFIED {
+		return nil, invalid("kind", "required: COMPONENT (部件) or EVENT (事件)")
+	}
+	if err := catalogue.ValidateGridCode(r.GridCode); err != nil {
+		return nil, &catalogue.FieldError{Field: "grid_code", Reason: err.Error(), Err: catalogue.ErrInvalidCode}
+	}
+	if err := cat.ValidateClass(r.Kind, r.MajorCode, r.MinorCode, r.ComponentId, r.GridCode); err != nil {
+		return nil, err
+	}
+	if r.Description == "" {
+		return nil, invalid("description", "required: what is wrong and where")
+	}
+	if err := checkText("description", r.Description, MaxDescription); err != nil {
+		return nil, err
+	}
+	if err := checkText("note", r.Note, MaxNote); err != nil {
+		return nil, err
+	}
+	if loc := r.Location; loc != nil {
+		if math.IsNaN(loc.Lat) || loc.Lat < -90 || loc.Lat > 90 {
+			return nil, invalid("location.lat", "must be a latitude between -90 and 90")
+		}
+		if math.IsNaN(loc.Lng) || loc.Lng < -180 || loc.Lng > 180 {
+			return nil, invalid("location.lng", "must be a longitude between -180 and 180")
+		}
+		if err := checkText("location.address", loc.Address, MaxAddress); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkRefs("media", r.Media); err != nil {
+		return nil, err
+	}
+	if rp := r.Reporter; rp != nil {
+		for field, v := range map[string]string{"reporter.name": rp.Name, "reporter.phone": rp.Phone, "reporter.id": rp.Id} {
+			if err := checkText(field, v, MaxName); err != nil {
+				return nil, err
+			}
+		}
+	}
+	urgency := r.Urgency
+	if _, ok := pb.Urgency_name[int32(urgency)]; !ok {
+		return nil, invalid("urgency", "ORDINARY or URGENT")
+	}
+	if urgency == pb.Urgency_URGENCY_UNSPECIFIED {
+		urgency = pb.Urgency_URGENCY_ORDINARY
+	}
+	return &pb.Case{
+		Source:      r.Source,
+		Kind:        r.Kind,
+		MajorCode:   r.MajorCode,
+		MinorCode:   r.MinorCode,
+		GridCode:    r.GridCode,
+		ComponentId: r.ComponentId,
+		Location:    r.Location,
+		Description: r.Description,
+		Media:       r.Media,
+		Reporter:    r.Reporter,
+		Urgency:     urgency,
+	}, nil
+}
+
+// actToCommand validates an action request and builds the command body.
+func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
+	if err := checkCaseID(r.CaseId); err != nil {
+		return nil, err
+	}
+	if err := checkRequestID(r.RequestId); err != nil {
+		return nil, err
+	}
+	if _, ok := pb.Action_name[int32(r.Action)]; !ok || r.Action == pb.Action_ACTION_UNSPECIFIED || r.Action == pb.Action_ACTION_REPORT {
+		return nil, invalid("action", "required: a workflow action such as DISPATCH or CLOSE (report with ReportCase)")
+	}
+	if err := checkActor(r.Actor, r.Role); err != nil {
+		return nil, err
+	}
+	if err := checkText("note", r.Note, MaxNote); err != nil {
+		return nil, err
+	}
+	if err := checkRefs("attachments", r.Attachments); err != nil {
+		return nil, err
+	}
+	a := &pb.CaseAction{
+		CaseId:          r.CaseId,
+		Action:          r.Action,
+		Actor:           r.Actor,
+		Role:            r.Role,
+		Note:            r.Note,
+		Attachments:     r.Attachments,
+		ExpectedVersion: r.ExpectedVersion,
+	}
+	switch r.Action {
+	case pb.Action_ACTION_DISPATCH:
+		if !unitRe.MatchString(r.Unit) {
+			return nil, invalid("unit", "required: the id of the unit that must handle the case (letters, digits, . _ -)")
+		}
+		if _, ok := pb.Tier_name[int32(r.UnitTier)]; !ok {
+			return nil, invalid("unit_tier", "CITY, DISTRICT, STREET or COMMUNITY")
+		}
+		a.Unit, a.UnitTier = r.Unit, r.UnitTier
+		switch {
+		case r.Deadline != nil && r.TimeLimitMinutes != 0:
+			return nil, invalid("deadline", "give a deadline or time_limit_minutes, not both")
+		case r.Deadline != nil:
+			if err := r.Deadline.CheckValid(); err != nil {
+				return nil, invalid("deadline", "%v", err)
+			}
+			if ms := r.Deadline.AsTime().UnixMilli(); ms <= nowMs {
+				return nil, invalid("deadline", "must be in the future")
+			} else {
+				a.DeadlineUnixMs = ms
+			}
+		case r.TimeLimitMinutes < 0 || r.TimeLimitMinutes > MaxTimeLimitMins:
+			return nil, invalid("time_limit_minutes", "between 1 and %d", MaxTimeLimitMins)
+		case r.TimeLimitMinutes == 0:
+			a.TimeLimitMinutes = DefaultTimeLimitMinutes
+		default:
+			a.TimeLimitMinutes = r.TimeLimitMinutes
+		}
+	case pb.Action_ACTION_REQUEST_EXTENSION:
+		if r.ExtensionMinutes <= 0 || r.ExtensionMinutes > MaxTimeLimitMins {
+			return nil, invalid("extension_minutes", "required: between 1 and %d", MaxTimeLimitMins)
+		}
+		a.ExtensionMinutes = r.ExtensionMinutes
+	}
+	return a, nil
+}

@@ -1,0 +1,145 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// txnChunk bounds how many log entries share one badger transaction, which
+// keeps a transaction well under badger's size limit however large a batch
+// raft hands over.
+const txnChunk = 32
+
+// FSM applies committed log entries to the store.
+type FSM struct {
+	store   *store.Store
+	log     *slog.Logger
+	applied atomic.Uint64
+	// onApply, when set, is told of every applied index (tests and metrics).
+	onApply func(index uint64)
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns the FSM over st, resuming from the applied index stored there.
+func New(st *store.Store, logger *slog.Logger) (*FSM, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f := &FSM{store: st, log: logger}
+	idx, _, err := st.Applied()
+	if err != nil {
+		return nil, fmt.Errorf("read applied index: %w", err)
+	}
+	f.applied.Store(idx)
+	return f, nil
+}
+
+// AppliedIndex is the last log index reflected in the store.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// OnApply registers fn to be called with each applied index. Not safe to
+// call once raft is running.
+func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
+
+// Apply applies one entry.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies entries in order, up to txnChunk per transaction. An
+// entry at or below the stored applied index was applied before a restart
+// and is skipped: replaying the log after a crash never applies twice.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for start := 0; start < len(logs); start += txnChunk {
+		end := min(start+txnChunk, len(logs))
+		f.applyChunk(logs[start:end], out[start:end])
+	}
+	return out
+}
+
+func (f *FSM) applyChunk(logs []*raft.Log, out []any) {
+	applied := f.applied.Load()
+	var last *raft.Log
+	err := f.store.Update(func(tx *store.Tx) error {
+		for i, l := range logs {
+			if l.Index <= applied {
+				out[i] = &Result{Err: fmt.Errorf("%w: index %d already applied", ErrReplayed, l.Index)}
+				continue
+			}
+			last = l
+			if l.Type != raft.LogCommand {
+				continue
+			}
+			res, err := process(tx, l)
+			if err != nil {
+				return err // storage failure: nothing of the chunk commits
+			}
+			out[i] = res
+		}
+		if last == nil {
+			return nil
+		}
+		return tx.SetApplied(last.Index, last.Term)
+	})
+	if err != nil {
+		// A storage failure cannot be skipped without diverging from the
+		// other replicas; stop the node rather than serve wrong state.
+		f.log.Error("state machine write failed", "error", err)
+		panic(fmt.Sprintf("cityhub fsm: apply entries %d..%d: %v", logs[0].Index, logs[len(logs)-1].Index, err))
+	}
+	if last != nil {
+		f.applied.Store(last.Index)
+		if f.onApply != nil {
+			f.onApply(last.Index)
+		}
+	}
+}
+
+// Snapshot pins a consistent view of the store; Persist streams it.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	sn, err := f.store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{sn: sn, log: f.log}, nil
+}
+
+// Restore replaces the store's content with a snapshot stream.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return fmt.Errorf("restore state: %w", err)
+	}
+	idx, _, err := f.store.Applied()
+	if err != nil {
+		return fmt.Errorf("read applied index after restore: %w", err)
+	}
+	f.applied.Store(idx)
+	return nil
+}
+
+type snapshot struct {
+	sn  *store.Snapshot
+	log *slog.Logger
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	n, err := s.sn.WriteTo(sink)
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	s.log.Info("snapshot persisted", "id", sink.ID(), "bytes", n)
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { s.sn.Release() }

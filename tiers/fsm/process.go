@@ -1,0 +1,183 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/workflow"
+)
+
+var (
+	// ErrBadCommand is returned for a log entry that is not a valid Command.
+	ErrBadCommand = errors.New("bad command")
+	// ErrRequestReused is returned when a request id that was already
+	// applied comes back with a different command.
+	ErrRequestReused = errors.New("request id already used for a different command")
+	// ErrReplayed marks an entry skipped because the store already holds it.
+	ErrReplayed = errors.New("entry already applied")
+)
+
+// Result is what Apply returns for a command entry.
+type Result struct {
+	Case     *pb.Case
+	Replayed bool // the request id was applied before; nothing changed
+	Err      error
+}
+
+// process applies one command inside tx. A returned error is a storage
+// failure; a refused command is reported in Result.Err and writes nothing.
+func process(tx *store.Tx, l *raft.Log) (*Result, error) {
+	cmd := &pb.Command{}
+	if err := proto.Unmarshal(l.Data, cmd); err != nil {
+		return &Result{Err: fmt.Errorf("%w: index %d: %v", ErrBadCommand, l.Index, err)}, nil
+	}
+	fp := fingerprint(cmd)
+	if cmd.RequestId != "" {
+		rec, err := tx.GetRequest(cmd.RequestId)
+		switch {
+		case err == nil:
+			return replay(tx, cmd, rec, fp)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+	}
+	var (
+		c   *pb.Case
+		res *Result
+		err error
+	)
+	switch body := cmd.Body.(type) {
+	case *pb.Command_Report:
+		c, res, err = report(tx, cmd, body.Report)
+	case *pb.Command_Act:
+		c, res, err = act(tx, cmd, body.Act)
+	case *pb.Command_RegisterNode:
+		r := body.RegisterNode
+		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr})
+	default:
+		return &Result{Err: fmt.Errorf("%w: index %d has no body", ErrBadCommand, l.Index)}, nil
+	}
+	if err != nil || res != nil {
+		return res, err
+	}
+	if cmd.RequestId != "" {
+		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{CaseId: c.Id, Version: c.Version, Fingerprint: fp, LogIndex: l.Index}); err != nil {
+			return nil, err
+		}
+	}
+	return &Result{Case: c}, nil
+}
+
+func replay(tx *store.Tx, cmd *pb.Command, rec *pb.RequestRecord, fp []byte) (*Result, error) {
+	if string(rec.Fingerprint) != string(fp) {
+		return &Result{Err: fmt.Errorf("%w: request_id %q (first applied at index %d to case %s)", ErrRequestReused, cmd.RequestId, rec.LogIndex, rec.CaseId)}, nil
+	}
+	if rec.CaseId == "" {
+		return &Result{Replayed: true}, nil
+	}
+	c, err := tx.GetCase(rec.CaseId)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Case: c, Replayed: true}, nil
+}
+
+func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase) (*pb.Case, *Result, error) {
+	if r.GetCase() == nil || !validIDPart(r.IdPrefix) || !validIDPart(r.IdDate) {
+		return nil, &Result{Err: fmt.Errorf("%w: report needs a case, id prefix and date", ErrBadCommand)}, nil
+	}
+	c := proto.Clone(r.Case).(*pb.Case)
+	step := workflow.Step{
+		Action:    pb.Action_ACTION_REPORT,
+		Actor:     r.Actor,
+		Role:      r.Role,
+		Note:      r.Note,
+		AtUnixMs:  cmd.StampedUnixMs,
+		RequestID: cmd.RequestId,
+	}
+	// Validate before a sequence number is taken, so a refused report
+	// leaves no gap and writes nothing.
+	if err := workflow.NewCase(c, step); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
+	seq, err := tx.NextSeq(r.IdPrefix, r.IdDate)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Id = fmt.Sprintf("%s-%s-%06d", r.IdPrefix, r.IdDate, seq)
+	if err := tx.PutCase(nil, c); err != nil {
+		return nil, nil, err
+	}
+	return c, nil, nil
+}
+
+func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction) (*pb.Case, *Result, error) {
+	old, err := tx.GetCase(a.CaseId)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Result{Err: err}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c := proto.Clone(old).(*pb.Case)
+	step := workflow.Step{
+		Action:           a.Action,
+		Actor:            a.Actor,
+		Role:             a.Role,
+		Note:             a.Note,
+		Attachments:      a.Attachments,
+		Unit:             a.Unit,
+		UnitTier:         a.UnitTier,
+		DeadlineUnixMs:   a.DeadlineUnixMs,
+		ExtensionMinutes: a.ExtensionMinutes,
+		AtUnixMs:         cmd.StampedUnixMs,
+		RequestID:        cmd.RequestId,
+		ExpectedVersion:  a.ExpectedVersion,
+	}
+	if err := workflow.Apply(c, step); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
+	if err := tx.PutCase(old, c); err != nil {
+		return nil, nil, err
+	}
+	return c, nil, nil
+}
+
+// fingerprint hashes what the client asked for, leaving out what the leader
+// stamped (time, id date, computed deadline), so a retry through another
+// leader on another day still matches.
+func fingerprint(cmd *pb.Command) []byte {
+	var m proto.Message
+	switch b := cmd.Body.(type) {
+	case *pb.Command_Report:
+		r := proto.Clone(b.Report).(*pb.ReportCase)
+		r.IdDate, r.IdPrefix = "", ""
+		m = r
+	case *pb.Command_Act:
+		a := proto.Clone(b.Act).(*pb.CaseAction)
+		if a.TimeLimitMinutes != 0 {
+			a.DeadlineUnixMs = 0
+		}
+		m = a
+	case *pb.Command_RegisterNode:
+		m = b.RegisterNode
+	default:
+		return nil
+	}
+	raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	sum := sha256.Sum256(raw)
+	return sum[:]
+}
+
+// validIDPart accepts the digits-and-dashes pieces of a case id; ids never
+// hold '/' or NUL, which the store's index keys rely on.
+func validIDPart(s string) bool {
+	return s != "" && len(s) <= 32 && strings.Trim(s, "0123456789-") == ""
+}

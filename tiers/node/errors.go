@@ -1,0 +1,18 @@
+package node
+
+import "errors"
+
+var (
+	// ErrNoLeader is returned when the group has no known leader (an
+	// election is under way or the node is cut off). Retry with the same
+	// request id.
+	ErrNoLeader = errors.New("no raft leader")
+	// ErrNotLeader is returned for an operation only the leader can do
+	// when forwarding is not possible.
+	ErrNotLeader = errors.New("not the raft leader")
+	// ErrShutdown is returned once the node is shutting down.
+	ErrShutdown = errors.New("node is shutting down")
+	// ErrUnknownServer is returned when removing or transferring to a
+	// server that is not a member.
+	ErrUnknownServer = errors.New("unknown server")
+)

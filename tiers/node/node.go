@@ -1,0 +1,352 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/raftlog"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// Peer is a static member of the group, from configuration.
+type Peer struct {
+	ID, RaftAddr, GRPCAddr, HTTPAddr string
+}
+
+// Clock tells the leader the time it stamps into commands.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Forwarder sends a command to the leader's API; the api package implements it over gRPC.
+type Forwarder interface {
+	Propose(ctx context.Context, leaderGRPCAddr string, cmd *pb.Command) (*pb.CaseResponse, error)
+}
+
+// Config is what a node needs to run.
+type Config struct {
+	ID           string
+	DataDir      string
+	RaftAddr     string // bind address of the raft transport
+	Advertise    string // address peers use; defaults to RaftAddr
+	GRPCAddr     string // this node's API address, registered for forwarding
+	HTTPAddr     string
+	Bootstrap    bool
+	Peers        []Peer
+	Jurisdiction string // case id prefix
+	Location     *time.Location
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+	MaxAppendEntries   int
+	ApplyTimeout       time.Duration
+
+	Clock     Clock     // default: the system clock
+	Forwarder Forwarder // nil: followers answer ErrNotLeader
+	Logger    *slog.Logger
+	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
+}
+
+// Node is one running replica.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	raft  *raft.Raft
+	fsm   *fsm.FSM
+	store *store.Store
+	logs  *raftlog.Store
+	trans *raft.NetworkTransport
+
+	appliedMu   sync.Mutex
+	appliedCond *sync.Cond
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// Open starts the replica: it opens the stores, starts raft and, when
+// configured and no state exists yet, bootstraps the group.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = cfg.RaftAddr
+	}
+	if cfg.ApplyTimeout == 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{})}
+	n.appliedCond = sync.NewCond(&n.appliedMu)
+	if err := n.open(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) open() error {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	var err error
+	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store")}); err != nil {
+		return err
+	}
+	if n.logs, err = raftlog.Open(raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}); err != nil {
+		return err
+	}
+	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
+		return err
+	}
+	n.fsm.OnApply(func(uint64) {
+		n.appliedMu.Lock()
+		n.appliedCond.Broadcast()
+		n.appliedMu.Unlock()
+	})
+	raftOut := cfg.RaftLog
+	if raftOut == nil {
+		raftOut = os.Stderr
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
+	if err != nil {
+		return fmt.Errorf("snapshot store: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
+	}
+	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, adv, 5, 10*time.Second, hl); err != nil {
+		return fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	setDur(&rc.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setDur(&rc.ElectionTimeout, cfg.ElectionTimeout)
+	setDur(&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+	setDur(&rc.CommitTimeout, cfg.CommitTimeout)
+	setDur(&rc.SnapshotInterval, cfg.SnapshotInterval)
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	if cfg.MaxAppendEntries > 0 {
+		rc.MaxAppendEntries = cfg.MaxAppendEntries
+	}
+	// Group commit: concurrent proposals queue in a buffered channel and
+	// the leader writes each queue-full to the log with one fsync.
+	rc.BatchApplyCh = true
+	// The FSM's state is durable in badger with its applied index, so
+	// raft must not overwrite it with an older snapshot at start; it
+	// replays the log and the FSM skips what it already holds.
+	rc.NoSnapshotRestoreOnStart = true
+
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	if cfg.Bootstrap {
+		if err := n.bootstrap(snaps); err != nil {
+			return err
+		}
+	}
+	go n.registerSelf()
+	return nil
+}
+
+func setDur(dst *time.Duration, v time.Duration) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
+	if err != nil {
+		return fmt.Errorf("check raft state: %w", err)
+	}
+	if has {
+		return nil
+	}
+	servers := []raft.Server{{ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.cfg.Advertise), Suffrage: raft.Voter}}
+	if len(n.cfg.Peers) > 0 {
+		servers = servers[:0]
+		for _, p := range n.cfg.Peers {
+			servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr), Suffrage: raft.Voter})
+		}
+	}
+	n.log.Info("bootstrapping raft group", "servers", len(servers))
+	err = n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// registerSelf records this node's API addresses in the replicated
+// registry, so followers can find the leader's API. It retries until it
+// succeeds or the node shuts down.
+func (n *Node) registerSelf() {
+	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr}
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 2*time.Second) {
+		if known, err := n.registered(reg); err == nil && known {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cmd := &pb.Command{
+			RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr,
+			Body:      &pb.Command_RegisterNode{RegisterNode: reg},
+		}
+		_, err := n.Propose(ctx, cmd)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-n.done:
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (n *Node) registered(reg *pb.RegisterNode) (bool, error) {
+	nodes, err := n.store.Nodes()
+	if err != nil {
+		return false, err
+	}
+	for _, ni := range nodes {
+		if ni.NodeId == reg.NodeId {
+			return proto.Equal(ni, &pb.NodeInfo{NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr}), nil
+		}
+	}
+	return false, nil
+}
+
+// ID is the node's raft server id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Jurisdiction is the case id prefix of this node.
+func (n *Node) Jurisdiction() string { return n.cfg.Jurisdiction }
+
+// Store is the node's state, for reads.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Raft exposes the raft instance (status, metrics, tests).
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// AppliedIndex is the last log index applied to the store.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// IsLeader reports whether this replica currently leads.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's id and its gRPC address ("" when unknown).
+func (n *Node) Leader() (id, grpcAddr string) {
+	addr, sid := n.raft.LeaderWithID()
+	if sid == "" {
+		return "", ""
+	}
+	return string(sid), n.grpcAddrOf(string(sid), string(addr))
+}
+
+// grpcAddrOf finds a member's API address: the replicated registry first,
+// then the static peers of the configuration.
+func (n *Node) grpcAddrOf(id, raftAddr string) string {
+	if id == n.cfg.ID {
+		return n.cfg.GRPCAddr
+	}
+	if nodes, err := n.store.Nodes(); err == nil {
+		for _, ni := range nodes {
+			if ni.NodeId == id && ni.GrpcAddr != "" {
+				return ni.GrpcAddr
+			}
+		}
+	}
+	for _, p := range n.cfg.Peers {
+		if p.ID == id || (raftAddr != "" && p.RaftAddr == raftAddr) {
+			return p.GRPCAddr
+		}
+	}
+	return ""
+}
+
+// WaitForLeader blocks until the group has a leader or ctx ends.
+func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, id := n.raft.LeaderWithID(); id != "" {
+			return string(id), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w", ErrNoLeader)
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops raft and closes the stores.
+func (n *Node) Shutdown() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.done)
+		if n.raft != nil {
+			err = n.raft.Shutdown().Error()
+		}
+		if n.trans != nil {
+			_ = n.trans.Close()
+		}
+		n.appliedMu.Lock()
+		n.appliedCond.Broadcast()
+		n.appliedMu.Unlock()
+		if cerr := n.closeStores(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+func (n *Node) closeStores() error {
+	var errs []error
+	if n.logs != nil {
+		errs = append(errs, n.logs.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+)
+
+// Propose commits cmd through raft and returns its result. On a follower
+// the command goes to the leader through the Forwarder. When leadership is
+// moving, Propose retries until ctx ends: every command carries a request
+// id, so a retry of a command that did commit returns the first result.
+func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		resp, err := n.proposeOnce(ctx, cmd)
+		if err == nil || !retryable(err) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		case <-n.done:
+			return nil, ErrShutdown
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func (n *Node) proposeOnce(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	if n.IsLeader() {
+		return n.ProposeLocal(ctx, cmd)
+	}
+	_, addr := n.Leader()
+	if addr == "" {
+		return nil, ErrNoLeader
+	}
+	if n.cfg.Forwarder == nil {
+		return nil, ErrNotLeader
+	}
+	return n.cfg.Forwarder.Propose(ctx, addr, cmd)
+}
+
+// retryable reports whether an error means "try again, maybe elsewhere".
+// A Forwarder reports an unreachable leader as ErrNoLeader.
+func retryable(err error) bool {
+	return errors.Is(err, ErrNoLeader) || errors.Is(err, ErrNotLeader) ||
+		errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrAbortedByRestore)
+}
+
+// ProposeLocal stamps cmd and applies it on this node, which must lead.
+// The API's forward handler calls it, so a forwarded command is never
+// forwarded again.
+func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	select {
+	case <-n.done:
+		return nil, ErrShutdown
+	default:
+	}
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	cmd = proto.Clone(cmd).(*pb.Command)
+	n.stamp(cmd)
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	f := n.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			return nil, fmt.Errorf("%w: raft queue full: %w", context.DeadlineExceeded, err)
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	res, ok := f.Response().(*fsm.Result)
+	if !ok || res == nil {
+		return nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
+}
+
+// stamp writes the leader's clock and identity into cmd, so Apply never
+// reads them itself.
+func (n *Node) stamp(cmd *pb.Command) {
+	now := n.cfg.Clock.Now()
+	cmd.StampedUnixMs = now.UnixMilli()
+	cmd.StampedBy = n.cfg.ID
+	switch b := cmd.Body.(type) {
+	case *pb.Command_Report:
+		b.Report.IdPrefix = n.cfg.Jurisdiction
+		b.Report.IdDate = now.In(n.cfg.Location).Format("20060102")
+	case *pb.Command_Act:
+		if b.Act.TimeLimitMinutes > 0 {
+			b.Act.DeadlineUnixMs = now.Add(time.Duration(b.Act.TimeLimitMinutes) * time.Minute).UnixMilli()
+		}
+	}
+}

@@ -1,0 +1,165 @@
+// Package replica assembles one running replica of a tier node from its
+// configuration: the catalogue, the raft node and the gRPC/REST API. It is
+// what cmd/cityhubd runs and what the in-process cluster tests start and
+// kill.
+package replica
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/tiers/api"
+	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/node"
+)
+
+// Options beyond the configuration file.
+type Options struct {
+	Logger  *slog.Logger
+	RaftLog io.Writer  // raft's own log output; nil is stderr
+	Clock   node.Clock // nil is the system clock
+}
+
+// Replica is a running node with its API.
+type Replica struct {
+	Config config.Config
+	Node   *node.Node
+	API    *api.Server
+	peers  *api.Peers
+	log    *slog.Logger
+}
+
+// Start opens the node and serves its API. With raft.join set and no state
+// on disk, it asks the listed members to add it.
+func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cat, err := loadCatalogue(cfg.Catalogue.Path)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := time.LoadLocation(cfg.Node.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("node.time_zone: %w", err)
+	}
+	gl, err := net.Listen("tcp", cfg.GRPC.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("grpc.addr: %w", err)
+	}
+	hl, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		gl.Close()
+		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	peers := api.NewPeers()
+	nc := node.Config{
+		ID: cfg.Node.ID, DataDir: cfg.Node.DataDir,
+		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
+		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
+		Bootstrap: cfg.Raft.Bootstrap, Jurisdiction: cfg.Node.Jurisdiction, Location: loc,
+		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, CommitTimeout: cfg.Raft.CommitTimeout,
+		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
+		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
+		ApplyTimeout: cfg.Raft.ApplyTimeout,
+		Clock: opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
+	}
+	for _, p := range cfg.Raft.Peers {
+		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr})
+	}
+	n, err := node.Open(nc)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		peers.Close()
+		return nil, err
+	}
+	srv, err := api.NewServer(api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger})
+	if err != nil {
+		_ = n.Shutdown()
+		gl.Close()
+		hl.Close()
+		peers.Close()
+		return nil, err
+	}
+	srv.Serve()
+	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, log: logger.With("component", "replica")}
+	if len(cfg.Raft.Join) > 0 {
+		if err := r.join(ctx); err != nil {
+			r.Kill()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func loadCatalogue(path string) (*catalogue.Catalogue, error) {
+	if path == "" {
+		return catalogue.Default(), nil
+	}
+	cat, err := catalogue.LoadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalogue.path: %w", err)
+	}
+	return cat, nil
+}
+
+// join asks each configured member in turn to add this node, until one
+// (or the leader it forwards to) accepts or ctx ends.
+func (r *Replica) join(ctx context.Context) error {
+	req := &pb.JoinRequest{
+		NodeId: r.Config.Node.ID, RaftAddr: r.Config.Raft.Advertise,
+		GrpcAddr: r.API.GRPCAddr(), HttpAddr: r.API.HTTPAddr(),
+	}
+	if req.RaftAddr == "" {
+		req.RaftAddr = r.Config.Raft.Addr
+	}
+	var last error
+	for attempt := 0; ; attempt++ {
+		for _, addr := range r.Config.Raft.Join {
+			cl, err := r.peers.Cluster(addr)
+			if err != nil {
+				last = err
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err = cl.Join(cctx, req)
+			cancel()
+			if err == nil {
+				r.log.Info("joined raft group", "via", addr)
+				return nil
+			}
+			last = err
+			r.log.Warn("join attempt failed", "via", addr, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join through %v: %w (last error: %w)", r.Config.Raft.Join, ctx.Err(), last)
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop drains the API and shuts the node down.
+func (r *Replica) Stop(ctx context.Context) error {
+	r.API.Stop(ctx)
+	err := r.Node.Shutdown()
+	r.peers.Close()
+	return err
+}
+
+// Kill stops at once, dropping calls in flight: the in-process stand-in
+// for SIGKILL (the stores still close, so the directory can be reopened).
+func (r *Replica) Kill() {
+	r.API.Kill()
+	_ = r.Node.Shutdown()
+	r.peers.Close()
+}

@@ -1,0 +1,65 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// Key prefixes. Every key starts with one byte naming its family, so a
+// family is one contiguous range and a snapshot or scan never mixes them.
+const (
+	pfxCase    = "c/"        // c/<case id>                      → Case
+	pfxByState = "s/"        // s/<state:2>/<case id>            → ""
+	pfxByUnit  = "u/"        // u/<unit>\x00<case id>            → ""
+	pfxByGrid  = "g/"        // g/<grid code:15>/<case id>       → ""
+	pfxByDue   = "d/"        // d/<deadline ms:8 BE>/<case id>   → "" (open cases only)
+	pfxRequest = "r/"        // r/<request id>                   → RequestRecord
+	pfxNode    = "n/"        // n/<node id>                      → NodeInfo
+	pfxSeq     = "q/"        // q/<id prefix>/<date>             → uint64 BE
+	pfxCount   = "k/"        // k/<state:2>                      → int64 BE (cases per state)
+	keyApplied = "m/applied" // index, term: 16 bytes BE
+	unitSep    = "\x00"
+)
+
+func caseKey(id string) []byte { return []byte(pfxCase + id) }
+
+func stateKey(st pb.State, id string) []byte {
+	return []byte(fmt.Sprintf("%s%02d/%s", pfxByState, int32(st), id))
+}
+
+func statePrefix(st pb.State) []byte { return []byte(fmt.Sprintf("%s%02d/", pfxByState, int32(st))) }
+
+func unitKey(unit, id string) []byte { return []byte(pfxByUnit + unit + unitSep + id) }
+
+func unitPrefix(unit string) []byte { return []byte(pfxByUnit + unit + unitSep) }
+
+func gridKey(grid, id string) []byte { return []byte(pfxByGrid + grid + "/" + id) }
+
+func dueKey(deadlineMs int64, id string) []byte {
+	k := make([]byte, 0, len(pfxByDue)+9+len(id))
+	k = append(k, pfxByDue...)
+	k = binary.BigEndian.AppendUint64(k, uint64(deadlineMs))
+	k = append(k, '/')
+	return append(k, id...)
+}
+
+func countKey(st pb.State) []byte { return []byte(fmt.Sprintf("%s%02d", pfxCount, int32(st))) }
+
+func requestKey(id string) []byte { return []byte(pfxRequest + id) }
+
+func nodeKey(id string) []byte { return []byte(pfxNode + id) }
+
+func seqKey(prefix, date string) []byte { return []byte(pfxSeq + prefix + "/" + date) }
+
+// idFromIndexKey returns the case id at the end of an index key.
+func idFromIndexKey(prefix, key []byte) string {
+	rest := key[len(prefix):]
+	for i := len(rest) - 1; i >= 0; i-- {
+		if rest[i] == '/' || rest[i] == 0 {
+			return string(rest[i+1:])
+		}
+	}
+	return string(rest)
+}

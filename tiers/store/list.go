@@ -1,0 +1,144 @@
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// Query selects cases. Zero fields do not filter.
+type Query struct {
+	State      pb.State
+	OwnerUnit  string
+	GridPrefix string
+	DueBefore  time.Time // open cases with a deadline before this
+	PageSize   int
+	PageToken  string
+	// WithHistory keeps each case's history; lists drop it by default.
+	WithHistory bool
+}
+
+// MaxScan bounds the index entries one page may visit, so a selective
+// filter that the driving index cannot answer returns a short page and a
+// token instead of scanning everything.
+const MaxScan = 10_000
+
+// ErrBadPageToken is returned for a page token this store did not issue.
+var ErrBadPageToken = fmt.Errorf("bad page token")
+
+// List returns one page of cases matching q, in index order, and the token
+// for the next page ("" when there is none). One index drives the scan,
+// chosen by selectivity: state, owner unit, grid prefix, deadline, then ids.
+func (s *Store) List(q Query) ([]*pb.Case, string, error) {
+	if q.PageSize <= 0 {
+		q.PageSize = 50
+	}
+	prefix, start := drivingRange(q)
+	if q.PageToken != "" {
+		tok, err := base64.RawURLEncoding.DecodeString(q.PageToken)
+		if err != nil || !bytes.HasPrefix(tok, prefix) {
+			return nil, "", fmt.Errorf("%w: it does not belong to this query", ErrBadPageToken)
+		}
+		start = append(tok, 0) // strictly after the last key returned
+	}
+	var (
+		out  []*pb.Case
+		next string
+	)
+	err := s.View(func(tx *Tx) error {
+		byCase := bytes.Equal(prefix, []byte(pfxCase))
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: byCase, PrefetchSize: 64})
+		defer it.Close()
+		scanned := 0
+		for it.Seek(start); it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			if !q.DueBefore.IsZero() && bytes.Equal(prefix, []byte(pfxByDue)) {
+				if dueOf(key) >= q.DueBefore.UnixMilli() {
+					break // the due index is sorted by deadline
+				}
+			}
+			scanned++
+			var c *pb.Case
+			if byCase {
+				c = &pb.Case{}
+				if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, c) }); err != nil {
+					return fmt.Errorf("decode %q: %w", key, err)
+				}
+			} else {
+				var err error
+				if c, err = tx.GetCase(idFromIndexKey(prefix, key)); err != nil {
+					return fmt.Errorf("index %q: %w", key, err)
+				}
+			}
+			if matches(c, q) {
+				if !q.WithHistory {
+					c.History = nil
+				}
+				out = append(out, c)
+			}
+			if len(out) == q.PageSize || scanned >= MaxScan {
+				// Only hand out a token when something may follow.
+				it.Next()
+				if it.Valid() {
+					next = base64.RawURLEncoding.EncodeToString(key)
+				}
+				return nil
+			}
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func drivingRange(q Query) (prefix, start []byte) {
+	switch {
+	case q.State != pb.State_STATE_UNSPECIFIED:
+		p := statePrefix(q.State)
+		return p, p
+	case q.OwnerUnit != "":
+		p := unitPrefix(q.OwnerUnit)
+		return p, p
+	case q.GridPrefix != "":
+		p := []byte(pfxByGrid + q.GridPrefix)
+		return p, p
+	case !q.DueBefore.IsZero():
+		return []byte(pfxByDue), []byte(pfxByDue)
+	}
+	return []byte(pfxCase), []byte(pfxCase)
+}
+
+func dueOf(key []byte) int64 {
+	if len(key) < len(pfxByDue)+8 {
+		return 0
+	}
+	var ms uint64
+	for _, b := range key[len(pfxByDue) : len(pfxByDue)+8] {
+		ms = ms<<8 | uint64(b)
+	}
+	return int64(ms)
+}
+
+func matches(c *pb.Case, q Query) bool {
+	if q.State != pb.State_STATE_UNSPECIFIED && c.State != q.State {
+		return false
+	}
+	if q.OwnerUnit != "" && c.OwnerUnit != q.OwnerUnit {
+		return false
+	}
+	if q.GridPrefix != "" && !strings.HasPrefix(c.GridCode, q.GridPrefix) {
+		return false
+	}
+	if !q.DueBefore.IsZero() {
+		if c.Deadline == nil || !isOpen(c.State) || !c.Deadline.AsTime().Before(q.DueBefore) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// ErrNotFound is returned when a case (or other record) does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Options configure Open.
+type Options struct {
+	Dir    string
+	Logger *slog.Logger
+	// InMemory keeps everything in memory (tests and benchmarks only).
+	InMemory bool
+}
+
+// Store is the badger-backed state of one tier node.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+}
+
+// Open opens (or creates) the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	bo := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.InMemory).
+		// The Raft log is the durable record; the state machine is
+		// synced before every snapshot (see Snapshot) and otherwise
+		// replayed from the log after a crash.
+		WithSyncWrites(false).
+		WithLogger(badgerLogger{logger.With("component", "badger")}).
+		WithMemTableSize(32 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumVersionsToKeep(1).
+		WithCompactL0OnClose(false)
+	if opts.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
+	}
+	return &Store{db: db, log: logger}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Sync makes every committed write durable.
+func (s *Store) Sync() error { return s.db.Sync() }
+
+// Update runs fn in one read-write transaction and commits it. The FSM is
+// the only writer, so transactions never conflict.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(&Tx{txn: txn}); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit state: %w", err)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(tx *Tx) error) error {
+	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+}
+
+// GetCase reads one case.
+func (s *Store) GetCase(id string) (*pb.Case, error) {
+	var c *pb.Case
+	err := s.View(func(tx *Tx) (err error) {
+		c, err = tx.GetCase(id)
+		return err
+	})
+	return c, err
+}
+
+// Applied returns the last Raft index and term written to the store.
+func (s *Store) Applied() (index, term uint64, err error) {
+	err = s.View(func(tx *Tx) (err error) {
+		index, term, err = tx.Applied()
+		return err
+	})
+	return index, term, err
+}
+
+// Nodes lists the registered replicas.
+func (s *Store) Nodes() ([]*pb.NodeInfo, error) {
+	var out []*pb.NodeInfo
+	err := s.View(func(tx *Tx) error {
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxNode), PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n := &pb.NodeInfo{}
+			if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, n) }); err != nil {
+				return fmt.Errorf("decode node %q: %w", it.Item().Key(), err)
+			}
+			out = append(out, n)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CountByState returns the number of cases in each state.
+func (s *Store) CountByState() (map[pb.State]int64, error) {
+	out := map[pb.State]int64{}
+	err := s.View(func(tx *Tx) error {
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCount), PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var st int
+			if _, err := fmt.Sscanf(string(it.Item().Key()[len(pfxCount):]), "%02d", &st); err != nil {
+				return fmt.Errorf("decode count key %q: %w", it.Item().Key(), err)
+			}
+			if err := it.Item().Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("count value of %d bytes", len(v))
+				}
+				out[pb.State(st)] = int64(binary.BigEndian.Uint64(v))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RunGC reclaims value-log space; call it now and then.
+func (s *Store) RunGC() {
+	for s.db.RunValueLogGC(0.5) == nil {
+	}
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// Tx is one badger transaction seen through the state machine's records.
+type Tx struct {
+	txn *badger.Txn
+}
+
+func (tx *Tx) getProto(key []byte, m proto.Message) error {
+	item, err := tx.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read %q: %w", key, err)
+	}
+	return item.Value(func(v []byte) error {
+		if err := proto.Unmarshal(v, m); err != nil {
+			return fmt.Errorf("decode %q: %w", key, err)
+		}
+		return nil
+	})
+}
+
+func (tx *Tx) putProto(key []byte, m proto.Message) error {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return tx.set(key, b)
+}
+
+func (tx *Tx) set(key, val []byte) error {
+	if err := tx.txn.Set(key, val); err != nil {
+		return fmt.Errorf("write %q: %w", key, err)
+	}
+	return nil
+}
+
+func (tx *Tx) del(key []byte) error {
+	if err := tx.txn.Delete(key); err != nil {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// GetCase reads a case; ErrNotFound when absent.
+func (tx *Tx) GetCase(id string) (*pb.Case, error) {
+	c := &pb.Case{}
+	if err := tx.getProto(caseKey(id), c); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("case %s: %w", id, ErrNotFound)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// PutCase writes c and moves its index entries from old (nil for a new case).
+func (tx *Tx) PutCase(old, c *pb.Case) error {
+	if err := tx.putProto(caseKey(c.Id), c); err != nil {
+		return err
+	}
+	for _, k := range indexKeys(old) {
+		if err := tx.del(k); err != nil {
+			return err
+		}
+	}
+	for _, k := range indexKeys(c) {
+		if err := tx.set(k, nil); err != nil {
+			return err
+		}
+	}
+	if old == nil || old.State != c.State {
+		if old != nil {
+			if err := tx.addCount(old.State, -1); err != nil {
+				return err
+			}
+		}
+		return tx.addCount(c.State, 1)
+	}
+	return nil
+}
+
+// indexKeys lists the secondary index entries a case should have.
+func indexKeys(c *pb.Case) [][]byte {
+	if c == nil {
+		return nil
+	}
+	keys := [][]byte{stateKey(c.State, c.Id)}
+	if c.OwnerUnit != "" {
+		keys = append(keys, unitKey(c.OwnerUnit, c.Id))
+	}
+	if c.GridCode != "" {
+		keys = append(keys, gridKey(c.GridCode, c.Id))
+	}
+	if c.Deadline != nil && isOpen(c.State) {
+		keys = append(keys, dueKey(c.Deadline.AsTime().UnixMilli(), c.Id))
+	}
+	return keys
+}
+
+func isOpen(st pb.State) bool {
+	switch st {
+	case pb.State_STATE_CLOSED, pb.State_STATE_NOT_FILED, pb.State_STATE_VOIDED:
+		return false
+	}
+	return true
+}
+
+func (tx *Tx) addCount(st pb.State, d int64) error {
+	k := countKey(st)
+	n, err := tx.getUint64(k)
+	if err != nil {
+		return err
+	}
+	return tx.set(k, binary.BigEndian.AppendUint64(nil, uint64(int64(n)+d)))
+}
+
+func (tx *Tx) getUint64(k []byte) (uint64, error) {
+	item, err := tx.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %q: %w", k, err)
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("value of %q has %d bytes, want 8", k, len(v))
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
+}
+
+// NextSeq allocates the next case sequence number for an id prefix and date.
+func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
+	k := seqKey(prefix, date)
+	n, err := tx.getUint64(k)
+	if err != nil {
+		return 0, err
+	}
+	n++
+	return n, tx.set(k, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// GetRequest returns the record of an applied request id, or ErrNotFound.
+func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
+	r := &pb.RequestRecord{}
+	if err := tx.getProto(requestKey(id), r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// PutRequest records an applied request id.
+func (tx *Tx) PutRequest(id string, r *pb.RequestRecord) error {
+	return tx.putProto(requestKey(id), r)
+}
+
+// PutNode registers (or updates) a replica's addresses.
+func (tx *Tx) PutNode(n *pb.NodeInfo) error { return tx.putProto(nodeKey(n.NodeId), n) }
+
+// Applied returns the last applied Raft index and term.
+func (tx *Tx) Applied() (index, term uint64, err error) {
+	item, err := tx.txn.Get([]byte(keyApplied))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read applied index: %w", err)
+	}
+	err = item.Value(func(v []byte) error {
+		if len(v) != 16 {
+			return fmt.Errorf("applied index value has %d bytes, want 16", len(v))
+		}
+		index, term = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+		return nil
+	})
+	return index, term, err
+}
+
+// SetApplied records the last applied Raft index and term in this
+// transaction, so data and applied index are committed together.
+func (tx *Tx) SetApplied(index, term uint64) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
+	return tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term))
+}
