@@ -190,7 +190,6 @@ func allDigits(s string) bool {
 	return true
 }
 
-
 // The per-action methods: each is Act with the action fixed.
 
 func (s *CaseServer) Verify(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
