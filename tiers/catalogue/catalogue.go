@@ -120,28 +120,28 @@ func (c *Catalogue) Lookup(kind pb.Kind, major, minor string) (Class, error) {
 // lookupField is Lookup's failure path; it also returns the field to blame.
 func (c *Catalogue) lookupField(kind pb.Kind, major, minor string) (string, error) {
 	if kind != pb.Kind_KIND_COMPONENT && kind != pb.Kind_KIND_EVENT {
-		return "kind", unknown("kind %s (major %q, minor %q): want KIND_COMPONENT or KIND_EVENT", kind, major, minor)
+		return "kind", unknown("kind %s (class %s/%s): want KIND_COMPONENT or KIND_EVENT", kind, codeText(major), codeText(minor))
 	}
 	w := kindWord(kind)
 	m, ok := c.majors[majorKey{kind, major}]
 	if !ok {
 		majors := c.Majors(kind)
 		if len(majors) == 0 {
-			return "major_code", unknown("%s class %s/%s: catalogue %s has no %s classes", w, quote(major), quote(minor), c.version, w)
+			return "major_code", unknown("%s class %s/%s: catalogue %s has no %s classes", w, codeText(major), codeText(minor), c.version, w)
 		}
 		hint := make([]string, len(majors))
 		for i, mj := range majors {
 			hint[i] = mj.Code + " " + mj.Name
 		}
 		return "major_code", unknown("%s class %s/%s: no %s major class %s in catalogue %s; valid %s majors: %s",
-			w, quote(major), quote(minor), w, quote(major), c.version, w, strings.Join(hint, ", "))
+			w, codeText(major), codeText(minor), w, codeText(major), c.version, w, strings.Join(hint, ", "))
 	}
 	hint := make([]string, len(m.minors))
 	for i, cl := range m.minors {
 		hint[i] = cl.MinorCode + " " + cl.Name
 	}
 	return "minor_code", unknown("%s class %s/%s: no minor class %s under %s major %s %s in catalogue %s; valid minors: %s",
-		w, major, quote(minor), quote(minor), w, major, m.Name, c.version, strings.Join(hint, ", "))
+		w, major, codeText(minor), codeText(minor), w, major, m.Name, c.version, strings.Join(hint, ", "))
 }
 
 // Proto returns the wire form of the catalogue (GetCatalogue). Each call
@@ -400,6 +400,15 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// codeText shows a code as is when it is a short run of ASCII digits and
+// quoted otherwise, so that empty or odd input stays visible in messages.
+func codeText(s string) string {
+	if isDigits(s) && len(s) <= 3 {
+		return s
+	}
+	return quote(s)
 }
 
 func kindWord(k pb.Kind) string {

@@ -175,16 +175,17 @@ func TestLookupUnknown(t *testing.T) {
 		want         []string
 	}{
 		{"unknown major", comp, "09", "01",
-			[]string{"component", `"09"`, "valid component majors: 01 公用设施, 02 道路交通"}},
+			[]string{"component class 09/01", "major class 09", "valid component majors: 01 公用设施, 02 道路交通"}},
 		{"unknown event major", event, "06", "01",
-			[]string{"event", `"06"`, "05 街面秩序"}},
+			[]string{"event class 06/01", "05 街面秩序"}},
 		{"unknown minor", comp, "01", "99",
-			[]string{"component", `"99"`, "01 公用设施", "18 路灯", "201 电动汽车充电桩"}},
+			[]string{"component class 01/99", "minor class 99", "01 公用设施", "18 路灯", "201 电动汽车充电桩"}},
 		{"event minor under component", comp, "05", "10",
-			[]string{`"10"`, "房屋土地"}},
+			[]string{"05/10", "房屋土地"}},
 		{"unspecified kind", pb.Kind_KIND_UNSPECIFIED, "01", "01",
 			[]string{"KIND_UNSPECIFIED", "KIND_COMPONENT or KIND_EVENT"}},
-		{"malformed major", event, "1", "01", []string{`"1"`, "valid event majors"}},
+		{"malformed major", event, "1", "01", []string{"event class 1/01", "valid event majors"}},
+		{"empty minor", event, "01", "", []string{`event class 01/"": no minor class ""`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,7 +227,7 @@ func TestValidateClass(t *testing.T) {
 		{"4-digit minor", comp, "01", "0101", "", grid, "minor_code", ErrInvalidCode, "2 or 3"},
 		{"unknown major", comp, "07", "01", "", grid, "major_code", ErrUnknownClass, "valid component majors"},
 		{"unknown minor", event, "05", "99", "", grid, "minor_code", ErrUnknownClass, "valid minors"},
-		{"unknown 3-digit minor", comp, "01", "999", "", grid, "minor_code", ErrUnknownClass, `"999"`},
+		{"unknown 3-digit minor", comp, "01", "999", "", grid, "minor_code", ErrUnknownClass, "minor class 999"},
 		{"empty grid", event, "05", "05", "", "", "grid_code", ErrInvalidCode, "empty"},
 		{"short grid", event, "05", "05", "", "32050811015210", "grid_code", ErrInvalidCode, "14 digits"},
 		{"fullwidth grid", event, "05", "05", "", "32050811015210３", "grid_code", ErrInvalidCode, "'３'"},

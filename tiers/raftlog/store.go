@@ -102,7 +102,6 @@ func Open(opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("component", "raftlog")
 	if opts.MemTableSize <= 0 {
 		opts.MemTableSize = DefaultMemTableSize
 	}
@@ -649,7 +648,7 @@ func (b badgerLogger) log(level slog.Level, format string, args []any) {
 	if !b.l.Enabled(ctx, level) {
 		return
 	}
-	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(format, args...)), "source", "badger")
+	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(format, args...)), "engine", "badger")
 }
 
 func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }

@@ -1131,7 +1131,7 @@ func TestDeterministic(t *testing.T) {
 			}
 		}
 	}
-	w1, w2 := walk(t, 7, 200), walk(t, 7, 200)
+	w1, w2 := walk(t, 7, 30), walk(t, 7, 30)
 	for i := range w1 {
 		if !proto.Equal(w1[i], w2[i]) {
 			t.Fatalf("walk %d differs", i)
@@ -1225,9 +1225,9 @@ func walk(t *testing.T, seed uint64, n int) []*pb.Case {
 }
 
 func TestRandomWalks(t *testing.T) {
-	n := 2000
+	n := 300
 	if testing.Short() {
-		n = 200
+		n = 40
 	}
 	seen := map[pb.State]int{}
 	actions := map[pb.Action]int{}
