@@ -1,0 +1,37 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cityhub/cityhub/tiers/workflow"
+)
+
+func TestErrorTable(t *testing.T) {
+	for _, e := range errorCodes {
+		wrapped := fmt.Errorf("context: %w", e.err)
+		if got := status.Code(toStatus(wrapped)); got != e.code {
+			t.Errorf("%v: code %v, want %v", e.err, got, e.code)
+		}
+	}
+	if got := status.Code(toStatus(errors.New("surprise"))); got != codes.Internal {
+		t.Errorf("unknown error: %v, want Internal", got)
+	}
+	// A status from a forwarded call passes through unchanged.
+	in := status.Error(codes.FailedPrecondition, "from the leader")
+	if out := toStatus(fmt.Errorf("forwarded: %w", in)); status.Convert(out).Message() != "from the leader" {
+		t.Errorf("forwarded status changed: %v", out)
+	}
+	// A field error carries the field in the details.
+	st := status.Convert(toStatus(&workflow.FieldError{Field: "unit", Reason: "required"}))
+	if st.Code() != codes.InvalidArgument || len(st.Details()) != 1 {
+		t.Fatalf("field error: %v %v", st.Code(), st.Details())
+	}
+	if httpStatus(codes.FailedPrecondition) != 409 || httpStatus(codes.InvalidArgument) != 400 || httpStatus(codes.NotFound) != 404 {
+		t.Fatal("http status table")
+	}
+}
