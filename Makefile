@@ -8,7 +8,7 @@ PROTO_PKG := $(PROTO_DIR)/cityhub/v1
 PROTOS   := $(wildcard $(PROTO_PKG)/*.proto)
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build test test-short proto proto-tools proto-check lint fmt vet bench run cluster-demo clean
+.PHONY: help build test test-short e2e proto proto-tools proto-check lint fmt vet bench run clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,9 @@ test: ## run every test with the race detector (what CI runs)
 
 test-short: ## quick tests without -race
 	$(GO) test -count=1 -short ./...
+
+e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (ports 7001-7203)
+	./scripts/e2e-tier.sh
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)
