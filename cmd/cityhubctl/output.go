@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -29,13 +31,20 @@ const (
 
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}
 
-// writeJSON prints m as protojson with the proto field names.
+// writeJSON prints m as protojson with the proto field names. protojson
+// deliberately varies its whitespace from run to run; json.Indent makes it
+// stable so output can be diffed.
 func writeJSON(w io.Writer, m proto.Message) error {
 	b, err := jsonOpts.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err = buf.WriteTo(w)
 	return err
 }
 
@@ -119,7 +128,9 @@ func writeCase(w io.Writer, c *pb.Case, history bool, now time.Time) error {
 // writeHistory prints a case's history, one action per row.
 func writeHistory(w io.Writer, hs []*pb.HistoryEntry) error {
 	tw := newTable(w)
-	row(tw, "TIME", "V", "ACTION", "ACTOR", "ROLE", "FROM→TO", "UNIT", "NOTE")
+	// tabwriter counts runes, not display columns, so wide (Chinese) text
+	// goes last: actor and note, which are free text.
+	row(tw, "TIME", "V", "ACTION", "ROLE", "FROM→TO", "UNIT", "ACTOR", "NOTE")
 	for _, h := range hs {
 		note := oneLine(h.GetNote())
 		if as := h.GetAttachments(); len(as) > 0 {
@@ -129,10 +140,10 @@ func writeHistory(w io.Writer, hs []*pb.HistoryEntry) error {
 			fmtTime(h.GetAt(), rowTime),
 			strconv.FormatUint(h.GetVersion(), 10),
 			actions.name(h.GetAction()),
-			orDash(oneLine(h.GetActor())),
 			roles.name(h.GetRole()),
 			transition(h.GetFromState(), h.GetToState()),
 			orDash(h.GetUnit()),
+			orDash(oneLine(h.GetActor())),
 			orDash(note),
 		)
 	}
@@ -167,8 +178,11 @@ func writeCaseList(w io.Writer, resp *pb.ListCasesResponse, now time.Time) error
 func writeClusterStatus(w io.Writer, st *pb.ClusterStatus) error {
 	tw := newTable(w)
 	row(tw, "node:", st.GetNodeId())
-	if st.GetTier() != "" || st.GetJurisdiction() != "" {
-		row(tw, "tier:", join(" ", st.GetTier(), st.GetJurisdiction()))
+	if st.GetTier() != "" {
+		row(tw, "tier:", st.GetTier())
+	}
+	if st.GetJurisdiction() != "" {
+		row(tw, "jurisdiction:", st.GetJurisdiction())
 	}
 	row(tw, "state:", st.GetState())
 	leader := orDash(st.GetLeaderId())
@@ -202,9 +216,10 @@ func writeCatalogue(w io.Writer, cat *pb.Catalogue) error {
 		fmt.Fprintf(w, "catalogue version: %s\n", v)
 	}
 	tw := newTable(w)
-	row(tw, "KIND", "MAJOR", "MINOR", "NAME", "MAJOR NAME")
+	// One name column, last: tabwriter does not know Chinese is double width.
+	row(tw, "KIND", "MAJOR", "MINOR", "NAME")
 	for _, c := range cat.GetClasses() {
-		row(tw, kinds.name(c.GetKind()), c.GetMajorCode(), c.GetMinorCode(), c.GetName(), c.GetMajorName())
+		row(tw, kinds.name(c.GetKind()), c.GetMajorCode(), c.GetMinorCode(), join(" / ", c.GetMajorName(), c.GetName()))
 	}
 	return tw.Flush()
 }

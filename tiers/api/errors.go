@@ -33,6 +33,7 @@ var errorCodes = []struct {
 	{store.ErrBadPageToken, codes.InvalidArgument},
 	{fsm.ErrBadCommand, codes.InvalidArgument},
 	{workflow.ErrForbidden, codes.FailedPrecondition},
+	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},

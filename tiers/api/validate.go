@@ -192,24 +192,13 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 			return nil, invalid("unit_tier", "CITY, DISTRICT, STREET or COMMUNITY")
 		}
 		a.Unit, a.UnitTier = r.Unit, r.UnitTier
-		switch {
-		case r.Deadline != nil && r.TimeLimitMinutes != 0:
-			return nil, invalid("deadline", "give a deadline or time_limit_minutes, not both")
-		case r.Deadline != nil:
-			if err := r.Deadline.CheckValid(); err != nil {
-				return nil, invalid("deadline", "%v", err)
-			}
-			if ms := r.Deadline.AsTime().UnixMilli(); ms <= nowMs {
-				return nil, invalid("deadline", "must be in the future")
-			} else {
-				a.DeadlineUnixMs = ms
-			}
-		case r.TimeLimitMinutes < 0 || r.TimeLimitMinutes > MaxTimeLimitMins:
-			return nil, invalid("time_limit_minutes", "between 1 and %d", MaxTimeLimitMins)
-		case r.TimeLimitMinutes == 0:
-			a.TimeLimitMinutes = DefaultTimeLimitMinutes
-		default:
-			a.TimeLimitMinutes = r.TimeLimitMinutes
+		if err := setDeadline(a, r, nowMs, DefaultTimeLimitMinutes); err != nil {
+			return nil, err
+		}
+	case pb.Action_ACTION_CHECK_FAIL:
+		// Rework may come with a new deadline; without one the old stands.
+		if err := setDeadline(a, r, nowMs, 0); err != nil {
+			return nil, err
 		}
 	case pb.Action_ACTION_REQUEST_EXTENSION:
 		if r.ExtensionMinutes <= 0 || r.ExtensionMinutes > MaxTimeLimitMins {
@@ -218,4 +207,29 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 		a.ExtensionMinutes = r.ExtensionMinutes
 	}
 	return a, nil
+}
+
+// setDeadline copies a deadline or a time limit (which the leader turns into
+// a deadline) into a; def is the time limit used when neither is given.
+func setDeadline(a *pb.CaseAction, r *pb.ActRequest, nowMs, def int64) error {
+	switch {
+	case r.Deadline != nil && r.TimeLimitMinutes != 0:
+		return invalid("deadline", "give a deadline or time_limit_minutes, not both")
+	case r.Deadline != nil:
+		if err := r.Deadline.CheckValid(); err != nil {
+			return invalid("deadline", "%v", err)
+		}
+		ms := r.Deadline.AsTime().UnixMilli()
+		if ms <= nowMs {
+			return invalid("deadline", "must be in the future")
+		}
+		a.DeadlineUnixMs = ms
+	case r.TimeLimitMinutes < 0 || r.TimeLimitMinutes > MaxTimeLimitMins:
+		return invalid("time_limit_minutes", "between 1 and %d", MaxTimeLimitMins)
+	case r.TimeLimitMinutes == 0:
+		a.TimeLimitMinutes = def
+	default:
+		a.TimeLimitMinutes = r.TimeLimitMinutes
+	}
+	return nil
 }

@@ -112,6 +112,7 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase) (*pb.Case, *Result,
 		return nil, nil, err
 	}
 	c.Id = fmt.Sprintf("%s-%s-%06d", r.IdPrefix, r.IdDate, seq)
+	c.ReportedAtNode = r.IdPrefix
 	if err := tx.PutCase(nil, c); err != nil {
 		return nil, nil, err
 	}

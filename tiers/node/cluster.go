@@ -85,6 +85,9 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error
 	if !n.IsLeader() {
 		return "", ErrNotLeader
 	}
+	if !n.hasOtherVoter() {
+		return "", ErrNoOtherVoter
+	}
 	var f raft.Future
 	if id == "" {
 		f = n.raft.LeadershipTransfer()
@@ -136,6 +139,7 @@ func (n *Node) Status() *pb.ClusterStatus {
 		AppliedIndex:   n.fsm.AppliedIndex(),
 		LastLogIndex:   n.raft.LastIndex(),
 		Jurisdiction:   n.cfg.Jurisdiction,
+		Tier:           n.cfg.Tier,
 	}
 	cf := n.raft.GetConfiguration()
 	if cf.Error() == nil {
@@ -160,4 +164,17 @@ func timeoutOf(ctx context.Context) time.Duration {
 		return max(time.Until(dl), time.Millisecond)
 	}
 	return 10 * time.Second
+}
+
+func (n *Node) hasOtherVoter() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) != n.cfg.ID && s.Suffrage == raft.Voter {
+			return true
+		}
+	}
+	return false
 }

@@ -15,4 +15,7 @@ var (
 	// ErrUnknownServer is returned when removing or transferring to a
 	// server that is not a member.
 	ErrUnknownServer = errors.New("unknown server")
+	// ErrNoOtherVoter is returned when leadership cannot move because no
+	// other voter exists.
+	ErrNoOtherVoter = errors.New("no other voter to transfer leadership to")
 )

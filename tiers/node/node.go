@@ -50,6 +50,7 @@ type Config struct {
 	Bootstrap    bool
 	Peers        []Peer
 	Jurisdiction string // case id prefix
+	Tier         string // city, district, street or community
 	Location     *time.Location
 
 	HeartbeatTimeout   time.Duration

@@ -64,7 +64,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		ID: cfg.Node.ID, DataDir: cfg.Node.DataDir,
 		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
 		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
-		Bootstrap: cfg.Raft.Bootstrap, Jurisdiction: cfg.Node.Jurisdiction, Location: loc,
+		Bootstrap: cfg.Raft.Bootstrap, Jurisdiction: cfg.Node.Jurisdiction, Tier: cfg.Node.Tier, Location: loc,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, CommitTimeout: cfg.Raft.CommitTimeout,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,

@@ -60,7 +60,7 @@ func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 		for it.Seek(start); it.Valid(); it.Next() {
 			key := it.Item().KeyCopy(nil)
 			if !q.DueBefore.IsZero() && bytes.Equal(prefix, []byte(pfxByDue)) {
-				if dueOf(key) >= q.DueBefore.UnixMilli() {
+				if !time.UnixMilli(dueOf(key)).Before(q.DueBefore) {
 					break // the due index is sorted by deadline
 				}
 			}

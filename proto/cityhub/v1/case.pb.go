@@ -865,7 +865,7 @@ type Case struct {
 	SuperviseCount int32                  `protobuf:"varint,27,opt,name=supervise_count,json=superviseCount,proto3" json:"supervise_count,omitempty"`
 	Version        uint64                 `protobuf:"varint,28,opt,name=version,proto3" json:"version,omitempty"`
 	History        []*HistoryEntry        `protobuf:"bytes,29,rep,name=history,proto3" json:"history,omitempty"`
-	ReportedAtNode string                 `protobuf:"bytes,30,opt,name=reported_at_node,json=reportedAtNode,proto3" json:"reported_at_node,omitempty"` // node id where the case was first recorded
+	ReportedAtNode string                 `protobuf:"bytes,30,opt,name=reported_at_node,json=reportedAtNode,proto3" json:"reported_at_node,omitempty"` // jurisdiction of the node where the case was first recorded
 	// Computed on read, never stored: actions allowed from the current state.
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
 	unknownFields  protoimpl.UnknownFields
