@@ -59,8 +59,8 @@ lint: vet ## gofmt, go vet, the state-machine determinism lint and the proto dri
 bench: ## benchmarks (see BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./tiers/...
 
-run: build ## start a 3-replica tier on loopback with sample cases (Ctrl-C stops it)
-	./scripts/demo.sh
+run: ## the main job: a 3-replica tier in one process with a case generator (Ctrl-C stops it)
+	$(GO) run ./cmd/cityhubdemo
 
 clean:
 	rm -rf $(BIN) data
