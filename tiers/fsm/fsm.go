@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -117,6 +118,13 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	if err := f.store.Restore(rc); err != nil {
+		if errors.Is(err, store.ErrStateLost) {
+			// Serving an empty or partial store would diverge from the
+			// group; stop, and let the operator restart the replica
+			// (raft then installs a snapshot again).
+			f.log.Error("restore failed after dropping state", "error", err)
+			panic(fmt.Sprintf("cityhub fsm: %v", err))
+		}
 		return fmt.Errorf("restore state: %w", err)
 	}
 	idx, _, err := f.store.Applied()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -62,6 +63,8 @@ func encode(tb testing.TB, cmd *pb.Command) []byte {
 func entry(index uint64, data []byte) *raft.Log {
 	return &raft.Log{Index: index, Term: 1 + index/50, Type: raft.LogCommand, Data: data}
 }
+
+func timeMs(ms int64) time.Time { return time.UnixMilli(ms) }
 
 func caseID(seq int) string { return fmt.Sprintf("%s-%s-%06d", prefix, date, seq) }
 

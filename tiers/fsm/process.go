@@ -38,6 +38,9 @@ func process(tx *store.Tx, l *raft.Log) (*Result, error) {
 	if err := proto.Unmarshal(l.Data, cmd); err != nil {
 		return &Result{Err: fmt.Errorf("%w: index %d: %v", ErrBadCommand, l.Index, err)}, nil
 	}
+	if f := oversizedKeyField(cmd); f != "" {
+		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
+	}
 	fp := fingerprint(cmd)
 	if cmd.RequestId != "" {
 		rec, err := tx.GetRequest(cmd.RequestId)
@@ -175,6 +178,27 @@ func fingerprint(cmd *pb.Command) []byte {
 	raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	sum := sha256.Sum256(raw)
 	return sum[:]
+}
+
+// maxKeyField bounds the command fields that become part of a store key.
+// Badger refuses keys over 65,000 bytes, and a refused write is a storage
+// failure that stops every replica on the same entry, so such a command is
+// refused as bad instead. The API allows far less.
+const maxKeyField = 4096
+
+// oversizedKeyField names the first key-bearing field longer than maxKeyField.
+func oversizedKeyField(cmd *pb.Command) string {
+	switch {
+	case len(cmd.GetRequestId()) > maxKeyField:
+		return "request_id"
+	case len(cmd.GetReport().GetCase().GetGridCode()) > maxKeyField:
+		return "grid_code"
+	case len(cmd.GetAct().GetUnit()) > maxKeyField:
+		return "unit"
+	case len(cmd.GetRegisterNode().GetNodeId()) > maxKeyField:
+		return "node_id"
+	}
+	return ""
 }
 
 // validIDPart accepts the digits-and-dashes pieces of a case id; ids never

@@ -194,8 +194,10 @@ func TestListFilters(t *testing.T) {
 	}
 	prefixes := []string{"9", "110107", "1101050010010010", "110105001001001/"}
 	for _, g := range grids[1:] {
-		for n := 1; n <= len(g); n++ {
-			prefixes = append(prefixes, g[:n])
+		for _, n := range []int{1, 2, 5, 6, 8, 9, 12, 14, 15} {
+			if !slices.Contains(prefixes, g[:n]) {
+				prefixes = append(prefixes, g[:n])
+			}
 		}
 	}
 	for _, g := range prefixes {
@@ -221,11 +223,15 @@ func TestListFilters(t *testing.T) {
 		store.Query{OwnerUnit: "unit-ab", GridPrefix: "12", DueBefore: msTime(t0 + 35*minute)},
 	)
 	nonEmpty := 0
-	for _, q := range queries {
+	for i, q := range queries {
 		if len(expectList(q, all)) > 0 {
 			nonEmpty++
 		}
-		for _, size := range []int{1, 7, 100, 5000} {
+		sizes := []int{7, 5000}
+		if i%8 == 0 {
+			sizes = append(sizes, 1) // a page per case: every token is used
+		}
+		for _, size := range sizes {
 			q.PageSize = size
 			checkList(t, s, q, all)
 		}

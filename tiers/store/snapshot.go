@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 
@@ -22,6 +23,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // ErrBadSnapshot is returned when a snapshot stream is not one of ours or
 // is damaged.
 var ErrBadSnapshot = errors.New("bad snapshot")
+
+// ErrStateLost is returned when a restore failed after the old state was
+// dropped: the store is empty or partial and must not serve.
+var ErrStateLost = errors.New("state lost: restore failed after the old state was dropped")
 
 // Snapshot is a consistent, point-in-time view of the whole store.
 type Snapshot struct {
@@ -93,8 +98,15 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("%w: missing header", ErrBadSnapshot)
 	}
 	if err := s.db.DropAll(); err != nil {
-		return fmt.Errorf("clear state before restore: %w", err)
+		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}
+	if err := s.restoreRecords(tr, br, crc); err != nil {
+		return fmt.Errorf("%w: %w", ErrStateLost, err)
+	}
+	return nil
+}
+
+func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Hash32) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	records := 0

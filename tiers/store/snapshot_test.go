@@ -230,6 +230,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				src = openDisk(t, t.TempDir())
 				t.Cleanup(func() { _ = src.Close() })
 				dst = openDisk(t, dstDir)
+				t.Cleanup(func() { _ = dst.Close() }) // whichever dst is open at the end
 			} else {
 				src, dst = openMem(t), openMem(t)
 			}
@@ -275,7 +276,6 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				dst = openDisk(t, dstDir)
 				verifyRestored(dst)
 			}
-			t.Cleanup(func() { _ = dst.Close() })
 
 			// Sequences continue from the restored values, not the junk ones.
 			for k, n := range fx.seqs {
@@ -323,21 +323,20 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	// Small but with every record family: each damaged variant costs a
 	// restore.
 	src := openMem(t)
-	putCase(t, src, nil, &pb.Case{Id: "1-1-000001", State: pb.State_STATE_DISPATCHED, OwnerUnit: "u", GridCode: "110105001001001", Deadline: ts(t0), Version: 3})
-	putCase(t, src, nil, &pb.Case{Id: "1-1-000002", State: pb.State_STATE_REPORTED, Description: "x"})
+	putCase(t, src, nil, &pb.Case{Id: "1-1-1", State: pb.State_STATE_DISPATCHED, OwnerUnit: "u", GridCode: "1", Deadline: ts(t0), Version: 3})
 	if err := src.Update(func(tx *store.Tx) error {
-		if err := tx.PutRequest("req-1", &pb.RequestRecord{CaseId: caseID("110105", 1), Fingerprint: []byte{1, 2, 3}}); err != nil {
+		if err := tx.PutRequest("r", &pb.RequestRecord{CaseId: "1-1-1", Fingerprint: []byte{1, 2, 3}}); err != nil {
 			return err
 		}
 		return tx.PutNode(&pb.NodeInfo{NodeId: "n1", RaftAddr: "a:1"})
 	}); err != nil {
 		t.Fatal(err)
 	}
-	nextSeq(t, src, "110105", "20260501")
+	nextSeq(t, src, "1", "1")
 	setApplied(t, src, 12, 2)
 	good := snapshotBytes(t, src)
-	if n := len(parseSnapshot(t, good)); n < 10 {
-		t.Fatalf("fixture snapshot has only %d records", n)
+	if n := len(parseSnapshot(t, good)); n != 10 {
+		t.Fatalf("fixture snapshot has %d records, want 10 (one of each family)", n)
 	}
 
 	dst := openMem(t)
@@ -368,10 +367,14 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 			}
 		}
 	})
-	// Every position (each costs a restore); -short takes a sample.
+	// Every position (each costs a restore, which allocates a fresh
+	// memtable); -short and -race take a sample.
 	stride := 1
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		stride = 7
+	case raceEnabled:
+		stride = 3
 	}
 	t.Run("truncated", func(t *testing.T) {
 		for n := 0; n < len(good); n += stride {

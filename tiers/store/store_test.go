@@ -98,10 +98,10 @@ func TestNextSeqPerPrefixAndDate(t *testing.T) {
 	if got := nextSeq(t, s, "110106", "20260501"); got != 1 {
 		t.Fatalf("a new prefix starts at 1, got %d", got)
 	}
-	// "1101-05" + "20260501" and "1101" + "05-20260501" would share a key
+	// "2201" + "0520260501" and "220105" + "20260501" would share a key
 	// if the separator were missing; they must not share a sequence.
-	a := nextSeq(t, s, "1101-05", "20260501")
-	b := nextSeq(t, s, "1101", "05-20260501")
+	a := nextSeq(t, s, "2201", "0520260501")
+	b := nextSeq(t, s, "220105", "20260501")
 	if a != 1 || b != 1 {
 		t.Fatalf("distinct prefix/date pairs share a sequence: %d, %d", a, b)
 	}
