@@ -44,6 +44,7 @@ type Config struct {
 	HTTP      ListenConfig    `mapstructure:"http"`
 	Catalogue CatalogueConfig `mapstructure:"catalogue"`
 	Log       LogConfig       `mapstructure:"log"`
+	Debug     DebugConfig     `mapstructure:"debug"`
 }
 
 // NodeConfig identifies the node and the jurisdiction it serves.
@@ -112,6 +113,12 @@ type CatalogueConfig struct {
 }
 
 // LogConfig configures the process logger (see Config.Logger).
+// DebugConfig turns on diagnostics that should not be open by default.
+type DebugConfig struct {
+	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
+	Pprof bool `mapstructure:"pprof"`
+}
+
 type LogConfig struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
 	Format string `mapstructure:"format"` // text, json

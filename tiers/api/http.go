@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -62,7 +63,7 @@ func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 
 // newGateway builds the REST handler: the grpc-gateway mux calling the
 // services in process, plus health, readiness, metrics and OpenAPI.
-func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replica, m *Metrics) (http.Handler, error) {
+func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
 		runtime.WithErrorHandler(gatewayError),
@@ -105,6 +106,13 @@ func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replic
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
 	})
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})

@@ -26,6 +26,8 @@ type Options struct {
 	GRPCListener net.Listener
 	HTTPListener net.Listener
 	Logger       *slog.Logger
+	// Pprof serves Go's profiler under /debug/pprof/.
+	Pprof bool
 }
 
 // Server serves one replica over gRPC and REST.
@@ -56,7 +58,7 @@ func NewServer(opts Options) (*Server, error) {
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), cs, cl, opts.Replica, m)
+	h, err := newGateway(context.Background(), cs, cl, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}

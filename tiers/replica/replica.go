@@ -82,7 +82,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		peers.Close()
 		return nil, err
 	}
-	srv, err := api.NewServer(api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger})
+	srv, err := api.NewServer(api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof})
 	if err != nil {
 		_ = n.Shutdown()
 		gl.Close()
