@@ -88,6 +88,9 @@ type RaftConfig struct {
 	SnapshotThreshold  uint64        `mapstructure:"snapshot_threshold"`
 	TrailingLogs       uint64        `mapstructure:"trailing_logs"`
 	MaxAppendEntries   int           `mapstructure:"max_append_entries"`
+	// LogEngine is the raft log implementation: "wal" (hashicorp/raft-wal,
+	// the default) or "badger".
+	LogEngine string `mapstructure:"log_engine"`
 	// ApplyTimeout bounds how long a write waits for raft to commit it.
 	ApplyTimeout time.Duration `mapstructure:"apply_timeout"`
 }
@@ -144,6 +147,7 @@ func Default() Config {
 			SnapshotThreshold:  8192,
 			TrailingLogs:       10240,
 			MaxAppendEntries:   256,
+			LogEngine:          "wal",
 			ApplyTimeout:       10 * time.Second,
 		},
 		GRPC:      ListenConfig{Addr: "127.0.0.1:7101"},

@@ -242,6 +242,9 @@ func (c *Config) validateRaftTuning(v *validator) {
 	if r.ApplyTimeout <= 0 {
 		v.add("raft.apply_timeout", "%s must be positive", r.ApplyTimeout)
 	}
+	if r.LogEngine != "wal" && r.LogEngine != "badger" {
+		v.add("raft.log_engine", "%q must be wal or badger", r.LogEngine)
+	}
 	if r.MaxAppendEntries < 1 || r.MaxAppendEntries > raftMaxAppendEntries {
 		v.add("raft.max_append_entries", "%d must be in 1..%d", r.MaxAppendEntries, raftMaxAppendEntries)
 	}

@@ -96,7 +96,7 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase) (*pb.Case, *Result,
 	if r.GetCase() == nil || !validIDPart(r.IdPrefix) || !validIDPart(r.IdDate) {
 		return nil, &Result{Err: fmt.Errorf("%w: report needs a case, id prefix and date", ErrBadCommand)}, nil
 	}
-	c := proto.Clone(r.Case).(*pb.Case)
+	c := r.Case // decoded for this entry alone: no one else holds it
 	step := workflow.Step{
 		Action:    pb.Action_ACTION_REPORT,
 		Actor:     r.Actor,

@@ -67,6 +67,8 @@ type Config struct {
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
 	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
+	// LogEngine selects the raft log implementation (default raft-wal).
+	LogEngine raftlog.Engine
 }
 
 // Node is one running replica.
@@ -76,7 +78,7 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm.FSM
 	store *store.Store
-	logs  *raftlog.Store
+	logs  raftlog.Log
 	trans *raft.NetworkTransport
 
 	appliedMu   sync.Mutex
@@ -122,9 +124,6 @@ func (n *Node) open() error {
 	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store")}); err != nil {
 		return err
 	}
-	if n.logs, err = raftlog.Open(raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}); err != nil {
-		return err
-	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
 		return err
 	}
@@ -138,6 +137,15 @@ func (n *Node) open() error {
 		raftOut = os.Stderr
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
+		return err
+	}
+	// Recent entries are served from memory to the replication and FSM
+	// goroutines instead of being read back from disk.
+	logCache, err := raft.NewLogCache(512, n.logs)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
@@ -175,7 +183,7 @@ func (n *Node) open() error {
 	// replays the log and the FSM skips what it already holds.
 	rc.NoSnapshotRestoreOnStart = true
 
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logCache, n.logs, snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	if cfg.Bootstrap {
@@ -221,7 +229,7 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 // succeeds or the node shuts down.
 func (n *Node) registerSelf() {
 	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr}
-	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 2*time.Second) {
+	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 250*time.Millisecond) {
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/node"
+	"github.com/cityhub/cityhub/tiers/raftlog"
 )
 
 // Options beyond the configuration file.
@@ -71,6 +72,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
+		LogEngine: raftlog.Engine(cfg.Raft.LogEngine),
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr})

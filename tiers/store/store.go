@@ -45,6 +45,9 @@ func Open(opts Options) (*Store, error) {
 		WithMemTableSize(32 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithNumVersionsToKeep(1).
+		// The FSM is the only writer: transactions cannot conflict, so
+		// do not pay for tracking their reads.
+		WithDetectConflicts(false).
 		WithCompactL0OnClose(false)
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""

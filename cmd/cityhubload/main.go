@@ -1,0 +1,295 @@
+// Command cityhubload drives case creation (ReportCase) against running
+// cityhubd nodes over gRPC or REST and reports throughput and latency.
+//
+//	cityhubload --proto grpc --addrs 127.0.0.1:7101 --clients 64 --duration 20s --warmup 3s
+//	cityhubload --proto rest --addrs 127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203 --clients 1 --requests 10000
+//
+// Each client sends one request at a time (closed loop) with a fresh
+// request_id; clients are spread round-robin over --addrs. gRPC clients
+// share one connection per address; REST clients share one keep-alive HTTP
+// client. Nothing is retried: failures are counted by gRPC code or HTTP
+// status. Requests that start during the warmup are not recorded.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+type options struct {
+	proto        string
+	addrs        []string
+	clients      int
+	duration     time.Duration
+	requests     int64
+	warmup       time.Duration
+	timeout      time.Duration
+	jurisdiction string
+	json         bool
+}
+
+func main() {
+	var o options
+	var addrs string
+	flag.StringVar(&o.proto, "proto", "grpc", "protocol: grpc or rest")
+	flag.StringVar(&addrs, "addrs", "", "comma-separated gRPC addresses (grpc) or HTTP base addresses (rest); default 127.0.0.1:7101 or http://127.0.0.1:7201")
+	flag.IntVar(&o.clients, "clients", 1, "concurrent clients, each with one request in flight")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time, after the warmup (ignored with --requests)")
+	flag.Int64Var(&o.requests, "requests", 0, "measured requests in total, after the warmup (0: use --duration)")
+	flag.DurationVar(&o.warmup, "warmup", 0, "load before measuring starts")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.StringVar(&o.jurisdiction, "jurisdiction", "320582", "grid code prefix (6, 9 or 12 digits) of the tier under test")
+	flag.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	flag.Parse()
+	if addrs == "" {
+		addrs = map[string]string{"grpc": "127.0.0.1:7101", "rest": "http://127.0.0.1:7201"}[o.proto]
+	}
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.addrs = append(o.addrs, a)
+		}
+	}
+	res, err := run(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cityhubload:", err)
+		os.Exit(2)
+	}
+	if o.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+	} else {
+		res.print(os.Stdout)
+	}
+	if res.OK == 0 {
+		os.Exit(1)
+	}
+}
+
+func (o options) check() error {
+	switch {
+	case o.proto != "grpc" && o.proto != "rest":
+		return fmt.Errorf("--proto %q: want grpc or rest", o.proto)
+	case len(o.addrs) == 0:
+		return errors.New("--addrs is empty")
+	case o.clients < 1:
+		return errors.New("--clients must be at least 1")
+	case o.requests < 0 || o.requests == 0 && o.duration <= 0:
+		return errors.New("need --duration > 0 or --requests > 0")
+	case o.warmup < 0 || o.timeout <= 0:
+		return errors.New("--warmup must be >= 0 and --timeout > 0")
+	}
+	switch len(o.jurisdiction) {
+	case 6, 9, 12:
+	default:
+		return fmt.Errorf("--jurisdiction %q: want 6, 9 or 12 digits", o.jurisdiction)
+	}
+	return nil
+}
+
+// sendFunc sends one report. On failure it returns the error's class (a gRPC
+// code name, "HTTP <status>" or "transport") and the error.
+type sendFunc func(ctx context.Context, r *pb.ReportCaseRequest) (string, error)
+
+func run(o options) (*result, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	senders, closeAll, err := dial(o)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+
+	var idBytes [4]byte
+	_, _ = rand.Read(idBytes[:])
+	runID := hex.EncodeToString(idBytes[:])
+	seed := uint64(time.Now().UnixNano())
+
+	start := time.Now()
+	ph := &phase{measureFrom: start.Add(o.warmup)}
+	if o.requests > 0 {
+		ph.tickets = new(atomic.Int64)
+		ph.tickets.Store(o.requests)
+	} else {
+		ph.measureUntil = ph.measureFrom.Add(o.duration)
+	}
+	workers := make([]*worker, o.clients)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &worker{gen: newGenerator(runID, i, o.jurisdiction, seed), send: senders[i%len(senders)],
+			timeout: o.timeout, errs: map[string]int{}, samples: map[string]string{}}
+		workers[i] = w
+		wg.Go(func() { w.run(ctx, ph) })
+	}
+	wg.Wait()
+	elapsed := time.Since(ph.measureFrom)
+
+	var lat []time.Duration
+	errs, samples := map[string]int{}, map[string]string{}
+	for _, w := range workers {
+		lat = append(lat, w.lat...)
+		for k, n := range w.errs {
+			errs[k] += n
+			if samples[k] == "" {
+				samples[k] = w.samples[k]
+			}
+		}
+	}
+	for k, s := range samples {
+		fmt.Fprintf(os.Stderr, "cityhubload: %d × %s, e.g.: %s\n", errs[k], k, s)
+	}
+	res := &result{Proto: o.proto, Addrs: o.addrs, Clients: o.clients, Warmup: o.warmup.Seconds()}
+	summarize(res, lat, errs, elapsed)
+	return res, nil
+}
+
+// phase tells workers when measuring starts and when to stop: at
+// measureUntil, or when the tickets (measured requests) run out.
+type phase struct {
+	measureFrom  time.Time
+	measureUntil time.Time     // zero with tickets
+	tickets      *atomic.Int64 // nil with measureUntil
+}
+
+type worker struct {
+	gen     *generator
+	send    sendFunc
+	timeout time.Duration
+	lat     []time.Duration // successful measured requests
+	errs    map[string]int
+	samples map[string]string // one message per error class
+}
+
+func (w *worker) run(ctx context.Context, ph *phase) {
+	for ctx.Err() == nil {
+		now := time.Now()
+		measured := !now.Before(ph.measureFrom)
+		if measured {
+			if ph.tickets != nil && ph.tickets.Add(-1) < 0 ||
+				ph.tickets == nil && !now.Before(ph.measureUntil) {
+				return
+			}
+		}
+		r := w.gen.next()
+		rctx, cancel := context.WithTimeout(ctx, w.timeout)
+		t0 := time.Now()
+		class, err := w.send(rctx, r)
+		d := time.Since(t0)
+		cancel()
+		if !measured || ctx.Err() != nil {
+			continue
+		}
+		if err != nil {
+			w.errs[class]++
+			if w.samples[class] == "" {
+				w.samples[class] = err.Error()
+			}
+			continue
+		}
+		w.lat = append(w.lat, d)
+	}
+}
+
+// dial returns one sender per address and a function closing them.
+func dial(o options) ([]sendFunc, func(), error) {
+	if o.proto == "rest" {
+		return restSenders(o), func() {}, nil
+	}
+	var conns []*grpc.ClientConn
+	closeAll := func() {
+		for _, cc := range conns {
+			_ = cc.Close()
+		}
+	}
+	var out []sendFunc
+	for _, a := range o.addrs {
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("grpc %s: %w", a, err)
+		}
+		conns = append(conns, cc)
+		cl := pb.NewCaseServiceClient(cc)
+		out = append(out, func(ctx context.Context, r *pb.ReportCaseRequest) (string, error) {
+			if _, err := cl.ReportCase(ctx, r); err != nil {
+				return status.Code(err).String(), err
+			}
+			return "", nil
+		})
+	}
+	return out, closeAll, nil
+}
+
+var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
+
+func restSenders(o options) []sendFunc {
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:               nil, // loopback benchmarks must not go through an environment proxy
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        2 * o.clients,
+		MaxIdleConnsPerHost: o.clients,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}
+	var out []sendFunc
+	for _, a := range o.addrs {
+		if !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		url := strings.TrimSuffix(a, "/") + "/v1/cases"
+		out = append(out, func(ctx context.Context, r *pb.ReportCaseRequest) (string, error) {
+			body, err := jsonOpts.Marshal(r)
+			if err != nil {
+				return "marshal", err
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+			if err != nil {
+				return "request", err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				return "transport", err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+				_, _ = io.Copy(io.Discard, resp.Body)
+				return fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+			}
+			_, err = io.Copy(io.Discard, resp.Body) // drain so the connection is reused
+			if err != nil {
+				return "transport", err
+			}
+			return "", nil
+		})
+	}
+	return out
+}
