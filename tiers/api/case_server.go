@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -30,6 +31,8 @@ type CaseServer struct {
 	peers   *Peers
 	log     *slog.Logger
 	now     func() time.Time
+	// gridPrefix is the part of the grid code this node's jurisdiction fixes.
+	gridPrefix string
 }
 
 // NewCaseServer returns the case service of replica.
@@ -42,6 +45,9 @@ func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*
 	c, err := reportToCase(s.cat, r)
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if !strings.HasPrefix(c.GridCode, s.gridPrefix) {
+		return nil, toStatus(invalid("grid_code", "%s lies outside this node's jurisdiction (grid codes %s…)", c.GridCode, s.gridPrefix))
 	}
 	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: &pb.ReportCase{
 		Case: c, Actor: r.Actor, Role: r.Role, Note: r.Note,

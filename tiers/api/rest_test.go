@@ -130,6 +130,7 @@ func TestRESTWholeLifecycle(t *testing.T) {
 		{strings.Replace(fmt.Sprintf(reportJSON, "rest-4"), `"minor_code":"01"`, `"minor_code":"99"`, 1), "minor_code"},
 		{strings.Replace(fmt.Sprintf(reportJSON, "rest-5"), `"lat":31.3`, `"lat":91`, 1), "location.lat"},
 		{strings.Replace(fmt.Sprintf(reportJSON, "rest-6"), `"request_id":"rest-6"`, `"request_id":""`, 1), "request_id"},
+		{strings.Replace(strings.Replace(fmt.Sprintf(reportJSON, "rest-7"), `"320582110152102"`, `"320583110152102"`, 1), `"3205820101000001"`, `"3205830101000001"`, 1), "grid_code"},
 	} {
 		code, body := rc.do(http.MethodPost, "/v1/cases", bad.body)
 		if code != http.StatusBadRequest {

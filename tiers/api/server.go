@@ -28,6 +28,9 @@ type Options struct {
 	Logger       *slog.Logger
 	// Pprof serves Go's profiler under /debug/pprof/.
 	Pprof bool
+	// GridPrefix, when set, is the grid code prefix this node covers:
+	// reports for grids outside it are refused.
+	GridPrefix string
 }
 
 // Server serves one replica over gRPC and REST.
@@ -51,6 +54,7 @@ func NewServer(opts Options) (*Server, error) {
 	m := NewMetrics(opts.Replica)
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log)))
 	cs := NewCaseServer(opts.Replica, opts.Catalogue, opts.Peers, log)
+	cs.gridPrefix = opts.GridPrefix
 	cl := NewClusterServer(opts.Replica, opts.Peers)
 	pb.RegisterCaseServiceServer(gs, cs)
 	pb.RegisterClusterServiceServer(gs, cl)

@@ -84,7 +84,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		peers.Close()
 		return nil, err
 	}
-	srv, err := api.NewServer(api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof})
+	srv, err := api.NewServer(api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)})
 	if err != nil {
 		_ = n.Shutdown()
 		gl.Close()
@@ -164,4 +165,15 @@ func (r *Replica) Kill() {
 	r.API.Kill()
 	_ = r.Node.Shutdown()
 	r.peers.Close()
+}
+
+// gridPrefix is the grid code prefix a node's jurisdiction covers. A city's
+// 6-digit code (e.g. 320500) covers every district of the prefecture, whose
+// codes share its first 4 digits; the lower tiers' codes are prefixes as
+// they stand.
+func gridPrefix(tier, jurisdiction string) string {
+	if tier == config.TierCity && len(jurisdiction) >= 4 {
+		return jurisdiction[:4]
+	}
+	return jurisdiction
 }
