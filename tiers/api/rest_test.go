@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -250,5 +251,36 @@ func TestBadInputWritesNothing(t *testing.T) {
 	}
 	if after := node.Raft().LastIndex(); after != before {
 		t.Fatalf("refused requests grew the raft log from %d to %d", before, after)
+	}
+}
+
+// TestRESTSampleReports posts every report of testdata/reports.jsonl: all
+// must be accepted, each with the class and grid it asked for.
+func TestRESTSampleReports(t *testing.T) {
+	c := testcluster.New(t, 1)
+	rc := restClient{t: t, base: c.HTTPBase(0)}
+	raw, err := os.ReadFile("../../testdata/reports.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) < 10 {
+		t.Fatalf("%d sample reports, want at least 10", len(lines))
+	}
+	for i, line := range lines {
+		var want map[string]any
+		if err := json.Unmarshal([]byte(line), &want); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		code, body := rc.do(http.MethodPost, "/v1/cases", line)
+		if code != http.StatusOK {
+			t.Fatalf("line %d: %d %v", i+1, code, body)
+		}
+		got := body["case"].(map[string]any)
+		for _, k := range []string{"grid_code", "major_code", "minor_code", "source", "kind"} {
+			if got[k] != want[k] {
+				t.Errorf("line %d: %s = %v, want %v", i+1, k, got[k], want[k])
+			}
+		}
 	}
 }
