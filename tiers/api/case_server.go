@@ -83,19 +83,11 @@ func (s *CaseServer) GetCase(ctx context.Context, r *pb.GetCaseRequest) (*pb.Cas
 	if err := checkCaseID(r.CaseId); err != nil {
 		return nil, toStatus(err)
 	}
-	level := r.Consistency
-	if level == pb.Consistency_CONSISTENCY_UNSPECIFIED {
-		level = pb.Consistency_CONSISTENCY_LINEARIZABLE
-	}
-	if ok, err := s.readHere(ctx, level); err != nil {
+	r.Consistency = orDefault(r.Consistency, pb.Consistency_CONSISTENCY_LINEARIZABLE)
+	if leader, err := s.leaderFor(ctx, r.Consistency); err != nil {
 		return nil, toStatus(err)
-	} else if !ok {
-		cl, err := s.peers.leaderCases(s.replica)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		r.Consistency = level
-		return cl.GetCase(forwardCtx(ctx), r)
+	} else if leader != nil {
+		return leader.GetCase(forwardCtx(ctx), r)
 	}
 	c, err := s.replica.Store().GetCase(r.CaseId)
 	if err != nil {
@@ -118,19 +110,11 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 	if r.OwnerUnit != "" && !unitRe.MatchString(r.OwnerUnit) {
 		return nil, toStatus(invalid("owner_unit", "not a unit id"))
 	}
-	level := r.Consistency
-	if level == pb.Consistency_CONSISTENCY_UNSPECIFIED {
-		level = pb.Consistency_CONSISTENCY_LEADER
-	}
-	if ok, err := s.readHere(ctx, level); err != nil {
+	r.Consistency = orDefault(r.Consistency, pb.Consistency_CONSISTENCY_LEADER)
+	if leader, err := s.leaderFor(ctx, r.Consistency); err != nil {
 		return nil, toStatus(err)
-	} else if !ok {
-		cl, err := s.peers.leaderCases(s.replica)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		r.Consistency = level
-		return cl.ListCases(forwardCtx(ctx), r)
+	} else if leader != nil {
+		return leader.ListCases(forwardCtx(ctx), r)
 	}
 	q := store.Query{
 		State: r.State, OwnerUnit: r.OwnerUnit, GridPrefix: r.GridPrefix,
@@ -152,6 +136,22 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 // GetCatalogue returns the class catalogue this node validates against.
 func (s *CaseServer) GetCatalogue(context.Context, *pb.GetCatalogueRequest) (*pb.Catalogue, error) {
 	return s.cat.Proto(), nil
+}
+
+// leaderFor returns nil when this replica may serve a read at level, or a
+// client of the leader to forward the read to.
+func (s *CaseServer) leaderFor(ctx context.Context, level pb.Consistency) (pb.CaseServiceClient, error) {
+	if ok, err := s.readHere(ctx, level); err != nil || ok {
+		return nil, err
+	}
+	return s.peers.leaderCases(s.replica)
+}
+
+func orDefault(level, def pb.Consistency) pb.Consistency {
+	if level == pb.Consistency_CONSISTENCY_UNSPECIFIED {
+		return def
+	}
+	return level
 }
 
 // readHere reports whether this replica may serve a read at level; false
