@@ -59,17 +59,9 @@ func (a *app) reportCmd() *cobra.Command {
 			if req.RequestId, err = a.requestID(reqID); err != nil {
 				return err
 			}
-			cl, err := a.caseClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(ctx)
-			defer cancel()
-			resp, err := cl.ReportCase(ctx, &req)
-			if err != nil {
-				return err
-			}
-			return a.printCaseResponse(resp)
+			return a.write(ctx, func(ctx context.Context, cl pb.CaseServiceClient) (*pb.CaseResponse, error) {
+				return cl.ReportCase(ctx, &req)
+			})
 		}),
 	}
 	f := c.Flags()
@@ -155,17 +147,9 @@ request-return takes --note (the reason).`,
 			if req.RequestId, err = a.requestID(rid); err != nil {
 				return err
 			}
-			cl, err := a.caseClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(ctx)
-			defer cancel()
-			resp, err := cl.Act(ctx, &req)
-			if err != nil {
-				return err
-			}
-			return a.printCaseResponse(resp)
+			return a.write(ctx, func(ctx context.Context, cl pb.CaseServiceClient) (*pb.CaseResponse, error) {
+				return cl.Act(ctx, &req)
+			})
 		}),
 	}
 	f := c.Flags()
@@ -332,6 +316,21 @@ func (a *app) catalogueCmd() *cobra.Command {
 }
 
 // printCaseResponse prints the case a write returned.
+// write sends one case write and prints the answer.
+func (a *app) write(ctx context.Context, send func(context.Context, pb.CaseServiceClient) (*pb.CaseResponse, error)) error {
+	cl, err := a.caseClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.call(ctx)
+	defer cancel()
+	resp, err := send(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return a.printCaseResponse(resp)
+}
+
 func (a *app) printCaseResponse(resp *pb.CaseResponse) error {
 	if resp.GetReplayed() {
 		fmt.Fprintln(a.stderr, "replayed: this request id was already applied; nothing changed")

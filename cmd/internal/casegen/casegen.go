@@ -98,25 +98,23 @@ func (g *Generator) Grid() string {
 }
 
 func (g *Generator) class() Class {
-	n := g.rng.IntN(g.classTotal)
-	for _, c := range Classes {
-		if n < c.Weight {
-			return c
-		}
-		n -= c.Weight
-	}
-	return Classes[0]
+	return pick(g.rng, Classes, g.classTotal, func(c Class) int { return c.Weight })
 }
 
 func (g *Generator) source() source {
-	n := g.rng.IntN(g.sourceTotal)
-	for _, s := range sources {
-		if n < s.weight {
-			return s
+	return pick(g.rng, sources, g.sourceTotal, func(s source) int { return s.weight })
+}
+
+// pick draws one item with probability proportional to its weight.
+func pick[T any](rng *rand.Rand, items []T, total int, weight func(T) int) T {
+	n := rng.IntN(total)
+	for _, it := range items {
+		if n < weight(it) {
+			return it
 		}
-		n -= s.weight
+		n -= weight(it)
 	}
-	return sources[0]
+	return items[0]
 }
 
 // Report makes one valid report with a fresh request id.
