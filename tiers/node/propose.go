@@ -18,6 +18,13 @@ import (
 // moving, Propose retries until ctx ends: every command carries a request
 // id, so a retry of a command that did commit returns the first result.
 func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// A caller without a deadline (a REST client, say) still gets an
+		// answer when the group has no leader for long.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+	}
 	backoff := 10 * time.Millisecond
 	for {
 		resp, err := n.proposeOnce(ctx, cmd)

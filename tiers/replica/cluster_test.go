@@ -345,3 +345,27 @@ func TestJoinTransferRemove(t *testing.T) {
 		t.Fatalf("remove unknown: %v, want NotFound", err)
 	}
 }
+
+// TestNoQuorumAnswers: with two of three replicas down, a write without a
+// client deadline is refused within the apply timeout instead of hanging,
+// and it is a code the client retries on.
+func TestNoQuorumAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster fault test: run without -short")
+	}
+	c := testcluster.New(t, 3, func(cfg *config.Config) { cfg.Raft.ApplyTimeout = 2 * time.Second })
+	survivor := c.Leader()
+	for i := range c.Members {
+		if i != survivor {
+			c.Kill(i)
+		}
+	}
+	start := time.Now()
+	_, err := c.Cases(survivor).ReportCase(context.Background(), report("no-quorum", "no quorum"))
+	if !retryable(err) {
+		t.Fatalf("write without quorum: %v, want a retryable code", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("write without quorum took %v", d)
+	}
+}
