@@ -106,15 +106,7 @@ func (d *decoder) uvarint(field string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		if n == 0 {
-			d.fail(field, "truncated varint")
-		} else {
-			d.fail(field, "varint overflows 64 bits")
-		}
-		return 0
-	}
-	d.b = d.b[n:]
+	d.advance(field, n)
 	return v
 }
 
@@ -123,16 +115,21 @@ func (d *decoder) varint(field string) int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		if n == 0 {
-			d.fail(field, "truncated varint")
-		} else {
-			d.fail(field, "varint overflows 64 bits")
-		}
-		return 0
-	}
-	d.b = d.b[n:]
+	d.advance(field, n)
 	return v
+}
+
+// advance consumes a varint of n bytes, or records why it could not be read
+// (n as returned by binary.Uvarint and binary.Varint).
+func (d *decoder) advance(field string, n int) {
+	switch {
+	case n == 0:
+		d.fail(field, "truncated varint")
+	case n < 0:
+		d.fail(field, "varint overflows 64 bits")
+	default:
+		d.b = d.b[n:]
+	}
 }
 
 // bytes reads a uvarint length followed by that many bytes and returns a copy
