@@ -351,6 +351,7 @@ const (
 	Action_ACTION_RESUME            Action = 21 // 恢复
 	Action_ACTION_VOID              Action = 22 // 作废
 	Action_ACTION_SUPERVISE         Action = 23 // 督办
+	Action_ACTION_TRANSFER_UP       Action = 24 // 上交: hand the case up to the parent tier's platform
 )
 
 // Enum value maps for Action.
@@ -380,6 +381,7 @@ var (
 		21: "ACTION_RESUME",
 		22: "ACTION_VOID",
 		23: "ACTION_SUPERVISE",
+		24: "ACTION_TRANSFER_UP",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED":       0,
@@ -406,6 +408,7 @@ var (
 		"ACTION_RESUME":            21,
 		"ACTION_VOID":              22,
 		"ACTION_SUPERVISE":         23,
+		"ACTION_TRANSFER_UP":       24,
 	}
 )
 
@@ -866,6 +869,13 @@ type Case struct {
 	Version        uint64                 `protobuf:"varint,28,opt,name=version,proto3" json:"version,omitempty"`
 	History        []*HistoryEntry        `protobuf:"bytes,29,rep,name=history,proto3" json:"history,omitempty"`
 	ReportedAtNode string                 `protobuf:"bytes,30,opt,name=reported_at_node,json=reportedAtNode,proto3" json:"reported_at_node,omitempty"` // jurisdiction of the node where the case was first recorded
+	// Federation. The holder is the one node (by topology name) where the
+	// case's transitions happen; every other node that has it keeps a
+	// read-only mirror. The epoch counts hand-offs; a mirror applies a copy
+	// only when (holder_epoch, version) is newer than its own.
+	// Empty holder: a node outside any federation holds its own cases.
+	Holder      string `protobuf:"bytes,31,opt,name=holder,proto3" json:"holder,omitempty"`
+	HolderEpoch uint64 `protobuf:"varint,32,opt,name=holder_epoch,json=holderEpoch,proto3" json:"holder_epoch,omitempty"`
 	// Computed on read, never stored: actions allowed from the current state.
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1112,6 +1122,20 @@ func (x *Case) GetReportedAtNode() string {
 	return ""
 }
 
+func (x *Case) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *Case) GetHolderEpoch() uint64 {
+	if x != nil {
+		return x.HolderEpoch
+	}
+	return 0
+}
+
 func (x *Case) GetAllowedActions() []Action {
 	if x != nil {
 		return x.AllowedActions
@@ -1155,8 +1179,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xdd\n" +
-	"\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x98\v\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1194,7 +1217,9 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x0fsupervise_count\x18\x1b \x01(\x05R\x0esuperviseCount\x12\x18\n" +
 	"\aversion\x18\x1c \x01(\x04R\aversion\x122\n" +
 	"\ahistory\x18\x1d \x03(\v2\x18.cityhub.v1.HistoryEntryR\ahistory\x12(\n" +
-	"\x10reported_at_node\x18\x1e \x01(\tR\x0ereportedAtNode\x12;\n" +
+	"\x10reported_at_node\x18\x1e \x01(\tR\x0ereportedAtNode\x12\x16\n" +
+	"\x06holder\x18\x1f \x01(\tR\x06holder\x12!\n" +
+	"\fholder_epoch\x18  \x01(\x04R\vholderEpoch\x12;\n" +
 	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions*\xb2\x01\n" +
 	"\x06Source\x12\x16\n" +
 	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -1235,7 +1260,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\fSTATE_CLOSED\x10\n" +
 	"\x12\x13\n" +
 	"\x0fSTATE_SUSPENDED\x10\v\x12\x10\n" +
-	"\fSTATE_VOIDED\x10\f*\xad\x04\n" +
+	"\fSTATE_VOIDED\x10\f*\xc5\x04\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_REPORT\x10\x01\x12\x11\n" +
@@ -1261,7 +1286,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x13ACTION_DENY_SUSPEND\x10\x14\x12\x11\n" +
 	"\rACTION_RESUME\x10\x15\x12\x0f\n" +
 	"\vACTION_VOID\x10\x16\x12\x14\n" +
-	"\x10ACTION_SUPERVISE\x10\x17*\xc3\x01\n" +
+	"\x10ACTION_SUPERVISE\x10\x17\x12\x16\n" +
+	"\x12ACTION_TRANSFER_UP\x10\x18*\xc3\x01\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eROLE_INSPECTOR\x10\x01\x12\x15\n" +

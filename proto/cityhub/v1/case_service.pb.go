@@ -873,7 +873,7 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xcc\r\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x8c\x0e\n" +
 	"\vCaseService\x12E\n" +
 	"\n" +
 	"ReportCase\x12\x1d.cityhub.v1.ReportCaseRequest\x1a\x18.cityhub.v1.CaseResponse\x127\n" +
@@ -904,7 +904,9 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\vDenySuspend\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12:\n" +
 	"\x06Resume\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x128\n" +
 	"\x04Void\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12=\n" +
-	"\tSupervise\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\tSupervise\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12>\n" +
+	"\n" +
+	"TransferUp\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_case_service_proto_rawDescOnce sync.Once
@@ -989,35 +991,37 @@ var file_cityhub_v1_case_service_proto_depIdxs = []int32{
 	2,  // 42: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
 	2,  // 43: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
 	2,  // 44: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
-	3,  // 45: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
-	19, // 46: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
-	6,  // 47: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
-	9,  // 48: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
-	3,  // 49: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
-	3,  // 50: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
-	3,  // 51: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
-	3,  // 52: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
-	3,  // 53: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
-	3,  // 54: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
-	3,  // 55: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
-	3,  // 56: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 57: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 58: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 59: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
-	3,  // 60: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
-	3,  // 61: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
-	3,  // 62: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
-	3,  // 63: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 64: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 65: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 66: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 67: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 68: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 69: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
-	3,  // 70: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
-	3,  // 71: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
-	45, // [45:72] is the sub-list for method output_type
-	18, // [18:45] is the sub-list for method input_type
+	2,  // 45: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
+	3,  // 46: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
+	19, // 47: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
+	6,  // 48: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
+	9,  // 49: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
+	3,  // 50: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
+	3,  // 51: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
+	3,  // 52: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
+	3,  // 53: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
+	3,  // 54: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
+	3,  // 55: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
+	3,  // 56: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
+	3,  // 57: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 58: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 59: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 60: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
+	3,  // 61: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
+	3,  // 62: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
+	3,  // 63: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
+	3,  // 64: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 65: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 66: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 67: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 68: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 69: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 70: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
+	3,  // 71: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
+	3,  // 72: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
+	3,  // 73: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
+	46, // [46:74] is the sub-list for method output_type
+	18, // [18:46] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name

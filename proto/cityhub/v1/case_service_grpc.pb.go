@@ -46,6 +46,7 @@ const (
 	CaseService_Resume_FullMethodName           = "/cityhub.v1.CaseService/Resume"
 	CaseService_Void_FullMethodName             = "/cityhub.v1.CaseService/Void"
 	CaseService_Supervise_FullMethodName        = "/cityhub.v1.CaseService/Supervise"
+	CaseService_TransferUp_FullMethodName       = "/cityhub.v1.CaseService/TransferUp"
 )
 
 // CaseServiceClient is the client API for CaseService service.
@@ -83,6 +84,7 @@ type CaseServiceClient interface {
 	Resume(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Void(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Supervise(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	TransferUp(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 }
 
 type caseServiceClient struct {
@@ -363,6 +365,16 @@ func (c *caseServiceClient) Supervise(ctx context.Context, in *ActRequest, opts 
 	return out, nil
 }
 
+func (c *caseServiceClient) TransferUp(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaseResponse)
+	err := c.cc.Invoke(ctx, CaseService_TransferUp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CaseServiceServer is the server API for CaseService service.
 // All implementations must embed UnimplementedCaseServiceServer
 // for forward compatibility.
@@ -398,6 +410,7 @@ type CaseServiceServer interface {
 	Resume(context.Context, *ActRequest) (*CaseResponse, error)
 	Void(context.Context, *ActRequest) (*CaseResponse, error)
 	Supervise(context.Context, *ActRequest) (*CaseResponse, error)
+	TransferUp(context.Context, *ActRequest) (*CaseResponse, error)
 	mustEmbedUnimplementedCaseServiceServer()
 }
 
@@ -488,6 +501,9 @@ func (UnimplementedCaseServiceServer) Void(context.Context, *ActRequest) (*CaseR
 }
 func (UnimplementedCaseServiceServer) Supervise(context.Context, *ActRequest) (*CaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Supervise not implemented")
+}
+func (UnimplementedCaseServiceServer) TransferUp(context.Context, *ActRequest) (*CaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferUp not implemented")
 }
 func (UnimplementedCaseServiceServer) mustEmbedUnimplementedCaseServiceServer() {}
 func (UnimplementedCaseServiceServer) testEmbeddedByValue()                     {}
@@ -996,6 +1012,24 @@ func _CaseService_Supervise_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CaseService_TransferUp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CaseServiceServer).TransferUp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CaseService_TransferUp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CaseServiceServer).TransferUp(ctx, req.(*ActRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CaseService_ServiceDesc is the grpc.ServiceDesc for CaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1110,6 +1144,10 @@ var CaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Supervise",
 			Handler:    _CaseService_Supervise_Handler,
+		},
+		{
+			MethodName: "TransferUp",
+			Handler:    _CaseService_TransferUp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -610,7 +610,7 @@ var File_cityhub_v1_cluster_service_proto protoreflect.FileDescriptor
 const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	" cityhub/v1/cluster_service.proto\x12\n" +
-	"cityhub.v1\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\"\x12\n" +
+	"cityhub.v1\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"\x12\n" +
 	"\x10GetStatusRequest\"\xa3\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -649,12 +649,13 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\"\n" +
 	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId\"?\n" +
 	"\x0eProposeRequest\x12-\n" +
-	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand2\xb7\x02\n" +
+	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand2\x96\x03\n" +
 	"\x0eClusterService\x12D\n" +
 	"\tGetStatus\x12\x1c.cityhub.v1.GetStatusRequest\x1a\x19.cityhub.v1.ClusterStatus\x129\n" +
 	"\x04Join\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponse\x12?\n" +
 	"\x06Remove\x12\x19.cityhub.v1.RemoveRequest\x1a\x1a.cityhub.v1.RemoveResponse\x12c\n" +
-	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse2Q\n" +
+	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse\x12]\n" +
+	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse2Q\n" +
 	"\x0eForwardService\x12?\n" +
 	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
@@ -683,7 +684,9 @@ var file_cityhub_v1_cluster_service_proto_goTypes = []any{
 	(*TransferLeadershipResponse)(nil), // 8: cityhub.v1.TransferLeadershipResponse
 	(*ProposeRequest)(nil),             // 9: cityhub.v1.ProposeRequest
 	(*Command)(nil),                    // 10: cityhub.v1.Command
-	(*CaseResponse)(nil),               // 11: cityhub.v1.CaseResponse
+	(*FederationStatusRequest)(nil),    // 11: cityhub.v1.FederationStatusRequest
+	(*FederationStatusResponse)(nil),   // 12: cityhub.v1.FederationStatusResponse
+	(*CaseResponse)(nil),               // 13: cityhub.v1.CaseResponse
 }
 var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: cityhub.v1.ClusterStatus.servers:type_name -> cityhub.v1.Server
@@ -694,14 +697,16 @@ var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	3,  // 5: cityhub.v1.ClusterService.Join:input_type -> cityhub.v1.JoinRequest
 	5,  // 6: cityhub.v1.ClusterService.Remove:input_type -> cityhub.v1.RemoveRequest
 	7,  // 7: cityhub.v1.ClusterService.TransferLeadership:input_type -> cityhub.v1.TransferLeadershipRequest
-	9,  // 8: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
-	2,  // 9: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
-	4,  // 10: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
-	6,  // 11: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
-	8,  // 12: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
-	11, // 13: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
+	11, // 8: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
+	9,  // 9: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
+	2,  // 10: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
+	4,  // 11: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
+	6,  // 12: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
+	8,  // 13: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
+	12, // 14: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
+	13, // 15: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -714,6 +719,7 @@ func file_cityhub_v1_cluster_service_proto_init() {
 	}
 	file_cityhub_v1_case_service_proto_init()
 	file_cityhub_v1_command_proto_init()
+	file_cityhub_v1_federation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

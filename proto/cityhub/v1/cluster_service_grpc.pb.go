@@ -23,6 +23,7 @@ const (
 	ClusterService_Join_FullMethodName               = "/cityhub.v1.ClusterService/Join"
 	ClusterService_Remove_FullMethodName             = "/cityhub.v1.ClusterService/Remove"
 	ClusterService_TransferLeadership_FullMethodName = "/cityhub.v1.ClusterService/TransferLeadership"
+	ClusterService_FederationStatus_FullMethodName   = "/cityhub.v1.ClusterService/FederationStatus"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -35,6 +36,8 @@ type ClusterServiceClient interface {
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	Remove(ctx context.Context, in *RemoveRequest, opts ...grpc.CallOption) (*RemoveResponse, error)
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
+	// FederationStatus lists this node's links with their lag.
+	FederationStatus(ctx context.Context, in *FederationStatusRequest, opts ...grpc.CallOption) (*FederationStatusResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -85,6 +88,16 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *Trans
 	return out, nil
 }
 
+func (c *clusterServiceClient) FederationStatus(ctx context.Context, in *FederationStatusRequest, opts ...grpc.CallOption) (*FederationStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FederationStatusResponse)
+	err := c.cc.Invoke(ctx, ClusterService_FederationStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -95,6 +108,8 @@ type ClusterServiceServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	Remove(context.Context, *RemoveRequest) (*RemoveResponse, error)
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
+	// FederationStatus lists this node's links with their lag.
+	FederationStatus(context.Context, *FederationStatusRequest) (*FederationStatusResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -116,6 +131,9 @@ func (UnimplementedClusterServiceServer) Remove(context.Context, *RemoveRequest)
 }
 func (UnimplementedClusterServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedClusterServiceServer) FederationStatus(context.Context, *FederationStatusRequest) (*FederationStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FederationStatus not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -210,6 +228,24 @@ func _ClusterService_TransferLeadership_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_FederationStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FederationStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).FederationStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_FederationStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).FederationStatus(ctx, req.(*FederationStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -232,6 +268,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _ClusterService_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "FederationStatus",
+			Handler:    _ClusterService_FederationStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -34,6 +34,9 @@ type Command struct {
 	//	*Command_Report
 	//	*Command_Act
 	//	*Command_RegisterNode
+	//	*Command_SetTopology
+	//	*Command_Deliver
+	//	*Command_TrimOutbox
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -124,6 +127,33 @@ func (x *Command) GetRegisterNode() *RegisterNode {
 	return nil
 }
 
+func (x *Command) GetSetTopology() *SetTopology {
+	if x != nil {
+		if x, ok := x.Body.(*Command_SetTopology); ok {
+			return x.SetTopology
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeliver() *DeliverEntries {
+	if x != nil {
+		if x, ok := x.Body.(*Command_Deliver); ok {
+			return x.Deliver
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTrimOutbox() *TrimOutbox {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TrimOutbox); ok {
+			return x.TrimOutbox
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -140,11 +170,29 @@ type Command_RegisterNode struct {
 	RegisterNode *RegisterNode `protobuf:"bytes,12,opt,name=register_node,json=registerNode,proto3,oneof"`
 }
 
+type Command_SetTopology struct {
+	SetTopology *SetTopology `protobuf:"bytes,13,opt,name=set_topology,json=setTopology,proto3,oneof"`
+}
+
+type Command_Deliver struct {
+	Deliver *DeliverEntries `protobuf:"bytes,14,opt,name=deliver,proto3,oneof"`
+}
+
+type Command_TrimOutbox struct {
+	TrimOutbox *TrimOutbox `protobuf:"bytes,15,opt,name=trim_outbox,json=trimOutbox,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
 
 func (*Command_RegisterNode) isCommand_Body() {}
+
+func (*Command_SetTopology) isCommand_Body() {}
+
+func (*Command_Deliver) isCommand_Body() {}
+
+func (*Command_TrimOutbox) isCommand_Body() {}
 
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
@@ -578,7 +626,7 @@ var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\"\x96\x02\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\xc7\x03\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -588,7 +636,11 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x06report\x18\n" +
 	" \x01(\v2\x16.cityhub.v1.ReportCaseH\x00R\x06report\x12*\n" +
 	"\x03act\x18\v \x01(\v2\x16.cityhub.v1.CaseActionH\x00R\x03act\x12?\n" +
-	"\rregister_node\x18\f \x01(\v2\x18.cityhub.v1.RegisterNodeH\x00R\fregisterNodeB\x06\n" +
+	"\rregister_node\x18\f \x01(\v2\x18.cityhub.v1.RegisterNodeH\x00R\fregisterNode\x12<\n" +
+	"\fset_topology\x18\r \x01(\v2\x17.cityhub.v1.SetTopologyH\x00R\vsetTopology\x126\n" +
+	"\adeliver\x18\x0e \x01(\v2\x1a.cityhub.v1.DeliverEntriesH\x00R\adeliver\x129\n" +
+	"\vtrim_outbox\x18\x0f \x01(\v2\x16.cityhub.v1.TrimOutboxH\x00R\n" +
+	"trimOutboxB\x06\n" +
 	"\x04body\"\xb8\x01\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
@@ -643,31 +695,37 @@ func file_cityhub_v1_command_proto_rawDescGZIP() []byte {
 
 var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cityhub_v1_command_proto_goTypes = []any{
-	(*Command)(nil),       // 0: cityhub.v1.Command
-	(*ReportCase)(nil),    // 1: cityhub.v1.ReportCase
-	(*CaseAction)(nil),    // 2: cityhub.v1.CaseAction
-	(*RegisterNode)(nil),  // 3: cityhub.v1.RegisterNode
-	(*NodeInfo)(nil),      // 4: cityhub.v1.NodeInfo
-	(*RequestRecord)(nil), // 5: cityhub.v1.RequestRecord
-	(*Case)(nil),          // 6: cityhub.v1.Case
-	(Role)(0),             // 7: cityhub.v1.Role
-	(Action)(0),           // 8: cityhub.v1.Action
-	(Tier)(0),             // 9: cityhub.v1.Tier
+	(*Command)(nil),        // 0: cityhub.v1.Command
+	(*ReportCase)(nil),     // 1: cityhub.v1.ReportCase
+	(*CaseAction)(nil),     // 2: cityhub.v1.CaseAction
+	(*RegisterNode)(nil),   // 3: cityhub.v1.RegisterNode
+	(*NodeInfo)(nil),       // 4: cityhub.v1.NodeInfo
+	(*RequestRecord)(nil),  // 5: cityhub.v1.RequestRecord
+	(*SetTopology)(nil),    // 6: cityhub.v1.SetTopology
+	(*DeliverEntries)(nil), // 7: cityhub.v1.DeliverEntries
+	(*TrimOutbox)(nil),     // 8: cityhub.v1.TrimOutbox
+	(*Case)(nil),           // 9: cityhub.v1.Case
+	(Role)(0),              // 10: cityhub.v1.Role
+	(Action)(0),            // 11: cityhub.v1.Action
+	(Tier)(0),              // 12: cityhub.v1.Tier
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
-	1, // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
-	2, // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
-	3, // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
-	6, // 3: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	7, // 4: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	8, // 5: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	7, // 6: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	9, // 7: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
+	2,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
+	3,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
+	6,  // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
+	7,  // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
+	8,  // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
+	9,  // 6: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	10, // 7: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	11, // 8: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	10, // 9: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	12, // 10: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -676,10 +734,14 @@ func file_cityhub_v1_command_proto_init() {
 		return
 	}
 	file_cityhub_v1_case_proto_init()
+	file_cityhub_v1_federation_proto_init()
 	file_cityhub_v1_command_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Report)(nil),
 		(*Command_Act)(nil),
 		(*Command_RegisterNode)(nil),
+		(*Command_SetTopology)(nil),
+		(*Command_Deliver)(nil),
+		(*Command_TrimOutbox)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
