@@ -119,6 +119,7 @@ var actions = &nameTable[pb.Action]{what: "action", prefix: "ACTION_", entries: 
 	{"resume", pb.Action_ACTION_RESUME, []string{"恢复"}},
 	{"void", pb.Action_ACTION_VOID, []string{"作废"}},
 	{"supervise", pb.Action_ACTION_SUPERVISE, []string{"督办"}},
+	{"transfer-up", pb.Action_ACTION_TRANSFER_UP, []string{"上交"}},
 }}
 
 var roles = &nameTable[pb.Role]{what: "role", prefix: "ROLE_", entries: []nameEntry[pb.Role]{
