@@ -7,8 +7,14 @@ PROTO_DIR := proto
 PROTO_PKG := $(PROTO_DIR)/cityhub/v1
 PROTOS   := $(wildcard $(PROTO_PKG)/*.proto)
 TEST_FLAGS ?= -race -count=1 -timeout 20m
+# The nodes of the default federation (`make certs`); CERTS_FLAGS=--force
+# replaces certificates already in data/certs.
+FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s-320506002 \
+	c-320505001001 c-320505001002 c-320505002001 c-320505002002 \
+	c-320506001001 c-320506001002 c-320506002001 c-320506002002
+CERTS_FLAGS ?=
 
-.PHONY: help build test test-short e2e proto proto-tools proto-check lint fmt vet bench run clean
+.PHONY: help build test test-short e2e proto proto-tools proto-check lint fmt vet bench run certs clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +67,9 @@ bench: ## benchmarks (see BENCHMARKS.md)
 
 run: ## the main job: a 3-replica tier in one process with a case generator (Ctrl-C stops it)
 	$(GO) run ./cmd/cityhubdemo
+
+certs: ## dev mTLS certificates for the default federation into data/certs
+	$(GO) run ./cmd/cityhubctl certs create --dir data/certs $(CERTS_FLAGS) $(FEDERATION_NODES)
 
 clean:
 	rm -rf $(BIN) data
