@@ -43,9 +43,44 @@ type Config struct {
 	GRPC      ListenConfig    `mapstructure:"grpc"`
 	HTTP      ListenConfig    `mapstructure:"http"`
 	Catalogue CatalogueConfig `mapstructure:"catalogue"`
-	Log       LogConfig       `mapstructure:"log"`
-	Debug     DebugConfig     `mapstructure:"debug"`
+	Log        LogConfig        `mapstructure:"log"`
+	Debug      DebugConfig      `mapstructure:"debug"`
+	Federation FederationConfig `mapstructure:"federation"`
 }
+
+// FederationConfig connects the node to its parent and children (see
+// federation/DESIGN.md). With no topology the node stands alone.
+type FederationConfig struct {
+	// Topology is the path of the federation tree (YAML, the format of
+	// federation/topology.Load); empty means the node is not federated.
+	Topology string `mapstructure:"topology"`
+	// Node is this node's name in the topology. Its tier and jurisdiction
+	// must equal node.tier and node.jurisdiction.
+	Node string `mapstructure:"node"`
+	// Addr is the listener for calls from the parent and children; the
+	// topology lists it among the node's replicas.
+	Addr string `mapstructure:"addr"`
+	// Insecure turns mTLS off: plain text, callers identified by what they
+	// claim. For local development on loopback only.
+	Insecure bool      `mapstructure:"insecure"`
+	TLS      TLSConfig `mapstructure:"tls"`
+	// BatchSize and BatchBytes bound one delivery on a link.
+	BatchSize  int `mapstructure:"batch_size"`
+	BatchBytes int `mapstructure:"batch_bytes"`
+	// RetryMin and RetryMax bound the backoff after a failed delivery.
+	RetryMin time.Duration `mapstructure:"retry_min"`
+	RetryMax time.Duration `mapstructure:"retry_max"`
+}
+
+// TLSConfig names the PEM files of a node's federation identity.
+type TLSConfig struct {
+	CA   string `mapstructure:"ca"`
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
+}
+
+// Enabled reports whether the node is part of a federation.
+func (f FederationConfig) Enabled() bool { return f.Topology != "" }
 
 // NodeConfig identifies the node and the jurisdiction it serves.
 type NodeConfig struct {
@@ -154,6 +189,13 @@ func Default() Config {
 		HTTP:      ListenConfig{Addr: "127.0.0.1:7201"},
 		Catalogue: CatalogueConfig{Path: ""},
 		Log:       LogConfig{Level: LogLevelInfo, Format: LogFormatText},
+		Federation: FederationConfig{
+			Addr:       "127.0.0.1:7301",
+			BatchSize:  512,
+			BatchBytes: 2 << 20,
+			RetryMin:   50 * time.Millisecond,
+			RetryMax:   5 * time.Second,
+		},
 	}
 }
 

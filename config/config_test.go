@@ -320,9 +320,10 @@ func TestEnvWithoutFile(t *testing.T) {
 			SnapshotInterval: time.Hour, SnapshotThreshold: 100, TrailingLogs: 200,
 			MaxAppendEntries: 64, ApplyTimeout: 3 * time.Second, LogEngine: "wal",
 		},
-		GRPC: ListenConfig{Addr: "127.0.0.1:8101"},
-		HTTP: ListenConfig{Addr: "127.0.0.1:8201"},
-		Log:  LogConfig{Level: "debug", Format: "json"},
+		GRPC:       ListenConfig{Addr: "127.0.0.1:8101"},
+		HTTP:       ListenConfig{Addr: "127.0.0.1:8201"},
+		Log:        LogConfig{Level: "debug", Format: "json"},
+		Federation: Default().Federation,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)

@@ -44,6 +44,7 @@ func (c *Config) Validate() error {
 	c.validateCluster(v)
 	c.validateRaftTuning(v)
 	c.validateMisc(v)
+	c.validateFederation(v)
 	return errors.Join(v.errs...)
 }
 

@@ -264,3 +264,6 @@ func (s *CaseServer) Void(ctx context.Context, r *pb.ActRequest) (*pb.CaseRespon
 func (s *CaseServer) Supervise(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
 	return s.actAs(ctx, pb.Action_ACTION_SUPERVISE, r)
 }
+func (s *CaseServer) TransferUp(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_TRANSFER_UP, r)
+}

@@ -15,6 +15,7 @@ type ClusterServer struct {
 	pb.UnimplementedClusterServiceServer
 	replica Replica
 	peers   *Peers
+	fed     Federation // nil outside a federation
 }
 
 // NewClusterServer returns the cluster service of replica.

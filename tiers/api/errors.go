@@ -20,6 +20,10 @@ import (
 // ErrInvalid marks a request this package refuses before it reaches raft.
 var ErrInvalid = errors.New("invalid request")
 
+// errFederationNotReady refuses writes until the federation topology is in
+// the state machine.
+var errFederationNotReady = errors.New("federation not ready")
+
 // errorCodes is the one table from sentinel errors to gRPC codes. The first
 // match wins, so more specific errors come first.
 var errorCodes = []struct {
@@ -32,7 +36,13 @@ var errorCodes = []struct {
 	{catalogue.ErrUnknownClass, codes.InvalidArgument},
 	{store.ErrBadPageToken, codes.InvalidArgument},
 	{fsm.ErrBadCommand, codes.InvalidArgument},
+	{fsm.ErrUnitNotBelow, codes.InvalidArgument},
+	{fsm.ErrBadTopology, codes.InvalidArgument},
 	{workflow.ErrForbidden, codes.FailedPrecondition},
+	{fsm.ErrNotHolder, codes.FailedPrecondition},
+	{fsm.ErrNoParent, codes.FailedPrecondition},
+	{fsm.ErrNotFederated, codes.FailedPrecondition},
+	{errFederationNotReady, codes.Unavailable},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},

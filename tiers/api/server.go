@@ -31,6 +31,9 @@ type Options struct {
 	// GridPrefix, when set, is the grid code prefix this node covers:
 	// reports for grids outside it are refused.
 	GridPrefix string
+	// Federation, when set, gates writes on the topology being applied and
+	// serves link status and lag metrics.
+	Federation Federation
 }
 
 // Server serves one replica over gRPC and REST.
@@ -55,7 +58,12 @@ func NewServer(opts Options) (*Server, error) {
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log)))
 	cs := NewCaseServer(opts.Replica, opts.Catalogue, opts.Peers, log)
 	cs.gridPrefix = opts.GridPrefix
+	cs.fed = opts.Federation
 	cl := NewClusterServer(opts.Replica, opts.Peers)
+	cl.fed = opts.Federation
+	if opts.Federation != nil {
+		m.Registry.MustRegister(newLinkCollector(opts.Federation))
+	}
 	pb.RegisterCaseServiceServer(gs, cs)
 	pb.RegisterClusterServiceServer(gs, cl)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica))

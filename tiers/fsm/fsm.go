@@ -21,6 +21,7 @@ const txnChunk = 32
 type FSM struct {
 	store   *store.Store
 	log     *slog.Logger
+	fed     fedCache
 	applied atomic.Uint64
 	// onApply, when set, is told of every applied index (tests and metrics).
 	onApply func(index uint64)
@@ -80,7 +81,7 @@ func (f *FSM) applyChunk(logs []*raft.Log, out []any) {
 			if l.Type != raft.LogCommand {
 				continue
 			}
-			res, err := process(tx, l)
+			res, err := process(tx, l, &f.fed)
 			if err != nil {
 				return err // storage failure: nothing of the chunk commits
 			}

@@ -29,11 +29,16 @@ type Result struct {
 	Case     *pb.Case
 	Replayed bool // the request id was applied before; nothing changed
 	Err      error
+	// HighWater is the link's high-water mark after a DeliverEntries.
+	HighWater uint64
+	// Skipped counts delivered entries that were not newer than the copy
+	// held (duplicates, reordered copies) or were malformed.
+	Skipped int
 }
 
 // process applies one command inside tx. A returned error is a storage
 // failure; a refused command is reported in Result.Err and writes nothing.
-func process(tx *store.Tx, l *raft.Log) (*Result, error) {
+func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	cmd := &pb.Command{}
 	if err := proto.Unmarshal(l.Data, cmd); err != nil {
 		return &Result{Err: fmt.Errorf("%w: index %d: %v", ErrBadCommand, l.Index, err)}, nil
@@ -56,14 +61,27 @@ func process(tx *store.Tx, l *raft.Log) (*Result, error) {
 		res *Result
 		err error
 	)
+	fv, err := fed.load(tx)
+	if err != nil {
+		return nil, err
+	}
 	switch body := cmd.Body.(type) {
 	case *pb.Command_Report:
-		c, res, err = report(tx, cmd, body.Report)
+		c, res, err = report(tx, cmd, body.Report, fv)
 	case *pb.Command_Act:
-		c, res, err = act(tx, cmd, body.Act)
+		c, res, err = act(tx, cmd, body.Act, fv)
 	case *pb.Command_RegisterNode:
 		r := body.RegisterNode
 		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr})
+	case *pb.Command_SetTopology:
+		return setTopology(tx, body.SetTopology)
+	case *pb.Command_Deliver:
+		return deliver(tx, cmd, body.Deliver, fv)
+	case *pb.Command_TrimOutbox:
+		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
+			return nil, err
+		}
+		return &Result{}, nil
 	default:
 		return &Result{Err: fmt.Errorf("%w: index %d has no body", ErrBadCommand, l.Index)}, nil
 	}
@@ -92,7 +110,7 @@ func replay(tx *store.Tx, cmd *pb.Command, rec *pb.RequestRecord, fp []byte) (*R
 	return &Result{Case: c, Replayed: true}, nil
 }
 
-func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase) (*pb.Case, *Result, error) {
+func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.Case, *Result, error) {
 	if r.GetCase() == nil || !validIDPart(r.IdPrefix) || !validIDPart(r.IdDate) {
 		return nil, &Result{Err: fmt.Errorf("%w: report needs a case, id prefix and date", ErrBadCommand)}, nil
 	}
@@ -116,13 +134,17 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase) (*pb.Case, *Result,
 	}
 	c.Id = fmt.Sprintf("%s-%s-%06d", r.IdPrefix, r.IdDate, seq)
 	c.ReportedAtNode = r.IdPrefix
+	c.Holder, c.HolderEpoch = "", 0
+	if fv != nil {
+		c.Holder, c.HolderEpoch = fv.self, 1
+	}
 	if err := tx.PutCase(nil, c); err != nil {
 		return nil, nil, err
 	}
-	return c, nil, nil
+	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
 }
 
-func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction) (*pb.Case, *Result, error) {
+func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case, *Result, error) {
 	old, err := tx.GetCase(a.CaseId)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &Result{Err: err}, nil
@@ -145,13 +167,19 @@ func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction) (*pb.Case, *Result, er
 		RequestID:        cmd.RequestId,
 		ExpectedVersion:  a.ExpectedVersion,
 	}
+	if err := fv.checkHolder(old); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
 	if err := workflow.Apply(c, step); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
+	if err := fv.route(c, a); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
 	if err := tx.PutCase(old, c); err != nil {
 		return nil, nil, err
 	}
-	return c, nil, nil
+	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
 }
 
 // fingerprint hashes what the client asked for, leaving out what the leader
@@ -172,6 +200,12 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = a
 	case *pb.Command_RegisterNode:
 		m = b.RegisterNode
+	case *pb.Command_SetTopology:
+		m = b.SetTopology
+	case *pb.Command_Deliver:
+		m = b.Deliver
+	case *pb.Command_TrimOutbox:
+		m = b.TrimOutbox
 	default:
 		return nil
 	}
@@ -197,6 +231,10 @@ func oversizedKeyField(cmd *pb.Command) string {
 		return "unit"
 	case len(cmd.GetRegisterNode().GetNodeId()) > maxKeyField:
 		return "node_id"
+	case len(cmd.GetDeliver().GetFrom()) > maxKeyField:
+		return "from"
+	case len(cmd.GetTrimOutbox().GetLink()) > maxKeyField:
+		return "link"
 	}
 	return ""
 }

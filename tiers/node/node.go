@@ -83,6 +83,7 @@ type Node struct {
 
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
+	appliedCh   chan struct{} // closed and replaced after every applied chunk
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -108,6 +109,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{})}
 	n.appliedCond = sync.NewCond(&n.appliedMu)
+	n.appliedCh = make(chan struct{})
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -130,6 +132,8 @@ func (n *Node) open() error {
 	n.fsm.OnApply(func(uint64) {
 		n.appliedMu.Lock()
 		n.appliedCond.Broadcast()
+		close(n.appliedCh)
+		n.appliedCh = make(chan struct{})
 		n.appliedMu.Unlock()
 	})
 	raftOut := cfg.RaftLog
@@ -263,6 +267,18 @@ func (n *Node) registered(reg *pb.RegisterNode) (bool, error) {
 	}
 	return false, nil
 }
+
+// Applied returns a channel that is closed when the state machine next
+// applies entries: watchers (the federation relay) wait on it instead of
+// polling.
+func (n *Node) Applied() <-chan struct{} {
+	n.appliedMu.Lock()
+	defer n.appliedMu.Unlock()
+	return n.appliedCh
+}
+
+// Done is closed when the node shuts down.
+func (n *Node) Done() <-chan struct{} { return n.done }
 
 // ID is the node's raft server id.
 func (n *Node) ID() string { return n.cfg.ID }

@@ -68,6 +68,17 @@ func retryable(err error) bool {
 // The API's forward handler calls it, so a forwarded command is never
 // forwarded again.
 func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	res, err := n.ApplyLocal(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
+}
+
+// ApplyLocal stamps cmd, commits it through raft on this node, which must
+// lead, and returns the state machine's result. A command the state machine
+// refused is returned as the error.
+func (n *Node) ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	select {
 	case <-n.done:
 		return nil, ErrShutdown
@@ -103,7 +114,7 @@ func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseRespo
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
+	return res, nil
 }
 
 // stamp writes the leader's clock and identity into cmd, so Apply never

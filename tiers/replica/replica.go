@@ -25,6 +25,9 @@ type Options struct {
 	Logger  *slog.Logger
 	RaftLog io.Writer  // raft's own log output; nil is stderr
 	Clock   node.Clock // nil is the system clock
+	// FederationDialer, when set, makes the connections to neighbours
+	// (tests use it to cut links; nil dials TCP).
+	FederationDialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Replica is a running node with its API.
@@ -33,6 +36,7 @@ type Replica struct {
 	Node   *node.Node
 	API    *api.Server
 	peers  *api.Peers
+	fed    *federation // nil outside a federation
 	log    *slog.Logger
 }
 
@@ -84,9 +88,24 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		peers.Close()
 		return nil, err
 	}
-	srv, err := api.NewServer(api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
-		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)})
+	var fed *federation
+	apiOpts := api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)}
+	if cfg.Federation.Enabled() {
+		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
+			_ = n.Shutdown()
+			gl.Close()
+			hl.Close()
+			peers.Close()
+			return nil, err
+		}
+		apiOpts.Federation = fed
+	}
+	srv, err := api.NewServer(apiOpts)
 	if err != nil {
+		if fed != nil {
+			fed.close(false)
+		}
 		_ = n.Shutdown()
 		gl.Close()
 		hl.Close()
@@ -94,7 +113,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	srv.Serve()
-	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, log: logger.With("component", "replica")}
+	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
 			r.Kill()
@@ -153,6 +172,9 @@ func (r *Replica) join(ctx context.Context) error {
 
 // Stop drains the API and shuts the node down.
 func (r *Replica) Stop(ctx context.Context) error {
+	if r.fed != nil {
+		r.fed.close(true)
+	}
 	r.API.Stop(ctx)
 	err := r.Node.Shutdown()
 	r.peers.Close()
@@ -162,9 +184,29 @@ func (r *Replica) Stop(ctx context.Context) error {
 // Kill stops at once, dropping calls in flight: the in-process stand-in
 // for SIGKILL (the stores still close, so the directory can be reopened).
 func (r *Replica) Kill() {
+	if r.fed != nil {
+		r.fed.close(false)
+	}
 	r.API.Kill()
 	_ = r.Node.Shutdown()
 	r.peers.Close()
+}
+
+// FederationAddr is the federation listener's address ("" outside a
+// federation).
+func (r *Replica) FederationAddr() string {
+	if r.fed == nil {
+		return ""
+	}
+	return r.fed.Addr()
+}
+
+// FederationStatus describes the replica's links (nil outside a federation).
+func (r *Replica) FederationStatus() (*pb.FederationStatusResponse, error) {
+	if r.fed == nil {
+		return nil, nil
+	}
+	return r.fed.Status()
 }
 
 // gridPrefix is the grid code prefix a node's jurisdiction covers. A city's

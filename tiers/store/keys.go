@@ -20,7 +20,13 @@ const (
 	pfxSeq     = "q/"        // q/<id prefix>/<date>             → uint64 BE
 	pfxCount   = "k/"        // k/<state:2>                      → int64 BE (cases per state)
 	keyApplied = "m/applied" // index, term: 16 bytes BE
-	unitSep    = "\x00"
+
+	// Federation (see federation/DESIGN.md).
+	pfxOutbox   = "o/"         // o/<peer>\x00<seq:8 BE>       → LinkEntry
+	pfxOutLink  = "l/"         // l/<peer>                      → OutLink (last seq, acked)
+	pfxInLink   = "i/"         // i/<peer>                      → uint64 BE: high-water mark received
+	keyTopology = "f/topology" // FederationTopology the state machine routes by
+	unitSep     = "\x00"
 )
 
 func caseKey(id string) []byte { return []byte(pfxCase + id) }
@@ -52,6 +58,16 @@ func requestKey(id string) []byte { return []byte(pfxRequest + id) }
 func nodeKey(id string) []byte { return []byte(pfxNode + id) }
 
 func seqKey(prefix, date string) []byte { return []byte(pfxSeq + prefix + "/" + date) }
+
+func outboxPrefix(peer string) []byte { return []byte(pfxOutbox + peer + unitSep) }
+
+func outboxKey(peer string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(outboxPrefix(peer), seq)
+}
+
+func outLinkKey(peer string) []byte { return []byte(pfxOutLink + peer) }
+
+func inLinkKey(peer string) []byte { return []byte(pfxInLink + peer) }
 
 // idFromIndexKey returns the case id at the end of an index key.
 func idFromIndexKey(prefix, key []byte) string {

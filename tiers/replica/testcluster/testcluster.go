@@ -36,6 +36,7 @@ type Cluster struct {
 	Members []*Member
 	conns   map[string]*grpc.ClientConn
 	Logger  *slog.Logger
+	ro      func(config.Config) replica.Options
 }
 
 // Option adjusts each member's configuration before start.
@@ -55,7 +56,13 @@ func FreePort(t testing.TB) string {
 // New starts n bootstrapped replicas and waits for a leader.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return NewWith(t, n, nil, opts...)
+}
+
+// NewWith is New with extra start options for each replica (ro may be nil).
+func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts ...Option) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ro: ro}
 	dir := t.TempDir()
 	var peers []config.Peer
 	for i := 0; i < n; i++ {
@@ -106,7 +113,12 @@ func (c *Cluster) Start(i int) {
 	// A restarted member binds the same ports; the old sockets may take a
 	// moment to go.
 	for attempt := 0; attempt < 50; attempt++ {
-		r, err = replica.Start(context.Background(), m.Cfg, replica.Options{Logger: c.Logger, RaftLog: io.Discard})
+		o := replica.Options{}
+		if c.ro != nil {
+			o = c.ro(m.Cfg)
+		}
+		o.Logger, o.RaftLog = c.Logger, io.Discard
+		r, err = replica.Start(context.Background(), m.Cfg, o)
 		if err == nil {
 			break
 		}

@@ -1,0 +1,297 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// Options configure a Relay.
+type Options struct {
+	Self     string
+	Topology *topology.Topology
+	Local    Local
+	// Dial returns the gRPC options for calling a neighbour (transport
+	// credentials: mTLS expecting the neighbour's name in its certificate,
+	// or insecure when configured for local use).
+	Dial func(peer string) []grpc.DialOption
+	// BatchSize and BatchBytes bound one Deliver call (and so the memory a
+	// link holds): at most this many entries and about this many bytes.
+	BatchSize  int
+	BatchBytes int
+	// RetryMin and RetryMax bound the backoff after a failed delivery.
+	RetryMin, RetryMax time.Duration
+	// CallTimeout bounds one Deliver call.
+	CallTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 512
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 2 << 20
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 50 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Second
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Relay ships the outbox of each link of one node to the neighbour's
+// leader. Every replica runs it; only the leader sends. A new leader starts
+// from the acknowledged mark in the state store, so nothing is lost, and
+// the receiver's high-water mark drops what was sent twice.
+type Relay struct {
+	opts  Options
+	log   *slog.Logger
+	links []*link
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// link is the sending side of one link.
+type link struct {
+	peer   string
+	dir    string // "parent" or "child"
+	client *peerClient
+
+	mu      sync.Mutex
+	lastErr string
+	sending bool
+	// hw is the receiver's high-water mark as last reported; trimmed is the
+	// mark committed to the outbox through the log.
+	hw, trimmed uint64
+	trimKick    chan struct{}
+}
+
+// New builds the relay for opts.Self's links (its parent and children).
+func New(opts Options) (*Relay, error) {
+	opts.defaults()
+	self, ok := opts.Topology.Node(opts.Self)
+	if !ok {
+		return nil, errors.New("relay: self is not in the topology")
+	}
+	r := &Relay{opts: opts, log: opts.Logger.With("component", "relay", "node", opts.Self)}
+	for _, peer := range opts.Topology.Neighbours(opts.Self) {
+		n, _ := opts.Topology.Node(peer)
+		dir := "child"
+		if peer == self.Parent {
+			dir = "parent"
+		}
+		r.links = append(r.links, &link{peer: peer, dir: dir, client: newPeerClient(peer, n.Replicas, opts.Dial(peer)), trimKick: make(chan struct{}, 1)})
+	}
+	return r, nil
+}
+
+// Start runs one sender and one trimmer per link until Stop.
+func (r *Relay) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	for _, l := range r.links {
+		r.wg.Add(2)
+		go func() { defer r.wg.Done(); r.send(ctx, l) }()
+		go func() { defer r.wg.Done(); r.trim(ctx, l) }()
+	}
+}
+
+// Stop ends the relay and closes its connections.
+func (r *Relay) Stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	for _, l := range r.links {
+		l.client.close()
+	}
+}
+
+// send is the loop of one link: wait for leadership and for entries, send
+// a batch, move the cursor to the mark the receiver answers.
+func (r *Relay) send(ctx context.Context, l *link) {
+	local := r.opts.Local
+	var cursor uint64 // last sequence number known delivered; 0: read the acked mark
+	backoff := r.opts.RetryMin
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for ctx.Err() == nil {
+		applied := local.Applied()
+		if !local.IsLeader() {
+			cursor = 0
+			l.setSending(false)
+			r.wait(ctx, applied, 200*time.Millisecond, idle)
+			continue
+		}
+		l.setSending(true)
+		if cursor == 0 {
+			ls, err := local.Store().Link(l.peer)
+			if err != nil {
+				r.log.Error("read link state", "peer", l.peer, "error", err)
+				r.wait(ctx, nil, backoff, idle)
+				continue
+			}
+			cursor = ls.Out.Acked
+		}
+		batch, err := local.Store().Outbox(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
+		if err != nil {
+			r.log.Error("read outbox", "peer", l.peer, "error", err)
+			r.wait(ctx, nil, backoff, idle)
+			continue
+		}
+		if len(batch) == 0 {
+			r.wait(ctx, applied, 500*time.Millisecond, idle)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+		resp, err := l.client.deliver(cctx, &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: batch})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.setErr(err)
+			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(batch), "error", err)
+			r.wait(ctx, nil, backoff, idle)
+			backoff = min(2*backoff, r.opts.RetryMax)
+			cursor = 0 // re-read the acked mark: leadership may have moved here too
+			continue
+		}
+		backoff = r.opts.RetryMin
+		l.setErr(nil)
+		// The receiver's mark is authoritative: it is past the batch when
+		// everything applied, and behind it after a gap (the next batch
+		// starts right after it).
+		cursor = resp.HighWater
+		l.ack(resp.HighWater)
+	}
+}
+
+// wait sleeps until ch closes, d passes or ctx ends.
+func (r *Relay) wait(ctx context.Context, ch <-chan struct{}, d time.Duration, t *time.Timer) {
+	t.Reset(d)
+	select {
+	case <-ctx.Done():
+	case <-ch:
+	case <-t.C:
+		return
+	}
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+}
+
+// trim commits acknowledgements to the outbox through the log, one at a
+// time, coalescing the marks that arrive meanwhile.
+func (r *Relay) trim(ctx context.Context, l *link) {
+	backoff := r.opts.RetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.trimKick:
+		}
+		for ctx.Err() == nil {
+			l.mu.Lock()
+			hw, done := l.hw, l.trimmed
+			l.mu.Unlock()
+			if hw <= done || !r.opts.Local.IsLeader() {
+				break
+			}
+			cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+			_, err := r.opts.Local.ApplyLocal(cctx, &pb.Command{Body: &pb.Command_TrimOutbox{TrimOutbox: &pb.TrimOutbox{Link: l.peer, Upto: hw}}})
+			cancel()
+			if err != nil {
+				r.log.Debug("trim failed", "peer", l.peer, "upto", hw, "error", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, r.opts.RetryMax)
+				continue
+			}
+			backoff = r.opts.RetryMin
+			l.mu.Lock()
+			l.trimmed = max(l.trimmed, hw)
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *link) ack(hw uint64) {
+	l.mu.Lock()
+	if hw > l.hw {
+		l.hw = hw
+	}
+	l.mu.Unlock()
+	select {
+	case l.trimKick <- struct{}{}:
+	default:
+	}
+}
+
+func (l *link) setErr(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.lastErr = ""
+		return
+	}
+	l.lastErr = err.Error()
+}
+
+func (l *link) setSending(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !on && l.sending {
+		// Leadership moved away: a later term starts from the stored mark.
+		l.hw, l.trimmed = 0, 0
+	}
+	l.sending = on
+}
+
+// Status reports every link of the node, from the state store (any
+// replica) and, on the leader, the relay's own view.
+func (r *Relay) Status() ([]*pb.LinkStatus, error) {
+	now := time.Now()
+	var out []*pb.LinkStatus
+	for _, l := range r.links {
+		ls, err := r.opts.Local.Store().Link(l.peer)
+		if err != nil {
+			return nil, err
+		}
+		st := &pb.LinkStatus{
+			Peer: l.peer, Direction: l.dir,
+			OutLastSeq: ls.Out.LastSeq, OutAcked: ls.Out.Acked, LagEntries: ls.Out.LastSeq - ls.Out.Acked,
+			InHighWater: ls.InHighWater,
+		}
+		if ls.OldestUnacked > 0 {
+			st.LagSeconds = max(0, now.Sub(time.UnixMilli(ls.OldestUnacked)).Seconds())
+		}
+		l.mu.Lock()
+		st.LastError, st.Relaying = l.lastErr, l.sending
+		l.mu.Unlock()
+		out = append(out, st)
+	}
+	return out, nil
+}

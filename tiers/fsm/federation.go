@@ -1,0 +1,216 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/federation/protocol"
+	"github.com/cityhub/cityhub/federation/topology"
+	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/workflow"
+)
+
+var (
+	// ErrNotHolder refuses an action on a case that another node holds;
+	// the error is a *NotHolderError naming the holder.
+	ErrNotHolder = errors.New("case is held by another node")
+	// ErrNoParent refuses a transfer up at the root of the federation (or
+	// outside any federation).
+	ErrNoParent = errors.New("node has no parent to transfer to")
+	// ErrNotFederated refuses a federation command on a node that has no
+	// topology.
+	ErrNotFederated = errors.New("node is not part of a federation")
+	// ErrBadTopology refuses a topology that does not validate.
+	ErrBadTopology = errors.New("bad federation topology")
+	// ErrUnitNotBelow refuses a dispatch to a unit hosted by a node that is
+	// not this node or one of its descendants.
+	ErrUnitNotBelow = errors.New("unit is not hosted at or below this node")
+)
+
+// NotHolderError says which node holds a case.
+type NotHolderError struct {
+	CaseID, Holder string
+}
+
+func (e *NotHolderError) Error() string {
+	return fmt.Sprintf("case %s is held by node %q: act there (this node keeps a read-only mirror)", e.CaseID, e.Holder)
+}
+
+func (e *NotHolderError) Unwrap() error { return ErrNotHolder }
+
+// fedCache keeps the parsed topology of the stored record, rebuilt only
+// when the record's bytes change. It is touched only by the goroutine that
+// applies entries (raft serialises Apply and Restore).
+type fedCache struct {
+	raw  []byte
+	view *fedView
+}
+
+// fedView is the federation as the state machine sees it. A nil *fedView
+// means the node is not federated: its cases have no holder and no link.
+type fedView struct {
+	topo *topology.Topology
+	self string
+}
+
+func (fc *fedCache) load(tx *store.Tx) (*fedView, error) {
+	raw, err := tx.TopologyBytes()
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		fc.raw, fc.view = nil, nil
+		return nil, nil
+	}
+	if fc.view != nil && bytes.Equal(raw, fc.raw) {
+		return fc.view, nil
+	}
+	p := &pb.FederationTopology{}
+	if err := proto.Unmarshal(raw, p); err != nil {
+		return nil, fmt.Errorf("decode stored topology: %w", err)
+	}
+	t, self, err := topology.FromProto(p)
+	if err != nil {
+		// setTopology stores only valid topologies.
+		return nil, fmt.Errorf("stored topology: %w", err)
+	}
+	fc.raw, fc.view = raw, &fedView{topo: t, self: self}
+	return fc.view, nil
+}
+
+func (fv *fedView) selfName() string {
+	if fv == nil {
+		return ""
+	}
+	return fv.self
+}
+
+// checkHolder refuses an action at a node that does not hold the case.
+func (fv *fedView) checkHolder(c *pb.Case) error {
+	if c.GetHolder() == "" || c.GetHolder() == fv.selfName() {
+		return nil
+	}
+	return &NotHolderError{CaseID: c.GetId(), Holder: c.GetHolder()}
+}
+
+// route moves the holder after an action that hands the case on: a
+// dispatch to a unit hosted by a descendant (down the tree), or a transfer
+// up to the parent. Other actions keep the holder.
+func (fv *fedView) route(c *pb.Case, a *pb.CaseAction) error {
+	switch a.Action {
+	case pb.Action_ACTION_TRANSFER_UP:
+		if fv == nil {
+			return fmt.Errorf("%w: this node is not part of a federation", ErrNoParent)
+		}
+		self, _ := fv.topo.Node(fv.self)
+		if self.Parent == "" {
+			return fmt.Errorf("%w: %s is the root of the federation", ErrNoParent, fv.self)
+		}
+		c.Holder, c.HolderEpoch = self.Parent, c.HolderEpoch+1
+	case pb.Action_ACTION_DISPATCH:
+		if fv == nil {
+			return nil
+		}
+		host, ok := fv.topo.NodeOfUnit(a.Unit)
+		if !ok {
+			return nil // a unit outside the topology is handled here (非联网单位)
+		}
+		if c.OwnerTier == pb.Tier_TIER_UNSPECIFIED {
+			c.OwnerTier = pb.Tier(host.Tier)
+		}
+		if host.Name == fv.self {
+			return nil
+		}
+		if _, up, err := fv.topo.Route(fv.self, host.Name); err != nil || up {
+			return &workflow.FieldError{Field: "unit", Reason: fmt.Sprintf(
+				"unit %q is hosted by node %q, which is not below %q: transfer the case up instead", a.Unit, host.Name, fv.self),
+				Err: ErrUnitNotBelow}
+		}
+		c.Holder, c.HolderEpoch = host.Name, c.HolderEpoch+1
+	}
+	return nil
+}
+
+// emit queues version c (made at origin, received from neighbour from, ""
+// when made here) on every link it must travel, in this transaction.
+func (fv *fedView) emit(tx *store.Tx, from, origin string, c *pb.Case, atMs int64) error {
+	if fv == nil {
+		return nil
+	}
+	for _, hop := range protocol.NextHops(fv.topo, fv.self, from, c) {
+		if _, err := tx.Enqueue(hop, &pb.LinkEntry{Case: c, Origin: origin, EnqueuedUnixMs: atMs}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setTopology(tx *store.Tx, st *pb.SetTopology) (*Result, error) {
+	if _, _, err := topology.FromProto(st.GetTopology()); err != nil {
+		return &Result{Err: fmt.Errorf("%w: %w", ErrBadTopology, err)}, nil
+	}
+	return &Result{}, tx.PutTopology(st.Topology)
+}
+
+// deliver applies a batch received on the link from d.From: entries at or
+// below the link's high-water mark were applied before and are skipped; a
+// gap ends the batch (the sender resends from the mark it gets back). Each
+// new entry replaces the node's copy only when it is newer, and travels on.
+func deliver(tx *store.Tx, cmd *pb.Command, d *pb.DeliverEntries, fv *fedView) (*Result, error) {
+	if fv == nil {
+		return &Result{Err: ErrNotFederated}, nil
+	}
+	if !fv.topo.IsNeighbour(fv.self, d.From) {
+		return &Result{Err: fmt.Errorf("%w: %q is not a neighbour of %q", ErrBadCommand, d.From, fv.self)}, nil
+	}
+	hw, err := tx.InHighWater(d.From)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	for _, e := range d.Entries {
+		if e.Seq <= hw {
+			continue
+		}
+		if e.Seq != hw+1 {
+			break
+		}
+		hw = e.Seq
+		applied, err := applyEntry(tx, d.From, e, fv, cmd.StampedUnixMs)
+		if err != nil {
+			return nil, err
+		}
+		if !applied {
+			res.Skipped++
+		}
+	}
+	res.HighWater = hw
+	return res, tx.SetInHighWater(d.From, hw)
+}
+
+func applyEntry(tx *store.Tx, from string, e *pb.LinkEntry, fv *fedView, atMs int64) (bool, error) {
+	c := e.GetCase()
+	if c == nil || !validIDPart(c.Id) || len(c.GetGridCode()) > maxKeyField || len(c.GetOwnerUnit()) > maxKeyField {
+		return false, nil // malformed: can never apply; the link moves on
+	}
+	old, err := tx.GetCase(c.Id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		old = nil
+	case err != nil:
+		return false, err
+	}
+	if !protocol.Newer(c, old) {
+		return false, nil
+	}
+	c.AllowedActions = nil
+	if err := tx.PutCase(old, c); err != nil {
+		return false, err
+	}
+	// The next link's lag counts from when this node queued the entry.
+	return true, fv.emit(tx, from, e.Origin, c, atMs)
+}
