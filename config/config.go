@@ -38,11 +38,11 @@ const (
 // dots (raft.heartbeat_timeout) in error messages and with underscores in
 // environment variables (CITYHUB_RAFT_HEARTBEAT_TIMEOUT).
 type Config struct {
-	Node      NodeConfig      `mapstructure:"node"`
-	Raft      RaftConfig      `mapstructure:"raft"`
-	GRPC      ListenConfig    `mapstructure:"grpc"`
-	HTTP      ListenConfig    `mapstructure:"http"`
-	Catalogue CatalogueConfig `mapstructure:"catalogue"`
+	Node       NodeConfig       `mapstructure:"node"`
+	Raft       RaftConfig       `mapstructure:"raft"`
+	GRPC       ListenConfig     `mapstructure:"grpc"`
+	HTTP       ListenConfig     `mapstructure:"http"`
+	Catalogue  CatalogueConfig  `mapstructure:"catalogue"`
 	Log        LogConfig        `mapstructure:"log"`
 	Debug      DebugConfig      `mapstructure:"debug"`
 	Federation FederationConfig `mapstructure:"federation"`

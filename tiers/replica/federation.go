@@ -187,4 +187,3 @@ func (f *federation) close(graceful bool) {
 	}
 	f.wg.Wait()
 }
-
