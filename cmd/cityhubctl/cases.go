@@ -105,12 +105,15 @@ allowed actions are shown by 'cityhubctl cases get CASE_ID'.
 
 dispatch takes --unit and either --time-limit (default: the server's, one
 working day of 8 hours) or --deadline; request-extension takes --extension;
-request-return takes --note (the reason).`,
+request-return and transfer-up (上交: hand the case up to the parent tier's
+platform) take --note (the reason).`,
 		Example: `  cityhubctl cases act 320582-20261122-000001 file --actor 李四 --role shift-leader
   cityhubctl cases act 320582-20261122-000001 dispatch --unit huanwei-01 --unit-tier district \
     --time-limit 4h --actor 赵六 --role dispatcher
   cityhubctl cases act 320582-20261122-000001 request-extension --extension 2h \
-    --note "parts on order" --actor huanwei-01 --role handling-unit`,
+    --note "parts on order" --actor huanwei-01 --role handling-unit
+  cityhubctl cases act 320582-20261122-000001 transfer-up \
+    --note "city trunk road: for the city platform" --actor 李四 --role shift-leader`,
 		Args: cobra.ExactArgs(2),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			var err error
@@ -155,7 +158,7 @@ request-return takes --note (the reason).`,
 	f := c.Flags()
 	f.StringVar(&req.Actor, "actor", "", "who acts (person, or unit id for a handling unit)")
 	f.StringVar(&role, "role", "", "role of the actor: "+roles.help())
-	f.StringVar(&req.Note, "note", "", "note for the history; the reason for returns, extensions, suspensions")
+	f.StringVar(&req.Note, "note", "", "note for the history; the reason for returns, transfers up, extensions, suspensions")
 	f.StringArrayVar(&req.Attachments, "attach", nil, "attachment reference, e.g. a photo URL (repeatable)")
 	f.StringVar(&req.Unit, "unit", "", "dispatch: id of the unit that must handle the case")
 	f.StringVar(&tier, "unit-tier", "", "dispatch: tier of the unit: "+tiers.help())

@@ -109,6 +109,24 @@ func TestActSendsRequest(t *testing.T) {
 	if r := f.acts[1]; r.RequestId != "retry-7" || r.ExtensionMinutes != 1440 || r.Action != pb.Action_ACTION_REQUEST_EXTENSION {
 		t.Errorf("request: %v", r)
 	}
+
+	// transfer-up (上交) sends the action with its reason and nothing else.
+	for i, name := range []string{"transfer-up", "上交"} {
+		code, out, errOut = runCLI(t, "--addr", addr, "cases", "act", "320582-20261122-000001", name,
+			"--note", "city trunk road", "--actor", "李四", "--role", "shift-leader", "--request-id", "up-"+name)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", name, code, out, errOut)
+		}
+		if len(f.acts) != 3+i {
+			t.Fatalf("%s: %d Act calls", name, len(f.acts))
+		}
+		r := f.acts[2+i]
+		if r.Action != pb.Action_ACTION_TRANSFER_UP || r.Note != "city trunk road" || r.Actor != "李四" ||
+			r.Role != pb.Role_ROLE_SHIFT_LEADER || r.RequestId != "up-"+name || r.CaseId != "320582-20261122-000001" ||
+			r.Unit != "" || r.TimeLimitMinutes != 0 || r.Deadline != nil || r.ExtensionMinutes != 0 {
+			t.Errorf("%s: request %v", name, r)
+		}
+	}
 }
 
 func TestCallErrorExitsOne(t *testing.T) {

@@ -59,7 +59,7 @@ func contains[T comparable](s []T, v T) bool {
 func TestActionNames(t *testing.T) {
 	checkTable(t, actions, pb.Action_name, pb.Action_ACTION_REPORT)
 	// The brief's list, verbatim.
-	want := "verify, file, reject, self-handle, dispatch, accept, request-return, approve-return, deny-return, handle, check-pass, check-fail, close, request-extension, approve-extension, deny-extension, request-suspend, approve-suspend, deny-suspend, resume, void, supervise"
+	want := "verify, file, reject, self-handle, dispatch, accept, request-return, approve-return, deny-return, handle, check-pass, check-fail, close, request-extension, approve-extension, deny-extension, request-suspend, approve-suspend, deny-suspend, resume, void, supervise, transfer-up"
 	for _, n := range strings.Split(want, ", ") {
 		if _, err := actions.parse(n); err != nil {
 			t.Errorf("parse(%q): %v", n, err)
@@ -77,6 +77,14 @@ func TestActionNames(t *testing.T) {
 	}
 	if got, err := actions.parse("check_pass"); err != nil || got != pb.Action_ACTION_CHECK_PASS {
 		t.Errorf("parse(check_pass) = %s, %v", got, err)
+	}
+	for _, in := range []string{"transfer-up", "上交", "transfer_up", "ACTION_TRANSFER_UP", "TRANSFER-UP"} {
+		if got, err := actions.parse(in); err != nil || got != pb.Action_ACTION_TRANSFER_UP {
+			t.Errorf("parse(%q) = %s, %v; want ACTION_TRANSFER_UP", in, got, err)
+		}
+	}
+	if got := actions.name(pb.Action_ACTION_TRANSFER_UP); got != "transfer-up" {
+		t.Errorf("name(TRANSFER_UP) = %q, want transfer-up", got)
 	}
 }
 

@@ -110,6 +110,17 @@ func TestRESTWholeLifecycle(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(msg, "STATE_CLOSED") {
 		t.Fatalf("forbidden dispatch: %d %v", code, body)
 	}
+	// Transfer up (上交): the route exists, the reason is required (400 naming
+	// note, refused before the log), and a closed case cannot be handed up.
+	code, body = rc.act(id, "transferUp", `{"request_id":"bad-up1","actor":"lead","role":"ROLE_SHIFT_LEADER","note":"  "}`)
+	if f := body["error"].(map[string]any)["field"]; code != http.StatusBadRequest || f != "note" {
+		t.Fatalf("transfer up without a reason: %d %v", code, body)
+	}
+	code, body = rc.act(id, "transferUp", `{"request_id":"bad-up2","actor":"lead","role":"ROLE_SHIFT_LEADER","note":"city road"}`)
+	msg = body["error"].(map[string]any)["message"].(string)
+	if code != http.StatusConflict || !strings.Contains(msg, "STATE_CLOSED") || !strings.Contains(msg, "ACTION_TRANSFER_UP is allowed only from") {
+		t.Fatalf("forbidden transfer up: %d %v", code, body)
+	}
 	// The wrong role: 403.
 	code2, _ := rc.do(http.MethodPost, "/v1/cases", fmt.Sprintf(reportJSON, "rest-2"))
 	if code2 != http.StatusOK {
@@ -153,7 +164,8 @@ func TestRESTWholeLifecycle(t *testing.T) {
 		t.Fatalf("readyz %d %v", code, body)
 	}
 	code, doc := rc.do(http.MethodGet, "/openapi.json", "")
-	if code != http.StatusOK || doc["paths"].(map[string]any)["/v1/cases/{case_id}:dispatch"] == nil {
+	if code != http.StatusOK || doc["paths"].(map[string]any)["/v1/cases/{case_id}:dispatch"] == nil ||
+		doc["paths"].(map[string]any)["/v1/cases/{case_id}:transferUp"] == nil {
 		t.Fatalf("openapi: %d, paths %v", code, doc["paths"])
 	}
 	metrics := httpGet(t, c.HTTPBase(0)+"/metrics")
@@ -241,11 +253,16 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"unit", &pb.ActRequest{CaseId: "320582-20261122-000001", RequestId: "x", Action: pb.Action_ACTION_DISPATCH, Actor: "a", Role: pb.Role_ROLE_DISPATCHER}},
 		{"time_limit_minutes", &pb.ActRequest{CaseId: "320582-20261122-000001", RequestId: "x", Action: pb.Action_ACTION_DISPATCH, Unit: "u", TimeLimitMinutes: -5, Actor: "a", Role: pb.Role_ROLE_DISPATCHER}},
 		{"extension_minutes", &pb.ActRequest{CaseId: "320582-20261122-000001", RequestId: "x", Action: pb.Action_ACTION_REQUEST_EXTENSION, Actor: "a", Role: pb.Role_ROLE_HANDLING_UNIT}},
+		{"note", &pb.ActRequest{CaseId: "320582-20261122-000001", RequestId: "x", Action: pb.Action_ACTION_TRANSFER_UP, Actor: "a", Role: pb.Role_ROLE_SHIFT_LEADER}},
+		{"note", &pb.ActRequest{CaseId: "320582-20261122-000001", RequestId: "x", Action: pb.Action_ACTION_TRANSFER_UP, Actor: "a", Role: pb.Role_ROLE_DISPATCHER, Note: " \t"}},
 	}
 	for _, tc := range acts {
 		_, err := cl.Act(ctx, tc.req)
 		assertField(t, err, tc.field)
 	}
+	// The TransferUp method fixes the action itself, and checks the reason.
+	_, err := cl.TransferUp(ctx, &pb.ActRequest{CaseId: "320582-20261122-000001", RequestId: "x", Actor: "a", Role: pb.Role_ROLE_SHIFT_LEADER})
+	assertField(t, err, "note")
 	if _, err := cl.ListCases(ctx, &pb.ListCasesRequest{PageToken: "not-a-token!"}); err == nil {
 		t.Fatal("bad page token accepted")
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"math"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -205,6 +206,12 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 			return nil, invalid("extension_minutes", "required: between 1 and %d", MaxTimeLimitMins)
 		}
 		a.ExtensionMinutes = r.ExtensionMinutes
+	case pb.Action_ACTION_TRANSFER_UP:
+		// 上交 must say why the parent tier should take the case; refused
+		// here so that a request without a reason never reaches the log.
+		if strings.TrimSpace(r.Note) == "" {
+			return nil, invalid("note", "required: the reason for handing the case up to the parent tier")
+		}
 	}
 	return a, nil
 }

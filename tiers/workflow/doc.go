@@ -19,6 +19,10 @@
 //     new REQUEST_RETURN, REQUEST_EXTENSION and REQUEST_SUSPEND);
 //   - HANDLE lets a pending extension or suspension lapse (the work is done),
 //     VOID drops any pending request and any suspension;
+//   - APPROVE_RETURN and TRANSFER_UP (上交, from FILED, DISPATCHED, ACCEPTED
+//     or RETURN_REQUESTED) lead to FILED and clear the owner unit and tier,
+//     the deadline and any pending request; TRANSFER_UP does not change the
+//     holder node (the state machine processor does);
 //   - the case is in SUSPENDED exactly when suspended_from is set;
 //   - terminal states (NOT_FILED, CLOSED, VOIDED) allow nothing.
 //

@@ -151,6 +151,14 @@ var transitions = []Transition{
 		Dest: DestState, To: sVoided, Roles: []pb.Role{rShiftLeader}},
 	{Action: pb.Action_ACTION_SUPERVISE, From: []Origin{{}},
 		Dest: DestStay, Roles: []pb.Role{rShiftLeader, rSupervisor}},
+	// 上交: the node hands the case up to its parent tier's platform. Any
+	// pending request (a return request in RETURN_REQUESTED, an extension or
+	// suspension request in DISPATCHED/ACCEPTED) is dropped with the unit's
+	// ownership; the holder node changes in the state machine processor.
+	{Action: pb.Action_ACTION_TRANSFER_UP,
+		From: []Origin{{States: []pb.State{sFiled, sDispatched, sAccepted, sReturnRequested}}},
+		Dest: DestState, To: sFiled, Roles: []pb.Role{rShiftLeader, rDispatcher},
+		Requires: []string{reqNote}},
 }
 
 // byAction indexes transitions by action.

@@ -93,7 +93,8 @@ func Apply(c *pb.Case, s Step) error {
 			p.ExtensionMinutes = s.ExtensionMinutes
 		}
 		c.Pending = p
-	case pb.Action_ACTION_APPROVE_RETURN:
+	case pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_TRANSFER_UP:
+		// The case goes back to FILED with no unit, deadline or request.
 		c.OwnerUnit = ""
 		c.OwnerTier = pb.Tier_TIER_UNSPECIFIED
 		c.Deadline = nil

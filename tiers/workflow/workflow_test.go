@@ -190,6 +190,10 @@ func expectState(c *pb.Case, a pb.Action) (bool, pb.State) {
 		return open, sVoided
 	case pb.Action_ACTION_SUPERVISE:
 		return open, st
+	case pb.Action_ACTION_TRANSFER_UP:
+		// Any pending request goes with it (RETURN_REQUESTED, or an extension
+		// or suspension request while in work).
+		return st == sFiled || work || st == sReturnRequested, sFiled
 	}
 	return false, 0 // REPORT never applies to an existing case
 }
@@ -218,6 +222,7 @@ var expectRoles = map[pb.Action][]pb.Role{
 	pb.Action_ACTION_RESUME:            {rShiftLeader},
 	pb.Action_ACTION_VOID:              {rShiftLeader},
 	pb.Action_ACTION_SUPERVISE:         {rShiftLeader, rSupervisor},
+	pb.Action_ACTION_TRANSFER_UP:       {rShiftLeader, rDispatcher},
 }
 
 // expectAfter computes, independently of Apply, the whole case after a
@@ -244,7 +249,7 @@ func expectAfter(before *pb.Case, s Step, to pb.State) *pb.Case {
 		c.Pending = &pb.Pending{Action: s.Action, Actor: s.Actor, Reason: s.Note, FromState: from, At: at}
 	case pb.Action_ACTION_REQUEST_EXTENSION:
 		c.Pending = &pb.Pending{Action: s.Action, Actor: s.Actor, Reason: s.Note, FromState: from, At: at, ExtensionMinutes: s.ExtensionMinutes}
-	case pb.Action_ACTION_APPROVE_RETURN:
+	case pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_TRANSFER_UP:
 		c.OwnerUnit, c.OwnerTier, c.Deadline, c.Pending = "", 0, nil, nil
 	case pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_DENY_EXTENSION, pb.Action_ACTION_DENY_SUSPEND,
 		pb.Action_ACTION_HANDLE:
@@ -790,6 +795,156 @@ func TestReturnDeny(t *testing.T) {
 	}
 }
 
+// TestTransferUp: 上交 hands the case to the parent tier's platform. It works
+// like an approved return (back to FILED, no unit, deadline or pending
+// request), needs a reason, and leaves everything else as it was.
+func TestTransferUp(t *testing.T) {
+	const reason = "beyond the district's powers: city trunk road"
+	from := []fixture{
+		{"FILED", baseCase(sFiled)},
+		{"DISPATCHED", baseCase(sDispatched)},
+		{"ACCEPTED", baseCase(sAccepted)},
+		{"DISPATCHED/pending-extension", withPending(baseCase(sDispatched), pb.Action_ACTION_REQUEST_EXTENSION)},
+		{"ACCEPTED/pending-suspend", withPending(baseCase(sAccepted), pb.Action_ACTION_REQUEST_SUSPEND)},
+		{"RETURN_REQUESTED/from-DISPATCHED", returnRequested(sDispatched)},
+		{"RETURN_REQUESTED/from-ACCEPTED", returnRequested(sAccepted)},
+	}
+	for _, fx := range from {
+		for _, role := range []pb.Role{rShiftLeader, rDispatcher} {
+			name := fx.name + "/" + role.String()
+			c := clone(fx.c)
+			s := Step{Action: pb.Action_ACTION_TRANSFER_UP, Actor: "lead-3", Role: role, Note: reason,
+				Attachments: []string{"map.png"}, AtUnixMs: t0 + 3*hour, RequestID: "up-1",
+				// Dispatch fields are ignored: the parent decides who handles it.
+				Unit: "unit-x", UnitTier: pb.Tier_TIER_CITY, DeadlineUnixMs: t0 + 9*hour}
+			if err := Apply(c, s); err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if c.State != sFiled || c.OwnerUnit != "" || c.OwnerTier != pb.Tier_TIER_UNSPECIFIED ||
+				c.Deadline != nil || c.Pending != nil {
+				t.Errorf("%s: state %s owner %q/%s deadline %v pending %v", name, c.State, c.OwnerUnit, c.OwnerTier, c.Deadline, c.Pending)
+			}
+			// Everything else is kept: stage times, counters, the reported fields.
+			want := clone(fx.c)
+			want.State, want.OwnerUnit, want.OwnerTier, want.Deadline, want.Pending = sFiled, "", 0, nil, nil
+			want.Version, want.UpdatedAt, want.History = c.Version, c.UpdatedAt, c.History
+			if !proto.Equal(c, want) {
+				t.Errorf("%s: other fields changed\n got %v\nwant %v", name, c, want)
+			}
+			if c.Version != fx.c.Version+1 || ms(c.UpdatedAt) != s.AtUnixMs || len(c.History) != len(fx.c.History)+1 {
+				t.Errorf("%s: version %d updated_at %v history %d", name, c.Version, c.UpdatedAt, len(c.History))
+			}
+			h := c.History[len(c.History)-1]
+			wantH := &pb.HistoryEntry{Action: pb.Action_ACTION_TRANSFER_UP, Actor: "lead-3", Role: role, At: ts(s.AtUnixMs),
+				Note: reason, Attachments: []string{"map.png"}, FromState: fx.c.State, ToState: sFiled,
+				Version: c.Version, RequestId: "up-1"}
+			if !proto.Equal(h, wantH) {
+				t.Errorf("%s: history %v, want %v", name, h, wantH)
+			}
+			// The parent can dispatch it again (and hand it further up).
+			if a := Allowed(c); !slices.Contains(a, pb.Action_ACTION_DISPATCH) || !slices.Contains(a, pb.Action_ACTION_TRANSFER_UP) {
+				t.Errorf("%s: allowed after transfer up %v", name, a)
+			}
+			checkInvariants(t, c)
+		}
+	}
+
+	// Refused from every other state, naming the state and where it may start.
+	for _, fx := range []fixture{
+		{"UNREPORTED", baseCase(pb.State_STATE_UNSPECIFIED)},
+		{"REPORTED", baseCase(sReported)},
+		{"REPORTED/inspector", withSource(baseCase(sReported), pb.Source_SOURCE_INSPECTOR)},
+		{"VERIFIED", baseCase(sVerified)},
+		{"HANDLED", baseCase(sHandled)},
+		{"CHECKED", baseCase(sChecked)},
+		{"SUSPENDED", suspended(sAccepted)},
+		{"NOT_FILED", baseCase(sNotFiled)},
+		{"CLOSED", baseCase(sClosed)},
+		{"VOIDED", baseCase(sVoided)},
+	} {
+		c := clone(fx.c)
+		err := Apply(c, fullStep(pb.Action_ACTION_TRANSFER_UP, rShiftLeader))
+		if !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s: got %v, want ErrForbidden", fx.name, err)
+			continue
+		}
+		for _, w := range []string{
+			" is " + fx.c.State.String() + ";",
+			"ACTION_TRANSFER_UP is allowed only from STATE_FILED or STATE_DISPATCHED or STATE_ACCEPTED or STATE_RETURN_REQUESTED",
+		} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", fx.name, err, w)
+			}
+		}
+		if !proto.Equal(c, fx.c) {
+			t.Errorf("%s: refused transfer up changed the case", fx.name)
+		}
+		if slices.Contains(Allowed(fx.c), pb.Action_ACTION_TRANSFER_UP) {
+			t.Errorf("%s: Allowed offers transfer up", fx.name)
+		}
+	}
+
+	// Only the shift leader and the dispatcher hand a case up.
+	for _, role := range []pb.Role{rInspector, rIntakeClerk, rCitizen, rSystem, rHandlingUnit, rSupervisor} {
+		c := baseCase(sDispatched)
+		err := Apply(c, fullStep(pb.Action_ACTION_TRANSFER_UP, role))
+		if !errors.Is(err, ErrRoleNotAllowed) || !strings.Contains(err.Error(), "allowed roles: ROLE_SHIFT_LEADER, ROLE_DISPATCHER") {
+			t.Errorf("%s: got %v, want ErrRoleNotAllowed naming the roles", role, err)
+		}
+		if !proto.Equal(c, baseCase(sDispatched)) {
+			t.Errorf("%s: refused transfer up changed the case", role)
+		}
+	}
+	if got := Roles(pb.Action_ACTION_TRANSFER_UP); !slices.Equal(got, []pb.Role{rShiftLeader, rDispatcher}) {
+		t.Errorf("Roles(TRANSFER_UP) = %v", got)
+	}
+
+	// The reason is required, with the field named; nothing changes.
+	for _, n := range []string{"", "   ", "\t\n"} {
+		c := returnRequested(sAccepted)
+		s := fullStep(pb.Action_ACTION_TRANSFER_UP, rDispatcher)
+		s.Note = n
+		err := Apply(c, s)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "note" || !errors.Is(err, ErrInvalidArgument) ||
+			!strings.Contains(fe.Reason, "ACTION_TRANSFER_UP") {
+			t.Errorf("note %q: got %v, want FieldError note naming the action", n, err)
+		}
+		if !proto.Equal(c, returnRequested(sAccepted)) {
+			t.Errorf("note %q: refused transfer up changed the case", n)
+		}
+	}
+}
+
+func TestTransferUpScenario(t *testing.T) {
+	r := dispatched(t)
+	r.step(pb.Action_ACTION_ACCEPT, rHandlingUnit)
+	r.step(pb.Action_ACTION_REQUEST_RETURN, rHandlingUnit, note("not ours"))
+	r.step(pb.Action_ACTION_TRANSFER_UP, rShiftLeader, note("city trunk road: city platform decides"))
+	r.wantState(sFiled)
+	if r.c.OwnerUnit != "" || r.c.Deadline != nil || r.c.Pending != nil {
+		t.Fatalf("after transfer up: %v", r.c)
+	}
+	if h := r.c.History[len(r.c.History)-1]; h.FromState != sReturnRequested || h.Note != "city trunk road: city platform decides" {
+		t.Errorf("transfer up entry %v", h)
+	}
+	// A return can no longer be decided: nothing is pending.
+	if err := r.try(pb.Action_ACTION_DENY_RETURN, rShiftLeader); !errors.Is(err, ErrForbidden) {
+		t.Errorf("deny return after transfer up: %v", err)
+	}
+	r.step(pb.Action_ACTION_DISPATCH, rDispatcher, dispatchTo("city-roads", r.at+10*minute+day))
+	r.step(pb.Action_ACTION_ACCEPT, rHandlingUnit)
+	r.step(pb.Action_ACTION_HANDLE, rHandlingUnit)
+	if err := r.try(pb.Action_ACTION_TRANSFER_UP, rShiftLeader, note("too late")); !errors.Is(err, ErrForbidden) ||
+		!strings.Contains(err.Error(), "is STATE_HANDLED") {
+		t.Errorf("transfer up from HANDLED: %v", err)
+	}
+	r.step(pb.Action_ACTION_CHECK_PASS, rInspector)
+	r.step(pb.Action_ACTION_CLOSE, rShiftLeader)
+	r.wantState(sClosed)
+}
+
 func TestExtension(t *testing.T) {
 	r := dispatched(t)
 	r.step(pb.Action_ACTION_ACCEPT, rHandlingUnit)
@@ -1025,6 +1180,8 @@ func TestFieldErrors(t *testing.T) {
 		{"extension negative", accepted, func(s *Step) { s.ExtensionMinutes = -30 }, pb.Action_ACTION_REQUEST_EXTENSION, rHandlingUnit, "extension_minutes"},
 		{"extension too long", accepted, func(s *Step) { s.ExtensionMinutes = MaxExtensionMinutes + 1 }, pb.Action_ACTION_REQUEST_EXTENSION, rHandlingUnit, "extension_minutes"},
 		{"return no reason", accepted, func(s *Step) { s.Note = " " }, pb.Action_ACTION_REQUEST_RETURN, rHandlingUnit, "note"},
+		{"transfer up no reason", accepted, func(s *Step) { s.Note = "" }, pb.Action_ACTION_TRANSFER_UP, rShiftLeader, "note"},
+		{"transfer up blank reason", filed, func(s *Step) { s.Note = "\n " }, pb.Action_ACTION_TRANSFER_UP, rDispatcher, "note"},
 		{"no actor", accepted, func(s *Step) { s.Actor = "" }, pb.Action_ACTION_HANDLE, rHandlingUnit, "actor"},
 		{"blank actor", accepted, func(s *Step) { s.Actor = "\t" }, pb.Action_ACTION_HANDLE, rHandlingUnit, "actor"},
 		{"no role", accepted, nil, pb.Action_ACTION_HANDLE, 0, "role"},
@@ -1288,9 +1445,19 @@ func TestTable(t *testing.T) {
 	}
 	if got := Allowed(baseCase(sAccepted)); !slices.Equal(got, []pb.Action{
 		pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_HANDLE, pb.Action_ACTION_REQUEST_EXTENSION,
-		pb.Action_ACTION_REQUEST_SUSPEND, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE,
+		pb.Action_ACTION_REQUEST_SUSPEND, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
 	}) {
 		t.Errorf("Allowed(ACCEPTED) = %v", got)
+	}
+	if got := Allowed(baseCase(sFiled)); !slices.Equal(got, []pb.Action{
+		pb.Action_ACTION_DISPATCH, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
+	}) {
+		t.Errorf("Allowed(FILED) = %v", got)
+	}
+	if got := Allowed(returnRequested(sDispatched)); !slices.Equal(got, []pb.Action{
+		pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
+	}) {
+		t.Errorf("Allowed(RETURN_REQUESTED) = %v", got)
 	}
 }
 
