@@ -33,6 +33,7 @@ type CaseServer struct {
 	now     func() time.Time
 	// gridPrefix is the part of the grid code this node's jurisdiction fixes.
 	gridPrefix string
+	fed        Federation // nil outside a federation
 }
 
 // NewCaseServer returns the case service of replica.
@@ -65,6 +66,9 @@ func (s *CaseServer) Act(ctx context.Context, r *pb.ActRequest) (*pb.CaseRespons
 }
 
 func (s *CaseServer) propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+	if err := s.checkFederationReady(); err != nil {
+		return nil, toStatus(err)
+	}
 	resp, err := s.replica.Propose(ctx, cmd)
 	if err != nil {
 		return nil, toStatus(err)
