@@ -21,6 +21,9 @@ type fixture struct {
 	requests map[string]*pb.RequestRecord
 	nodes    []*pb.NodeInfo // sorted by id
 	seqs     map[[2]string]uint64
+	topology *pb.FederationTopology
+	links    map[string]store.LinkState // by peer
+	outbox   map[string][]*pb.LinkEntry
 	index    uint64
 	term     uint64
 }
@@ -123,9 +126,77 @@ func populate(t *testing.T, s *store.Store) *fixture {
 		}
 		fx.seqs[[2]string{sq.prefix, sq.date}] = uint64(sq.n)
 	}
+	populateFederation(t, s, fx)
 	fx.index, fx.term = 4242, 7
 	setApplied(t, s, fx.index, fx.term)
 	return fx
+}
+
+// populateFederation writes the federation families: topology, outboxes
+// (one partly trimmed), sending and receiving marks.
+func populateFederation(t *testing.T, s *store.Store, fx *fixture) {
+	t.Helper()
+	fx.topology = &pb.FederationTopology{Self: "d-110105", Nodes: []*pb.FederationNode{
+		{Name: "city", Tier: pb.Tier_TIER_CITY, Jurisdiction: "110100", Replicas: []string{"10.0.0.1:7301"}, Units: []string{"u1"}},
+		{Name: "d-110105", Tier: pb.Tier_TIER_DISTRICT, Jurisdiction: "110105", Parent: "city", Replicas: []string{"10.0.0.2:7301"}},
+	}}
+	fx.links, fx.outbox = map[string]store.LinkState{}, map[string][]*pb.LinkEntry{}
+	if err := s.Update(func(tx *store.Tx) error {
+		if err := tx.PutTopology(fx.topology); err != nil {
+			return err
+		}
+		for _, peer := range []string{"city", "s-110105001", "s-110105001-x"} {
+			for i := 1; i <= 5; i++ {
+				e := &pb.LinkEntry{Case: fx.cases[caseID("110105", i)], Origin: "d-110105", EnqueuedUnixMs: t0 + int64(i)}
+				if _, err := tx.Enqueue(peer, e); err != nil {
+					return err
+				}
+				fx.outbox[peer] = append(fx.outbox[peer], e)
+			}
+		}
+		if _, err := tx.Trim("city", 3); err != nil {
+			return err
+		}
+		fx.outbox["city"] = fx.outbox["city"][3:]
+		if err := tx.SetInHighWater("city", 77); err != nil {
+			return err
+		}
+		return tx.SetInHighWater("s-110105001", 12)
+	}); err != nil {
+		t.Fatalf("write federation records: %v", err)
+	}
+	fx.links["city"] = store.LinkState{Out: &pb.OutLink{LastSeq: 5, Acked: 3}, InHighWater: 77, OldestUnacked: t0 + 4}
+	fx.links["s-110105001"] = store.LinkState{Out: &pb.OutLink{LastSeq: 5}, InHighWater: 12, OldestUnacked: t0 + 1}
+	fx.links["s-110105001-x"] = store.LinkState{Out: &pb.OutLink{LastSeq: 5}, OldestUnacked: t0 + 1}
+}
+
+// checkFederation reads the federation families back.
+func checkFederation(t *testing.T, s *store.Store, fx *fixture) {
+	t.Helper()
+	if fx.topology == nil {
+		if _, err := s.Topology(); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("topology: %v, want not found", err)
+		}
+		return
+	}
+	if got, err := s.Topology(); err != nil || !proto.Equal(got, fx.topology) {
+		t.Fatalf("topology: %v %v", got, err)
+	}
+	for peer, want := range fx.links {
+		got, err := s.Link(peer)
+		if err != nil || !proto.Equal(got.Out, want.Out) || got.InHighWater != want.InHighWater || got.OldestUnacked != want.OldestUnacked {
+			t.Fatalf("link %s: got %+v %v, want %+v", peer, got, err, want)
+		}
+		es, err := s.Outbox(peer, 1, 100, 1<<30)
+		if err != nil || len(es) != len(fx.outbox[peer]) {
+			t.Fatalf("outbox %s: %d entries (%v), want %d", peer, len(es), err, len(fx.outbox[peer]))
+		}
+		for i := range es {
+			if !proto.Equal(es[i], fx.outbox[peer][i]) {
+				t.Fatalf("outbox %s[%d]: %v, want %v", peer, i, es[i], fx.outbox[peer][i])
+			}
+		}
+	}
 }
 
 // fillJunk writes records of every family that a restore must remove,
@@ -211,6 +282,7 @@ func checkFixture(t *testing.T, s *store.Store, fx *fixture) {
 			t.Fatalf("request %s: got %v, want %v", id, got, want)
 		}
 	}
+	checkFederation(t, s, fx)
 	index, term, err := s.Applied()
 	if err != nil || index != fx.index || term != fx.term {
 		t.Fatalf("applied = %d, %d, %v; want %d, %d", index, term, err, fx.index, fx.term)
