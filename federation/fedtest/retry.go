@@ -2,6 +2,8 @@ package fedtest
 
 import (
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -14,3 +16,5 @@ func Retryable(err error) bool {
 	}
 	return false
 }
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
