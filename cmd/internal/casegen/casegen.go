@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -61,7 +62,8 @@ var sources = []source{
 
 var places = []string{"人民路", "解放路", "建设路", "中山路", "新华街", "长江路", "学府路", "公园路"}
 
-// Generator makes reports for grids under a jurisdiction.
+// Generator makes reports for grids under a jurisdiction, or at the nodes
+// of a federation (NewFederated). It is not safe for concurrent use.
 type Generator struct {
 	rng          *rand.Rand
 	jurisdiction string // 6 to 12 digits: the grid code prefix
@@ -69,6 +71,7 @@ type Generator struct {
 	prefix       string
 	classTotal   int
 	sourceTotal  int
+	topo         *topology.Topology // nil: one node alone
 }
 
 // New returns a generator for grid codes under jurisdiction (6, 9 or 12
@@ -119,8 +122,12 @@ func pick[T any](rng *rand.Rand, items []T, total int, weight func(T) int) T {
 
 // Report makes one valid report with a fresh request id.
 func (g *Generator) Report() *pb.ReportCaseRequest {
+	return g.report(g.Grid(), g.source())
+}
+
+func (g *Generator) report(grid string, s source) *pb.ReportCaseRequest {
 	g.seq++
-	c, s, grid := g.class(), g.source(), g.Grid()
+	c := g.class()
 	place := places[g.rng.IntN(len(places))]
 	r := &pb.ReportCaseRequest{
 		RequestId:   fmt.Sprintf("%s-%d", g.prefix, g.seq),

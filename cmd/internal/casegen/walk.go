@@ -11,6 +11,9 @@ import (
 // would: mostly forward, with the usual share of rejections, returns,
 // extensions and failed checks. It returns nil when the case is finished
 // or waits on nobody the generator plays.
+//
+// A federated generator plays the staff of the case's holder (c.Holder),
+// where the step must be taken: see fedFiled and fedDispatched.
 func (g *Generator) Next(c *pb.Case) *pb.ActRequest {
 	allowed := c.AllowedActions
 	can := func(a pb.Action) bool { return slices.Contains(allowed, a) }
@@ -38,10 +41,16 @@ func (g *Generator) Next(c *pb.Case) *pb.ActRequest {
 	case pb.State_STATE_VERIFIED:
 		return set(pb.Action_ACTION_FILE, "lead-1", pb.Role_ROLE_SHIFT_LEADER, "")
 	case pb.State_STATE_FILED:
+		if g.federated(c) {
+			return g.fedFiled(c, cl, req)
+		}
 		set(pb.Action_ACTION_DISPATCH, "disp-1", pb.Role_ROLE_DISPATCHER, "")
 		req.Unit, req.UnitTier, req.TimeLimitMinutes = cl.Unit, pb.Tier_TIER_DISTRICT, cl.LimitMinutes
 		return req
 	case pb.State_STATE_DISPATCHED:
+		if g.federated(c) && g.fedDispatched(c, req) {
+			return req
+		}
 		if pct(5) && c.ReworkCount == 0 {
 			return set(pb.Action_ACTION_REQUEST_RETURN, c.OwnerUnit, pb.Role_ROLE_HANDLING_UNIT, "非本单位职责 not ours")
 		}
@@ -73,3 +82,6 @@ func (g *Generator) Next(c *pb.Case) *pb.ActRequest {
 	}
 	return nil
 }
+
+// federated reports whether c is a case of the generator's federation.
+func (g *Generator) federated(c *pb.Case) bool { return g.topo != nil && c.Holder != "" }
