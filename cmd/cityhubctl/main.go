@@ -134,7 +134,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline of each call")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table|json")
 
-	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd())
+	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
 	return root
 }
 
