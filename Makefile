@@ -14,7 +14,7 @@ FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s
 	c-320506001001 c-320506001002 c-320506002001 c-320506002002
 CERTS_FLAGS ?=
 
-.PHONY: help build test test-short e2e proto proto-tools proto-check lint fmt vet bench run certs clean
+.PHONY: help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,6 +30,9 @@ test-short: ## quick tests without -race
 
 e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (ports 7001-7203)
 	./scripts/e2e-tier.sh
+
+e2e-federation: ## end-to-end: city→community federation as real processes under load, leader SIGKILLs, a toxiproxy partition (ports 17001-17423)
+	./scripts/e2e-federation.sh
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# End-to-end check of a federation as real cityhubd processes on loopback:
+# a city → district → street → community chain of 3-replica nodes,
+# mTLS on every link, the city–district link through toxiproxy. While
+# cmd/cityhubfedcheck reports cases at the city and walks them to closure at
+# the node that holds them, this SIGKILLs the city's leader and the
+# district's leader (restarting each after a few seconds) and cuts the
+# city–district link for ~5 s, checking that the district keeps working its
+# own cases meanwhile. The driver then checks every case arrived exactly
+# once at its holder and every copy on the way converged on the holder's,
+# with its full history in order.
+#
+# Ports: 17001-17033 raft, 17101-17133 gRPC, 17201-17233 HTTP, 17301-17333
+# federation, 17400 toxiproxy's API, 17411-17413 and 17421-17423 its proxies.
+# Toxiproxy is built from the Go module proxy into bin/ when missing.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+TOXIPROXY_VERSION=v2.5.0
+CASES=${CASES:-300}
+SPREAD=${SPREAD:-30s}
+work=$(mktemp -d)
+bin="$work/bin"
+declare -A pids=()
+toxi_pid=""
+driver_pid=""
+cleanup() {
+  local p
+  for p in "${pids[@]}" "$toxi_pid" "$driver_pid"; do
+    if [ -n "$p" ]; then kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
+  done
+  if [ "${KEEP:-}" = 1 ]; then echo "e2e-federation: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+step() { echo "e2e-federation: $(date +%T) $*"; }
+fail() {
+  echo "e2e-federation: FAIL: $*" >&2
+  for f in "$work"/logs/*.log; do
+    case $f in */driver.log) continue ;; esac
+    echo "--- $(basename "$f")"; tail -15 "$f"
+  done
+  echo "e2e-federation: 0 passed, 1 failed"
+  exit 1
+}
+wait_until() { # seconds, description, command...
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq 1 $((secs * 10))); do "$@" && return 0; sleep 0.1; done
+  fail "timed out waiting for $what"
+}
+json_field() { # field name: first "field": "value" of stdin
+  grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"\(.*\)"/\1/'
+}
+
+# The chain: name tier jurisdiction replicas, with each node's index k
+# giving its ports (raft 17001+10k.., gRPC 17101+10k.., HTTP 17201+10k..,
+# federation 17301+10k..).
+names=(city d-320505 s-320505001 c-320505001001)
+tiers=(city district street community)
+jurs=(320500 320505 320505001 320505001001)
+counts=(3 3 3 3)
+units=("city-water city-parks" "320505-roads 320505-sanitation" "320505001-squad" "320505001001-grid")
+addrs() { # k base: the node's addresses on base+10k+r
+  local k=$1 base=$2 out="" r
+  for r in $(seq 1 "${counts[$k]}"); do out+="${out:+,}127.0.0.1:$((base + 10 * k + r))"; done
+  echo "$out"
+}
+TOXI=127.0.0.1:17400
+for k in 0 1 2 3; do
+  for r in $(seq 1 "${counts[$k]}"); do
+    for base in 17000 17100 17200 17300; do ports+=($((base + 10 * k + r))); done
+  done
+done
+ports+=(17400 17411 17412 17413 17421 17422 17423)
+for port in "${ports[@]}"; do
+  if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then fail "port $port is already in use: stop whatever listens there"; fi
+done
+
+mkdir -p "$work/logs" "$work/conf"
+step "building cityhubd, cityhubctl, cityhubfedcheck"
+(cd "$repo" && go build -o "$bin/" ./cmd/cityhubd ./cmd/cityhubctl ./cmd/cityhubfedcheck)
+toxiproxy="$repo/bin/toxiproxy-server-$TOXIPROXY_VERSION"
+if [ ! -x "$toxiproxy" ]; then
+  step "installing toxiproxy $TOXIPROXY_VERSION into bin/"
+  mkdir -p "$repo/bin" "$work/gobin"
+  GOBIN="$work/gobin" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv "$work/gobin/server" "$toxiproxy"
+fi
+ctl() { "$bin/cityhubctl" "$@"; }
+
+# mTLS identities for every node: the certificates name the node, and a
+# client checks the name of the node it dials, through the proxy too.
+ctl certs create --dir "$work/certs" "${names[@]}" >/dev/null
+
+# The topology, seen by each node: the city dials the district's replicas
+# through proxies dist-1..3, the district dials the city's through
+# city-1..3; the other nodes see the real addresses.
+topology() { # file, city replicas, district replicas
+  {
+    echo "nodes:"
+    local k u reps
+    for k in 0 1 2 3; do
+      case $k in 0) reps=$2 ;; 1) reps=$3 ;; *) reps=$(addrs $k 17300) ;; esac
+      echo "  - name: ${names[$k]}"
+      echo "    tier: ${tiers[$k]}"
+      echo "    jurisdiction: \"${jurs[$k]}\""
+      [ "$k" -gt 0 ] && echo "    parent: ${names[$((k - 1))]}"
+      echo "    replicas: [${reps//,/, }]"
+      echo "    units:"
+      for u in ${units[$k]}; do echo "      - {id: $u, name: $u}"; done
+    done
+  } >"$1"
+}
+topology "$work/conf/topology-city.yaml" "$(addrs 0 17300)" "127.0.0.1:17421,127.0.0.1:17422,127.0.0.1:17423"
+topology "$work/conf/topology-district.yaml" "127.0.0.1:17411,127.0.0.1:17412,127.0.0.1:17413" "$(addrs 1 17300)"
+topology "$work/conf/topology.yaml" "$(addrs 0 17300)" "$(addrs 1 17300)"
+
+replica_config() { # k r: the YAML of replica r of node k
+  local k=$1 r=$2 name=${names[$1]} topo="$work/conf/topology.yaml" i
+  case $k in 0) topo="$work/conf/topology-city.yaml" ;; 1) topo="$work/conf/topology-district.yaml" ;; esac
+  cat <<EOF
+node:
+  id: $name-$r
+  data_dir: $work/data/$name-$r
+  tier: ${tiers[$k]}
+  jurisdiction: "${jurs[$k]}"
+raft:
+  addr: 127.0.0.1:$((17000 + 10 * k + r))
+  bootstrap: true
+  peers:
+EOF
+  for i in $(seq 1 "${counts[$k]}"); do
+    cat <<EOF
+    - id: $name-$i
+      raft_addr: 127.0.0.1:$((17000 + 10 * k + i))
+      grpc_addr: 127.0.0.1:$((17100 + 10 * k + i))
+      http_addr: 127.0.0.1:$((17200 + 10 * k + i))
+EOF
+  done
+  cat <<EOF
+grpc:
+  addr: 127.0.0.1:$((17100 + 10 * k + r))
+http:
+  addr: 127.0.0.1:$((17200 + 10 * k + r))
+federation:
+  topology: $topo
+  node: $name
+  addr: 127.0.0.1:$((17300 + 10 * k + r))
+  tls:
+    ca: $work/certs/ca.pem
+    cert: $work/certs/$name.pem
+    key: $work/certs/$name-key.pem
+  retry_min: 50ms
+  retry_max: 1s
+EOF
+}
+start() { # id (name-r), k, r
+  (exec "$bin/cityhubd" --config "$work/conf/$1.yaml" >>"$work/logs/$1.log" 2>&1) &
+  pids[$1]=$!
+}
+ready() { curl -sf "127.0.0.1:$1/readyz" >/dev/null; }
+
+# Toxiproxy and its six proxies.
+("$toxiproxy" -host 127.0.0.1 -port 17400 >>"$work/logs/toxiproxy.log" 2>&1) &
+toxi_pid=$!
+wait_until 20 "toxiproxy" curl -sf "http://$TOXI/version" -o /dev/null
+proxy() { # name listen upstream
+  curl -sf -X POST "http://$TOXI/proxies" -d "{\"name\":\"$1\",\"listen\":\"$2\",\"upstream\":\"$3\",\"enabled\":true}" >/dev/null ||
+    fail "toxiproxy: could not create proxy $1"
+}
+for r in 1 2 3; do
+  proxy "city-$r" "127.0.0.1:$((17410 + r))" "127.0.0.1:$((17300 + r))"
+  proxy "dist-$r" "127.0.0.1:$((17420 + r))" "127.0.0.1:$((17310 + r))"
+done
+set_proxies() { # true|false
+  local p
+  for p in city-1 city-2 city-3 dist-1 dist-2 dist-3; do
+    curl -sf -X POST "http://$TOXI/proxies/$p" -d "{\"enabled\":$1}" >/dev/null || fail "toxiproxy: could not set $p enabled=$1"
+  done
+}
+
+for k in 0 1 2 3; do
+  for r in $(seq 1 "${counts[$k]}"); do
+    replica_config $k "$r" >"$work/conf/${names[$k]}-$r.yaml"
+    start "${names[$k]}-$r"
+  done
+done
+for k in 0 1 2 3; do
+  for r in $(seq 1 "${counts[$k]}"); do wait_until 60 "${names[$k]}-$r ready" ready $((17200 + 10 * k + r)); done
+done
+step "federation up: ${#pids[@]} cityhubd processes, mTLS on every link, city–district through toxiproxy"
+
+# leader K: the replica id that leads node k, asked of its replicas in turn.
+leader() {
+  local k=$1 r id
+  for r in $(seq 1 "${counts[$k]}"); do
+    id=$(ctl --addr "127.0.0.1:$((17100 + 10 * k + r))" --timeout 2s -o json cluster status 2>/dev/null | json_field leader_id) || true
+    if [ -n "$id" ]; then echo "$id"; return 0; fi
+  done
+  return 1
+}
+kill_leader() { # k: SIGKILL node k's leader, named in $killed
+  wait_until 20 "a leader of ${names[$1]}" leader "$1" >/dev/null
+  killed=$(leader "$1")
+  step "SIGKILL ${names[$1]}'s leader $killed (pid ${pids[$killed]})"
+  kill -9 "${pids[$killed]}"; wait "${pids[$killed]}" 2>/dev/null || true
+  pids[$killed]=""
+}
+
+fed=()
+for k in 0 1 2 3; do
+  fed+=(--node "${names[$k]}=$(addrs $k 17100)" --unit "${names[$k]}=${units[$k]%% *}")
+done
+step "driver: $CASES cases reported at the city over $SPREAD, dispatched round robin to a unit of every tier"
+"$bin/cityhubfedcheck" "${fed[@]}" --grid 320505001001007 --cases "$CASES" --spread "$SPREAD" \
+  --extra "$work/extra" >"$work/logs/driver.out" 2>"$work/logs/driver.log" &
+driver_pid=$!
+: >"$work/extra"
+started=$SECONDS
+
+sleep 4
+kill_leader 0
+sleep 3
+start "$killed"; step "restarted $killed"
+sleep 4
+kill_leader 1
+sleep 3
+start "$killed"; step "restarted $killed"
+sleep 4
+
+# Partition the city from the district. The district keeps taking its own
+# cases; they reach the city only after the link heals.
+set_proxies false
+cut=$SECONDS
+step "city–district link cut"
+D="$(addrs 1 17100)"
+dctl() { # request-id, cityhubctl args...: on any district replica, same request id
+  local rid=$1 a round; shift
+  for round in 1 2 3 4 5; do
+    for a in ${D//,/ }; do
+      if out=$(ctl --addr "$a" --timeout 3s -o json "$@" --request-id "$rid" 2>"$work/err"); then echo "$out"; return 0; fi
+    done
+    sleep 0.5
+  done
+  fail "district during the partition: cityhubctl $* failed: $(cat "$work/err")"
+}
+lid=$(dctl "part-report" cases report --source inspector --kind event --major 01 --minor 02 --grid 320505002001003 \
+  --desc "暴露垃圾 reported while the city is cut off" --actor insp-d --role inspector | json_field id)
+[ -n "$lid" ] || fail "the district took no report during the partition"
+dctl "part-file" cases act "$lid" file --actor lead-d --role shift-leader >/dev/null
+dctl "part-dispatch" cases act "$lid" dispatch --unit 320505-sanitation --time-limit 4h --actor disp-d --role dispatcher >/dev/null
+dctl "part-accept" cases act "$lid" accept --actor 320505-sanitation --role handling-unit >/dev/null
+echo "$lid d-320505 d-320505" >>"$work/extra"
+step "district took, filed, dispatched and accepted $lid on its own during the partition"
+if ctl --addr 127.0.0.1:17101 --timeout 5s cases get "$lid" >/dev/null 2>"$work/err"; then
+  fail "the city has $lid although it was cut off from the district"
+fi
+grep -q NotFound "$work/err" || fail "reading $lid at the city: $(cat "$work/err")"
+lag_of_city() { # lag_entries of the city leader's link to the district
+  local id r
+  id=$(leader 0) || return 1
+  r=${id##*-}
+  curl -sf "127.0.0.1:$((17200 + r))/v1/federation/links" | tr -d '\n ' |
+    grep -o '{[^{}]*"peer":"d-320505"[^{}]*}' | grep -o '"lag_entries":"\?[0-9]*' | grep -o '[0-9]*$'
+}
+lag=$(lag_of_city || true)
+[ "${lag:-0}" -gt 0 ] || fail "the city's link to the district shows no lag during the partition (lag_entries=${lag:-?})"
+step "the city does not have $lid; its link to the district has $lag entries waiting"
+while [ $((SECONDS - cut)) -lt 5 ]; do sleep 0.2; done
+set_proxies true
+step "city–district link healed after $((SECONDS - cut)) s"
+
+rc=0
+wait "$driver_pid" || rc=$?
+driver_pid=""
+cat "$work/logs/driver.out"
+if [ "$rc" -ne 0 ]; then
+  echo "--- driver.log"; tail -20 "$work/logs/driver.log"
+  fail "cityhubfedcheck exited $rc"
+fi
+step "done in $((SECONDS - started)) s after the load started"
+echo "e2e-federation: 1 passed, 0 failed"
