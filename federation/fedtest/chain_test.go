@@ -70,7 +70,11 @@ func (f *Federation) stored(t testing.TB, node, id string) *pb.Case {
 	t.Helper()
 	g := f.Groups[node]
 	l := g.WaitLeader(10 * time.Second)
-	c, err := g.Members[l].R.Node.Store().GetCase(id)
+	r := g.Replica(l)
+	if r == nil {
+		return nil
+	}
+	c, err := r.Node.Store().GetCase(id)
 	if err != nil {
 		return nil
 	}

@@ -52,7 +52,7 @@ func (w *orderWatch) sample(f *Federation, rng *rand.Rand) {
 	for name, g := range f.Groups {
 		for _, i := range g.Up() {
 			m := g.Members[i]
-			r := m.R
+			r := g.Replica(i)
 			if r == nil {
 				continue
 			}
@@ -311,11 +311,11 @@ func (f *Federation) anyReplica(node, id string) (*pb.Case, error) {
 	g := f.Groups[node]
 	var last error = fmt.Errorf("no replica of %s is up", node)
 	for _, i := range g.Up() {
-		m := g.Members[i]
-		if m.R == nil {
+		r := g.Replica(i)
+		if r == nil {
 			continue
 		}
-		c, err := m.R.Node.Store().GetCase(id)
+		c, err := r.Node.Store().GetCase(id)
 		if err == nil {
 			return c, nil
 		}

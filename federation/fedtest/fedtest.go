@@ -97,7 +97,11 @@ func New(t testing.TB, specs []NodeSpec, replicas int, opts ...Option) *Federati
 func (f *Federation) Ready() bool {
 	for _, g := range f.Groups {
 		for _, i := range g.Up() {
-			st, err := g.Members[i].R.Node.Store().Topology()
+			r := g.Replica(i)
+			if r == nil {
+				continue
+			}
+			st, err := r.Node.Store().Topology()
 			if err != nil || st == nil {
 				return false
 			}
@@ -117,7 +121,11 @@ func (f *Federation) Settled() (bool, string) {
 		if l < 0 {
 			return false, name + " has no leader"
 		}
-		st, err := g.Members[l].R.FederationStatus()
+		r := g.Replica(l)
+		if r == nil {
+			return false, name + " leader just stopped"
+		}
+		st, err := r.FederationStatus()
 		if err != nil {
 			return false, err.Error()
 		}

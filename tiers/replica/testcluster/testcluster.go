@@ -169,6 +169,14 @@ func (c *Cluster) Close() {
 	c.conns = map[string]*grpc.ClientConn{}
 }
 
+// Replica returns member i's running replica, or nil while it is down. Use
+// it, not Members[i].R, from goroutines that run alongside Kill and Start.
+func (c *Cluster) Replica(i int) *replica.Replica {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Members[i].R
+}
+
 // Up lists the indexes of running members.
 func (c *Cluster) Up() []int {
 	c.mu.Lock()
