@@ -13,11 +13,13 @@
 # Ports: 17001-17033 raft, 17101-17133 gRPC, 17201-17233 HTTP, 17301-17333
 # federation, 17400 toxiproxy's API, 17411-17413 and 17421-17423 its proxies.
 # Toxiproxy is built from the Go module proxy into bin/ when missing.
+# E2E_FED_CASES (300) and E2E_FED_SPREAD (30s) set the load; KEEP=1 keeps
+# the work directory (configs, logs, data).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 TOXIPROXY_VERSION=v2.5.0
-CASES=${CASES:-300}
-SPREAD=${SPREAD:-30s}
+CASES=${E2E_FED_CASES:-300}
+SPREAD=${E2E_FED_SPREAD:-30s}
 work=$(mktemp -d)
 bin="$work/bin"
 declare -A pids=()
