@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/replica"
+)
+
+// demo is a running federation: every replica of every node, and a gRPC
+// client of each.
+type demo struct {
+	lay    *layout
+	groups map[string][]*replica.Replica     // by node name
+	cases  map[string][]pb.CaseServiceClient // by node name, one per replica
+	conns  []*grpc.ClientConn
+}
+
+func run(ctx context.Context, o options) error {
+	if o.rate <= 0 {
+		return fmt.Errorf("--rate %v: want a positive rate", o.rate)
+	}
+	if o.out == nil {
+		o.out = io.Discard
+	}
+	if o.log == nil {
+		o.log = io.Discard
+	}
+	if o.pace <= 0 {
+		o.pace = 3 * time.Second
+	}
+	if o.statusEvery <= 0 {
+		o.statusEvery = 5 * time.Second
+	}
+	logger := slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	lay, err := newLayout(config.DefaultFederation, o.dataDir, o.replicas, o.portBase, o.tls)
+	if err != nil {
+		return err
+	}
+	if err := lay.prepare(); err != nil {
+		return err
+	}
+	started := time.Now()
+	d, err := start(ctx, lay, logger)
+	if d != nil {
+		defer d.stop()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(o.out, "stopped while starting")
+			return nil
+		}
+		return err
+	}
+	d.banner(o.out, o.rate, time.Since(started))
+
+	// --duration counts from here: the generator runs that long.
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	sim := newSimulator(d, o.pace, logger)
+	if n := sim.resume(); n > 0 {
+		fmt.Fprintf(o.out, "Resuming %d open cases from the last run.\n\n", n)
+	}
+	simDone := make(chan struct{})
+	go func() { defer close(simDone); sim.run(ctx, o.rate) }()
+	tick := time.NewTicker(o.statusEvery)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-tick.C:
+			d.printStatus(o.out, sim)
+		}
+	}
+	<-simDone
+	fmt.Fprintln(o.out)
+	d.printStatus(o.out, sim)
+	if o.beforeStop != nil {
+		if err := o.beforeStop(d); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(o.out, "\nstopping; the data stays in", o.dataDir)
+	return nil
+}
+
+// start starts every replica (in parallel) and waits until each node has a
+// leader and its topology applied. On error the demo it returns (if any)
+// must still be stopped.
+func start(ctx context.Context, lay *layout, logger *slog.Logger) (*demo, error) {
+	d := &demo{lay: lay, groups: map[string][]*replica.Replica{}, cases: map[string][]pb.CaseServiceClient{}}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for _, n := range lay.nodes {
+		d.groups[n.node.Name] = make([]*replica.Replica, len(n.cfgs))
+		for i, cfg := range n.cfgs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, RaftLog: io.Discard})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("start %s: %w", cfg.Node.ID, err))
+					return
+				}
+				d.groups[n.node.Name][i] = r
+			}()
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return d, err
+	}
+	for _, n := range lay.nodes {
+		for _, cfg := range n.cfgs {
+			cc, err := grpc.NewClient(cfg.GRPC.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return d, err
+			}
+			d.conns = append(d.conns, cc)
+			d.cases[n.node.Name] = append(d.cases[n.node.Name], pb.NewCaseServiceClient(cc))
+		}
+	}
+	// Ready: a leader, and the topology in the state machine of every
+	// replica (writes are refused until then).
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, n := range lay.nodes {
+		for _, r := range d.groups[n.node.Name] {
+			if _, err := r.Node.WaitForLeader(wctx); err != nil {
+				return d, fmt.Errorf("%s: no leader: %w", r.Config.Node.ID, err)
+			}
+			for {
+				if st, err := r.Node.Store().Topology(); err == nil && st != nil {
+					break
+				}
+				select {
+				case <-wctx.Done():
+					return d, fmt.Errorf("%s: topology not applied: %w", r.Config.Node.ID, wctx.Err())
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+// stop stops every replica, in parallel.
+func (d *demo) stop() {
+	for _, cc := range d.conns {
+		cc.Close()
+	}
+	var wg sync.WaitGroup
+	for _, g := range d.groups {
+		for _, r := range g {
+			if r == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = r.Stop(ctx)
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// leader returns the replica of node name that leads (the first one when
+// none does right now).
+func (d *demo) leader(name string) *replica.Replica {
+	g := d.groups[name]
+	for _, r := range g {
+		if r.Node.IsLeader() {
+			return r
+		}
+	}
+	return g[0]
+}
+
+// firstOf returns the first node of a tier (in tree order).
+func (d *demo) firstOf(t topology.Tier) nodeLayout {
+	for _, n := range d.lay.nodes {
+		if n.node.Tier == t {
+			return n
+		}
+	}
+	return d.lay.nodes[0]
+}
+
+func (d *demo) banner(w io.Writer, rate float64, took time.Duration) {
+	l := d.lay
+	count := map[topology.Tier]int{}
+	for _, n := range l.nodes {
+		count[n.node.Tier]++
+	}
+	replicas := "1 replica each"
+	if l.replicas > 1 {
+		replicas = fmt.Sprintf("%d replicas each", l.replicas)
+	}
+	scheme := "node i (in tree order, the city is 1)"
+	if l.replicas > 1 {
+		scheme = fmt.Sprintf("replica r of node k (in tree order, the city is 1) is i = %d(k-1)+r", l.replicas)
+	}
+	fed := "plain text on loopback (--tls for mutual TLS)"
+	if l.tls {
+		fed = "mutual TLS, development certificates in " + l.certDir()
+	}
+	fmt.Fprintf(w, `cityhub demo: a federation of %d nodes (%d city, %d districts, %d streets, %d communities), %s, up in %.1fs
+  topology    %s (the embedded config/federation/default.yaml)
+  data        %s/<node>
+  federation  %s
+  ports       %s: raft %d+i, gRPC %d+i, REST %d+i, federation %d+i
+
+`, len(l.nodes), count[topology.City], count[topology.District], count[topology.Street], count[topology.Community], replicas, took.Seconds(),
+		l.topologyPath(), l.dataDir, fed, scheme, l.base+raftBlock, l.base+grpcBlock, l.base+httpBlock, l.base+federationBlock)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NODE\tTIER\tJURISDICTION\tREST\tGRPC\tFEDERATION")
+	for _, n := range l.nodes {
+		c := n.cfgs[0]
+		rest, grpcAddr, fedAddr := c.HTTP.Addr, c.GRPC.Addr, c.Federation.Addr
+		if len(n.cfgs) > 1 {
+			last := n.cfgs[len(n.cfgs)-1]
+			rest += fmt.Sprintf("-%s", port(last.HTTP.Addr))
+			grpcAddr += fmt.Sprintf("-%s", port(last.GRPC.Addr))
+			fedAddr += fmt.Sprintf("-%s", port(last.Federation.Addr))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", n.node.Name, n.node.Tier, n.node.Jurisdiction, rest, grpcAddr, fedAddr)
+	}
+	tw.Flush()
+	city, comm := l.nodes[0].cfgs[0], d.firstOf(topology.Community)
+	cityAddr := "" // cityhubctl's default address is the city's gRPC port
+	if city.GRPC.Addr != config.Default().GRPC.Addr {
+		cityAddr = " --addr " + city.GRPC.Addr
+	}
+	fmt.Fprintf(w, `
+Where to look (the city mirrors every case of the federation; a node acts only on the cases it holds):
+  curl -s '%[1]s/v1/cases?page_size=5'             the city's cases: "holder" says which node holds each
+  curl -s %[1]s/v1/federation/links                its links: queued, acknowledged, lag
+  curl -s %[1]s/metrics | grep cityhub_link_       link lag and sequence metrics
+  curl -s '%[2]s/v1/cases?page_size=5'             community %[3]s
+  go run ./cmd/cityhubctl%[4]s cases list --limit 10
+  go run ./cmd/cityhubctl%[4]s federation status
+  go run ./cmd/cityhubctl --addr %[5]s federation status      (%[3]s)
+Reporting about %.0[6]f cases a second at every tier and walking them to the end. Ctrl-C stops.
+
+`, "http://"+city.HTTP.Addr, "http://"+comm.cfgs[0].HTTP.Addr, comm.node.Name, cityAddr, comm.cfgs[0].GRPC.Addr, rate)
+}
+
+func port(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[i+1:]
+		}
+	}
+	return addr
+}

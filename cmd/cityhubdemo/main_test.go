@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freePortBase finds a port base whose four blocks of n ports are free
+// right now, so the demo does not collide with tests running alongside.
+func freePortBase(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		base := 20000 + 100*rand.IntN(350) // up to 55000: the blocks end below 55400
+		var held []net.Listener
+		ok := true
+		for _, block := range []int{raftBlock, grpcBlock, httpBlock, federationBlock} {
+			for i := 1; i <= n && ok; i++ {
+				l, err := net.Listen("tcp", addr(base, block, i))
+				if err != nil {
+					ok = false
+					break
+				}
+				held = append(held, l)
+			}
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// settled reports whether every link of the federation is drained: each
+// leader's outbox fully acknowledged and each neighbour's high-water mark
+// at what was queued toward it.
+func settled(d *demo) (bool, string) {
+	queued := map[[2]string]uint64{}
+	received := map[[2]string]uint64{}
+	for _, n := range d.lay.nodes {
+		st, err := d.leader(n.node.Name).FederationStatus()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, l := range st.Links {
+			if l.LagEntries != 0 {
+				return false, fmt.Sprintf("%s→%s: %d entries unacknowledged", n.node.Name, l.Peer, l.LagEntries)
+			}
+			queued[[2]string{n.node.Name, l.Peer}] = l.OutLastSeq
+			received[[2]string{l.Peer, n.node.Name}] = l.InHighWater
+		}
+	}
+	for k, q := range queued {
+		if received[k] != q {
+			return false, fmt.Sprintf("%s→%s: queued %d, received %d", k[0], k[1], q, received[k])
+		}
+	}
+	return true, ""
+}
+
+// allCases reads every case, with its history, from each node's leader.
+func allCases(t *testing.T, d *demo) map[string]map[string]*pb.Case {
+	t.Helper()
+	out := map[string]map[string]*pb.Case{}
+	for _, n := range d.lay.nodes {
+		m := map[string]*pb.Case{}
+		q := store.Query{PageSize: 500, WithHistory: true}
+		for {
+			page, next, err := d.leader(n.node.Name).Node.Store().List(q)
+			if err != nil {
+				t.Fatalf("%s: %v", n.node.Name, err)
+			}
+			for _, c := range page {
+				m[c.Id] = c
+			}
+			if next == "" {
+				break
+			}
+			q.PageToken = next
+		}
+		out[n.node.Name] = m
+	}
+	return out
+}
+
+// checkFlow asserts, on a settled federation, that cases were handed down
+// from the city, that some went up, and that every holder's version of
+// every case is the one its ancestors and its reporting node mirror.
+func checkFlow(t *testing.T, d *demo) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, why := settled(d)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("federation not settled: %s", why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	topo := d.lay.topo
+	cases := allCases(t, d)
+	city := topo.Root()
+	var handedDown, transferredUp, mirrors int
+	var example string
+	for _, n := range topo.Nodes() {
+		for id, c := range cases[n.Name] {
+			if c.Holder != n.Name {
+				continue
+			}
+			// Status flowed up: every ancestor and the reporting node
+			// holds exactly the holder's version.
+			watchers := topo.Ancestors(n.Name)
+			if rep, ok := topo.NodeByJurisdiction(c.ReportedAtNode); ok && rep.Name != n.Name {
+				watchers = append(watchers, rep)
+			}
+			for _, w := range watchers {
+				m, ok := cases[w.Name][id]
+				if !ok {
+					t.Errorf("case %s held by %s: no mirror at %s", id, n.Name, w.Name)
+					continue
+				}
+				if !proto.Equal(m, c) {
+					t.Errorf("case %s held by %s at version %d: %s mirrors version %d (holder %s)", id, n.Name, c.Version, w.Name, m.Version, m.Holder)
+				}
+				mirrors++
+			}
+			if c.ReportedAtNode == city.Jurisdiction && (n.Tier == topology.Street || n.Tier == topology.Community) {
+				handedDown++
+				if example == "" {
+					example = fmt.Sprintf("%s (reported at the city, held by %s, version %d, %s)", id, n.Name, c.Version, c.State)
+				}
+			}
+			for _, h := range c.History {
+				if h.Action == pb.Action_ACTION_TRANSFER_UP {
+					transferredUp++
+					break
+				}
+			}
+		}
+	}
+	t.Logf("%d cases at the city; %d reported at the city and held by a street or community, e.g. %s; %d went up; %d mirrors checked",
+		len(cases[city.Name]), handedDown, example, transferredUp, mirrors)
+	if handedDown == 0 {
+		t.Error("no case reported at the city is held by a street or community")
+	}
+	if transferredUp == 0 {
+		t.Error("no case was transferred up")
+	}
+	// The city mirrors every case of the federation.
+	for _, n := range topo.Nodes() {
+		for id := range cases[n.Name] {
+			if _, ok := cases[city.Name][id]; !ok {
+				t.Errorf("case %s at %s is unknown to the city", id, n.Name)
+			}
+		}
+	}
+}
+
+// The demo starts the whole default federation, cases flow down and their
+// status up, and a restart on the same data carries on.
+func TestDemoFlowAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 15 nodes")
+	}
+	dir := t.TempDir()
+	base := freePortBase(t, 15)
+	var out, logs lockedBuffer
+	o := options{
+		dataDir: dir, rate: 12, duration: 12 * time.Second, replicas: 1, portBase: base,
+		pace: 600 * time.Millisecond, statusEvery: 3 * time.Second, out: &out, log: &logs,
+	}
+	var atCity int
+	began := time.Now()
+	o.beforeStop = func(d *demo) error {
+		t.Logf("first run: generator stopped after %v", time.Since(began).Round(time.Millisecond))
+		checkFlow(t, d)
+		atCity = len(allCases(t, d)["city"])
+		return nil
+	}
+	if err := run(context.Background(), o); err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, out.String(), logs.String())
+	}
+	text := out.String()
+	t.Logf("first run: %v; %s", time.Since(began).Round(time.Millisecond), strings.SplitN(text, "\n", 2)[0])
+	cityREST := addr(base, httpBlock, 1)
+	for _, want := range []string{"a federation of 15 nodes", "curl -s 'http://" + cityREST + "/v1/cases?page_size=5'", "/v1/federation/links", "/metrics", "cityhubctl"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("banner lacks %q", want)
+		}
+	}
+	// One line per tier, then the flow, every few seconds.
+	for _, tier := range []string{"city", "district", "street", "community"} {
+		if !regexp.MustCompile(`(?m)^.{8}  ` + tier + ` +\d+ nodes? +held +\d+ \( *\d+ open\) +mirrored +\d+ +links: +\d+ queued, oldest +[\d.]+s`).MatchString(text) {
+			t.Errorf("no status line for %s:\n%s", tier, text)
+		}
+	}
+	m := regexp.MustCompile(`flow: (\d+) reported .* · (\d+) handed down · (\d+) transferred up`).FindAllStringSubmatch(text, -1)
+	if len(m) < 3 {
+		t.Fatalf("%d flow lines:\n%s", len(m), text)
+	}
+	last := m[len(m)-1]
+	if n, _ := strconv.Atoi(last[1]); n < 50 {
+		t.Errorf("only %s cases reported", last[1])
+	}
+	if last[2] == "0" || last[3] == "0" {
+		t.Errorf("last flow line: %s", last[0])
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s\nlog:\n%s", text, logs.String())
+		return
+	}
+
+	// Restart on the same data, now with mutual TLS between the nodes: the
+	// open cases are picked up, new ones keep flowing, and every version
+	// still reaches its mirrors.
+	out2 := &lockedBuffer{}
+	o.out, o.duration, o.tls = out2, 4*time.Second, true
+	began = time.Now()
+	o.beforeStop = func(d *demo) error {
+		t.Logf("restart: generator stopped after %v", time.Since(began).Round(time.Millisecond))
+		checkFlow(t, d)
+		if n := len(allCases(t, d)["city"]); n <= atCity {
+			t.Errorf("after the restart the city has %d cases, %d before", n, atCity)
+		}
+		return nil
+	}
+	if err := run(context.Background(), o); err != nil {
+		t.Fatalf("restart: %v\n%s\n%s", err, out2.String(), logs.String())
+	}
+	t.Logf("restart: %v; %s", time.Since(began).Round(time.Millisecond), strings.SplitN(out2.String(), "\n", 2)[0])
+	for _, want := range []string{"Resuming ", "mutual TLS, development certificates in " + filepath.Join(dir, "certs")} {
+		if !strings.Contains(out2.String(), want) {
+			t.Errorf("restart output lacks %q:\n%s", want, out2.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "certs", "c-320506002002.pem")); err != nil {
+		t.Errorf("no certificate: %v", err)
+	}
+	// A different layout on the same data is refused.
+	o.replicas = 3
+	if err := run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "laid out differently") {
+		t.Errorf("3 replicas on 1-replica data: %v", err)
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", logs.String())
+	}
+}
