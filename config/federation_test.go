@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/spf13/pflag"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +93,23 @@ func TestFederationBadTopologyNamesTheProblem(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "federation.topology") || !strings.Contains(err.Error(), "outside parent") {
 		t.Fatalf("Validate() = %v, want the topology error naming the child outside its parent", err)
+	}
+}
+
+func TestFederationFlags(t *testing.T) {
+	c := federated(t)
+	fs := pflag.NewFlagSet("cityhubd", pflag.ContinueOnError)
+	BindFlags(fs)
+	if err := fs.Parse([]string{"--node-id", "n1", "--tier", "district", "--jurisdiction", "320582", "--topology", c.Federation.Topology,
+		"--fed-node", "d-320582", "--fed-addr", "127.0.0.1:7399"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CITYHUB_FEDERATION_INSECURE", "true")
+	got, err := Load("", fs)
+	if err != nil {
+		t.Fatalf("load with federation flags: %v", err)
+	}
+	if got.Federation.Topology != c.Federation.Topology || got.Federation.Node != "d-320582" || got.Federation.Addr != "127.0.0.1:7399" || !got.Federation.Insecure {
+		t.Fatalf("federation from flags and env: %+v", got.Federation)
 	}
 }

@@ -27,6 +27,9 @@ var flagKeys = map[string]string{
 	"join":         "raft.join",
 	"catalogue":    "catalogue.path",
 	"log-level":    "log.level",
+	"topology":     "federation.topology",
+	"fed-node":     "federation.node",
+	"fed-addr":     "federation.addr",
 }
 
 // BindFlags registers the common cityhubd flags on fs. Their defaults are
@@ -46,6 +49,9 @@ func BindFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("join", nil, "gRPC addresses of existing members to join through, comma separated (raft.join)")
 	fs.String("catalogue", "", "service catalogue file; empty uses the embedded catalogue (catalogue.path)")
 	fs.String("log-level", d.Log.Level, "log level: debug, info, warn or error (log.level)")
+	fs.String("topology", "", "federation topology file; empty runs standalone (federation.topology)")
+	fs.String("fed-node", "", "this node's name in the federation topology (federation.node)")
+	fs.String("fed-addr", d.Federation.Addr, "federation listener for the parent and children host:port (federation.addr)")
 }
 
 // Load builds the configuration from, lowest precedence first: Default(),
