@@ -1,14 +1,16 @@
 // Command cityhubctl is the operator CLI of cityhub. It reports cases, walks
 // them through the workflow, reads them back and administers the Raft group
-// of a tier node, over gRPC against any replica (followers forward writes to
-// the leader). It also makes the development certificates of the mutual TLS
-// between tier nodes (certs create, offline).
+// of a tier node and shows its federation links, over gRPC against any
+// replica (followers forward writes to the leader). It also makes the
+// development certificates of the mutual TLS between tier nodes (certs
+// create, offline).
 //
 //	cityhubctl cases report --source inspector --kind event --major 01 --minor 02 \
 //	    --grid 320582110152102 --desc "garbage at the bus stop" --actor 王五 --role inspector
 //	cityhubctl cases act 320582-20261122-000001 file --actor 李四 --role shift-leader
 //	cityhubctl cases get 320582-20261122-000001
 //	cityhubctl cluster status
+//	cityhubctl federation status
 //	cityhubctl certs create --dir data/certs city d-320505 s-320505001
 //
 // Every write carries a request id (the server's idempotency key): --request-id,

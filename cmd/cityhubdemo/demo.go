@@ -80,23 +80,26 @@ func run(ctx context.Context, o options) error {
 	go func() { defer close(simDone); sim.run(ctx, o.rate) }()
 	tick := time.NewTicker(o.statusEvery)
 	defer tick.Stop()
+	printed := time.Now()
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
 			running = false
 		case <-tick.C:
 			d.printStatus(o.out, sim)
+			printed = time.Now()
 		}
 	}
 	<-simDone
-	fmt.Fprintln(o.out)
-	d.printStatus(o.out, sim)
+	if time.Since(printed) > time.Second {
+		d.printStatus(o.out, sim)
+	}
 	if o.beforeStop != nil {
 		if err := o.beforeStop(d); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintln(o.out, "\nstopping; the data stays in", o.dataDir)
+	fmt.Fprintln(o.out, "stopping; the data stays in", o.dataDir)
 	return nil
 }
 
