@@ -68,7 +68,7 @@ lint: vet ## gofmt, go vet, the state-machine determinism lint and the proto dri
 bench: ## benchmarks (see BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./tiers/...
 
-run: ## the main job: a 3-replica tier in one process with a case generator (Ctrl-C stops it)
+run: ## the main job: the whole default federation (15 nodes) in one process with a case generator (Ctrl-C stops it)
 	$(GO) run ./cmd/cityhubdemo
 
 certs: ## dev mTLS certificates for the default federation into data/certs
