@@ -1,0 +1,112 @@
+package relay
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// fakeLocal records what the server proposes instead of running raft.
+type fakeLocal struct {
+	leader   bool
+	st       *store.Store
+	proposed []*pb.Command
+	hw       uint64
+}
+
+func (f *fakeLocal) IsLeader() bool { return f.leader }
+func (f *fakeLocal) ApplyLocal(_ context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	f.proposed = append(f.proposed, cmd)
+	es := cmd.GetDeliver().GetEntries()
+	f.hw = es[len(es)-1].Seq
+	return &fsm.Result{HighWater: f.hw}, nil
+}
+func (f *fakeLocal) Applied() <-chan struct{} { return make(chan struct{}) }
+func (f *fakeLocal) Store() *store.Store      { return f.st }
+
+func testServer(t *testing.T, identity PeerIdentity) (*Server, *fakeLocal) {
+	t.Helper()
+	topo, err := topology.New([]topology.Node{
+		{Name: "city", Tier: topology.City, Jurisdiction: "320500", Replicas: []string{"127.0.0.1:7301"}},
+		{Name: "d1", Tier: topology.District, Jurisdiction: "320505", Parent: "city", Replicas: []string{"127.0.0.1:7302"}},
+		{Name: "s1", Tier: topology.Street, Jurisdiction: "320505001", Parent: "d1", Replicas: []string{"127.0.0.1:7303"}},
+		{Name: "d2", Tier: topology.District, Jurisdiction: "320506", Parent: "city", Replicas: []string{"127.0.0.1:7304"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l := &fakeLocal{leader: true, st: st}
+	return NewServer("d1", topo, l, identity, slog.New(slog.NewTextHandler(io.Discard, nil))), l
+}
+
+func entries(seqs ...uint64) []*pb.LinkEntry {
+	var out []*pb.LinkEntry
+	for _, s := range seqs {
+		out = append(out, &pb.LinkEntry{Seq: s, Case: &pb.Case{Id: "320500-20261122-000001", Version: s}})
+	}
+	return out
+}
+
+func TestDeliverRefusesBadCallsAndProposesNothing(t *testing.T) {
+	claims := func(name string) PeerIdentity {
+		return func(context.Context) (string, error) { return name, nil }
+	}
+	for _, tc := range []struct {
+		name     string
+		identity PeerIdentity
+		leader   bool
+		req      *pb.DeliverRequest
+		want     codes.Code
+	}{
+		{"not a neighbour (a sibling district)", nil, true, &pb.DeliverRequest{From: "d2", To: "d1", Entries: entries(1)}, codes.PermissionDenied},
+		{"not a neighbour (unknown)", nil, true, &pb.DeliverRequest{From: "x", To: "d1", Entries: entries(1)}, codes.PermissionDenied},
+		{"certificate names another node", claims("s1"), true, &pb.DeliverRequest{From: "city", To: "d1", Entries: entries(1)}, codes.PermissionDenied},
+		{"misrouted", nil, true, &pb.DeliverRequest{From: "city", To: "s1", Entries: entries(1)}, codes.InvalidArgument},
+		{"sequence not dense", nil, true, &pb.DeliverRequest{From: "city", To: "d1", Entries: entries(1, 3)}, codes.InvalidArgument},
+		{"zero sequence", nil, true, &pb.DeliverRequest{From: "city", To: "d1", Entries: entries(0)}, codes.InvalidArgument},
+		{"entry without a case", nil, true, &pb.DeliverRequest{From: "city", To: "d1", Entries: []*pb.LinkEntry{{Seq: 1}}}, codes.InvalidArgument},
+		{"follower", nil, false, &pb.DeliverRequest{From: "city", To: "d1", Entries: entries(1)}, codes.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, l := testServer(t, tc.identity)
+			l.leader = tc.leader
+			_, err := s.Deliver(context.Background(), tc.req)
+			if status.Code(err) != tc.want {
+				t.Fatalf("Deliver: %v, want %s", err, tc.want)
+			}
+			if len(l.proposed) != 0 {
+				t.Fatalf("a refused call proposed %d commands", len(l.proposed))
+			}
+		})
+	}
+}
+
+func TestDeliverProposesOneBatchAndAnswersTheMark(t *testing.T) {
+	s, l := testServer(t, func(context.Context) (string, error) { return "s1", nil })
+	resp, err := s.Deliver(context.Background(), &pb.DeliverRequest{From: "s1", To: "d1", Entries: entries(4, 5, 6)})
+	if err != nil || resp.HighWater != 6 {
+		t.Fatalf("Deliver: %v %v", resp, err)
+	}
+	if len(l.proposed) != 1 || l.proposed[0].GetDeliver().GetFrom() != "s1" || len(l.proposed[0].GetDeliver().GetEntries()) != 3 {
+		t.Fatalf("proposed %v", l.proposed)
+	}
+	// An empty batch asks for the mark and proposes nothing.
+	resp, err = s.Deliver(context.Background(), &pb.DeliverRequest{From: "s1", To: "d1"})
+	if err != nil || resp.HighWater != 0 || len(l.proposed) != 1 {
+		t.Fatalf("empty batch: %v %v, %d proposals", resp, err, len(l.proposed))
+	}
+}
