@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -96,9 +97,21 @@ func New(opts Options) (*Relay, error) {
 		if peer == self.Parent {
 			dir = "parent"
 		}
-		r.links = append(r.links, &link{peer: peer, dir: dir, client: newPeerClient(peer, n.Replicas, opts.Dial(peer)), trimKick: make(chan struct{}, 1)})
+		r.links = append(r.links, &link{peer: peer, dir: dir, client: newPeerClient(peer, n.Replicas, dialOptions(opts, peer)), trimKick: make(chan struct{}, 1)})
 	}
 	return r, nil
+}
+
+// dialOptions are the gRPC options of the connections to peer. gRPC's own
+// reconnect backoff (1 s, growing to 120 s) would keep a link idle for up
+// to two minutes after a long partition heals, whatever the relay's retry
+// delays: it is bounded by RetryMin and RetryMax instead. The options of
+// o.Dial come later and so take precedence.
+func dialOptions(o Options, peer string) []grpc.DialOption {
+	return append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: o.RetryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.RetryMax},
+		MinConnectTimeout: 20 * time.Second,
+	})}, o.Dial(peer)...)
 }
 
 // Start runs one sender and one trimmer per link until Stop.
