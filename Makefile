@@ -6,7 +6,7 @@ PROTO_INCLUDE ?= /usr/include
 PROTO_DIR := proto
 PROTO_PKG := $(PROTO_DIR)/cityhub/v1
 PROTOS   := $(wildcard $(PROTO_PKG)/*.proto)
-TEST_FLAGS ?= -race -count=1 -timeout 20m
+TEST_FLAGS ?= -race -count=1 -timeout 20m -p 1
 # The nodes of the default federation (`make certs`); CERTS_FLAGS=--force
 # replaces certificates already in data/certs.
 FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s-320506002 \
@@ -22,7 +22,7 @@ help:
 build: ## build cityhubd and cityhubctl into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: ## run every test with the race detector (what CI runs)
+test: ## run every test with the race detector, one package at a time so cluster tests never starve each other (what CI runs)
 	$(GO) test $(TEST_FLAGS) ./...
 
 test-short: ## quick tests without -race
