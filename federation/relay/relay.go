@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,6 +14,12 @@ import (
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
+
+// ErrReceiverBehind reports a neighbour whose high-water mark is below what
+// it acknowledged before: it lost state, and the entries between were
+// already trimmed. The link stalls (and says so in its status and the log)
+// until an operator repairs the neighbour.
+var ErrReceiverBehind = errors.New("receiver is behind its own acknowledgement")
 
 // Options configure a Relay.
 type Options struct {
@@ -141,6 +148,7 @@ func (r *Relay) Stop() {
 func (r *Relay) send(ctx context.Context, l *link) {
 	local := r.opts.Local
 	var cursor uint64 // last sequence number known delivered; 0: read the acked mark
+	var floor uint64  // the acked mark: the receiver can never be behind it
 	backoff := r.opts.RetryMin
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
@@ -160,7 +168,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 				r.wait(ctx, nil, backoff, idle)
 				continue
 			}
-			cursor = ls.Out.Acked
+			cursor, floor = ls.Out.Acked, ls.Out.Acked
 		}
 		batch, err := local.Store().Outbox(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
 		if err != nil {
@@ -184,6 +192,17 @@ func (r *Relay) send(ctx context.Context, l *link) {
 			r.wait(ctx, nil, backoff, idle)
 			backoff = min(2*backoff, r.opts.RetryMax)
 			cursor = 0 // re-read the acked mark: leadership may have moved here too
+			continue
+		}
+		if resp.HighWater < floor {
+			// The receiver acknowledged entries it no longer has (restored
+			// from an old backup, say): they are trimmed here and cannot be
+			// resent. Say so loudly instead of looping on the gap.
+			err := fmt.Errorf("%w: %s answers high-water %d, below the acknowledged %d", ErrReceiverBehind, l.peer, resp.HighWater, floor)
+			l.setErr(err)
+			r.log.Error("link stalled", "peer", l.peer, "error", err)
+			r.wait(ctx, nil, r.opts.RetryMax, idle)
+			cursor = 0
 			continue
 		}
 		backoff = r.opts.RetryMin
