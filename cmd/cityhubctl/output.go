@@ -153,7 +153,7 @@ func writeHistory(w io.Writer, hs []*pb.HistoryEntry) error {
 // writeCaseList prints one row per case and the next page token, if any.
 func writeCaseList(w io.Writer, resp *pb.ListCasesResponse, now time.Time) error {
 	tw := newTable(w)
-	row(tw, "ID", "STATE", "SOURCE", "CLASS", "GRID", "OWNER", "DEADLINE", "REWORK", "VERSION")
+	row(tw, "ID", "STATE", "SOURCE", "CLASS", "GRID", "OWNER", "HOLDER", "DEADLINE", "REWORK", "VERSION")
 	for _, c := range resp.GetCases() {
 		dl := "-"
 		if c.GetDeadline() != nil {
@@ -163,7 +163,7 @@ func writeCaseList(w io.Writer, resp *pb.ListCasesResponse, now time.Time) error
 			}
 		}
 		row(tw, c.GetId(), caseState(c), sources.name(c.GetSource()), caseClass(c), c.GetGridCode(),
-			owner(c), dl, strconv.Itoa(int(c.GetReworkCount())), strconv.FormatUint(c.GetVersion(), 10))
+			owner(c), orDash(c.GetHolder()), dl, strconv.Itoa(int(c.GetReworkCount())), strconv.FormatUint(c.GetVersion(), 10))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

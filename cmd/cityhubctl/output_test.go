@@ -130,6 +130,7 @@ func TestWriteCaseList(t *testing.T) {
 	withUTC(t)
 	closed := sampleCase()
 	closed.Id, closed.State, closed.AllowedActions = "320582-20261122-000002", pb.State_STATE_CLOSED, nil
+	closed.Holder = "c-320582001001"
 	var buf bytes.Buffer
 	resp := &pb.ListCasesResponse{Cases: []*pb.Case{sampleCase(), closed}, NextPageToken: "tok-2"}
 	if err := writeCaseList(&buf, resp, t0.Add(10*time.Hour)); err != nil {
@@ -137,7 +138,7 @@ func TestWriteCaseList(t *testing.T) {
 	}
 	out := buf.String()
 	t.Log("\n" + out)
-	for _, want := range []string{"ID", "STATE", "OWNER", "DEADLINE", "REWORK",
+	for _, want := range []string{"ID", "STATE", "OWNER", "HOLDER", "DEADLINE", "REWORK", "c-320582001001",
 		"320582-20261122-000001", "accepted", "2026-11-22 17:00:00 (overdue)", "huanwei-01 (district)",
 		"320582-20261122-000002", "closed", "next-page-token: tok-2"} {
 		if !strings.Contains(out, want) {
