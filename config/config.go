@@ -194,7 +194,7 @@ func Default() Config {
 			BatchSize:  512,
 			BatchBytes: 2 << 20,
 			RetryMin:   50 * time.Millisecond,
-			RetryMax:   5 * time.Second,
+			RetryMax:   time.Second,
 		},
 	}
 }

@@ -43,15 +43,31 @@ type Cluster struct {
 type Option func(*config.Config)
 
 // FreePort returns a loopback address nobody listens on right now.
+// A port is released before the replica binds it, so the kernel may hand
+// it out again; FreePort never returns the same port twice in a process.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		handedOut.Lock()
+		seen := handedOut.ports[addr]
+		handedOut.ports[addr] = true
+		handedOut.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
 
 // New starts n bootstrapped replicas and waits for a leader.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
