@@ -23,15 +23,14 @@ import (
 // ancestors and the node where it was reported (when the topology knows
 // them).
 func Recipients(t *topology.Topology, c *pb.Case) []string {
-	var out []string
-	if _, ok := t.Node(c.GetHolder()); ok {
-		out = append(out, c.GetHolder())
-		for _, a := range t.Ancestors(c.GetHolder()) {
-			out = append(out, a.Name)
+	out := make([]string, 0, 5)
+	if t.Has(c.GetHolder()) {
+		for n := c.GetHolder(); n != ""; n = t.ParentOf(n) {
+			out = append(out, n)
 		}
 	}
-	if r, ok := t.NodeByJurisdiction(c.GetReportedAtNode()); ok && !slices.Contains(out, r.Name) {
-		out = append(out, r.Name)
+	if r, ok := t.NameByJurisdiction(c.GetReportedAtNode()); ok && !slices.Contains(out, r) {
+		out = append(out, r)
 	}
 	return out
 }

@@ -77,3 +77,26 @@ func (t *Topology) IsNeighbour(a, b string) bool {
 	nb, okB := t.nodes[b]
 	return okA && okB && (na.Parent == b || nb.Parent == a)
 }
+
+// Has reports whether the topology has a node of that name.
+func (t *Topology) Has(name string) bool {
+	_, ok := t.nodes[name]
+	return ok
+}
+
+// ParentOf returns the name of the node's parent ("" for the city or an
+// unknown name).
+func (t *Topology) ParentOf(name string) string { return t.nodes[name].Parent }
+
+// NameByJurisdiction is NodeByJurisdiction without copying the node: the
+// name of the node whose jurisdiction code is j.
+func (t *Topology) NameByJurisdiction(j string) (string, bool) {
+	if t.root != "" && t.nodes[t.root].Jurisdiction == j {
+		return t.root, true
+	}
+	name, ok := t.byCode[j]
+	if !ok || t.nodes[name].Jurisdiction != j {
+		return "", false
+	}
+	return name, true
+}
