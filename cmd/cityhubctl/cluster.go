@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spf13/cobra"
 
@@ -23,22 +26,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Show the node's Raft state and the group's servers",
 		Args:  cobra.NoArgs,
-		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
-			cl, err := a.clusterClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(ctx)
-			defer cancel()
-			st, err := cl.GetStatus(ctx, &pb.GetStatusRequest{})
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return writeJSON(a.stdout, st)
-			}
-			return writeClusterStatus(a.stdout, st)
-		}),
+		RunE: a.runE(showCluster(a, func(ctx context.Context, cl pb.ClusterServiceClient) (*pb.ClusterStatus, error) {
+			return cl.GetStatus(ctx, &pb.GetStatusRequest{})
+		}, writeClusterStatus)),
 	}
 }
 
@@ -126,5 +116,26 @@ func (a *app) transferCmd() *cobra.Command {
 			_, err = fmt.Fprintf(a.stdout, "new leader: %s\n", resp.GetNewLeaderId())
 			return err
 		}),
+	}
+}
+
+// showCluster is a read-only cluster command: one call, then the answer as
+// JSON or as a table.
+func showCluster[T proto.Message](a *app, call func(context.Context, pb.ClusterServiceClient) (T, error), table func(io.Writer, T) error) func(context.Context, *cobra.Command, []string) error {
+	return func(ctx context.Context, _ *cobra.Command, _ []string) error {
+		cl, err := a.clusterClient()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := a.call(ctx)
+		defer cancel()
+		st, err := call(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			return writeJSON(a.stdout, st)
+		}
+		return table(a.stdout, st)
 	}
 }

@@ -35,22 +35,9 @@ Any replica answers from its own state; the leader's view is current.`,
 		Example: `  cityhubctl federation status
   cityhubctl --addr 127.0.0.1:7104 -o json federation status`,
 		Args: cobra.NoArgs,
-		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
-			cl, err := a.clusterClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(ctx)
-			defer cancel()
-			st, err := cl.FederationStatus(ctx, &pb.FederationStatusRequest{})
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return writeJSON(a.stdout, st)
-			}
-			return writeFederationStatus(a.stdout, st)
-		}),
+		RunE: a.runE(showCluster(a, func(ctx context.Context, cl pb.ClusterServiceClient) (*pb.FederationStatusResponse, error) {
+			return cl.FederationStatus(ctx, &pb.FederationStatusRequest{})
+		}, writeFederationStatus)),
 	}
 }
 
