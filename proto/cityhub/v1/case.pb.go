@@ -876,6 +876,16 @@ type Case struct {
 	// Empty holder: a node outside any federation holds its own cases.
 	Holder      string `protobuf:"bytes,31,opt,name=holder,proto3" json:"holder,omitempty"`
 	HolderEpoch uint64 `protobuf:"varint,32,opt,name=holder_epoch,json=holderEpoch,proto3" json:"holder_epoch,omitempty"`
+	// Deadlines (DOMAIN.md section 6), all stamped by the leader from the
+	// working calendar. stage_deadline is the deadline of the stage the case
+	// is in (verify, file, dispatch, handle, check); for DISPATCHED and
+	// ACCEPTED it equals deadline. A case past it is marked overdue once per
+	// deadline by the holder's leader and supervised (督办).
+	StageDeadline *timestamppb.Timestamp `protobuf:"bytes,33,opt,name=stage_deadline,json=stageDeadline,proto3" json:"stage_deadline,omitempty"`
+	Overdue       bool                   `protobuf:"varint,34,opt,name=overdue,proto3" json:"overdue,omitempty"`                               // the current stage deadline has passed
+	OverdueCount  int32                  `protobuf:"varint,35,opt,name=overdue_count,json=overdueCount,proto3" json:"overdue_count,omitempty"` // stage deadlines missed in the case's life
+	HandledAt     *timestamppb.Timestamp `protobuf:"bytes,36,opt,name=handled_at,json=handledAt,proto3" json:"handled_at,omitempty"`
+	RecurrenceOf  string                 `protobuf:"bytes,37,opt,name=recurrence_of,json=recurrenceOf,proto3" json:"recurrence_of,omitempty"` // an earlier closed case at the same place (反弹)
 	// Computed on read, never stored: actions allowed from the current state.
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1136,6 +1146,41 @@ func (x *Case) GetHolderEpoch() uint64 {
 	return 0
 }
 
+func (x *Case) GetStageDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StageDeadline
+	}
+	return nil
+}
+
+func (x *Case) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
+func (x *Case) GetOverdueCount() int32 {
+	if x != nil {
+		return x.OverdueCount
+	}
+	return 0
+}
+
+func (x *Case) GetHandledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HandledAt
+	}
+	return nil
+}
+
+func (x *Case) GetRecurrenceOf() string {
+	if x != nil {
+		return x.RecurrenceOf
+	}
+	return ""
+}
+
 func (x *Case) GetAllowedActions() []Action {
 	if x != nil {
 		return x.AllowedActions
@@ -1179,7 +1224,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x98\v\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xfa\f\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1219,7 +1264,13 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\ahistory\x18\x1d \x03(\v2\x18.cityhub.v1.HistoryEntryR\ahistory\x12(\n" +
 	"\x10reported_at_node\x18\x1e \x01(\tR\x0ereportedAtNode\x12\x16\n" +
 	"\x06holder\x18\x1f \x01(\tR\x06holder\x12!\n" +
-	"\fholder_epoch\x18  \x01(\x04R\vholderEpoch\x12;\n" +
+	"\fholder_epoch\x18  \x01(\x04R\vholderEpoch\x12A\n" +
+	"\x0estage_deadline\x18! \x01(\v2\x1a.google.protobuf.TimestampR\rstageDeadline\x12\x18\n" +
+	"\aoverdue\x18\" \x01(\bR\aoverdue\x12#\n" +
+	"\roverdue_count\x18# \x01(\x05R\foverdueCount\x129\n" +
+	"\n" +
+	"handled_at\x18$ \x01(\v2\x1a.google.protobuf.TimestampR\thandledAt\x12#\n" +
+	"\rrecurrence_of\x18% \x01(\tR\frecurrenceOf\x12;\n" +
 	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions*\xb2\x01\n" +
 	"\x06Source\x12\x16\n" +
 	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -1354,12 +1405,14 @@ var file_cityhub_v1_case_proto_depIdxs = []int32{
 	12, // 22: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
 	12, // 23: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 24: cityhub.v1.Case.history:type_name -> cityhub.v1.HistoryEntry
-	5,  // 25: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	12, // 25: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
+	12, // 26: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
+	5,  // 27: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_proto_init() }

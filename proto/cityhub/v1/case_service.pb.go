@@ -372,11 +372,14 @@ func (x *ActRequest) GetExpectedVersion() uint64 {
 }
 
 type CaseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Case          *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
-	Replayed      bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"` // true when request_id was already applied: nothing changed
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Case     *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	Replayed bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"` // true when request_id was already applied: nothing changed
+	// On a report: open cases of the same class nearby, reported recently,
+	// offered as possible duplicates (the report is recorded either way).
+	PossibleDuplicates []string `protobuf:"bytes,3,rep,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CaseResponse) Reset() {
@@ -421,6 +424,13 @@ func (x *CaseResponse) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *CaseResponse) GetPossibleDuplicates() []string {
+	if x != nil {
+		return x.PossibleDuplicates
+	}
+	return nil
 }
 
 type GetCaseRequest struct {
@@ -485,6 +495,7 @@ type ListCasesRequest struct {
 	PageToken      string                 `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Consistency    Consistency            `protobuf:"varint,7,opt,name=consistency,proto3,enum=cityhub.v1.Consistency" json:"consistency,omitempty"`
 	IncludeHistory bool                   `protobuf:"varint,8,opt,name=include_history,json=includeHistory,proto3" json:"include_history,omitempty"`
+	Overdue        bool                   `protobuf:"varint,9,opt,name=overdue,proto3" json:"overdue,omitempty"` // only cases whose stage deadline has passed (督办 list)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -571,6 +582,13 @@ func (x *ListCasesRequest) GetConsistency() Consistency {
 func (x *ListCasesRequest) GetIncludeHistory() bool {
 	if x != nil {
 		return x.IncludeHistory
+	}
+	return false
+}
+
+func (x *ListCasesRequest) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
 	}
 	return false
 }
@@ -791,6 +809,346 @@ func (x *Catalogue) GetClasses() []*CatalogueClass {
 	return nil
 }
 
+type EvaluationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Period        string                 `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`                                  // day, week, month or quarter
+	At            string                 `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`                                          // a date (YYYY-MM-DD) inside the period; empty: today
+	Dimension     string                 `protobuf:"bytes,3,opt,name=dimension,proto3" json:"dimension,omitempty"`                            // unit, region or inspector
+	RegionDigits  int32                  `protobuf:"varint,4,opt,name=region_digits,json=regionDigits,proto3" json:"region_digits,omitempty"` // regions: 6 (district), 9 (street) or 12 (community); default 9
+	Scheme        string                 `protobuf:"bytes,5,opt,name=scheme,proto3" json:"scheme,omitempty"`                                  // scoring preset: "department" (default) or "jinhua"
+	Consistency   Consistency            `protobuf:"varint,6,opt,name=consistency,proto3,enum=cityhub.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluationRequest) Reset() {
+	*x = EvaluationRequest{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluationRequest) ProtoMessage() {}
+
+func (x *EvaluationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluationRequest.ProtoReflect.Descriptor instead.
+func (*EvaluationRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EvaluationRequest) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *EvaluationRequest) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+func (x *EvaluationRequest) GetDimension() string {
+	if x != nil {
+		return x.Dimension
+	}
+	return ""
+}
+
+func (x *EvaluationRequest) GetRegionDigits() int32 {
+	if x != nil {
+		return x.RegionDigits
+	}
+	return 0
+}
+
+func (x *EvaluationRequest) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *EvaluationRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+type EvaluationRow struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Key                string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // unit id, grid prefix or inspector id
+	Filed              int64                  `protobuf:"varint,2,opt,name=filed,proto3" json:"filed,omitempty"`
+	Due                int64                  `protobuf:"varint,3,opt,name=due,proto3" json:"due,omitempty"`
+	Closed             int64                  `protobuf:"varint,4,opt,name=closed,proto3" json:"closed,omitempty"`
+	ClosedOnTime       int64                  `protobuf:"varint,5,opt,name=closed_on_time,json=closedOnTime,proto3" json:"closed_on_time,omitempty"`
+	HandledOnTime      int64                  `protobuf:"varint,6,opt,name=handled_on_time,json=handledOnTime,proto3" json:"handled_on_time,omitempty"`
+	Rework             int64                  `protobuf:"varint,7,opt,name=rework,proto3" json:"rework,omitempty"`
+	Overdue            int64                  `protobuf:"varint,8,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	Extensions         int64                  `protobuf:"varint,9,opt,name=extensions,proto3" json:"extensions,omitempty"`
+	Recurrence         int64                  `protobuf:"varint,10,opt,name=recurrence,proto3" json:"recurrence,omitempty"`
+	Dispatched         int64                  `protobuf:"varint,11,opt,name=dispatched,proto3" json:"dispatched,omitempty"`
+	ClosureRate        float64                `protobuf:"fixed64,20,opt,name=closure_rate,json=closureRate,proto3" json:"closure_rate,omitempty"`                          // closed / due, percent
+	OnTimeClosureRate  float64                `protobuf:"fixed64,21,opt,name=on_time_closure_rate,json=onTimeClosureRate,proto3" json:"on_time_closure_rate,omitempty"`    // closed on time / due
+	OnTimeHandlingRate float64                `protobuf:"fixed64,22,opt,name=on_time_handling_rate,json=onTimeHandlingRate,proto3" json:"on_time_handling_rate,omitempty"` // handled on time / due
+	ReworkRate         float64                `protobuf:"fixed64,23,opt,name=rework_rate,json=reworkRate,proto3" json:"rework_rate,omitempty"`                             // rework / due
+	ExtensionRate      float64                `protobuf:"fixed64,24,opt,name=extension_rate,json=extensionRate,proto3" json:"extension_rate,omitempty"`                    // extensions / dispatched
+	Score              float64                `protobuf:"fixed64,30,opt,name=score,proto3" json:"score,omitempty"`
+	Rank               int32                  `protobuf:"varint,31,opt,name=rank,proto3" json:"rank,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *EvaluationRow) Reset() {
+	*x = EvaluationRow{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluationRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluationRow) ProtoMessage() {}
+
+func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluationRow.ProtoReflect.Descriptor instead.
+func (*EvaluationRow) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EvaluationRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *EvaluationRow) GetFiled() int64 {
+	if x != nil {
+		return x.Filed
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetDue() int64 {
+	if x != nil {
+		return x.Due
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetClosed() int64 {
+	if x != nil {
+		return x.Closed
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetClosedOnTime() int64 {
+	if x != nil {
+		return x.ClosedOnTime
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetHandledOnTime() int64 {
+	if x != nil {
+		return x.HandledOnTime
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetRework() int64 {
+	if x != nil {
+		return x.Rework
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetOverdue() int64 {
+	if x != nil {
+		return x.Overdue
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetExtensions() int64 {
+	if x != nil {
+		return x.Extensions
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetRecurrence() int64 {
+	if x != nil {
+		return x.Recurrence
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetDispatched() int64 {
+	if x != nil {
+		return x.Dispatched
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetClosureRate() float64 {
+	if x != nil {
+		return x.ClosureRate
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetOnTimeClosureRate() float64 {
+	if x != nil {
+		return x.OnTimeClosureRate
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetOnTimeHandlingRate() float64 {
+	if x != nil {
+		return x.OnTimeHandlingRate
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetReworkRate() float64 {
+	if x != nil {
+		return x.ReworkRate
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetExtensionRate() float64 {
+	if x != nil {
+		return x.ExtensionRate
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *EvaluationRow) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+type EvaluationReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Period        string                 `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`
+	PeriodKey     string                 `protobuf:"bytes,2,opt,name=period_key,json=periodKey,proto3" json:"period_key,omitempty"` // e.g. 2026-11-22, 2026-W47, 2026-11, 2026-Q4
+	Dimension     string                 `protobuf:"bytes,3,opt,name=dimension,proto3" json:"dimension,omitempty"`
+	Scheme        string                 `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	Rows          []*EvaluationRow       `protobuf:"bytes,5,rep,name=rows,proto3" json:"rows,omitempty"` // ranked, best first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluationReport) Reset() {
+	*x = EvaluationReport{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluationReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluationReport) ProtoMessage() {}
+
+func (x *EvaluationReport) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluationReport.ProtoReflect.Descriptor instead.
+func (*EvaluationReport) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EvaluationReport) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *EvaluationReport) GetPeriodKey() string {
+	if x != nil {
+		return x.PeriodKey
+	}
+	return ""
+}
+
+func (x *EvaluationReport) GetDimension() string {
+	if x != nil {
+		return x.Dimension
+	}
+	return ""
+}
+
+func (x *EvaluationReport) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *EvaluationReport) GetRows() []*EvaluationRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
 var File_cityhub_v1_case_service_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_case_service_proto_rawDesc = "" +
@@ -833,13 +1191,14 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	" \x01(\x03R\x10timeLimitMinutes\x126\n" +
 	"\bdeadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12+\n" +
 	"\x11extension_minutes\x18\f \x01(\x03R\x10extensionMinutes\x12)\n" +
-	"\x10expected_version\x18\r \x01(\x04R\x0fexpectedVersion\"P\n" +
+	"\x10expected_version\x18\r \x01(\x04R\x0fexpectedVersion\"\x81\x01\n" +
 	"\fCaseResponse\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"d\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\x12/\n" +
+	"\x13possible_duplicates\x18\x03 \x03(\tR\x12possibleDuplicates\"d\n" +
 	"\x0eGetCaseRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x129\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xd6\x02\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xf0\x02\n" +
 	"\x10ListCasesRequest\x12'\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x11.cityhub.v1.StateR\x05state\x12\x1d\n" +
 	"\n" +
@@ -852,7 +1211,8 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x129\n" +
 	"\vconsistency\x18\a \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\x12'\n" +
-	"\x0finclude_history\x18\b \x01(\bR\x0eincludeHistory\"c\n" +
+	"\x0finclude_history\x18\b \x01(\bR\x0eincludeHistory\x12\x18\n" +
+	"\aoverdue\x18\t \x01(\bR\aoverdue\"c\n" +
 	"\x11ListCasesResponse\x12&\n" +
 	"\x05cases\x18\x01 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x15\n" +
@@ -868,12 +1228,53 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"major_name\x18\x05 \x01(\tR\tmajorName\"[\n" +
 	"\tCatalogue\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x124\n" +
-	"\aclasses\x18\x02 \x03(\v2\x1a.cityhub.v1.CatalogueClassR\aclasses*w\n" +
+	"\aclasses\x18\x02 \x03(\v2\x1a.cityhub.v1.CatalogueClassR\aclasses\"\xd1\x01\n" +
+	"\x11EvaluationRequest\x12\x16\n" +
+	"\x06period\x18\x01 \x01(\tR\x06period\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\tR\x02at\x12\x1c\n" +
+	"\tdimension\x18\x03 \x01(\tR\tdimension\x12#\n" +
+	"\rregion_digits\x18\x04 \x01(\x05R\fregionDigits\x12\x16\n" +
+	"\x06scheme\x18\x05 \x01(\tR\x06scheme\x129\n" +
+	"\vconsistency\x18\x06 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xba\x04\n" +
+	"\rEvaluationRow\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05filed\x18\x02 \x01(\x03R\x05filed\x12\x10\n" +
+	"\x03due\x18\x03 \x01(\x03R\x03due\x12\x16\n" +
+	"\x06closed\x18\x04 \x01(\x03R\x06closed\x12$\n" +
+	"\x0eclosed_on_time\x18\x05 \x01(\x03R\fclosedOnTime\x12&\n" +
+	"\x0fhandled_on_time\x18\x06 \x01(\x03R\rhandledOnTime\x12\x16\n" +
+	"\x06rework\x18\a \x01(\x03R\x06rework\x12\x18\n" +
+	"\aoverdue\x18\b \x01(\x03R\aoverdue\x12\x1e\n" +
+	"\n" +
+	"extensions\x18\t \x01(\x03R\n" +
+	"extensions\x12\x1e\n" +
+	"\n" +
+	"recurrence\x18\n" +
+	" \x01(\x03R\n" +
+	"recurrence\x12\x1e\n" +
+	"\n" +
+	"dispatched\x18\v \x01(\x03R\n" +
+	"dispatched\x12!\n" +
+	"\fclosure_rate\x18\x14 \x01(\x01R\vclosureRate\x12/\n" +
+	"\x14on_time_closure_rate\x18\x15 \x01(\x01R\x11onTimeClosureRate\x121\n" +
+	"\x15on_time_handling_rate\x18\x16 \x01(\x01R\x12onTimeHandlingRate\x12\x1f\n" +
+	"\vrework_rate\x18\x17 \x01(\x01R\n" +
+	"reworkRate\x12%\n" +
+	"\x0eextension_rate\x18\x18 \x01(\x01R\rextensionRate\x12\x14\n" +
+	"\x05score\x18\x1e \x01(\x01R\x05score\x12\x12\n" +
+	"\x04rank\x18\x1f \x01(\x05R\x04rank\"\xae\x01\n" +
+	"\x10EvaluationReport\x12\x16\n" +
+	"\x06period\x18\x01 \x01(\tR\x06period\x12\x1d\n" +
+	"\n" +
+	"period_key\x18\x02 \x01(\tR\tperiodKey\x12\x1c\n" +
+	"\tdimension\x18\x03 \x01(\tR\tdimension\x12\x16\n" +
+	"\x06scheme\x18\x04 \x01(\tR\x06scheme\x12-\n" +
+	"\x04rows\x18\x05 \x03(\v2\x19.cityhub.v1.EvaluationRowR\x04rows*w\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x8c\x0e\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xda\x0e\n" +
 	"\vCaseService\x12E\n" +
 	"\n" +
 	"ReportCase\x12\x1d.cityhub.v1.ReportCaseRequest\x1a\x18.cityhub.v1.CaseResponse\x127\n" +
@@ -906,7 +1307,8 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x04Void\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12=\n" +
 	"\tSupervise\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12>\n" +
 	"\n" +
-	"TransferUp\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"TransferUp\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12L\n" +
+	"\rGetEvaluation\x12\x1d.cityhub.v1.EvaluationRequest\x1a\x1c.cityhub.v1.EvaluationReportB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_case_service_proto_rawDescOnce sync.Once
@@ -921,7 +1323,7 @@ func file_cityhub_v1_case_service_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_case_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_case_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cityhub_v1_case_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cityhub_v1_case_service_proto_goTypes = []any{
 	(Consistency)(0),              // 0: cityhub.v1.Consistency
 	(*ReportCaseRequest)(nil),     // 1: cityhub.v1.ReportCaseRequest
@@ -933,98 +1335,105 @@ var file_cityhub_v1_case_service_proto_goTypes = []any{
 	(*GetCatalogueRequest)(nil),   // 7: cityhub.v1.GetCatalogueRequest
 	(*CatalogueClass)(nil),        // 8: cityhub.v1.CatalogueClass
 	(*Catalogue)(nil),             // 9: cityhub.v1.Catalogue
-	(Role)(0),                     // 10: cityhub.v1.Role
-	(Source)(0),                   // 11: cityhub.v1.Source
-	(Kind)(0),                     // 12: cityhub.v1.Kind
-	(*Location)(nil),              // 13: cityhub.v1.Location
-	(*Reporter)(nil),              // 14: cityhub.v1.Reporter
-	(Urgency)(0),                  // 15: cityhub.v1.Urgency
-	(Action)(0),                   // 16: cityhub.v1.Action
-	(Tier)(0),                     // 17: cityhub.v1.Tier
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*Case)(nil),                  // 19: cityhub.v1.Case
-	(State)(0),                    // 20: cityhub.v1.State
+	(*EvaluationRequest)(nil),     // 10: cityhub.v1.EvaluationRequest
+	(*EvaluationRow)(nil),         // 11: cityhub.v1.EvaluationRow
+	(*EvaluationReport)(nil),      // 12: cityhub.v1.EvaluationReport
+	(Role)(0),                     // 13: cityhub.v1.Role
+	(Source)(0),                   // 14: cityhub.v1.Source
+	(Kind)(0),                     // 15: cityhub.v1.Kind
+	(*Location)(nil),              // 16: cityhub.v1.Location
+	(*Reporter)(nil),              // 17: cityhub.v1.Reporter
+	(Urgency)(0),                  // 18: cityhub.v1.Urgency
+	(Action)(0),                   // 19: cityhub.v1.Action
+	(Tier)(0),                     // 20: cityhub.v1.Tier
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*Case)(nil),                  // 22: cityhub.v1.Case
+	(State)(0),                    // 23: cityhub.v1.State
 }
 var file_cityhub_v1_case_service_proto_depIdxs = []int32{
-	10, // 0: cityhub.v1.ReportCaseRequest.role:type_name -> cityhub.v1.Role
-	11, // 1: cityhub.v1.ReportCaseRequest.source:type_name -> cityhub.v1.Source
-	12, // 2: cityhub.v1.ReportCaseRequest.kind:type_name -> cityhub.v1.Kind
-	13, // 3: cityhub.v1.ReportCaseRequest.location:type_name -> cityhub.v1.Location
-	14, // 4: cityhub.v1.ReportCaseRequest.reporter:type_name -> cityhub.v1.Reporter
-	15, // 5: cityhub.v1.ReportCaseRequest.urgency:type_name -> cityhub.v1.Urgency
-	16, // 6: cityhub.v1.ActRequest.action:type_name -> cityhub.v1.Action
-	10, // 7: cityhub.v1.ActRequest.role:type_name -> cityhub.v1.Role
-	17, // 8: cityhub.v1.ActRequest.unit_tier:type_name -> cityhub.v1.Tier
-	18, // 9: cityhub.v1.ActRequest.deadline:type_name -> google.protobuf.Timestamp
-	19, // 10: cityhub.v1.CaseResponse.case:type_name -> cityhub.v1.Case
+	13, // 0: cityhub.v1.ReportCaseRequest.role:type_name -> cityhub.v1.Role
+	14, // 1: cityhub.v1.ReportCaseRequest.source:type_name -> cityhub.v1.Source
+	15, // 2: cityhub.v1.ReportCaseRequest.kind:type_name -> cityhub.v1.Kind
+	16, // 3: cityhub.v1.ReportCaseRequest.location:type_name -> cityhub.v1.Location
+	17, // 4: cityhub.v1.ReportCaseRequest.reporter:type_name -> cityhub.v1.Reporter
+	18, // 5: cityhub.v1.ReportCaseRequest.urgency:type_name -> cityhub.v1.Urgency
+	19, // 6: cityhub.v1.ActRequest.action:type_name -> cityhub.v1.Action
+	13, // 7: cityhub.v1.ActRequest.role:type_name -> cityhub.v1.Role
+	20, // 8: cityhub.v1.ActRequest.unit_tier:type_name -> cityhub.v1.Tier
+	21, // 9: cityhub.v1.ActRequest.deadline:type_name -> google.protobuf.Timestamp
+	22, // 10: cityhub.v1.CaseResponse.case:type_name -> cityhub.v1.Case
 	0,  // 11: cityhub.v1.GetCaseRequest.consistency:type_name -> cityhub.v1.Consistency
-	20, // 12: cityhub.v1.ListCasesRequest.state:type_name -> cityhub.v1.State
-	18, // 13: cityhub.v1.ListCasesRequest.due_before:type_name -> google.protobuf.Timestamp
+	23, // 12: cityhub.v1.ListCasesRequest.state:type_name -> cityhub.v1.State
+	21, // 13: cityhub.v1.ListCasesRequest.due_before:type_name -> google.protobuf.Timestamp
 	0,  // 14: cityhub.v1.ListCasesRequest.consistency:type_name -> cityhub.v1.Consistency
-	19, // 15: cityhub.v1.ListCasesResponse.cases:type_name -> cityhub.v1.Case
-	12, // 16: cityhub.v1.CatalogueClass.kind:type_name -> cityhub.v1.Kind
+	22, // 15: cityhub.v1.ListCasesResponse.cases:type_name -> cityhub.v1.Case
+	15, // 16: cityhub.v1.CatalogueClass.kind:type_name -> cityhub.v1.Kind
 	8,  // 17: cityhub.v1.Catalogue.classes:type_name -> cityhub.v1.CatalogueClass
-	1,  // 18: cityhub.v1.CaseService.ReportCase:input_type -> cityhub.v1.ReportCaseRequest
-	4,  // 19: cityhub.v1.CaseService.GetCase:input_type -> cityhub.v1.GetCaseRequest
-	5,  // 20: cityhub.v1.CaseService.ListCases:input_type -> cityhub.v1.ListCasesRequest
-	7,  // 21: cityhub.v1.CaseService.GetCatalogue:input_type -> cityhub.v1.GetCatalogueRequest
-	2,  // 22: cityhub.v1.CaseService.Act:input_type -> cityhub.v1.ActRequest
-	2,  // 23: cityhub.v1.CaseService.Verify:input_type -> cityhub.v1.ActRequest
-	2,  // 24: cityhub.v1.CaseService.File:input_type -> cityhub.v1.ActRequest
-	2,  // 25: cityhub.v1.CaseService.Reject:input_type -> cityhub.v1.ActRequest
-	2,  // 26: cityhub.v1.CaseService.SelfHandle:input_type -> cityhub.v1.ActRequest
-	2,  // 27: cityhub.v1.CaseService.Dispatch:input_type -> cityhub.v1.ActRequest
-	2,  // 28: cityhub.v1.CaseService.Accept:input_type -> cityhub.v1.ActRequest
-	2,  // 29: cityhub.v1.CaseService.RequestReturn:input_type -> cityhub.v1.ActRequest
-	2,  // 30: cityhub.v1.CaseService.ApproveReturn:input_type -> cityhub.v1.ActRequest
-	2,  // 31: cityhub.v1.CaseService.DenyReturn:input_type -> cityhub.v1.ActRequest
-	2,  // 32: cityhub.v1.CaseService.Handle:input_type -> cityhub.v1.ActRequest
-	2,  // 33: cityhub.v1.CaseService.CheckPass:input_type -> cityhub.v1.ActRequest
-	2,  // 34: cityhub.v1.CaseService.CheckFail:input_type -> cityhub.v1.ActRequest
-	2,  // 35: cityhub.v1.CaseService.Close:input_type -> cityhub.v1.ActRequest
-	2,  // 36: cityhub.v1.CaseService.RequestExtension:input_type -> cityhub.v1.ActRequest
-	2,  // 37: cityhub.v1.CaseService.ApproveExtension:input_type -> cityhub.v1.ActRequest
-	2,  // 38: cityhub.v1.CaseService.DenyExtension:input_type -> cityhub.v1.ActRequest
-	2,  // 39: cityhub.v1.CaseService.RequestSuspend:input_type -> cityhub.v1.ActRequest
-	2,  // 40: cityhub.v1.CaseService.ApproveSuspend:input_type -> cityhub.v1.ActRequest
-	2,  // 41: cityhub.v1.CaseService.DenySuspend:input_type -> cityhub.v1.ActRequest
-	2,  // 42: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
-	2,  // 43: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
-	2,  // 44: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
-	2,  // 45: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
-	3,  // 46: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
-	19, // 47: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
-	6,  // 48: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
-	9,  // 49: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
-	3,  // 50: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
-	3,  // 51: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
-	3,  // 52: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
-	3,  // 53: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
-	3,  // 54: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
-	3,  // 55: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
-	3,  // 56: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
-	3,  // 57: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 58: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 59: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 60: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
-	3,  // 61: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
-	3,  // 62: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
-	3,  // 63: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
-	3,  // 64: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 65: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 66: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 67: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 68: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 69: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 70: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
-	3,  // 71: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
-	3,  // 72: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
-	3,  // 73: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
-	46, // [46:74] is the sub-list for method output_type
-	18, // [18:46] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	0,  // 18: cityhub.v1.EvaluationRequest.consistency:type_name -> cityhub.v1.Consistency
+	11, // 19: cityhub.v1.EvaluationReport.rows:type_name -> cityhub.v1.EvaluationRow
+	1,  // 20: cityhub.v1.CaseService.ReportCase:input_type -> cityhub.v1.ReportCaseRequest
+	4,  // 21: cityhub.v1.CaseService.GetCase:input_type -> cityhub.v1.GetCaseRequest
+	5,  // 22: cityhub.v1.CaseService.ListCases:input_type -> cityhub.v1.ListCasesRequest
+	7,  // 23: cityhub.v1.CaseService.GetCatalogue:input_type -> cityhub.v1.GetCatalogueRequest
+	2,  // 24: cityhub.v1.CaseService.Act:input_type -> cityhub.v1.ActRequest
+	2,  // 25: cityhub.v1.CaseService.Verify:input_type -> cityhub.v1.ActRequest
+	2,  // 26: cityhub.v1.CaseService.File:input_type -> cityhub.v1.ActRequest
+	2,  // 27: cityhub.v1.CaseService.Reject:input_type -> cityhub.v1.ActRequest
+	2,  // 28: cityhub.v1.CaseService.SelfHandle:input_type -> cityhub.v1.ActRequest
+	2,  // 29: cityhub.v1.CaseService.Dispatch:input_type -> cityhub.v1.ActRequest
+	2,  // 30: cityhub.v1.CaseService.Accept:input_type -> cityhub.v1.ActRequest
+	2,  // 31: cityhub.v1.CaseService.RequestReturn:input_type -> cityhub.v1.ActRequest
+	2,  // 32: cityhub.v1.CaseService.ApproveReturn:input_type -> cityhub.v1.ActRequest
+	2,  // 33: cityhub.v1.CaseService.DenyReturn:input_type -> cityhub.v1.ActRequest
+	2,  // 34: cityhub.v1.CaseService.Handle:input_type -> cityhub.v1.ActRequest
+	2,  // 35: cityhub.v1.CaseService.CheckPass:input_type -> cityhub.v1.ActRequest
+	2,  // 36: cityhub.v1.CaseService.CheckFail:input_type -> cityhub.v1.ActRequest
+	2,  // 37: cityhub.v1.CaseService.Close:input_type -> cityhub.v1.ActRequest
+	2,  // 38: cityhub.v1.CaseService.RequestExtension:input_type -> cityhub.v1.ActRequest
+	2,  // 39: cityhub.v1.CaseService.ApproveExtension:input_type -> cityhub.v1.ActRequest
+	2,  // 40: cityhub.v1.CaseService.DenyExtension:input_type -> cityhub.v1.ActRequest
+	2,  // 41: cityhub.v1.CaseService.RequestSuspend:input_type -> cityhub.v1.ActRequest
+	2,  // 42: cityhub.v1.CaseService.ApproveSuspend:input_type -> cityhub.v1.ActRequest
+	2,  // 43: cityhub.v1.CaseService.DenySuspend:input_type -> cityhub.v1.ActRequest
+	2,  // 44: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
+	2,  // 45: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
+	2,  // 46: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
+	2,  // 47: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
+	10, // 48: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
+	3,  // 49: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
+	22, // 50: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
+	6,  // 51: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
+	9,  // 52: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
+	3,  // 53: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
+	3,  // 54: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
+	3,  // 55: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
+	3,  // 56: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
+	3,  // 57: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
+	3,  // 58: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
+	3,  // 59: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
+	3,  // 60: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 61: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 62: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 63: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
+	3,  // 64: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
+	3,  // 65: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
+	3,  // 66: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
+	3,  // 67: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 68: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 69: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 70: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 71: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 72: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 73: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
+	3,  // 74: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
+	3,  // 75: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
+	3,  // 76: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
+	12, // 77: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
+	49, // [49:78] is the sub-list for method output_type
+	20, // [20:49] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_service_proto_init() }
@@ -1039,7 +1448,7 @@ func file_cityhub_v1_case_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_case_service_proto_rawDesc), len(file_cityhub_v1_case_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,7 @@ const (
 	CaseService_Void_FullMethodName             = "/cityhub.v1.CaseService/Void"
 	CaseService_Supervise_FullMethodName        = "/cityhub.v1.CaseService/Supervise"
 	CaseService_TransferUp_FullMethodName       = "/cityhub.v1.CaseService/TransferUp"
+	CaseService_GetEvaluation_FullMethodName    = "/cityhub.v1.CaseService/GetEvaluation"
 )
 
 // CaseServiceClient is the client API for CaseService service.
@@ -85,6 +86,9 @@ type CaseServiceClient interface {
 	Void(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Supervise(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	TransferUp(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	// GetEvaluation scores units, regions or inspectors over a period
+	// (综合评价), from counters kept incrementally by the state machine.
+	GetEvaluation(ctx context.Context, in *EvaluationRequest, opts ...grpc.CallOption) (*EvaluationReport, error)
 }
 
 type caseServiceClient struct {
@@ -375,6 +379,16 @@ func (c *caseServiceClient) TransferUp(ctx context.Context, in *ActRequest, opts
 	return out, nil
 }
 
+func (c *caseServiceClient) GetEvaluation(ctx context.Context, in *EvaluationRequest, opts ...grpc.CallOption) (*EvaluationReport, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EvaluationReport)
+	err := c.cc.Invoke(ctx, CaseService_GetEvaluation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CaseServiceServer is the server API for CaseService service.
 // All implementations must embed UnimplementedCaseServiceServer
 // for forward compatibility.
@@ -411,6 +425,9 @@ type CaseServiceServer interface {
 	Void(context.Context, *ActRequest) (*CaseResponse, error)
 	Supervise(context.Context, *ActRequest) (*CaseResponse, error)
 	TransferUp(context.Context, *ActRequest) (*CaseResponse, error)
+	// GetEvaluation scores units, regions or inspectors over a period
+	// (综合评价), from counters kept incrementally by the state machine.
+	GetEvaluation(context.Context, *EvaluationRequest) (*EvaluationReport, error)
 	mustEmbedUnimplementedCaseServiceServer()
 }
 
@@ -504,6 +521,9 @@ func (UnimplementedCaseServiceServer) Supervise(context.Context, *ActRequest) (*
 }
 func (UnimplementedCaseServiceServer) TransferUp(context.Context, *ActRequest) (*CaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferUp not implemented")
+}
+func (UnimplementedCaseServiceServer) GetEvaluation(context.Context, *EvaluationRequest) (*EvaluationReport, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEvaluation not implemented")
 }
 func (UnimplementedCaseServiceServer) mustEmbedUnimplementedCaseServiceServer() {}
 func (UnimplementedCaseServiceServer) testEmbeddedByValue()                     {}
@@ -1030,6 +1050,24 @@ func _CaseService_TransferUp_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CaseService_GetEvaluation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EvaluationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CaseServiceServer).GetEvaluation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CaseService_GetEvaluation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CaseServiceServer).GetEvaluation(ctx, req.(*EvaluationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CaseService_ServiceDesc is the grpc.ServiceDesc for CaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1148,6 +1186,10 @@ var CaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferUp",
 			Handler:    _CaseService_TransferUp_Handler,
+		},
+		{
+			MethodName: "GetEvaluation",
+			Handler:    _CaseService_GetEvaluation_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

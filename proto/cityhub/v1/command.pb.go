@@ -29,6 +29,7 @@ type Command struct {
 	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	StampedUnixMs int64                  `protobuf:"varint,2,opt,name=stamped_unix_ms,json=stampedUnixMs,proto3" json:"stamped_unix_ms,omitempty"` // leader wall clock at proposal
 	StampedBy     string                 `protobuf:"bytes,3,opt,name=stamped_by,json=stampedBy,proto3" json:"stamped_by,omitempty"`                // leader node id
+	LocalOffsetS  int32                  `protobuf:"varint,4,opt,name=local_offset_s,json=localOffsetS,proto3" json:"local_offset_s,omitempty"`    // the leader's UTC offset, for local periods (evaluation)
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Command_Report
@@ -37,6 +38,7 @@ type Command struct {
 	//	*Command_SetTopology
 	//	*Command_Deliver
 	//	*Command_TrimOutbox
+	//	*Command_MarkOverdue
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -91,6 +93,13 @@ func (x *Command) GetStampedBy() string {
 		return x.StampedBy
 	}
 	return ""
+}
+
+func (x *Command) GetLocalOffsetS() int32 {
+	if x != nil {
+		return x.LocalOffsetS
+	}
+	return 0
 }
 
 func (x *Command) GetBody() isCommand_Body {
@@ -154,6 +163,15 @@ func (x *Command) GetTrimOutbox() *TrimOutbox {
 	return nil
 }
 
+func (x *Command) GetMarkOverdue() *MarkOverdue {
+	if x != nil {
+		if x, ok := x.Body.(*Command_MarkOverdue); ok {
+			return x.MarkOverdue
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -182,6 +200,10 @@ type Command_TrimOutbox struct {
 	TrimOutbox *TrimOutbox `protobuf:"bytes,15,opt,name=trim_outbox,json=trimOutbox,proto3,oneof"`
 }
 
+type Command_MarkOverdue struct {
+	MarkOverdue *MarkOverdue `protobuf:"bytes,16,opt,name=mark_overdue,json=markOverdue,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
@@ -194,18 +216,21 @@ func (*Command_Deliver) isCommand_Body() {}
 
 func (*Command_TrimOutbox) isCommand_Body() {}
 
+func (*Command_MarkOverdue) isCommand_Body() {}
+
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
 type ReportCase struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Case          *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`                         // user fields only; server fields are ignored
-	IdPrefix      string                 `protobuf:"bytes,2,opt,name=id_prefix,json=idPrefix,proto3" json:"id_prefix,omitempty"` // jurisdiction code of the recording node
-	IdDate        string                 `protobuf:"bytes,3,opt,name=id_date,json=idDate,proto3" json:"id_date,omitempty"`       // YYYYMMDD in the node's time zone
-	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
-	Role          Role                   `protobuf:"varint,5,opt,name=role,proto3,enum=cityhub.v1.Role" json:"role,omitempty"`
-	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Case                *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`                         // user fields only; server fields are ignored
+	IdPrefix            string                 `protobuf:"bytes,2,opt,name=id_prefix,json=idPrefix,proto3" json:"id_prefix,omitempty"` // jurisdiction code of the recording node
+	IdDate              string                 `protobuf:"bytes,3,opt,name=id_date,json=idDate,proto3" json:"id_date,omitempty"`       // YYYYMMDD in the node's time zone
+	Actor               string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role                Role                   `protobuf:"varint,5,opt,name=role,proto3,enum=cityhub.v1.Role" json:"role,omitempty"`
+	Note                string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	StageDeadlineUnixMs int64                  `protobuf:"varint,7,opt,name=stage_deadline_unix_ms,json=stageDeadlineUnixMs,proto3" json:"stage_deadline_unix_ms,omitempty"` // stamped: deadline of the first stage
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ReportCase) Reset() {
@@ -280,6 +305,13 @@ func (x *ReportCase) GetNote() string {
 	return ""
 }
 
+func (x *ReportCase) GetStageDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.StageDeadlineUnixMs
+	}
+	return 0
+}
+
 // CaseAction applies one workflow action to an existing case.
 type CaseAction struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -295,8 +327,15 @@ type CaseAction struct {
 	ExtensionMinutes int64                  `protobuf:"varint,10,opt,name=extension_minutes,json=extensionMinutes,proto3" json:"extension_minutes,omitempty"`   // extension request
 	ExpectedVersion  uint64                 `protobuf:"varint,11,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`      // optional optimistic check (0 = none)
 	TimeLimitMinutes int64                  `protobuf:"varint,12,opt,name=time_limit_minutes,json=timeLimitMinutes,proto3" json:"time_limit_minutes,omitempty"` // dispatch: the leader turns it into deadline_unix_ms
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Stamped by the leader from the working calendar: the deadline of the
+	// stage the action leads to (0: none), and for actions that move the
+	// handling deadline from its current value (approve extension, resume)
+	// the value it was computed from; Apply refuses a stale one (Aborted).
+	StageDeadlineUnixMs int64 `protobuf:"varint,13,opt,name=stage_deadline_unix_ms,json=stageDeadlineUnixMs,proto3" json:"stage_deadline_unix_ms,omitempty"`
+	BaseDeadlineUnixMs  int64 `protobuf:"varint,14,opt,name=base_deadline_unix_ms,json=baseDeadlineUnixMs,proto3" json:"base_deadline_unix_ms,omitempty"`
+	HasBaseDeadline     bool  `protobuf:"varint,15,opt,name=has_base_deadline,json=hasBaseDeadline,proto3" json:"has_base_deadline,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *CaseAction) Reset() {
@@ -413,6 +452,83 @@ func (x *CaseAction) GetTimeLimitMinutes() int64 {
 	return 0
 }
 
+func (x *CaseAction) GetStageDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.StageDeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *CaseAction) GetBaseDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.BaseDeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *CaseAction) GetHasBaseDeadline() bool {
+	if x != nil {
+		return x.HasBaseDeadline
+	}
+	return false
+}
+
+// MarkOverdue marks a case whose stage deadline passed, once per deadline:
+// the holder's leader proposes it, Apply checks the deadline is still the
+// case's, flags it overdue and records a supervision (督办) entry, which the
+// federation carries to the tiers above.
+type MarkOverdue struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CaseId         string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	DeadlineUnixMs int64                  `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MarkOverdue) Reset() {
+	*x = MarkOverdue{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkOverdue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkOverdue) ProtoMessage() {}
+
+func (x *MarkOverdue) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkOverdue.ProtoReflect.Descriptor instead.
+func (*MarkOverdue) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MarkOverdue) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *MarkOverdue) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 // RegisterNode records the API addresses of a replica so followers can
 // forward to the leader.
 type RegisterNode struct {
@@ -427,7 +543,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[3]
+	mi := &file_cityhub_v1_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +555,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[3]
+	mi := &file_cityhub_v1_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +568,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{3}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterNode) GetNodeId() string {
@@ -496,7 +612,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	mi := &file_cityhub_v1_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +624,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	mi := &file_cityhub_v1_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +637,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{4}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeInfo) GetNodeId() string {
@@ -565,7 +681,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[5]
+	mi := &file_cityhub_v1_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +693,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[5]
+	mi := &file_cityhub_v1_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +706,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{5}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RequestRecord) GetCaseId() string {
@@ -626,13 +742,14 @@ var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\xc7\x03\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\xab\x04\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
 	"\x0fstamped_unix_ms\x18\x02 \x01(\x03R\rstampedUnixMs\x12\x1d\n" +
 	"\n" +
-	"stamped_by\x18\x03 \x01(\tR\tstampedBy\x120\n" +
+	"stamped_by\x18\x03 \x01(\tR\tstampedBy\x12$\n" +
+	"\x0elocal_offset_s\x18\x04 \x01(\x05R\flocalOffsetS\x120\n" +
 	"\x06report\x18\n" +
 	" \x01(\v2\x16.cityhub.v1.ReportCaseH\x00R\x06report\x12*\n" +
 	"\x03act\x18\v \x01(\v2\x16.cityhub.v1.CaseActionH\x00R\x03act\x12?\n" +
@@ -640,8 +757,9 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\fset_topology\x18\r \x01(\v2\x17.cityhub.v1.SetTopologyH\x00R\vsetTopology\x126\n" +
 	"\adeliver\x18\x0e \x01(\v2\x1a.cityhub.v1.DeliverEntriesH\x00R\adeliver\x129\n" +
 	"\vtrim_outbox\x18\x0f \x01(\v2\x16.cityhub.v1.TrimOutboxH\x00R\n" +
-	"trimOutboxB\x06\n" +
-	"\x04body\"\xb8\x01\n" +
+	"trimOutbox\x12<\n" +
+	"\fmark_overdue\x18\x10 \x01(\v2\x17.cityhub.v1.MarkOverdueH\x00R\vmarkOverdueB\x06\n" +
+	"\x04body\"\xed\x01\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1b\n" +
@@ -649,7 +767,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\aid_date\x18\x03 \x01(\tR\x06idDate\x12\x14\n" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12$\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x10.cityhub.v1.RoleR\x04role\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"\xb6\x03\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x123\n" +
+	"\x16stage_deadline_unix_ms\x18\a \x01(\x03R\x13stageDeadlineUnixMs\"\xca\x04\n" +
 	"\n" +
 	"CaseAction\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12*\n" +
@@ -664,7 +783,13 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\n" +
 	" \x01(\x03R\x10extensionMinutes\x12)\n" +
 	"\x10expected_version\x18\v \x01(\x04R\x0fexpectedVersion\x12,\n" +
-	"\x12time_limit_minutes\x18\f \x01(\x03R\x10timeLimitMinutes\"~\n" +
+	"\x12time_limit_minutes\x18\f \x01(\x03R\x10timeLimitMinutes\x123\n" +
+	"\x16stage_deadline_unix_ms\x18\r \x01(\x03R\x13stageDeadlineUnixMs\x121\n" +
+	"\x15base_deadline_unix_ms\x18\x0e \x01(\x03R\x12baseDeadlineUnixMs\x12*\n" +
+	"\x11has_base_deadline\x18\x0f \x01(\bR\x0fhasBaseDeadline\"P\n" +
+	"\vMarkOverdue\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"~\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -693,39 +818,41 @@ func file_cityhub_v1_command_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_command_proto_rawDescData
 }
 
-var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_cityhub_v1_command_proto_goTypes = []any{
 	(*Command)(nil),        // 0: cityhub.v1.Command
 	(*ReportCase)(nil),     // 1: cityhub.v1.ReportCase
 	(*CaseAction)(nil),     // 2: cityhub.v1.CaseAction
-	(*RegisterNode)(nil),   // 3: cityhub.v1.RegisterNode
-	(*NodeInfo)(nil),       // 4: cityhub.v1.NodeInfo
-	(*RequestRecord)(nil),  // 5: cityhub.v1.RequestRecord
-	(*SetTopology)(nil),    // 6: cityhub.v1.SetTopology
-	(*DeliverEntries)(nil), // 7: cityhub.v1.DeliverEntries
-	(*TrimOutbox)(nil),     // 8: cityhub.v1.TrimOutbox
-	(*Case)(nil),           // 9: cityhub.v1.Case
-	(Role)(0),              // 10: cityhub.v1.Role
-	(Action)(0),            // 11: cityhub.v1.Action
-	(Tier)(0),              // 12: cityhub.v1.Tier
+	(*MarkOverdue)(nil),    // 3: cityhub.v1.MarkOverdue
+	(*RegisterNode)(nil),   // 4: cityhub.v1.RegisterNode
+	(*NodeInfo)(nil),       // 5: cityhub.v1.NodeInfo
+	(*RequestRecord)(nil),  // 6: cityhub.v1.RequestRecord
+	(*SetTopology)(nil),    // 7: cityhub.v1.SetTopology
+	(*DeliverEntries)(nil), // 8: cityhub.v1.DeliverEntries
+	(*TrimOutbox)(nil),     // 9: cityhub.v1.TrimOutbox
+	(*Case)(nil),           // 10: cityhub.v1.Case
+	(Role)(0),              // 11: cityhub.v1.Role
+	(Action)(0),            // 12: cityhub.v1.Action
+	(Tier)(0),              // 13: cityhub.v1.Tier
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
 	1,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
 	2,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
-	3,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
-	6,  // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
-	7,  // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
-	8,  // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
-	9,  // 6: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	10, // 7: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	11, // 8: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	10, // 9: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	12, // 10: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
+	7,  // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
+	8,  // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
+	9,  // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
+	3,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
+	10, // 7: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	11, // 8: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	12, // 9: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	11, // 10: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	13, // 11: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -742,6 +869,7 @@ func file_cityhub_v1_command_proto_init() {
 		(*Command_SetTopology)(nil),
 		(*Command_Deliver)(nil),
 		(*Command_TrimOutbox)(nil),
+		(*Command_MarkOverdue)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -749,7 +877,7 @@ func file_cityhub_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_command_proto_rawDesc), len(file_cityhub_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
