@@ -46,6 +46,18 @@ type Config struct {
 	Log        LogConfig        `mapstructure:"log"`
 	Debug      DebugConfig      `mapstructure:"debug"`
 	Federation FederationConfig `mapstructure:"federation"`
+	Deadlines  DeadlinesConfig  `mapstructure:"deadlines"`
+}
+
+// DeadlinesConfig selects the working calendar and time limits (see
+// config/deadlines/default.yaml) and how often overdue cases are swept.
+type DeadlinesConfig struct {
+	// Policy is the path of a deadline policy file; empty means the one
+	// embedded in the binary.
+	Policy string `mapstructure:"policy"`
+	// SweepInterval is how often the leader looks for cases past their
+	// stage deadline.
+	SweepInterval time.Duration `mapstructure:"sweep_interval"`
 }
 
 // FederationConfig connects the node to its parent and children (see
@@ -189,6 +201,7 @@ func Default() Config {
 		HTTP:      ListenConfig{Addr: "127.0.0.1:7201"},
 		Catalogue: CatalogueConfig{Path: ""},
 		Log:       LogConfig{Level: LogLevelInfo, Format: LogFormatText},
+		Deadlines: DeadlinesConfig{SweepInterval: time.Second},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",
 			BatchSize:  512,

@@ -324,6 +324,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		HTTP:       ListenConfig{Addr: "127.0.0.1:8201"},
 		Log:        LogConfig{Level: "debug", Format: "json"},
 		Federation: Default().Federation,
+		Deadlines:  Default().Deadlines,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)

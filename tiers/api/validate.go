@@ -20,9 +20,6 @@ const (
 	MaxName          = 64
 	MaxRequestID     = 128
 	MaxTimeLimitMins = 366 * 24 * 60
-	// DefaultTimeLimitMinutes is the handling time limit of a dispatch that
-	// names none: one working day of eight hours.
-	DefaultTimeLimitMinutes = 8 * 60
 )
 
 var (
@@ -193,7 +190,9 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 			return nil, invalid("unit_tier", "CITY, DISTRICT, STREET or COMMUNITY")
 		}
 		a.Unit, a.UnitTier = r.Unit, r.UnitTier
-		if err := setDeadline(a, r, nowMs, DefaultTimeLimitMinutes); err != nil {
+		// Without a deadline or a time limit the leader takes the handling
+		// limit of the case's class and urgency from the deadline policy.
+		if err := setDeadline(a, r, nowMs, 0); err != nil {
 			return nil, err
 		}
 	case pb.Action_ACTION_CHECK_FAIL:

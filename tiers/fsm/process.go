@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/deadline"
 	"github.com/cityhub/cityhub/tiers/store"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
@@ -77,6 +78,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return setTopology(tx, body.SetTopology)
 	case *pb.Command_Deliver:
 		return deliver(tx, cmd, body.Deliver, fv)
+	case *pb.Command_MarkOverdue:
+		c, res, err = markOverdue(tx, cmd, body.MarkOverdue, fv)
 	case *pb.Command_TrimOutbox:
 		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
 			return nil, err
@@ -116,12 +119,13 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 	}
 	c := r.Case // decoded for this entry alone: no one else holds it
 	step := workflow.Step{
-		Action:    pb.Action_ACTION_REPORT,
-		Actor:     r.Actor,
-		Role:      r.Role,
-		Note:      r.Note,
-		AtUnixMs:  cmd.StampedUnixMs,
-		RequestID: cmd.RequestId,
+		Action:              pb.Action_ACTION_REPORT,
+		Actor:               r.Actor,
+		Role:                r.Role,
+		Note:                r.Note,
+		AtUnixMs:            cmd.StampedUnixMs,
+		RequestID:           cmd.RequestId,
+		StageDeadlineUnixMs: r.StageDeadlineUnixMs,
 	}
 	// Validate before a sequence number is taken, so a refused report
 	// leaves no gap and writes nothing.
@@ -170,10 +174,37 @@ func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case
 	if err := fv.checkHolder(old); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
+	if err := deadline.CheckBase(old, a); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
 	if err := workflow.Apply(c, step); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
+	deadline.Settle(c, old.State, a, cmd.StampedUnixMs)
 	if err := fv.route(c, a); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
+	if err := tx.PutCase(old, c); err != nil {
+		return nil, nil, err
+	}
+	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
+}
+
+// markOverdue flags a held case whose stage deadline passed (once per
+// deadline) and records the supervision, which the federation carries up.
+func markOverdue(tx *store.Tx, cmd *pb.Command, m *pb.MarkOverdue, fv *fedView) (*pb.Case, *Result, error) {
+	old, err := tx.GetCase(m.CaseId)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Result{Err: err}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := fv.checkHolder(old); err != nil {
+		return nil, &Result{Err: err}, nil
+	}
+	c := proto.Clone(old).(*pb.Case)
+	if err := workflow.MarkOverdue(c, m.DeadlineUnixMs, cmd.StampedUnixMs, cmd.RequestId); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
 	if err := tx.PutCase(old, c); err != nil {
@@ -190,11 +221,17 @@ func fingerprint(cmd *pb.Command) []byte {
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
 		r := proto.Clone(b.Report).(*pb.ReportCase)
-		r.IdDate, r.IdPrefix = "", ""
+		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs = "", "", 0
 		m = r
 	case *pb.Command_Act:
 		a := proto.Clone(b.Act).(*pb.CaseAction)
 		if a.TimeLimitMinutes != 0 {
+			a.DeadlineUnixMs = 0
+		}
+		// Deadlines the leader derived are not the client's request.
+		a.StageDeadlineUnixMs, a.BaseDeadlineUnixMs, a.HasBaseDeadline = 0, 0, false
+		switch a.Action {
+		case pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_RESUME:
 			a.DeadlineUnixMs = 0
 		}
 		m = a
@@ -206,6 +243,8 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = b.Deliver
 	case *pb.Command_TrimOutbox:
 		m = b.TrimOutbox
+	case *pb.Command_MarkOverdue:
+		m = b.MarkOverdue
 	default:
 		return nil
 	}

@@ -34,6 +34,13 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
+// Stamper writes the deadlines of a command computed at now; read gives it
+// the case an action applies to, as this replica's store holds it.
+// tiers/deadline.Policy implements it.
+type Stamper interface {
+	Stamp(now time.Time, cmd *pb.Command, read func(id string) (*pb.Case, error))
+}
+
 // Forwarder sends a command to the leader's API; the api package implements it over gRPC.
 type Forwarder interface {
 	Propose(ctx context.Context, leaderGRPCAddr string, cmd *pb.Command) (*pb.CaseResponse, error)
@@ -64,6 +71,8 @@ type Config struct {
 	ApplyTimeout       time.Duration
 
 	Clock     Clock     // default: the system clock
+	// Deadlines, when set, stamps working-time deadlines into commands.
+	Deadlines Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
 	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
@@ -279,6 +288,9 @@ func (n *Node) Applied() <-chan struct{} {
 
 // Done is closed when the node shuts down.
 func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Now is the time the leader stamps into commands (its clock).
+func (n *Node) Now() time.Time { return n.cfg.Clock.Now() }
 
 // ID is the node's raft server id.
 func (n *Node) ID() string { return n.cfg.ID }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/deadline"
 	"github.com/cityhub/cityhub/tiers/fsm"
 )
 
@@ -79,6 +80,22 @@ func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseRespo
 // lead, and returns the state machine's result. A command the state machine
 // refused is returned as the error.
 func (n *Node) ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := n.applyLocal(ctx, cmd)
+		// A deadline stamped from a copy of the case that an entry still
+		// in flight has changed: stamp again once it is applied.
+		if !errors.Is(err, deadline.ErrStale) || attempt == 5 {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	select {
 	case <-n.done:
 		return nil, ErrShutdown
@@ -117,19 +134,35 @@ func (n *Node) ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 	return res, nil
 }
 
+// DefaultTimeLimit is the wall-clock handling time of a dispatch that names
+// neither a deadline nor a time limit, on a node without a deadline policy.
+const DefaultTimeLimit = 8 * time.Hour
+
 // stamp writes the leader's clock and identity into cmd, so Apply never
 // reads them itself.
 func (n *Node) stamp(cmd *pb.Command) {
 	now := n.cfg.Clock.Now()
 	cmd.StampedUnixMs = now.UnixMilli()
 	cmd.StampedBy = n.cfg.ID
+	_, off := now.In(n.cfg.Location).Zone()
+	cmd.LocalOffsetS = int32(off)
+	if n.cfg.Deadlines != nil {
+		n.cfg.Deadlines.Stamp(now, cmd, n.store.GetCase)
+	}
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
 		b.Report.IdPrefix = n.cfg.Jurisdiction
 		b.Report.IdDate = now.In(n.cfg.Location).Format("20060102")
 	case *pb.Command_Act:
-		if b.Act.TimeLimitMinutes > 0 {
-			b.Act.DeadlineUnixMs = now.Add(time.Duration(b.Act.TimeLimitMinutes) * time.Minute).UnixMilli()
+		if n.cfg.Deadlines != nil {
+			break
+		}
+		limit := b.Act.TimeLimitMinutes
+		if limit == 0 && b.Act.DeadlineUnixMs == 0 && b.Act.Action == pb.Action_ACTION_DISPATCH {
+			limit = int64(DefaultTimeLimit / time.Minute)
+		}
+		if limit > 0 {
+			b.Act.DeadlineUnixMs = now.Add(time.Duration(limit) * time.Minute).UnixMilli()
 		}
 	}
 }

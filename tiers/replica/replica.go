@@ -17,6 +17,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/node"
+	"github.com/cityhub/cityhub/tiers/overdue"
 	"github.com/cityhub/cityhub/tiers/raftlog"
 )
 
@@ -32,12 +33,13 @@ type Options struct {
 
 // Replica is a running node with its API.
 type Replica struct {
-	Config config.Config
-	Node   *node.Node
-	API    *api.Server
-	peers  *api.Peers
-	fed    *federation // nil outside a federation
-	log    *slog.Logger
+	Config  config.Config
+	Node    *node.Node
+	API     *api.Server
+	peers   *api.Peers
+	fed     *federation // nil outside a federation
+	sweeper *overdue.Sweeper
+	log     *slog.Logger
 }
 
 // Start opens the node and serves its API. With raft.join set and no state
@@ -64,9 +66,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		gl.Close()
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
+	policy, err := cfg.LoadDeadlinePolicy()
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		return nil, fmt.Errorf("deadlines.policy: %w", err)
+	}
 	peers := api.NewPeers()
 	nc := node.Config{
-		ID: cfg.Node.ID, DataDir: cfg.Node.DataDir,
+		Deadlines: policy,
+		ID:        cfg.Node.ID, DataDir: cfg.Node.DataDir,
 		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
 		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
 		Bootstrap: cfg.Raft.Bootstrap, Jurisdiction: cfg.Node.Jurisdiction, Tier: cfg.Node.Tier, Location: loc,
@@ -113,7 +122,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	srv.Serve()
-	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, log: logger.With("component", "replica")}
+	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
+	sweeper.Start()
+	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, sweeper: sweeper, log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
 			r.Kill()
@@ -172,6 +183,7 @@ func (r *Replica) join(ctx context.Context) error {
 
 // Stop drains the API and shuts the node down.
 func (r *Replica) Stop(ctx context.Context) error {
+	r.sweeper.Stop()
 	if r.fed != nil {
 		r.fed.close(true)
 	}
@@ -184,6 +196,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 // Kill stops at once, dropping calls in flight: the in-process stand-in
 // for SIGKILL (the stores still close, so the directory can be reopened).
 func (r *Replica) Kill() {
+	r.sweeper.Stop()
 	if r.fed != nil {
 		r.fed.close(false)
 	}

@@ -14,11 +14,13 @@ const (
 	pfxByState = "s/"        // s/<state:2>/<case id>            → ""
 	pfxByUnit  = "u/"        // u/<unit>\x00<case id>            → ""
 	pfxByGrid  = "g/"        // g/<grid code:15>/<case id>       → ""
-	pfxByDue   = "d/"        // d/<deadline ms:8 BE>/<case id>   → "" (open cases only)
+	pfxByDue   = "d/"        // d/<deadline ms:8 BE>/<case id>   → "" (open cases not yet marked overdue; stage deadline, else deadline)
+	pfxOverdue = "w/"        // w/<case id>                      → "" (open cases marked overdue: the 督办 list)
 	pfxRequest = "r/"        // r/<request id>                   → RequestRecord
 	pfxNode    = "n/"        // n/<node id>                      → NodeInfo
 	pfxSeq     = "q/"        // q/<id prefix>/<date>             → uint64 BE
 	pfxCount   = "k/"        // k/<state:2>                      → int64 BE (cases per state)
+	pfxEval    = "e/"        // e/<period:5><dim><key>\x00<ind> → int64 BE (evaluation counters, see tiers/evaluation; zero ones deleted)
 	keyApplied = "m/applied" // index, term: 16 bytes BE
 
 	// Federation (see federation/DESIGN.md).
@@ -50,6 +52,8 @@ func dueKey(deadlineMs int64, id string) []byte {
 	k = append(k, '/')
 	return append(k, id...)
 }
+
+func overdueKey(id string) []byte { return []byte(pfxOverdue + id) }
 
 func countKey(st pb.State) []byte { return []byte(fmt.Sprintf("%s%02d", pfxCount, int32(st))) }
 

@@ -18,7 +18,8 @@ type Query struct {
 	State      pb.State
 	OwnerUnit  string
 	GridPrefix string
-	DueBefore  time.Time // open cases with a deadline before this
+	DueBefore  time.Time // open cases, not yet marked overdue, with a (stage) deadline before this
+	Overdue    bool      // open cases marked overdue (督办)
 	PageSize   int
 	PageToken  string
 	// WithHistory keeps each case's history; lists drop it by default.
@@ -99,6 +100,8 @@ func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 
 func drivingRange(q Query) (prefix, start []byte) {
 	switch {
+	case q.Overdue:
+		return []byte(pfxOverdue), []byte(pfxOverdue)
 	case q.State != pb.State_STATE_UNSPECIFIED:
 		p := statePrefix(q.State)
 		return p, p
@@ -136,9 +139,13 @@ func matches(c *pb.Case, q Query) bool {
 		return false
 	}
 	if !q.DueBefore.IsZero() {
-		if c.Deadline == nil || !isOpen(c.State) || !c.Deadline.AsTime().Before(q.DueBefore) {
+		d := dueTime(c)
+		if d == nil || !isOpen(c.State) || c.Overdue || !d.AsTime().Before(q.DueBefore) {
 			return false
 		}
+	}
+	if q.Overdue && (!c.Overdue || !isOpen(c.State)) {
+		return false
 	}
 	return true
 }

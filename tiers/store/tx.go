@@ -7,6 +7,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
@@ -104,10 +105,22 @@ func indexKeys(c *pb.Case) [][]byte {
 	if c.GridCode != "" {
 		keys = append(keys, gridKey(c.GridCode, c.Id))
 	}
-	if c.Deadline != nil && isOpen(c.State) {
-		keys = append(keys, dueKey(c.Deadline.AsTime().UnixMilli(), c.Id))
+	if d := dueTime(c); d != nil && isOpen(c.State) && !c.Overdue {
+		keys = append(keys, dueKey(d.AsTime().UnixMilli(), c.Id))
+	}
+	if c.Overdue && isOpen(c.State) {
+		keys = append(keys, overdueKey(c.Id))
 	}
 	return keys
+}
+
+// dueTime is the deadline a case is swept by: the stage deadline, or the
+// handling deadline for cases written before stage deadlines existed.
+func dueTime(c *pb.Case) *timestamppb.Timestamp {
+	if c.StageDeadline != nil {
+		return c.StageDeadline
+	}
+	return c.Deadline
 }
 
 func isOpen(st pb.State) bool {

@@ -28,6 +28,9 @@ type Step struct {
 	AtUnixMs         int64   // leader-stamped time of the step (required)
 	RequestID        string
 	ExpectedVersion  uint64 // if non-zero must equal case version, else ErrVersionMismatch
+	// StageDeadlineUnixMs is the leader-stamped deadline of the first stage
+	// (NewCase only); later stages are kept by tiers/deadline.
+	StageDeadlineUnixMs int64
 }
 
 // Apply applies step s to c in place (the caller passes a clone), appends one
@@ -144,6 +147,57 @@ func Apply(c *pb.Case, s Step) error {
 	return nil
 }
 
+// OverdueNote starts the note of the history entry MarkOverdue records, so
+// reports can tell an overdue supervision from one a person gave.
+const OverdueNote = "overdue:"
+
+// MarkOverdue flags an open case whose stage deadline deadlineMs passed at
+// atMs (leader-stamped) and records the supervision (督办) by the system:
+// overdue, overdue_count and supervise_count, one history entry, version+1.
+// It refuses (ErrForbidden) when the case is not in a stage with that
+// deadline any more, is already marked, or the time has not come; the case
+// is then unchanged.
+func MarkOverdue(c *pb.Case, deadlineMs, atMs int64, requestID string) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("%w: no case", ErrInvalidArgument)
+	case !IsOpen(c.GetState()) || c.GetState() == pb.State_STATE_SUSPENDED:
+		return fmt.Errorf("%w: %s is %s: no deadline runs", ErrForbidden, caseLabel(c), c.GetState())
+	case c.GetStageDeadline() == nil || msFromTs(c.GetStageDeadline()) != deadlineMs:
+		return fmt.Errorf("%w: %s: the stage deadline is not %d any more", ErrForbidden, caseLabel(c), deadlineMs)
+	case c.GetOverdue():
+		return fmt.Errorf("%w: %s is already marked overdue for this deadline", ErrForbidden, caseLabel(c))
+	case atMs < deadlineMs:
+		return fmt.Errorf("%w: %s: the deadline has not passed", ErrForbidden, caseLabel(c))
+	}
+	c.Overdue = true
+	c.OverdueCount++
+	c.SuperviseCount++
+	st := c.GetState()
+	s := Step{Action: pb.Action_ACTION_SUPERVISE, Actor: "system", Role: pb.Role_ROLE_SYSTEM, AtUnixMs: atMs, RequestID: requestID,
+		Note: fmt.Sprintf("%s %s stage deadline %s passed", OverdueNote, stageName(st), time.UnixMilli(deadlineMs).UTC().Format(time.RFC3339))}
+	record(c, s, st, st, "", tsFromMs(atMs))
+	return nil
+}
+
+func stageName(st pb.State) string {
+	switch st {
+	case pb.State_STATE_REPORTED:
+		return "verify"
+	case pb.State_STATE_VERIFIED:
+		return "file"
+	case pb.State_STATE_FILED:
+		return "dispatch"
+	case pb.State_STATE_DISPATCHED, pb.State_STATE_ACCEPTED, pb.State_STATE_RETURN_REQUESTED:
+		return "handle"
+	case pb.State_STATE_HANDLED:
+		return "check"
+	case pb.State_STATE_CHECKED:
+		return "close"
+	}
+	return strings.ToLower(strings.TrimPrefix(st.String(), "STATE_"))
+}
+
 // NewCase initialises a freshly reported case (ACTION_REPORT): state
 // REPORTED, version 1, reported_at/updated_at = at, one history entry. The
 // role must be allowed to report. c carries the reported fields (id, source,
@@ -189,6 +243,10 @@ func NewCase(c *pb.Case, s Step) error {
 	c.AllowedActions = nil
 	c.ReportedAt = at
 	c.State = sReported
+	c.StageDeadline, c.Overdue, c.OverdueCount, c.HandledAt = nil, false, 0, nil
+	if s.StageDeadlineUnixMs > 0 {
+		c.StageDeadline = tsFromMs(s.StageDeadlineUnixMs)
+	}
 	record(c, s, pb.State_STATE_UNSPECIFIED, sReported, "", at)
 	return nil
 }

@@ -1,0 +1,144 @@
+// Package overdue runs the deadline sweeper: on the leader of the group that
+// holds a case, it marks the case overdue once its stage deadline passes
+// (see tiers/deadline for how deadlines are computed).
+package overdue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// Local is what the sweeper needs of its replica.
+type Local interface {
+	IsLeader() bool
+	ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
+	Store() *store.Store
+	// Now is the leader's clock (the one it stamps commands with).
+	Now() time.Time
+}
+
+// Sweeper marks the cases whose stage deadline passed, on the leader of the
+// group that holds them. Deadlines are state (the store's deadline index),
+// not timers, so a new leader finds every case that fell due, however long
+// the group was without one. Each mark is one command with the request id
+// overdue/<case>/<deadline>, so a mark retried across a leadership change
+// applies once; the state machine also refuses a second mark of the same
+// deadline.
+type Sweeper struct {
+	local    Local
+	self     string // the federation node name ("" standalone): only held cases are swept
+	interval time.Duration
+	batch    int
+	log      *slog.Logger
+
+	marked atomic.Int64
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// NewSweeper returns a sweeper that runs every interval.
+func NewSweeper(local Local, self string, interval time.Duration, logger *slog.Logger) *Sweeper {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Sweeper{local: local, self: self, interval: interval, batch: 1024, log: logger.With("component", "deadline-sweeper"), stop: make(chan struct{})}
+}
+
+// Start runs the sweeper until Stop.
+func (s *Sweeper) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				if s.local.IsLeader() {
+					if _, err := s.Sweep(context.Background()); err != nil {
+						s.log.Warn("sweep", "error", err)
+					}
+				}
+			}
+		}
+	}()
+}
+
+// Stop ends the sweeper.
+func (s *Sweeper) Stop() {
+	close(s.stop)
+	s.wg.Wait()
+}
+
+// Marked counts the cases this replica marked overdue.
+func (s *Sweeper) Marked() int64 { return s.marked.Load() }
+
+// Sweep marks every held case due before now (in batches) and returns how
+// many it marked.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	now := s.local.Now()
+	n := 0
+	seen := map[string]bool{}
+	for {
+		due, err := s.local.Store().Due(now, s.batch)
+		if err != nil {
+			return n, err
+		}
+		progress := false
+		for _, d := range due {
+			key := d.ID + "/" + strconv.FormatInt(d.DeadlineMs, 10)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			progress = true
+			c, err := s.local.Store().GetCase(d.ID)
+			if err != nil {
+				continue
+			}
+			if (c.Holder != "" && c.Holder != s.self) || c.State == pb.State_STATE_SUSPENDED {
+				continue // a mirror (its holder marks it) or a suspended case (no clock runs)
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = s.local.ApplyLocal(cctx, &pb.Command{
+				RequestId: "overdue/" + key,
+				Body:      &pb.Command_MarkOverdue{MarkOverdue: &pb.MarkOverdue{CaseId: d.ID, DeadlineUnixMs: d.DeadlineMs}},
+			})
+			cancel()
+			switch {
+			case err == nil:
+				n++
+				s.marked.Add(1)
+				s.log.Info("case overdue: supervised (督办) and escalated", "case", d.ID, "holder", c.Holder, "unit", c.OwnerUnit,
+					"deadline", time.UnixMilli(d.DeadlineMs).Format(time.RFC3339))
+			case errors.Is(err, fsm.ErrNotHolder):
+			default:
+				if !s.local.IsLeader() {
+					return n, nil
+				}
+				s.log.Debug("mark overdue refused", "case", d.ID, "error", err)
+			}
+		}
+		if !progress || len(due) < s.batch {
+			return n, nil
+		}
+	}
+}
+
+// String describes the sweeper for logs.
+func (s *Sweeper) String() string { return fmt.Sprintf("deadline sweeper every %s", s.interval) }

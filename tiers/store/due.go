@@ -1,0 +1,39 @@
+package store
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// DueCase is one entry of the deadline index.
+type DueCase struct {
+	ID         string
+	DeadlineMs int64
+}
+
+// Due lists up to max cases whose (stage) deadline is before `before` and
+// that are not yet marked overdue, earliest first. It reads only the index.
+func (s *Store) Due(before time.Time, max int) ([]DueCase, error) {
+	var out []DueCase
+	limit := before.UnixMilli()
+	err := s.View(func(tx *Tx) error {
+		pfx := []byte(pfxByDue)
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < max; it.Next() {
+			key := it.Item().Key()
+			if !bytes.HasPrefix(key, pfx) {
+				break
+			}
+			ms := dueOf(key)
+			if ms >= limit {
+				break
+			}
+			out = append(out, DueCase{ID: idFromIndexKey(pfx, key), DeadlineMs: ms})
+		}
+		return nil
+	})
+	return out, err
+}
