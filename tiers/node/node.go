@@ -70,7 +70,7 @@ type Config struct {
 	MaxAppendEntries   int
 	ApplyTimeout       time.Duration
 
-	Clock     Clock     // default: the system clock
+	Clock Clock // default: the system clock
 	// Deadlines, when set, stamps working-time deadlines into commands.
 	Deadlines Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
