@@ -123,6 +123,7 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 	q := store.Query{
 		State: r.State, OwnerUnit: r.OwnerUnit, GridPrefix: r.GridPrefix,
 		PageSize: int(r.PageSize), PageToken: r.PageToken, WithHistory: r.IncludeHistory,
+		Overdue: r.Overdue,
 	}
 	if r.DueBefore != nil {
 		q.DueBefore = r.DueBefore.AsTime()
