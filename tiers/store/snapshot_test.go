@@ -24,6 +24,7 @@ type fixture struct {
 	topology *pb.FederationTopology
 	links    map[string]store.LinkState // by peer
 	outbox   map[string][]*pb.LinkEntry
+	counters map[string]int64 // evaluation counters (e/)
 	index    uint64
 	term     uint64
 }
@@ -127,6 +128,10 @@ func populate(t *testing.T, s *store.Store) *fixture {
 		fx.seqs[[2]string{sq.prefix, sq.date}] = uint64(sq.n)
 	}
 	populateFederation(t, s, fx)
+	// Evaluation counters, one zeroed again (gone), one negative.
+	addCounters(t, s, "e/w\x07\xea\x00\x2fuunit-a\x00\x01", 3, "e/w\x07\xea\x00\x2fuunit-b\x00\x03", 1, "e/q\x07\xea\x00\x04r\x09110105001\x00\x01", -2)
+	addCounters(t, s, "e/w\x07\xea\x00\x2fuunit-b\x00\x03", -1, "e/w\x07\xea\x00\x2fuunit-a\x00\x01", 1)
+	fx.counters = map[string]int64{"e/w\x07\xea\x00\x2fuunit-a\x00\x01": 4, "e/q\x07\xea\x00\x04r\x09110105001\x00\x01": -2}
 	fx.index, fx.term = 4242, 7
 	setApplied(t, s, fx.index, fx.term)
 	return fx
@@ -224,6 +229,7 @@ func fillJunk(t *testing.T, s *store.Store) {
 	for range 3 {
 		nextSeq(t, s, "999", "20990101")
 	}
+	addCounters(t, s, "e/junk\x00\x01", 9, "e/w\x07\xea\x00\x2fuunit-a\x00\x01", 5)
 	for range 9 {
 		nextSeq(t, s, "110105", "20260501")
 	}
@@ -283,6 +289,9 @@ func checkFixture(t *testing.T, s *store.Store, fx *fixture) {
 		}
 	}
 	checkFederation(t, s, fx)
+	if got := counters(t, s, "e/"); !equalMaps(got, fx.counters) {
+		t.Fatalf("counters: got %v, want %v", got, fx.counters)
+	}
 	index, term, err := s.Applied()
 	if err != nil || index != fx.index || term != fx.term {
 		t.Fatalf("applied = %d, %d, %v; want %d, %d", index, term, err, fx.index, fx.term)
@@ -315,7 +324,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			stream := snapshotBytes(t, src)
 			recs := parseSnapshot(t, stream)
 			// Every family made it into the stream.
-			for _, p := range []string{"c/", "s/", "u/", "g/", "d/", "r/", "n/", "q/", "k/", "m/applied"} {
+			for _, p := range []string{"c/", "s/", "u/", "g/", "d/", "r/", "n/", "q/", "k/", "e/", "m/applied"} {
 				if len(keysWithPrefix(recs, p)) == 0 {
 					t.Fatalf("snapshot has no %q records", p)
 				}
