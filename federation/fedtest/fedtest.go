@@ -16,6 +16,7 @@ import (
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/replica"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
@@ -41,6 +42,13 @@ type Option = testcluster.Option
 // New starts every node of specs with the given number of replicas and
 // waits until each group has a leader and the topology is applied.
 func New(t testing.TB, specs []NodeSpec, replicas int, opts ...Option) *Federation {
+	t.Helper()
+	return NewWithClock(t, specs, replicas, nil, opts...)
+}
+
+// NewWithClock is New with one leader clock for every replica (tests of
+// deadlines move it); nil is the system clock.
+func NewWithClock(t testing.TB, specs []NodeSpec, replicas int, clock node.Clock, opts ...Option) *Federation {
 	t.Helper()
 	f := &Federation{t: t, Specs: specs, Groups: map[string]*testcluster.Cluster{}, Net: newNetwork()}
 	dir := t.TempDir()
@@ -85,7 +93,7 @@ func New(t testing.TB, specs []NodeSpec, replicas int, opts ...Option) *Federati
 			c.Federation.Addr = addrs[s.Name][i-1]
 		}}, opts...)
 		f.Groups[s.Name] = testcluster.NewWith(t, replicas, func(config.Config) replica.Options {
-			return replica.Options{FederationDialer: f.Net.DialerFrom(s.Name)}
+			return replica.Options{FederationDialer: f.Net.DialerFrom(s.Name), Clock: clock}
 		}, nodeOpts...)
 	}
 	testcluster.WaitFor(t, 30*time.Second, "topology applied everywhere", f.Ready)

@@ -205,6 +205,9 @@ func (r *Replica) Kill() {
 	r.peers.Close()
 }
 
+// Sweeper is the replica's overdue sweeper.
+func (r *Replica) Sweeper() *overdue.Sweeper { return r.sweeper }
+
 // FederationAddr is the federation listener's address ("" outside a
 // federation).
 func (r *Replica) FederationAddr() string {
