@@ -47,6 +47,20 @@ type Config struct {
 	Debug      DebugConfig      `mapstructure:"debug"`
 	Federation FederationConfig `mapstructure:"federation"`
 	Deadlines  DeadlinesConfig  `mapstructure:"deadlines"`
+	Cases      CasesConfig      `mapstructure:"cases"`
+}
+
+// CasesConfig sets what counts as the same problem at the same place.
+type CasesConfig struct {
+	// DuplicateRadiusM is the distance in metres within which two located
+	// reports of the same class are at the same place.
+	DuplicateRadiusM float64 `mapstructure:"duplicate_radius_m"`
+	// DuplicateWindow: an open case reported this recently nearby is
+	// offered as a possible duplicate of a new report.
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	// RecurrenceWindow: a problem reported again this soon after its case
+	// closed counts as recurrence (反弹) and is linked to that case.
+	RecurrenceWindow time.Duration `mapstructure:"recurrence_window"`
 }
 
 // DeadlinesConfig selects the working calendar and time limits (see
@@ -202,6 +216,7 @@ func Default() Config {
 		Catalogue: CatalogueConfig{Path: ""},
 		Log:       LogConfig{Level: LogLevelInfo, Format: LogFormatText},
 		Deadlines: DeadlinesConfig{SweepInterval: time.Second},
+		Cases:     CasesConfig{DuplicateRadiusM: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",
 			BatchSize:  512,

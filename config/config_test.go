@@ -325,6 +325,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Log:        LogConfig{Level: "debug", Format: "json"},
 		Federation: Default().Federation,
 		Deadlines:  Default().Deadlines,
+		Cases:      Default().Cases,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)

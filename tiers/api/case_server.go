@@ -34,6 +34,12 @@ type CaseServer struct {
 	// gridPrefix is the part of the grid code this node's jurisdiction fixes.
 	gridPrefix string
 	fed        Federation // nil outside a federation
+	nearby     Nearby     // nil: no duplicate hints
+}
+
+// Nearby finds open cases that a new report may duplicate.
+type Nearby interface {
+	Duplicates(c *pb.Case, now time.Time) []string
 }
 
 // NewCaseServer returns the case service of replica.
@@ -53,7 +59,12 @@ func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*
 	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: &pb.ReportCase{
 		Case: c, Actor: r.Actor, Role: r.Role, Note: r.Note,
 	}}}
-	return s.propose(ctx, cmd)
+	resp, err := s.propose(ctx, cmd)
+	if err == nil && s.nearby != nil && resp.Case != nil {
+		// A hint from this replica's store: the report stands either way.
+		resp.PossibleDuplicates = s.nearby.Duplicates(resp.Case, s.now())
+	}
+	return resp, err
 }
 
 // Act applies the action named in the request.

@@ -31,6 +31,8 @@ type Options struct {
 	// GridPrefix, when set, is the grid code prefix this node covers:
 	// reports for grids outside it are refused.
 	GridPrefix string
+	// Nearby, when set, offers possible duplicates of a new report.
+	Nearby Nearby
 	// Federation, when set, gates writes on the topology being applied and
 	// serves link status and lag metrics.
 	Federation Federation
@@ -59,6 +61,7 @@ func NewServer(opts Options) (*Server, error) {
 	cs := NewCaseServer(opts.Replica, opts.Catalogue, opts.Peers, log)
 	cs.gridPrefix = opts.GridPrefix
 	cs.fed = opts.Federation
+	cs.nearby = opts.Nearby
 	cl := NewClusterServer(opts.Replica, opts.Peers)
 	cl.fed = opts.Federation
 	if opts.Federation != nil {

@@ -222,6 +222,9 @@ func fingerprint(cmd *pb.Command) []byte {
 	case *pb.Command_Report:
 		r := proto.Clone(b.Report).(*pb.ReportCase)
 		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs = "", "", 0
+		if r.Case != nil {
+			r.Case.RecurrenceOf = "" // found by the leader, not asked for
+		}
 		m = r
 	case *pb.Command_Act:
 		a := proto.Clone(b.Act).(*pb.CaseAction)

@@ -16,6 +16,7 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
 	"github.com/cityhub/cityhub/tiers/raftlog"
@@ -72,9 +73,10 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		hl.Close()
 		return nil, fmt.Errorf("deadlines.policy: %w", err)
 	}
+	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	peers := api.NewPeers()
 	nc := node.Config{
-		Deadlines: policy,
+		Deadlines: stampers{policy, finder},
 		ID:        cfg.Node.ID, DataDir: cfg.Node.DataDir,
 		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
 		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
@@ -97,8 +99,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		peers.Close()
 		return nil, err
 	}
+	finder.SetStore(n.Store())
 	var fed *federation
-	apiOpts := api.Options{Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+	apiOpts := api.Options{Nearby: finder, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)}
 	if cfg.Federation.Enabled() {
 		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
@@ -223,6 +226,15 @@ func (r *Replica) FederationStatus() (*pb.FederationStatusResponse, error) {
 		return nil, nil
 	}
 	return r.fed.Status()
+}
+
+// stampers runs every stamper in turn (deadlines, then recurrence).
+type stampers []node.Stamper
+
+func (s stampers) Stamp(now time.Time, cmd *pb.Command, read func(string) (*pb.Case, error)) {
+	for _, st := range s {
+		st.Stamp(now, cmd, read)
+	}
 }
 
 // gridPrefix is the grid code prefix a node's jurisdiction covers. A city's

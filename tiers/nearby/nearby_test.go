@@ -1,0 +1,87 @@
+package nearby
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func mk(id string, st pb.State, minor string, lat, lng float64, reportedAgo, closedAgo time.Duration) *pb.Case {
+	c := &pb.Case{Id: id, State: st, Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: minor, GridCode: "320582110152102",
+		Location: &pb.Location{Lat: lat, Lng: lng}, ReportedAt: timestamppb.New(now.Add(-reportedAgo))}
+	if st == pb.State_STATE_CLOSED {
+		c.ClosedAt = timestamppb.New(now.Add(-closedAgo))
+	}
+	return c
+}
+
+func TestDuplicatesAndRecurrence(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const lat, lng = 31.30, 120.60
+	cases := []*pb.Case{
+		mk("a-open-near", pb.State_STATE_DISPATCHED, "02", lat+0.0001, lng, time.Hour, 0),        // ~11 m
+		mk("b-open-near-older", pb.State_STATE_REPORTED, "02", lat, lng+0.0002, 48*time.Hour, 0), // ~19 m
+		mk("c-open-far", pb.State_STATE_DISPATCHED, "02", lat+0.002, lng, time.Hour, 0),          // ~220 m
+		mk("d-open-other-class", pb.State_STATE_DISPATCHED, "04", lat, lng, time.Hour, 0),        // dirty road
+		mk("e-open-too-old", pb.State_STATE_DISPATCHED, "02", lat, lng, 100*time.Hour, 0),        // beyond 72 h
+		mk("f-closed-recent", pb.State_STATE_CLOSED, "02", lat, lng, 20*24*time.Hour, 5*24*time.Hour),
+		mk("g-closed-later", pb.State_STATE_CLOSED, "02", lat, lng, 20*24*time.Hour, 2*24*time.Hour),
+		mk("h-closed-long-ago", pb.State_STATE_CLOSED, "02", lat, lng, 90*24*time.Hour, 60*24*time.Hour),
+	}
+	if err := st.Update(func(tx *store.Tx) error {
+		for _, c := range cases {
+			if err := tx.PutCase(nil, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := New(Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
+	if got := f.Duplicates(mk("new", pb.State_STATE_REPORTED, "02", lat, lng, 0, 0), now); len(got) != 0 {
+		t.Fatalf("no store yet, got %v", got)
+	}
+	f.SetStore(st)
+	fresh := mk("new", pb.State_STATE_REPORTED, "02", lat, lng, 0, 0)
+	if got := f.Duplicates(fresh, now); !slices.Equal(got, []string{"a-open-near", "b-open-near-older"}) {
+		t.Fatalf("duplicates %v", got)
+	}
+	if got := f.Recurrence(fresh, now); got != "g-closed-later" {
+		t.Fatalf("recurrence of %q, want the most recently closed within 30 days", got)
+	}
+	// Without coordinates the grid decides.
+	unlocated := mk("new2", pb.State_STATE_REPORTED, "02", 0, 0, 0, 0)
+	if got := f.Duplicates(unlocated, now); len(got) != 3 {
+		t.Fatalf("unlocated duplicates %v, want the 3 open recent ones of the grid", got)
+	}
+	// The leader stamps the link into a report.
+	cmd := &pb.Command{Body: &pb.Command_Report{Report: &pb.ReportCase{Case: fresh}}}
+	f.Stamp(now, cmd, nil)
+	if cmd.GetReport().GetCase().GetRecurrenceOf() != "g-closed-later" {
+		t.Fatal("recurrence not stamped")
+	}
+	if f.Recurrence(fresh, now.Add(-3*24*time.Hour)) != "f-closed-recent" {
+		t.Fatal("a case closed after the report's time counted")
+	}
+}
+
+func TestDistance(t *testing.T) {
+	// One thousandth of a degree of latitude is about 111 m.
+	if d := Distance(31.0, 120.0, 31.001, 120.0); d < 110 || d > 112 {
+		t.Fatalf("distance %v", d)
+	}
+}
