@@ -180,7 +180,7 @@ func deliver(tx *store.Tx, cmd *pb.Command, d *pb.DeliverEntries, fv *fedView) (
 			break
 		}
 		hw = e.Seq
-		applied, err := applyEntry(tx, d.From, e, fv, cmd.StampedUnixMs)
+		applied, err := applyEntry(tx, d.From, e, fv, cmd.StampedUnixMs, cmd.LocalOffsetS)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +192,7 @@ func deliver(tx *store.Tx, cmd *pb.Command, d *pb.DeliverEntries, fv *fedView) (
 	return res, tx.SetInHighWater(d.From, hw)
 }
 
-func applyEntry(tx *store.Tx, from string, e *pb.LinkEntry, fv *fedView, atMs int64) (bool, error) {
+func applyEntry(tx *store.Tx, from string, e *pb.LinkEntry, fv *fedView, atMs int64, offsetS int32) (bool, error) {
 	c := e.GetCase()
 	if c == nil || !validIDPart(c.Id) || len(c.GetGridCode()) > maxKeyField || len(c.GetOwnerUnit()) > maxKeyField {
 		return false, nil // malformed: can never apply; the link moves on
@@ -208,7 +208,7 @@ func applyEntry(tx *store.Tx, from string, e *pb.LinkEntry, fv *fedView, atMs in
 		return false, nil
 	}
 	c.AllowedActions = nil
-	if err := tx.PutCase(old, c); err != nil {
+	if err := putCase(tx, old, c, offsetS); err != nil {
 		return false, err
 	}
 	// The next link's lag counts from when this node queued the entry.

@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/deadline"
+	"github.com/cityhub/cityhub/tiers/evaluation"
 	"github.com/cityhub/cityhub/tiers/store"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
@@ -142,7 +143,7 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 	if fv != nil {
 		c.Holder, c.HolderEpoch = fv.self, 1
 	}
-	if err := tx.PutCase(nil, c); err != nil {
+	if err := putCase(tx, nil, c, cmd.LocalOffsetS); err != nil {
 		return nil, nil, err
 	}
 	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
@@ -184,7 +185,7 @@ func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case
 	if err := fv.route(c, a); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
-	if err := tx.PutCase(old, c); err != nil {
+	if err := putCase(tx, old, c, cmd.LocalOffsetS); err != nil {
 		return nil, nil, err
 	}
 	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
@@ -207,10 +208,20 @@ func markOverdue(tx *store.Tx, cmd *pb.Command, m *pb.MarkOverdue, fv *fedView) 
 	if err := workflow.MarkOverdue(c, m.DeadlineUnixMs, cmd.StampedUnixMs, cmd.RequestId); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
-	if err := tx.PutCase(old, c); err != nil {
+	if err := putCase(tx, old, c, cmd.LocalOffsetS); err != nil {
 		return nil, nil, err
 	}
 	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
+}
+
+// putCase writes a case with its indexes and counts its evaluation
+// indicators (综合评价) in the same transaction, so the counters always agree
+// with the cases, on every replica.
+func putCase(tx *store.Tx, old, c *pb.Case, offsetS int32) error {
+	if err := tx.PutCase(old, c); err != nil {
+		return err
+	}
+	return evaluation.Observe(tx, old, c, offsetS)
 }
 
 // fingerprint hashes what the client asked for, leaving out what the leader
