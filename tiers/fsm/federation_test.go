@@ -2,6 +2,8 @@ package fsm_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -236,4 +238,49 @@ func TestFederatedApplyIsDeterministic(t *testing.T) {
 		recs = append(recs, records(t, s, false))
 	}
 	sameRecords(t, "two replicas", recs[0], recs[1])
+}
+
+func markCmd(id string, deadlineMs, at int64) *pb.Command {
+	return &pb.Command{RequestId: fmt.Sprintf("overdue/%s/%d", id, deadlineMs), StampedUnixMs: at,
+		Body: &pb.Command_MarkOverdue{MarkOverdue: &pb.MarkOverdue{CaseId: id, DeadlineUnixMs: deadlineMs}}}
+}
+
+func TestMarkOverdueOncePerDeadline(t *testing.T) {
+	s := openStore(t)
+	f := newFSM(t, s)
+	mustApply(t, f, 1, fedTopology("d-110105"))
+	rep := report("r1", stamp, "x")
+	rep.GetReport().StageDeadlineUnixMs = stamp + 60*minute
+	mustApply(t, f, 2, rep)
+	id := caseID(1)
+	// Not yet due, or another deadline: refused, nothing written.
+	before := records(t, s, true)
+	refused(t, f, 3, markCmd(id, stamp+60*minute, stamp+59*minute), workflow.ErrForbidden)
+	refused(t, f, 4, markCmd(id, stamp+30*minute, stamp+61*minute), workflow.ErrForbidden)
+	sameRecords(t, "after refused marks", before, records(t, s, true))
+	r := mustApply(t, f, 5, markCmd(id, stamp+60*minute, stamp+61*minute))
+	if !r.Case.Overdue || r.Case.OverdueCount != 1 || r.Case.SuperviseCount != 1 || r.Case.Version != 2 {
+		t.Fatalf("marked: %v", r.Case)
+	}
+	h := r.Case.History[1]
+	if h.Action != pb.Action_ACTION_SUPERVISE || h.Role != pb.Role_ROLE_SYSTEM || !strings.HasPrefix(h.Note, workflow.OverdueNote) {
+		t.Fatalf("history entry %v", h)
+	}
+	// The same mark again (a retry after a leader change) replays; a mark
+	// with another request id is refused: once per deadline.
+	if again := mustApply(t, f, 6, markCmd(id, stamp+60*minute, stamp+62*minute)); !again.Replayed {
+		t.Fatal("a retried mark applied again")
+	}
+	other := markCmd(id, stamp+60*minute, stamp+63*minute)
+	other.RequestId = "someone-else"
+	refused(t, f, 7, other, workflow.ErrForbidden)
+	// The mark travelled up with the case.
+	if up := outbox(t, s, "city"); len(up) != 2 || !up[1].Case.Overdue {
+		t.Fatalf("the overdue version was not queued to the city: %v", up)
+	}
+	// Filing starts a new stage deadline and clears the mark.
+	file := act("file", stamp+70*minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_FILE, Role: pb.Role_ROLE_SHIFT_LEADER, StageDeadlineUnixMs: stamp + 100*minute})
+	if c := mustApply(t, f, 8, file).Case; c.Overdue || c.StageDeadline.AsTime().UnixMilli() != stamp+100*minute || c.OverdueCount != 1 {
+		t.Fatalf("after filing: overdue %v stage %v count %d", c.Overdue, c.StageDeadline, c.OverdueCount)
+	}
 }
