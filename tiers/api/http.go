@@ -113,6 +113,7 @@ func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replic
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	registerEvaluationDownloads(mux, cs) // GET /v1/evaluation.csv, .xlsx
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})
