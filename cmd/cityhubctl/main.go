@@ -137,6 +137,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table|json")
 
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
+	root.AddCommand(a.evaluationCmd()) // report: 综合评价
 	return root
 }
 
