@@ -230,7 +230,7 @@ func TestDemoFlowAndRestart(t *testing.T) {
 	}
 	// One line per tier, then the flow, every few seconds.
 	for _, tier := range []string{"city", "district", "street", "community"} {
-		if !regexp.MustCompile(`(?m)^.{8}  ` + tier + ` +\d+ nodes? +held +\d+ \( *\d+ open\) +mirrored +\d+ +links: +\d+ queued, oldest +[\d.]+s`).MatchString(text) {
+		if !regexp.MustCompile(`(?m)^.{8}  ` + tier + ` +\d+ nodes? +held +\d+ \( *\d+ open, +\d+ overdue\) +mirrored +\d+ +links: +\d+ queued, oldest +[\d.]+s`).MatchString(text) {
 			t.Errorf("no status line for %s:\n%s", tier, text)
 		}
 	}

@@ -16,6 +16,7 @@ type tierStatus struct {
 	nodes          int
 	held, heldOpen int // cases this tier's nodes hold (and act on)
 	mirrored       int // read-only copies of cases held elsewhere
+	overdue        int // held cases past their stage deadline (督办)
 	queued         uint64
 	oldest         float64 // seconds, the oldest unacknowledged entry
 	failing        int     // links whose last delivery failed
@@ -37,6 +38,9 @@ func (d *demo) tierStatuses() map[topology.Tier]*tierStatus {
 		err := scanCases(r.Node.Store(), func(c *pb.Case) bool {
 			if c.Holder == n.node.Name {
 				ts.held++
+				if c.Overdue && !workflow.IsTerminal(c.State) {
+					ts.overdue++
+				}
 				if !workflow.IsTerminal(c.State) {
 					ts.heldOpen++
 				}
@@ -76,8 +80,8 @@ func (d *demo) printStatus(w io.Writer, sim *simulator) {
 		if ts.nodes == 1 {
 			plural = " "
 		}
-		fmt.Fprintf(&b, "%-8s  %-9s %2d node%s  held %5d (%4d open)  mirrored %5d  links: %4d queued, oldest %4.1fs",
-			stamp, t, ts.nodes, plural, ts.held, ts.heldOpen, ts.mirrored, ts.queued, ts.oldest)
+		fmt.Fprintf(&b, "%-8s  %-9s %2d node%s  held %5d (%4d open, %3d overdue)  mirrored %5d  links: %4d queued, oldest %4.1fs",
+			stamp, t, ts.nodes, plural, ts.held, ts.heldOpen, ts.overdue, ts.mirrored, ts.queued, ts.oldest)
 		if ts.failing > 0 {
 			fmt.Fprintf(&b, ", %d failing", ts.failing)
 		}
