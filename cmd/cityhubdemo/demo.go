@@ -115,6 +115,8 @@ func start(ctx context.Context, lay *layout, logger *slog.Logger) (*demo, error)
 	)
 	for _, n := range lay.nodes {
 		d.groups[n.node.Name] = make([]*replica.Replica, len(n.cfgs))
+	}
+	for _, n := range lay.nodes {
 		for i, cfg := range n.cfgs {
 			wg.Add(1)
 			go func() {
