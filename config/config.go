@@ -48,6 +48,14 @@ type Config struct {
 	Federation FederationConfig `mapstructure:"federation"`
 	Deadlines  DeadlinesConfig  `mapstructure:"deadlines"`
 	Cases      CasesConfig      `mapstructure:"cases"`
+	Evaluation EvaluationConfig `mapstructure:"evaluation"`
+}
+
+// EvaluationConfig adds the city's own scoring schemes to the presets.
+type EvaluationConfig struct {
+	// Schemes is the path of a YAML list of scoring schemes (see
+	// tiers/evaluation.ParseSchemes); empty means the presets only.
+	Schemes string `mapstructure:"schemes"`
 }
 
 // CasesConfig sets what counts as the same problem at the same place.

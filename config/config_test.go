@@ -326,6 +326,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Federation: Default().Federation,
 		Deadlines:  Default().Deadlines,
 		Cases:      Default().Cases,
+		Evaluation: Default().Evaluation,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cityhub/cityhub/tiers/deadline"
+	"github.com/cityhub/cityhub/tiers/evaluation"
 )
 
 // LoadDeadlinePolicy reads deadlines.policy, or the embedded default.
@@ -19,7 +20,22 @@ func (c *Config) LoadDeadlinePolicy() (*deadline.Policy, error) {
 	return deadline.Parse(data)
 }
 
+// LoadSchemes reads evaluation.schemes (nil when unset).
+func (c *Config) LoadSchemes() (map[string]evaluation.Scheme, error) {
+	if c.Evaluation.Schemes == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(c.Evaluation.Schemes)
+	if err != nil {
+		return nil, err
+	}
+	return evaluation.ParseSchemes(data)
+}
+
 func (c *Config) validateDeadlines(v *validator) {
+	if _, err := c.LoadSchemes(); err != nil {
+		v.add("evaluation.schemes", "%v", err)
+	}
 	if _, err := c.LoadDeadlinePolicy(); err != nil {
 		v.add("deadlines.policy", "%v", err)
 	}

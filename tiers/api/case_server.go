@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/evaluation"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
 	"github.com/cityhub/cityhub/tiers/workflow"
@@ -35,6 +36,7 @@ type CaseServer struct {
 	gridPrefix string
 	fed        Federation // nil outside a federation
 	nearby     Nearby     // nil: no duplicate hints
+	schemes    map[string]evaluation.Scheme
 }
 
 // Nearby finds open cases that a new report may duplicate.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,8 +85,17 @@ func (s *CaseServer) evaluationQuery(r *pb.EvaluationRequest) (evaluation.Query,
 	default:
 		return q, invalid("region_digits", "%d: 6 (district), 9 (street) or 12 (community)", q.RegionDigits)
 	}
+	if sc, ok := s.schemes[q.Scheme]; ok {
+		q.Weights = &sc
+		return q, nil
+	}
 	if _, ok := evaluation.Presets[q.Scheme]; !ok {
-		return q, invalid("scheme", "%q is not a scheme; presets: %s", q.Scheme, strings.Join(evaluation.SchemeNames(), ", "))
+		names := evaluation.SchemeNames()
+		for n := range s.schemes {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return q, invalid("scheme", "%q is not a scheme; known: %s", q.Scheme, strings.Join(names, ", "))
 	}
 	return q, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/evaluation"
 )
 
 // Options configure a Server.
@@ -31,6 +32,8 @@ type Options struct {
 	// GridPrefix, when set, is the grid code prefix this node covers:
 	// reports for grids outside it are refused.
 	GridPrefix string
+	// Schemes are the city's scoring schemes, by name, beside the presets.
+	Schemes map[string]evaluation.Scheme
 	// Nearby, when set, offers possible duplicates of a new report.
 	Nearby Nearby
 	// Federation, when set, gates writes on the topology being applied and
@@ -62,6 +65,7 @@ func NewServer(opts Options) (*Server, error) {
 	cs.gridPrefix = opts.GridPrefix
 	cs.fed = opts.Federation
 	cs.nearby = opts.Nearby
+	cs.schemes = opts.Schemes
 	cl := NewClusterServer(opts.Replica, opts.Peers)
 	cl.fed = opts.Federation
 	if opts.Federation != nil {

@@ -73,6 +73,12 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		hl.Close()
 		return nil, fmt.Errorf("deadlines.policy: %w", err)
 	}
+	schemes, err := cfg.LoadSchemes()
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		return nil, fmt.Errorf("evaluation.schemes: %w", err)
+	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	peers := api.NewPeers()
 	nc := node.Config{
@@ -101,7 +107,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	finder.SetStore(n.Store())
 	var fed *federation
-	apiOpts := api.Options{Nearby: finder, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+	apiOpts := api.Options{Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)}
 	if cfg.Federation.Enabled() {
 		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {

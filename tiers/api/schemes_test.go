@@ -1,0 +1,35 @@
+package api
+
+import (
+	"testing"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/evaluation"
+)
+
+// A city's own scheme (evaluation.schemes) is found by name beside the
+// presets; an unknown name is refused naming the field and the known ones.
+func TestEvaluationQueryUsesConfiguredSchemes(t *testing.T) {
+	s := &CaseServer{schemes: map[string]evaluation.Scheme{"district-2026": {Name: "district-2026", ClosureWeight: 1}}}
+	q, err := s.evaluationQuery(&pb.EvaluationRequest{At: "2026-11-20", Scheme: "district-2026"})
+	if err != nil || q.Weights == nil || q.Weights.ClosureWeight != 1 {
+		t.Fatalf("configured scheme: %+v %v", q, err)
+	}
+	if q, err := s.evaluationQuery(&pb.EvaluationRequest{At: "2026-11-20", Scheme: "jinhua"}); err != nil || q.Weights != nil {
+		t.Fatalf("preset: %+v %v", q, err)
+	}
+	_, err = s.evaluationQuery(&pb.EvaluationRequest{At: "2026-11-20", Scheme: "nope"})
+	field, reason, ok := fieldOf(err)
+	if !ok || field != "scheme" || !contains(reason, "district-2026") {
+		t.Fatalf("unknown scheme: %v", err)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
