@@ -2,30 +2,13 @@ package fedtest
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // TestOverdueEscalatesUpTheTiers: a case handed down to a community falls
 // overdue there; the community's leader supervises it (督办) once, and the
@@ -33,7 +16,7 @@ func (c *testClock) Set(t time.Time) {
 // supervising tier's list of overdue cases.
 func TestOverdueEscalatesUpTheTiers(t *testing.T) {
 	cst := time.FixedZone("CST", 8*3600)
-	clk := &testClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, cst)} // Monday
+	clk := testcluster.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, cst)) // Monday
 	f := NewWithClock(t, chain(), 1, clk, func(c *config.Config) { c.Deadlines.SweepInterval = 50 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

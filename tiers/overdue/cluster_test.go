@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +13,6 @@ import (
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
-
-// fakeClock is the leader clock of every replica: the test moves it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 var cst = time.FixedZone("CST", 8*3600)
 
@@ -64,7 +45,7 @@ func TestOverdueEscalatedOnceAcrossLeaderFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	clk := &fakeClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, cst)} // a Monday
+	clk := testcluster.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, cst)) // a Monday
 	c := testcluster.NewWith(t, 3, func(config.Config) replica.Options { return replica.Options{Clock: clk} },
 		func(cfg *config.Config) { cfg.Deadlines.SweepInterval = 50 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

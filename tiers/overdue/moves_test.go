@@ -19,7 +19,7 @@ func TestExtensionAndSuspensionMoveDeadlines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	clk := &fakeClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, cst)} // Monday 09:00
+	clk := testcluster.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, cst)) // Monday 09:00
 	c := testcluster.NewWith(t, 1, func(config.Config) replica.Options { return replica.Options{Clock: clk} },
 		func(cfg *config.Config) { cfg.Deadlines.SweepInterval = 20 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
