@@ -14,7 +14,7 @@ const (
 	pfxByState = "s/"        // s/<state:2>/<case id>            → ""
 	pfxByUnit  = "u/"        // u/<unit>\x00<case id>            → ""
 	pfxByGrid  = "g/"        // g/<grid code:15>/<case id>       → ""
-	pfxByDue   = "d/"        // d/<deadline ms:8 BE>/<case id>   → "" (open cases not yet marked overdue; stage deadline, else deadline)
+	pfxByDue   = "d/"        // d/<deadline ms:8 BE>/<case id>   → "" (open cases, not suspended nor marked overdue; stage deadline, else deadline)
 	pfxOverdue = "w/"        // w/<case id>                      → "" (open cases marked overdue: the 督办 list)
 	pfxRequest = "r/"        // r/<request id>                   → RequestRecord
 	pfxNode    = "n/"        // n/<node id>                      → NodeInfo

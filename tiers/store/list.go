@@ -18,7 +18,7 @@ type Query struct {
 	State      pb.State
 	OwnerUnit  string
 	GridPrefix string
-	DueBefore  time.Time // open cases, not yet marked overdue, with a (stage) deadline before this
+	DueBefore  time.Time // open cases, not suspended nor marked overdue, with a (stage) deadline before this
 	Overdue    bool      // open cases marked overdue (督办)
 	PageSize   int
 	PageToken  string
@@ -140,7 +140,7 @@ func matches(c *pb.Case, q Query) bool {
 	}
 	if !q.DueBefore.IsZero() {
 		d := dueTime(c)
-		if d == nil || !isOpen(c.State) || c.Overdue || !d.AsTime().Before(q.DueBefore) {
+		if d == nil || !isOpen(c.State) || c.State == pb.State_STATE_SUSPENDED || c.Overdue || !d.AsTime().Before(q.DueBefore) {
 			return false
 		}
 	}

@@ -31,7 +31,7 @@ func expectList(q store.Query, all []*pb.Case) []*pb.Case {
 		case q.State != pb.State_STATE_UNSPECIFIED && c.State != q.State,
 			q.OwnerUnit != "" && c.OwnerUnit != q.OwnerUnit,
 			q.GridPrefix != "" && !strings.HasPrefix(c.GridCode, q.GridPrefix),
-			!q.DueBefore.IsZero() && (c.Deadline == nil || !open(c.State) || !c.Deadline.AsTime().Before(q.DueBefore)):
+			!q.DueBefore.IsZero() && (c.Deadline == nil || !swept(c.State) || !c.Deadline.AsTime().Before(q.DueBefore)):
 			continue
 		}
 		out = append(out, c)
@@ -357,16 +357,17 @@ func TestListDueBeforeOrder(t *testing.T) {
 		mk(1, pb.State_STATE_DISPATCHED, t0+30*minute),
 		mk(2, pb.State_STATE_ACCEPTED, t0+10*minute),
 		mk(3, pb.State_STATE_DISPATCHED, t0+20*minute),
-		mk(4, pb.State_STATE_SUSPENDED, t0+10*minute), // same deadline as 2: id order
-		mk(5, pb.State_STATE_CLOSED, t0+5*minute),     // closed: never due
-		mk(6, pb.State_STATE_VOIDED, t0+5*minute),     // voided: never due
-		mk(7, pb.State_STATE_NOT_FILED, t0+5*minute),  // not filed: never due
-		mk(8, pb.State_STATE_FILED, 0),                // no deadline
-		mk(9, pb.State_STATE_HANDLED, t0+40*minute),   // exactly at the cutoff below: not before it
+		mk(4, pb.State_STATE_SUSPENDED, t0+10*minute),   // suspended: its clock stands, never due
+		mk(11, pb.State_STATE_DISPATCHED, t0+10*minute), // same deadline as 2: id order
+		mk(5, pb.State_STATE_CLOSED, t0+5*minute),       // closed: never due
+		mk(6, pb.State_STATE_VOIDED, t0+5*minute),       // voided: never due
+		mk(7, pb.State_STATE_NOT_FILED, t0+5*minute),    // not filed: never due
+		mk(8, pb.State_STATE_FILED, 0),                  // no deadline
+		mk(9, pb.State_STATE_HANDLED, t0+40*minute),     // exactly at the cutoff below: not before it
 		mk(10, pb.State_STATE_ACCEPTED, t0-1000*minute),
 	}
 	putCases(t, s, cases)
-	want := []string{caseID("110105", 10), caseID("110105", 2), caseID("110105", 4), caseID("110105", 3), caseID("110105", 1)}
+	want := []string{caseID("110105", 10), caseID("110105", 2), caseID("110105", 11), caseID("110105", 3), caseID("110105", 1)}
 	for _, size := range []int{1, 2, 50} {
 		got := listAll(t, s, store.Query{DueBefore: msTime(t0 + 40*minute), PageSize: size})
 		if !slices.Equal(ids(got), want) {

@@ -105,7 +105,7 @@ func indexKeys(c *pb.Case) [][]byte {
 	if c.GridCode != "" {
 		keys = append(keys, gridKey(c.GridCode, c.Id))
 	}
-	if d := dueTime(c); d != nil && isOpen(c.State) && !c.Overdue {
+	if d := dueTime(c); d != nil && isOpen(c.State) && c.State != pb.State_STATE_SUSPENDED && !c.Overdue {
 		keys = append(keys, dueKey(d.AsTime().UnixMilli(), c.Id))
 	}
 	if c.Overdue && isOpen(c.State) {
