@@ -93,27 +93,21 @@ func (s *Sweeper) Marked() int64 { return s.marked.Load() }
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	now := s.local.Now()
 	n := 0
-	seen := map[string]bool{}
+	var after *store.DueCase // entries left in the index (mirrors) are paged past
 	for {
-		due, err := s.local.Store().Due(now, s.batch)
+		due, err := s.local.Store().DueAfter(now, after, s.batch)
 		if err != nil {
 			return n, err
 		}
-		progress := false
 		for _, d := range due {
-			key := d.ID + "/" + strconv.FormatInt(d.DeadlineMs, 10)
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			progress = true
 			c, err := s.local.Store().GetCase(d.ID)
 			if err != nil {
 				continue
 			}
 			if (c.Holder != "" && c.Holder != s.self) || c.State == pb.State_STATE_SUSPENDED {
-				continue // a mirror (its holder marks it) or a suspended case (no clock runs)
+				continue // a mirror: its holder marks it, and the mark comes up the links
 			}
+			key := d.ID + "/" + strconv.FormatInt(d.DeadlineMs, 10)
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err = s.local.ApplyLocal(cctx, &pb.Command{
 				RequestId: "overdue/" + key,
@@ -134,9 +128,11 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 				s.log.Debug("mark overdue refused", "case", d.ID, "error", err)
 			}
 		}
-		if !progress || len(due) < s.batch {
+		if len(due) < s.batch {
 			return n, nil
 		}
+		last := due[len(due)-1]
+		after = &last
 	}
 }
 

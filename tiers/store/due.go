@@ -16,13 +16,23 @@ type DueCase struct {
 // Due lists up to max cases whose (stage) deadline is before `before` and
 // that are not yet marked overdue, earliest first. It reads only the index.
 func (s *Store) Due(before time.Time, max int) ([]DueCase, error) {
+	return s.DueAfter(before, nil, max)
+}
+
+// DueAfter is Due starting strictly after entry `after` (nil: from the
+// start), so a caller can page past entries it leaves in the index.
+func (s *Store) DueAfter(before time.Time, after *DueCase, max int) ([]DueCase, error) {
 	var out []DueCase
 	limit := before.UnixMilli()
 	err := s.View(func(tx *Tx) error {
 		pfx := []byte(pfxByDue)
 		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < max; it.Next() {
+		start := pfx
+		if after != nil {
+			start = append(dueKey(after.DeadlineMs, after.ID), 0)
+		}
+		for it.Seek(start); it.Valid() && len(out) < max; it.Next() {
 			key := it.Item().Key()
 			if !bytes.HasPrefix(key, pfx) {
 				break
