@@ -14,7 +14,7 @@ func TestDueAfterPagesInDeadlineOrder(t *testing.T) {
 	for i := 1; i <= 7; i++ {
 		cases = append(cases, mkCase(caseID("110105", i), pb.State_STATE_DISPATCHED, "unit-a", "110105001001001", t0+int64(8-i)*minute))
 	}
-	cases = append(cases, mkCase(caseID("110105", 8), pb.State_STATE_SUSPENDED, "unit-a", "110105001001001", t0))   // clock stands
+	cases = append(cases, mkCase(caseID("110105", 8), pb.State_STATE_SUSPENDED, "unit-a", "110105001001001", t0))            // clock stands
 	cases = append(cases, mkCase(caseID("110105", 9), pb.State_STATE_DISPATCHED, "unit-a", "110105001001001", t0+60*minute)) // not yet due
 	putCases(t, s, cases)
 	var got []string
