@@ -214,6 +214,7 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List cases by state, owner unit, grid or deadline",
 		Example: `  cityhubctl cases list --state dispatched --unit huanwei-01
   cityhubctl cases list --due-before 2h --all      # open cases due within two hours
+  cityhubctl cases list --overdue --all            # the 督办 list: past their deadline
   cityhubctl cases list --grid-prefix 320582110 -o json`,
 		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
@@ -270,6 +271,7 @@ func (a *app) listCmd() *cobra.Command {
 	f.StringVar(&req.OwnerUnit, "unit", "", "only cases owned by this unit")
 	f.StringVar(&req.GridPrefix, "grid-prefix", "", "only cases whose grid code starts with these digits")
 	f.StringVar(&due, "due-before", "", "only open cases due before this time: RFC 3339, or a duration from now (2h, -30m)")
+	f.BoolVar(&req.Overdue, "overdue", false, "only open cases marked overdue (supervised, 督办), including those held below this tier")
 	f.Int32Var(&req.PageSize, "limit", 0, "page size (server default 50, max 500)")
 	f.StringVar(&req.PageToken, "page-token", "", "continue from this page token")
 	f.BoolVar(&all, "all", false, "follow next page tokens to the end")

@@ -163,6 +163,14 @@ func TestListAll(t *testing.T) {
 		t.Errorf("request: %v", r)
 	}
 
+	if r.Overdue {
+		t.Error("overdue asked for without --overdue")
+	}
+	// --overdue asks for the 督办 list.
+	if code, _, errOut := runCLI(t, "--addr", addr, "cases", "list", "--overdue"); code != 0 || !f.lists[len(f.lists)-1].Overdue {
+		t.Errorf("--overdue: exit %d %s, request %v", code, errOut, f.lists[len(f.lists)-1])
+	}
+
 	// Without --all: one page and its token.
 	code, out, _ = runCLI(t, "--addr", addr, "cases", "list", "-o", "table")
 	if code != 0 || !strings.Contains(out, "next-page-token: p2") {

@@ -57,6 +57,14 @@ func NewMetrics(r Replica) *Metrics {
 		indexGauge("cityhub_raft_last_log_index", "Last raft index in the local log.", func(s *pb.ClusterStatus) uint64 { return s.LastLogIndex }, r),
 		indexGauge("cityhub_raft_term", "Current raft term.", func(s *pb.ClusterStatus) uint64 { return s.Term }, r),
 		&caseCollector{r: r, desc: prometheus.NewDesc("cityhub_cases", "Cases held by this node, by state.", []string{"state"}, nil)},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_cases_overdue", Help: "Open cases past their stage deadline (督办), held here or below."},
+			func() float64 {
+				n, err := r.Store().CountOverdue()
+				if err != nil {
+					return -1
+				}
+				return float64(n)
+			}),
 	)
 	return m
 }

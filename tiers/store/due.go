@@ -47,3 +47,18 @@ func (s *Store) DueAfter(before time.Time, after *DueCase, max int) ([]DueCase, 
 	})
 	return out, err
 }
+
+// CountOverdue counts the open cases marked overdue (the 督办 list),
+// reading keys only.
+func (s *Store) CountOverdue() (int, error) {
+	n := 0
+	err := s.View(func(tx *Tx) error {
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxOverdue)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
