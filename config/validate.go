@@ -45,7 +45,7 @@ func (c *Config) Validate() error {
 	c.validateRaftTuning(v)
 	c.validateMisc(v)
 	c.validateFederation(v)
-	c.validateDeadlines(v)
+	c.validatePolicies(v)
 	return errors.Join(v.errs...)
 }
 

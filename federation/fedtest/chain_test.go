@@ -2,6 +2,7 @@ package fedtest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,7 +100,7 @@ func TestHandOffDownAndStatusUp(t *testing.T) {
 	}
 	// The city no longer holds it: an action there is refused, naming the holder.
 	_, err := f.Groups["city"].Cases(0).Act(ctx, &pb.ActRequest{CaseId: c.Id, RequestId: "r-x", Action: pb.Action_ACTION_ACCEPT, Actor: "u", Role: pb.Role_ROLE_HANDLING_UNIT})
-	if status.Code(err) != codes.FailedPrecondition || !contains(err.Error(), "c-320505001001") {
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "c-320505001001") {
 		t.Fatalf("accept at the city: %v, want FailedPrecondition naming the holder", err)
 	}
 	comm := f.Client("c-320505001001")
@@ -153,7 +154,7 @@ func TestTransferUp(t *testing.T) {
 		_, err := cl.Act(ctx, &pb.ActRequest{CaseId: c.Id, RequestId: "t-bad", Action: pb.Action_ACTION_DISPATCH, Actor: "d", Role: pb.Role_ROLE_DISPATCHER, Unit: "city-water", TimeLimitMinutes: 60})
 		return err
 	})
-	if status.Code(err) != codes.InvalidArgument || !contains(err.Error(), "transfer the case up") {
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "transfer the case up") {
 		t.Fatalf("dispatch to a city unit from the district: %v", err)
 	}
 	final := act(ctx, t, dist, c.Id, "t-5", pb.Action_ACTION_DISPATCH, pb.Role_ROLE_DISPATCHER, func(r *pb.ActRequest) { r.Unit, r.TimeLimitMinutes = "320505-roads", 60 })
@@ -182,19 +183,6 @@ func TestTransferUp(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("transfer up at the city: %v, want FailedPrecondition", err)
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

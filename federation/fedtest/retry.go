@@ -2,8 +2,6 @@ package fedtest
 
 import (
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -16,5 +14,3 @@ func Retryable(err error) bool {
 	}
 	return false
 }
-
-func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }

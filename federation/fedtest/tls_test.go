@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/cityhub/cityhub/config"
@@ -83,7 +84,7 @@ func TestMutualTLSBetweenTiers(t *testing.T) {
 		}
 	}
 	// Plain text is refused by a TLS listener.
-	conn, err := grpc.NewClient(n.Replicas[0], grpc.WithTransportCredentials(insecureCreds()))
+	conn, err := grpc.NewClient(n.Replicas[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

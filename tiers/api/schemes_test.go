@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"testing"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -20,16 +21,7 @@ func TestEvaluationQueryUsesConfiguredSchemes(t *testing.T) {
 	}
 	_, err = s.evaluationQuery(&pb.EvaluationRequest{At: "2026-11-20", Scheme: "nope"})
 	field, reason, ok := fieldOf(err)
-	if !ok || field != "scheme" || !contains(reason, "district-2026") {
+	if !ok || field != "scheme" || !strings.Contains(reason, "district-2026") {
 		t.Fatalf("unknown scheme: %v", err)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }

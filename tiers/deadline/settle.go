@@ -3,6 +3,7 @@ package deadline
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -71,4 +72,4 @@ func msOf(t *timestamppb.Timestamp) int64 {
 	return t.AsTime().UnixMilli()
 }
 
-func ts(ms int64) *timestamppb.Timestamp { return timestamppb.New(timeUnixMilli(ms)) }
+func ts(ms int64) *timestamppb.Timestamp { return timestamppb.New(time.UnixMilli(ms)) }

@@ -1,11 +1,8 @@
 package fsm
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cityhub/cityhub/federation/protocol"
 	"github.com/cityhub/cityhub/federation/topology"
@@ -42,12 +39,15 @@ func (e *NotHolderError) Error() string {
 
 func (e *NotHolderError) Unwrap() error { return ErrNotHolder }
 
-// fedCache keeps the parsed topology of the stored record, rebuilt only
-// when the record's bytes change. It is touched only by the goroutine that
-// applies entries (raft serialises Apply and Restore).
+// fedCache keeps the parsed topology of the stored record, so routing does
+// not read and parse it for every entry. It is read from the store once
+// (after open or a restore) and replaced when a SetTopology applies; only
+// the goroutine that applies entries touches it (raft serialises Apply and
+// Restore). A failed transaction stops the node, so the cache can never
+// hold a topology the store did not commit.
 type fedCache struct {
-	raw  []byte
-	view *fedView
+	loaded bool
+	view   *fedView
 }
 
 // fedView is the federation as the state machine sees it. A nil *fedView
@@ -58,29 +58,28 @@ type fedView struct {
 }
 
 func (fc *fedCache) load(tx *store.Tx) (*fedView, error) {
-	raw, err := tx.TopologyBytes()
-	if err != nil {
-		return nil, err
-	}
-	if raw == nil {
-		fc.raw, fc.view = nil, nil
-		return nil, nil
-	}
-	if fc.view != nil && bytes.Equal(raw, fc.raw) {
+	if fc.loaded {
 		return fc.view, nil
 	}
-	p := &pb.FederationTopology{}
-	if err := proto.Unmarshal(raw, p); err != nil {
-		return nil, fmt.Errorf("decode stored topology: %w", err)
+	p, err := tx.Topology()
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		fc.loaded, fc.view = true, nil
+		return nil, nil
+	case err != nil:
+		return nil, err
 	}
 	t, self, err := topology.FromProto(p)
 	if err != nil {
 		// setTopology stores only valid topologies.
 		return nil, fmt.Errorf("stored topology: %w", err)
 	}
-	fc.raw, fc.view = raw, &fedView{topo: t, self: self}
+	fc.loaded, fc.view = true, &fedView{topo: t, self: self}
 	return fc.view, nil
 }
+
+// reset forgets the cached topology (the store was replaced).
+func (fc *fedCache) reset() { *fc = fedCache{} }
 
 func (fv *fedView) selfName() string {
 	if fv == nil {
@@ -149,11 +148,16 @@ func (fv *fedView) emit(tx *store.Tx, from, origin string, c *pb.Case, atMs int6
 	return nil
 }
 
-func setTopology(tx *store.Tx, st *pb.SetTopology) (*Result, error) {
-	if _, _, err := topology.FromProto(st.GetTopology()); err != nil {
+func setTopology(tx *store.Tx, st *pb.SetTopology, fc *fedCache) (*Result, error) {
+	t, self, err := topology.FromProto(st.GetTopology())
+	if err != nil {
 		return &Result{Err: fmt.Errorf("%w: %w", ErrBadTopology, err)}, nil
 	}
-	return &Result{}, tx.PutTopology(st.Topology)
+	if err := tx.PutTopology(st.Topology); err != nil {
+		return nil, err
+	}
+	fc.loaded, fc.view = true, &fedView{topo: t, self: self}
+	return &Result{}, nil
 }
 
 // deliver applies a batch received on the link from d.From: entries at or

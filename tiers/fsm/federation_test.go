@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -282,5 +283,37 @@ func TestMarkOverdueOncePerDeadline(t *testing.T) {
 	file := act("file", stamp+70*minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_FILE, Role: pb.Role_ROLE_SHIFT_LEADER, StageDeadlineUnixMs: stamp + 100*minute})
 	if c := mustApply(t, f, 8, file).Case; c.Overdue || c.StageDeadline.AsTime().UnixMilli() != stamp+100*minute || c.OverdueCount != 1 {
 		t.Fatalf("after filing: overdue %v stage %v count %d", c.Overdue, c.StageDeadline, c.OverdueCount)
+	}
+}
+
+// A restore replaces the topology the state machine routes by: an FSM that
+// routed as the city routes as the district after restoring the district's
+// snapshot (the cached topology must not survive the store it came from).
+func TestRestoreReplacesTheRoutingTopology(t *testing.T) {
+	src := openStore(t)
+	f1 := newFSM(t, src)
+	mustApply(t, f1, 1, fedTopology("d-110105"))
+	snap, err := f1.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	dst := openStore(t)
+	f2 := newFSM(t, dst)
+	mustApply(t, f2, 1, fedTopology("city"))
+	if err := f2.Restore(&trackedReader{Reader: bytes.NewReader(sink.buf.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	r := mustApply(t, f2, 2, report("r1", stamp, "x"))
+	if r.Case.Holder != "d-110105" {
+		t.Fatalf("after restore the new case is held by %q, want d-110105", r.Case.Holder)
+	}
+	if up := outbox(t, dst, "city"); len(up) != 1 {
+		t.Fatalf("the report was not queued to the district's parent: %v", up)
 	}
 }

@@ -118,6 +118,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the store's content with a snapshot stream.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.fed.reset()
 	if err := f.store.Restore(rc); err != nil {
 		if errors.Is(err, store.ErrStateLost) {
 			// Serving an empty or partial store would diverge from the

@@ -76,7 +76,7 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		r := body.RegisterNode
 		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr})
 	case *pb.Command_SetTopology:
-		return setTopology(tx, body.SetTopology)
+		return setTopology(tx, body.SetTopology, fed)
 	case *pb.Command_Deliver:
 		return deliver(tx, cmd, body.Deliver, fv)
 	case *pb.Command_MarkOverdue:

@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
 // Options set what counts as the same place and time.
@@ -69,7 +70,7 @@ func (f *Finder) candidates(c *pb.Case) []*pb.Case {
 func (f *Finder) Duplicates(c *pb.Case, now time.Time) []string {
 	var out []*pb.Case
 	for _, o := range f.candidates(c) {
-		if isOpen(o.GetState()) && o.GetReportedAt() != nil && now.Sub(o.GetReportedAt().AsTime()) <= f.opts.DuplicateWindow {
+		if workflow.IsOpen(o.GetState()) && o.GetReportedAt() != nil && now.Sub(o.GetReportedAt().AsTime()) <= f.opts.DuplicateWindow {
 			out = append(out, o)
 		}
 	}
@@ -128,12 +129,4 @@ func Distance(lat1, lng1, lat2, lng2 float64) float64 {
 	dLat, dLng := (lat2-lat1)*rad, (lng2-lng1)*rad
 	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLng/2)*math.Sin(dLng/2)
 	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
-}
-
-func isOpen(st pb.State) bool {
-	switch st {
-	case pb.State_STATE_CLOSED, pb.State_STATE_NOT_FILED, pb.State_STATE_VOIDED, pb.State_STATE_UNSPECIFIED:
-		return false
-	}
-	return true
 }

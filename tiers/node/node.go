@@ -71,8 +71,9 @@ type Config struct {
 	ApplyTimeout       time.Duration
 
 	Clock Clock // default: the system clock
-	// Deadlines, when set, stamps working-time deadlines into commands.
-	Deadlines Stamper
+	// Stamper, when set, stamps what the leader derives into commands:
+	// working-time deadlines, recurrence links.
+	Stamper   Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
 	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)

@@ -146,15 +146,15 @@ func (n *Node) stamp(cmd *pb.Command) {
 	cmd.StampedBy = n.cfg.ID
 	_, off := now.In(n.cfg.Location).Zone()
 	cmd.LocalOffsetS = int32(off)
-	if n.cfg.Deadlines != nil {
-		n.cfg.Deadlines.Stamp(now, cmd, n.store.GetCase)
+	if n.cfg.Stamper != nil {
+		n.cfg.Stamper.Stamp(now, cmd, n.store.GetCase)
 	}
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
 		b.Report.IdPrefix = n.cfg.Jurisdiction
 		b.Report.IdDate = now.In(n.cfg.Location).Format("20060102")
 	case *pb.Command_Act:
-		if n.cfg.Deadlines != nil {
+		if n.cfg.Stamper != nil {
 			break
 		}
 		limit := b.Act.TimeLimitMinutes

@@ -11,6 +11,7 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/replica"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
+	"github.com/cityhub/cityhub/tiers/store"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
@@ -84,7 +85,7 @@ func TestOverdueEscalatedOnceAcrossLeaderFailover(t *testing.T) {
 		if r == nil {
 			return -1
 		}
-		cases, _, err := r.Node.Store().List(storeQuery())
+		cases, _, err := r.Node.Store().List(store.Query{Overdue: true, PageSize: 500})
 		if err != nil {
 			return -1
 		}

@@ -6,7 +6,6 @@ package overdue
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -135,6 +134,3 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		after = &last
 	}
 }
-
-// String describes the sweeper for logs.
-func (s *Sweeper) String() string { return fmt.Sprintf("deadline sweeper every %s", s.interval) }

@@ -58,6 +58,14 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	if err != nil {
 		return nil, fmt.Errorf("node.time_zone: %w", err)
 	}
+	policy, err := cfg.LoadDeadlinePolicy()
+	if err != nil {
+		return nil, fmt.Errorf("deadlines.policy: %w", err)
+	}
+	schemes, err := cfg.LoadSchemes()
+	if err != nil {
+		return nil, fmt.Errorf("evaluation.schemes: %w", err)
+	}
 	gl, err := net.Listen("tcp", cfg.GRPC.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("grpc.addr: %w", err)
@@ -67,23 +75,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		gl.Close()
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
-	policy, err := cfg.LoadDeadlinePolicy()
-	if err != nil {
-		gl.Close()
-		hl.Close()
-		return nil, fmt.Errorf("deadlines.policy: %w", err)
-	}
-	schemes, err := cfg.LoadSchemes()
-	if err != nil {
-		gl.Close()
-		hl.Close()
-		return nil, fmt.Errorf("evaluation.schemes: %w", err)
-	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	peers := api.NewPeers()
 	nc := node.Config{
-		Deadlines: stampers{policy, finder},
-		ID:        cfg.Node.ID, DataDir: cfg.Node.DataDir,
+		Stamper: stampers{policy, finder},
+		ID:      cfg.Node.ID, DataDir: cfg.Node.DataDir,
 		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
 		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
 		Bootstrap: cfg.Raft.Bootstrap, Jurisdiction: cfg.Node.Jurisdiction, Tier: cfg.Node.Tier, Location: loc,

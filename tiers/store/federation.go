@@ -27,19 +27,6 @@ func (tx *Tx) Topology() (*pb.FederationTopology, error) {
 	return t, nil
 }
 
-// TopologyBytes returns the stored topology record as it is encoded, so a
-// caller can tell cheaply whether it changed; nil when absent.
-func (tx *Tx) TopologyBytes() ([]byte, error) {
-	item, err := tx.txn.Get([]byte(keyTopology))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read topology: %w", err)
-	}
-	return item.ValueCopy(nil)
-}
-
 // PutTopology replaces the federation topology.
 func (tx *Tx) PutTopology(t *pb.FederationTopology) error {
 	return tx.putProto([]byte(keyTopology), t)

@@ -32,7 +32,9 @@ func (c *Config) LoadSchemes() (map[string]evaluation.Scheme, error) {
 	return evaluation.ParseSchemes(data)
 }
 
-func (c *Config) validateDeadlines(v *validator) {
+// validatePolicies checks the city's data files and case settings: the
+// deadline policy, the scoring schemes, duplicates and recurrence.
+func (c *Config) validatePolicies(v *validator) {
 	if _, err := c.LoadSchemes(); err != nil {
 		v.add("evaluation.schemes", "%v", err)
 	}
