@@ -352,6 +352,9 @@ const (
 	Action_ACTION_VOID              Action = 22 // 作废
 	Action_ACTION_SUPERVISE         Action = 23 // 督办
 	Action_ACTION_TRANSFER_UP       Action = 24 // 上交: hand the case up to the parent tier's platform
+	Action_ACTION_REASSIGN          Action = 25 // 改派: move a dispatched case to another unit
+	Action_ACTION_REFER_REVIEW      Action = 26 // 提请会诊: send a disputed case to the city's joint review queue
+	Action_ACTION_DECIDE_OWNER      Action = 27 // 会诊裁定: a shift leader at the city decides the owner and dispatches
 )
 
 // Enum value maps for Action.
@@ -382,6 +385,9 @@ var (
 		22: "ACTION_VOID",
 		23: "ACTION_SUPERVISE",
 		24: "ACTION_TRANSFER_UP",
+		25: "ACTION_REASSIGN",
+		26: "ACTION_REFER_REVIEW",
+		27: "ACTION_DECIDE_OWNER",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED":       0,
@@ -409,6 +415,9 @@ var (
 		"ACTION_VOID":              22,
 		"ACTION_SUPERVISE":         23,
 		"ACTION_TRANSFER_UP":       24,
+		"ACTION_REASSIGN":          25,
+		"ACTION_REFER_REVIEW":      26,
+		"ACTION_DECIDE_OWNER":      27,
 	}
 )
 
@@ -886,6 +895,12 @@ type Case struct {
 	OverdueCount  int32                  `protobuf:"varint,35,opt,name=overdue_count,json=overdueCount,proto3" json:"overdue_count,omitempty"` // stage deadlines missed in the case's life
 	HandledAt     *timestamppb.Timestamp `protobuf:"bytes,36,opt,name=handled_at,json=handledAt,proto3" json:"handled_at,omitempty"`
 	RecurrenceOf  string                 `protobuf:"bytes,37,opt,name=recurrence_of,json=recurrenceOf,proto3" json:"recurrence_of,omitempty"` // an earlier closed case at the same place (反弹)
+	// Ownership (DOMAIN.md section 5). legacy_id is the case's id in the
+	// system it was imported from (the import's idempotency key); ownership
+	// is the responsible unit as the responsibility catalogue (责任清单)
+	// decided it, with the rule that decided.
+	LegacyId  string     `protobuf:"bytes,38,opt,name=legacy_id,json=legacyId,proto3" json:"legacy_id,omitempty"`
+	Ownership *Ownership `protobuf:"bytes,39,opt,name=ownership,proto3" json:"ownership,omitempty"`
 	// Computed on read, never stored: actions allowed from the current state.
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1181,9 +1196,159 @@ func (x *Case) GetRecurrenceOf() string {
 	return ""
 }
 
+func (x *Case) GetLegacyId() string {
+	if x != nil {
+		return x.LegacyId
+	}
+	return ""
+}
+
+func (x *Case) GetOwnership() *Ownership {
+	if x != nil {
+		return x.Ownership
+	}
+	return nil
+}
+
 func (x *Case) GetAllowedActions() []Action {
 	if x != nil {
 		return x.AllowedActions
+	}
+	return nil
+}
+
+// Ownership is the one responsible body (责任主体) of a case: the unit that
+// must act, the node that hosts it, and why. The leader resolves it from the
+// responsibility catalogue and stamps it into the command (Apply never reads
+// the catalogue); a shift leader's joint-review decision overrides it.
+type Ownership struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Unit             string                 `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`                                                 // responsible unit id; empty when disputed
+	Tier             Tier                   `protobuf:"varint,2,opt,name=tier,proto3,enum=cityhub.v1.Tier" json:"tier,omitempty"`                           // tier of the node hosting the unit
+	Node             string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`                                                 // topology name of the node hosting the unit
+	Rule             string                 `protobuf:"bytes,4,opt,name=rule,proto3" json:"rule,omitempty"`                                                 // id of the deciding rule, or "joint-review"
+	CatalogueVersion string                 `protobuf:"bytes,5,opt,name=catalogue_version,json=catalogueVersion,proto3" json:"catalogue_version,omitempty"` // version of the responsibility catalogue used
+	Explanation      string                 `protobuf:"bytes,6,opt,name=explanation,proto3" json:"explanation,omitempty"`                                   // human-readable: why this unit
+	Disputed         bool                   `protobuf:"varint,7,opt,name=disputed,proto3" json:"disputed,omitempty"`                                        // no rule covers the case, or equal rules disagree
+	Dispute          string                 `protobuf:"bytes,8,opt,name=dispute,proto3" json:"dispute,omitempty"`                                           // why it is disputed
+	InReview         bool                   `protobuf:"varint,9,opt,name=in_review,json=inReview,proto3" json:"in_review,omitempty"`                        // waiting in the city's joint review queue (疑难案件会诊)
+	Decided          bool                   `protobuf:"varint,10,opt,name=decided,proto3" json:"decided,omitempty"`                                         // decided by joint review: the catalogue no longer overrides it
+	Rejections       int32                  `protobuf:"varint,11,opt,name=rejections,proto3" json:"rejections,omitempty"`                                   // times the owning unit sent it back (回退)
+	Reasons          []string               `protobuf:"bytes,12,rep,name=reasons,proto3" json:"reasons,omitempty"`                                          // both sides' reasons, oldest first
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Ownership) Reset() {
+	*x = Ownership{}
+	mi := &file_cityhub_v1_case_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ownership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ownership) ProtoMessage() {}
+
+func (x *Ownership) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ownership.ProtoReflect.Descriptor instead.
+func (*Ownership) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Ownership) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *Ownership) GetTier() Tier {
+	if x != nil {
+		return x.Tier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
+func (x *Ownership) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Ownership) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Ownership) GetCatalogueVersion() string {
+	if x != nil {
+		return x.CatalogueVersion
+	}
+	return ""
+}
+
+func (x *Ownership) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
+}
+
+func (x *Ownership) GetDisputed() bool {
+	if x != nil {
+		return x.Disputed
+	}
+	return false
+}
+
+func (x *Ownership) GetDispute() string {
+	if x != nil {
+		return x.Dispute
+	}
+	return ""
+}
+
+func (x *Ownership) GetInReview() bool {
+	if x != nil {
+		return x.InReview
+	}
+	return false
+}
+
+func (x *Ownership) GetDecided() bool {
+	if x != nil {
+		return x.Decided
+	}
+	return false
+}
+
+func (x *Ownership) GetRejections() int32 {
+	if x != nil {
+		return x.Rejections
+	}
+	return 0
+}
+
+func (x *Ownership) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
 	}
 	return nil
 }
@@ -1224,7 +1389,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xfa\f\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xcc\r\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1270,8 +1435,26 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\roverdue_count\x18# \x01(\x05R\foverdueCount\x129\n" +
 	"\n" +
 	"handled_at\x18$ \x01(\v2\x1a.google.protobuf.TimestampR\thandledAt\x12#\n" +
-	"\rrecurrence_of\x18% \x01(\tR\frecurrenceOf\x12;\n" +
-	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions*\xb2\x01\n" +
+	"\rrecurrence_of\x18% \x01(\tR\frecurrenceOf\x12\x1b\n" +
+	"\tlegacy_id\x18& \x01(\tR\blegacyId\x123\n" +
+	"\townership\x18' \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12;\n" +
+	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions\"\xe3\x02\n" +
+	"\tOwnership\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\tR\x04unit\x12$\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x12\n" +
+	"\x04rule\x18\x04 \x01(\tR\x04rule\x12+\n" +
+	"\x11catalogue_version\x18\x05 \x01(\tR\x10catalogueVersion\x12 \n" +
+	"\vexplanation\x18\x06 \x01(\tR\vexplanation\x12\x1a\n" +
+	"\bdisputed\x18\a \x01(\bR\bdisputed\x12\x18\n" +
+	"\adispute\x18\b \x01(\tR\adispute\x12\x1b\n" +
+	"\tin_review\x18\t \x01(\bR\binReview\x12\x18\n" +
+	"\adecided\x18\n" +
+	" \x01(\bR\adecided\x12\x1e\n" +
+	"\n" +
+	"rejections\x18\v \x01(\x05R\n" +
+	"rejections\x12\x18\n" +
+	"\areasons\x18\f \x03(\tR\areasons*\xb2\x01\n" +
 	"\x06Source\x12\x16\n" +
 	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SOURCE_INSPECTOR\x10\x01\x12\x18\n" +
@@ -1311,7 +1494,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\fSTATE_CLOSED\x10\n" +
 	"\x12\x13\n" +
 	"\x0fSTATE_SUSPENDED\x10\v\x12\x10\n" +
-	"\fSTATE_VOIDED\x10\f*\xc5\x04\n" +
+	"\fSTATE_VOIDED\x10\f*\x8c\x05\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_REPORT\x10\x01\x12\x11\n" +
@@ -1338,7 +1521,10 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\rACTION_RESUME\x10\x15\x12\x0f\n" +
 	"\vACTION_VOID\x10\x16\x12\x14\n" +
 	"\x10ACTION_SUPERVISE\x10\x17\x12\x16\n" +
-	"\x12ACTION_TRANSFER_UP\x10\x18*\xc3\x01\n" +
+	"\x12ACTION_TRANSFER_UP\x10\x18\x12\x13\n" +
+	"\x0fACTION_REASSIGN\x10\x19\x12\x17\n" +
+	"\x13ACTION_REFER_REVIEW\x10\x1a\x12\x17\n" +
+	"\x13ACTION_DECIDE_OWNER\x10\x1b*\xc3\x01\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eROLE_INSPECTOR\x10\x01\x12\x15\n" +
@@ -1363,7 +1549,7 @@ func file_cityhub_v1_case_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_case_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_cityhub_v1_case_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_cityhub_v1_case_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cityhub_v1_case_proto_goTypes = []any{
 	(Source)(0),                   // 0: cityhub.v1.Source
 	(Kind)(0),                     // 1: cityhub.v1.Kind
@@ -1377,17 +1563,18 @@ var file_cityhub_v1_case_proto_goTypes = []any{
 	(*HistoryEntry)(nil),          // 9: cityhub.v1.HistoryEntry
 	(*Pending)(nil),               // 10: cityhub.v1.Pending
 	(*Case)(nil),                  // 11: cityhub.v1.Case
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*Ownership)(nil),             // 12: cityhub.v1.Ownership
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_cityhub_v1_case_proto_depIdxs = []int32{
 	5,  // 0: cityhub.v1.HistoryEntry.action:type_name -> cityhub.v1.Action
 	6,  // 1: cityhub.v1.HistoryEntry.role:type_name -> cityhub.v1.Role
-	12, // 2: cityhub.v1.HistoryEntry.at:type_name -> google.protobuf.Timestamp
+	13, // 2: cityhub.v1.HistoryEntry.at:type_name -> google.protobuf.Timestamp
 	4,  // 3: cityhub.v1.HistoryEntry.from_state:type_name -> cityhub.v1.State
 	4,  // 4: cityhub.v1.HistoryEntry.to_state:type_name -> cityhub.v1.State
 	5,  // 5: cityhub.v1.Pending.action:type_name -> cityhub.v1.Action
 	4,  // 6: cityhub.v1.Pending.from_state:type_name -> cityhub.v1.State
-	12, // 7: cityhub.v1.Pending.at:type_name -> google.protobuf.Timestamp
+	13, // 7: cityhub.v1.Pending.at:type_name -> google.protobuf.Timestamp
 	0,  // 8: cityhub.v1.Case.source:type_name -> cityhub.v1.Source
 	1,  // 9: cityhub.v1.Case.kind:type_name -> cityhub.v1.Kind
 	7,  // 10: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
@@ -1397,22 +1584,24 @@ var file_cityhub_v1_case_proto_depIdxs = []int32{
 	4,  // 14: cityhub.v1.Case.state:type_name -> cityhub.v1.State
 	4,  // 15: cityhub.v1.Case.suspended_from:type_name -> cityhub.v1.State
 	10, // 16: cityhub.v1.Case.pending:type_name -> cityhub.v1.Pending
-	12, // 17: cityhub.v1.Case.reported_at:type_name -> google.protobuf.Timestamp
-	12, // 18: cityhub.v1.Case.filed_at:type_name -> google.protobuf.Timestamp
-	12, // 19: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	12, // 20: cityhub.v1.Case.deadline:type_name -> google.protobuf.Timestamp
-	12, // 21: cityhub.v1.Case.suspended_at:type_name -> google.protobuf.Timestamp
-	12, // 22: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	12, // 23: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 17: cityhub.v1.Case.reported_at:type_name -> google.protobuf.Timestamp
+	13, // 18: cityhub.v1.Case.filed_at:type_name -> google.protobuf.Timestamp
+	13, // 19: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	13, // 20: cityhub.v1.Case.deadline:type_name -> google.protobuf.Timestamp
+	13, // 21: cityhub.v1.Case.suspended_at:type_name -> google.protobuf.Timestamp
+	13, // 22: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	13, // 23: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 24: cityhub.v1.Case.history:type_name -> cityhub.v1.HistoryEntry
-	12, // 25: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
-	12, // 26: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
-	5,  // 27: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	13, // 25: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
+	13, // 26: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
+	12, // 27: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
+	5,  // 28: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
+	3,  // 29: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_proto_init() }
@@ -1426,7 +1615,7 @@ func file_cityhub_v1_case_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_case_proto_rawDesc), len(file_cityhub_v1_case_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -495,7 +495,9 @@ type ListCasesRequest struct {
 	PageToken      string                 `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Consistency    Consistency            `protobuf:"varint,7,opt,name=consistency,proto3,enum=cityhub.v1.Consistency" json:"consistency,omitempty"`
 	IncludeHistory bool                   `protobuf:"varint,8,opt,name=include_history,json=includeHistory,proto3" json:"include_history,omitempty"`
-	Overdue        bool                   `protobuf:"varint,9,opt,name=overdue,proto3" json:"overdue,omitempty"` // only cases whose stage deadline has passed (督办 list)
+	Overdue        bool                   `protobuf:"varint,9,opt,name=overdue,proto3" json:"overdue,omitempty"`                    // only cases whose stage deadline has passed (督办 list)
+	InReview       bool                   `protobuf:"varint,10,opt,name=in_review,json=inReview,proto3" json:"in_review,omitempty"` // only cases in the joint review queue (疑难案件会诊)
+	LegacyId       string                 `protobuf:"bytes,11,opt,name=legacy_id,json=legacyId,proto3" json:"legacy_id,omitempty"`  // the case imported with this legacy id
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -591,6 +593,20 @@ func (x *ListCasesRequest) GetOverdue() bool {
 		return x.Overdue
 	}
 	return false
+}
+
+func (x *ListCasesRequest) GetInReview() bool {
+	if x != nil {
+		return x.InReview
+	}
+	return false
+}
+
+func (x *ListCasesRequest) GetLegacyId() string {
+	if x != nil {
+		return x.LegacyId
+	}
+	return ""
 }
 
 type ListCasesResponse struct {
@@ -1198,7 +1214,7 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x13possible_duplicates\x18\x03 \x03(\tR\x12possibleDuplicates\"d\n" +
 	"\x0eGetCaseRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x129\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xf0\x02\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xaa\x03\n" +
 	"\x10ListCasesRequest\x12'\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x11.cityhub.v1.StateR\x05state\x12\x1d\n" +
 	"\n" +
@@ -1212,7 +1228,10 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x129\n" +
 	"\vconsistency\x18\a \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\x12'\n" +
 	"\x0finclude_history\x18\b \x01(\bR\x0eincludeHistory\x12\x18\n" +
-	"\aoverdue\x18\t \x01(\bR\aoverdue\"c\n" +
+	"\aoverdue\x18\t \x01(\bR\aoverdue\x12\x1b\n" +
+	"\tin_review\x18\n" +
+	" \x01(\bR\binReview\x12\x1b\n" +
+	"\tlegacy_id\x18\v \x01(\tR\blegacyId\"c\n" +
 	"\x11ListCasesResponse\x12&\n" +
 	"\x05cases\x18\x01 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x15\n" +
@@ -1274,7 +1293,7 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xda\x0e\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x9a\x10\n" +
 	"\vCaseService\x12E\n" +
 	"\n" +
 	"ReportCase\x12\x1d.cityhub.v1.ReportCaseRequest\x1a\x18.cityhub.v1.CaseResponse\x127\n" +
@@ -1307,7 +1326,10 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x04Void\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12=\n" +
 	"\tSupervise\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12>\n" +
 	"\n" +
-	"TransferUp\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12L\n" +
+	"TransferUp\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12<\n" +
+	"\bReassign\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12?\n" +
+	"\vReferReview\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12?\n" +
+	"\vDecideOwner\x12\x16.cityhub.v1.ActRequest\x1a\x18.cityhub.v1.CaseResponse\x12L\n" +
 	"\rGetEvaluation\x12\x1d.cityhub.v1.EvaluationRequest\x1a\x1c.cityhub.v1.EvaluationReportB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
@@ -1399,38 +1421,44 @@ var file_cityhub_v1_case_service_proto_depIdxs = []int32{
 	2,  // 45: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
 	2,  // 46: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
 	2,  // 47: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
-	10, // 48: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
-	3,  // 49: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
-	22, // 50: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
-	6,  // 51: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
-	9,  // 52: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
-	3,  // 53: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
-	3,  // 54: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
-	3,  // 55: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
-	3,  // 56: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
-	3,  // 57: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
-	3,  // 58: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
-	3,  // 59: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
-	3,  // 60: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 61: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 62: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 63: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
-	3,  // 64: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
-	3,  // 65: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
-	3,  // 66: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
-	3,  // 67: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 68: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 69: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 70: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 71: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 72: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 73: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
-	3,  // 74: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
-	3,  // 75: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
-	3,  // 76: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
-	12, // 77: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
-	49, // [49:78] is the sub-list for method output_type
-	20, // [20:49] is the sub-list for method input_type
+	2,  // 48: cityhub.v1.CaseService.Reassign:input_type -> cityhub.v1.ActRequest
+	2,  // 49: cityhub.v1.CaseService.ReferReview:input_type -> cityhub.v1.ActRequest
+	2,  // 50: cityhub.v1.CaseService.DecideOwner:input_type -> cityhub.v1.ActRequest
+	10, // 51: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
+	3,  // 52: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
+	22, // 53: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
+	6,  // 54: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
+	9,  // 55: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
+	3,  // 56: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
+	3,  // 57: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
+	3,  // 58: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
+	3,  // 59: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
+	3,  // 60: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
+	3,  // 61: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
+	3,  // 62: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
+	3,  // 63: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 64: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 65: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
+	3,  // 66: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
+	3,  // 67: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
+	3,  // 68: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
+	3,  // 69: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
+	3,  // 70: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 71: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 72: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
+	3,  // 73: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 74: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 75: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
+	3,  // 76: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
+	3,  // 77: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
+	3,  // 78: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
+	3,  // 79: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
+	3,  // 80: cityhub.v1.CaseService.Reassign:output_type -> cityhub.v1.CaseResponse
+	3,  // 81: cityhub.v1.CaseService.ReferReview:output_type -> cityhub.v1.CaseResponse
+	3,  // 82: cityhub.v1.CaseService.DecideOwner:output_type -> cityhub.v1.CaseResponse
+	12, // 83: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
+	52, // [52:84] is the sub-list for method output_type
+	20, // [20:52] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name

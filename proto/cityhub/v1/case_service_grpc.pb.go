@@ -47,6 +47,9 @@ const (
 	CaseService_Void_FullMethodName             = "/cityhub.v1.CaseService/Void"
 	CaseService_Supervise_FullMethodName        = "/cityhub.v1.CaseService/Supervise"
 	CaseService_TransferUp_FullMethodName       = "/cityhub.v1.CaseService/TransferUp"
+	CaseService_Reassign_FullMethodName         = "/cityhub.v1.CaseService/Reassign"
+	CaseService_ReferReview_FullMethodName      = "/cityhub.v1.CaseService/ReferReview"
+	CaseService_DecideOwner_FullMethodName      = "/cityhub.v1.CaseService/DecideOwner"
 	CaseService_GetEvaluation_FullMethodName    = "/cityhub.v1.CaseService/GetEvaluation"
 )
 
@@ -86,6 +89,9 @@ type CaseServiceClient interface {
 	Void(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Supervise(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	TransferUp(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	Reassign(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	ReferReview(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	DecideOwner(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	// GetEvaluation scores units, regions or inspectors over a period
 	// (综合评价), from counters kept incrementally by the state machine.
 	GetEvaluation(ctx context.Context, in *EvaluationRequest, opts ...grpc.CallOption) (*EvaluationReport, error)
@@ -379,6 +385,36 @@ func (c *caseServiceClient) TransferUp(ctx context.Context, in *ActRequest, opts
 	return out, nil
 }
 
+func (c *caseServiceClient) Reassign(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaseResponse)
+	err := c.cc.Invoke(ctx, CaseService_Reassign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *caseServiceClient) ReferReview(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaseResponse)
+	err := c.cc.Invoke(ctx, CaseService_ReferReview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *caseServiceClient) DecideOwner(ctx context.Context, in *ActRequest, opts ...grpc.CallOption) (*CaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaseResponse)
+	err := c.cc.Invoke(ctx, CaseService_DecideOwner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *caseServiceClient) GetEvaluation(ctx context.Context, in *EvaluationRequest, opts ...grpc.CallOption) (*EvaluationReport, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EvaluationReport)
@@ -425,6 +461,9 @@ type CaseServiceServer interface {
 	Void(context.Context, *ActRequest) (*CaseResponse, error)
 	Supervise(context.Context, *ActRequest) (*CaseResponse, error)
 	TransferUp(context.Context, *ActRequest) (*CaseResponse, error)
+	Reassign(context.Context, *ActRequest) (*CaseResponse, error)
+	ReferReview(context.Context, *ActRequest) (*CaseResponse, error)
+	DecideOwner(context.Context, *ActRequest) (*CaseResponse, error)
 	// GetEvaluation scores units, regions or inspectors over a period
 	// (综合评价), from counters kept incrementally by the state machine.
 	GetEvaluation(context.Context, *EvaluationRequest) (*EvaluationReport, error)
@@ -521,6 +560,15 @@ func (UnimplementedCaseServiceServer) Supervise(context.Context, *ActRequest) (*
 }
 func (UnimplementedCaseServiceServer) TransferUp(context.Context, *ActRequest) (*CaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferUp not implemented")
+}
+func (UnimplementedCaseServiceServer) Reassign(context.Context, *ActRequest) (*CaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reassign not implemented")
+}
+func (UnimplementedCaseServiceServer) ReferReview(context.Context, *ActRequest) (*CaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReferReview not implemented")
+}
+func (UnimplementedCaseServiceServer) DecideOwner(context.Context, *ActRequest) (*CaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DecideOwner not implemented")
 }
 func (UnimplementedCaseServiceServer) GetEvaluation(context.Context, *EvaluationRequest) (*EvaluationReport, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvaluation not implemented")
@@ -1050,6 +1098,60 @@ func _CaseService_TransferUp_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CaseService_Reassign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CaseServiceServer).Reassign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CaseService_Reassign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CaseServiceServer).Reassign(ctx, req.(*ActRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CaseService_ReferReview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CaseServiceServer).ReferReview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CaseService_ReferReview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CaseServiceServer).ReferReview(ctx, req.(*ActRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CaseService_DecideOwner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CaseServiceServer).DecideOwner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CaseService_DecideOwner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CaseServiceServer).DecideOwner(ctx, req.(*ActRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CaseService_GetEvaluation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EvaluationRequest)
 	if err := dec(in); err != nil {
@@ -1186,6 +1288,18 @@ var CaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferUp",
 			Handler:    _CaseService_TransferUp_Handler,
+		},
+		{
+			MethodName: "Reassign",
+			Handler:    _CaseService_Reassign_Handler,
+		},
+		{
+			MethodName: "ReferReview",
+			Handler:    _CaseService_ReferReview_Handler,
+		},
+		{
+			MethodName: "DecideOwner",
+			Handler:    _CaseService_DecideOwner_Handler,
 		},
 		{
 			MethodName: "GetEvaluation",

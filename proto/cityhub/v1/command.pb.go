@@ -21,6 +21,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ReconcileOutcome int32
+
+const (
+	ReconcileOutcome_RECONCILE_OUTCOME_UNSPECIFIED ReconcileOutcome = 0
+	ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE    ReconcileOutcome = 1 // held and dispatched where it belongs
+	ReconcileOutcome_RECONCILE_OUTCOME_MOVED       ReconcileOutcome = 2 // handed to the node or unit that owns it
+	ReconcileOutcome_RECONCILE_OUTCOME_PENDING     ReconcileOutcome = 3 // owned elsewhere but cannot move now (handled, suspended, a request pending)
+	ReconcileOutcome_RECONCILE_OUTCOME_DISPUTED    ReconcileOutcome = 4 // no single owner: sent to the joint review queue
+	ReconcileOutcome_RECONCILE_OUTCOME_REJECTED    ReconcileOutcome = 5 // the owner sent it back twice: sent to the joint review queue
+)
+
+// Enum value maps for ReconcileOutcome.
+var (
+	ReconcileOutcome_name = map[int32]string{
+		0: "RECONCILE_OUTCOME_UNSPECIFIED",
+		1: "RECONCILE_OUTCOME_IN_PLACE",
+		2: "RECONCILE_OUTCOME_MOVED",
+		3: "RECONCILE_OUTCOME_PENDING",
+		4: "RECONCILE_OUTCOME_DISPUTED",
+		5: "RECONCILE_OUTCOME_REJECTED",
+	}
+	ReconcileOutcome_value = map[string]int32{
+		"RECONCILE_OUTCOME_UNSPECIFIED": 0,
+		"RECONCILE_OUTCOME_IN_PLACE":    1,
+		"RECONCILE_OUTCOME_MOVED":       2,
+		"RECONCILE_OUTCOME_PENDING":     3,
+		"RECONCILE_OUTCOME_DISPUTED":    4,
+		"RECONCILE_OUTCOME_REJECTED":    5,
+	}
+)
+
+func (x ReconcileOutcome) Enum() *ReconcileOutcome {
+	p := new(ReconcileOutcome)
+	*p = x
+	return p
+}
+
+func (x ReconcileOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReconcileOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_cityhub_v1_command_proto_enumTypes[0].Descriptor()
+}
+
+func (ReconcileOutcome) Type() protoreflect.EnumType {
+	return &file_cityhub_v1_command_proto_enumTypes[0]
+}
+
+func (x ReconcileOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReconcileOutcome.Descriptor instead.
+func (ReconcileOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{0}
+}
+
 // Command is the one envelope written to the Raft log. The leader stamps
 // time and identity into it, so Apply never reads the clock.
 // Body field numbers are message type numbers: append-only, never reused.
@@ -39,6 +97,10 @@ type Command struct {
 	//	*Command_Deliver
 	//	*Command_TrimOutbox
 	//	*Command_MarkOverdue
+	//	*Command_ImportCases
+	//	*Command_Reconcile
+	//	*Command_ReconcileRun
+	//	*Command_Repair
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -172,6 +234,42 @@ func (x *Command) GetMarkOverdue() *MarkOverdue {
 	return nil
 }
 
+func (x *Command) GetImportCases() *ImportCases {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ImportCases); ok {
+			return x.ImportCases
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetReconcile() *ReconcileCases {
+	if x != nil {
+		if x, ok := x.Body.(*Command_Reconcile); ok {
+			return x.Reconcile
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetReconcileRun() *ReconcileRunMark {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ReconcileRun); ok {
+			return x.ReconcileRun
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRepair() *RepairCases {
+	if x != nil {
+		if x, ok := x.Body.(*Command_Repair); ok {
+			return x.Repair
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -204,6 +302,22 @@ type Command_MarkOverdue struct {
 	MarkOverdue *MarkOverdue `protobuf:"bytes,16,opt,name=mark_overdue,json=markOverdue,proto3,oneof"`
 }
 
+type Command_ImportCases struct {
+	ImportCases *ImportCases `protobuf:"bytes,17,opt,name=import_cases,json=importCases,proto3,oneof"`
+}
+
+type Command_Reconcile struct {
+	Reconcile *ReconcileCases `protobuf:"bytes,18,opt,name=reconcile,proto3,oneof"`
+}
+
+type Command_ReconcileRun struct {
+	ReconcileRun *ReconcileRunMark `protobuf:"bytes,19,opt,name=reconcile_run,json=reconcileRun,proto3,oneof"`
+}
+
+type Command_Repair struct {
+	Repair *RepairCases `protobuf:"bytes,20,opt,name=repair,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
@@ -218,6 +332,14 @@ func (*Command_TrimOutbox) isCommand_Body() {}
 
 func (*Command_MarkOverdue) isCommand_Body() {}
 
+func (*Command_ImportCases) isCommand_Body() {}
+
+func (*Command_Reconcile) isCommand_Body() {}
+
+func (*Command_ReconcileRun) isCommand_Body() {}
+
+func (*Command_Repair) isCommand_Body() {}
+
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
 type ReportCase struct {
@@ -229,6 +351,7 @@ type ReportCase struct {
 	Role                Role                   `protobuf:"varint,5,opt,name=role,proto3,enum=cityhub.v1.Role" json:"role,omitempty"`
 	Note                string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
 	StageDeadlineUnixMs int64                  `protobuf:"varint,7,opt,name=stage_deadline_unix_ms,json=stageDeadlineUnixMs,proto3" json:"stage_deadline_unix_ms,omitempty"` // stamped: deadline of the first stage
+	Ownership           *Ownership             `protobuf:"bytes,8,opt,name=ownership,proto3" json:"ownership,omitempty"`                                                     // stamped: the owner from the responsibility catalogue
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -312,6 +435,13 @@ func (x *ReportCase) GetStageDeadlineUnixMs() int64 {
 	return 0
 }
 
+func (x *ReportCase) GetOwnership() *Ownership {
+	if x != nil {
+		return x.Ownership
+	}
+	return nil
+}
+
 // CaseAction applies one workflow action to an existing case.
 type CaseAction struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -334,8 +464,11 @@ type CaseAction struct {
 	StageDeadlineUnixMs int64 `protobuf:"varint,13,opt,name=stage_deadline_unix_ms,json=stageDeadlineUnixMs,proto3" json:"stage_deadline_unix_ms,omitempty"`
 	BaseDeadlineUnixMs  int64 `protobuf:"varint,14,opt,name=base_deadline_unix_ms,json=baseDeadlineUnixMs,proto3" json:"base_deadline_unix_ms,omitempty"`
 	HasBaseDeadline     bool  `protobuf:"varint,15,opt,name=has_base_deadline,json=hasBaseDeadline,proto3" json:"has_base_deadline,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Stamped on FILE, REASSIGN, REFER_REVIEW and DECIDE_OWNER: the case's
+	// ownership after the action (the catalogue's answer, or the decision).
+	Ownership     *Ownership `protobuf:"bytes,16,opt,name=ownership,proto3" json:"ownership,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CaseAction) Reset() {
@@ -471,6 +604,13 @@ func (x *CaseAction) GetHasBaseDeadline() bool {
 		return x.HasBaseDeadline
 	}
 	return false
+}
+
+func (x *CaseAction) GetOwnership() *Ownership {
+	if x != nil {
+		return x.Ownership
+	}
+	return nil
 }
 
 // MarkOverdue marks a case whose stage deadline passed, once per deadline:
@@ -737,12 +877,530 @@ func (x *RequestRecord) GetLogIndex() uint64 {
 	return 0
 }
 
+// ImportedCase is one validated legacy row, complete (state, times, owner).
+type ImportedCase struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Case          *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	IdDate        string                 `protobuf:"bytes,2,opt,name=id_date,json=idDate,proto3" json:"id_date,omitempty"` // YYYYMMDD of reported_at in the node's zone
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedCase) Reset() {
+	*x = ImportedCase{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedCase) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedCase) ProtoMessage() {}
+
+func (x *ImportedCase) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedCase.ProtoReflect.Descriptor instead.
+func (*ImportedCase) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ImportedCase) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+func (x *ImportedCase) GetIdDate() string {
+	if x != nil {
+		return x.IdDate
+	}
+	return ""
+}
+
+// ImportCases creates cases from validated legacy rows; a legacy_id already
+// imported is skipped.
+type ImportCases struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdPrefix      string                 `protobuf:"bytes,1,opt,name=id_prefix,json=idPrefix,proto3" json:"id_prefix,omitempty"`
+	Cases         []*ImportedCase        `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCases) Reset() {
+	*x = ImportCases{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCases) ProtoMessage() {}
+
+func (x *ImportCases) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCases.ProtoReflect.Descriptor instead.
+func (*ImportCases) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ImportCases) GetIdPrefix() string {
+	if x != nil {
+		return x.IdPrefix
+	}
+	return ""
+}
+
+func (x *ImportCases) GetCases() []*ImportedCase {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+// ReconcileMove is one case of a reconciliation batch: the action to take
+// (none for PENDING), planned against the copy at (epoch, version). Apply
+// skips a move whose case changed since: the next pass plans it again.
+type ReconcileMove struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CaseId          string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	ExpectedEpoch   uint64                 `protobuf:"varint,2,opt,name=expected_epoch,json=expectedEpoch,proto3" json:"expected_epoch,omitempty"`
+	ExpectedVersion uint64                 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	Outcome         ReconcileOutcome       `protobuf:"varint,4,opt,name=outcome,proto3,enum=cityhub.v1.ReconcileOutcome" json:"outcome,omitempty"`
+	Action          *CaseAction            `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	Record          *ReconcileRecord       `protobuf:"bytes,6,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReconcileMove) Reset() {
+	*x = ReconcileMove{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileMove) ProtoMessage() {}
+
+func (x *ReconcileMove) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileMove.ProtoReflect.Descriptor instead.
+func (*ReconcileMove) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReconcileMove) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *ReconcileMove) GetExpectedEpoch() uint64 {
+	if x != nil {
+		return x.ExpectedEpoch
+	}
+	return 0
+}
+
+func (x *ReconcileMove) GetExpectedVersion() uint64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *ReconcileMove) GetOutcome() ReconcileOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReconcileOutcome_RECONCILE_OUTCOME_UNSPECIFIED
+}
+
+func (x *ReconcileMove) GetAction() *CaseAction {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *ReconcileMove) GetRecord() *ReconcileRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+// ReconcileCases applies a batch of a reconciliation run.
+type ReconcileCases struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Moves         []*ReconcileMove       `protobuf:"bytes,2,rep,name=moves,proto3" json:"moves,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileCases) Reset() {
+	*x = ReconcileCases{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileCases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileCases) ProtoMessage() {}
+
+func (x *ReconcileCases) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileCases.ProtoReflect.Descriptor instead.
+func (*ReconcileCases) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReconcileCases) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *ReconcileCases) GetMoves() []*ReconcileMove {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+// ReconcileRecord is what a run records per case it acted on.
+type ReconcileRecord struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CaseId         string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	Kind           Kind                   `protobuf:"varint,2,opt,name=kind,proto3,enum=cityhub.v1.Kind" json:"kind,omitempty"`
+	ClassCode      string                 `protobuf:"bytes,3,opt,name=class_code,json=classCode,proto3" json:"class_code,omitempty"` // major + minor
+	Unit           string                 `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`                            // owning unit (empty when disputed)
+	FromNode       string                 `protobuf:"bytes,5,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	ToNode         string                 `protobuf:"bytes,6,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	FromUnit       string                 `protobuf:"bytes,7,opt,name=from_unit,json=fromUnit,proto3" json:"from_unit,omitempty"`
+	ReportedUnixMs int64                  `protobuf:"varint,8,opt,name=reported_unix_ms,json=reportedUnixMs,proto3" json:"reported_unix_ms,omitempty"`
+	Outcome        ReconcileOutcome       `protobuf:"varint,9,opt,name=outcome,proto3,enum=cityhub.v1.ReconcileOutcome" json:"outcome,omitempty"`
+	Rule           string                 `protobuf:"bytes,10,opt,name=rule,proto3" json:"rule,omitempty"`
+	Reason         string                 `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	Action         Action                 `protobuf:"varint,12,opt,name=action,proto3,enum=cityhub.v1.Action" json:"action,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReconcileRecord) Reset() {
+	*x = ReconcileRecord{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileRecord) ProtoMessage() {}
+
+func (x *ReconcileRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileRecord.ProtoReflect.Descriptor instead.
+func (*ReconcileRecord) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReconcileRecord) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetKind() Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Kind_KIND_UNSPECIFIED
+}
+
+func (x *ReconcileRecord) GetClassCode() string {
+	if x != nil {
+		return x.ClassCode
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetFromNode() string {
+	if x != nil {
+		return x.FromNode
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetToNode() string {
+	if x != nil {
+		return x.ToNode
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetFromUnit() string {
+	if x != nil {
+		return x.FromUnit
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetReportedUnixMs() int64 {
+	if x != nil {
+		return x.ReportedUnixMs
+	}
+	return 0
+}
+
+func (x *ReconcileRecord) GetOutcome() ReconcileOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReconcileOutcome_RECONCILE_OUTCOME_UNSPECIFIED
+}
+
+func (x *ReconcileRecord) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReconcileRecord) GetAction() Action {
+	if x != nil {
+		return x.Action
+	}
+	return Action_ACTION_UNSPECIFIED
+}
+
+// ReconcileRun is a reconciliation run as the state machine keeps it.
+type ReconcileRun struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RunId          string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Node           string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	StartedUnixMs  int64                  `protobuf:"varint,3,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	FinishedUnixMs int64                  `protobuf:"varint,4,opt,name=finished_unix_ms,json=finishedUnixMs,proto3" json:"finished_unix_ms,omitempty"`
+	Finished       bool                   `protobuf:"varint,5,opt,name=finished,proto3" json:"finished,omitempty"`
+	Scanned        int64                  `protobuf:"varint,6,opt,name=scanned,proto3" json:"scanned,omitempty"`
+	InPlace        int64                  `protobuf:"varint,7,opt,name=in_place,json=inPlace,proto3" json:"in_place,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReconcileRun) Reset() {
+	*x = ReconcileRun{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileRun) ProtoMessage() {}
+
+func (x *ReconcileRun) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileRun.ProtoReflect.Descriptor instead.
+func (*ReconcileRun) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReconcileRun) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *ReconcileRun) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ReconcileRun) GetStartedUnixMs() int64 {
+	if x != nil {
+		return x.StartedUnixMs
+	}
+	return 0
+}
+
+func (x *ReconcileRun) GetFinishedUnixMs() int64 {
+	if x != nil {
+		return x.FinishedUnixMs
+	}
+	return 0
+}
+
+func (x *ReconcileRun) GetFinished() bool {
+	if x != nil {
+		return x.Finished
+	}
+	return false
+}
+
+func (x *ReconcileRun) GetScanned() int64 {
+	if x != nil {
+		return x.Scanned
+	}
+	return 0
+}
+
+func (x *ReconcileRun) GetInPlace() int64 {
+	if x != nil {
+		return x.InPlace
+	}
+	return 0
+}
+
+// ReconcileRunMark starts or finishes a run.
+type ReconcileRunMark struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *ReconcileRun          `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileRunMark) Reset() {
+	*x = ReconcileRunMark{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileRunMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileRunMark) ProtoMessage() {}
+
+func (x *ReconcileRunMark) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileRunMark.ProtoReflect.Descriptor instead.
+func (*ReconcileRunMark) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReconcileRunMark) GetRun() *ReconcileRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\xab\x04\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\x9d\x06\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -758,8 +1416,12 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\adeliver\x18\x0e \x01(\v2\x1a.cityhub.v1.DeliverEntriesH\x00R\adeliver\x129\n" +
 	"\vtrim_outbox\x18\x0f \x01(\v2\x16.cityhub.v1.TrimOutboxH\x00R\n" +
 	"trimOutbox\x12<\n" +
-	"\fmark_overdue\x18\x10 \x01(\v2\x17.cityhub.v1.MarkOverdueH\x00R\vmarkOverdueB\x06\n" +
-	"\x04body\"\xed\x01\n" +
+	"\fmark_overdue\x18\x10 \x01(\v2\x17.cityhub.v1.MarkOverdueH\x00R\vmarkOverdue\x12<\n" +
+	"\fimport_cases\x18\x11 \x01(\v2\x17.cityhub.v1.ImportCasesH\x00R\vimportCases\x12:\n" +
+	"\treconcile\x18\x12 \x01(\v2\x1a.cityhub.v1.ReconcileCasesH\x00R\treconcile\x12C\n" +
+	"\rreconcile_run\x18\x13 \x01(\v2\x1c.cityhub.v1.ReconcileRunMarkH\x00R\freconcileRun\x121\n" +
+	"\x06repair\x18\x14 \x01(\v2\x17.cityhub.v1.RepairCasesH\x00R\x06repairB\x06\n" +
+	"\x04body\"\xa2\x02\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1b\n" +
@@ -768,7 +1430,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12$\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x10.cityhub.v1.RoleR\x04role\x12\x12\n" +
 	"\x04note\x18\x06 \x01(\tR\x04note\x123\n" +
-	"\x16stage_deadline_unix_ms\x18\a \x01(\x03R\x13stageDeadlineUnixMs\"\xca\x04\n" +
+	"\x16stage_deadline_unix_ms\x18\a \x01(\x03R\x13stageDeadlineUnixMs\x123\n" +
+	"\townership\x18\b \x01(\v2\x15.cityhub.v1.OwnershipR\townership\"\xff\x04\n" +
 	"\n" +
 	"CaseAction\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12*\n" +
@@ -786,7 +1449,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x12time_limit_minutes\x18\f \x01(\x03R\x10timeLimitMinutes\x123\n" +
 	"\x16stage_deadline_unix_ms\x18\r \x01(\x03R\x13stageDeadlineUnixMs\x121\n" +
 	"\x15base_deadline_unix_ms\x18\x0e \x01(\x03R\x12baseDeadlineUnixMs\x12*\n" +
-	"\x11has_base_deadline\x18\x0f \x01(\bR\x0fhasBaseDeadline\"P\n" +
+	"\x11has_base_deadline\x18\x0f \x01(\bR\x0fhasBaseDeadline\x123\n" +
+	"\townership\x18\x10 \x01(\v2\x15.cityhub.v1.OwnershipR\townership\"P\n" +
 	"\vMarkOverdue\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"~\n" +
@@ -804,7 +1468,55 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
 	"\vfingerprint\x18\x03 \x01(\fR\vfingerprint\x12\x1b\n" +
-	"\tlog_index\x18\x04 \x01(\x04R\blogIndexB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\tlog_index\x18\x04 \x01(\x04R\blogIndex\"M\n" +
+	"\fImportedCase\x12$\n" +
+	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x17\n" +
+	"\aid_date\x18\x02 \x01(\tR\x06idDate\"Z\n" +
+	"\vImportCases\x12\x1b\n" +
+	"\tid_prefix\x18\x01 \x01(\tR\bidPrefix\x12.\n" +
+	"\x05cases\x18\x02 \x03(\v2\x18.cityhub.v1.ImportedCaseR\x05cases\"\x97\x02\n" +
+	"\rReconcileMove\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12%\n" +
+	"\x0eexpected_epoch\x18\x02 \x01(\x04R\rexpectedEpoch\x12)\n" +
+	"\x10expected_version\x18\x03 \x01(\x04R\x0fexpectedVersion\x126\n" +
+	"\aoutcome\x18\x04 \x01(\x0e2\x1c.cityhub.v1.ReconcileOutcomeR\aoutcome\x12.\n" +
+	"\x06action\x18\x05 \x01(\v2\x16.cityhub.v1.CaseActionR\x06action\x123\n" +
+	"\x06record\x18\x06 \x01(\v2\x1b.cityhub.v1.ReconcileRecordR\x06record\"X\n" +
+	"\x0eReconcileCases\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12/\n" +
+	"\x05moves\x18\x02 \x03(\v2\x19.cityhub.v1.ReconcileMoveR\x05moves\"\x90\x03\n" +
+	"\x0fReconcileRecord\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12$\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x10.cityhub.v1.KindR\x04kind\x12\x1d\n" +
+	"\n" +
+	"class_code\x18\x03 \x01(\tR\tclassCode\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\x12\x1b\n" +
+	"\tfrom_node\x18\x05 \x01(\tR\bfromNode\x12\x17\n" +
+	"\ato_node\x18\x06 \x01(\tR\x06toNode\x12\x1b\n" +
+	"\tfrom_unit\x18\a \x01(\tR\bfromUnit\x12(\n" +
+	"\x10reported_unix_ms\x18\b \x01(\x03R\x0ereportedUnixMs\x126\n" +
+	"\aoutcome\x18\t \x01(\x0e2\x1c.cityhub.v1.ReconcileOutcomeR\aoutcome\x12\x12\n" +
+	"\x04rule\x18\n" +
+	" \x01(\tR\x04rule\x12\x16\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\x12*\n" +
+	"\x06action\x18\f \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\"\xdc\x01\n" +
+	"\fReconcileRun\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12&\n" +
+	"\x0fstarted_unix_ms\x18\x03 \x01(\x03R\rstartedUnixMs\x12(\n" +
+	"\x10finished_unix_ms\x18\x04 \x01(\x03R\x0efinishedUnixMs\x12\x1a\n" +
+	"\bfinished\x18\x05 \x01(\bR\bfinished\x12\x18\n" +
+	"\ascanned\x18\x06 \x01(\x03R\ascanned\x12\x19\n" +
+	"\bin_place\x18\a \x01(\x03R\ainPlace\">\n" +
+	"\x10ReconcileRunMark\x12*\n" +
+	"\x03run\x18\x01 \x01(\v2\x18.cityhub.v1.ReconcileRunR\x03run*\xd1\x01\n" +
+	"\x10ReconcileOutcome\x12!\n" +
+	"\x1dRECONCILE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aRECONCILE_OUTCOME_IN_PLACE\x10\x01\x12\x1b\n" +
+	"\x17RECONCILE_OUTCOME_MOVED\x10\x02\x12\x1d\n" +
+	"\x19RECONCILE_OUTCOME_PENDING\x10\x03\x12\x1e\n" +
+	"\x1aRECONCILE_OUTCOME_DISPUTED\x10\x04\x12\x1e\n" +
+	"\x1aRECONCILE_OUTCOME_REJECTED\x10\x05B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_command_proto_rawDescOnce sync.Once
@@ -818,41 +1530,69 @@ func file_cityhub_v1_command_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_command_proto_rawDescData
 }
 
-var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_cityhub_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cityhub_v1_command_proto_goTypes = []any{
-	(*Command)(nil),        // 0: cityhub.v1.Command
-	(*ReportCase)(nil),     // 1: cityhub.v1.ReportCase
-	(*CaseAction)(nil),     // 2: cityhub.v1.CaseAction
-	(*MarkOverdue)(nil),    // 3: cityhub.v1.MarkOverdue
-	(*RegisterNode)(nil),   // 4: cityhub.v1.RegisterNode
-	(*NodeInfo)(nil),       // 5: cityhub.v1.NodeInfo
-	(*RequestRecord)(nil),  // 6: cityhub.v1.RequestRecord
-	(*SetTopology)(nil),    // 7: cityhub.v1.SetTopology
-	(*DeliverEntries)(nil), // 8: cityhub.v1.DeliverEntries
-	(*TrimOutbox)(nil),     // 9: cityhub.v1.TrimOutbox
-	(*Case)(nil),           // 10: cityhub.v1.Case
-	(Role)(0),              // 11: cityhub.v1.Role
-	(Action)(0),            // 12: cityhub.v1.Action
-	(Tier)(0),              // 13: cityhub.v1.Tier
+	(ReconcileOutcome)(0),    // 0: cityhub.v1.ReconcileOutcome
+	(*Command)(nil),          // 1: cityhub.v1.Command
+	(*ReportCase)(nil),       // 2: cityhub.v1.ReportCase
+	(*CaseAction)(nil),       // 3: cityhub.v1.CaseAction
+	(*MarkOverdue)(nil),      // 4: cityhub.v1.MarkOverdue
+	(*RegisterNode)(nil),     // 5: cityhub.v1.RegisterNode
+	(*NodeInfo)(nil),         // 6: cityhub.v1.NodeInfo
+	(*RequestRecord)(nil),    // 7: cityhub.v1.RequestRecord
+	(*ImportedCase)(nil),     // 8: cityhub.v1.ImportedCase
+	(*ImportCases)(nil),      // 9: cityhub.v1.ImportCases
+	(*ReconcileMove)(nil),    // 10: cityhub.v1.ReconcileMove
+	(*ReconcileCases)(nil),   // 11: cityhub.v1.ReconcileCases
+	(*ReconcileRecord)(nil),  // 12: cityhub.v1.ReconcileRecord
+	(*ReconcileRun)(nil),     // 13: cityhub.v1.ReconcileRun
+	(*ReconcileRunMark)(nil), // 14: cityhub.v1.ReconcileRunMark
+	(*SetTopology)(nil),      // 15: cityhub.v1.SetTopology
+	(*DeliverEntries)(nil),   // 16: cityhub.v1.DeliverEntries
+	(*TrimOutbox)(nil),       // 17: cityhub.v1.TrimOutbox
+	(*RepairCases)(nil),      // 18: cityhub.v1.RepairCases
+	(*Case)(nil),             // 19: cityhub.v1.Case
+	(Role)(0),                // 20: cityhub.v1.Role
+	(*Ownership)(nil),        // 21: cityhub.v1.Ownership
+	(Action)(0),              // 22: cityhub.v1.Action
+	(Tier)(0),                // 23: cityhub.v1.Tier
+	(Kind)(0),                // 24: cityhub.v1.Kind
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
-	1,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
-	2,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
-	4,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
-	7,  // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
-	8,  // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
-	9,  // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
-	3,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
-	10, // 7: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	11, // 8: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	12, // 9: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	11, // 10: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	13, // 11: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
+	3,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
+	5,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
+	15, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
+	16, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
+	17, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
+	4,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
+	9,  // 7: cityhub.v1.Command.import_cases:type_name -> cityhub.v1.ImportCases
+	11, // 8: cityhub.v1.Command.reconcile:type_name -> cityhub.v1.ReconcileCases
+	14, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
+	18, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
+	19, // 11: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	20, // 12: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	21, // 13: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
+	22, // 14: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	20, // 15: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	23, // 16: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	21, // 17: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
+	19, // 18: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
+	8,  // 19: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
+	0,  // 20: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	3,  // 21: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
+	12, // 22: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
+	10, // 23: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
+	24, // 24: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
+	0,  // 25: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	22, // 26: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
+	13, // 27: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -870,19 +1610,24 @@ func file_cityhub_v1_command_proto_init() {
 		(*Command_Deliver)(nil),
 		(*Command_TrimOutbox)(nil),
 		(*Command_MarkOverdue)(nil),
+		(*Command_ImportCases)(nil),
+		(*Command_Reconcile)(nil),
+		(*Command_ReconcileRun)(nil),
+		(*Command_Repair)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_command_proto_rawDesc), len(file_cityhub_v1_command_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_cityhub_v1_command_proto_goTypes,
 		DependencyIndexes: file_cityhub_v1_command_proto_depIdxs,
+		EnumInfos:         file_cityhub_v1_command_proto_enumTypes,
 		MessageInfos:      file_cityhub_v1_command_proto_msgTypes,
 	}.Build()
 	File_cityhub_v1_command_proto = out.File

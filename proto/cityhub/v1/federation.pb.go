@@ -756,6 +756,643 @@ func (x *FederationStatusResponse) GetLinks() []*LinkStatus {
 	return nil
 }
 
+// DigestRequest asks for the digests of the cases shared with `from`,
+// bucketed by a hash of the case id into `buckets` buckets.
+type DigestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Buckets       uint32                 `protobuf:"varint,3,opt,name=buckets,proto3" json:"buckets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestRequest) Reset() {
+	*x = DigestRequest{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestRequest) ProtoMessage() {}
+
+func (x *DigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
+func (*DigestRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DigestRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *DigestRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *DigestRequest) GetBuckets() uint32 {
+	if x != nil {
+		return x.Buckets
+	}
+	return 0
+}
+
+type BucketDigest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bucket        uint32                 `protobuf:"varint,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Count         uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"` // order-independent combination of the CaseVersions in the bucket
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BucketDigest) Reset() {
+	*x = BucketDigest{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BucketDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BucketDigest) ProtoMessage() {}
+
+func (x *BucketDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BucketDigest.ProtoReflect.Descriptor instead.
+func (*BucketDigest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *BucketDigest) GetBucket() uint32 {
+	if x != nil {
+		return x.Bucket
+	}
+	return 0
+}
+
+func (x *BucketDigest) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *BucketDigest) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+type DigestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Buckets       []*BucketDigest        `protobuf:"bytes,1,rep,name=buckets,proto3" json:"buckets,omitempty"` // only non-empty buckets
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestResponse) Reset() {
+	*x = DigestResponse{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestResponse) ProtoMessage() {}
+
+func (x *DigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
+func (*DigestResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DigestResponse) GetBuckets() []*BucketDigest {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+type CaseVersionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Buckets       uint32                 `protobuf:"varint,3,opt,name=buckets,proto3" json:"buckets,omitempty"`
+	Bucket        []uint32               `protobuf:"varint,4,rep,packed,name=bucket,proto3" json:"bucket,omitempty"` // the buckets to list
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseVersionsRequest) Reset() {
+	*x = CaseVersionsRequest{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseVersionsRequest) ProtoMessage() {}
+
+func (x *CaseVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseVersionsRequest.ProtoReflect.Descriptor instead.
+func (*CaseVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CaseVersionsRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *CaseVersionsRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *CaseVersionsRequest) GetBuckets() uint32 {
+	if x != nil {
+		return x.Buckets
+	}
+	return 0
+}
+
+func (x *CaseVersionsRequest) GetBucket() []uint32 {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
+// CaseVersion summarises one copy of a case: enough to tell whether two
+// copies are equal, and which is newer.
+type CaseVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	HolderEpoch   uint64                 `protobuf:"varint,2,opt,name=holder_epoch,json=holderEpoch,proto3" json:"holder_epoch,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Hash          uint64                 `protobuf:"fixed64,4,opt,name=hash,proto3" json:"hash,omitempty"` // hash of the stored case
+	Holder        string                 `protobuf:"bytes,5,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseVersion) Reset() {
+	*x = CaseVersion{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseVersion) ProtoMessage() {}
+
+func (x *CaseVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseVersion.ProtoReflect.Descriptor instead.
+func (*CaseVersion) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CaseVersion) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *CaseVersion) GetHolderEpoch() uint64 {
+	if x != nil {
+		return x.HolderEpoch
+	}
+	return 0
+}
+
+func (x *CaseVersion) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CaseVersion) GetHash() uint64 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *CaseVersion) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+type CaseVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cases         []*CaseVersion         `protobuf:"bytes,1,rep,name=cases,proto3" json:"cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseVersionsResponse) Reset() {
+	*x = CaseVersionsResponse{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseVersionsResponse) ProtoMessage() {}
+
+func (x *CaseVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseVersionsResponse.ProtoReflect.Descriptor instead.
+func (*CaseVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CaseVersionsResponse) GetCases() []*CaseVersion {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+type FetchCasesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	CaseIds       []string               `protobuf:"bytes,3,rep,name=case_ids,json=caseIds,proto3" json:"case_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchCasesRequest) Reset() {
+	*x = FetchCasesRequest{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchCasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchCasesRequest) ProtoMessage() {}
+
+func (x *FetchCasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchCasesRequest.ProtoReflect.Descriptor instead.
+func (*FetchCasesRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FetchCasesRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FetchCasesRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *FetchCasesRequest) GetCaseIds() []string {
+	if x != nil {
+		return x.CaseIds
+	}
+	return nil
+}
+
+type FetchCasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cases         []*Case                `protobuf:"bytes,1,rep,name=cases,proto3" json:"cases,omitempty"` // the copies found; missing ids are left out
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchCasesResponse) Reset() {
+	*x = FetchCasesResponse{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchCasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchCasesResponse) ProtoMessage() {}
+
+func (x *FetchCasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchCasesResponse.ProtoReflect.Descriptor instead.
+func (*FetchCasesResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FetchCasesResponse) GetCases() []*Case {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+// RepairRequest carries authoritative copies to a neighbour, which applies
+// them through its Raft log (RepairCases).
+type RepairRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Cases         []*Case                `protobuf:"bytes,3,rep,name=cases,proto3" json:"cases,omitempty"`
+	Drop          []string               `protobuf:"bytes,4,rep,name=drop,proto3" json:"drop,omitempty"` // stray mirrors the receiver should not keep
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepairRequest) Reset() {
+	*x = RepairRequest{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepairRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepairRequest) ProtoMessage() {}
+
+func (x *RepairRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepairRequest.ProtoReflect.Descriptor instead.
+func (*RepairRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RepairRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *RepairRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *RepairRequest) GetCases() []*Case {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+func (x *RepairRequest) GetDrop() []string {
+	if x != nil {
+		return x.Drop
+	}
+	return nil
+}
+
+type RepairResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Applied       uint32                 `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepairResponse) Reset() {
+	*x = RepairResponse{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepairResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepairResponse) ProtoMessage() {}
+
+func (x *RepairResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepairResponse.ProtoReflect.Descriptor instead.
+func (*RepairResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RepairResponse) GetApplied() uint32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+// RepairCases replaces copies with authoritative ones from neighbour `from`
+// and drops stray mirrors. It never replaces a copy this node holds with an
+// older one, and never drops a case this node holds.
+type RepairCases struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Cases         []*Case                `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
+	Drop          []string               `protobuf:"bytes,3,rep,name=drop,proto3" json:"drop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepairCases) Reset() {
+	*x = RepairCases{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepairCases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepairCases) ProtoMessage() {}
+
+func (x *RepairCases) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepairCases.ProtoReflect.Descriptor instead.
+func (*RepairCases) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RepairCases) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *RepairCases) GetCases() []*Case {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+func (x *RepairCases) GetDrop() []string {
+	if x != nil {
+		return x.Drop
+	}
+	return nil
+}
+
 var File_cityhub_v1_federation_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_federation_proto_rawDesc = "" +
@@ -816,9 +1453,54 @@ const file_cityhub_v1_federation_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
 	"\x06parent\x18\x03 \x01(\tR\x06parent\x12,\n" +
-	"\x05links\x18\x04 \x03(\v2\x16.cityhub.v1.LinkStatusR\x05links2W\n" +
+	"\x05links\x18\x04 \x03(\v2\x16.cityhub.v1.LinkStatusR\x05links\"M\n" +
+	"\rDigestRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
+	"\abuckets\x18\x03 \x01(\rR\abuckets\"T\n" +
+	"\fBucketDigest\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\rR\x06bucket\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\"D\n" +
+	"\x0eDigestResponse\x122\n" +
+	"\abuckets\x18\x01 \x03(\v2\x18.cityhub.v1.BucketDigestR\abuckets\"k\n" +
+	"\x13CaseVersionsRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
+	"\abuckets\x18\x03 \x01(\rR\abuckets\x12\x16\n" +
+	"\x06bucket\x18\x04 \x03(\rR\x06bucket\"\x8f\x01\n" +
+	"\vCaseVersion\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12!\n" +
+	"\fholder_epoch\x18\x02 \x01(\x04R\vholderEpoch\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\x06R\x04hash\x12\x16\n" +
+	"\x06holder\x18\x05 \x01(\tR\x06holder\"E\n" +
+	"\x14CaseVersionsResponse\x12-\n" +
+	"\x05cases\x18\x01 \x03(\v2\x17.cityhub.v1.CaseVersionR\x05cases\"R\n" +
+	"\x11FetchCasesRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x19\n" +
+	"\bcase_ids\x18\x03 \x03(\tR\acaseIds\"<\n" +
+	"\x12FetchCasesResponse\x12&\n" +
+	"\x05cases\x18\x01 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\"o\n" +
+	"\rRepairRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12&\n" +
+	"\x05cases\x18\x03 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12\x12\n" +
+	"\x04drop\x18\x04 \x03(\tR\x04drop\"*\n" +
+	"\x0eRepairResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x01(\rR\aapplied\"]\n" +
+	"\vRepairCases\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12&\n" +
+	"\x05cases\x18\x02 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12\x12\n" +
+	"\x04drop\x18\x03 \x03(\tR\x04drop2\xf9\x02\n" +
 	"\x11FederationService\x12B\n" +
-	"\aDeliver\x12\x1a.cityhub.v1.DeliverRequest\x1a\x1b.cityhub.v1.DeliverResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\aDeliver\x12\x1a.cityhub.v1.DeliverRequest\x1a\x1b.cityhub.v1.DeliverResponse\x12?\n" +
+	"\x06Digest\x12\x19.cityhub.v1.DigestRequest\x1a\x1a.cityhub.v1.DigestResponse\x12Q\n" +
+	"\fCaseVersions\x12\x1f.cityhub.v1.CaseVersionsRequest\x1a .cityhub.v1.CaseVersionsResponse\x12K\n" +
+	"\n" +
+	"FetchCases\x12\x1d.cityhub.v1.FetchCasesRequest\x1a\x1e.cityhub.v1.FetchCasesResponse\x12?\n" +
+	"\x06Repair\x12\x19.cityhub.v1.RepairRequest\x1a\x1a.cityhub.v1.RepairResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_federation_proto_rawDescOnce sync.Once
@@ -832,7 +1514,7 @@ func file_cityhub_v1_federation_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_federation_proto_rawDescData
 }
 
-var file_cityhub_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cityhub_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cityhub_v1_federation_proto_goTypes = []any{
 	(*FederationNode)(nil),           // 0: cityhub.v1.FederationNode
 	(*FederationTopology)(nil),       // 1: cityhub.v1.FederationTopology
@@ -846,24 +1528,48 @@ var file_cityhub_v1_federation_proto_goTypes = []any{
 	(*LinkStatus)(nil),               // 9: cityhub.v1.LinkStatus
 	(*FederationStatusRequest)(nil),  // 10: cityhub.v1.FederationStatusRequest
 	(*FederationStatusResponse)(nil), // 11: cityhub.v1.FederationStatusResponse
-	(Tier)(0),                        // 12: cityhub.v1.Tier
-	(*Case)(nil),                     // 13: cityhub.v1.Case
+	(*DigestRequest)(nil),            // 12: cityhub.v1.DigestRequest
+	(*BucketDigest)(nil),             // 13: cityhub.v1.BucketDigest
+	(*DigestResponse)(nil),           // 14: cityhub.v1.DigestResponse
+	(*CaseVersionsRequest)(nil),      // 15: cityhub.v1.CaseVersionsRequest
+	(*CaseVersion)(nil),              // 16: cityhub.v1.CaseVersion
+	(*CaseVersionsResponse)(nil),     // 17: cityhub.v1.CaseVersionsResponse
+	(*FetchCasesRequest)(nil),        // 18: cityhub.v1.FetchCasesRequest
+	(*FetchCasesResponse)(nil),       // 19: cityhub.v1.FetchCasesResponse
+	(*RepairRequest)(nil),            // 20: cityhub.v1.RepairRequest
+	(*RepairResponse)(nil),           // 21: cityhub.v1.RepairResponse
+	(*RepairCases)(nil),              // 22: cityhub.v1.RepairCases
+	(Tier)(0),                        // 23: cityhub.v1.Tier
+	(*Case)(nil),                     // 24: cityhub.v1.Case
 }
 var file_cityhub_v1_federation_proto_depIdxs = []int32{
-	12, // 0: cityhub.v1.FederationNode.tier:type_name -> cityhub.v1.Tier
+	23, // 0: cityhub.v1.FederationNode.tier:type_name -> cityhub.v1.Tier
 	0,  // 1: cityhub.v1.FederationTopology.nodes:type_name -> cityhub.v1.FederationNode
-	13, // 2: cityhub.v1.LinkEntry.case:type_name -> cityhub.v1.Case
+	24, // 2: cityhub.v1.LinkEntry.case:type_name -> cityhub.v1.Case
 	1,  // 3: cityhub.v1.SetTopology.topology:type_name -> cityhub.v1.FederationTopology
 	2,  // 4: cityhub.v1.DeliverEntries.entries:type_name -> cityhub.v1.LinkEntry
 	2,  // 5: cityhub.v1.DeliverRequest.entries:type_name -> cityhub.v1.LinkEntry
 	9,  // 6: cityhub.v1.FederationStatusResponse.links:type_name -> cityhub.v1.LinkStatus
-	7,  // 7: cityhub.v1.FederationService.Deliver:input_type -> cityhub.v1.DeliverRequest
-	8,  // 8: cityhub.v1.FederationService.Deliver:output_type -> cityhub.v1.DeliverResponse
-	8,  // [8:9] is the sub-list for method output_type
-	7,  // [7:8] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 7: cityhub.v1.DigestResponse.buckets:type_name -> cityhub.v1.BucketDigest
+	16, // 8: cityhub.v1.CaseVersionsResponse.cases:type_name -> cityhub.v1.CaseVersion
+	24, // 9: cityhub.v1.FetchCasesResponse.cases:type_name -> cityhub.v1.Case
+	24, // 10: cityhub.v1.RepairRequest.cases:type_name -> cityhub.v1.Case
+	24, // 11: cityhub.v1.RepairCases.cases:type_name -> cityhub.v1.Case
+	7,  // 12: cityhub.v1.FederationService.Deliver:input_type -> cityhub.v1.DeliverRequest
+	12, // 13: cityhub.v1.FederationService.Digest:input_type -> cityhub.v1.DigestRequest
+	15, // 14: cityhub.v1.FederationService.CaseVersions:input_type -> cityhub.v1.CaseVersionsRequest
+	18, // 15: cityhub.v1.FederationService.FetchCases:input_type -> cityhub.v1.FetchCasesRequest
+	20, // 16: cityhub.v1.FederationService.Repair:input_type -> cityhub.v1.RepairRequest
+	8,  // 17: cityhub.v1.FederationService.Deliver:output_type -> cityhub.v1.DeliverResponse
+	14, // 18: cityhub.v1.FederationService.Digest:output_type -> cityhub.v1.DigestResponse
+	17, // 19: cityhub.v1.FederationService.CaseVersions:output_type -> cityhub.v1.CaseVersionsResponse
+	19, // 20: cityhub.v1.FederationService.FetchCases:output_type -> cityhub.v1.FetchCasesResponse
+	21, // 21: cityhub.v1.FederationService.Repair:output_type -> cityhub.v1.RepairResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_federation_proto_init() }
@@ -878,7 +1584,7 @@ func file_cityhub_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_federation_proto_rawDesc), len(file_cityhub_v1_federation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

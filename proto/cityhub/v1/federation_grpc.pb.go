@@ -19,7 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FederationService_Deliver_FullMethodName = "/cityhub.v1.FederationService/Deliver"
+	FederationService_Deliver_FullMethodName      = "/cityhub.v1.FederationService/Deliver"
+	FederationService_Digest_FullMethodName       = "/cityhub.v1.FederationService/Digest"
+	FederationService_CaseVersions_FullMethodName = "/cityhub.v1.FederationService/CaseVersions"
+	FederationService_FetchCases_FullMethodName   = "/cityhub.v1.FederationService/FetchCases"
+	FederationService_Repair_FullMethodName       = "/cityhub.v1.FederationService/Repair"
 )
 
 // FederationServiceClient is the client API for FederationService service.
@@ -35,6 +39,13 @@ type FederationServiceClient interface {
 	// high-water mark. A follower answers Unavailable with the leader's
 	// federation address in the "x-cityhub-leader" trailer.
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*DeliverResponse, error)
+	// Anti-entropy: the two ends of a link compare digests of the cases they
+	// share, bucketed by case id, then the versions in the buckets that
+	// differ, and repair from the side nearer the holder.
+	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error)
+	CaseVersions(ctx context.Context, in *CaseVersionsRequest, opts ...grpc.CallOption) (*CaseVersionsResponse, error)
+	FetchCases(ctx context.Context, in *FetchCasesRequest, opts ...grpc.CallOption) (*FetchCasesResponse, error)
+	Repair(ctx context.Context, in *RepairRequest, opts ...grpc.CallOption) (*RepairResponse, error)
 }
 
 type federationServiceClient struct {
@@ -55,6 +66,46 @@ func (c *federationServiceClient) Deliver(ctx context.Context, in *DeliverReques
 	return out, nil
 }
 
+func (c *federationServiceClient) Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DigestResponse)
+	err := c.cc.Invoke(ctx, FederationService_Digest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) CaseVersions(ctx context.Context, in *CaseVersionsRequest, opts ...grpc.CallOption) (*CaseVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaseVersionsResponse)
+	err := c.cc.Invoke(ctx, FederationService_CaseVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) FetchCases(ctx context.Context, in *FetchCasesRequest, opts ...grpc.CallOption) (*FetchCasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchCasesResponse)
+	err := c.cc.Invoke(ctx, FederationService_FetchCases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) Repair(ctx context.Context, in *RepairRequest, opts ...grpc.CallOption) (*RepairResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RepairResponse)
+	err := c.cc.Invoke(ctx, FederationService_Repair_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FederationServiceServer is the server API for FederationService service.
 // All implementations must embed UnimplementedFederationServiceServer
 // for forward compatibility.
@@ -68,6 +119,13 @@ type FederationServiceServer interface {
 	// high-water mark. A follower answers Unavailable with the leader's
 	// federation address in the "x-cityhub-leader" trailer.
 	Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error)
+	// Anti-entropy: the two ends of a link compare digests of the cases they
+	// share, bucketed by case id, then the versions in the buckets that
+	// differ, and repair from the side nearer the holder.
+	Digest(context.Context, *DigestRequest) (*DigestResponse, error)
+	CaseVersions(context.Context, *CaseVersionsRequest) (*CaseVersionsResponse, error)
+	FetchCases(context.Context, *FetchCasesRequest) (*FetchCasesResponse, error)
+	Repair(context.Context, *RepairRequest) (*RepairResponse, error)
 	mustEmbedUnimplementedFederationServiceServer()
 }
 
@@ -80,6 +138,18 @@ type UnimplementedFederationServiceServer struct{}
 
 func (UnimplementedFederationServiceServer) Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedFederationServiceServer) Digest(context.Context, *DigestRequest) (*DigestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Digest not implemented")
+}
+func (UnimplementedFederationServiceServer) CaseVersions(context.Context, *CaseVersionsRequest) (*CaseVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CaseVersions not implemented")
+}
+func (UnimplementedFederationServiceServer) FetchCases(context.Context, *FetchCasesRequest) (*FetchCasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchCases not implemented")
+}
+func (UnimplementedFederationServiceServer) Repair(context.Context, *RepairRequest) (*RepairResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Repair not implemented")
 }
 func (UnimplementedFederationServiceServer) mustEmbedUnimplementedFederationServiceServer() {}
 func (UnimplementedFederationServiceServer) testEmbeddedByValue()                           {}
@@ -120,6 +190,78 @@ func _FederationService_Deliver_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FederationService_Digest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DigestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).Digest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_Digest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).Digest(ctx, req.(*DigestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_CaseVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CaseVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).CaseVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_CaseVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).CaseVersions(ctx, req.(*CaseVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_FetchCases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchCasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).FetchCases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_FetchCases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).FetchCases(ctx, req.(*FetchCasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_Repair_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RepairRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).Repair(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_Repair_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).Repair(ctx, req.(*RepairRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FederationService_ServiceDesc is the grpc.ServiceDesc for FederationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -130,6 +272,22 @@ var FederationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Deliver",
 			Handler:    _FederationService_Deliver_Handler,
+		},
+		{
+			MethodName: "Digest",
+			Handler:    _FederationService_Digest_Handler,
+		},
+		{
+			MethodName: "CaseVersions",
+			Handler:    _FederationService_CaseVersions_Handler,
+		},
+		{
+			MethodName: "FetchCases",
+			Handler:    _FederationService_FetchCases_Handler,
+		},
+		{
+			MethodName: "Repair",
+			Handler:    _FederationService_Repair_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
