@@ -23,6 +23,13 @@ const (
 	pfxEval    = "e/"        // e/<period:5><dim><key>\x00<ind> → int64 BE (evaluation counters, see tiers/evaluation; zero ones deleted)
 	keyApplied = "m/applied" // index, term: 16 bytes BE
 
+	// Ownership and reconciliation (see federation/DESIGN.md).
+	pfxLegacy    = "x/" // x/<legacy id>\x00<case id>          → "" (imported cases)
+	pfxReview    = "v/" // v/<case id>                         → "" (open cases in the joint review queue)
+	pfxDigest    = "h/" // h/<case id>                         → Digest (epoch, version, hash, holder, reporting node)
+	pfxRun       = "y/" // y/<run id>                          → ReconcileRun
+	pfxRunRecord = "z/" // z/<run id>\x00<case id>             → ReconcileRecord
+
 	// Federation (see federation/DESIGN.md).
 	pfxOutbox   = "o/"         // o/<peer>\x00<seq:8 BE>       → LinkEntry
 	pfxOutLink  = "l/"         // l/<peer>                      → OutLink (last seq, acked)
@@ -68,6 +75,20 @@ func outboxPrefix(peer string) []byte { return []byte(pfxOutbox + peer + unitSep
 func outboxKey(peer string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(outboxPrefix(peer), seq)
 }
+
+func legacyPrefix(legacyID string) []byte { return []byte(pfxLegacy + legacyID + unitSep) }
+
+func legacyKey(legacyID, id string) []byte { return append(legacyPrefix(legacyID), id...) }
+
+func reviewKey(id string) []byte { return []byte(pfxReview + id) }
+
+func digestKey(id string) []byte { return []byte(pfxDigest + id) }
+
+func runKey(run string) []byte { return []byte(pfxRun + run) }
+
+func runRecordPrefix(run string) []byte { return []byte(pfxRunRecord + run + unitSep) }
+
+func runRecordKey(run, id string) []byte { return append(runRecordPrefix(run), id...) }
 
 func outLinkKey(peer string) []byte { return []byte(pfxOutLink + peer) }
 

@@ -20,6 +20,8 @@ type Query struct {
 	GridPrefix string
 	DueBefore  time.Time // open cases, not suspended nor marked overdue, with a (stage) deadline before this
 	Overdue    bool      // open cases marked overdue (督办)
+	InReview   bool      // open cases in the joint review queue (疑难案件会诊)
+	LegacyID   string    // the case imported with this legacy id
 	PageSize   int
 	PageToken  string
 	// WithHistory keeps each case's history; lists drop it by default.
@@ -100,6 +102,11 @@ func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 
 func drivingRange(q Query) (prefix, start []byte) {
 	switch {
+	case q.LegacyID != "":
+		p := legacyPrefix(q.LegacyID)
+		return p, p
+	case q.InReview:
+		return []byte(pfxReview), []byte(pfxReview)
 	case q.Overdue:
 		return []byte(pfxOverdue), []byte(pfxOverdue)
 	case q.State != pb.State_STATE_UNSPECIFIED:
@@ -145,6 +152,12 @@ func matches(c *pb.Case, q Query) bool {
 		}
 	}
 	if q.Overdue && (!c.Overdue || !isOpen(c.State)) {
+		return false
+	}
+	if q.InReview && (!c.GetOwnership().GetInReview() || !isOpen(c.State)) {
+		return false
+	}
+	if q.LegacyID != "" && c.LegacyId != q.LegacyID {
 		return false
 	}
 	return true

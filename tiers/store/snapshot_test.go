@@ -416,8 +416,8 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	nextSeq(t, src, "1", "1")
 	setApplied(t, src, 12, 2)
 	good := snapshotBytes(t, src)
-	if n := len(parseSnapshot(t, good)); n != 10 {
-		t.Fatalf("fixture snapshot has %d records, want 10 (one of each family)", n)
+	if n := len(parseSnapshot(t, good)); n != 11 {
+		t.Fatalf("fixture snapshot has %d records, want 11 (one of each family, a case digest included)", n)
 	}
 
 	dst := openMem(t)

@@ -69,7 +69,14 @@ func (tx *Tx) GetCase(id string) (*pb.Case, error) {
 
 // PutCase writes c and moves its index entries from old (nil for a new case).
 func (tx *Tx) PutCase(old, c *pb.Case) error {
-	if err := tx.putProto(caseKey(c.Id), c); err != nil {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode case %s: %w", c.Id, err)
+	}
+	if err := tx.set(caseKey(c.Id), b); err != nil {
+		return err
+	}
+	if err := tx.set(digestKey(c.Id), digestOf(c, b).encode()); err != nil {
 		return err
 	}
 	for _, k := range indexKeys(old) {
@@ -110,6 +117,12 @@ func indexKeys(c *pb.Case) [][]byte {
 	}
 	if c.Overdue && isOpen(c.State) {
 		keys = append(keys, overdueKey(c.Id))
+	}
+	if c.LegacyId != "" {
+		keys = append(keys, legacyKey(c.LegacyId, c.Id))
+	}
+	if c.GetOwnership().GetInReview() && isOpen(c.State) {
+		keys = append(keys, reviewKey(c.Id))
 	}
 	return keys
 }
