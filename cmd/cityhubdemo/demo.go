@@ -234,7 +234,7 @@ func (d *demo) banner(w io.Writer, rate float64, took time.Duration) {
 		fed = "mutual TLS, development certificates in " + l.certDir()
 	}
 	fmt.Fprintf(w, `cityhub demo: a federation of %d nodes (%d city, %d districts, %d streets, %d communities), %s, up in %.1fs
-  topology    %s (the embedded config/federation/default.yaml)
+  topology    %s (the embedded testdata/city/federation.yaml)
   data        %s/<node>
   federation  %s
   ports       %s: raft %d+i, gRPC %d+i, REST %d+i, federation %d+i

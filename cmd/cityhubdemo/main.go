@@ -1,5 +1,5 @@
 // Command cityhubdemo runs the main job on the embedded defaults: the whole
-// default federation (config/federation/default.yaml: a city, 2 districts,
+// default federation (testdata/city/federation.yaml: a city, 2 districts,
 // 4 streets, 8 communities) in one process on loopback, each node its own
 // Raft group with its own data directory and API, and a generator that
 // keeps reporting realistic cases at every tier and walking them through
