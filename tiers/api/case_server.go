@@ -285,3 +285,12 @@ func (s *CaseServer) Supervise(ctx context.Context, r *pb.ActRequest) (*pb.CaseR
 func (s *CaseServer) TransferUp(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
 	return s.actAs(ctx, pb.Action_ACTION_TRANSFER_UP, r)
 }
+func (s *CaseServer) Reassign(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_REASSIGN, r)
+}
+func (s *CaseServer) ReferReview(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_REFER_REVIEW, r)
+}
+func (s *CaseServer) DecideOwner(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	return s.actAs(ctx, pb.Action_ACTION_DECIDE_OWNER, r)
+}

@@ -24,6 +24,14 @@ var ErrInvalid = errors.New("invalid request")
 // the state machine.
 var errFederationNotReady = errors.New("federation not ready")
 
+// Ownership pieces a node may not run (a node outside a federation, or
+// without a responsibility catalogue).
+var (
+	errNoCatalogue   = errors.New("no responsibility catalogue is configured on this node (ownership.rules)")
+	errNoReconciler  = errors.New("this node runs no reconciler (it is not part of a federation)")
+	errNoAntiEntropy = errors.New("this node runs no anti-entropy (it is not part of a federation)")
+)
+
 // errorCodes is the one table from sentinel errors to gRPC codes. The first
 // match wins, so more specific errors come first.
 var errorCodes = []struct {
@@ -43,6 +51,9 @@ var errorCodes = []struct {
 	{fsm.ErrNoParent, codes.FailedPrecondition},
 	{fsm.ErrNotFederated, codes.FailedPrecondition},
 	{errFederationNotReady, codes.Unavailable},
+	{errNoCatalogue, codes.FailedPrecondition},
+	{errNoReconciler, codes.FailedPrecondition},
+	{errNoAntiEntropy, codes.FailedPrecondition},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},

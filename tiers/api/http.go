@@ -63,7 +63,7 @@ func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 
 // newGateway builds the REST handler: the grpc-gateway mux calling the
 // services in process, plus health, readiness, metrics and OpenAPI.
-func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
+func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, own *OwnershipServer, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
 		runtime.WithErrorHandler(gatewayError),
@@ -79,6 +79,9 @@ func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, r Replic
 		return nil, err
 	}
 	if err := pb.RegisterClusterServiceHandlerServer(ctx, gw, cl); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterOwnershipServiceHandlerServer(ctx, gw, own); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()

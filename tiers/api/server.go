@@ -39,6 +39,13 @@ type Options struct {
 	// Federation, when set, gates writes on the topology being applied and
 	// serves link status and lag metrics.
 	Federation Federation
+	// Location is the node's time zone (legacy import reads local times in it).
+	Location *time.Location
+	// Resolver, Reconciler and AntiEntropy serve OwnershipService; each may
+	// be nil (the call then answers FailedPrecondition).
+	Resolver    Resolver
+	Reconciler  Reconciler
+	AntiEntropy AntiEntropy
 }
 
 // Server serves one replica over gRPC and REST.
@@ -73,11 +80,13 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	pb.RegisterCaseServiceServer(gs, cs)
 	pb.RegisterClusterServiceServer(gs, cl)
+	own := newOwnershipServer(opts, log)
+	pb.RegisterOwnershipServiceServer(gs, own)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica))
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), cs, cl, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), cs, cl, own, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}

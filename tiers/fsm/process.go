@@ -81,6 +81,14 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return deliver(tx, cmd, body.Deliver, fv)
 	case *pb.Command_MarkOverdue:
 		c, res, err = markOverdue(tx, cmd, body.MarkOverdue, fv)
+	case *pb.Command_ImportCases:
+		return importCases(tx, cmd, body.ImportCases, fv)
+	case *pb.Command_Reconcile:
+		return reconcile(tx, cmd, body.Reconcile, fv)
+	case *pb.Command_ReconcileRun:
+		return reconcileRun(tx, body.ReconcileRun)
+	case *pb.Command_Repair:
+		return repair(tx, cmd, body.Repair, fv)
 	case *pb.Command_TrimOutbox:
 		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
 			return nil, err
@@ -255,6 +263,19 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = b.SetTopology
 	case *pb.Command_Deliver:
 		m = b.Deliver
+	case *pb.Command_ImportCases:
+		// The owners are the leader's answer, not the client's request.
+		ic := proto.Clone(b.ImportCases).(*pb.ImportCases)
+		for _, c := range ic.Cases {
+			c.GetCase().Ownership = nil
+		}
+		m = ic
+	case *pb.Command_Reconcile:
+		m = b.Reconcile
+	case *pb.Command_ReconcileRun:
+		m = b.ReconcileRun
+	case *pb.Command_Repair:
+		m = b.Repair
 	case *pb.Command_TrimOutbox:
 		m = b.TrimOutbox
 	case *pb.Command_MarkOverdue:

@@ -153,6 +153,8 @@ func (n *Node) stamp(cmd *pb.Command) {
 	case *pb.Command_Report:
 		b.Report.IdPrefix = n.cfg.Jurisdiction
 		b.Report.IdDate = now.In(n.cfg.Location).Format("20060102")
+	case *pb.Command_ImportCases:
+		b.ImportCases.IdPrefix = n.cfg.Jurisdiction
 	case *pb.Command_Act:
 		if n.cfg.Stamper != nil {
 			break

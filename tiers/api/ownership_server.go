@@ -1,0 +1,105 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/catalogue"
+)
+
+// Resolver answers who owns a problem from the responsibility catalogue
+// (federation/ownership behind the replica).
+type Resolver interface {
+	ResolveOwner(ctx context.Context, r *pb.ResolveOwnerRequest) (*pb.Ownership, error)
+}
+
+// Reconciler runs reconciliation on this node and reports on runs
+// (federation/reconcile).
+type Reconciler interface {
+	Reconcile(ctx context.Context, r *pb.ReconcileRequest) (*pb.ReconcileReport, error)
+	Report(ctx context.Context, r *pb.ReconcileReportRequest) (*pb.ReconcileReport, error)
+}
+
+// AntiEntropy compares this node with its neighbours and repairs what
+// differs (federation/antientropy).
+type AntiEntropy interface {
+	AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error)
+}
+
+// OwnershipServer serves OwnershipService: ownership questions, legacy
+// import, reconciliation and anti-entropy. A piece the node does not run
+// (a node outside a federation has no reconciler) answers
+// FailedPrecondition.
+type OwnershipServer struct {
+	pb.UnimplementedOwnershipServiceServer
+	replica     Replica
+	cat         *catalogue.Catalogue
+	log         *slog.Logger
+	gridPrefix  string
+	location    *time.Location
+	resolver    Resolver
+	reconciler  Reconciler
+	antiEntropy AntiEntropy
+	fed         Federation
+}
+
+func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
+	loc := opts.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	return &OwnershipServer{
+		replica: opts.Replica, cat: opts.Catalogue, log: log, gridPrefix: opts.GridPrefix, location: loc,
+		resolver: opts.Resolver, reconciler: opts.Reconciler, antiEntropy: opts.AntiEntropy, fed: opts.Federation,
+	}
+}
+
+// ResolveOwner asks the responsibility catalogue, recording nothing.
+func (s *OwnershipServer) ResolveOwner(ctx context.Context, r *pb.ResolveOwnerRequest) (*pb.Ownership, error) {
+	if s.resolver == nil {
+		return nil, toStatus(errNoCatalogue)
+	}
+	o, err := s.resolver.ResolveOwner(ctx, r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return o, nil
+}
+
+// Reconcile runs (or plans) a reconciliation of this node's open cases.
+func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
+	if s.reconciler == nil {
+		return nil, toStatus(errNoReconciler)
+	}
+	rep, err := s.reconciler.Reconcile(ctx, r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return rep, nil
+}
+
+// GetReconcileReport returns a run's report.
+func (s *OwnershipServer) GetReconcileReport(ctx context.Context, r *pb.ReconcileReportRequest) (*pb.ReconcileReport, error) {
+	if s.reconciler == nil {
+		return nil, toStatus(errNoReconciler)
+	}
+	rep, err := s.reconciler.Report(ctx, r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return rep, nil
+}
+
+// AntiEntropy compares this node with its neighbours now.
+func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
+	if s.antiEntropy == nil {
+		return nil, toStatus(errNoAntiEntropy)
+	}
+	resp, err := s.antiEntropy.AntiEntropy(ctx, r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
