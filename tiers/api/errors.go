@@ -49,6 +49,7 @@ var errorCodes = []struct {
 	{workflow.ErrForbidden, codes.FailedPrecondition},
 	{fsm.ErrNotHolder, codes.FailedPrecondition},
 	{fsm.ErrNoParent, codes.FailedPrecondition},
+	{fsm.ErrNotInReview, codes.FailedPrecondition},
 	{fsm.ErrNotFederated, codes.FailedPrecondition},
 	{errFederationNotReady, codes.Unavailable},
 	{errNoCatalogue, codes.FailedPrecondition},

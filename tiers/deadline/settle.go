@@ -53,7 +53,7 @@ func Settle(c *pb.Case, from pb.State, a *pb.CaseAction, atMs int64) {
 	case pb.State_STATE_SUSPENDED, pb.State_STATE_CLOSED, pb.State_STATE_NOT_FILED, pb.State_STATE_VOIDED:
 		c.StageDeadline = nil
 	default:
-		if st != from || a.Action == pb.Action_ACTION_TRANSFER_UP {
+		if st != from || a.Action == pb.Action_ACTION_TRANSFER_UP || a.Action == pb.Action_ACTION_REFER_REVIEW {
 			c.StageDeadline = nil
 			if a.GetStageDeadlineUnixMs() > 0 {
 				c.StageDeadline = ts(a.StageDeadlineUnixMs)

@@ -13,6 +13,7 @@ var stageAfter = map[pb.Action]Stage{
 	pb.Action_ACTION_FILE:           StageDispatch,
 	pb.Action_ACTION_APPROVE_RETURN: StageDispatch,
 	pb.Action_ACTION_TRANSFER_UP:    StageDispatch,
+	pb.Action_ACTION_REFER_REVIEW:   StageDispatch,
 	pb.Action_ACTION_HANDLE:         StageCheck,
 	pb.Action_ACTION_CHECK_PASS:     StageClose,
 }
@@ -31,6 +32,12 @@ func (p *Policy) Stamp(now time.Time, cmd *pb.Command, read func(id string) (*pb
 		b.Report.StageDeadlineUnixMs = p.Deadline(StageVerify, b.Report.GetCase(), now).UnixMilli()
 	case *pb.Command_Act:
 		p.stampAct(now, b.Act, read)
+	case *pb.Command_Reconcile:
+		for _, m := range b.Reconcile.GetMoves() {
+			if m.GetAction() != nil {
+				p.stampAct(now, m.Action, read)
+			}
+		}
 	}
 }
 
@@ -43,11 +50,11 @@ func (p *Policy) stampAct(now time.Time, a *pb.CaseAction, read func(id string) 
 		a.StageDeadlineUnixMs = p.Deadline(st, c, now).UnixMilli()
 	}
 	switch a.Action {
-	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_CHECK_FAIL:
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_DECIDE_OWNER, pb.Action_ACTION_CHECK_FAIL:
 		switch {
 		case a.TimeLimitMinutes > 0:
 			a.DeadlineUnixMs = p.Calendar.Add(now, time.Duration(a.TimeLimitMinutes)*time.Minute).UnixMilli()
-		case a.DeadlineUnixMs == 0 && a.Action == pb.Action_ACTION_DISPATCH:
+		case a.DeadlineUnixMs == 0 && a.Action != pb.Action_ACTION_CHECK_FAIL:
 			a.DeadlineUnixMs = p.Deadline(StageHandle, c, now).UnixMilli()
 		}
 	case pb.Action_ACTION_APPROVE_EXTENSION:

@@ -110,7 +110,15 @@ func (fv *fedView) route(c *pb.Case, a *pb.CaseAction) error {
 			return fmt.Errorf("%w: %s is the root of the federation", ErrNoParent, fv.self)
 		}
 		c.Holder, c.HolderEpoch = self.Parent, c.HolderEpoch+1
-	case pb.Action_ACTION_DISPATCH:
+	case pb.Action_ACTION_REFER_REVIEW:
+		// The joint review queue is the city's: the case goes to the root.
+		if fv == nil {
+			return nil
+		}
+		if root := fv.topo.Root(); root.Name != fv.self {
+			c.Holder, c.HolderEpoch = root.Name, c.HolderEpoch+1
+		}
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_DECIDE_OWNER:
 		if fv == nil {
 			return nil
 		}

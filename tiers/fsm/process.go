@@ -147,6 +147,7 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 	}
 	c.Id = fmt.Sprintf("%s-%s-%06d", r.IdPrefix, r.IdDate, seq)
 	c.ReportedAtNode = r.IdPrefix
+	c.Ownership = r.GetOwnership()
 	c.Holder, c.HolderEpoch = "", 0
 	if fv != nil {
 		c.Holder, c.HolderEpoch = fv.self, 1
@@ -165,7 +166,19 @@ func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case
 	if err != nil {
 		return nil, nil, err
 	}
-	c := proto.Clone(old).(*pb.Case)
+	c, refused, err := applyAction(tx, cmd, old, a, fv)
+	if refused != nil || err != nil {
+		return nil, &Result{Err: refused}, err
+	}
+	return c, nil, nil
+}
+
+// applyAction applies one workflow action to the held case old: it checks,
+// moves the case through the lifecycle, keeps deadlines and ownership,
+// routes it (a hand-off changes the holder), writes it and queues it on its
+// links. A refusal is returned as refused and writes nothing.
+func applyAction(tx *store.Tx, cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) (c *pb.Case, refused, err error) {
+	c = proto.Clone(old).(*pb.Case)
 	step := workflow.Step{
 		Action:           a.Action,
 		Actor:            a.Actor,
@@ -181,18 +194,22 @@ func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case
 		ExpectedVersion:  a.ExpectedVersion,
 	}
 	if err := fv.checkHolder(old); err != nil {
-		return nil, &Result{Err: err}, nil
+		return nil, err, nil
 	}
 	if err := deadline.CheckBase(old, a); err != nil {
-		return nil, &Result{Err: err}, nil
+		return nil, err, nil
+	}
+	if err := checkOwnershipAction(old, a); err != nil {
+		return nil, err, nil
 	}
 	if err := workflow.Apply(c, step); err != nil {
-		return nil, &Result{Err: err}, nil
+		return nil, err, nil
 	}
 	deadline.Settle(c, old.State, a, cmd.StampedUnixMs)
 	if err := fv.route(c, a); err != nil {
-		return nil, &Result{Err: err}, nil
+		return nil, err, nil
 	}
+	settleOwnership(c, old, a, fv)
 	if err := putCase(tx, old, c, cmd.LocalOffsetS); err != nil {
 		return nil, nil, err
 	}
@@ -240,7 +257,7 @@ func fingerprint(cmd *pb.Command) []byte {
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
 		r := proto.Clone(b.Report).(*pb.ReportCase)
-		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs = "", "", 0
+		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = "", "", 0, nil
 		if r.Case != nil {
 			r.Case.RecurrenceOf = "" // found by the leader, not asked for
 		}
@@ -252,6 +269,7 @@ func fingerprint(cmd *pb.Command) []byte {
 		}
 		// Deadlines the leader derived are not the client's request.
 		a.StageDeadlineUnixMs, a.BaseDeadlineUnixMs, a.HasBaseDeadline = 0, 0, false
+		a.Ownership = nil // the catalogue's answer, stamped by the leader
 		switch a.Action {
 		case pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_RESUME:
 			a.DeadlineUnixMs = 0
