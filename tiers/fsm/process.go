@@ -34,8 +34,11 @@ type Result struct {
 	// HighWater is the link's high-water mark after a DeliverEntries.
 	HighWater uint64
 	// Skipped counts delivered entries that were not newer than the copy
-	// held (duplicates, reordered copies) or were malformed.
+	// held (duplicates, reordered copies) or were malformed, and
+	// reconciliation moves planned against a copy that has changed since.
 	Skipped int
+	// Applied counts the reconciliation moves of a batch that took effect.
+	Applied int
 }
 
 // process applies one command inside tx. A returned error is a storage
