@@ -39,6 +39,12 @@ type Result struct {
 	Skipped int
 	// Applied counts the reconciliation moves of a batch that took effect.
 	Applied int
+	// Imported and Already count the cases an ImportCases created and the
+	// entries whose legacy id was imported before; CaseIDs holds each
+	// entry's case id, in command order ("" for a malformed entry, counted
+	// in Skipped).
+	Imported, Already int
+	CaseIDs           []string
 }
 
 // process applies one command inside tx. A returned error is a storage
@@ -85,7 +91,7 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	case *pb.Command_MarkOverdue:
 		c, res, err = markOverdue(tx, cmd, body.MarkOverdue, fv)
 	case *pb.Command_ImportCases:
-		return importCases(tx, cmd, body.ImportCases, fv)
+		return importCases(tx, cmd, body.ImportCases, fv, l.Index)
 	case *pb.Command_Reconcile:
 		return reconcile(tx, cmd, body.Reconcile, fv)
 	case *pb.Command_ReconcileRun:
