@@ -120,6 +120,9 @@ var actions = &nameTable[pb.Action]{what: "action", prefix: "ACTION_", entries: 
 	{"void", pb.Action_ACTION_VOID, []string{"作废"}},
 	{"supervise", pb.Action_ACTION_SUPERVISE, []string{"督办"}},
 	{"transfer-up", pb.Action_ACTION_TRANSFER_UP, []string{"上交"}},
+	{"reassign", pb.Action_ACTION_REASSIGN, []string{"改派"}},
+	{"refer-review", pb.Action_ACTION_REFER_REVIEW, []string{"提请会诊"}},
+	{"decide-owner", pb.Action_ACTION_DECIDE_OWNER, []string{"会诊裁定"}},
 }}
 
 var roles = &nameTable[pb.Role]{what: "role", prefix: "ROLE_", entries: []nameEntry[pb.Role]{

@@ -86,6 +86,23 @@ func TestActionNames(t *testing.T) {
 	if got := actions.name(pb.Action_ACTION_TRANSFER_UP); got != "transfer-up" {
 		t.Errorf("name(TRANSFER_UP) = %q, want transfer-up", got)
 	}
+	for _, tc := range []struct {
+		name, zh string
+		a        pb.Action
+	}{
+		{"reassign", "改派", pb.Action_ACTION_REASSIGN},
+		{"refer-review", "提请会诊", pb.Action_ACTION_REFER_REVIEW},
+		{"decide-owner", "会诊裁定", pb.Action_ACTION_DECIDE_OWNER},
+	} {
+		for _, in := range []string{tc.name, tc.zh} {
+			if got, err := actions.parse(in); err != nil || got != tc.a {
+				t.Errorf("parse(%q) = %s, %v; want %s", in, got, err, tc.a)
+			}
+		}
+		if got := actions.name(tc.a); got != tc.name {
+			t.Errorf("name(%s) = %q, want %q", tc.a, got, tc.name)
+		}
+	}
 }
 
 func TestOtherNames(t *testing.T) {

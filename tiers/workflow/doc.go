@@ -19,10 +19,17 @@
 //     new REQUEST_RETURN, REQUEST_EXTENSION and REQUEST_SUSPEND);
 //   - HANDLE lets a pending extension or suspension lapse (the work is done),
 //     VOID drops any pending request and any suspension;
-//   - APPROVE_RETURN and TRANSFER_UP (上交, from FILED, DISPATCHED, ACCEPTED
-//     or RETURN_REQUESTED) lead to FILED and clear the owner unit and tier,
-//     the deadline and any pending request; TRANSFER_UP does not change the
-//     holder node (the state machine processor does);
+//   - APPROVE_RETURN, TRANSFER_UP (上交) and REFER_REVIEW (提请会诊), the last
+//     two from FILED, DISPATCHED, ACCEPTED or RETURN_REQUESTED, lead to FILED
+//     and clear the owner unit and tier, the deadline and any pending
+//     request; neither changes the holder node nor the case's ownership
+//     record (the state machine processor does);
+//   - DISPATCH (from FILED), REASSIGN (改派, from DISPATCHED, ACCEPTED or
+//     RETURN_REQUESTED, to a unit other than the current one) and
+//     DECIDE_OWNER (会诊裁定, from FILED, shift leader only) lead to
+//     DISPATCHED with a unit, dispatched_at and a deadline; REASSIGN drops
+//     any pending request. That a case is in joint review before
+//     DECIDE_OWNER is checked by the processor, not here;
 //   - the case is in SUSPENDED exactly when suspended_from is set;
 //   - terminal states (NOT_FILED, CLOSED, VOIDED) allow nothing.
 //

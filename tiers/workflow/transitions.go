@@ -159,6 +159,27 @@ var transitions = []Transition{
 		From: []Origin{{States: []pb.State{sFiled, sDispatched, sAccepted, sReturnRequested}}},
 		Dest: DestState, To: sFiled, Roles: []pb.Role{rShiftLeader, rDispatcher},
 		Requires: []string{reqNote}},
+	// 改派: the holder's dispatcher moves a case a unit holds to another
+	// unit, with a new deadline, as DISPATCH would; any pending request
+	// (return, extension, suspension) is dropped with the old unit. Apply
+	// refuses the unit the case already has.
+	{Action: pb.Action_ACTION_REASSIGN,
+		From: []Origin{{States: []pb.State{sDispatched, sAccepted, sReturnRequested}}},
+		Dest: DestState, To: sDispatched, Roles: []pb.Role{rShiftLeader, rDispatcher},
+		Requires: []string{reqUnit, reqDeadline, reqNote}},
+	// 提请会诊: a case whose owner is disputed goes to the city's joint
+	// review; like TRANSFER_UP it goes back to FILED with no unit, deadline
+	// or pending request. The state machine processor moves the holder and
+	// marks the case in review.
+	{Action: pb.Action_ACTION_REFER_REVIEW,
+		From: []Origin{{States: []pb.State{sFiled, sDispatched, sAccepted, sReturnRequested}}},
+		Dest: DestState, To: sFiled, Roles: []pb.Role{rShiftLeader, rDispatcher},
+		Requires: []string{reqNote}},
+	// 会诊裁定: the city's shift leader decides the owner after joint review
+	// and dispatches to it. The processor checks the case is in review.
+	{Action: pb.Action_ACTION_DECIDE_OWNER, From: []Origin{{States: []pb.State{sFiled}}},
+		Dest: DestState, To: sDispatched, Roles: []pb.Role{rShiftLeader},
+		Requires: []string{reqUnit, reqDeadline, reqNote}},
 }
 
 // byAction indexes transitions by action.

@@ -21,9 +21,9 @@ type Step struct {
 	Role             pb.Role
 	Note             string
 	Attachments      []string
-	Unit             string  // DISPATCH: target unit (required for dispatch)
-	UnitTier         pb.Tier // DISPATCH: optional
-	DeadlineUnixMs   int64   // DISPATCH: required (>0) handling deadline stamped by leader; CHECK_FAIL: optional new deadline for the rework
+	Unit             string  // DISPATCH, REASSIGN, DECIDE_OWNER: target unit (required)
+	UnitTier         pb.Tier // DISPATCH, REASSIGN, DECIDE_OWNER: optional
+	DeadlineUnixMs   int64   // DISPATCH, REASSIGN, DECIDE_OWNER: required (>0) handling deadline stamped by leader; CHECK_FAIL: optional new deadline for the rework
 	ExtensionMinutes int64   // REQUEST_EXTENSION: required > 0
 	AtUnixMs         int64   // leader-stamped time of the step (required)
 	RequestID        string
@@ -41,7 +41,8 @@ type Step struct {
 //
 // Checks run in this order: the step's own fields (action, actor, role, at),
 // the role, the expected version, the case's state (and pending request and
-// source), then the action's required fields.
+// source), then the action's required fields (and, for REASSIGN, that the
+// unit is not the one the case already has).
 func Apply(c *pb.Case, s Step) error {
 	if c == nil {
 		return fmt.Errorf("%w: no case", ErrInvalidArgument)
@@ -62,6 +63,10 @@ func Apply(c *pb.Case, s Step) error {
 	if err := checkFields(t, s); err != nil {
 		return err
 	}
+	if t.Action == pb.Action_ACTION_REASSIGN && s.Unit == c.GetOwnerUnit() {
+		return fieldErr("unit", fmt.Sprintf("%s is already with unit %q; %s needs another unit",
+			caseLabel(c), s.Unit, t.Action))
+	}
 	from := c.GetState()
 	to, err := destination(c, t)
 	if err != nil {
@@ -76,7 +81,7 @@ func Apply(c *pb.Case, s Step) error {
 		c.FiledAt = at
 	case pb.Action_ACTION_SELF_HANDLE, pb.Action_ACTION_CLOSE:
 		c.ClosedAt = at
-	case pb.Action_ACTION_DISPATCH:
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_DECIDE_OWNER:
 		unit = s.Unit
 		c.OwnerUnit = s.Unit
 		if s.UnitTier != pb.Tier_TIER_UNSPECIFIED {
@@ -84,6 +89,16 @@ func Apply(c *pb.Case, s Step) error {
 		}
 		c.DispatchedAt = at
 		c.Deadline = tsFromMs(s.DeadlineUnixMs)
+	case pb.Action_ACTION_REASSIGN:
+		// As DISPATCH from FILED (where no tier is set): the tier is the new
+		// unit's, never the old one's. A pending request was made by the old
+		// unit and lapses with it.
+		unit = s.Unit
+		c.OwnerUnit = s.Unit
+		c.OwnerTier = s.UnitTier
+		c.DispatchedAt = at
+		c.Deadline = tsFromMs(s.DeadlineUnixMs)
+		c.Pending = nil
 	case pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_REQUEST_EXTENSION, pb.Action_ACTION_REQUEST_SUSPEND:
 		p := &pb.Pending{
 			Action:    s.Action,
@@ -96,7 +111,7 @@ func Apply(c *pb.Case, s Step) error {
 			p.ExtensionMinutes = s.ExtensionMinutes
 		}
 		c.Pending = p
-	case pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_TRANSFER_UP:
+	case pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_TRANSFER_UP, pb.Action_ACTION_REFER_REVIEW:
 		// The case goes back to FILED with no unit, deadline or request.
 		c.OwnerUnit = ""
 		c.OwnerTier = pb.Tier_TIER_UNSPECIFIED
@@ -332,12 +347,13 @@ func checkFields(t *Transition, s Step) error {
 			}
 		}
 	}
-	if t.Action == pb.Action_ACTION_DISPATCH {
+	sendsToUnit := slices.Contains(t.Requires, reqUnit) // DISPATCH, REASSIGN, DECIDE_OWNER
+	if sendsToUnit {
 		if _, known := pb.Tier_name[int32(s.UnitTier)]; !known {
 			return fieldErr("unit_tier", fmt.Sprintf("unknown tier %d", int32(s.UnitTier)))
 		}
 	}
-	if t.Action == pb.Action_ACTION_DISPATCH || (t.Action == pb.Action_ACTION_CHECK_FAIL && s.DeadlineUnixMs != 0) {
+	if sendsToUnit || (t.Action == pb.Action_ACTION_CHECK_FAIL && s.DeadlineUnixMs != 0) {
 		if s.DeadlineUnixMs <= s.AtUnixMs {
 			return fieldErr("deadline", "must be later than the time of the step")
 		}

@@ -194,6 +194,15 @@ func expectState(c *pb.Case, a pb.Action) (bool, pb.State) {
 		// Any pending request goes with it (RETURN_REQUESTED, or an extension
 		// or suspension request while in work).
 		return st == sFiled || work || st == sReturnRequested, sFiled
+	case pb.Action_ACTION_REASSIGN:
+		// A unit holds the case (whatever it asked for); it goes to another.
+		return st == sDispatched || st == sAccepted || st == sReturnRequested, sDispatched
+	case pb.Action_ACTION_REFER_REVIEW:
+		// Disputed owner: back to FILED for the joint review, from the same
+		// states as TRANSFER_UP.
+		return st == sFiled || st == sDispatched || st == sAccepted || st == sReturnRequested, sFiled
+	case pb.Action_ACTION_DECIDE_OWNER:
+		return st == sFiled, sDispatched
 	}
 	return false, 0 // REPORT never applies to an existing case
 }
@@ -223,6 +232,9 @@ var expectRoles = map[pb.Action][]pb.Role{
 	pb.Action_ACTION_VOID:              {rShiftLeader},
 	pb.Action_ACTION_SUPERVISE:         {rShiftLeader, rSupervisor},
 	pb.Action_ACTION_TRANSFER_UP:       {rShiftLeader, rDispatcher},
+	pb.Action_ACTION_REASSIGN:          {rShiftLeader, rDispatcher},
+	pb.Action_ACTION_REFER_REVIEW:      {rShiftLeader, rDispatcher},
+	pb.Action_ACTION_DECIDE_OWNER:      {rShiftLeader},
 }
 
 // expectAfter computes, independently of Apply, the whole case after a
@@ -237,7 +249,7 @@ func expectAfter(before *pb.Case, s Step, to pb.State) *pb.Case {
 		c.FiledAt = at
 	case pb.Action_ACTION_SELF_HANDLE, pb.Action_ACTION_CLOSE:
 		c.ClosedAt = at
-	case pb.Action_ACTION_DISPATCH:
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_DECIDE_OWNER:
 		unit = s.Unit
 		c.OwnerUnit = s.Unit
 		if s.UnitTier != 0 {
@@ -245,11 +257,15 @@ func expectAfter(before *pb.Case, s Step, to pb.State) *pb.Case {
 		}
 		c.DispatchedAt = at
 		c.Deadline = ts(s.DeadlineUnixMs)
+	case pb.Action_ACTION_REASSIGN:
+		unit = s.Unit
+		c.OwnerUnit, c.OwnerTier, c.DispatchedAt, c.Deadline = s.Unit, s.UnitTier, at, ts(s.DeadlineUnixMs)
+		c.Pending = nil
 	case pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_REQUEST_SUSPEND:
 		c.Pending = &pb.Pending{Action: s.Action, Actor: s.Actor, Reason: s.Note, FromState: from, At: at}
 	case pb.Action_ACTION_REQUEST_EXTENSION:
 		c.Pending = &pb.Pending{Action: s.Action, Actor: s.Actor, Reason: s.Note, FromState: from, At: at, ExtensionMinutes: s.ExtensionMinutes}
-	case pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_TRANSFER_UP:
+	case pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_TRANSFER_UP, pb.Action_ACTION_REFER_REVIEW:
 		c.OwnerUnit, c.OwnerTier, c.Deadline, c.Pending = "", 0, nil, nil
 	case pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_DENY_EXTENSION, pb.Action_ACTION_DENY_SUSPEND,
 		pb.Action_ACTION_HANDLE:
@@ -1182,6 +1198,18 @@ func TestFieldErrors(t *testing.T) {
 		{"return no reason", accepted, func(s *Step) { s.Note = " " }, pb.Action_ACTION_REQUEST_RETURN, rHandlingUnit, "note"},
 		{"transfer up no reason", accepted, func(s *Step) { s.Note = "" }, pb.Action_ACTION_TRANSFER_UP, rShiftLeader, "note"},
 		{"transfer up blank reason", filed, func(s *Step) { s.Note = "\n " }, pb.Action_ACTION_TRANSFER_UP, rDispatcher, "note"},
+		{"reassign no unit", accepted, func(s *Step) { s.Unit = " " }, pb.Action_ACTION_REASSIGN, rDispatcher, "unit"},
+		{"reassign no deadline", accepted, func(s *Step) { s.DeadlineUnixMs = 0 }, pb.Action_ACTION_REASSIGN, rDispatcher, "deadline"},
+		{"reassign deadline not after step", accepted, func(s *Step) { s.DeadlineUnixMs = s.AtUnixMs - 1 }, pb.Action_ACTION_REASSIGN, rShiftLeader, "deadline"},
+		{"reassign unknown tier", accepted, func(s *Step) { s.UnitTier = 99 }, pb.Action_ACTION_REASSIGN, rDispatcher, "unit_tier"},
+		{"reassign no reason", accepted, func(s *Step) { s.Note = "" }, pb.Action_ACTION_REASSIGN, rDispatcher, "note"},
+		{"reassign same unit", accepted, func(s *Step) { s.Unit = "unit-sanitation" }, pb.Action_ACTION_REASSIGN, rDispatcher, "unit"},
+		{"refer review no reason", accepted, func(s *Step) { s.Note = " " }, pb.Action_ACTION_REFER_REVIEW, rDispatcher, "note"},
+		{"decide owner no unit", filed, func(s *Step) { s.Unit = "" }, pb.Action_ACTION_DECIDE_OWNER, rShiftLeader, "unit"},
+		{"decide owner no deadline", filed, func(s *Step) { s.DeadlineUnixMs = 0 }, pb.Action_ACTION_DECIDE_OWNER, rShiftLeader, "deadline"},
+		{"decide owner deadline not after step", filed, func(s *Step) { s.DeadlineUnixMs = s.AtUnixMs }, pb.Action_ACTION_DECIDE_OWNER, rShiftLeader, "deadline"},
+		{"decide owner unknown tier", filed, func(s *Step) { s.UnitTier = -1 }, pb.Action_ACTION_DECIDE_OWNER, rShiftLeader, "unit_tier"},
+		{"decide owner no reason", filed, func(s *Step) { s.Note = "\t" }, pb.Action_ACTION_DECIDE_OWNER, rShiftLeader, "note"},
 		{"no actor", accepted, func(s *Step) { s.Actor = "" }, pb.Action_ACTION_HANDLE, rHandlingUnit, "actor"},
 		{"blank actor", accepted, func(s *Step) { s.Actor = "\t" }, pb.Action_ACTION_HANDLE, rHandlingUnit, "actor"},
 		{"no role", accepted, nil, pb.Action_ACTION_HANDLE, 0, "role"},
@@ -1362,7 +1390,11 @@ func walk(t *testing.T, seed uint64, n int) []*pb.Case {
 			}
 			before := clone(c)
 			err := Apply(c, s)
-			if slices.Contains(allowed, a) {
+			if slices.Contains(allowed, a) && a == pb.Action_ACTION_REASSIGN && s.Unit == before.OwnerUnit {
+				if !isField(err, "unit") || !proto.Equal(c, before) {
+					t.Fatalf("walk %d: reassign to the same unit %s: %v", i, s.Unit, err)
+				}
+			} else if slices.Contains(allowed, a) {
 				if err != nil {
 					t.Fatalf("walk %d: allowed %s from %s failed: %v", i, a, before.State, err)
 				}
@@ -1446,16 +1478,19 @@ func TestTable(t *testing.T) {
 	if got := Allowed(baseCase(sAccepted)); !slices.Equal(got, []pb.Action{
 		pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_HANDLE, pb.Action_ACTION_REQUEST_EXTENSION,
 		pb.Action_ACTION_REQUEST_SUSPEND, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
+		pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW,
 	}) {
 		t.Errorf("Allowed(ACCEPTED) = %v", got)
 	}
 	if got := Allowed(baseCase(sFiled)); !slices.Equal(got, []pb.Action{
 		pb.Action_ACTION_DISPATCH, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
+		pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_DECIDE_OWNER,
 	}) {
 		t.Errorf("Allowed(FILED) = %v", got)
 	}
 	if got := Allowed(returnRequested(sDispatched)); !slices.Equal(got, []pb.Action{
 		pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
+		pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW,
 	}) {
 		t.Errorf("Allowed(RETURN_REQUESTED) = %v", got)
 	}
