@@ -1,0 +1,390 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+var (
+	// ErrNotLeader refuses a run on a replica that does not lead its group.
+	ErrNotLeader = errors.New("reconciliation runs on the group's leader")
+	// ErrRunning refuses a run while another is in progress on this node.
+	ErrRunning = errors.New("a reconciliation run is already in progress on this node")
+	// ErrNoRun is returned for a report of a run that does not exist.
+	ErrNoRun = errors.New("no such reconciliation run")
+	// ErrInvalid refuses a bad request.
+	ErrInvalid = errors.New("invalid reconciliation request")
+)
+
+// FollowRun is the run that records the automatic continuation of moves:
+// cases another node's reconciler handed up to this one.
+const FollowRun = "follow"
+
+// Local is what the reconciler needs of the replica it runs in.
+type Local interface {
+	IsLeader() bool
+	ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
+	Store() *store.Store
+}
+
+// Options configure a Reconciler.
+type Options struct {
+	Self     string
+	Topology *topology.Topology
+	Owners   Owners
+	Local    Local
+	// Now is the clock (the run's start time and age buckets); default time.Now.
+	Now func() time.Time
+	// BatchSize is the number of moves per Raft command (default 500).
+	BatchSize int
+	// FollowInterval is how often the leader continues moves other nodes'
+	// reconcilers handed up to it (0: never; Start does nothing).
+	FollowInterval time.Duration
+	Logger         *slog.Logger
+	// AfterBatch, when set, is called after each batch is committed with
+	// the number of batches so far; a test stops a run half-way with it.
+	AfterBatch func(run string, batches int)
+}
+
+// Reconciler runs reconciliation on one node: it scans the node's open
+// cases, plans each with the Planner, and proposes the moves in batches.
+type Reconciler struct {
+	opts    Options
+	planner Planner
+	log     *slog.Logger
+
+	running sync.Mutex
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// New builds a Reconciler.
+func New(opts Options) *Reconciler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Reconciler{
+		opts:    opts,
+		planner: Planner{Self: opts.Self, Topology: opts.Topology, Owners: opts.Owners},
+		log:     opts.Logger.With("component", "reconcile", "node", opts.Self),
+		stop:    make(chan struct{}),
+	}
+}
+
+// scanStates are the states whose cases a run looks at, in scan order.
+var scanStates = []pb.State{
+	pb.State_STATE_RETURN_REQUESTED, pb.State_STATE_ACCEPTED, pb.State_STATE_DISPATCHED, pb.State_STATE_FILED,
+	pb.State_STATE_HANDLED, pb.State_STATE_CHECKED, pb.State_STATE_SUSPENDED,
+	pb.State_STATE_REPORTED, pb.State_STATE_VERIFIED,
+}
+
+// Reconcile runs (or, with DryRun, plans) reconciliation of this node's
+// open cases and returns the run's report. Without a run id it resumes the
+// node's unfinished run, if there is one, else starts a new one. A run is
+// idempotent: a case is moved only from the version it was planned
+// against, and a resumed run skips the cases it already recorded.
+func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
+	if !r.opts.Local.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	if !r.running.TryLock() {
+		return nil, ErrRunning
+	}
+	defer r.running.Unlock()
+	if req.GetBatchSize() < 0 || req.GetBatchSize() > 5000 {
+		return nil, fmt.Errorf("%w: batch_size %d is outside 1-5000", ErrInvalid, req.GetBatchSize())
+	}
+	batch := r.opts.BatchSize
+	if req.GetBatchSize() > 0 {
+		batch = int(req.BatchSize)
+	}
+	if req.GetDryRun() {
+		return r.plan(ctx)
+	}
+	run, err := r.startRun(ctx, req.GetRunId())
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("reconciliation run started", "run", run.RunId, "batch", batch)
+	scanned, inPlace, err := r.pass(ctx, run.RunId, batch, scanStates, nil, true)
+	if err != nil {
+		return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
+	}
+	run.Scanned, run.InPlace = scanned, inPlace
+	run.Finished, run.FinishedUnixMs = true, r.opts.Now().UnixMilli()
+	if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: run}}}); err != nil {
+		return nil, fmt.Errorf("finish run %s: %w", run.RunId, err)
+	}
+	rep, err := r.report(run)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("reconciliation run finished", "run", run.RunId, "scanned", scanned, "in_place", inPlace,
+		"moved", rep.Moved, "pending", rep.Pending, "disputed", rep.Disputed, "rejected", rep.Rejected)
+	return rep, nil
+}
+
+// startRun finds the run to work on: the one named, the node's unfinished
+// one, or a new one, recorded through the log.
+func (r *Reconciler) startRun(ctx context.Context, id string) (*pb.ReconcileRun, error) {
+	var found *pb.ReconcileRun
+	err := r.opts.Local.Store().View(func(tx *store.Tx) error {
+		runs, err := tx.ReconcileRuns()
+		if err != nil {
+			return err
+		}
+		for _, run := range runs {
+			if (id != "" && run.RunId == id) || (id == "" && !run.Finished && run.RunId != FollowRun) {
+				found = run
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found != nil {
+		if found.Finished {
+			found.Finished, found.FinishedUnixMs = false, 0
+		} else {
+			r.log.Info("resuming unfinished reconciliation run", "run", found.RunId)
+			return found, nil
+		}
+	} else {
+		if id == "" {
+			id = r.opts.Self + "-" + r.opts.Now().UTC().Format("20060102T150405Z")
+		}
+		found = &pb.ReconcileRun{RunId: id, Node: r.opts.Self, StartedUnixMs: r.opts.Now().UnixMilli()}
+	}
+	if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: found}}}); err != nil {
+		return nil, fmt.Errorf("start run %s: %w", found.RunId, err)
+	}
+	return found, nil
+}
+
+// pass scans the cases in the given states, plans each (keep, when set,
+// narrows the cases considered; it sees their history), and proposes the
+// moves in batches under run. With resume, cases the run already recorded
+// are skipped.
+func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []pb.State, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, err error) {
+	var (
+		moves   []*pb.ReconcileMove
+		batches int
+	)
+	flush := func() error {
+		if len(moves) == 0 {
+			return nil
+		}
+		cmd := &pb.Command{RequestId: "reconcile/" + run, Body: &pb.Command_Reconcile{Reconcile: &pb.ReconcileCases{RunId: run, Moves: moves}}}
+		if _, err := r.opts.Local.ApplyLocal(ctx, cmd); err != nil {
+			return err
+		}
+		moves = nil
+		batches++
+		if r.opts.AfterBatch != nil {
+			r.opts.AfterBatch(run, batches)
+		}
+		return nil
+	}
+	st := r.opts.Local.Store()
+	for _, state := range states {
+		token := ""
+		for {
+			if err := ctx.Err(); err != nil {
+				return scanned, inPlace, err
+			}
+			page, next, err := st.List(store.Query{State: state, PageSize: 1000, PageToken: token, WithHistory: keep != nil})
+			if err != nil {
+				return scanned, inPlace, err
+			}
+			var done map[string]bool
+			if resume {
+				done, err = recorded(st, run, page)
+				if err != nil {
+					return scanned, inPlace, err
+				}
+			}
+			for _, c := range page {
+				if done[c.Id] || (keep != nil && !keep(c)) {
+					continue
+				}
+				d, ok := r.planner.Plan(c)
+				if !ok {
+					continue
+				}
+				scanned++
+				if d.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
+					inPlace++
+					continue
+				}
+				moves = append(moves, &pb.ReconcileMove{
+					CaseId: c.Id, ExpectedEpoch: c.HolderEpoch, ExpectedVersion: c.Version,
+					Outcome: d.Outcome, Action: d.Action, Record: d.Record,
+				})
+				if len(moves) >= batch {
+					if err := flush(); err != nil {
+						return scanned, inPlace, err
+					}
+				}
+			}
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	return scanned, inPlace, flush()
+}
+
+// recorded returns which cases of page run has already recorded.
+func recorded(st *store.Store, run string, page []*pb.Case) (map[string]bool, error) {
+	done := map[string]bool{}
+	err := st.View(func(tx *store.Tx) error {
+		for _, c := range page {
+			ok, err := tx.HasReconcileRecord(run, c.Id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				done[c.Id] = true
+			}
+		}
+		return nil
+	})
+	return done, err
+}
+
+// plan is a dry run: every decision, nothing written.
+func (r *Reconciler) plan(ctx context.Context) (*pb.ReconcileReport, error) {
+	rep := &pb.ReconcileReport{Node: r.opts.Self, DryRun: true, StartedAt: tsOf(r.opts.Now())}
+	agg := newAggregate(r.opts.Now())
+	st := r.opts.Local.Store()
+	for _, state := range scanStates {
+		token := ""
+		for {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			page, next, err := st.List(store.Query{State: state, PageSize: 1000, PageToken: token})
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range page {
+				d, ok := r.planner.Plan(c)
+				if !ok {
+					continue
+				}
+				rep.Scanned++
+				if d.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
+					rep.InPlace++
+					continue
+				}
+				agg.add(d.Record)
+				if len(rep.Plan) < maxPlan {
+					rep.Plan = append(rep.Plan, d.Record)
+				}
+			}
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	agg.fill(rep)
+	return rep, nil
+}
+
+// maxPlan bounds the plan entries a dry run returns (the counts are complete).
+const maxPlan = 10_000
+
+// Start begins the follow loop: on the leader, every FollowInterval, cases
+// another node's reconciler handed to this one are planned and moved on
+// (run "follow"), so a case reaches its owner across several tiers.
+func (r *Reconciler) Start() {
+	if r.opts.FollowInterval <= 0 {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(r.opts.FollowInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-t.C:
+			}
+			if !r.opts.Local.IsLeader() {
+				continue
+			}
+			if err := r.Follow(context.Background()); err != nil && !errors.Is(err, ErrRunning) && !errors.Is(err, ErrNotLeader) {
+				r.log.Warn("follow reconciliation", "error", err)
+			}
+		}
+	}()
+}
+
+// Stop ends the follow loop.
+func (r *Reconciler) Stop() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	r.wg.Wait()
+}
+
+// Follow plans and moves on the cases that arrived here from another
+// node's reconciliation and wait in FILED (handed up), once.
+func (r *Reconciler) Follow(ctx context.Context) error {
+	if !r.opts.Local.IsLeader() {
+		return ErrNotLeader
+	}
+	if !r.running.TryLock() {
+		return ErrRunning
+	}
+	defer r.running.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	st := r.opts.Local.Store()
+	if err := st.View(func(tx *store.Tx) error {
+		_, err := tx.ReconcileRun(FollowRun)
+		return err
+	}); errors.Is(err, store.ErrNotFound) {
+		run := &pb.ReconcileRun{RunId: FollowRun, Node: r.opts.Self, StartedUnixMs: r.opts.Now().UnixMilli()}
+		if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: run}}}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	_, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []pb.State{pb.State_STATE_FILED}, handedHere, false)
+	return err
+}
+
+// handedHere is true for a case whose last step was a reconciler handing
+// it up (or to review) to this node.
+func handedHere(c *pb.Case) bool {
+	h := c.GetHistory()
+	if len(h) == 0 {
+		return false
+	}
+	last := h[len(h)-1]
+	return last.GetActor() == Actor && (last.GetAction() == pb.Action_ACTION_TRANSFER_UP)
+}
