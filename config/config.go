@@ -49,6 +49,7 @@ type Config struct {
 	Deadlines  DeadlinesConfig  `mapstructure:"deadlines"`
 	Cases      CasesConfig      `mapstructure:"cases"`
 	Evaluation EvaluationConfig `mapstructure:"evaluation"`
+	Reconcile  ReconcileConfig  `mapstructure:"reconcile"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.
@@ -225,6 +226,7 @@ func Default() Config {
 		Log:       LogConfig{Level: LogLevelInfo, Format: LogFormatText},
 		Deadlines: DeadlinesConfig{SweepInterval: time.Second},
 		Cases:     CasesConfig{DuplicateRadiusM: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour},
+		Reconcile: ReconcileConfig{BatchSize: 500, FollowInterval: 2 * time.Second},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",
 			BatchSize:  512,

@@ -326,6 +326,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Federation: Default().Federation,
 		Deadlines:  Default().Deadlines,
 		Cases:      Default().Cases,
+		Reconcile:  Default().Reconcile,
 		Evaluation: Default().Evaluation,
 	}
 	if !reflect.DeepEqual(got, want) {

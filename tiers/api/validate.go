@@ -182,7 +182,10 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 		ExpectedVersion: r.ExpectedVersion,
 	}
 	switch r.Action {
-	case pb.Action_ACTION_DISPATCH:
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_DECIDE_OWNER:
+		if r.Action != pb.Action_ACTION_DISPATCH && strings.TrimSpace(r.Note) == "" {
+			return nil, invalid("note", "required: the reason for %s", workflowVerb(r.Action))
+		}
 		if !unitRe.MatchString(r.Unit) {
 			return nil, invalid("unit", "required: the id of the unit that must handle the case (letters, digits, . _ -)")
 		}
@@ -205,6 +208,10 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 			return nil, invalid("extension_minutes", "required: between 1 and %d", MaxTimeLimitMins)
 		}
 		a.ExtensionMinutes = r.ExtensionMinutes
+	case pb.Action_ACTION_REFER_REVIEW:
+		if strings.TrimSpace(r.Note) == "" {
+			return nil, invalid("note", "required: why the owner is disputed (the joint review reads it)")
+		}
 	case pb.Action_ACTION_TRANSFER_UP:
 		// 上交 must say why the parent tier should take the case; refused
 		// here so that a request without a reason never reaches the log.
@@ -238,4 +245,14 @@ func setDeadline(a *pb.CaseAction, r *pb.ActRequest, nowMs, def int64) error {
 		a.TimeLimitMinutes = r.TimeLimitMinutes
 	}
 	return nil
+}
+
+func workflowVerb(a pb.Action) string {
+	switch a {
+	case pb.Action_ACTION_REASSIGN:
+		return "reassigning the case (改派)"
+	case pb.Action_ACTION_DECIDE_OWNER:
+		return "the joint review's decision (会诊裁定)"
+	}
+	return a.String()
 }

@@ -160,11 +160,21 @@ func (n *Node) stamp(cmd *pb.Command) {
 			break
 		}
 		limit := b.Act.TimeLimitMinutes
-		if limit == 0 && b.Act.DeadlineUnixMs == 0 && b.Act.Action == pb.Action_ACTION_DISPATCH {
+		if limit == 0 && b.Act.DeadlineUnixMs == 0 && dispatches(b.Act.Action) {
 			limit = int64(DefaultTimeLimit / time.Minute)
 		}
 		if limit > 0 {
 			b.Act.DeadlineUnixMs = now.Add(time.Duration(limit) * time.Minute).UnixMilli()
 		}
 	}
+}
+
+// dispatches reports whether action a sends the case to a unit with a
+// handling deadline.
+func dispatches(a pb.Action) bool {
+	switch a {
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_DECIDE_OWNER:
+		return true
+	}
+	return false
 }
