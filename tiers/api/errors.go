@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cityhub/cityhub/federation/reconcile"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -55,6 +56,10 @@ var errorCodes = []struct {
 	{errNoCatalogue, codes.FailedPrecondition},
 	{errNoReconciler, codes.FailedPrecondition},
 	{errNoAntiEntropy, codes.FailedPrecondition},
+	{reconcile.ErrInvalid, codes.InvalidArgument},
+	{reconcile.ErrNotLeader, codes.Unavailable},
+	{reconcile.ErrRunning, codes.Aborted},
+	{reconcile.ErrNoRun, codes.NotFound},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},

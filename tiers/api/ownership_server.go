@@ -43,6 +43,7 @@ type OwnershipServer struct {
 	reconciler  Reconciler
 	antiEntropy AntiEntropy
 	fed         Federation
+	peers       *Peers
 }
 
 func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
@@ -53,6 +54,7 @@ func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
 	return &OwnershipServer{
 		replica: opts.Replica, cat: opts.Catalogue, log: log, gridPrefix: opts.GridPrefix, location: loc,
 		resolver: opts.Resolver, reconciler: opts.Reconciler, antiEntropy: opts.AntiEntropy, fed: opts.Federation,
+		peers: opts.Peers,
 	}
 }
 
@@ -72,6 +74,14 @@ func (s *OwnershipServer) ResolveOwner(ctx context.Context, r *pb.ResolveOwnerRe
 func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
 	if s.reconciler == nil {
 		return nil, toStatus(errNoReconciler)
+	}
+	if !s.replica.IsLeader() && s.peers != nil {
+		// Runs happen on the leader, which holds the state they read.
+		cl, err := s.peers.leaderOwnership(s.replica)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return cl.Reconcile(ctx, r)
 	}
 	rep, err := s.reconciler.Reconcile(ctx, r)
 	if err != nil {
@@ -96,6 +106,13 @@ func (s *OwnershipServer) GetReconcileReport(ctx context.Context, r *pb.Reconcil
 func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
 	if s.antiEntropy == nil {
 		return nil, toStatus(errNoAntiEntropy)
+	}
+	if !s.replica.IsLeader() && s.peers != nil {
+		cl, err := s.peers.leaderOwnership(s.replica)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return cl.AntiEntropy(ctx, r)
 	}
 	resp, err := s.antiEntropy.AntiEntropy(ctx, r)
 	if err != nil {

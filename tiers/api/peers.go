@@ -105,3 +105,11 @@ func (p *Peers) Cluster(addr string) (pb.ClusterServiceClient, error) {
 	}
 	return pb.NewClusterServiceClient(c), nil
 }
+
+func (p *Peers) leaderOwnership(r Replica) (pb.OwnershipServiceClient, error) {
+	c, err := p.leaderConn(r)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewOwnershipServiceClient(c), nil
+}
