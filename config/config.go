@@ -50,6 +50,7 @@ type Config struct {
 	Cases      CasesConfig      `mapstructure:"cases"`
 	Evaluation EvaluationConfig `mapstructure:"evaluation"`
 	Reconcile  ReconcileConfig  `mapstructure:"reconcile"`
+	Ownership  OwnershipConfig  `mapstructure:"ownership"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.

@@ -46,6 +46,7 @@ func (c *Config) Validate() error {
 	c.validateMisc(v)
 	c.validateFederation(v)
 	c.validatePolicies(v)
+	c.validateOwnership(v)
 	c.validateReconcile(v)
 	return errors.Join(v.errs...)
 }
