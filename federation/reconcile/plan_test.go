@@ -1,0 +1,163 @@
+package reconcile
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cityhub "github.com/cityhub/cityhub"
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// fixedOwners answers every case with the same ownership.
+type fixedOwners struct{ o *pb.Ownership }
+
+func (f fixedOwners) OwnerOf(*pb.Case) *pb.Ownership { return f.o }
+
+func sampleTopology(t *testing.T) *topology.Topology {
+	t.Helper()
+	topo, err := topology.Load(cityhub.SampleFile("federation.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func owner(unit, node string, tier pb.Tier) *pb.Ownership {
+	return &pb.Ownership{Unit: unit, Node: node, Tier: tier, Rule: "r-" + unit, Explanation: "rule says " + unit}
+}
+
+func TestPlan(t *testing.T) {
+	topo := sampleTopology(t)
+	disputed := &pb.Ownership{Disputed: true, Dispute: "rules a and b disagree"}
+	cityMunicipal := owner("city-municipal", "city", pb.Tier_TIER_CITY)
+	roads505 := owner("320505-roads", "d-320505", pb.Tier_TIER_DISTRICT)
+	roads506 := owner("320506-roads", "d-320506", pb.Tier_TIER_DISTRICT)
+	squad := owner("320505001-squad", "s-320505001", pb.Tier_TIER_STREET)
+	base := func(holder string, st pb.State, unit string) *pb.Case {
+		return &pb.Case{Id: "320505-20200101-000001", Holder: holder, HolderEpoch: 3, Version: 7, State: st, OwnerUnit: unit,
+			Kind: pb.Kind_KIND_EVENT, MajorCode: "04", MinorCode: "01", ReportedAt: timestamppb.Now()}
+	}
+	with := func(c *pb.Case, f func(*pb.Case)) *pb.Case { f(c); return c }
+
+	for _, tc := range []struct {
+		name    string
+		self    string
+		c       *pb.Case
+		owner   *pb.Ownership
+		out     pb.ReconcileOutcome
+		action  pb.Action // UNSPECIFIED: none
+		unit    string    // the action's unit
+		to      string    // record's destination
+		inWhy   string    // a word the reason must contain
+		consult bool      // false: the catalogue must not be asked
+	}{
+		{name: "city-owned held by a district goes up", self: "d-320505", c: base("d-320505", pb.State_STATE_DISPATCHED, "320505-roads"),
+			owner: cityMunicipal, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_TRANSFER_UP, to: "city", inWhy: "handed up", consult: true},
+		{name: "district-owned filed at the city goes down", self: "city", c: base("city", pb.State_STATE_FILED, ""),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_DISPATCH, unit: "320505-roads", to: "d-320505", inWhy: "handed down", consult: true},
+		{name: "district-owned dispatched to a city unit is reassigned down", self: "city", c: base("city", pb.State_STATE_ACCEPTED, "city-water"),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_REASSIGN, unit: "320505-roads", to: "d-320505", consult: true},
+		{name: "wrong district goes up", self: "d-320505", c: base("d-320505", pb.State_STATE_FILED, ""),
+			owner: roads506, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_TRANSFER_UP, to: "d-320506", consult: true},
+		{name: "street-owned at the district is handed down", self: "d-320505", c: base("d-320505", pb.State_STATE_FILED, ""),
+			owner: squad, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_DISPATCH, unit: "320505001-squad", to: "s-320505001", consult: true},
+		{name: "unit that no longer exists is reassigned", self: "d-320505", c: base("d-320505", pb.State_STATE_DISPATCHED, "320505-old-construction"),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_REASSIGN, unit: "320505-roads", to: "d-320505", inWhy: "no longer exists", consult: true},
+		{name: "filed at its owner's node is dispatched", self: "d-320505", c: base("d-320505", pb.State_STATE_FILED, ""),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, action: pb.Action_ACTION_DISPATCH, unit: "320505-roads", to: "d-320505", consult: true},
+		{name: "in place", self: "d-320505", c: base("d-320505", pb.State_STATE_ACCEPTED, "320505-roads"),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE, to: "d-320505", consult: true},
+		{name: "disputed goes to joint review at the city", self: "d-320505", c: base("d-320505", pb.State_STATE_DISPATCHED, "320505-roads"),
+			owner: disputed, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_DISPUTED, action: pb.Action_ACTION_REFER_REVIEW, to: "city", inWhy: "disagree", consult: true},
+		{name: "owner's first return is denied", self: "d-320505",
+			c: with(base("d-320505", pb.State_STATE_RETURN_REQUESTED, "320505-roads"), func(c *pb.Case) {
+				c.Ownership = &pb.Ownership{Unit: "320505-roads", Rejections: 1}
+				c.Pending = &pb.Pending{Action: pb.Action_ACTION_REQUEST_RETURN, Reason: "not ours: it is a city road"}
+			}),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED, action: pb.Action_ACTION_DENY_RETURN, to: "d-320505", inWhy: "city road", consult: true},
+		{name: "owner's second return goes to joint review", self: "d-320505",
+			c: with(base("d-320505", pb.State_STATE_RETURN_REQUESTED, "320505-roads"), func(c *pb.Case) {
+				c.Ownership = &pb.Ownership{Unit: "320505-roads", Rejections: 2}
+			}),
+			owner: roads505, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED, action: pb.Action_ACTION_REFER_REVIEW, to: "city", inWhy: "2 times", consult: true},
+		{name: "handled elsewhere-owned case waits", self: "d-320505", c: base("d-320505", pb.State_STATE_HANDLED, "320505-roads"),
+			owner: cityMunicipal, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING, to: "d-320505", inWhy: "handled", consult: true},
+		{name: "not filed yet waits", self: "d-320505", c: base("d-320505", pb.State_STATE_VERIFIED, ""),
+			owner: cityMunicipal, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING, to: "d-320505", inWhy: "not filed", consult: true},
+		{name: "in review stays", self: "city",
+			c:     with(base("city", pb.State_STATE_FILED, ""), func(c *pb.Case) { c.Ownership = &pb.Ownership{InReview: true, Disputed: true} }),
+			owner: disputed, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE, to: "city", consult: true},
+		{name: "a joint-review decision is not overridden", self: "d-320505",
+			c: with(base("d-320505", pb.State_STATE_DISPATCHED, "320505-roads"), func(c *pb.Case) {
+				c.Ownership = &pb.Ownership{Unit: "320505-roads", Node: "d-320505", Decided: true, Rule: "joint-review"}
+			}),
+			owner: cityMunicipal, out: pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE, to: "d-320505"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := false
+			p := Planner{Self: tc.self, Topology: topo, Owners: ownersFunc(func(*pb.Case) *pb.Ownership { asked = true; return tc.owner })}
+			d, ok := p.Plan(tc.c)
+			if !ok {
+				t.Fatal("case not considered")
+			}
+			if d.Outcome != tc.out {
+				t.Fatalf("outcome %v, want %v (reason %q)", d.Outcome, tc.out, d.Record.GetReason())
+			}
+			if tc.consult && !asked {
+				t.Fatal("the catalogue was not asked")
+			}
+			if !tc.consult && asked {
+				t.Fatal("the catalogue was asked for a decided case")
+			}
+			if got := d.Action.GetAction(); got != tc.action {
+				t.Fatalf("action %v, want %v", got, tc.action)
+			}
+			if d.Action != nil {
+				if d.Action.Unit != tc.unit {
+					t.Fatalf("unit %q, want %q", d.Action.Unit, tc.unit)
+				}
+				if d.Action.CaseId != tc.c.Id || d.Action.Actor != Actor || d.Action.ExpectedVersion != tc.c.Version || d.Action.Note == "" {
+					t.Fatalf("action not addressed to the case: %+v", d.Action)
+				}
+				if d.Record.Action != tc.action {
+					t.Fatalf("record action %v", d.Record.Action)
+				}
+			}
+			if d.Record.ToNode != tc.to || d.Record.FromNode != tc.self || d.Record.CaseId != tc.c.Id || d.Record.ClassCode != "0401" {
+				t.Fatalf("record %+v", d.Record)
+			}
+			if tc.inWhy != "" && !strings.Contains(d.Record.Reason, tc.inWhy) {
+				t.Fatalf("reason %q does not say %q", d.Record.Reason, tc.inWhy)
+			}
+		})
+	}
+}
+
+func TestPlanIgnores(t *testing.T) {
+	p := Planner{Self: "d-320505", Topology: sampleTopology(t), Owners: fixedOwners{owner("city-municipal", "city", pb.Tier_TIER_CITY)}}
+	for _, c := range []*pb.Case{
+		{Id: "1", Holder: "d-320505", State: pb.State_STATE_CLOSED},
+		{Id: "2", Holder: "d-320505", State: pb.State_STATE_VOIDED},
+		{Id: "3", Holder: "d-320505", State: pb.State_STATE_NOT_FILED},
+		{Id: "4", Holder: "city", State: pb.State_STATE_FILED}, // a mirror
+	} {
+		if _, ok := p.Plan(c); ok {
+			t.Errorf("case %s (%v held by %s) was considered", c.Id, c.State, c.Holder)
+		}
+	}
+}
+
+func TestPlanAtTheRootWithAnUnknownOwnerNodeWaits(t *testing.T) {
+	p := Planner{Self: "city", Topology: sampleTopology(t), Owners: fixedOwners{owner("x-unit", "nowhere", pb.Tier_TIER_DISTRICT)}}
+	d, ok := p.Plan(&pb.Case{Id: "1", Holder: "city", State: pb.State_STATE_FILED})
+	if !ok || d.Outcome != pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING || d.Action != nil {
+		t.Fatalf("got %v %v %+v", ok, d.Outcome, d.Action)
+	}
+}
+
+type ownersFunc func(*pb.Case) *pb.Ownership
+
+func (f ownersFunc) OwnerOf(c *pb.Case) *pb.Ownership { return f(c) }
