@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/reconcile"
+	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/catalogue"
@@ -40,7 +42,10 @@ type Replica struct {
 	peers   *api.Peers
 	fed     *federation // nil outside a federation
 	sweeper *overdue.Sweeper
-	log     *slog.Logger
+	// reconciler is nil outside a federation or without a responsibility
+	// catalogue.
+	reconciler *reconcile.Reconciler
+	log        *slog.Logger
 }
 
 // Start opens the node and serves its API. With raft.join set and no state
@@ -75,10 +80,30 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		gl.Close()
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
+	var (
+		topo *topology.Topology
+		own  *owners
+	)
+	if cfg.Federation.Enabled() {
+		if topo, err = cfg.LoadTopology(); err != nil {
+			return nil, fmt.Errorf("federation.topology: %w", err)
+		}
+		cat, err := loadOwnership(cfg, topo)
+		if err != nil {
+			return nil, err
+		}
+		if cat != nil {
+			own = &owners{cat: cat, loc: loc}
+		}
+	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	peers := api.NewPeers()
+	stamp := stampers{policy, finder}
+	if own != nil {
+		stamp = append(stamp, *own)
+	}
 	nc := node.Config{
-		Stamper: stampers{policy, finder},
+		Stamper: stamp,
 		ID:      cfg.Node.ID, DataDir: cfg.Node.DataDir,
 		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
 		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
@@ -104,7 +129,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	finder.SetStore(n.Store())
 	var fed *federation
 	apiOpts := api.Options{Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
-		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)}
+		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc}
+	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
 		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
 			_ = n.Shutdown()
@@ -114,9 +140,17 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			return nil, err
 		}
 		apiOpts.Federation = fed
+		if own != nil {
+			apiOpts.Resolver = *own
+			rc = startReconciler(cfg, n, topo, own, logger)
+			apiOpts.Reconciler = rc
+		}
 	}
 	srv, err := api.NewServer(apiOpts)
 	if err != nil {
+		if rc != nil {
+			rc.Stop()
+		}
 		if fed != nil {
 			fed.close(false)
 		}
@@ -129,7 +163,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	srv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, sweeper: sweeper, log: logger.With("component", "replica")}
+	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
 			r.Kill()
@@ -189,6 +223,9 @@ func (r *Replica) join(ctx context.Context) error {
 // Stop drains the API and shuts the node down.
 func (r *Replica) Stop(ctx context.Context) error {
 	r.sweeper.Stop()
+	if r.reconciler != nil {
+		r.reconciler.Stop()
+	}
 	if r.fed != nil {
 		r.fed.close(true)
 	}
@@ -202,6 +239,9 @@ func (r *Replica) Stop(ctx context.Context) error {
 // for SIGKILL (the stores still close, so the directory can be reopened).
 func (r *Replica) Kill() {
 	r.sweeper.Stop()
+	if r.reconciler != nil {
+		r.reconciler.Stop()
+	}
 	if r.fed != nil {
 		r.fed.close(false)
 	}
@@ -209,6 +249,10 @@ func (r *Replica) Kill() {
 	_ = r.Node.Shutdown()
 	r.peers.Close()
 }
+
+// Reconciler is the replica's reconciler (nil outside a federation or
+// without a responsibility catalogue).
+func (r *Replica) Reconciler() *reconcile.Reconciler { return r.reconciler }
 
 // Sweeper is the replica's overdue sweeper.
 func (r *Replica) Sweeper() *overdue.Sweeper { return r.sweeper }

@@ -1,0 +1,122 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/ownership"
+	"github.com/cityhub/cityhub/federation/reconcile"
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/api"
+	"github.com/cityhub/cityhub/tiers/workflow"
+)
+
+// loadOwnership loads the responsibility catalogue of a federated node: the
+// configured files, or the sample city's when none are configured and the
+// sample fits the node's topology (nil then otherwise: the node records no
+// owners and runs no reconciliation moves it cannot explain).
+func loadOwnership(cfg config.Config, topo *topology.Topology) (*ownership.Catalogue, error) {
+	if cfg.Ownership.Rules == "" {
+		cat, err := ownership.Sample(topo)
+		if err != nil {
+			return nil, nil //nolint:nilerr // the sample city is only the default of the sample topology
+		}
+		return cat, nil
+	}
+	rules, err := os.ReadFile(cfg.Ownership.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("ownership.rules: %w", err)
+	}
+	comps, err := os.ReadFile(cfg.Ownership.Components)
+	if err != nil {
+		return nil, fmt.Errorf("ownership.components: %w", err)
+	}
+	cat, err := ownership.Parse(rules, comps, topo)
+	if err != nil {
+		return nil, fmt.Errorf("ownership.rules: %w", err)
+	}
+	return cat, nil
+}
+
+// owners asks the responsibility catalogue, reading times in the city's
+// zone: a case's month (for rotations) is that of its report.
+type owners struct {
+	cat *ownership.Catalogue
+	loc *time.Location
+}
+
+// OwnerOf implements reconcile.Owners.
+func (o owners) OwnerOf(c *pb.Case) *pb.Ownership {
+	at := time.Time{}
+	if c.GetReportedAt() != nil {
+		at = c.GetReportedAt().AsTime()
+	}
+	return o.ownerAt(c, at)
+}
+
+func (o owners) ownerAt(c *pb.Case, at time.Time) *pb.Ownership {
+	return o.cat.Resolve(ownership.Query{
+		Kind: c.GetKind(), Major: c.GetMajorCode(), Minor: c.GetMinorCode(),
+		Grid: c.GetGridCode(), ComponentID: c.GetComponentId(), At: at.In(o.loc),
+	})
+}
+
+// ResolveOwner implements api.Resolver.
+func (o owners) ResolveOwner(_ context.Context, r *pb.ResolveOwnerRequest) (*pb.Ownership, error) {
+	if r.GetKind() == pb.Kind_KIND_UNSPECIFIED {
+		return nil, fieldErr("kind", "required: COMPONENT or EVENT")
+	}
+	if len(r.GetGridCode()) != 15 {
+		return nil, fieldErr("grid_code", "required: 15 digits")
+	}
+	at := time.Now()
+	if r.GetAt() != nil {
+		at = r.GetAt().AsTime()
+	}
+	return o.ownerAt(&pb.Case{Kind: r.Kind, MajorCode: r.MajorCode, MinorCode: r.MinorCode, GridCode: r.GridCode, ComponentId: r.ComponentId}, at), nil
+}
+
+func fieldErr(field, reason string) error {
+	return &workflow.FieldError{Field: field, Reason: reason, Err: api.ErrInvalid}
+}
+
+// Stamp writes the catalogue's owner into the commands that decide one: a
+// report (the owner when it is filed: the report may be filed at once), a
+// filing, and an import. Reconciliation moves carry their owner already.
+func (o owners) Stamp(now time.Time, cmd *pb.Command, read func(string) (*pb.Case, error)) {
+	switch b := cmd.Body.(type) {
+	case *pb.Command_Report:
+		if c := b.Report.GetCase(); c != nil {
+			b.Report.Ownership = o.ownerAt(c, now)
+		}
+	case *pb.Command_Act:
+		if b.Act.Action != pb.Action_ACTION_FILE {
+			return
+		}
+		if c, err := read(b.Act.CaseId); err == nil && c != nil && !c.GetOwnership().GetDecided() {
+			b.Act.Ownership = o.OwnerOf(c)
+		}
+	case *pb.Command_ImportCases:
+		for _, ic := range b.ImportCases.GetCases() {
+			if c := ic.GetCase(); c != nil {
+				c.Ownership = o.OwnerOf(c)
+			}
+		}
+	}
+}
+
+// startReconciler builds the node's reconciler and starts its follow loop.
+func startReconciler(cfg config.Config, n reconcile.Local, topo *topology.Topology, own *owners, logger *slog.Logger) *reconcile.Reconciler {
+	rc := reconcile.New(reconcile.Options{
+		Self: cfg.Federation.Node, Topology: topo, Owners: *own, Local: n,
+		BatchSize: cfg.Reconcile.BatchSize, FollowInterval: cfg.Reconcile.FollowInterval,
+		Logger: logger,
+	})
+	rc.Start()
+	return rc
+}
