@@ -294,7 +294,9 @@ func fingerprint(cmd *pb.Command) []byte {
 		// The owners are the leader's answer, not the client's request.
 		ic := proto.Clone(b.ImportCases).(*pb.ImportCases)
 		for _, c := range ic.Cases {
-			c.GetCase().Ownership = nil
+			if c.GetCase() != nil { // a malformed entry must not panic Apply
+				c.Case.Ownership = nil
+			}
 		}
 		m = ic
 	case *pb.Command_Reconcile:
