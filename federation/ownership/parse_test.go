@@ -75,8 +75,8 @@ func TestParseRefusals(t *testing.T) {
 	}
 	row := func(line string) string { return baseComponents + line + "\n" }
 	cases := []struct {
-		name             string
-		rules, comps     string
+		name              string
+		rules, comps      string
 		mention1, mention string
 	}{
 		{"unknown unit", rule("{unit: city-municipal}", "{unit: city-metro}"), baseComponents,

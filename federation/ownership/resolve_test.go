@@ -40,7 +40,7 @@ rules:
   - {id: to-community, kind: event, class: "0104", owner: {locality: 社区}, priority: 1}
 `
 	c := mustParse(t, rules, "", topo)
-	const grid = "320506002001007"      // 郭巷社区
+	const grid = "320506002001007"        // 郭巷社区
 	const noCommunity = "320506002005007" // 郭巷街道, community 005 not configured
 	const noStreet = "320506009001001"    // 吴中区, street 009 not configured
 	const noDistrict = "320507001001001"  // in the city, district 320507 not configured
