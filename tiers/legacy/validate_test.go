@@ -96,7 +96,9 @@ func TestValidateFieldRules(t *testing.T) {
 		func(r *pb.LegacyRow) { r.ReportedAt, r.Deadline = "2021/03/04 09:30:00", "2021-03-06 17:30" },
 		func(r *pb.LegacyRow) { r.ReportedAt = "2021-03-04T01:30:00Z" },
 		func(r *pb.LegacyRow) { r.Source, r.Kind, r.Status = "INSPECTOR", "Component", "Dispatched" },
-		func(r *pb.LegacyRow) { r.Source, r.Kind, r.Status = "source_inspector", "KIND_COMPONENT", "state_dispatched" },
+		func(r *pb.LegacyRow) {
+			r.Source, r.Kind, r.Status = "source_inspector", "KIND_COMPONENT", "state_dispatched"
+		},
 		func(r *pb.LegacyRow) { r.Lat, r.Lng = "", "" },
 		func(r *pb.LegacyRow) { r.LegacyId = " HQCG-2021-00012 " },
 	} {
