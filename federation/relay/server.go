@@ -33,6 +33,9 @@ type Server struct {
 	// the explicitly configured plain-text mode.
 	identity PeerIdentity
 	log      *slog.Logger
+	// antiEntropy serves Digest, CaseVersions, FetchCases and Repair (nil:
+	// Unimplemented); see antientropy.go.
+	antiEntropy AntiEntropyHandler
 
 	mu    sync.Mutex
 	links map[string]*sync.Mutex // one batch at a time per sending neighbour

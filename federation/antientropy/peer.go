@@ -1,0 +1,151 @@
+package antientropy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// Peer is the other end of a link: the anti-entropy calls of its
+// FederationService. Handler implements it (in-process tests and
+// benchmarks); the runner calls neighbours over gRPC.
+type Peer interface {
+	Digest(ctx context.Context, req *pb.DigestRequest) (*pb.DigestResponse, error)
+	CaseVersions(ctx context.Context, req *pb.CaseVersionsRequest) (*pb.CaseVersionsResponse, error)
+	FetchCases(ctx context.Context, req *pb.FetchCasesRequest) (*pb.FetchCasesResponse, error)
+	Repair(ctx context.Context, req *pb.RepairRequest) (*pb.RepairResponse, error)
+}
+
+// maxRecv bounds one answer from a peer (a Digest at MaxBuckets is about
+// 3 MiB; CaseVersions and FetchCases are chunked well below this).
+const maxRecv = 64 << 20
+
+// grpcPeer calls a neighbour group's FederationService and follows its
+// leader the way the relay does (federation/relay/client.go): a replica
+// that answers Unavailable (a follower) or cannot be reached is passed
+// over for the next, and the one that answered last is tried first.
+type grpcPeer struct {
+	name    string
+	addrs   []string
+	opts    []grpc.DialOption
+	timeout time.Duration
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+	cur   int
+}
+
+// DialOptions are the options of the connections to a neighbour: the
+// relay's reconnect backoff (bounded by retryMin and retryMax, not gRPC's
+// two minutes), then the node's own (transport credentials), which take
+// precedence.
+func DialOptions(retryMin, retryMax time.Duration, own []grpc.DialOption) []grpc.DialOption {
+	return append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: retryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: retryMax},
+		MinConnectTimeout: 20 * time.Second,
+	})}, own...)
+}
+
+func newGRPCPeer(name string, addrs []string, opts []grpc.DialOption, timeout time.Duration) *grpcPeer {
+	return &grpcPeer{name: name, addrs: addrs, opts: opts, timeout: timeout, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *grpcPeer) conn(i int) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	addr := p.addrs[i]
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s (%s): %w", p.name, addr, err)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+// do calls fn on the neighbour's leader, trying each replica at most once.
+func (p *grpcPeer) do(ctx context.Context, fn func(context.Context, pb.FederationServiceClient) error) error {
+	p.mu.Lock()
+	start := p.cur
+	p.mu.Unlock()
+	var last error
+	for k := 0; k < len(p.addrs); k++ {
+		i := (start + k) % len(p.addrs)
+		c, err := p.conn(i)
+		if err != nil {
+			last = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, p.timeout)
+		err = fn(cctx, pb.NewFederationServiceClient(c))
+		cancel()
+		if err == nil {
+			p.mu.Lock()
+			p.cur = i
+			p.mu.Unlock()
+			return nil
+		}
+		last = fmt.Errorf("%s at %s: %w", p.name, p.addrs[i], err)
+		if ctx.Err() != nil {
+			return last
+		}
+		switch status.Code(err) {
+		case codes.Unavailable, codes.DeadlineExceeded:
+			continue // not the leader, or not reachable: try the next replica
+		default:
+			return last
+		}
+	}
+	return last
+}
+
+func (p *grpcPeer) Digest(ctx context.Context, req *pb.DigestRequest) (resp *pb.DigestResponse, err error) {
+	err = p.do(ctx, func(ctx context.Context, c pb.FederationServiceClient) (err error) {
+		resp, err = c.Digest(ctx, req, grpc.MaxCallRecvMsgSize(maxRecv))
+		return err
+	})
+	return resp, err
+}
+
+func (p *grpcPeer) CaseVersions(ctx context.Context, req *pb.CaseVersionsRequest) (resp *pb.CaseVersionsResponse, err error) {
+	err = p.do(ctx, func(ctx context.Context, c pb.FederationServiceClient) (err error) {
+		resp, err = c.CaseVersions(ctx, req, grpc.MaxCallRecvMsgSize(maxRecv))
+		return err
+	})
+	return resp, err
+}
+
+func (p *grpcPeer) FetchCases(ctx context.Context, req *pb.FetchCasesRequest) (resp *pb.FetchCasesResponse, err error) {
+	err = p.do(ctx, func(ctx context.Context, c pb.FederationServiceClient) (err error) {
+		resp, err = c.FetchCases(ctx, req, grpc.MaxCallRecvMsgSize(maxRecv))
+		return err
+	})
+	return resp, err
+}
+
+func (p *grpcPeer) Repair(ctx context.Context, req *pb.RepairRequest) (resp *pb.RepairResponse, err error) {
+	err = p.do(ctx, func(ctx context.Context, c pb.FederationServiceClient) (err error) {
+		resp, err = c.Repair(ctx, req, grpc.MaxCallRecvMsgSize(maxRecv))
+		return err
+	})
+	return resp, err
+}
+
+func (p *grpcPeer) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, a)
+	}
+}
