@@ -106,6 +106,9 @@ type FederationConfig struct {
 	// RetryMin and RetryMax bound the backoff after a failed delivery.
 	RetryMin time.Duration `mapstructure:"retry_min"`
 	RetryMax time.Duration `mapstructure:"retry_max"`
+	// AntiEntropyInterval and AntiEntropyBuckets: see config/federation.go.
+	AntiEntropyInterval time.Duration `mapstructure:"antientropy_interval"`
+	AntiEntropyBuckets  int           `mapstructure:"antientropy_buckets"`
 }
 
 // TLSConfig names the PEM files of a node's federation identity.
@@ -234,6 +237,8 @@ func Default() Config {
 			BatchBytes: 2 << 20,
 			RetryMin:   50 * time.Millisecond,
 			RetryMax:   time.Second,
+			// Anti-entropy: every 5 minutes, buckets chosen by size.
+			AntiEntropyInterval: 5 * time.Minute,
 		},
 	}
 }

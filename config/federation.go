@@ -67,6 +67,15 @@ func (c *Config) validateFederation(v *validator) {
 	if f.RetryMin <= 0 || f.RetryMax < f.RetryMin || f.RetryMax > 10*time.Minute {
 		v.add("federation.retry_max", "retry_min %s and retry_max %s must satisfy 0 < min <= max <= 10m", f.RetryMin, f.RetryMax)
 	}
+	// Anti-entropy (federation/antientropy): the period of the parent's
+	// comparison with each child (0: on demand only), and the number of
+	// buckets of a comparison (0: automatic, about 256 cases a bucket).
+	if f.AntiEntropyInterval < 0 {
+		v.add("federation.antientropy_interval", "%s must be 0 (on demand only) or positive", f.AntiEntropyInterval)
+	}
+	if b := f.AntiEntropyBuckets; b != 0 && (b < 1 || b > 1<<16 || b&(b-1) != 0) {
+		v.add("federation.antientropy_buckets", "%d must be 0 (automatic) or a power of two up to 65536", b)
+	}
 }
 
 func portOf(addr string) (int, bool) {

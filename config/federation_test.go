@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const testTopology = `nodes:
@@ -65,6 +66,9 @@ func TestFederationValidate(t *testing.T) {
 		{"batch too big", func(c *Config) { c.Federation.BatchSize = 100000 }, "federation.batch_size"},
 		{"batch bytes too big", func(c *Config) { c.Federation.BatchBytes = 64 << 20 }, "federation.batch_bytes"},
 		{"retry inverted", func(c *Config) { c.Federation.RetryMax = c.Federation.RetryMin / 2 }, "federation.retry_max"},
+		{"anti-entropy interval negative", func(c *Config) { c.Federation.AntiEntropyInterval = -time.Second }, "federation.antientropy_interval"},
+		{"anti-entropy buckets not a power of two", func(c *Config) { c.Federation.AntiEntropyBuckets = 100 }, "federation.antientropy_buckets"},
+		{"anti-entropy buckets too many", func(c *Config) { c.Federation.AntiEntropyBuckets = 1 << 17 }, "federation.antientropy_buckets"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := federated(t)
@@ -111,5 +115,27 @@ func TestFederationFlags(t *testing.T) {
 	}
 	if got.Federation.Topology != c.Federation.Topology || got.Federation.Node != "d-320582" || got.Federation.Addr != "127.0.0.1:7399" || !got.Federation.Insecure {
 		t.Fatalf("federation from flags and env: %+v", got.Federation)
+	}
+}
+
+func TestFederationAntiEntropyKeys(t *testing.T) {
+	c := federated(t)
+	if c.Federation.AntiEntropyInterval != 5*time.Minute || c.Federation.AntiEntropyBuckets != 0 {
+		t.Fatalf("defaults: interval %s, buckets %d; want 5m, 0 (automatic)", c.Federation.AntiEntropyInterval, c.Federation.AntiEntropyBuckets)
+	}
+	t.Setenv("CITYHUB_FEDERATION_INSECURE", "true")
+	t.Setenv("CITYHUB_FEDERATION_ANTIENTROPY_INTERVAL", "0")
+	t.Setenv("CITYHUB_FEDERATION_ANTIENTROPY_BUCKETS", "1024")
+	fs := pflag.NewFlagSet("cityhubd", pflag.ContinueOnError)
+	BindFlags(fs)
+	if err := fs.Parse([]string{"--node-id", "n1", "--tier", "district", "--jurisdiction", "320582", "--topology", c.Federation.Topology, "--fed-node", "d-320582"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load("", fs)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if got.Federation.AntiEntropyInterval != 0 || got.Federation.AntiEntropyBuckets != 1024 {
+		t.Fatalf("from env: interval %s (0 disables the periodic run), buckets %d", got.Federation.AntiEntropyInterval, got.Federation.AntiEntropyBuckets)
 	}
 }
