@@ -138,6 +138,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
 	root.AddCommand(a.evaluationCmd()) // report: 综合评价
+	root.AddCommand(a.importCmd())     // import: an old system's backlog
 	return root
 }
 
