@@ -16,6 +16,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/legacy"
@@ -23,6 +24,10 @@ import (
 
 // maxImportBatch is the server's limit of rows per ImportCases request.
 const maxImportBatch = 1000
+
+// maxBatchBytes keeps a request well below gRPC's 4 MB message limit
+// (long descriptions).
+const maxBatchBytes = 2 << 20
 
 // importSummary is what `cityhubctl import` reports (-o json prints it).
 type importSummary struct {
@@ -73,9 +78,9 @@ read, goes to the quarantine file with its line number, field and reason,
 and nothing of it is written. The legacy_id is the idempotency key:
 importing the same file again changes nothing (its rows are counted as
 already imported), and a row whose legacy_id an earlier row of the file
-carries is quarantined. Rows go in batches (--batch, at most 1000); each
-batch's request id is "import/" and the SHA-256 of its rows and the actor,
-so a batch sent again is a replay.
+carries is quarantined. Rows go in batches (--batch rows, at most 1000,
+and about 2 MB); each batch's request id is "import/" and the SHA-256 of
+its rows and the actor, so a batch sent again is a replay.
 
 The quarantine file (--quarantine, default FILE.quarantine.csv) is CSV:
 line, legacy_id, field, reason, then the row's other columns. Correct the
@@ -176,9 +181,9 @@ func (a *app) importFile(ctx context.Context, path string, format legacy.Format,
 			return nil, err
 		}
 		cl := pb.NewOwnershipServiceClient(conn)
-		nBatches := (len(rows) + batch - 1) / batch
-		for i := 0; i < nBatches; i++ {
-			part := rows[i*batch : min((i+1)*batch, len(rows))]
+		batches := splitBatches(rows, batch, maxBatchBytes)
+		nBatches := len(batches)
+		for i, part := range batches {
 			req := &pb.ImportCasesRequest{RequestId: importRequestID(actor, part), Rows: part, DryRun: dryRun, Actor: actor}
 			cctx, cancel := a.call(ctx)
 			resp, err := cl.ImportCases(cctx, req)
@@ -218,6 +223,29 @@ func (a *app) importFile(ctx context.Context, path string, format legacy.Format,
 		sum.BadJSON = append(sum.BadJSON, importBadJSON{Line: e.Line, LegacyID: e.LegacyId, Field: e.Field, Reason: e.Reason})
 	}
 	return sum, nil
+}
+
+// splitBatches cuts rows into batches of at most n rows and about maxBytes
+// (a row larger than that goes alone). The cut depends only on the rows, so
+// the same file gives the same batches.
+func splitBatches(rows []*pb.LegacyRow, n, maxBytes int) [][]*pb.LegacyRow {
+	var (
+		out   [][]*pb.LegacyRow
+		start int
+		size  int
+	)
+	for i, r := range rows {
+		rs := proto.Size(r)
+		if i > start && (i-start == n || size+rs > maxBytes) {
+			out = append(out, rows[start:i])
+			start, size = i, 0
+		}
+		size += rs
+	}
+	if start < len(rows) {
+		out = append(out, rows[start:])
+	}
+	return out
 }
 
 // removeStaleQuarantine removes a quarantine file an earlier run left at

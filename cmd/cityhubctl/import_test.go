@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
@@ -261,5 +263,41 @@ func TestImportErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.want)
 		}
+	}
+}
+
+func TestImportBatches(t *testing.T) {
+	var rows []*pb.LegacyRow
+	for i := 0; i < 10; i++ {
+		rows = append(rows, &pb.LegacyRow{Line: int32(i + 2), LegacyId: "R" + strings.Repeat("x", i), Description: "d"})
+	}
+	rows[6].Description = strings.Repeat("长", 400) // 1,200 bytes
+	sizes := func(bs [][]*pb.LegacyRow) []int {
+		var out []int
+		for _, b := range bs {
+			out = append(out, len(b))
+		}
+		return out
+	}
+	// By count: 4, 4, 2.
+	if got := sizes(splitBatches(rows, 4, 1<<20)); len(got) != 3 || got[0] != 4 || got[1] != 4 || got[2] != 2 {
+		t.Errorf("by count: %v", got)
+	}
+	// By size: the long row goes alone, the rest by count.
+	if got := sizes(splitBatches(rows, 4, 1000)); len(got) != 4 || got[0] != 4 || got[1] != 2 || got[2] != 1 || got[3] != 3 {
+		t.Errorf("by size: %v", got)
+	}
+	// Request ids name the content: the same rows (at other lines) give the
+	// same id, another actor or other values another.
+	moved := make([]*pb.LegacyRow, 3)
+	for i, r := range rows[:3] {
+		c := proto.Clone(r).(*pb.LegacyRow)
+		c.Line += 100
+		moved[i] = c
+	}
+	id := importRequestID("a", rows[:3])
+	if !regexp.MustCompile(`^import/[0-9a-f]{64}$`).MatchString(id) || importRequestID("a", moved) != id ||
+		importRequestID("b", rows[:3]) == id || importRequestID("a", rows[1:4]) == id {
+		t.Errorf("request ids: %s", id)
 	}
 }
