@@ -78,6 +78,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.Federation != nil {
 		m.Registry.MustRegister(newLinkCollector(opts.Federation))
 	}
+	useFederationAntiEntropy(&opts, m)
 	pb.RegisterCaseServiceServer(gs, cs)
 	pb.RegisterClusterServiceServer(gs, cl)
 	own := newOwnershipServer(opts, log)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/antientropy"
 	"github.com/cityhub/cityhub/federation/certs"
 	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
@@ -38,6 +39,9 @@ type federation struct {
 	srv   *grpc.Server
 	lis   net.Listener
 	log   *slog.Logger
+
+	// antiEntropy compares this node with its neighbours (antientropy.go).
+	antiEntropy *antientropy.Runner
 
 	mu    sync.Mutex
 	ready bool
@@ -97,7 +101,12 @@ func startFederation(cfg config.Config, n *node.Node, logger *slog.Logger, diale
 	}
 	srvOpts = append(srvOpts, grpc.MaxRecvMsgSize(8<<20))
 	f.srv = grpc.NewServer(srvOpts...)
-	pb.RegisterFederationServiceServer(f.srv, relay.NewServer(self.Name, topo, n, identity, logger))
+	rs := relay.NewServer(self.Name, topo, n, identity, logger)
+	if f.antiEntropy, err = newAntiEntropy(cfg, n, topo, self.Name, dial, rs, logger); err != nil {
+		lis.Close()
+		return nil, err
+	}
+	pb.RegisterFederationServiceServer(f.srv, rs)
 	f.relay, err = relay.New(relay.Options{
 		Self: self.Name, Topology: topo, Local: n, Dial: dial,
 		BatchSize: cfg.Federation.BatchSize, BatchBytes: cfg.Federation.BatchBytes,
@@ -114,6 +123,7 @@ func startFederation(cfg config.Config, n *node.Node, logger *slog.Logger, diale
 		}
 	}()
 	f.relay.Start()
+	f.antiEntropy.Start()
 	f.wg.Add(1)
 	go func() { defer f.wg.Done(); f.applyTopology() }()
 	return f, nil
@@ -179,6 +189,7 @@ func (f *federation) Addr() string { return f.lis.Addr().String() }
 
 func (f *federation) close(graceful bool) {
 	close(f.stop)
+	f.antiEntropy.Stop()
 	f.relay.Stop()
 	if graceful {
 		f.srv.GracefulStop()
