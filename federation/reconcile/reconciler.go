@@ -62,7 +62,11 @@ type Reconciler struct {
 	planner Planner
 	log     *slog.Logger
 
+	// running admits one user run at a time; passing serialises a run
+	// with the follow loop (a run waits for a follow pass to end, the
+	// follow loop skips while a run goes on).
 	running sync.Mutex
+	passing sync.Mutex
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -106,6 +110,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 		return nil, ErrRunning
 	}
 	defer r.running.Unlock()
+	r.passing.Lock()
+	defer r.passing.Unlock()
 	if req.GetBatchSize() < 0 || req.GetBatchSize() > 5000 {
 		return nil, fmt.Errorf("%w: batch_size %d is outside 1-5000", ErrInvalid, req.GetBatchSize())
 	}
@@ -121,11 +127,30 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 		return nil, err
 	}
 	r.log.Info("reconciliation run started", "run", run.RunId, "batch", batch)
-	scanned, inPlace, err := r.pass(ctx, run.RunId, batch, scanStates, nil, true)
-	if err != nil {
-		return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
+	// A move planned against a version that changed before it applied (the
+	// overdue sweeper marks old cases, a user acts) is skipped; the run
+	// passes again over what it has not recorded until nothing is skipped.
+	var inPlace int64
+	for attempt := 1; ; attempt++ {
+		var skipped int
+		_, inPlace, skipped, err = r.pass(ctx, run.RunId, batch, scanStates, nil, true)
+		if err != nil {
+			return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
+		}
+		if skipped == 0 || attempt == maxPasses {
+			break
+		}
+		r.log.Info("moves skipped because their cases changed meanwhile: passing again", "run", run.RunId, "skipped", skipped, "pass", attempt+1)
 	}
-	run.Scanned, run.InPlace = scanned, inPlace
+	// The run's records count every case it acted on, in this process or
+	// before a crash; in-place cases are not recorded, and the last pass
+	// saw all of them.
+	partial, err := r.report(run)
+	if err != nil {
+		return nil, err
+	}
+	run.InPlace = inPlace
+	run.Scanned = inPlace + partial.Moved + partial.Pending + partial.Disputed + partial.Rejected
 	run.Finished, run.FinishedUnixMs = true, r.opts.Now().UnixMilli()
 	if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: run}}}); err != nil {
 		return nil, fmt.Errorf("finish run %s: %w", run.RunId, err)
@@ -134,7 +159,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	r.log.Info("reconciliation run finished", "run", run.RunId, "scanned", scanned, "in_place", inPlace,
+	r.log.Info("reconciliation run finished", "run", run.RunId, "scanned", run.Scanned, "in_place", inPlace,
 		"moved", rep.Moved, "pending", rep.Pending, "disputed", rep.Disputed, "rejected", rep.Rejected)
 	return rep, nil
 }
@@ -181,7 +206,7 @@ func (r *Reconciler) startRun(ctx context.Context, id string) (*pb.ReconcileRun,
 // narrows the cases considered; it sees their history), and proposes the
 // moves in batches under run. With resume, cases the run already recorded
 // are skipped.
-func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []pb.State, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, err error) {
+func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []pb.State, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, skipped int, err error) {
 	var (
 		moves   []*pb.ReconcileMove
 		batches int
@@ -191,9 +216,11 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []p
 			return nil
 		}
 		cmd := &pb.Command{RequestId: "reconcile/" + run, Body: &pb.Command_Reconcile{Reconcile: &pb.ReconcileCases{RunId: run, Moves: moves}}}
-		if _, err := r.opts.Local.ApplyLocal(ctx, cmd); err != nil {
+		res, err := r.opts.Local.ApplyLocal(ctx, cmd)
+		if err != nil {
 			return err
 		}
+		skipped += res.Skipped
 		moves = nil
 		batches++
 		if r.opts.AfterBatch != nil {
@@ -206,17 +233,17 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []p
 		token := ""
 		for {
 			if err := ctx.Err(); err != nil {
-				return scanned, inPlace, err
+				return scanned, inPlace, skipped, err
 			}
 			page, next, err := st.List(store.Query{State: state, PageSize: 1000, PageToken: token, WithHistory: keep != nil})
 			if err != nil {
-				return scanned, inPlace, err
+				return scanned, inPlace, skipped, err
 			}
 			var done map[string]bool
 			if resume {
 				done, err = recorded(st, run, page)
 				if err != nil {
-					return scanned, inPlace, err
+					return scanned, inPlace, skipped, err
 				}
 			}
 			for _, c := range page {
@@ -238,7 +265,7 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []p
 				})
 				if len(moves) >= batch {
 					if err := flush(); err != nil {
-						return scanned, inPlace, err
+						return scanned, inPlace, skipped, err
 					}
 				}
 			}
@@ -248,7 +275,8 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []p
 			token = next
 		}
 	}
-	return scanned, inPlace, flush()
+	err = flush()
+	return scanned, inPlace, skipped, err
 }
 
 // recorded returns which cases of page run has already recorded.
@@ -309,6 +337,10 @@ func (r *Reconciler) plan(ctx context.Context) (*pb.ReconcileReport, error) {
 	return rep, nil
 }
 
+// maxPasses bounds the passes of one run over cases whose moves were
+// skipped because they changed meanwhile.
+const maxPasses = 5
+
 // maxPlan bounds the plan entries a dry run returns (the counts are complete).
 const maxPlan = 10_000
 
@@ -356,10 +388,10 @@ func (r *Reconciler) Follow(ctx context.Context) error {
 	if !r.opts.Local.IsLeader() {
 		return ErrNotLeader
 	}
-	if !r.running.TryLock() {
+	if !r.passing.TryLock() {
 		return ErrRunning
 	}
-	defer r.running.Unlock()
+	defer r.passing.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	st := r.opts.Local.Store()
@@ -374,7 +406,7 @@ func (r *Reconciler) Follow(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	_, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []pb.State{pb.State_STATE_FILED}, handedHere, false)
+	_, _, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []pb.State{pb.State_STATE_FILED}, handedHere, false)
 	return err
 }
 

@@ -127,6 +127,9 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 	if r.OwnerUnit != "" && !unitRe.MatchString(r.OwnerUnit) {
 		return nil, toStatus(invalid("owner_unit", "not a unit id"))
 	}
+	if len(r.LegacyId) > 64 || strings.ContainsRune(r.LegacyId, 0) {
+		return nil, toStatus(invalid("legacy_id", "at most 64 characters, no NUL"))
+	}
 	r.Consistency = orDefault(r.Consistency, pb.Consistency_CONSISTENCY_LEADER)
 	if leader, err := s.leaderFor(ctx, r.Consistency); err != nil {
 		return nil, toStatus(err)
@@ -136,7 +139,7 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 	q := store.Query{
 		State: r.State, OwnerUnit: r.OwnerUnit, GridPrefix: r.GridPrefix,
 		PageSize: int(r.PageSize), PageToken: r.PageToken, WithHistory: r.IncludeHistory,
-		Overdue: r.Overdue,
+		Overdue: r.Overdue, InReview: r.InReview, LegacyID: r.LegacyId,
 	}
 	if r.DueBefore != nil {
 		q.DueBefore = r.DueBefore.AsTime()

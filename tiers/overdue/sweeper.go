@@ -59,6 +59,13 @@ func NewSweeper(local Local, self string, interval time.Duration, logger *slog.L
 // Start runs the sweeper until Stop.
 func (s *Sweeper) Start() {
 	s.wg.Add(1)
+	// Stop cancels a sweep in progress: marking a large backlog that fell
+	// due takes many commands, and a stopping replica must not wait for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-s.stop
+		cancel()
+	}()
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(s.interval)
@@ -69,7 +76,7 @@ func (s *Sweeper) Start() {
 				return
 			case <-t.C:
 				if s.local.IsLeader() {
-					if _, err := s.Sweep(context.Background()); err != nil {
+					if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 						s.log.Warn("sweep", "error", err)
 					}
 				}
@@ -99,6 +106,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, d := range due {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
 			c, err := s.local.Store().GetCase(d.ID)
 			if err != nil {
 				continue

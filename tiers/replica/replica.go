@@ -238,6 +238,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 // Kill stops at once, dropping calls in flight: the in-process stand-in
 // for SIGKILL (the stores still close, so the directory can be reopened).
 func (r *Replica) Kill() {
+	r.API.Kill() // first: a killed process answers nothing more
 	r.sweeper.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
@@ -245,7 +246,6 @@ func (r *Replica) Kill() {
 	if r.fed != nil {
 		r.fed.close(false)
 	}
-	r.API.Kill()
 	_ = r.Node.Shutdown()
 	r.peers.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,30 +43,47 @@ type Cluster struct {
 // Option adjusts each member's configuration before start.
 type Option func(*config.Config)
 
-// FreePort returns a loopback address nobody listens on right now.
-// A port is released before the replica binds it, so the kernel may hand
-// it out again; FreePort never returns the same port twice in a process.
+// FreePort returns a loopback address nobody listens on right now, never
+// the same twice in a process. Ports come from 20000-32767, below the
+// kernel's ephemeral range (32768 and up on Linux): there an outgoing
+// connection's source port could take the address of a replica a test
+// stopped, and its restart would fail with "address already in use".
+// Each process starts at an offset of its own, so packages tested at the
+// same time rarely probe the same ports.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		handedOut.Lock()
-		seen := handedOut.ports[addr]
-		handedOut.ports[addr] = true
-		handedOut.Unlock()
-		if !seen {
-			return addr
-		}
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.next == 0 {
+		handedOut.next = portLow + (os.Getpid()*97)%(portHigh-portLow)
 	}
+	for tries := 0; tries < portHigh-portLow; tries++ {
+		port := handedOut.next
+		handedOut.next++
+		if handedOut.next >= portHigh {
+			handedOut.next = portLow
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if handedOut.ports[addr] {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handedOut.ports[addr] = true
+		return addr
+	}
+	t.Fatalf("free port: none left in %d-%d", portLow, portHigh)
+	return ""
 }
+
+const portLow, portHigh = 20000, 32768
 
 var handedOut = struct {
 	sync.Mutex
+	next  int
 	ports map[string]bool
 }{ports: map[string]bool{}}
 
