@@ -87,6 +87,7 @@ type comparison struct {
 	rep      *pb.AntiEntropyLink
 	findings []finding
 	elapsed  time.Duration
+	phases   []time.Duration // end of round 1, 2 and 3 since the start (logged)
 }
 
 func newComparison(st *store.Store, l *link, p Peer, buckets uint32, hint uint64) *comparison {
@@ -120,27 +121,54 @@ func (c *comparison) find(ctx context.Context) error {
 
 func (c *comparison) findRounds(ctx context.Context) error {
 	l := c.l
-	sum, err := summarize(c.st, l)
-	if err != nil {
-		return fmt.Errorf("summarise: %w", err)
-	}
-	c.rep.SharedHere = sum.Shared
-	b := c.buckets
+	// Round 1. With the number of buckets known beforehand (configured, or
+	// from the last comparison of this link) the peer scans while this end
+	// does.
+	var (
+		sum     *Summary
+		sumErr  error
+		theirs  []*pb.BucketDigest
+		there   uint64
+		b       = c.buckets
+		early   = b != 0 || c.hint > 0
+		err     error
+		round1  sync.WaitGroup
+		started = time.Now()
+	)
 	if b == 0 {
-		b = AutoBuckets(max(sum.Shared, c.hint))
+		b = AutoBuckets(c.hint)
 	}
-	theirs, there, err := c.digest(ctx, b)
+	round1.Add(1)
+	go func() {
+		defer round1.Done()
+		sum, sumErr = summarize(c.st, l)
+	}()
+	if early {
+		theirs, there, err = c.digest(ctx, b)
+	}
+	round1.Wait()
+	if sumErr != nil {
+		return fmt.Errorf("summarise: %w", sumErr)
+	}
 	if err != nil {
 		return err
 	}
-	if c.buckets == 0 {
-		if nb := AutoBuckets(max(sum.Shared, there)); nb > b {
-			b = nb
-			if theirs, there, err = c.digest(ctx, b); err != nil {
-				return err
-			}
+	c.rep.SharedHere = sum.Shared
+	if !early {
+		b = AutoBuckets(sum.Shared)
+		if theirs, there, err = c.digest(ctx, b); err != nil {
+			return err
 		}
 	}
+	// Automatic: when the peer shares many more cases than b suits (it
+	// kept what this end lost), ask again with more buckets.
+	if nb := AutoBuckets(max(sum.Shared, there)); c.buckets == 0 && nb > b {
+		b = nb
+		if theirs, there, err = c.digest(ctx, b); err != nil {
+			return err
+		}
+	}
+	c.phases = append(c.phases, time.Since(started))
 	c.rep.Buckets, c.rep.SharedThere = b, there
 	mine := sum.Fold(b)
 	diff, err := Differing(mine, theirs)
@@ -173,6 +201,7 @@ func (c *comparison) findRounds(ctx context.Context) error {
 	}()
 	remote, err := c.versions(ctx, b, diff, counts)
 	wg.Wait()
+	c.phases = append(c.phases, time.Since(started))
 	if err != nil {
 		return err
 	}
@@ -219,6 +248,7 @@ func (c *comparison) findRounds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.phases = append(c.phases, time.Since(started))
 
 	// Decide.
 	for _, id := range ids {

@@ -53,11 +53,18 @@ type memLocal struct {
 
 func newMemLocal(tb testing.TB, t *topology.Topology, self, dir string) *memLocal {
 	tb.Helper()
+	m := openMemLocal(tb, t, self, dir)
+	tb.Cleanup(func() { _ = m.st.Close() })
+	return m
+}
+
+// openMemLocal is newMemLocal for a store the caller closes.
+func openMemLocal(tb testing.TB, t *topology.Topology, self, dir string) *memLocal {
+	tb.Helper()
 	st, err := store.Open(store.Options{Dir: dir, InMemory: dir == "", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = st.Close() })
 	f, err := fsm.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)

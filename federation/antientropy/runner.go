@@ -234,7 +234,8 @@ func (r *Runner) Run(ctx context.Context, peers []string, dryRun bool) (*pb.Anti
 		}
 		r.log.Log(ctx, lvl, "anti-entropy", "peer", c.l.peer, "dry_run", dryRun, "shared_here", c.rep.SharedHere, "shared_there", c.rep.SharedThere,
 			"buckets", c.rep.Buckets, "differing", c.rep.BucketsDiffering, "missing_here", c.rep.MissingHere, "missing_there", c.rep.MissingThere,
-			"divergent", c.rep.Divergent, "extra", c.rep.Extra, "repaired", c.rep.Repaired, "seconds", c.rep.Seconds, "error", c.rep.Error)
+			"divergent", c.rep.Divergent, "extra", c.rep.Extra, "repaired", c.rep.Repaired, "seconds", c.rep.Seconds, "rounds", c.phases,
+			"bytes_sent", c.rep.BytesSent, "bytes_received", c.rep.BytesReceived, "error", c.rep.Error)
 		resp.Links = append(resp.Links, c.rep)
 	}
 	return resp, nil

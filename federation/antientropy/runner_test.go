@@ -3,6 +3,8 @@ package antientropy
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -24,7 +26,7 @@ func newPair(t *testing.T, buckets uint32) *pair {
 	p := &pair{parent: newMemLocal(t, topo, "d-1", ""), child: newMemLocal(t, topo, "s-1", "")}
 	h := NewHandler("s-1", topo, p.child)
 	var err error
-	p.runner, err = New(Options{Self: "d-1", Topology: topo, Local: p.parent, Buckets: buckets,
+	p.runner, err = New(Options{Self: "d-1", Topology: topo, Local: p.parent, Buckets: buckets, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Peer: func(name string) Peer {
 			if name == "s-1" {
 				return h
