@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -220,5 +221,42 @@ func TestRunWithFixedBucketsAndErrors(t *testing.T) {
 	}
 	if _, err := New(Options{Self: "d-1", Topology: testTopo(t), Local: p.parent, Buckets: 3}); err == nil {
 		t.Fatal("3 buckets accepted")
+	}
+}
+
+// The parent compares with its children by itself, every interval.
+func TestPeriodicRunRepairsTheChildren(t *testing.T) {
+	topo := testTopo(t)
+	parent, child := newMemLocal(t, topo, "d-1", ""), newMemLocal(t, topo, "s-1", "")
+	x := testCase(1, "320502", "c-1", 2, 3, "x")
+	parent.put(t, x)
+	h := NewHandler("s-1", topo, child)
+	r, err := New(Options{Self: "d-1", Topology: topo, Local: parent, Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Peer: func(name string) Peer {
+			if name == "s-1" {
+				return h
+			}
+			return unreachable{} // s-2 and the city
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer r.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for !proto.Equal(child.get(t, x.Id), x) {
+		if time.Now().After(deadline) {
+			t.Fatal("the periodic run did not repair the child")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Metrics())
+	// Only the children are compared periodically, never the parent.
+	if got := metricValue(t, reg, "cityhub_antientropy_runs_total", "peer=city"); got != -1 {
+		t.Fatalf("the periodic run compared with the parent: %v", got)
+	}
+	if got := metricValue(t, reg, "cityhub_antientropy_runs_total", "peer=s-2"); got < 1 {
+		t.Fatalf("runs with s-2: %v", got)
 	}
 }
