@@ -69,7 +69,7 @@ func expectations(t *testing.T, f *Federation, backlog []*pb.ImportedCase, ids m
 }
 
 // leaderStore is the store of a group's leader.
-func (f *Federation) leaderStore(t *testing.T, node string) *store.Store {
+func (f *Federation) leaderStore(t testing.TB, node string) *store.Store {
 	t.Helper()
 	g := f.Groups[node]
 	return g.Replica(g.WaitLeader(10 * time.Second)).Node.Store()
@@ -78,7 +78,7 @@ func (f *Federation) leaderStore(t *testing.T, node string) *store.Store {
 // endStateProblem returns "" when every case is where want says, held by
 // exactly one node, with every copy equal to the holder's; else the first
 // problem found.
-func endStateProblem(t *testing.T, f *Federation, want map[string]expect) string {
+func endStateProblem(t testing.TB, f *Federation, want map[string]expect) string {
 	t.Helper()
 	copies := map[string]map[string]*pb.Case{} // case → node → copy
 	for _, s := range f.Specs {
@@ -163,7 +163,7 @@ func waitEndState(t *testing.T, f *Federation, want map[string]expect, timeout t
 	}
 }
 
-func runReconcile(ctx context.Context, t *testing.T, f *Federation, node string, req *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
+func runReconcile(ctx context.Context, t testing.TB, f *Federation, node string, req *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
 	t.Helper()
 	g := f.Groups[node]
 	cl := pb.NewOwnershipServiceClient(g.Conn(g.WaitLeader(10 * time.Second)))

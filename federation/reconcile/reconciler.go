@@ -133,7 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 	var inPlace int64
 	for attempt := 1; ; attempt++ {
 		var skipped int
-		_, inPlace, skipped, err = r.pass(ctx, run.RunId, batch, scanStates, nil, true)
+		_, inPlace, skipped, err = r.pass(ctx, run.RunId, batch, stateQueries(), nil, true)
 		if err != nil {
 			return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
 		}
@@ -202,11 +202,19 @@ func (r *Reconciler) startRun(ctx context.Context, id string) (*pb.ReconcileRun,
 	return found, nil
 }
 
-// pass scans the cases in the given states, plans each (keep, when set,
-// narrows the cases considered; it sees their history), and proposes the
-// moves in batches under run. With resume, cases the run already recorded
-// are skipped.
-func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []pb.State, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, skipped int, err error) {
+// stateQueries select the cases of every state a run looks at.
+func stateQueries() []store.Query {
+	qs := make([]store.Query, len(scanStates))
+	for i, st := range scanStates {
+		qs[i] = store.Query{State: st}
+	}
+	return qs
+}
+
+// pass scans the cases the queries select, plans each (keep, when set,
+// narrows the cases considered), and proposes the moves in batches under
+// run. With resume, cases the run already recorded are skipped.
+func (r *Reconciler) pass(ctx context.Context, run string, batch int, queries []store.Query, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, skipped int, err error) {
 	var (
 		moves   []*pb.ReconcileMove
 		batches int
@@ -229,13 +237,13 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []p
 		return nil
 	}
 	st := r.opts.Local.Store()
-	for _, state := range states {
-		token := ""
+	for _, q := range queries {
+		q.PageSize, q.PageToken = 1000, ""
 		for {
 			if err := ctx.Err(); err != nil {
 				return scanned, inPlace, skipped, err
 			}
-			page, next, err := st.List(store.Query{State: state, PageSize: 1000, PageToken: token, WithHistory: keep != nil})
+			page, next, err := st.List(q)
 			if err != nil {
 				return scanned, inPlace, skipped, err
 			}
@@ -272,7 +280,7 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, states []p
 			if next == "" {
 				break
 			}
-			token = next
+			q.PageToken = next
 		}
 	}
 	err = flush()
@@ -383,7 +391,8 @@ func (r *Reconciler) Stop() {
 }
 
 // Follow plans and moves on the cases that arrived here from another
-// node's reconciliation and wait in FILED (handed up), once.
+// node's reconciliation and wait in FILED (handed up), once. It reads the
+// store's index of handed-up cases, so an idle pass costs next to nothing.
 func (r *Reconciler) Follow(ctx context.Context) error {
 	if !r.opts.Local.IsLeader() {
 		return ErrNotLeader
@@ -406,7 +415,7 @@ func (r *Reconciler) Follow(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	_, _, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []pb.State{pb.State_STATE_FILED}, handedHere, false)
+	_, _, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []store.Query{{HandedUp: true, WithHistory: true}}, handedHere, false)
 	return err
 }
 

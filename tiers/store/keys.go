@@ -24,8 +24,9 @@ const (
 	keyApplied = "m/applied" // index, term: 16 bytes BE
 
 	// Ownership and reconciliation (see federation/DESIGN.md).
-	pfxLegacy    = "x/" // x/<legacy id>\x00<case id>          → "" (imported cases)
+	pfxLegacy    = "x/" // x/<legacy id>                       → case id (imported cases; a point key, read inside Apply)
 	pfxReview    = "v/" // v/<case id>                         → "" (open cases in the joint review queue)
+	pfxHandedUp  = "t/" // t/<case id>                         → "" (filed cases whose last step was a transfer up: waiting for the new holder)
 	pfxDigest    = "h/" // h/<case id>                         → Digest (epoch, version, hash, holder, reporting node)
 	pfxRun       = "y/" // y/<run id>                          → ReconcileRun
 	pfxRunRecord = "z/" // z/<run id>\x00<case id>             → ReconcileRecord
@@ -76,11 +77,11 @@ func outboxKey(peer string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(outboxPrefix(peer), seq)
 }
 
-func legacyPrefix(legacyID string) []byte { return []byte(pfxLegacy + legacyID + unitSep) }
-
-func legacyKey(legacyID, id string) []byte { return append(legacyPrefix(legacyID), id...) }
+func legacyKey(legacyID string) []byte { return []byte(pfxLegacy + legacyID) }
 
 func reviewKey(id string) []byte { return []byte(pfxReview + id) }
+
+func handedUpKey(id string) []byte { return []byte(pfxHandedUp + id) }
 
 func digestKey(id string) []byte { return []byte(pfxDigest + id) }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ type Query struct {
 	Overdue    bool      // open cases marked overdue (督办)
 	InReview   bool      // open cases in the joint review queue (疑难案件会诊)
 	LegacyID   string    // the case imported with this legacy id
+	HandedUp   bool      // filed cases whose last step was a transfer up
 	PageSize   int
 	PageToken  string
 	// WithHistory keeps each case's history; lists drop it by default.
@@ -42,6 +44,9 @@ var ErrBadPageToken = fmt.Errorf("bad page token")
 func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 	if q.PageSize <= 0 {
 		q.PageSize = 50
+	}
+	if q.LegacyID != "" {
+		return s.listByLegacyID(q)
 	}
 	prefix, start := drivingRange(q)
 	if q.PageToken != "" {
@@ -102,9 +107,8 @@ func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 
 func drivingRange(q Query) (prefix, start []byte) {
 	switch {
-	case q.LegacyID != "":
-		p := legacyPrefix(q.LegacyID)
-		return p, p
+	case q.HandedUp:
+		return []byte(pfxHandedUp), []byte(pfxHandedUp)
 	case q.InReview:
 		return []byte(pfxReview), []byte(pfxReview)
 	case q.Overdue:
@@ -154,6 +158,9 @@ func matches(c *pb.Case, q Query) bool {
 	if q.Overdue && (!c.Overdue || !isOpen(c.State)) {
 		return false
 	}
+	if q.HandedUp && c.State != pb.State_STATE_FILED {
+		return false
+	}
 	if q.InReview && (!c.GetOwnership().GetInReview() || !isOpen(c.State)) {
 		return false
 	}
@@ -161,4 +168,33 @@ func matches(c *pb.Case, q Query) bool {
 		return false
 	}
 	return true
+}
+
+// listByLegacyID answers a query naming a legacy id: at most one case.
+func (s *Store) listByLegacyID(q Query) ([]*pb.Case, string, error) {
+	if q.PageToken != "" {
+		return nil, "", fmt.Errorf("%w: a legacy id names one case", ErrBadPageToken)
+	}
+	var out []*pb.Case
+	err := s.View(func(tx *Tx) error {
+		id, err := tx.CaseByLegacyID(q.LegacyID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c, err := tx.GetCase(id)
+		if err != nil {
+			return err
+		}
+		if matches(c, q) {
+			if !q.WithHistory {
+				c.History = nil
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, "", err
 }

@@ -106,7 +106,11 @@ func (tx *Tx) DeleteCase(id string) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range append(indexKeys(c), caseKey(id), digestKey(id)) {
+	keys := append(indexKeys(c), caseKey(id), digestKey(id))
+	if c.LegacyId != "" {
+		keys = append(keys, legacyKey(c.LegacyId))
+	}
+	for _, k := range keys {
 		if err := tx.del(k); err != nil {
 			return err
 		}
@@ -115,16 +119,21 @@ func (tx *Tx) DeleteCase(id string) error {
 }
 
 // CaseByLegacyID returns the id of the case imported with legacyID;
-// ErrNotFound when there is none.
+// ErrNotFound when there is none. It is a point read (an import looks up
+// every row inside one transaction).
 func (tx *Tx) CaseByLegacyID(legacyID string) (string, error) {
-	p := legacyPrefix(legacyID)
-	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: p})
-	defer it.Close()
-	it.Rewind()
-	if !it.Valid() {
+	item, err := tx.txn.Get(legacyKey(legacyID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
 		return "", fmt.Errorf("legacy id %q: %w", legacyID, ErrNotFound)
 	}
-	return string(it.Item().Key()[len(p):]), nil
+	if err != nil {
+		return "", fmt.Errorf("read legacy id %q: %w", legacyID, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return "", fmt.Errorf("read legacy id %q: %w", legacyID, err)
+	}
+	return string(v), nil
 }
 
 // ReconcileRun reads a run; ErrNotFound when absent.

@@ -89,6 +89,16 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 			return err
 		}
 	}
+	if old.GetLegacyId() != "" && old.GetLegacyId() != c.LegacyId {
+		if err := tx.del(legacyKey(old.LegacyId)); err != nil {
+			return err
+		}
+	}
+	if c.LegacyId != "" && old.GetLegacyId() != c.LegacyId {
+		if err := tx.set(legacyKey(c.LegacyId), []byte(c.Id)); err != nil {
+			return err
+		}
+	}
 	if old == nil || old.State != c.State {
 		if old != nil {
 			if err := tx.addCount(old.State, -1); err != nil {
@@ -118,8 +128,8 @@ func indexKeys(c *pb.Case) [][]byte {
 	if c.Overdue && isOpen(c.State) {
 		keys = append(keys, overdueKey(c.Id))
 	}
-	if c.LegacyId != "" {
-		keys = append(keys, legacyKey(c.LegacyId, c.Id))
+	if c.State == pb.State_STATE_FILED && len(c.History) > 0 && c.History[len(c.History)-1].GetAction() == pb.Action_ACTION_TRANSFER_UP {
+		keys = append(keys, handedUpKey(c.Id))
 	}
 	if c.GetOwnership().GetInReview() && isOpen(c.State) {
 		keys = append(keys, reviewKey(c.Id))
