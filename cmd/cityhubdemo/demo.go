@@ -65,6 +65,16 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	d.banner(o.out, o.rate, time.Since(started))
+	if !o.noBacklog {
+		res, err := d.importBacklog(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		res.print(o.out, d.grpcAddr(backlogNode))
+	}
 
 	// --duration counts from here: the generator runs that long.
 	if o.duration > 0 {
@@ -74,7 +84,7 @@ func run(ctx context.Context, o options) error {
 	}
 	sim := newSimulator(d, o.pace, logger)
 	if n := sim.resume(); n > 0 {
-		fmt.Fprintf(o.out, "Resuming %d open cases from the last run.\n\n", n)
+		fmt.Fprintf(o.out, "The generator works on %d open cases already in the federation too (an earlier run's, the reconciled backlog).\n\n", n)
 	}
 	simDone := make(chan struct{})
 	go func() { defer close(simDone); sim.run(ctx, o.rate) }()
@@ -203,6 +213,16 @@ func (d *demo) leader(name string) *replica.Replica {
 		}
 	}
 	return g[0]
+}
+
+// grpcAddr is the gRPC address of node's first replica.
+func (d *demo) grpcAddr(node string) string {
+	for _, n := range d.lay.nodes {
+		if n.node.Name == node {
+			return n.cfgs[0].GRPC.Addr
+		}
+	}
+	return ""
 }
 
 // firstOf returns the first node of a tier (in tree order).

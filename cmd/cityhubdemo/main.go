@@ -36,6 +36,9 @@ type options struct {
 	replicas int
 	tls      bool
 	portBase int
+	// noBacklog skips importing and reconciling the sample district's
+	// legacy backlog at start.
+	noBacklog bool
 
 	pace        time.Duration // mean pause between two steps of a case
 	statusEvery time.Duration
@@ -53,6 +56,7 @@ func main() {
 	flag.IntVar(&o.replicas, "replicas", 1, "replicas per node: 1 or 3")
 	flag.BoolVar(&o.tls, "tls", false, "mutual TLS between nodes, with development certificates made in <data>/certs (default: plain text on loopback)")
 	flag.IntVar(&o.portBase, "port-base", 7000, "ports: raft base+i, gRPC base+100+i, REST base+200+i, federation base+300+i for replica i")
+	flag.BoolVar(&o.noBacklog, "no-backlog", false, "do not import and reconcile the sample district's legacy backlog (testdata/city/legacy) at start")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// A second Ctrl-C kills at once.

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	cityhub "github.com/cityhub/cityhub"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/legacy"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// backlogNode is the district whose old system's export the demo imports
+// (testdata/city/legacy/d-320505.csv).
+const (
+	backlogNode = "d-320505"
+	backlogFile = "legacy/d-320505.csv"
+)
+
+// backlogResult is what the demo's backlog step did.
+type backlogResult struct {
+	rows, imported, already, quarantined int
+	badLines                             []int32
+	report                               *pb.ReconcileReport
+}
+
+// importBacklog loads the sample district's legacy export into its node
+// (idempotent: a restart finds every row already imported) and reconciles
+// the district, which hands city-owned cases up, street and community work
+// down, and disputes to the city's joint review queue.
+func (d *demo) importBacklog(ctx context.Context) (*backlogResult, error) {
+	f, err := legacy.Parse(bytes.NewReader(cityhub.SampleFile(backlogFile)), legacy.FormatCSV)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", backlogFile, err)
+	}
+	res := &backlogResult{rows: len(f.Rows) + len(f.Bad)}
+	for _, b := range f.Bad {
+		res.badLines = append(res.badLines, b.Err.GetLine())
+	}
+	rows, dups := legacy.Duplicates(f.Rows)
+	for _, b := range dups {
+		res.badLines = append(res.badLines, b.Err.GetLine())
+	}
+	cc, err := d.ownershipClient(backlogNode)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	cl := pb.NewOwnershipServiceClient(cc)
+	const batch = 200
+	for lo := 0; lo < len(rows); lo += batch {
+		hi := min(lo+batch, len(rows))
+		req := &pb.ImportCasesRequest{RequestId: fmt.Sprintf("demo-import/%s/%d", backlogNode, lo), Rows: rows[lo:hi], Actor: "cityhubdemo"}
+		resp, err := retry(ctx, func(ctx context.Context) (*pb.ImportCasesResponse, error) { return cl.ImportCases(ctx, req) })
+		if err != nil {
+			return nil, fmt.Errorf("import %s rows %d-%d: %w", backlogFile, lo, hi, err)
+		}
+		res.imported += int(resp.Imported)
+		res.already += int(resp.Already)
+		for _, r := range resp.Rejected {
+			res.badLines = append(res.badLines, r.Line)
+		}
+	}
+	res.quarantined = len(res.badLines)
+	slices.Sort(res.badLines)
+	res.report, err = retry(ctx, func(ctx context.Context) (*pb.ReconcileReport, error) {
+		return cl.Reconcile(ctx, &pb.ReconcileRequest{})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile %s: %w", backlogNode, err)
+	}
+	return res, nil
+}
+
+// ownershipClient dials the gRPC API of node's leader.
+func (d *demo) ownershipClient(node string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(d.leader(node).API.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// retry calls fn until it succeeds or ctx ends, for calls made while a
+// freshly started federation settles (elections, links opening).
+func retry[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	var (
+		last T
+		err  error
+	)
+	for attempt := 0; attempt < 20; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		last, err = fn(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return last, err
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return last, err
+}
+
+func (r *backlogResult) print(w io.Writer, districtAddr string) {
+	lines := make([]string, len(r.badLines))
+	for i, l := range r.badLines {
+		lines[i] = fmt.Sprint(l)
+	}
+	rep := r.report
+	fmt.Fprintf(w, `Backlog of %s: %d rows of its old system's export (testdata/city/%s): %d imported, %d imported before, %d quarantined (lines %s).
+Reconciled (run %s): %d cases scanned, %d in place, %d moved to their owners, %d pending, %d disputed and %d rejected sent to the city's joint review queue.
+  cityhubctl reconcile report --addr %-15s  the run's report (by kind, class, unit, age, destination)
+  cityhubctl review list                                 the city's joint review queue (疑难案件会诊)
+
+`, backlogNode, r.rows, backlogFile, r.imported, r.already, r.quarantined, strings.Join(lines, ", "),
+		rep.GetRunId(), rep.GetScanned(), rep.GetInPlace(), rep.GetMoved(), rep.GetPending(), rep.GetDisputed(), rep.GetRejected(), districtAddr)
+}
+
+// reviewQueue counts the open cases in the city's joint review queue.
+func reviewQueue(st *store.Store) (int, error) {
+	n := 0
+	q := store.Query{InReview: true, PageSize: 500}
+	for {
+		page, next, err := st.List(q)
+		if err != nil {
+			return n, err
+		}
+		n += len(page)
+		if next == "" {
+			return n, nil
+		}
+		q.PageToken = next
+	}
+}
