@@ -113,7 +113,7 @@ func TestImportSampleEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	for name, want := range map[string]string{"rows": "400", "imported": "393", "already imported": "0", "quarantined": "7 → " + qpath} {
+	for name, want := range map[string]string{"rows": "407", "imported": "400", "already imported": "0", "quarantined": "7 → " + qpath} {
 		if got := summaryLine(t, out, name); got != want {
 			t.Errorf("%s: %q, want %q\n%s", name, got, want, out)
 		}
@@ -121,8 +121,8 @@ func TestImportSampleEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "line 376 HQCG-2025-01556: legacy_id: duplicate") {
 		t.Errorf("output does not list the duplicate:\n%s", out)
 	}
-	if n := countCases(t, st); n != 393 {
-		t.Fatalf("%d cases stored, want 393", n)
+	if n := countCases(t, st); n != 400 {
+		t.Fatalf("%d cases stored, want 400", n)
 	}
 	got, recs := quarantined(t, qpath)
 	if len(got) != len(sampleCSVQuarantine) || len(recs) != 8 {
@@ -148,20 +148,20 @@ func TestImportSampleEndToEnd(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
 		}
-		if summaryLine(t, out, "imported") != "0" || summaryLine(t, out, "already imported") != "393" || !strings.HasPrefix(summaryLine(t, out, "quarantined"), "7 ") {
+		if summaryLine(t, out, "imported") != "0" || summaryLine(t, out, "already imported") != "400" || !strings.HasPrefix(summaryLine(t, out, "quarantined"), "7 ") {
 			t.Errorf("%v: again:\n%s", args, out)
 		}
 		if again, _ := os.ReadFile(qpath); string(again) != string(first) {
 			t.Errorf("%v: the quarantine file changed", args)
 		}
-		if n := countCases(t, st); n != 393 {
+		if n := countCases(t, st); n != 400 {
 			t.Fatalf("%v: %d cases stored after importing again", args, n)
 		}
 	}
 
 	// --strict: the same summary, exit 1.
 	code, out, errOut = runCLI(t, "--addr", addr, "import", path, "--strict")
-	if code != 1 || summaryLine(t, out, "already imported") != "393" || !strings.Contains(errOut, "7 of 400 rows quarantined (--strict)") {
+	if code != 1 || summaryLine(t, out, "already imported") != "400" || !strings.Contains(errOut, "7 of 407 rows quarantined (--strict)") {
 		t.Errorf("--strict: exit %d\n%s%s", code, out, errOut)
 	}
 

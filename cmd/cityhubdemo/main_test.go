@@ -225,7 +225,7 @@ func TestDemoFlowAndRestart(t *testing.T) {
 	cityREST := addr(base, httpBlock, 1)
 	for _, want := range []string{"a federation of 15 nodes", "curl -s 'http://" + cityREST + "/v1/cases?page_size=5'", "/v1/federation/links", "/metrics", "cityhubctl",
 		// The sample district's backlog is imported and reconciled.
-		"393 imported, 0 imported before, 7 quarantined (lines 39, 91, 145, 204, 271, 315, 376)", "Reconciled (run d-320505-"} {
+		"400 imported, 0 imported before, 7 quarantined (lines 39, 91, 145, 204, 271, 315, 376)", "Reconciled (run d-320505-"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("banner lacks %q", want)
 		}
@@ -270,7 +270,7 @@ func TestDemoFlowAndRestart(t *testing.T) {
 		t.Fatalf("restart: %v\n%s\n%s", err, out2.String(), logs.String())
 	}
 	t.Logf("restart: %v; %s", time.Since(began).Round(time.Millisecond), strings.SplitN(out2.String(), "\n", 2)[0])
-	for _, want := range []string{"The generator works on ", "0 imported, 393 imported before", "mutual TLS, development certificates in " + filepath.Join(dir, "certs")} {
+	for _, want := range []string{"The generator works on ", "0 imported, 400 imported before", "mutual TLS, development certificates in " + filepath.Join(dir, "certs")} {
 		if !strings.Contains(out2.String(), want) {
 			t.Errorf("restart output lacks %q:\n%s", want, out2.String())
 		}
