@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,6 +277,15 @@ func TestReconcileDistrictBacklog(t *testing.T) {
 	}
 	if reviews != mix["to review"] {
 		t.Fatalf("review queue has %d cases, want %d", reviews, mix["to review"])
+	}
+	resp, err := http.Get(f.Groups["city"].HTTPBase(0) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("cityhub_cases_in_review %d\n", reviews); !strings.Contains(string(metrics), want) {
+		t.Fatalf("the city's /metrics lacks %q", want)
 	}
 
 	// A second run, at every node, changes nothing.

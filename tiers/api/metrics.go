@@ -65,6 +65,14 @@ func NewMetrics(r Replica) *Metrics {
 				}
 				return float64(n)
 			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_cases_in_review", Help: "Open cases in the joint review queue (疑难案件会诊) whose owner a shift leader must decide."},
+			func() float64 {
+				n, err := r.Store().CountInReview()
+				if err != nil {
+					return -1
+				}
+				return float64(n)
+			}),
 	)
 	return m
 }

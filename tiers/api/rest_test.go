@@ -169,7 +169,7 @@ func TestRESTWholeLifecycle(t *testing.T) {
 		t.Fatalf("openapi: %d, paths %v", code, doc["paths"])
 	}
 	metrics := httpGet(t, c.HTTPBase(0)+"/metrics")
-	for _, want := range []string{`cityhub_cases{state="STATE_CLOSED"} 1`, `cityhub_cases{state="STATE_REPORTED"} 1`, `cityhub_raft_state{state="Leader"} 1`, "cityhub_http_request_duration_seconds_bucket", "cityhub_raft_applied_index", "cityhub_cases_overdue 0"} {
+	for _, want := range []string{`cityhub_cases{state="STATE_CLOSED"} 1`, `cityhub_cases{state="STATE_REPORTED"} 1`, `cityhub_raft_state{state="Leader"} 1`, "cityhub_http_request_duration_seconds_bucket", "cityhub_raft_applied_index", "cityhub_cases_overdue 0", "cityhub_cases_in_review 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

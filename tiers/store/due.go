@@ -50,10 +50,16 @@ func (s *Store) DueAfter(before time.Time, after *DueCase, max int) ([]DueCase, 
 
 // CountOverdue counts the open cases marked overdue (the 督办 list),
 // reading keys only.
-func (s *Store) CountOverdue() (int, error) {
+func (s *Store) CountOverdue() (int, error) { return s.countKeys(pfxOverdue) }
+
+// CountInReview counts the open cases in the joint review queue
+// (疑难案件会诊), reading keys only.
+func (s *Store) CountInReview() (int, error) { return s.countKeys(pfxReview) }
+
+func (s *Store) countKeys(prefix string) (int, error) {
 	n := 0
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxOverdue)})
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
