@@ -62,7 +62,7 @@ vet:
 
 lint: vet ## gofmt, go vet, the state-machine determinism lint and the proto drift check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || (echo "gofmt needed: $$out" >&2; exit 1)
-	$(GO) run ./cmd/cityhublint ./tiers/workflow ./tiers/fsm ./tiers/store ./tiers/calendar ./tiers/deadline ./tiers/evaluation ./federation/protocol ./federation/topology
+	$(GO) run ./cmd/cityhublint ./tiers/workflow ./tiers/fsm ./tiers/store ./tiers/calendar ./tiers/deadline ./tiers/evaluation ./federation/protocol ./federation/topology ./federation/ownership
 	$(MAKE) proto-check
 
 bench: ## benchmarks (see BENCHMARKS.md)
