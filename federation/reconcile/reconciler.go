@@ -168,12 +168,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 // one, or a new one, recorded through the log.
 func (r *Reconciler) startRun(ctx context.Context, id string) (*pb.ReconcileRun, error) {
 	var found *pb.ReconcileRun
+	taken := map[string]bool{}
 	err := r.opts.Local.Store().View(func(tx *store.Tx) error {
 		runs, err := tx.ReconcileRuns()
 		if err != nil {
 			return err
 		}
 		for _, run := range runs {
+			taken[run.RunId] = true
 			if (id != "" && run.RunId == id) || (id == "" && !run.Finished && run.RunId != FollowRun) {
 				found = run
 			}
@@ -192,7 +194,12 @@ func (r *Reconciler) startRun(ctx context.Context, id string) (*pb.ReconcileRun,
 		}
 	} else {
 		if id == "" {
-			id = r.opts.Self + "-" + r.opts.Now().UTC().Format("20060102T150405Z")
+			// A new run never reuses an id: its records would count as done.
+			base := r.opts.Self + "-" + r.opts.Now().UTC().Format("20060102T150405Z")
+			id = base
+			for n := 2; taken[id]; n++ {
+				id = fmt.Sprintf("%s-%d", base, n)
+			}
 		}
 		found = &pb.ReconcileRun{RunId: id, Node: r.opts.Self, StartedUnixMs: r.opts.Now().UnixMilli()}
 	}

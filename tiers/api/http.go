@@ -117,6 +117,7 @@ func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, own *Own
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	registerEvaluationDownloads(mux, cs) // GET /v1/evaluation.csv, .xlsx
+	registerReconcileDownload(mux, own)  // GET /v1/reconcile/report.csv
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})

@@ -1,9 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/cityhub/cityhub/federation/reconcile"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
@@ -119,4 +126,29 @@ func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequ
 		return nil, toStatus(err)
 	}
 	return resp, nil
+}
+
+// registerReconcileDownload serves GET /v1/reconcile/report.csv?run_id=…
+// (the latest run without one): the report's counts as CSV.
+func registerReconcileDownload(mux *http.ServeMux, own *OwnershipServer) {
+	mux.HandleFunc("GET /v1/reconcile/report.csv", func(w http.ResponseWriter, req *http.Request) {
+		runID := req.URL.Query().Get("run_id")
+		if len(runID) > 64 {
+			writeError(w, status.Convert(toStatus(invalid("run_id", "at most 64 characters"))))
+			return
+		}
+		rep, err := own.GetReconcileReport(req.Context(), &pb.ReconcileReportRequest{RunId: runID})
+		if err != nil {
+			writeError(w, status.Convert(err))
+			return
+		}
+		var buf bytes.Buffer
+		if err := reconcile.WriteCSV(&buf, rep); err != nil {
+			writeError(w, status.Convert(toStatus(err)))
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "reconcile-"+rep.RunId+".csv"))
+		_, _ = w.Write(buf.Bytes())
+	})
 }
