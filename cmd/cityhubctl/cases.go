@@ -106,7 +106,11 @@ allowed actions are shown by 'cityhubctl cases get CASE_ID'.
 dispatch takes --unit and either --time-limit (default: the server's, one
 working day of 8 hours) or --deadline; request-extension takes --extension;
 request-return and transfer-up (上交: hand the case up to the parent tier's
-platform) take --note (the reason).`,
+platform) take --note (the reason); reassign (改派) takes --unit and --note
+and, like dispatch, an optional --time-limit or --deadline; refer-review
+(提请会诊: to the city's joint review queue) takes --note; decide-owner
+(会诊裁定, shift leader: see 'cityhubctl review decide') takes --unit and
+--note.`,
 		Example: `  cityhubctl cases act 320582-20261122-000001 file --actor 李四 --role shift-leader
   cityhubctl cases act 320582-20261122-000001 dispatch --unit huanwei-01 --unit-tier district \
     --time-limit 4h --actor 赵六 --role dispatcher
@@ -272,6 +276,8 @@ func (a *app) listCmd() *cobra.Command {
 	f.StringVar(&req.GridPrefix, "grid-prefix", "", "only cases whose grid code starts with these digits")
 	f.StringVar(&due, "due-before", "", "only open cases due before this time: RFC 3339, or a duration from now (2h, -30m)")
 	f.BoolVar(&req.Overdue, "overdue", false, "only open cases marked overdue (supervised, 督办), including those held below this tier")
+	f.BoolVar(&req.InReview, "in-review", false, "only cases in the city's joint review queue (疑难案件会诊)")
+	f.StringVar(&req.LegacyId, "legacy-id", "", "only the case imported with this id of the old system")
 	f.Int32Var(&req.PageSize, "limit", 0, "page size (server default 50, max 500)")
 	f.StringVar(&req.PageToken, "page-token", "", "continue from this page token")
 	f.BoolVar(&all, "all", false, "follow next page tokens to the end")

@@ -11,6 +11,9 @@
 //	cityhubctl cases get 320582-20261122-000001
 //	cityhubctl cluster status
 //	cityhubctl federation status
+//	cityhubctl --addr 127.0.0.1:7102 reconcile --dry-run
+//	cityhubctl review list
+//	cityhubctl owner resolve --kind event --class 0401 --grid 320505001001002
 //	cityhubctl certs create --dir data/certs city d-320505 s-320505001
 //
 // Every write carries a request id (the server's idempotency key): --request-id,
@@ -139,6 +142,9 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
 	root.AddCommand(a.evaluationCmd()) // report: 综合评价
 	root.AddCommand(a.importCmd())     // import: an old system's backlog
+
+	// Ownership (责任清单): reconcile.go, owner.go.
+	root.AddCommand(a.reconcileCmd(), a.reviewCmd(), a.ownerCmd())
 	return root
 }
 

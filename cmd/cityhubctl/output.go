@@ -99,6 +99,15 @@ func writeCase(w io.Writer, c *pb.Case, history bool, now time.Time) error {
 		row(tw, "media:", strings.Join(c.GetMedia(), ", "))
 	}
 	row(tw, "owner:", owner(c))
+	if c.GetHolder() != "" {
+		row(tw, "holder:", c.GetHolder())
+	}
+	if c.GetLegacyId() != "" {
+		row(tw, "legacy id:", c.GetLegacyId())
+	}
+	if o := c.GetOwnership(); o != nil {
+		ownershipRows(tw, o)
+	}
 	row(tw, "deadline:", deadline(c, now))
 	if p := c.GetPending(); p != nil && p.GetAction() != pb.Action_ACTION_UNSPECIFIED {
 		row(tw, "pending:", pending(p))
@@ -123,6 +132,53 @@ func writeCase(w io.Writer, c *pb.Case, history bool, now time.Time) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "history:")
 	return writeHistory(w, c.GetHistory())
+}
+
+// ownershipRows adds a case's ownership (责任主体, as the responsibility
+// catalogue or the joint review decided it) to its details.
+func ownershipRows(tw io.Writer, o *pb.Ownership) {
+	resp := "disputed: no single owner"
+	if o.GetUnit() != "" {
+		resp = o.GetUnit()
+		if o.GetTier() != pb.Tier_TIER_UNSPECIFIED {
+			resp += " (" + tiers.name(o.GetTier()) + ")"
+		}
+		if o.GetNode() != "" {
+			resp += " at node " + o.GetNode()
+		}
+	}
+	row(tw, "ownership:", resp)
+	rule := orDash(o.GetRule())
+	if v := o.GetCatalogueVersion(); v != "" {
+		rule += " (catalogue " + v + ")"
+	}
+	row(tw, "  rule:", rule)
+	if e := oneLine(o.GetExplanation()); e != "" {
+		row(tw, "  explanation:", e)
+	}
+	var status []string
+	if o.GetDisputed() {
+		status = append(status, "disputed: "+orDash(oneLine(o.GetDispute())))
+	}
+	if o.GetInReview() {
+		status = append(status, "in the joint review queue (疑难案件会诊)")
+	}
+	if o.GetDecided() {
+		status = append(status, "decided by joint review (会诊裁定)")
+	}
+	if len(status) > 0 {
+		row(tw, "  status:", strings.Join(status, "; "))
+	}
+	if n := o.GetRejections(); n > 0 {
+		row(tw, "  rejections:", strconv.Itoa(int(n)))
+	}
+	for i, r := range o.GetReasons() {
+		label := ""
+		if i == 0 {
+			label = "  reasons:"
+		}
+		row(tw, label, oneLine(r))
+	}
 }
 
 // writeHistory prints a case's history, one action per row.
