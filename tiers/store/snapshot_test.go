@@ -24,7 +24,10 @@ type fixture struct {
 	topology *pb.FederationTopology
 	links    map[string]store.LinkState // by peer
 	outbox   map[string][]*pb.LinkEntry
-	counters map[string]int64 // evaluation counters (e/)
+	counters map[string]int64                 // evaluation counters (e/)
+	legacy   map[string]string                // legacy id → case id
+	runs     []*pb.ReconcileRun               // sorted by id
+	records  map[string][]*pb.ReconcileRecord // by run, sorted by case id
 	index    uint64
 	term     uint64
 }
@@ -128,6 +131,7 @@ func populate(t *testing.T, s *store.Store) *fixture {
 		fx.seqs[[2]string{sq.prefix, sq.date}] = uint64(sq.n)
 	}
 	populateFederation(t, s, fx)
+	populateOwnership(t, s, fx)
 	// Evaluation counters, one zeroed again (gone), one negative.
 	addCounters(t, s, "e/w\x07\xea\x00\x2fuunit-a\x00\x01", 3, "e/w\x07\xea\x00\x2fuunit-b\x00\x03", 1, "e/q\x07\xea\x00\x04r\x09110105001\x00\x01", -2)
 	addCounters(t, s, "e/w\x07\xea\x00\x2fuunit-b\x00\x03", -1, "e/w\x07\xea\x00\x2fuunit-a\x00\x01", 1)
@@ -175,6 +179,83 @@ func populateFederation(t *testing.T, s *store.Store, fx *fixture) {
 	fx.links["s-110105001-x"] = store.LinkState{Out: &pb.OutLink{LastSeq: 5}, OldestUnacked: t0 + 1}
 }
 
+// populateOwnership writes the ownership families: holders (digests),
+// legacy ids, cases in review (some closed: not in the queue), runs and
+// their records.
+func populateOwnership(t *testing.T, s *store.Store, fx *fixture) {
+	t.Helper()
+	fx.legacy = map[string]string{}
+	for i := 3; i <= 48; i += 4 {
+		old := fx.cases[caseID("110105", i)]
+		c := clone(old)
+		c.Holder, c.HolderEpoch, c.ReportedAtNode = "d-110105", uint64(i%3), "110105"
+		if i%8 == 3 {
+			c.LegacyId = fmt.Sprintf("OLD-%d", i)
+			fx.legacy[c.LegacyId] = c.Id
+		}
+		c.Ownership = &pb.Ownership{Unit: "unit-a", InReview: i%3 != 0, Reasons: []string{fmt.Sprint("reason ", i)}}
+		putCase(t, s, old, c)
+		fx.cases[c.Id] = c
+	}
+	fx.runs = []*pb.ReconcileRun{
+		{RunId: "run-1", Node: "d-110105", StartedUnixMs: t0, Finished: true, FinishedUnixMs: t0 + minute, Scanned: 3, InPlace: 1},
+		{RunId: "run-2", Node: "d-110105", StartedUnixMs: t0 + 2*minute},
+	}
+	fx.records = map[string][]*pb.ReconcileRecord{}
+	if err := s.Update(func(tx *store.Tx) error {
+		for _, r := range fx.runs {
+			if err := tx.PutReconcileRun(r); err != nil {
+				return err
+			}
+		}
+		for i, run := range []string{"run-1", "run-1", "run-2"} {
+			r := &pb.ReconcileRecord{CaseId: caseID("110105", 10+i), Kind: pb.Kind_KIND_EVENT, ClassCode: "0102", Unit: "unit-b",
+				FromNode: "d-110105", ToNode: "city", Outcome: pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, Action: pb.Action_ACTION_TRANSFER_UP}
+			if err := tx.PutReconcileRecord(run, r); err != nil {
+				return err
+			}
+			fx.records[run] = append(fx.records[run], r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("write runs: %v", err)
+	}
+}
+
+// checkOwnership reads the ownership families back.
+func checkOwnership(t *testing.T, s *store.Store, fx *fixture) {
+	t.Helper()
+	order, ds := digests(t, s)
+	if want := ids(fx.caseList()); !slices.Equal(order, want) {
+		t.Fatalf("digests of %q, want %q", order, want)
+	}
+	var review []string
+	for _, c := range fx.caseList() {
+		if d := ds[c.Id]; d.Hash != hashOf(t, c) || d.Epoch != c.HolderEpoch || d.Version != c.Version || d.Holder != c.Holder || d.ReportedAt != c.ReportedAtNode {
+			t.Fatalf("digest of %s: %+v", c.Id, d)
+		}
+		if c.GetOwnership().GetInReview() && open(c.State) {
+			review = append(review, c.Id)
+		}
+	}
+	if got := ids(listAll(t, s, store.Query{InReview: true, PageSize: 7})); !slices.Equal(got, review) {
+		t.Fatalf("review queue %q, want %q", got, review)
+	}
+	for legacy, want := range fx.legacy {
+		if id, err := caseByLegacy(t, s, legacy); err != nil || id != want {
+			t.Fatalf("legacy id %s: %q %v, want %s", legacy, id, err, want)
+		}
+	}
+	if got := readRuns(t, s); !slices.EqualFunc(got, fx.runs, func(a, b *pb.ReconcileRun) bool { return proto.Equal(a, b) }) {
+		t.Fatalf("runs %v, want %v", got, fx.runs)
+	}
+	for run, want := range fx.records {
+		if got := readRecords(t, s, run); !slices.EqualFunc(got, want, func(a, b *pb.ReconcileRecord) bool { return proto.Equal(a, b) }) {
+			t.Fatalf("records of %s: %v, want %v", run, got, want)
+		}
+	}
+}
+
 // checkFederation reads the federation families back.
 func checkFederation(t *testing.T, s *store.Store, fx *fixture) {
 	t.Helper()
@@ -220,6 +301,12 @@ func fillJunk(t *testing.T, s *store.Store) {
 			return err
 		}
 		if err := tx.PutRequest("req-001", &pb.RequestRecord{CaseId: "junk", LogIndex: 1}); err != nil {
+			return err
+		}
+		if err := tx.PutReconcileRun(&pb.ReconcileRun{RunId: "run-1", Node: "junk"}); err != nil {
+			return err
+		}
+		if err := tx.PutReconcileRecord("junk-run", &pb.ReconcileRecord{CaseId: caseID("110105", 4)}); err != nil {
 			return err
 		}
 		return tx.PutNode(&pb.NodeInfo{NodeId: "junk-node", RaftAddr: "junk"})
@@ -289,6 +376,7 @@ func checkFixture(t *testing.T, s *store.Store, fx *fixture) {
 		}
 	}
 	checkFederation(t, s, fx)
+	checkOwnership(t, s, fx)
 	if got := counters(t, s, "e/"); !equalMaps(got, fx.counters) {
 		t.Fatalf("counters: got %v, want %v", got, fx.counters)
 	}
@@ -324,7 +412,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			stream := snapshotBytes(t, src)
 			recs := parseSnapshot(t, stream)
 			// Every family made it into the stream.
-			for _, p := range []string{"c/", "s/", "u/", "g/", "d/", "r/", "n/", "q/", "k/", "e/", "m/applied"} {
+			for _, p := range []string{"c/", "s/", "u/", "g/", "d/", "r/", "n/", "q/", "k/", "e/", "m/applied", "h/", "x/", "v/", "y/", "z/"} {
 				if len(keysWithPrefix(recs, p)) == 0 {
 					t.Fatalf("snapshot has no %q records", p)
 				}
