@@ -73,12 +73,40 @@ func (p *grpcPeer) conn(i int) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
-// do calls fn on the neighbour's leader, trying each replica at most once.
+// peerRounds is how many times do tries the neighbour's replicas when none
+// of them leads (an election), backing off from 100 ms between rounds.
+const peerRounds = 4
+
+// do calls fn on the neighbour's leader: each replica in turn, and again
+// after a pause while every one answers Unavailable (an election there).
 func (p *grpcPeer) do(ctx context.Context, fn func(context.Context, pb.FederationServiceClient) error) error {
+	var last error
+	pause := 100 * time.Millisecond
+	for round := 0; round < peerRounds; round++ {
+		if round > 0 {
+			select {
+			case <-ctx.Done():
+				return last
+			case <-time.After(pause):
+			}
+			pause *= 2
+		}
+		var again bool
+		if again, last = p.once(ctx, fn); !again {
+			return last
+		}
+	}
+	return last
+}
+
+// once tries each replica at most once; again reports that every failure
+// was Unavailable (no leader reachable), worth another round.
+func (p *grpcPeer) once(ctx context.Context, fn func(context.Context, pb.FederationServiceClient) error) (again bool, err error) {
 	p.mu.Lock()
 	start := p.cur
 	p.mu.Unlock()
 	var last error
+	again = true
 	for k := 0; k < len(p.addrs); k++ {
 		i := (start + k) % len(p.addrs)
 		c, err := p.conn(i)
@@ -93,20 +121,23 @@ func (p *grpcPeer) do(ctx context.Context, fn func(context.Context, pb.Federatio
 			p.mu.Lock()
 			p.cur = i
 			p.mu.Unlock()
-			return nil
+			return false, nil
 		}
 		last = fmt.Errorf("%s at %s: %w", p.name, p.addrs[i], err)
 		if ctx.Err() != nil {
-			return last
+			return false, last
 		}
 		switch status.Code(err) {
-		case codes.Unavailable, codes.DeadlineExceeded:
+		case codes.Unavailable:
 			continue // not the leader, or not reachable: try the next replica
+		case codes.DeadlineExceeded:
+			again = false // a slow replica: next one, but no further round
+			continue
 		default:
-			return last
+			return false, last
 		}
 	}
-	return last
+	return again, last
 }
 
 func (p *grpcPeer) Digest(ctx context.Context, req *pb.DigestRequest) (resp *pb.DigestResponse, err error) {

@@ -211,6 +211,7 @@ func (f *Federation) antiEntropy(ctx context.Context, t *testing.T, node string,
 			err = errors.New(strings.Join(linkErrs, "; "))
 		}
 		last = err
+		t.Logf("anti-entropy at %s, attempt %d: %v", node, k+1, err)
 		select {
 		case <-ctx.Done():
 			t.Fatalf("anti-entropy at %s: %v (last error: %v)", node, ctx.Err(), last)
@@ -407,7 +408,7 @@ func TestAntiEntropyRepairsADamagedTier(t *testing.T) {
 	if d.BytesSent == 0 || d.BytesReceived == 0 || d.Seconds <= 0 || len(d.Sample) != 20 || d.Buckets != 64 {
 		t.Fatalf("link report: %v", d)
 	}
-	t.Logf("repair: district link %+v (%d B sent, %d B received, %.3fs); community link %+v", countsOf(d), d.BytesSent, d.BytesReceived, d.Seconds, countsOf(c))
+	t.Logf("repair: district link %v; community link %v", d, c)
 
 	// Every replica of the street and of both neighbours holds the
 	// holder's copy of every case it keeps; the stray is gone.
