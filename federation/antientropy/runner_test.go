@@ -260,3 +260,54 @@ func TestPeriodicRunRepairsTheChildren(t *testing.T) {
 		t.Fatalf("runs with s-2: %v", got)
 	}
 }
+
+// A copy damaged at s-1 for a case held below it: on the link to d-1, s-1
+// is nearer the holder, so its (damaged) copy stands there; on the link to
+// c-1 the holder's copy stands. A run over both links repairs s-1 from c-1
+// first, and then has nothing to send d-1.
+func TestRunPullsBeforePushing(t *testing.T) {
+	topo := testTopo(t)
+	d, s, c := newMemLocal(t, topo, "d-1", ""), newMemLocal(t, topo, "s-1", ""), newMemLocal(t, topo, "c-1", "")
+	var cases []*pb.Case
+	for i := range 50 {
+		cases = append(cases, testCase(i, "320502", "c-1", 2, 3, "held by the community"))
+	}
+	for _, l := range []*memLocal{d, s, c} {
+		l.put(t, cases...)
+	}
+	bad := proto.Clone(cases[7]).(*pb.Case)
+	bad.Description = "garbled"
+	s.put(t, bad)
+	hd, hc := NewHandler("d-1", topo, d), NewHandler("c-1", topo, c)
+	r, err := New(Options{Self: "s-1", Topology: topo, Local: s, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Peer: func(name string) Peer {
+			switch name {
+			case "d-1":
+				return hd
+			case "c-1":
+				return hc
+			}
+			return unreachable{}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.AntiEntropy(context.Background(), &pb.AntiEntropyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toD, toC := resp.Links[0], resp.Links[1]
+	if toD.Peer != "d-1" || toD.Divergent != 1 || toD.Repaired != 0 || toC.Divergent != 1 || toC.Repaired != 1 {
+		t.Fatalf("links: %v", resp)
+	}
+	for _, l := range []*memLocal{d, s, c} {
+		if got := l.get(t, bad.Id); !proto.Equal(got, cases[7]) {
+			t.Fatalf("after the run: %v", got)
+		}
+	}
+	// Nothing was sent to d-1 but the comparison itself (a Repair would
+	// carry the whole case).
+	if n := toD.BytesSent; n > uint64(proto.Size(bad)) {
+		t.Fatalf("%d bytes sent to d-1: a repair was pushed", n)
+	}
+}
