@@ -181,7 +181,7 @@ func (s *OwnershipServer) caseIDsByLegacyID(cases []*pb.ImportedCase) ([]string,
 	var ids []string
 	err := s.replica.Store().View(func(tx *store.Tx) error {
 		for _, ic := range cases {
-			id, err := tx.CaseByLegacyID(ic.GetCase().GetLegacyId())
+			id, err := tx.CaseByLegacyID(s.jurisdiction, ic.GetCase().GetLegacyId())
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}

@@ -30,7 +30,7 @@ func importCases(tx *store.Tx, cmd *pb.Command, ic *pb.ImportCases, fv *fedView,
 			continue
 		}
 		c := e.Case // decoded for this entry alone: no one else holds it
-		id, err := tx.CaseByLegacyID(c.LegacyId)
+		id, err := tx.CaseByLegacyID(ic.IdPrefix, c.LegacyId)
 		switch {
 		case err == nil:
 			res.Already++

@@ -280,3 +280,23 @@ func TestImportIsDeterministic(t *testing.T) {
 		t.Fatalf("%d imported in total, %d cases stored, want 34", imported, len(all))
 	}
 }
+
+// A case another node imported with the same legacy id (two old systems
+// numbered alike), held or mirrored here, does not make this node's row
+// "already imported".
+func TestImportIgnoresAnotherNodesLegacyIDs(t *testing.T) {
+	s := openStore(t)
+	f := newFSM(t, s)
+	other := &pb.Case{Id: "110106-20190101-000001", ReportedAtNode: "110106", LegacyId: "OLD-1", State: pb.State_STATE_FILED,
+		Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: "02", GridCode: "110106001001001", Version: 1}
+	if err := s.Update(func(tx *store.Tx) error { return tx.PutCase(nil, other) }); err != nil {
+		t.Fatal(err)
+	}
+	r := mustApply(t, f, 1, importCmd(t, "imp-1", stamp, legacyRows()))
+	if r.Imported != 3 || r.Already != 0 {
+		t.Fatalf("imported %d, already %d: another node's legacy id counted as this node's", r.Imported, r.Already)
+	}
+	if got := listLegacy(t, s, store.Query{LegacyID: "OLD-1"}); len(got) != 2 {
+		t.Fatalf("listing OLD-1 finds %d cases, want both", len(got))
+	}
+}

@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	finder.SetStore(n.Store())
 	var fed *federation
 	apiOpts := api.Options{Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
-		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc}
+		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction}
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
 		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {

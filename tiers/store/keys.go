@@ -24,7 +24,7 @@ const (
 	keyApplied = "m/applied" // index, term: 16 bytes BE
 
 	// Ownership and reconciliation (see federation/DESIGN.md).
-	pfxLegacy    = "x/" // x/<legacy id>                       → case id (imported cases; a point key, read inside Apply)
+	pfxLegacy    = "x/" // x/<reporting node>\x00<legacy id>   → case id (imported cases; a point key, read inside Apply)
 	pfxReview    = "v/" // v/<case id>                         → "" (open cases in the joint review queue)
 	pfxHandedUp  = "t/" // t/<case id>                         → "" (filed cases whose last step was a transfer up: waiting for the new holder)
 	pfxDigest    = "h/" // h/<case id>                         → Digest (epoch, version, hash, holder, reporting node)
@@ -77,7 +77,10 @@ func outboxKey(peer string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(outboxPrefix(peer), seq)
 }
 
-func legacyKey(legacyID string) []byte { return []byte(pfxLegacy + legacyID) }
+// legacyKey scopes a legacy id by the jurisdiction of the node that
+// imported the case: two districts' old systems may use the same numbers,
+// and a node can hold or mirror cases another node imported.
+func legacyKey(node, legacyID string) []byte { return []byte(pfxLegacy + node + unitSep + legacyID) }
 
 func reviewKey(id string) []byte { return []byte(pfxReview + id) }
 

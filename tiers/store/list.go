@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -170,29 +169,37 @@ func matches(c *pb.Case, q Query) bool {
 	return true
 }
 
-// listByLegacyID answers a query naming a legacy id: at most one case.
+// listByLegacyID answers a query naming a legacy id: the cases imported
+// with it, by any node (two old systems may have used the same id). It
+// walks the legacy index, one key per imported case.
 func (s *Store) listByLegacyID(q Query) ([]*pb.Case, string, error) {
 	if q.PageToken != "" {
-		return nil, "", fmt.Errorf("%w: a legacy id names one case", ErrBadPageToken)
+		return nil, "", fmt.Errorf("%w: a legacy id names a handful of cases at most, in one page", ErrBadPageToken)
 	}
 	var out []*pb.Case
 	err := s.View(func(tx *Tx) error {
-		id, err := tx.CaseByLegacyID(q.LegacyID)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		c, err := tx.GetCase(id)
-		if err != nil {
-			return err
-		}
-		if matches(c, q) {
-			if !q.WithHistory {
-				c.History = nil
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxLegacy)})
+		defer it.Close()
+		suffix := []byte(unitSep + q.LegacyID)
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if !bytes.HasSuffix(k, suffix) || bytes.IndexByte(k[len(pfxLegacy):len(k)-len(suffix)], 0) >= 0 {
+				continue
 			}
-			out = append(out, c)
+			id, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			c, err := tx.GetCase(string(id))
+			if err != nil {
+				return err
+			}
+			if matches(c, q) {
+				if !q.WithHistory {
+					c.History = nil
+				}
+				out = append(out, c)
+			}
 		}
 		return nil
 	})

@@ -108,7 +108,7 @@ func (tx *Tx) DeleteCase(id string) error {
 	}
 	keys := append(indexKeys(c), caseKey(id), digestKey(id))
 	if c.LegacyId != "" {
-		keys = append(keys, legacyKey(c.LegacyId))
+		keys = append(keys, legacyKey(c.ReportedAtNode, c.LegacyId))
 	}
 	for _, k := range keys {
 		if err := tx.del(k); err != nil {
@@ -118,11 +118,12 @@ func (tx *Tx) DeleteCase(id string) error {
 	return tx.addCount(c.State, -1)
 }
 
-// CaseByLegacyID returns the id of the case imported with legacyID;
-// ErrNotFound when there is none. It is a point read (an import looks up
-// every row inside one transaction).
-func (tx *Tx) CaseByLegacyID(legacyID string) (string, error) {
-	item, err := tx.txn.Get(legacyKey(legacyID))
+// CaseByLegacyID returns the id of the case node (a jurisdiction code: the
+// case's reporting node) imported with legacyID; ErrNotFound when there is
+// none. It is a point read (an import looks up every row inside one
+// transaction).
+func (tx *Tx) CaseByLegacyID(node, legacyID string) (string, error) {
+	item, err := tx.txn.Get(legacyKey(node, legacyID))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return "", fmt.Errorf("legacy id %q: %w", legacyID, ErrNotFound)
 	}

@@ -267,9 +267,9 @@ func TestDeleteCaseRemovesEverything(t *testing.T) {
 	_, err := a.GetCase(x1.Id)
 	mustNotFound(t, err, "deleted case")
 	if err := a.View(func(tx *store.Tx) error {
-		_, err := tx.CaseByLegacyID("OLD-7")
+		_, err := tx.CaseByLegacyID(x1.ReportedAtNode, "OLD-7")
 		mustNotFound(t, err, "legacy id of a deleted case")
-		id, err := tx.CaseByLegacyID("OLD-70")
+		id, err := tx.CaseByLegacyID(keep.ReportedAtNode, "OLD-70")
 		if err != nil || id != keep.Id {
 			t.Fatalf("legacy id of the case kept: %q %v", id, err)
 		}
@@ -310,14 +310,26 @@ func diffKeys(got, want map[string]string) (extra, missing []string) {
 	return extra, missing
 }
 
+// caseByLegacy finds the one case imported with legacyID, whichever node
+// imported it (store.ErrNotFound when none).
 func caseByLegacy(tb testing.TB, s *store.Store, legacyID string) (string, error) {
 	tb.Helper()
-	var id string
-	err := s.View(func(tx *store.Tx) (err error) {
-		id, err = tx.CaseByLegacyID(legacyID)
-		return err
-	})
-	return id, err
+	var got []*pb.Case
+	if legacyID != "" { // an empty one is no filter at all
+		got = listAll(tb, s, store.Query{LegacyID: legacyID})
+	}
+	switch len(got) {
+	case 0:
+		return "", fmt.Errorf("legacy id %q: %w", legacyID, store.ErrNotFound)
+	case 1:
+		var id string
+		err := s.View(func(tx *store.Tx) (err error) {
+			id, err = tx.CaseByLegacyID(got[0].ReportedAtNode, legacyID)
+			return err
+		})
+		return id, err
+	}
+	return "", fmt.Errorf("legacy id %q names %d cases", legacyID, len(got))
 }
 
 // CaseByLegacyID finds the case imported with exactly that legacy id, and
@@ -523,5 +535,37 @@ func TestReconcileRunsAndRecords(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two nodes' old systems may use the same legacy id: each node finds its
+// own case, a node holding both keeps both, and listing finds both.
+func TestLegacyIDsAreScopedByTheImportingNode(t *testing.T) {
+	s := openMem(t)
+	a := mkCase(caseID("320505", 1), pb.State_STATE_FILED, "", "320505001001001", 0)
+	a.LegacyId, a.ReportedAtNode = "2019000123", "320505"
+	b := mkCase(caseID("320506", 1), pb.State_STATE_FILED, "", "320506001001001", 0)
+	b.LegacyId, b.ReportedAtNode = "2019000123", "320506"
+	putCases(t, s, []*pb.Case{a, b})
+	for node, want := range map[string]string{"320505": a.Id, "320506": b.Id} {
+		if err := s.View(func(tx *store.Tx) error {
+			id, err := tx.CaseByLegacyID(node, "2019000123")
+			if err != nil || id != want {
+				t.Errorf("node %s: %q %v, want %s", node, id, err, want)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ids(listAll(t, s, store.Query{LegacyID: "2019000123"})); !slices.Equal(got, []string{a.Id, b.Id}) {
+		t.Fatalf("listing by legacy id: %q", got)
+	}
+	// Deleting one leaves the other's entry.
+	if err := s.Update(func(tx *store.Tx) error { return tx.DeleteCase(a.Id) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(listAll(t, s, store.Query{LegacyID: "2019000123"})); !slices.Equal(got, []string{b.Id}) {
+		t.Fatalf("after deleting %s: %q", a.Id, got)
 	}
 }

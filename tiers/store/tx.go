@@ -89,13 +89,13 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 			return err
 		}
 	}
-	if old.GetLegacyId() != "" && old.GetLegacyId() != c.LegacyId {
-		if err := tx.del(legacyKey(old.LegacyId)); err != nil {
+	if old.GetLegacyId() != "" && (old.GetLegacyId() != c.LegacyId || old.GetReportedAtNode() != c.ReportedAtNode) {
+		if err := tx.del(legacyKey(old.ReportedAtNode, old.LegacyId)); err != nil {
 			return err
 		}
 	}
-	if c.LegacyId != "" && old.GetLegacyId() != c.LegacyId {
-		if err := tx.set(legacyKey(c.LegacyId), []byte(c.Id)); err != nil {
+	if c.LegacyId != "" && (old.GetLegacyId() != c.LegacyId || old.GetReportedAtNode() != c.ReportedAtNode) {
+		if err := tx.set(legacyKey(c.ReportedAtNode, c.LegacyId), []byte(c.Id)); err != nil {
 			return err
 		}
 	}
