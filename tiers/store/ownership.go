@@ -75,7 +75,9 @@ func HashCase(c *pb.Case) (uint64, error) {
 // stops the walk with that error.
 func (s *Store) Digests(fn func(id string, d Digest) error) error {
 	return s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxDigest), PrefetchValues: true, PrefetchSize: 256})
+		// Digests are a few dozen bytes, kept inline in the LSM tree:
+		// prefetching them (a goroutine per item) costs more than reading.
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxDigest)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
