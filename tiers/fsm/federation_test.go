@@ -317,3 +317,42 @@ func TestRestoreReplacesTheRoutingTopology(t *testing.T) {
 		t.Fatalf("the report was not queued to the district's parent: %v", up)
 	}
 }
+
+// A batch of marks (the sweeper's) marks each due case once: a case not
+// yet due, marked already, or unknown is skipped without failing the
+// others, and the batch again changes nothing.
+func TestMarkOverdueBatch(t *testing.T) {
+	s := openStore(t)
+	f := newFSM(t, s)
+	mustApply(t, f, 1, fedTopology("d-110105"))
+	for i := 0; i < 3; i++ {
+		rep := report(fmt.Sprintf("r%d", i), stamp, "x")
+		rep.GetReport().StageDeadlineUnixMs = stamp + int64(60+i*60)*minute // 60, 120, 180 minutes
+		mustApply(t, f, uint64(2+i), rep)
+	}
+	mustApply(t, f, 5, markCmd(caseID(1), stamp+60*minute, stamp+61*minute)) // case 1 marked alone first
+	batch := func(at int64) *pb.Command {
+		return &pb.Command{RequestId: "overdue/batch", StampedUnixMs: at, Body: &pb.Command_MarkOverdueBatch{MarkOverdueBatch: &pb.MarkOverdueBatch{Marks: []*pb.MarkOverdue{
+			{CaseId: caseID(1), DeadlineUnixMs: stamp + 60*minute},  // marked already
+			{CaseId: caseID(2), DeadlineUnixMs: stamp + 120*minute}, // due
+			{CaseId: caseID(3), DeadlineUnixMs: stamp + 180*minute}, // not yet due at 150
+			{CaseId: caseID(9), DeadlineUnixMs: stamp},              // no such case
+			nil,
+		}}}}
+	}
+	r := mustApply(t, f, 6, batch(stamp+150*minute))
+	if r.Applied != 1 || r.Skipped != 4 {
+		t.Fatalf("applied %d skipped %d, want 1 and 4", r.Applied, r.Skipped)
+	}
+	for i, want := range []bool{true, true, false} {
+		c, err := s.GetCase(caseID(i + 1))
+		if err != nil || c.Overdue != want || (want && c.OverdueCount != 1) {
+			t.Fatalf("case %d: overdue %v count %d (%v), want %v", i+1, c.GetOverdue(), c.GetOverdueCount(), err, want)
+		}
+	}
+	before := records(t, s, true)
+	if r := mustApply(t, f, 7, batch(stamp+150*minute)); r.Applied != 0 {
+		t.Fatalf("the batch again marked %d", r.Applied)
+	}
+	sameRecords(t, "the batch again", before, records(t, s, true))
+}

@@ -90,6 +90,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return deliver(tx, cmd, body.Deliver, fv)
 	case *pb.Command_MarkOverdue:
 		c, res, err = markOverdue(tx, cmd, body.MarkOverdue, fv)
+	case *pb.Command_MarkOverdueBatch:
+		return markOverdueBatch(tx, cmd, body.MarkOverdueBatch, fv)
 	case *pb.Command_ImportCases:
 		return importCases(tx, cmd, body.ImportCases, fv, l.Index)
 	case *pb.Command_Reconcile:
@@ -225,6 +227,29 @@ func applyAction(tx *store.Tx, cmd *pb.Command, old *pb.Case, a *pb.CaseAction, 
 	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
 }
 
+// markOverdueBatch applies each mark of a batch like a MarkOverdue; a mark
+// that no longer applies (the deadline moved, the case was marked already,
+// is held elsewhere or gone) is skipped and counted.
+func markOverdueBatch(tx *store.Tx, cmd *pb.Command, b *pb.MarkOverdueBatch, fv *fedView) (*Result, error) {
+	res := &Result{}
+	for _, m := range b.GetMarks() {
+		if m == nil || !validIDPart(m.CaseId) {
+			res.Skipped++
+			continue
+		}
+		_, refused, err := markOverdue(tx, cmd, m, fv)
+		if err != nil {
+			return nil, err
+		}
+		if refused != nil {
+			res.Skipped++
+		} else {
+			res.Applied++
+		}
+	}
+	return res, nil
+}
+
 // markOverdue flags a held case whose stage deadline passed (once per
 // deadline) and records the supervision, which the federation carries up.
 func markOverdue(tx *store.Tx, cmd *pb.Command, m *pb.MarkOverdue, fv *fedView) (*pb.Case, *Result, error) {
@@ -309,6 +334,8 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = b.TrimOutbox
 	case *pb.Command_MarkOverdue:
 		m = b.MarkOverdue
+	case *pb.Command_MarkOverdueBatch:
+		m = b.MarkOverdueBatch
 	default:
 		return nil
 	}

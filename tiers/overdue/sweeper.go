@@ -5,7 +5,6 @@ package overdue
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -94,8 +93,11 @@ func (s *Sweeper) Stop() {
 // Marked counts the cases this replica marked overdue.
 func (s *Sweeper) Marked() int64 { return s.marked.Load() }
 
-// Sweep marks every held case due before now (in batches) and returns how
-// many it marked.
+// Sweep marks every held case due before now and returns how many it
+// marked. The marks go in batches of up to markBatch cases per command (an
+// imported backlog falls due all at once); each mark is checked by Apply
+// like a single one, so a batch retried after a leader change marks nothing
+// twice.
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	now := s.local.Now()
 	n := 0
@@ -105,10 +107,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		var marks []*pb.MarkOverdue
 		for _, d := range due {
-			if err := ctx.Err(); err != nil {
-				return n, err
-			}
 			c, err := s.local.Store().GetCase(d.ID)
 			if err != nil {
 				continue
@@ -116,25 +116,20 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			if (c.Holder != "" && c.Holder != s.self) || c.State == pb.State_STATE_SUSPENDED {
 				continue // a mirror: its holder marks it, and the mark comes up the links
 			}
-			key := d.ID + "/" + strconv.FormatInt(d.DeadlineMs, 10)
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = s.local.ApplyLocal(cctx, &pb.Command{
-				RequestId: "overdue/" + key,
-				Body:      &pb.Command_MarkOverdue{MarkOverdue: &pb.MarkOverdue{CaseId: d.ID, DeadlineUnixMs: d.DeadlineMs}},
-			})
-			cancel()
-			switch {
-			case err == nil:
-				n++
-				s.marked.Add(1)
-				s.log.Info("case overdue: supervised (督办) and escalated", "case", d.ID, "holder", c.Holder, "unit", c.OwnerUnit,
-					"deadline", time.UnixMilli(d.DeadlineMs).Format(time.RFC3339))
-			case errors.Is(err, fsm.ErrNotHolder):
-			default:
+			marks = append(marks, &pb.MarkOverdue{CaseId: d.ID, DeadlineUnixMs: d.DeadlineMs})
+		}
+		for lo := 0; lo < len(marks); lo += markBatch {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			batch := marks[lo:min(lo+markBatch, len(marks))]
+			marked, err := s.mark(ctx, batch)
+			n += marked
+			if err != nil {
 				if !s.local.IsLeader() {
 					return n, nil
 				}
-				s.log.Debug("mark overdue refused", "case", d.ID, "error", err)
+				s.log.Debug("mark overdue refused", "cases", len(batch), "error", err)
 			}
 		}
 		if len(due) < s.batch {
@@ -143,4 +138,31 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		last := due[len(due)-1]
 		after = &last
 	}
+}
+
+// markBatch is the number of overdue marks per command.
+const markBatch = 256
+
+// mark proposes one batch of marks and logs the cases it supervised.
+func (s *Sweeper) mark(ctx context.Context, marks []*pb.MarkOverdue) (int, error) {
+	first := marks[0]
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.local.ApplyLocal(cctx, &pb.Command{
+		RequestId: "overdue/" + first.CaseId + "/" + strconv.FormatInt(first.DeadlineUnixMs, 10) + "/" + strconv.Itoa(len(marks)),
+		Body:      &pb.Command_MarkOverdueBatch{MarkOverdueBatch: &pb.MarkOverdueBatch{Marks: marks}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.marked.Add(int64(res.Applied))
+	if res.Applied > 0 {
+		ids := make([]string, 0, min(len(marks), 5))
+		for _, m := range marks[:min(len(marks), 5)] {
+			ids = append(ids, m.CaseId)
+		}
+		s.log.Info("cases overdue: supervised (督办) and escalated", "marked", res.Applied, "skipped", res.Skipped, "first", ids,
+			"deadline", time.UnixMilli(first.DeadlineUnixMs).Format(time.RFC3339))
+	}
+	return res.Applied, nil
 }

@@ -101,6 +101,7 @@ type Command struct {
 	//	*Command_Reconcile
 	//	*Command_ReconcileRun
 	//	*Command_Repair
+	//	*Command_MarkOverdueBatch
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -270,6 +271,15 @@ func (x *Command) GetRepair() *RepairCases {
 	return nil
 }
 
+func (x *Command) GetMarkOverdueBatch() *MarkOverdueBatch {
+	if x != nil {
+		if x, ok := x.Body.(*Command_MarkOverdueBatch); ok {
+			return x.MarkOverdueBatch
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -318,6 +328,10 @@ type Command_Repair struct {
 	Repair *RepairCases `protobuf:"bytes,20,opt,name=repair,proto3,oneof"`
 }
 
+type Command_MarkOverdueBatch struct {
+	MarkOverdueBatch *MarkOverdueBatch `protobuf:"bytes,21,opt,name=mark_overdue_batch,json=markOverdueBatch,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
@@ -339,6 +353,8 @@ func (*Command_Reconcile) isCommand_Body() {}
 func (*Command_ReconcileRun) isCommand_Body() {}
 
 func (*Command_Repair) isCommand_Body() {}
+
+func (*Command_MarkOverdueBatch) isCommand_Body() {}
 
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
@@ -669,6 +685,53 @@ func (x *MarkOverdue) GetDeadlineUnixMs() int64 {
 	return 0
 }
 
+// MarkOverdueBatch marks many cases in one command (the sweeper's batch:
+// an imported backlog falls due all at once). Each mark is checked like a
+// MarkOverdue; one that no longer applies is skipped.
+type MarkOverdueBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Marks         []*MarkOverdue         `protobuf:"bytes,1,rep,name=marks,proto3" json:"marks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkOverdueBatch) Reset() {
+	*x = MarkOverdueBatch{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkOverdueBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkOverdueBatch) ProtoMessage() {}
+
+func (x *MarkOverdueBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkOverdueBatch.ProtoReflect.Descriptor instead.
+func (*MarkOverdueBatch) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MarkOverdueBatch) GetMarks() []*MarkOverdue {
+	if x != nil {
+		return x.Marks
+	}
+	return nil
+}
+
 // RegisterNode records the API addresses of a replica so followers can
 // forward to the leader.
 type RegisterNode struct {
@@ -683,7 +746,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	mi := &file_cityhub_v1_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +758,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	mi := &file_cityhub_v1_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +771,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{4}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterNode) GetNodeId() string {
@@ -752,7 +815,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[5]
+	mi := &file_cityhub_v1_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +827,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[5]
+	mi := &file_cityhub_v1_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +840,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{5}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NodeInfo) GetNodeId() string {
@@ -821,7 +884,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[6]
+	mi := &file_cityhub_v1_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +896,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[6]
+	mi := &file_cityhub_v1_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +909,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{6}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RequestRecord) GetCaseId() string {
@@ -888,7 +951,7 @@ type ImportedCase struct {
 
 func (x *ImportedCase) Reset() {
 	*x = ImportedCase{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[7]
+	mi := &file_cityhub_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +963,7 @@ func (x *ImportedCase) String() string {
 func (*ImportedCase) ProtoMessage() {}
 
 func (x *ImportedCase) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[7]
+	mi := &file_cityhub_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +976,7 @@ func (x *ImportedCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedCase.ProtoReflect.Descriptor instead.
 func (*ImportedCase) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ImportedCase) GetCase() *Case {
@@ -942,7 +1005,7 @@ type ImportCases struct {
 
 func (x *ImportCases) Reset() {
 	*x = ImportCases{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[8]
+	mi := &file_cityhub_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1017,7 @@ func (x *ImportCases) String() string {
 func (*ImportCases) ProtoMessage() {}
 
 func (x *ImportCases) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[8]
+	mi := &file_cityhub_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1030,7 @@ func (x *ImportCases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCases.ProtoReflect.Descriptor instead.
 func (*ImportCases) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ImportCases) GetIdPrefix() string {
@@ -1001,7 +1064,7 @@ type ReconcileMove struct {
 
 func (x *ReconcileMove) Reset() {
 	*x = ReconcileMove{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[9]
+	mi := &file_cityhub_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1076,7 @@ func (x *ReconcileMove) String() string {
 func (*ReconcileMove) ProtoMessage() {}
 
 func (x *ReconcileMove) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[9]
+	mi := &file_cityhub_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1089,7 @@ func (x *ReconcileMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileMove.ProtoReflect.Descriptor instead.
 func (*ReconcileMove) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReconcileMove) GetCaseId() string {
@@ -1082,7 +1145,7 @@ type ReconcileCases struct {
 
 func (x *ReconcileCases) Reset() {
 	*x = ReconcileCases{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[10]
+	mi := &file_cityhub_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1157,7 @@ func (x *ReconcileCases) String() string {
 func (*ReconcileCases) ProtoMessage() {}
 
 func (x *ReconcileCases) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[10]
+	mi := &file_cityhub_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1170,7 @@ func (x *ReconcileCases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileCases.ProtoReflect.Descriptor instead.
 func (*ReconcileCases) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReconcileCases) GetRunId() string {
@@ -1145,7 +1208,7 @@ type ReconcileRecord struct {
 
 func (x *ReconcileRecord) Reset() {
 	*x = ReconcileRecord{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[11]
+	mi := &file_cityhub_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1220,7 @@ func (x *ReconcileRecord) String() string {
 func (*ReconcileRecord) ProtoMessage() {}
 
 func (x *ReconcileRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[11]
+	mi := &file_cityhub_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1233,7 @@ func (x *ReconcileRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRecord.ProtoReflect.Descriptor instead.
 func (*ReconcileRecord) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReconcileRecord) GetCaseId() string {
@@ -1273,7 +1336,7 @@ type ReconcileRun struct {
 
 func (x *ReconcileRun) Reset() {
 	*x = ReconcileRun{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[12]
+	mi := &file_cityhub_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1348,7 @@ func (x *ReconcileRun) String() string {
 func (*ReconcileRun) ProtoMessage() {}
 
 func (x *ReconcileRun) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[12]
+	mi := &file_cityhub_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1361,7 @@ func (x *ReconcileRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRun.ProtoReflect.Descriptor instead.
 func (*ReconcileRun) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReconcileRun) GetRunId() string {
@@ -1360,7 +1423,7 @@ type ReconcileRunMark struct {
 
 func (x *ReconcileRunMark) Reset() {
 	*x = ReconcileRunMark{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[13]
+	mi := &file_cityhub_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1435,7 @@ func (x *ReconcileRunMark) String() string {
 func (*ReconcileRunMark) ProtoMessage() {}
 
 func (x *ReconcileRunMark) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[13]
+	mi := &file_cityhub_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1448,7 @@ func (x *ReconcileRunMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRunMark.ProtoReflect.Descriptor instead.
 func (*ReconcileRunMark) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReconcileRunMark) GetRun() *ReconcileRun {
@@ -1400,7 +1463,7 @@ var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\x9d\x06\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\xeb\x06\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -1420,7 +1483,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\fimport_cases\x18\x11 \x01(\v2\x17.cityhub.v1.ImportCasesH\x00R\vimportCases\x12:\n" +
 	"\treconcile\x18\x12 \x01(\v2\x1a.cityhub.v1.ReconcileCasesH\x00R\treconcile\x12C\n" +
 	"\rreconcile_run\x18\x13 \x01(\v2\x1c.cityhub.v1.ReconcileRunMarkH\x00R\freconcileRun\x121\n" +
-	"\x06repair\x18\x14 \x01(\v2\x17.cityhub.v1.RepairCasesH\x00R\x06repairB\x06\n" +
+	"\x06repair\x18\x14 \x01(\v2\x17.cityhub.v1.RepairCasesH\x00R\x06repair\x12L\n" +
+	"\x12mark_overdue_batch\x18\x15 \x01(\v2\x1c.cityhub.v1.MarkOverdueBatchH\x00R\x10markOverdueBatchB\x06\n" +
 	"\x04body\"\xa2\x02\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
@@ -1453,7 +1517,9 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\townership\x18\x10 \x01(\v2\x15.cityhub.v1.OwnershipR\townership\"P\n" +
 	"\vMarkOverdue\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
-	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"~\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"A\n" +
+	"\x10MarkOverdueBatch\x12-\n" +
+	"\x05marks\x18\x01 \x03(\v2\x17.cityhub.v1.MarkOverdueR\x05marks\"~\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -1531,68 +1597,71 @@ func file_cityhub_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_cityhub_v1_command_proto_goTypes = []any{
 	(ReconcileOutcome)(0),    // 0: cityhub.v1.ReconcileOutcome
 	(*Command)(nil),          // 1: cityhub.v1.Command
 	(*ReportCase)(nil),       // 2: cityhub.v1.ReportCase
 	(*CaseAction)(nil),       // 3: cityhub.v1.CaseAction
 	(*MarkOverdue)(nil),      // 4: cityhub.v1.MarkOverdue
-	(*RegisterNode)(nil),     // 5: cityhub.v1.RegisterNode
-	(*NodeInfo)(nil),         // 6: cityhub.v1.NodeInfo
-	(*RequestRecord)(nil),    // 7: cityhub.v1.RequestRecord
-	(*ImportedCase)(nil),     // 8: cityhub.v1.ImportedCase
-	(*ImportCases)(nil),      // 9: cityhub.v1.ImportCases
-	(*ReconcileMove)(nil),    // 10: cityhub.v1.ReconcileMove
-	(*ReconcileCases)(nil),   // 11: cityhub.v1.ReconcileCases
-	(*ReconcileRecord)(nil),  // 12: cityhub.v1.ReconcileRecord
-	(*ReconcileRun)(nil),     // 13: cityhub.v1.ReconcileRun
-	(*ReconcileRunMark)(nil), // 14: cityhub.v1.ReconcileRunMark
-	(*SetTopology)(nil),      // 15: cityhub.v1.SetTopology
-	(*DeliverEntries)(nil),   // 16: cityhub.v1.DeliverEntries
-	(*TrimOutbox)(nil),       // 17: cityhub.v1.TrimOutbox
-	(*RepairCases)(nil),      // 18: cityhub.v1.RepairCases
-	(*Case)(nil),             // 19: cityhub.v1.Case
-	(Role)(0),                // 20: cityhub.v1.Role
-	(*Ownership)(nil),        // 21: cityhub.v1.Ownership
-	(Action)(0),              // 22: cityhub.v1.Action
-	(Tier)(0),                // 23: cityhub.v1.Tier
-	(Kind)(0),                // 24: cityhub.v1.Kind
+	(*MarkOverdueBatch)(nil), // 5: cityhub.v1.MarkOverdueBatch
+	(*RegisterNode)(nil),     // 6: cityhub.v1.RegisterNode
+	(*NodeInfo)(nil),         // 7: cityhub.v1.NodeInfo
+	(*RequestRecord)(nil),    // 8: cityhub.v1.RequestRecord
+	(*ImportedCase)(nil),     // 9: cityhub.v1.ImportedCase
+	(*ImportCases)(nil),      // 10: cityhub.v1.ImportCases
+	(*ReconcileMove)(nil),    // 11: cityhub.v1.ReconcileMove
+	(*ReconcileCases)(nil),   // 12: cityhub.v1.ReconcileCases
+	(*ReconcileRecord)(nil),  // 13: cityhub.v1.ReconcileRecord
+	(*ReconcileRun)(nil),     // 14: cityhub.v1.ReconcileRun
+	(*ReconcileRunMark)(nil), // 15: cityhub.v1.ReconcileRunMark
+	(*SetTopology)(nil),      // 16: cityhub.v1.SetTopology
+	(*DeliverEntries)(nil),   // 17: cityhub.v1.DeliverEntries
+	(*TrimOutbox)(nil),       // 18: cityhub.v1.TrimOutbox
+	(*RepairCases)(nil),      // 19: cityhub.v1.RepairCases
+	(*Case)(nil),             // 20: cityhub.v1.Case
+	(Role)(0),                // 21: cityhub.v1.Role
+	(*Ownership)(nil),        // 22: cityhub.v1.Ownership
+	(Action)(0),              // 23: cityhub.v1.Action
+	(Tier)(0),                // 24: cityhub.v1.Tier
+	(Kind)(0),                // 25: cityhub.v1.Kind
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
 	2,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
 	3,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
-	5,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
-	15, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
-	16, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
-	17, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
+	6,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
+	16, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
+	17, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
+	18, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
 	4,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
-	9,  // 7: cityhub.v1.Command.import_cases:type_name -> cityhub.v1.ImportCases
-	11, // 8: cityhub.v1.Command.reconcile:type_name -> cityhub.v1.ReconcileCases
-	14, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
-	18, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
-	19, // 11: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	20, // 12: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	21, // 13: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
-	22, // 14: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	20, // 15: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	23, // 16: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	21, // 17: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
-	19, // 18: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
-	8,  // 19: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
-	0,  // 20: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	3,  // 21: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
-	12, // 22: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
-	10, // 23: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
-	24, // 24: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
-	0,  // 25: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	22, // 26: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
-	13, // 27: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	10, // 7: cityhub.v1.Command.import_cases:type_name -> cityhub.v1.ImportCases
+	12, // 8: cityhub.v1.Command.reconcile:type_name -> cityhub.v1.ReconcileCases
+	15, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
+	19, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
+	5,  // 11: cityhub.v1.Command.mark_overdue_batch:type_name -> cityhub.v1.MarkOverdueBatch
+	20, // 12: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	21, // 13: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	22, // 14: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
+	23, // 15: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	21, // 16: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	24, // 17: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	22, // 18: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
+	4,  // 19: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
+	20, // 20: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
+	9,  // 21: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
+	0,  // 22: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	3,  // 23: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
+	13, // 24: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
+	11, // 25: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
+	25, // 26: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
+	0,  // 27: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	23, // 28: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
+	14, // 29: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -1614,6 +1683,7 @@ func file_cityhub_v1_command_proto_init() {
 		(*Command_Reconcile)(nil),
 		(*Command_ReconcileRun)(nil),
 		(*Command_Repair)(nil),
+		(*Command_MarkOverdueBatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1621,7 +1691,7 @@ func file_cityhub_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_command_proto_rawDesc), len(file_cityhub_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
