@@ -90,6 +90,30 @@ func (a *app) reportCmd() *cobra.Command {
 	return c
 }
 
+// dispatchTime sets the handling time of a dispatch (cases act, review
+// decide) from --time-limit or --deadline, at most one of them; neither
+// leaves the server's default.
+func (a *app) dispatchTime(req *pb.ActRequest, timeLimit, deadline string) error {
+	if timeLimit != "" && deadline != "" {
+		return usagef("give --time-limit or --deadline, not both")
+	}
+	if timeLimit != "" {
+		m, err := durationMinutes("time-limit", timeLimit)
+		if err != nil {
+			return err
+		}
+		req.TimeLimitMinutes = m
+	}
+	if deadline != "" {
+		t, err := parseInstant("deadline", deadline, a.now())
+		if err != nil {
+			return err
+		}
+		req.Deadline = timestamppb.New(t)
+	}
+	return nil
+}
+
 func (a *app) actCmd() *cobra.Command {
 	var (
 		req                                       pb.ActRequest
@@ -131,20 +155,8 @@ and, like dispatch, an optional --time-limit or --deadline; refer-review
 			if req.UnitTier, err = parseOptional(tiers, tier); err != nil {
 				return err
 			}
-			if timeLimit != "" && deadline != "" {
-				return usagef("give --time-limit or --deadline, not both")
-			}
-			if timeLimit != "" {
-				if req.TimeLimitMinutes, err = durationMinutes("time-limit", timeLimit); err != nil {
-					return err
-				}
-			}
-			if deadline != "" {
-				t, err := parseInstant("deadline", deadline, a.now())
-				if err != nil {
-					return err
-				}
-				req.Deadline = timestamppb.New(t)
+			if err := a.dispatchTime(&req, timeLimit, deadline); err != nil {
+				return err
 			}
 			if ext != "" {
 				if req.ExtensionMinutes, err = durationMinutes("extension", ext); err != nil {

@@ -324,20 +324,8 @@ Prints the case's new ownership and holder.`,
 			if req.UnitTier, err = parseOptional(tiers, tier); err != nil {
 				return usagef("--unit-tier: %v", err)
 			}
-			if timeLimit != "" && deadline != "" {
-				return usagef("give --time-limit or --deadline, not both")
-			}
-			if timeLimit != "" {
-				if req.TimeLimitMinutes, err = durationMinutes("time-limit", timeLimit); err != nil {
-					return err
-				}
-			}
-			if deadline != "" {
-				t, err := parseInstant("deadline", deadline, a.now())
-				if err != nil {
-					return err
-				}
-				req.Deadline = timestamppb.New(t)
+			if err := a.dispatchTime(&req, timeLimit, deadline); err != nil {
+				return err
 			}
 			if req.Actor == "" {
 				req.Actor = defaultActor()

@@ -62,8 +62,8 @@ func TestServedLikeDeliver(t *testing.T) {
 	p := newGRPCPeer("s-1", []string{"passthrough:///follower:1", "passthrough:///leader:1"}, opts, 10*time.Second)
 	defer p.close()
 	resp, err := p.FetchCases(ctx, &pb.FetchCasesRequest{From: "d-1", To: "s-1", CaseIds: []string{x.Id, "nope"}})
-	if err != nil || len(resp.Cases) != 1 || !proto.Equal(resp.Cases[0], x) || p.cur != 1 {
-		t.Fatalf("fetch through the leader: %v, %v (cur %d)", resp, err, p.cur)
+	if err != nil || len(resp.Cases) != 1 || !proto.Equal(resp.Cases[0], x) || p.peer.Current() != 1 {
+		t.Fatalf("fetch through the leader: %v, %v (cur %d)", resp, err, p.peer.Current())
 	}
 	d, err := p.Digest(ctx, &pb.DigestRequest{From: "d-1", To: "s-1", Buckets: 64})
 	if err != nil || len(d.Buckets) != 1 || d.Buckets[0].Count != 1 {

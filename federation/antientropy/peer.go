@@ -2,8 +2,6 @@ package antientropy
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -11,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cityhub/cityhub/federation/relay"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -29,18 +28,13 @@ type Peer interface {
 const maxRecv = 64 << 20
 
 // grpcPeer calls a neighbour group's FederationService and follows its
-// leader the way the relay does (federation/relay/client.go): a replica
-// that answers Unavailable (a follower) or cannot be reached is passed
-// over for the next, and the one that answered last is tried first.
+// leader the way the relay does (relay.Peer): a replica that answers
+// Unavailable (a follower) or cannot be reached is passed over for the
+// next, and the one that answered last is tried first. Each call to a
+// replica has its own timeout.
 type grpcPeer struct {
-	name    string
-	addrs   []string
-	opts    []grpc.DialOption
+	peer    *relay.Peer
 	timeout time.Duration
-
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-	cur   int
 }
 
 // DialOptions are the options of the connections to a neighbour: the
@@ -55,22 +49,7 @@ func DialOptions(retryMin, retryMax time.Duration, own []grpc.DialOption) []grpc
 }
 
 func newGRPCPeer(name string, addrs []string, opts []grpc.DialOption, timeout time.Duration) *grpcPeer {
-	return &grpcPeer{name: name, addrs: addrs, opts: opts, timeout: timeout, conns: map[string]*grpc.ClientConn{}}
-}
-
-func (p *grpcPeer) conn(i int) (*grpc.ClientConn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	addr := p.addrs[i]
-	if c, ok := p.conns[addr]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient(addr, p.opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s (%s): %w", p.name, addr, err)
-	}
-	p.conns[addr] = c
-	return c, nil
+	return &grpcPeer{peer: relay.NewPeer(name, addrs, opts), timeout: timeout}
 }
 
 // peerRounds is how many times do tries the neighbour's replicas when none
@@ -102,42 +81,32 @@ func (p *grpcPeer) do(ctx context.Context, fn func(context.Context, pb.Federatio
 // once tries each replica at most once; again reports that every failure
 // was Unavailable (no leader reachable), worth another round.
 func (p *grpcPeer) once(ctx context.Context, fn func(context.Context, pb.FederationServiceClient) error) (again bool, err error) {
-	p.mu.Lock()
-	start := p.cur
-	p.mu.Unlock()
-	var last error
 	again = true
-	for k := 0; k < len(p.addrs); k++ {
-		i := (start + k) % len(p.addrs)
-		c, err := p.conn(i)
-		if err != nil {
-			last = err
-			continue
-		}
+	err = p.peer.Call(ctx, func(ctx context.Context, c pb.FederationServiceClient) error {
 		cctx, cancel := context.WithTimeout(ctx, p.timeout)
-		err = fn(cctx, pb.NewFederationServiceClient(c))
-		cancel()
+		defer cancel()
+		err := fn(cctx, c)
 		if err == nil {
-			p.mu.Lock()
-			p.cur = i
-			p.mu.Unlock()
-			return false, nil
+			again = false
 		}
-		last = fmt.Errorf("%s at %s: %w", p.name, p.addrs[i], err)
+		return err
+	}, func(err error) bool {
 		if ctx.Err() != nil {
-			return false, last
+			again = false
+			return false
 		}
 		switch status.Code(err) {
 		case codes.Unavailable:
-			continue // not the leader, or not reachable: try the next replica
+			return true // not the leader, or not reachable: try the next replica
 		case codes.DeadlineExceeded:
 			again = false // a slow replica: next one, but no further round
-			continue
+			return true
 		default:
-			return false, last
+			again = false
+			return false
 		}
-	}
-	return again, last
+	})
+	return again, err
 }
 
 func (p *grpcPeer) Digest(ctx context.Context, req *pb.DigestRequest) (resp *pb.DigestResponse, err error) {
@@ -172,11 +141,4 @@ func (p *grpcPeer) Repair(ctx context.Context, req *pb.RepairRequest) (resp *pb.
 	return resp, err
 }
 
-func (p *grpcPeer) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for a, c := range p.conns {
-		_ = c.Close()
-		delete(p.conns, a)
-	}
-}
+func (p *grpcPeer) close() { p.peer.Close() }
