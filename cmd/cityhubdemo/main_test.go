@@ -215,6 +215,11 @@ func TestDemoFlowAndRestart(t *testing.T) {
 		t.Logf("first run: generator stopped after %v", time.Since(began).Round(time.Millisecond))
 		checkFlow(t, d)
 		atCity = len(allCases(t, d)["city"])
+		// The backlog's 7 disputes wait at the city for a shift leader:
+		// the generator leaves cases in review alone.
+		if n, err := reviewQueue(d.leader("city").Node.Store()); err != nil || n != 7 {
+			t.Errorf("the city's joint review queue has %d cases (%v), want the backlog's 7 disputes", n, err)
+		}
 		return nil
 	}
 	if err := run(context.Background(), o); err != nil {

@@ -103,7 +103,9 @@ func (s *simulator) resume() int {
 	for _, n := range s.d.lay.nodes {
 		name := n.node.Name
 		_ = scanCases(s.d.leader(name).Node.Store(), func(c *pb.Case) bool {
-			if c.Holder == name && !workflow.IsTerminal(c.State) {
+			// A case in the joint review queue waits for a shift leader's
+			// decision (cityhubctl review decide), not for the generator.
+			if c.Holder == name && !workflow.IsTerminal(c.State) && !c.GetOwnership().GetInReview() {
 				c.AllowedActions = workflow.Allowed(c)
 				s.cases[c.Id] = &tracked{c: c, due: now.Add(time.Duration(s.rng.Int64N(int64(2 * s.pace))))}
 			}

@@ -51,6 +51,7 @@ var errorCodes = []struct {
 	{fsm.ErrNotHolder, codes.FailedPrecondition},
 	{fsm.ErrNoParent, codes.FailedPrecondition},
 	{fsm.ErrNotInReview, codes.FailedPrecondition},
+	{fsm.ErrInReview, codes.FailedPrecondition},
 	{fsm.ErrNotFederated, codes.FailedPrecondition},
 	{errFederationNotReady, codes.Unavailable},
 	{errNoCatalogue, codes.FailedPrecondition},

@@ -9,9 +9,14 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
-// ErrNotInReview refuses a joint-review decision on a case that is not in
-// the review queue.
-var ErrNotInReview = errors.New("case is not in the joint review queue")
+var (
+	// ErrNotInReview refuses a joint-review decision on a case that is not
+	// in the review queue.
+	ErrNotInReview = errors.New("case is not in the joint review queue")
+	// ErrInReview refuses an action that would move a case waiting in the
+	// joint review queue other than by the shift leader's decision.
+	ErrInReview = errors.New("case waits in the joint review queue")
+)
 
 // maxReasons bounds the reasons a case's ownership keeps (the newest).
 const maxReasons = 20
@@ -20,8 +25,17 @@ const maxReasons = 20
 const ruleJointReview = "joint-review"
 
 func checkOwnershipAction(old *pb.Case, a *pb.CaseAction) error {
-	if a.Action == pb.Action_ACTION_DECIDE_OWNER && !old.GetOwnership().GetInReview() {
+	inReview := old.GetOwnership().GetInReview()
+	if a.Action == pb.Action_ACTION_DECIDE_OWNER && !inReview {
 		return fmt.Errorf("%w: case %s (only a case referred to joint review can be decided; refer it first)", ErrNotInReview, old.GetId())
+	}
+	if inReview {
+		switch a.Action {
+		case pb.Action_ACTION_DECIDE_OWNER, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE:
+		default:
+			return fmt.Errorf("%w (疑难案件会诊): case %s: a shift leader decides its owner first (decide-owner); %s is not allowed until then",
+				ErrInReview, old.GetId(), a.Action)
+		}
 	}
 	return nil
 }

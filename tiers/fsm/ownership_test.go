@@ -500,3 +500,28 @@ func TestStampedOwnershipIsNotPartOfTheFingerprint(t *testing.T) {
 		t.Fatalf("import with other rows under the same id: %v", r.Err)
 	}
 }
+
+// While a case waits in the joint review queue, only the shift leader's
+// decision (or voiding, or supervising) may touch it: a plain dispatch
+// would bypass the review.
+func TestCaseInReviewWaitsForTheDecision(t *testing.T) {
+	s := openStore(t)
+	f := newFSM(t, s)
+	mustApply(t, f, 1, fedTopology("city"))
+	mustApply(t, f, 2, report("r1", stamp, "x"))
+	id := caseID(1)
+	mustApply(t, f, 3, act("file", stamp+minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_FILE, Role: pb.Role_ROLE_SHIFT_LEADER}))
+	mustApply(t, f, 4, act("refer", stamp+2*minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_REFER_REVIEW, Role: pb.Role_ROLE_DISPATCHER, Note: "无主"}))
+	before := records(t, s, true)
+	refused(t, f, 5, act("dispatch", stamp+3*minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_DISPATCH, Role: pb.Role_ROLE_DISPATCHER,
+		Unit: "c-water", DeadlineUnixMs: stamp + 600*minute}), fsm.ErrInReview)
+	sameRecords(t, "a refused dispatch", before, records(t, s, true))
+	if c := mustApply(t, f, 6, act("supervise", stamp+4*minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_SUPERVISE, Role: pb.Role_ROLE_SHIFT_LEADER})).Case; !c.Ownership.GetInReview() {
+		t.Fatal("supervising took the case out of review")
+	}
+	c := mustApply(t, f, 7, act("decide", stamp+5*minute, &pb.CaseAction{CaseId: id, Action: pb.Action_ACTION_DECIDE_OWNER, Role: pb.Role_ROLE_SHIFT_LEADER,
+		Unit: "c-water", Note: "会诊", DeadlineUnixMs: stamp + 600*minute})).Case
+	if c.State != pb.State_STATE_DISPATCHED || c.Ownership.GetInReview() || !c.Ownership.GetDecided() {
+		t.Fatalf("decided: %v %+v", c.State, c.Ownership)
+	}
+}
