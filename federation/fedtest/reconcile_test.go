@@ -362,14 +362,21 @@ func TestReconcileResumesAfterACrash(t *testing.T) {
 	if err := <-errc; err == nil {
 		t.Fatal("the run finished before the node was killed: nothing was interrupted")
 	}
+	// Started again, the node's leader resumes the unfinished run by itself.
 	d.Start(0)
 	d.WaitLeader(30 * time.Second)
-	rep, err := runReconcile(ctx, t, f, "d-320505", &pb.ReconcileRequest{BatchSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.RunId != runID || !rep.Finished {
-		t.Fatalf("resumed run %q (finished %v), want the interrupted run %q", rep.RunId, rep.Finished, runID)
+	waitFor(t, 2*time.Minute, "the interrupted run resumed and finished", func() bool {
+		done := false
+		_ = d.Replica(0).Node.Store().View(func(tx *store.Tx) error {
+			run, err := tx.ReconcileRun(runID)
+			done = err == nil && run.Finished
+			return nil
+		})
+		return done
+	})
+	rep, err := pb.NewOwnershipServiceClient(d.Conn(0)).GetReconcileReport(ctx, &pb.ReconcileReportRequest{RunId: runID})
+	if err != nil || !rep.Finished || rep.Moved == 0 {
+		t.Fatalf("resumed run %s: %v %s", runID, err, summary(rep))
 	}
 	waitEndState(t, f, want, 2*time.Minute)
 	got := endStateByLegacyID(t, f, ids)

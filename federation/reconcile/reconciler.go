@@ -361,16 +361,24 @@ const maxPlan = 10_000
 
 // Start begins the follow loop: on the leader, every FollowInterval, cases
 // another node's reconciler handed to this one are planned and moved on
-// (run "follow"), so a case reaches its owner across several tiers.
+// (run "follow"), so a case reaches its owner across several tiers; and a
+// run left unfinished (the leader crashed or lost leadership half-way) is
+// resumed, backing off while it keeps failing.
 func (r *Reconciler) Start() {
 	if r.opts.FollowInterval <= 0 {
 		return
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer cancel()
 		t := time.NewTicker(r.opts.FollowInterval)
 		defer t.Stop()
+		var (
+			nextResume time.Time
+			backoff    = r.opts.FollowInterval
+		)
 		for {
 			select {
 			case <-r.stop:
@@ -380,11 +388,50 @@ func (r *Reconciler) Start() {
 			if !r.opts.Local.IsLeader() {
 				continue
 			}
-			if err := r.Follow(context.Background()); err != nil && !errors.Is(err, ErrRunning) && !errors.Is(err, ErrNotLeader) {
+			if err := r.Follow(ctx); err != nil && !errors.Is(err, ErrRunning) && !errors.Is(err, ErrNotLeader) && ctx.Err() == nil {
 				r.log.Warn("follow reconciliation", "error", err)
+			}
+			if time.Now().Before(nextResume) {
+				continue
+			}
+			switch err := r.resumeUnfinished(ctx); {
+			case err == nil || errors.Is(err, ErrRunning) || ctx.Err() != nil:
+				backoff = r.opts.FollowInterval
+			default:
+				r.log.Warn("resume reconciliation run", "error", err, "retry_in", backoff)
+				nextResume = time.Now().Add(backoff)
+				backoff = min(2*backoff, maxResumeBackoff)
 			}
 		}
 	}()
+	go func() {
+		<-r.stop
+		cancel()
+	}()
+}
+
+// maxResumeBackoff bounds the wait between attempts to resume a run that
+// keeps failing.
+const maxResumeBackoff = 5 * time.Minute
+
+// resumeUnfinished resumes, on the leader, a run a crash or a leader change
+// left unfinished (a new leader carries on where the old one stopped).
+func (r *Reconciler) resumeUnfinished(ctx context.Context) error {
+	var unfinished string
+	if err := r.opts.Local.Store().View(func(tx *store.Tx) error {
+		runs, err := tx.ReconcileRuns()
+		for _, run := range runs {
+			if !run.Finished && run.RunId != FollowRun {
+				unfinished = run.RunId
+			}
+		}
+		return err
+	}); err != nil || unfinished == "" {
+		return err
+	}
+	r.log.Info("resuming a reconciliation run left unfinished", "run", unfinished)
+	_, err := r.Reconcile(ctx, &pb.ReconcileRequest{RunId: unfinished})
+	return err
 }
 
 // Stop ends the follow loop.
