@@ -2,15 +2,11 @@ package relay
 
 import (
 	"context"
-	"errors"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/tiers/fsm"
-	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // AntiEntropyHandler serves the anti-entropy calls of FederationService
@@ -87,30 +83,4 @@ func (s *Server) Repair(ctx context.Context, req *pb.RepairRequest) (*pb.RepairR
 	}
 	resp, err := h.Repair(ctx, req)
 	return resp, callStatus(err)
-}
-
-// callStatus maps a handler's error to a status the caller can act on:
-// leadership lost on the way is Unavailable (try the next replica), like
-// Deliver.
-func callStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		return err
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrShutdown), errors.Is(err, node.ErrNoLeader),
-		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
-		code = codes.Unavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, fsm.ErrBadCommand), errors.Is(err, fsm.ErrNotFederated):
-		code = codes.FailedPrecondition
-	}
-	return status.Error(code, err.Error())
 }

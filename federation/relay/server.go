@@ -13,6 +13,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -84,20 +85,7 @@ func (s *Server) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.Deliv
 	}
 	res, err := s.local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_Deliver{Deliver: &pb.DeliverEntries{From: req.From, Entries: req.Entries}}})
 	if err != nil {
-		code := codes.Internal
-		switch {
-		case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrShutdown), errors.Is(err, node.ErrNoLeader),
-			errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-			errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
-			code = codes.Unavailable
-		case errors.Is(err, context.DeadlineExceeded):
-			code = codes.DeadlineExceeded
-		default:
-			if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-				code = st.Code()
-			}
-		}
-		return nil, status.Errorf(code, "apply batch from %s: %v", req.From, err)
+		return nil, callStatus(fmt.Errorf("apply batch from %s: %w", req.From, err))
 	}
 	if res.Skipped > 0 {
 		s.log.Debug("entries not newer than the copy held", "from", req.From, "skipped", res.Skipped)
@@ -138,4 +126,31 @@ func (s *Server) highWater(peer string) (uint64, error) {
 		return 0, fmt.Errorf("read link %s: %w", peer, err)
 	}
 	return ls.InHighWater, nil
+}
+
+// callStatus is the relay server's one mapping from errors to the status
+// its caller acts on (Deliver and the anti-entropy calls): leadership lost
+// on the way is Unavailable, so the caller tries the next replica; a status
+// from further on keeps its code.
+func callStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrShutdown), errors.Is(err, node.ErrNoLeader),
+		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
+		code = codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, fsm.ErrBadCommand), errors.Is(err, fsm.ErrNotFederated):
+		code = codes.FailedPrecondition
+	}
+	return status.Error(code, err.Error())
 }
