@@ -210,6 +210,9 @@ func sampleFederation(t *testing.T, still bool) *Federation {
 // case ends held by the node of its one owner, dispatched to it, or in the
 // city's joint review queue; a second run at every node changes nothing.
 func TestReconcileDistrictBacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("15 nodes and 10,000 cases (make test runs it)")
+	}
 	ctx := context.Background()
 	f := sampleFederation(t, true)
 	backlog := Backlog(t, "320505", 10_000, 1)
@@ -309,6 +312,9 @@ func TestReconcileDistrictBacklog(t *testing.T) {
 // through a run; started again, the run resumes (same run id) and ends in
 // the same state as an uninterrupted run of the same backlog.
 func TestReconcileResumesAfterACrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two federations of 15 nodes (make test runs it)")
+	}
 	ctx := context.Background()
 	backlog := Backlog(t, "320505", 3000, 2)
 
