@@ -50,9 +50,6 @@ type Options struct {
 	// reconcilers handed up to it (0: never; Start does nothing).
 	FollowInterval time.Duration
 	Logger         *slog.Logger
-	// AfterBatch, when set, is called after each batch is committed with
-	// the number of batches so far; a test stops a run half-way with it.
-	AfterBatch func(run string, batches int)
 }
 
 // Reconciler runs reconciliation on one node: it scans the node's open
@@ -222,10 +219,7 @@ func stateQueries() []store.Query {
 // narrows the cases considered), and proposes the moves in batches under
 // run. With resume, cases the run already recorded are skipped.
 func (r *Reconciler) pass(ctx context.Context, run string, batch int, queries []store.Query, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, skipped int, err error) {
-	var (
-		moves   []*pb.ReconcileMove
-		batches int
-	)
+	var moves []*pb.ReconcileMove
 	flush := func() error {
 		if len(moves) == 0 {
 			return nil
@@ -237,58 +231,44 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, queries []
 		}
 		skipped += res.Skipped
 		moves = nil
-		batches++
-		if r.opts.AfterBatch != nil {
-			r.opts.AfterBatch(run, batches)
-		}
 		return nil
 	}
 	st := r.opts.Local.Store()
-	for _, q := range queries {
-		q.PageSize, q.PageToken = 1000, ""
-		for {
-			if err := ctx.Err(); err != nil {
-				return scanned, inPlace, skipped, err
+	err = r.scan(ctx, queries, func(page []*pb.Case) error {
+		var done map[string]bool
+		if resume {
+			var err error
+			if done, err = recorded(st, run, page); err != nil {
+				return err
 			}
-			page, next, err := st.List(q)
-			if err != nil {
-				return scanned, inPlace, skipped, err
-			}
-			var done map[string]bool
-			if resume {
-				done, err = recorded(st, run, page)
-				if err != nil {
-					return scanned, inPlace, skipped, err
-				}
-			}
-			for _, c := range page {
-				if done[c.Id] || (keep != nil && !keep(c)) {
-					continue
-				}
-				d, ok := r.planner.Plan(c)
-				if !ok {
-					continue
-				}
-				scanned++
-				if d.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
-					inPlace++
-					continue
-				}
-				moves = append(moves, &pb.ReconcileMove{
-					CaseId: c.Id, ExpectedEpoch: c.HolderEpoch, ExpectedVersion: c.Version,
-					Outcome: d.Outcome, Action: d.Action, Record: d.Record,
-				})
-				if len(moves) >= batch {
-					if err := flush(); err != nil {
-						return scanned, inPlace, skipped, err
-					}
-				}
-			}
-			if next == "" {
-				break
-			}
-			q.PageToken = next
 		}
+		for _, c := range page {
+			if done[c.Id] || (keep != nil && !keep(c)) {
+				continue
+			}
+			d, ok := r.planner.Plan(c)
+			if !ok {
+				continue
+			}
+			scanned++
+			if d.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
+				inPlace++
+				continue
+			}
+			moves = append(moves, &pb.ReconcileMove{
+				CaseId: c.Id, ExpectedEpoch: c.HolderEpoch, ExpectedVersion: c.Version,
+				Outcome: d.Outcome, Action: d.Action, Record: d.Record,
+			})
+			if len(moves) >= batch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return scanned, inPlace, skipped, err
 	}
 	err = flush()
 	return scanned, inPlace, skipped, err
@@ -316,40 +296,55 @@ func recorded(st *store.Store, run string, page []*pb.Case) (map[string]bool, er
 func (r *Reconciler) plan(ctx context.Context) (*pb.ReconcileReport, error) {
 	rep := &pb.ReconcileReport{Node: r.opts.Self, DryRun: true, StartedAt: tsOf(r.opts.Now())}
 	agg := newAggregate(r.opts.Now())
+	err := r.scan(ctx, stateQueries(), func(page []*pb.Case) error {
+		for _, c := range page {
+			d, ok := r.planner.Plan(c)
+			if !ok {
+				continue
+			}
+			rep.Scanned++
+			if d.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
+				rep.InPlace++
+				continue
+			}
+			agg.add(d.Record)
+			if len(rep.Plan) < maxPlan {
+				rep.Plan = append(rep.Plan, d.Record)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	agg.fill(rep)
+	return rep, nil
+}
+
+// scan calls fn with every page of the cases the queries select, in
+// order, until fn fails or ctx ends.
+func (r *Reconciler) scan(ctx context.Context, queries []store.Query, fn func([]*pb.Case) error) error {
 	st := r.opts.Local.Store()
-	for _, state := range scanStates {
-		token := ""
+	for _, q := range queries {
+		q.PageSize, q.PageToken = 1000, ""
 		for {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
-			page, next, err := st.List(store.Query{State: state, PageSize: 1000, PageToken: token})
+			page, next, err := st.List(q)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			for _, c := range page {
-				d, ok := r.planner.Plan(c)
-				if !ok {
-					continue
-				}
-				rep.Scanned++
-				if d.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
-					rep.InPlace++
-					continue
-				}
-				agg.add(d.Record)
-				if len(rep.Plan) < maxPlan {
-					rep.Plan = append(rep.Plan, d.Record)
-				}
+			if err := fn(page); err != nil {
+				return err
 			}
 			if next == "" {
 				break
 			}
-			token = next
+			q.PageToken = next
 		}
 	}
-	agg.fill(rep)
-	return rep, nil
+	return nil
 }
 
 // maxPasses bounds the passes of one run over cases whose moves were
