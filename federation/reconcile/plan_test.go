@@ -161,3 +161,26 @@ func TestPlanAtTheRootWithAnUnknownOwnerNodeWaits(t *testing.T) {
 type ownersFunc func(*pb.Case) *pb.Ownership
 
 func (f ownersFunc) OwnerOf(c *pb.Case) *pb.Ownership { return f(c) }
+
+// A case a reconciler handed up is followed even when the overdue sweeper
+// supervised it meanwhile; one a person handed up, or one acted on since,
+// is not.
+func TestHandedHere(t *testing.T) {
+	up := &pb.HistoryEntry{Action: pb.Action_ACTION_TRANSFER_UP, Actor: Actor}
+	supervise := &pb.HistoryEntry{Action: pb.Action_ACTION_SUPERVISE, Actor: "system"}
+	for _, tc := range []struct {
+		name string
+		h    []*pb.HistoryEntry
+		want bool
+	}{
+		{"handed up", []*pb.HistoryEntry{{Action: pb.Action_ACTION_REPORT}, up}, true},
+		{"handed up, then supervised twice", []*pb.HistoryEntry{up, supervise, supervise}, true},
+		{"handed up by a person", []*pb.HistoryEntry{{Action: pb.Action_ACTION_TRANSFER_UP, Actor: "lead-1"}}, false},
+		{"handed up, then filed again", []*pb.HistoryEntry{up, {Action: pb.Action_ACTION_APPROVE_RETURN, Actor: "lead-1"}}, false},
+		{"no history", nil, false},
+	} {
+		if got := handedHere(&pb.Case{History: tc.h}); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

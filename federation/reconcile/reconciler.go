@@ -469,12 +469,9 @@ func (r *Reconciler) Follow(ctx context.Context) error {
 }
 
 // handedHere is true for a case whose last step was a reconciler handing
-// it up (or to review) to this node.
+// it up to this node (a supervision since, the overdue mark of a case that
+// waited, does not count as a step).
 func handedHere(c *pb.Case) bool {
-	h := c.GetHistory()
-	if len(h) == 0 {
-		return false
-	}
-	last := h[len(h)-1]
-	return last.GetActor() == Actor && (last.GetAction() == pb.Action_ACTION_TRANSFER_UP)
+	last := store.LastStep(c)
+	return last.GetActor() == Actor && last.GetAction() == pb.Action_ACTION_TRANSFER_UP
 }

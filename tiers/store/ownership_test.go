@@ -569,3 +569,28 @@ func TestLegacyIDsAreScopedByTheImportingNode(t *testing.T) {
 		t.Fatalf("after deleting %s: %q", a.Id, got)
 	}
 }
+
+// The handed-up index holds filed cases whose last step was a transfer up,
+// supervision entries since included (the sweeper may mark a case that
+// waits), and drops them once they move on.
+func TestHandedUpIndex(t *testing.T) {
+	s := openMem(t)
+	up := &pb.HistoryEntry{Action: pb.Action_ACTION_TRANSFER_UP}
+	a := mkCase(caseID("110105", 1), pb.State_STATE_FILED, "", "110105001001001", 0)
+	a.History = []*pb.HistoryEntry{{Action: pb.Action_ACTION_REPORT}, up}
+	b := mkCase(caseID("110105", 2), pb.State_STATE_FILED, "", "110105001001001", 0)
+	b.History = []*pb.HistoryEntry{up, {Action: pb.Action_ACTION_SUPERVISE}}
+	c := mkCase(caseID("110105", 3), pb.State_STATE_FILED, "", "110105001001001", 0)
+	c.History = []*pb.HistoryEntry{{Action: pb.Action_ACTION_FILE}}
+	putCases(t, s, []*pb.Case{a, b, c})
+	if got := ids(listAll(t, s, store.Query{HandedUp: true})); !slices.Equal(got, []string{a.Id, b.Id}) {
+		t.Fatalf("handed up: %q, want %s and %s", got, a.Id, b.Id)
+	}
+	moved := clone(a)
+	moved.State = pb.State_STATE_DISPATCHED
+	moved.History = append(moved.History, &pb.HistoryEntry{Action: pb.Action_ACTION_DISPATCH})
+	putCase(t, s, a, moved)
+	if got := ids(listAll(t, s, store.Query{HandedUp: true})); !slices.Equal(got, []string{b.Id}) {
+		t.Fatalf("after dispatching %s: %q", a.Id, got)
+	}
+}

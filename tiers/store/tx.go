@@ -128,7 +128,7 @@ func indexKeys(c *pb.Case) [][]byte {
 	if c.Overdue && isOpen(c.State) {
 		keys = append(keys, overdueKey(c.Id))
 	}
-	if c.State == pb.State_STATE_FILED && len(c.History) > 0 && c.History[len(c.History)-1].GetAction() == pb.Action_ACTION_TRANSFER_UP {
+	if c.State == pb.State_STATE_FILED && LastStep(c).GetAction() == pb.Action_ACTION_TRANSFER_UP {
 		keys = append(keys, handedUpKey(c.Id))
 	}
 	if c.GetOwnership().GetInReview() && isOpen(c.State) {
@@ -234,4 +234,17 @@ func (tx *Tx) Applied() (index, term uint64, err error) {
 func (tx *Tx) SetApplied(index, term uint64) error {
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
 	return tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term))
+}
+
+// LastStep is the last entry of c's history that moved it, passing over
+// supervision entries (督办: a supervisor's or the overdue sweeper's), which
+// leave the case where it is; nil for a case without one.
+func LastStep(c *pb.Case) *pb.HistoryEntry {
+	h := c.GetHistory()
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].GetAction() != pb.Action_ACTION_SUPERVISE {
+			return h[i]
+		}
+	}
+	return nil
 }
