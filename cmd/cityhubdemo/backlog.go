@@ -15,7 +15,6 @@ import (
 	cityhub "github.com/cityhub/cityhub"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/legacy"
-	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // backlogNode is the district whose old system's export the demo imports
@@ -121,21 +120,4 @@ Reconciled (run %s): %d cases scanned, %d in place, %d moved to their owners, %d
 
 `, backlogNode, r.rows, backlogFile, r.imported, r.already, r.quarantined, strings.Join(lines, ", "),
 		rep.GetRunId(), rep.GetScanned(), rep.GetInPlace(), rep.GetMoved(), rep.GetPending(), rep.GetDisputed(), rep.GetRejected(), districtAddr)
-}
-
-// reviewQueue counts the open cases in the city's joint review queue.
-func reviewQueue(st *store.Store) (int, error) {
-	n := 0
-	q := store.Query{InReview: true, PageSize: 500}
-	for {
-		page, next, err := st.List(q)
-		if err != nil {
-			return n, err
-		}
-		n += len(page)
-		if next == "" {
-			return n, nil
-		}
-		q.PageToken = next
-	}
 }

@@ -217,7 +217,7 @@ func TestDemoFlowAndRestart(t *testing.T) {
 		atCity = len(allCases(t, d)["city"])
 		// The backlog's 7 disputes wait at the city for a shift leader:
 		// the generator leaves cases in review alone.
-		if n, err := reviewQueue(d.leader("city").Node.Store()); err != nil || n != 7 {
+		if n, err := d.leader("city").Node.Store().CountInReview(); err != nil || n != 7 {
 			t.Errorf("the city's joint review queue has %d cases (%v), want the backlog's 7 disputes", n, err)
 		}
 		return nil

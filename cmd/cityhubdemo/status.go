@@ -103,7 +103,7 @@ func (d *demo) printStatus(w io.Writer, sim *simulator) {
 	if n := st.dropped.Load(); n > 0 {
 		fmt.Fprintf(&b, " · %d cases dropped", n)
 	}
-	if n, err := reviewQueue(d.leader(d.lay.nodes[0].node.Name).Node.Store()); err == nil && n > 0 {
+	if n, err := d.leader(d.lay.nodes[0].node.Name).Node.Store().CountInReview(); err == nil && n > 0 {
 		fmt.Fprintf(&b, " · %d in the city's joint review queue", n)
 	}
 	b.WriteString("\n\n")

@@ -142,20 +142,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 	// The run's records count every case it acted on, in this process or
 	// before a crash; in-place cases are not recorded, and the last pass
 	// saw all of them.
-	partial, err := r.report(run)
-	if err != nil {
-		return nil, err
-	}
-	run.InPlace = inPlace
-	run.Scanned = inPlace + partial.Moved + partial.Pending + partial.Disputed + partial.Rejected
-	run.Finished, run.FinishedUnixMs = true, r.opts.Now().UnixMilli()
-	if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: run}}}); err != nil {
-		return nil, fmt.Errorf("finish run %s: %w", run.RunId, err)
-	}
 	rep, err := r.report(run)
 	if err != nil {
 		return nil, err
 	}
+	run.InPlace = inPlace
+	run.Scanned = inPlace + rep.Moved + rep.Pending + rep.Disputed + rep.Rejected
+	run.Finished, run.FinishedUnixMs = true, r.opts.Now().UnixMilli()
+	if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: run}}}); err != nil {
+		return nil, fmt.Errorf("finish run %s: %w", run.RunId, err)
+	}
+	describeRun(rep, run)
 	r.log.Info("reconciliation run finished", "run", run.RunId, "scanned", run.Scanned, "in_place", inPlace,
 		"moved", rep.Moved, "pending", rep.Pending, "disputed", rep.Disputed, "rejected", rep.Rejected)
 	return rep, nil

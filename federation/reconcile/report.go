@@ -56,14 +56,8 @@ func (r *Reconciler) Report(_ context.Context, req *pb.ReconcileReportRequest) (
 }
 
 func (r *Reconciler) report(run *pb.ReconcileRun) (*pb.ReconcileReport, error) {
-	rep := &pb.ReconcileReport{
-		RunId: run.RunId, Node: run.Node, Finished: run.Finished,
-		StartedAt: tsOf(time.UnixMilli(run.StartedUnixMs)),
-		Scanned:   run.Scanned, InPlace: run.InPlace,
-	}
-	if run.Finished {
-		rep.FinishedAt = tsOf(time.UnixMilli(run.FinishedUnixMs))
-	}
+	rep := &pb.ReconcileReport{}
+	describeRun(rep, run)
 	agg := newAggregate(time.UnixMilli(run.StartedUnixMs))
 	err := r.opts.Local.Store().View(func(tx *store.Tx) error {
 		return tx.ReconcileRecords(run.RunId, func(rec *pb.ReconcileRecord) error {
@@ -78,12 +72,25 @@ func (r *Reconciler) report(run *pb.ReconcileRun) (*pb.ReconcileReport, error) {
 	return rep, nil
 }
 
+// describeRun fills a report's header from its run.
+func describeRun(rep *pb.ReconcileReport, run *pb.ReconcileRun) {
+	rep.RunId, rep.Node, rep.Finished = run.RunId, run.Node, run.Finished
+	rep.StartedAt = tsOf(time.UnixMilli(run.StartedUnixMs))
+	rep.Scanned, rep.InPlace = run.Scanned, run.InPlace
+	rep.FinishedAt = nil
+	if run.Finished {
+		rep.FinishedAt = tsOf(time.UnixMilli(run.FinishedUnixMs))
+	}
+}
+
 // Age buckets of a case at the start of a run, by how long ago it was
 // reported: the backlog's age is what a district's annual report names.
-var ageBuckets = []struct {
+type ageBucketDef struct {
 	name string
 	max  time.Duration // exclusive upper bound; 0: none
-}{
+}
+
+var ageBuckets = []ageBucketDef{
 	{"0-30d", 30 * 24 * time.Hour},
 	{"31-90d", 90 * 24 * time.Hour},
 	{"91-365d", 365 * 24 * time.Hour},
@@ -170,12 +177,7 @@ func (a *aggregate) fill(rep *pb.ReconcileReport) {
 }
 
 func ageIndex(name string) int {
-	return slices.IndexFunc(ageBuckets, func(b struct {
-		name string
-		max  time.Duration
-	}) bool {
-		return b.name == name
-	})
+	return slices.IndexFunc(ageBuckets, func(b ageBucketDef) bool { return b.name == name })
 }
 
 // WriteCSV writes a report's counts as CSV: one row per dimension and key,

@@ -7,10 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -130,7 +127,7 @@ func (s *OwnershipServer) applyImport(ctx context.Context, cmd *pb.Command, r *p
 			if res, err = la.ApplyLocal(ctx, cmd); err == nil {
 				return res, nil, nil
 			}
-			if !leadershipMoved(err) {
+			if !node.Retryable(err) {
 				return nil, nil, err
 			}
 		case isForwarded(ctx):
@@ -142,7 +139,7 @@ func (s *OwnershipServer) applyImport(ctx context.Context, cmd *pb.Command, r *p
 				break
 			}
 			var resp *pb.ImportCasesResponse
-			if resp, err = forwardImport(ctx, addr, r); err == nil {
+			if resp, err = s.forwardImport(ctx, addr, r); err == nil {
 				return nil, resp, nil
 			}
 			if status.Code(err) != codes.Unavailable {
@@ -158,20 +155,16 @@ func (s *OwnershipServer) applyImport(ctx context.Context, cmd *pb.Command, r *p
 	}
 }
 
-// leadershipMoved reports whether err means "try again, maybe elsewhere".
-func leadershipMoved(err error) bool {
-	return errors.Is(err, node.ErrNoLeader) || errors.Is(err, node.ErrNotLeader) ||
-		errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
-		errors.Is(err, raft.ErrLeadershipTransferInProgress)
-}
-
-// forwardImport passes an import to the leader's OwnershipService.
-func forwardImport(ctx context.Context, addr string, r *pb.ImportCasesRequest) (*pb.ImportCasesResponse, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// forwardImport passes an import to the leader's OwnershipService over the
+// replica's pooled connections to its peers.
+func (s *OwnershipServer) forwardImport(ctx context.Context, addr string, r *pb.ImportCasesRequest) (*pb.ImportCasesResponse, error) {
+	if s.peers == nil {
+		return nil, status.Errorf(codes.Unavailable, "no connection to leader %s: this replica forwards nothing", addr)
+	}
+	conn, err := s.peers.conn(addr)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "connect to leader %s: %v", addr, err)
 	}
-	defer conn.Close()
 	return pb.NewOwnershipServiceClient(conn).ImportCases(forwardCtx(ctx), r)
 }
 

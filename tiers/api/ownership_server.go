@@ -66,6 +66,16 @@ func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
 	}
 }
 
+// leader returns a client of the group's leader when this replica does not
+// lead (nil when it does): reconciliation and anti-entropy run on the
+// leader, which holds the state they read and proposes what they write.
+func (s *OwnershipServer) leader() (pb.OwnershipServiceClient, error) {
+	if s.replica.IsLeader() || s.peers == nil {
+		return nil, nil
+	}
+	return s.peers.leaderOwnership(s.replica)
+}
+
 // ResolveOwner asks the responsibility catalogue, recording nothing.
 func (s *OwnershipServer) ResolveOwner(ctx context.Context, r *pb.ResolveOwnerRequest) (*pb.Ownership, error) {
 	if s.resolver == nil {
@@ -83,9 +93,7 @@ func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest)
 	if s.reconciler == nil {
 		return nil, toStatus(errNoReconciler)
 	}
-	if !s.replica.IsLeader() && s.peers != nil {
-		// Runs happen on the leader, which holds the state they read.
-		cl, err := s.peers.leaderOwnership(s.replica)
+	if cl, err := s.leader(); err != nil || cl != nil {
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -115,8 +123,7 @@ func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequ
 	if s.antiEntropy == nil {
 		return nil, toStatus(errNoAntiEntropy)
 	}
-	if !s.replica.IsLeader() && s.peers != nil {
-		cl, err := s.peers.leaderOwnership(s.replica)
+	if cl, err := s.leader(); err != nil || cl != nil {
 		if err != nil {
 			return nil, toStatus(err)
 		}

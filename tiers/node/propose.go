@@ -29,7 +29,7 @@ func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, 
 	backoff := 10 * time.Millisecond
 	for {
 		resp, err := n.proposeOnce(ctx, cmd)
-		if err == nil || !retryable(err) {
+		if err == nil || !Retryable(err) {
 			return resp, err
 		}
 		select {
@@ -57,9 +57,11 @@ func (n *Node) proposeOnce(ctx context.Context, cmd *pb.Command) (*pb.CaseRespon
 	return n.cfg.Forwarder.Propose(ctx, addr, cmd)
 }
 
-// retryable reports whether an error means "try again, maybe elsewhere".
+// Retryable reports whether an error means "leadership is moving: try
+// again, maybe elsewhere" (the command may have committed: retry it with
+// the same request id).
 // A Forwarder reports an unreachable leader as ErrNoLeader.
-func retryable(err error) bool {
+func Retryable(err error) bool {
 	return errors.Is(err, ErrNoLeader) || errors.Is(err, ErrNotLeader) ||
 		errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrAbortedByRestore)
