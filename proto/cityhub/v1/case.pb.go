@@ -453,28 +453,32 @@ type Role int32
 
 const (
 	Role_ROLE_UNSPECIFIED   Role = 0
-	Role_ROLE_INSPECTOR     Role = 1 // 信息采集员 / 监督员
-	Role_ROLE_INTAKE_CLERK  Role = 2 // 受理员: hotline and app intake
-	Role_ROLE_CITIZEN       Role = 3 // reporting through the app
-	Role_ROLE_SYSTEM        Role = 4 // camera analytics and other automation
-	Role_ROLE_SHIFT_LEADER  Role = 5 // 值班长
-	Role_ROLE_DISPATCHER    Role = 6 // 派遣员
-	Role_ROLE_HANDLING_UNIT Role = 7 // the department or platform that handles the case
-	Role_ROLE_SUPERVISOR    Role = 8 // a supervising tier (督办)
+	Role_ROLE_INSPECTOR     Role = 1  // 信息采集员 / 监督员
+	Role_ROLE_INTAKE_CLERK  Role = 2  // 受理员: hotline and app intake
+	Role_ROLE_CITIZEN       Role = 3  // reporting through the app
+	Role_ROLE_SYSTEM        Role = 4  // camera analytics and other automation
+	Role_ROLE_SHIFT_LEADER  Role = 5  // 值班长
+	Role_ROLE_DISPATCHER    Role = 6  // 派遣员
+	Role_ROLE_HANDLING_UNIT Role = 7  // the department or platform that handles the case
+	Role_ROLE_SUPERVISOR    Role = 8  // a supervising tier (督办)
+	Role_ROLE_EVALUATOR     Role = 9  // reads scores and rankings (综合评价)
+	Role_ROLE_ADMIN         Role = 10 // the node's administrator: accounts, keys, membership, import, reconcile
 )
 
 // Enum value maps for Role.
 var (
 	Role_name = map[int32]string{
-		0: "ROLE_UNSPECIFIED",
-		1: "ROLE_INSPECTOR",
-		2: "ROLE_INTAKE_CLERK",
-		3: "ROLE_CITIZEN",
-		4: "ROLE_SYSTEM",
-		5: "ROLE_SHIFT_LEADER",
-		6: "ROLE_DISPATCHER",
-		7: "ROLE_HANDLING_UNIT",
-		8: "ROLE_SUPERVISOR",
+		0:  "ROLE_UNSPECIFIED",
+		1:  "ROLE_INSPECTOR",
+		2:  "ROLE_INTAKE_CLERK",
+		3:  "ROLE_CITIZEN",
+		4:  "ROLE_SYSTEM",
+		5:  "ROLE_SHIFT_LEADER",
+		6:  "ROLE_DISPATCHER",
+		7:  "ROLE_HANDLING_UNIT",
+		8:  "ROLE_SUPERVISOR",
+		9:  "ROLE_EVALUATOR",
+		10: "ROLE_ADMIN",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED":   0,
@@ -486,6 +490,8 @@ var (
 		"ROLE_DISPATCHER":    6,
 		"ROLE_HANDLING_UNIT": 7,
 		"ROLE_SUPERVISOR":    8,
+		"ROLE_EVALUATOR":     9,
+		"ROLE_ADMIN":         10,
 	}
 )
 
@@ -638,18 +644,22 @@ func (x *Reporter) GetId() string {
 
 // HistoryEntry is one action in a case's life.
 type HistoryEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=cityhub.v1.Action" json:"action,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	Role          Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=cityhub.v1.Role" json:"role,omitempty"`
-	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
-	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
-	Attachments   []string               `protobuf:"bytes,6,rep,name=attachments,proto3" json:"attachments,omitempty"`
-	FromState     State                  `protobuf:"varint,7,opt,name=from_state,json=fromState,proto3,enum=cityhub.v1.State" json:"from_state,omitempty"`
-	ToState       State                  `protobuf:"varint,8,opt,name=to_state,json=toState,proto3,enum=cityhub.v1.State" json:"to_state,omitempty"`
-	Version       uint64                 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`                      // case version after this entry
-	Unit          string                 `protobuf:"bytes,10,opt,name=unit,proto3" json:"unit,omitempty"`                            // dispatch target, when there is one
-	RequestId     string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // the write that made this entry
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Action      Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=cityhub.v1.Action" json:"action,omitempty"`
+	Actor       string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role        Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=cityhub.v1.Role" json:"role,omitempty"`
+	At          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	Note        string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	Attachments []string               `protobuf:"bytes,6,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	FromState   State                  `protobuf:"varint,7,opt,name=from_state,json=fromState,proto3,enum=cityhub.v1.State" json:"from_state,omitempty"`
+	ToState     State                  `protobuf:"varint,8,opt,name=to_state,json=toState,proto3,enum=cityhub.v1.State" json:"to_state,omitempty"`
+	Version     uint64                 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`                      // case version after this entry
+	Unit        string                 `protobuf:"bytes,10,opt,name=unit,proto3" json:"unit,omitempty"`                            // dispatch target, when there is one
+	RequestId   string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // the write that made this entry
+	// The authenticated principal that made the entry (留痕): "acct:<name>",
+	// "key:<id>", "oidc:<subject>", "node:<name>" or "system"; and its unit.
+	Principal     string `protobuf:"bytes,12,opt,name=principal,proto3" json:"principal,omitempty"`
+	ActorUnit     string `protobuf:"bytes,13,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +767,20 @@ func (x *HistoryEntry) GetUnit() string {
 func (x *HistoryEntry) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetActorUnit() string {
+	if x != nil {
+		return x.ActorUnit
 	}
 	return ""
 }
@@ -903,8 +927,11 @@ type Case struct {
 	Ownership *Ownership `protobuf:"bytes,39,opt,name=ownership,proto3" json:"ownership,omitempty"`
 	// Computed on read, never stored: actions allowed from the current state.
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The authenticated principal that reported the case (an integrator reads
+	// the status of its own reports by it).
+	ReportedBy    string `protobuf:"bytes,41,opt,name=reported_by,json=reportedBy,proto3" json:"reported_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
@@ -1217,6 +1244,13 @@ func (x *Case) GetAllowedActions() []Action {
 	return nil
 }
 
+func (x *Case) GetReportedBy() string {
+	if x != nil {
+		return x.ReportedBy
+	}
+	return ""
+}
+
 // Ownership is the one responsible body (责任主体) of a case: the unit that
 // must act, the node that hosts it, and why. The leader resolves it from the
 // responsibility catalogue and stamps it into the command (Apply never reads
@@ -1366,7 +1400,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\bReporter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"\x85\x03\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"\xc2\x03\n" +
 	"\fHistoryEntry\x12*\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12$\n" +
@@ -1381,7 +1415,10 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x04unit\x18\n" +
 	" \x01(\tR\x04unit\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\v \x01(\tR\trequestId\"\xee\x01\n" +
+	"request_id\x18\v \x01(\tR\trequestId\x12\x1c\n" +
+	"\tprincipal\x18\f \x01(\tR\tprincipal\x12\x1d\n" +
+	"\n" +
+	"actor_unit\x18\r \x01(\tR\tactorUnit\"\xee\x01\n" +
 	"\aPending\x12*\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
@@ -1389,7 +1426,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xcc\r\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xed\r\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1438,7 +1475,9 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\rrecurrence_of\x18% \x01(\tR\frecurrenceOf\x12\x1b\n" +
 	"\tlegacy_id\x18& \x01(\tR\blegacyId\x123\n" +
 	"\townership\x18' \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12;\n" +
-	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions\"\xe3\x02\n" +
+	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions\x12\x1f\n" +
+	"\vreported_by\x18) \x01(\tR\n" +
+	"reportedBy\"\xe3\x02\n" +
 	"\tOwnership\x12\x12\n" +
 	"\x04unit\x18\x01 \x01(\tR\x04unit\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\x12\x12\n" +
@@ -1524,7 +1563,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x12ACTION_TRANSFER_UP\x10\x18\x12\x13\n" +
 	"\x0fACTION_REASSIGN\x10\x19\x12\x17\n" +
 	"\x13ACTION_REFER_REVIEW\x10\x1a\x12\x17\n" +
-	"\x13ACTION_DECIDE_OWNER\x10\x1b*\xc3\x01\n" +
+	"\x13ACTION_DECIDE_OWNER\x10\x1b*\xe7\x01\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eROLE_INSPECTOR\x10\x01\x12\x15\n" +
@@ -1534,7 +1573,11 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11ROLE_SHIFT_LEADER\x10\x05\x12\x13\n" +
 	"\x0fROLE_DISPATCHER\x10\x06\x12\x16\n" +
 	"\x12ROLE_HANDLING_UNIT\x10\a\x12\x13\n" +
-	"\x0fROLE_SUPERVISOR\x10\bB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\x0fROLE_SUPERVISOR\x10\b\x12\x12\n" +
+	"\x0eROLE_EVALUATOR\x10\t\x12\x0e\n" +
+	"\n" +
+	"ROLE_ADMIN\x10\n" +
+	"B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_case_proto_rawDescOnce sync.Once

@@ -102,6 +102,7 @@ type Command struct {
 	//	*Command_ReconcileRun
 	//	*Command_Repair
 	//	*Command_MarkOverdueBatch
+	//	*Command_Auth
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -280,6 +281,15 @@ func (x *Command) GetMarkOverdueBatch() *MarkOverdueBatch {
 	return nil
 }
 
+func (x *Command) GetAuth() *AuthChange {
+	if x != nil {
+		if x, ok := x.Body.(*Command_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -332,6 +342,10 @@ type Command_MarkOverdueBatch struct {
 	MarkOverdueBatch *MarkOverdueBatch `protobuf:"bytes,21,opt,name=mark_overdue_batch,json=markOverdueBatch,proto3,oneof"`
 }
 
+type Command_Auth struct {
+	Auth *AuthChange `protobuf:"bytes,22,opt,name=auth,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
@@ -356,6 +370,8 @@ func (*Command_Repair) isCommand_Body() {}
 
 func (*Command_MarkOverdueBatch) isCommand_Body() {}
 
+func (*Command_Auth) isCommand_Body() {}
+
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
 type ReportCase struct {
@@ -368,6 +384,8 @@ type ReportCase struct {
 	Note                string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
 	StageDeadlineUnixMs int64                  `protobuf:"varint,7,opt,name=stage_deadline_unix_ms,json=stageDeadlineUnixMs,proto3" json:"stage_deadline_unix_ms,omitempty"` // stamped: deadline of the first stage
 	Ownership           *Ownership             `protobuf:"bytes,8,opt,name=ownership,proto3" json:"ownership,omitempty"`                                                     // stamped: the owner from the responsibility catalogue
+	Principal           string                 `protobuf:"bytes,9,opt,name=principal,proto3" json:"principal,omitempty"`                                                     // the authenticated caller (HistoryEntry.principal)
+	ActorUnit           string                 `protobuf:"bytes,10,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"`                                   // the caller's unit
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -458,6 +476,20 @@ func (x *ReportCase) GetOwnership() *Ownership {
 	return nil
 }
 
+func (x *ReportCase) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *ReportCase) GetActorUnit() string {
+	if x != nil {
+		return x.ActorUnit
+	}
+	return ""
+}
+
 // CaseAction applies one workflow action to an existing case.
 type CaseAction struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -483,6 +515,8 @@ type CaseAction struct {
 	// Stamped on FILE, REASSIGN, REFER_REVIEW and DECIDE_OWNER: the case's
 	// ownership after the action (the catalogue's answer, or the decision).
 	Ownership     *Ownership `protobuf:"bytes,16,opt,name=ownership,proto3" json:"ownership,omitempty"`
+	Principal     string     `protobuf:"bytes,17,opt,name=principal,proto3" json:"principal,omitempty"`                  // the authenticated caller (HistoryEntry.principal)
+	ActorUnit     string     `protobuf:"bytes,18,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"` // the caller's unit
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -627,6 +661,20 @@ func (x *CaseAction) GetOwnership() *Ownership {
 		return x.Ownership
 	}
 	return nil
+}
+
+func (x *CaseAction) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *CaseAction) GetActorUnit() string {
+	if x != nil {
+		return x.ActorUnit
+	}
+	return ""
 }
 
 // MarkOverdue marks a case whose stage deadline passed, once per deadline:
@@ -1463,7 +1511,7 @@ var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\"\xeb\x06\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\"\x99\a\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -1484,8 +1532,9 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\treconcile\x18\x12 \x01(\v2\x1a.cityhub.v1.ReconcileCasesH\x00R\treconcile\x12C\n" +
 	"\rreconcile_run\x18\x13 \x01(\v2\x1c.cityhub.v1.ReconcileRunMarkH\x00R\freconcileRun\x121\n" +
 	"\x06repair\x18\x14 \x01(\v2\x17.cityhub.v1.RepairCasesH\x00R\x06repair\x12L\n" +
-	"\x12mark_overdue_batch\x18\x15 \x01(\v2\x1c.cityhub.v1.MarkOverdueBatchH\x00R\x10markOverdueBatchB\x06\n" +
-	"\x04body\"\xa2\x02\n" +
+	"\x12mark_overdue_batch\x18\x15 \x01(\v2\x1c.cityhub.v1.MarkOverdueBatchH\x00R\x10markOverdueBatch\x12,\n" +
+	"\x04auth\x18\x16 \x01(\v2\x16.cityhub.v1.AuthChangeH\x00R\x04authB\x06\n" +
+	"\x04body\"\xdf\x02\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1b\n" +
@@ -1495,7 +1544,11 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\x0e2\x10.cityhub.v1.RoleR\x04role\x12\x12\n" +
 	"\x04note\x18\x06 \x01(\tR\x04note\x123\n" +
 	"\x16stage_deadline_unix_ms\x18\a \x01(\x03R\x13stageDeadlineUnixMs\x123\n" +
-	"\townership\x18\b \x01(\v2\x15.cityhub.v1.OwnershipR\townership\"\xff\x04\n" +
+	"\townership\x18\b \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12\x1c\n" +
+	"\tprincipal\x18\t \x01(\tR\tprincipal\x12\x1d\n" +
+	"\n" +
+	"actor_unit\x18\n" +
+	" \x01(\tR\tactorUnit\"\xbc\x05\n" +
 	"\n" +
 	"CaseAction\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12*\n" +
@@ -1514,7 +1567,10 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x16stage_deadline_unix_ms\x18\r \x01(\x03R\x13stageDeadlineUnixMs\x121\n" +
 	"\x15base_deadline_unix_ms\x18\x0e \x01(\x03R\x12baseDeadlineUnixMs\x12*\n" +
 	"\x11has_base_deadline\x18\x0f \x01(\bR\x0fhasBaseDeadline\x123\n" +
-	"\townership\x18\x10 \x01(\v2\x15.cityhub.v1.OwnershipR\townership\"P\n" +
+	"\townership\x18\x10 \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12\x1c\n" +
+	"\tprincipal\x18\x11 \x01(\tR\tprincipal\x12\x1d\n" +
+	"\n" +
+	"actor_unit\x18\x12 \x01(\tR\tactorUnit\"P\n" +
 	"\vMarkOverdue\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"A\n" +
@@ -1619,12 +1675,13 @@ var file_cityhub_v1_command_proto_goTypes = []any{
 	(*DeliverEntries)(nil),   // 17: cityhub.v1.DeliverEntries
 	(*TrimOutbox)(nil),       // 18: cityhub.v1.TrimOutbox
 	(*RepairCases)(nil),      // 19: cityhub.v1.RepairCases
-	(*Case)(nil),             // 20: cityhub.v1.Case
-	(Role)(0),                // 21: cityhub.v1.Role
-	(*Ownership)(nil),        // 22: cityhub.v1.Ownership
-	(Action)(0),              // 23: cityhub.v1.Action
-	(Tier)(0),                // 24: cityhub.v1.Tier
-	(Kind)(0),                // 25: cityhub.v1.Kind
+	(*AuthChange)(nil),       // 20: cityhub.v1.AuthChange
+	(*Case)(nil),             // 21: cityhub.v1.Case
+	(Role)(0),                // 22: cityhub.v1.Role
+	(*Ownership)(nil),        // 23: cityhub.v1.Ownership
+	(Action)(0),              // 24: cityhub.v1.Action
+	(Tier)(0),                // 25: cityhub.v1.Tier
+	(Kind)(0),                // 26: cityhub.v1.Kind
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
 	2,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
@@ -1639,29 +1696,30 @@ var file_cityhub_v1_command_proto_depIdxs = []int32{
 	15, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
 	19, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
 	5,  // 11: cityhub.v1.Command.mark_overdue_batch:type_name -> cityhub.v1.MarkOverdueBatch
-	20, // 12: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	21, // 13: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	22, // 14: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
-	23, // 15: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	21, // 16: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	24, // 17: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	22, // 18: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
-	4,  // 19: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
-	20, // 20: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
-	9,  // 21: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
-	0,  // 22: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	3,  // 23: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
-	13, // 24: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
-	11, // 25: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
-	25, // 26: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
-	0,  // 27: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	23, // 28: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
-	14, // 29: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	20, // 12: cityhub.v1.Command.auth:type_name -> cityhub.v1.AuthChange
+	21, // 13: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	22, // 14: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	23, // 15: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
+	24, // 16: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	22, // 17: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	25, // 18: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	23, // 19: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
+	4,  // 20: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
+	21, // 21: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
+	9,  // 22: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
+	0,  // 23: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	3,  // 24: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
+	13, // 25: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
+	11, // 26: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
+	26, // 27: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
+	0,  // 28: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	24, // 29: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
+	14, // 30: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -1671,6 +1729,7 @@ func file_cityhub_v1_command_proto_init() {
 	}
 	file_cityhub_v1_case_proto_init()
 	file_cityhub_v1_federation_proto_init()
+	file_cityhub_v1_auth_proto_init()
 	file_cityhub_v1_command_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Report)(nil),
 		(*Command_Act)(nil),
@@ -1684,6 +1743,7 @@ func file_cityhub_v1_command_proto_init() {
 		(*Command_ReconcileRun)(nil),
 		(*Command_Repair)(nil),
 		(*Command_MarkOverdueBatch)(nil),
+		(*Command_Auth)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
