@@ -13,10 +13,10 @@ type Permission string
 
 // The permissions. Case actions are ActPermission(action).
 const (
-	CaseReport   Permission = "case.report"   // report a new case
-	CaseRead     Permission = "case.read"     // read one case
-	CaseList     Permission = "case.list"     // list cases
-	CaseContact  Permission = "case.contact"  // see the reporter's contact (个人信息)
+	CaseReport   Permission = "case.report"  // report a new case
+	CaseRead     Permission = "case.read"    // read one case
+	CaseList     Permission = "case.list"    // list cases
+	CaseContact  Permission = "case.contact" // see the reporter's contact (个人信息)
 	CatalogueGet Permission = "catalogue.read"
 
 	EvaluationRead Permission = "evaluation.read"
