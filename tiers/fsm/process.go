@@ -100,6 +100,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return reconcileRun(tx, body.ReconcileRun)
 	case *pb.Command_Repair:
 		return repair(tx, cmd, body.Repair, fv)
+	case *pb.Command_Auth:
+		return applyAuth(tx, cmd, body.Auth, l.Index)
 	case *pb.Command_TrimOutbox:
 		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
 			return nil, err
@@ -115,6 +117,9 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{CaseId: c.Id, Version: c.Version, Fingerprint: fp, LogIndex: l.Index}); err != nil {
 			return nil, err
 		}
+	}
+	if err := auditCase(tx, c, l.Index); err != nil {
+		return nil, err
 	}
 	return &Result{Case: c}, nil
 }
@@ -146,6 +151,8 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 		AtUnixMs:            cmd.StampedUnixMs,
 		RequestID:           cmd.RequestId,
 		StageDeadlineUnixMs: r.StageDeadlineUnixMs,
+		Principal:           r.Principal,
+		ActorUnit:           r.ActorUnit,
 	}
 	// Validate before a sequence number is taken, so a refused report
 	// leaves no gap and writes nothing.
@@ -158,6 +165,7 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 	}
 	c.Id = fmt.Sprintf("%s-%s-%06d", r.IdPrefix, r.IdDate, seq)
 	c.ReportedAtNode = r.IdPrefix
+	c.ReportedBy = r.Principal
 	c.Ownership = r.GetOwnership()
 	c.Holder, c.HolderEpoch = "", 0
 	if fv != nil {
@@ -203,6 +211,8 @@ func applyAction(tx *store.Tx, cmd *pb.Command, old *pb.Case, a *pb.CaseAction, 
 		AtUnixMs:         cmd.StampedUnixMs,
 		RequestID:        cmd.RequestId,
 		ExpectedVersion:  a.ExpectedVersion,
+		Principal:        a.Principal,
+		ActorUnit:        a.ActorUnit,
 	}
 	if err := fv.checkHolder(old); err != nil {
 		return nil, err, nil

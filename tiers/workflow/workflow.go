@@ -31,6 +31,10 @@ type Step struct {
 	// StageDeadlineUnixMs is the leader-stamped deadline of the first stage
 	// (NewCase only); later stages are kept by tiers/deadline.
 	StageDeadlineUnixMs int64
+	// Principal and ActorUnit are the authenticated caller and its unit,
+	// kept in the history entry (留痕).
+	Principal string
+	ActorUnit string
 }
 
 // Apply applies step s to c in place (the caller passes a clone), appends one
@@ -282,6 +286,8 @@ func record(c *pb.Case, s Step, from, to pb.State, unit string, at *timestamppb.
 		Version:     c.Version,
 		Unit:        unit,
 		RequestId:   s.RequestID,
+		Principal:   s.Principal,
+		ActorUnit:   s.ActorUnit,
 	})
 }
 
