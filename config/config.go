@@ -51,6 +51,8 @@ type Config struct {
 	Evaluation EvaluationConfig `mapstructure:"evaluation"`
 	Reconcile  ReconcileConfig  `mapstructure:"reconcile"`
 	Ownership  OwnershipConfig  `mapstructure:"ownership"`
+	Auth       AuthConfig       `mapstructure:"auth"`
+	TLS        APITLSConfig     `mapstructure:"tls"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.
@@ -231,6 +233,7 @@ func Default() Config {
 		Deadlines: DeadlinesConfig{SweepInterval: time.Second},
 		Cases:     CasesConfig{DuplicateRadiusM: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour},
 		Reconcile: ReconcileConfig{BatchSize: 500, FollowInterval: 2 * time.Second},
+		Auth:      AuthConfig{TokenTTL: 15 * time.Minute, SessionTTL: 12 * time.Hour, KeyRotation: 24 * time.Hour, AdminUser: "admin"},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",
 			BatchSize:  512,

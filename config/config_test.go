@@ -126,8 +126,8 @@ func TestValidateBadValues(t *testing.T) {
 		{"grpc port zero", func(c *Config) { c.GRPC.Addr = "127.0.0.1:0" }, []string{"grpc.addr"}, "1..65535"},
 		{"http port too big", func(c *Config) { c.HTTP.Addr = "127.0.0.1:70000" }, []string{"http.addr"}, ""},
 		{"http empty", func(c *Config) { c.HTTP.Addr = "" }, []string{"http.addr"}, "required"},
-		{"duplicate port grpc", func(c *Config) { c.GRPC.Addr = "0.0.0.0:7001" }, []string{"grpc.addr"}, "already used by raft.addr"},
-		{"duplicate port http", func(c *Config) { c.HTTP.Addr = ":7101" }, []string{"http.addr"}, "already used by grpc.addr"},
+		{"duplicate port grpc", func(c *Config) { c.GRPC.Addr = "127.0.0.1:7001" }, []string{"grpc.addr"}, "already used by raft.addr"},
+		{"duplicate port http", func(c *Config) { c.HTTP.Addr = "127.0.0.1:7101" }, []string{"http.addr"}, "already used by grpc.addr"},
 		{"unadvertisable raft addr", func(c *Config) { c.Raft.Addr = "0.0.0.0:7001" }, []string{"raft.addr", "raft.peers[0].raft_addr"}, "raft.advertise"},
 		{"bad advertise", func(c *Config) { c.Raft.Advertise = "x" }, []string{"raft.advertise", "raft.peers[0].raft_addr"}, ""},
 		{"bootstrap and join", func(c *Config) { c.Raft.Join = []string{"127.0.0.1:7102"} }, []string{"raft.join"}, "raft.bootstrap"},
@@ -153,6 +153,13 @@ func TestValidateBadValues(t *testing.T) {
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, []string{"log.format"}, ""},
 		{"missing catalogue", func(c *Config) { c.Catalogue.Path = missing }, []string{"catalogue.path"}, ""},
 		{"catalogue is a directory", func(c *Config) { c.Catalogue.Path = filepath.Dir(missing) }, []string{"catalogue.path"}, "directory"},
+		{"auth off beyond loopback", func(c *Config) { c.Auth.Disabled = true; c.GRPC.Addr = "10.0.0.1:7101" }, []string{"auth.disabled", "tls.cert"}, "loopback"},
+		{"plain API beyond loopback", func(c *Config) { c.TLS.Disabled = true; c.HTTP.Addr = "0.0.0.0:7201" }, []string{"tls.disabled"}, "loopback"},
+		{"cert without key", func(c *Config) { c.TLS.Cert = missing }, []string{"tls.key"}, ""},
+		{"missing cert file", func(c *Config) { c.TLS.Cert, c.TLS.Key = missing, missing }, []string{"tls.cert", "tls.key"}, ""},
+		{"token ttl too short", func(c *Config) { c.Auth.TokenTTL = time.Second }, []string{"auth.token_ttl"}, ""},
+		{"session shorter than token", func(c *Config) { c.Auth.SessionTTL = time.Minute }, []string{"auth.session_ttl"}, ""},
+		{"missing admin password file", func(c *Config) { c.Auth.AdminPasswordFile = missing }, []string{"auth.admin_password_file"}, ""},
 		{"several at once", func(c *Config) {
 			c.Node.ID = "bad id"
 			c.Raft.Peers = nil
@@ -196,7 +203,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"join without bootstrap", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Join = []string{"127.0.0.1:7102"} }},
 		{"peers without bootstrap need not include self", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Peers = c.Raft.Peers[1:] }},
 		{"wildcard bind with advertise", func(c *Config) { c.Raft.Addr = "0.0.0.0:7001"; c.Raft.Advertise = "127.0.0.1:7001" }},
-		{"empty host listeners", func(c *Config) { c.GRPC.Addr = ":7101"; c.HTTP.Addr = ":7201" }},
+		{"empty host listeners with TLS", func(c *Config) {
+			c.GRPC.Addr, c.HTTP.Addr = ":7101", ":7201"
+			c.TLS.Cert, c.TLS.Key = catalogue, catalogue
+		}},
 		{"street", func(c *Config) { c.Node.Tier = TierStreet; c.Node.Jurisdiction = "320582100" }},
 		{"community", func(c *Config) { c.Node.Tier = TierCommunity; c.Node.Jurisdiction = "320582100001" }},
 		{"city", func(c *Config) { c.Node.Tier = TierCity; c.Node.Jurisdiction = "320500" }},
@@ -328,6 +338,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Cases:      Default().Cases,
 		Reconcile:  Default().Reconcile,
 		Evaluation: Default().Evaluation,
+		Auth:       Default().Auth,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)

@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 	c.validatePolicies(v)
 	c.validateOwnership(v)
 	c.validateReconcile(v)
+	c.validateAuth(v)
 	return errors.Join(v.errs...)
 }
 

@@ -1,0 +1,158 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// ErrNoSigningKey: the node has no key to sign tokens with yet (the API
+// makes one through the log, then signs).
+var ErrNoSigningKey = errors.New("no token signing key yet")
+
+// claims are the node's own access tokens: a JWT (HS256) naming the
+// account and its login session, bound to this node.
+type claims struct {
+	jwt.RegisteredClaims
+	Session string `json:"sid"`
+}
+
+// keyRing caches the node's signing keys from its replicated state.
+type keyRing struct {
+	mu     sync.RWMutex
+	keys   map[string][]byte
+	newest *pb.SigningKey
+}
+
+func (k *keyRing) load(st Store) error {
+	keys, err := st.SigningKeys()
+	if err != nil {
+		return fmt.Errorf("read signing keys: %w", err)
+	}
+	m := make(map[string][]byte, len(keys))
+	var newest *pb.SigningKey
+	for _, sk := range keys {
+		m[sk.Id] = sk.Secret
+		if newest == nil || sk.CreatedUnixMs > newest.CreatedUnixMs {
+			newest = sk
+		}
+	}
+	k.mu.Lock()
+	k.keys, k.newest = m, newest
+	k.mu.Unlock()
+	return nil
+}
+
+func (k *keyRing) get(id string) ([]byte, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	b, ok := k.keys[id]
+	return b, ok
+}
+
+func (k *keyRing) current() *pb.SigningKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.newest
+}
+
+// issuer is the iss of the node's tokens.
+func issuer(node string) string { return "cityhub/" + node }
+
+// Issue signs an access token for account name in session sid with the
+// newest signing key, valid for the authenticator's token TTL.
+func (a *Authenticator) Issue(name, sid string) (string, time.Time, error) {
+	key := a.keys.current()
+	if key == nil {
+		if err := a.keys.load(a.st); err != nil {
+			return "", time.Time{}, err
+		}
+		if key = a.keys.current(); key == nil {
+			return "", time.Time{}, ErrNoSigningKey
+		}
+	}
+	now := a.now()
+	exp := now.Add(a.opts.TokenTTL)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: issuer(a.opts.Node), Subject: name, Audience: jwt.ClaimStrings{a.opts.Node},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		Session: sid,
+	})
+	t.Header["kid"] = key.Id
+	s, err := t.SignedString(key.Secret)
+	return s, exp, err
+}
+
+// SigningKeyDue reports whether the leader should make a new signing key:
+// none yet, or the newest is older than the rotation period.
+func (a *Authenticator) SigningKeyDue() bool {
+	key := a.keys.current()
+	if key == nil {
+		_ = a.keys.load(a.st)
+		key = a.keys.current()
+	}
+	return key == nil || a.now().Sub(time.UnixMilli(key.CreatedUnixMs)) > a.opts.KeyRotation
+}
+
+// Reload rereads the signing keys (after the API proposed a new one).
+func (a *Authenticator) Reload() error { return a.keys.load(a.st) }
+
+// verifyNodeToken checks one of the node's own tokens and returns the
+// account it names.
+func (a *Authenticator) verifyNodeToken(raw string) (*Principal, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if b, ok := a.keys.get(kid); ok {
+			return b, nil
+		}
+		if err := a.keys.load(a.st); err != nil { // a key made since the last load
+			return nil, err
+		}
+		if b, ok := a.keys.get(kid); ok {
+			return b, nil
+		}
+		return nil, fmt.Errorf("unknown signing key %q", kid)
+	}, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(issuer(a.opts.Node)),
+		jwt.WithAudience(a.opts.Node), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithLeeway(30*time.Second), jwt.WithTimeFunc(a.now))
+	if err != nil {
+		return nil, fmt.Errorf("%w: token: %w", ErrUnauthenticated, err)
+	}
+	acct, err := a.st.GetAccount(c.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("%w: token of account %q: %w", ErrUnauthenticated, c.Subject, err)
+	}
+	if acct.Disabled {
+		return nil, fmt.Errorf("%w: account %q is disabled", ErrUnauthenticated, c.Subject)
+	}
+	if c.IssuedAt == nil || c.IssuedAt.Time.UnixMilli() < acct.TokensValidAfterUnixMs-999 {
+		return nil, fmt.Errorf("%w: token of %q issued before its tokens were revoked", ErrUnauthenticated, c.Subject)
+	}
+	if _, err := a.st.GetSession(c.Session); err != nil {
+		return nil, fmt.Errorf("%w: session of %q ended: %w", ErrUnauthenticated, c.Subject, err)
+	}
+	p := AccountPrincipal(acct, a.opts.Node, ViaPassword)
+	p.Session = c.Session
+	return p, nil
+}
+
+// AccountPrincipal is the principal of an account on node.
+func AccountPrincipal(acct *pb.Account, node, via string) *Principal {
+	name := acct.DisplayName
+	if name == "" {
+		name = acct.Name
+	}
+	return &Principal{
+		ID: "acct:" + acct.Name, Kind: KindPerson, Name: name, Role: acct.Role, Node: node,
+		Unit: acct.Unit, Grids: acct.Grids, Via: via,
+	}
+}
