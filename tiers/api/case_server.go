@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/evaluation"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -37,6 +38,7 @@ type CaseServer struct {
 	fed        Federation // nil outside a federation
 	nearby     Nearby     // nil: no duplicate hints
 	schemes    map[string]evaluation.Scheme
+	g          *guard // authentication and authorization (nil: off)
 }
 
 // Nearby finds open cases that a new report may duplicate.
@@ -51,6 +53,10 @@ func NewCaseServer(r Replica, cat *catalogue.Catalogue, peers *Peers, logger *sl
 
 // ReportCase validates a report and proposes it.
 func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*pb.CaseResponse, error) {
+	p := s.g.principal(ctx)
+	if err := asPrincipal(p, &r.Actor, &r.Role); err != nil {
+		return nil, err
+	}
 	c, err := reportToCase(s.cat, r)
 	if err != nil {
 		return nil, toStatus(err)
@@ -58,24 +64,56 @@ func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*
 	if !strings.HasPrefix(c.GridCode, s.gridPrefix) {
 		return nil, toStatus(invalid("grid_code", "%s lies outside this node's jurisdiction (grid codes %s…)", c.GridCode, s.gridPrefix))
 	}
-	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: &pb.ReportCase{
-		Case: c, Actor: r.Actor, Role: r.Role, Note: r.Note,
-	}}}
+	if err := s.g.require(ctx, auth.CaseReport, c); err != nil {
+		return nil, err
+	}
+	report := &pb.ReportCase{Case: c, Actor: r.Actor, Role: r.Role, Note: r.Note}
+	if p != nil {
+		report.Principal, report.ActorUnit = p.ID, p.Unit
+	}
+	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: report}}
 	resp, err := s.propose(ctx, cmd)
 	if err == nil && s.nearby != nil && resp.Case != nil {
 		// A hint from this replica's store: the report stands either way.
 		resp.PossibleDuplicates = s.nearby.Duplicates(resp.Case, s.now())
+	}
+	if err == nil {
+		s.redact(ctx, resp.Case)
 	}
 	return resp, err
 }
 
 // Act applies the action named in the request.
 func (s *CaseServer) Act(ctx context.Context, r *pb.ActRequest) (*pb.CaseResponse, error) {
+	p := s.g.principal(ctx)
+	if err := asPrincipal(p, &r.Actor, &r.Role); err != nil {
+		return nil, err
+	}
 	a, err := actToCommand(r, s.now().UnixMilli())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.propose(ctx, &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Act{Act: a}})
+	if p != nil {
+		// Whether the role may take the action at all, then whether the
+		// case lies in its scope: both before anything is proposed.
+		perm := auth.ActPermission(r.Action)
+		if err := s.g.require(ctx, perm, nil); err != nil {
+			return nil, err
+		}
+		c, err := s.replica.Store().GetCase(r.CaseId)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if err := s.g.require(ctx, perm, c); err != nil {
+			return nil, err
+		}
+		a.Principal, a.ActorUnit = p.ID, p.Unit
+	}
+	resp, err := s.propose(ctx, &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Act{Act: a}})
+	if err == nil {
+		s.redact(ctx, resp.Case)
+	}
+	return resp, err
 }
 
 func (s *CaseServer) propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
@@ -110,11 +148,22 @@ func (s *CaseServer) GetCase(ctx context.Context, r *pb.GetCaseRequest) (*pb.Cas
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if err := s.g.require(ctx, auth.CaseRead, c); err != nil {
+		return nil, err
+	}
+	s.redact(ctx, c)
 	return withAllowed(c), nil
 }
 
 // ListCases lists cases by state, owner unit, grid prefix or deadline.
 func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb.ListCasesResponse, error) {
+	if err := s.g.require(ctx, auth.CaseList, nil); err != nil {
+		return nil, err
+	}
+	scope, err := s.listScope(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	if r.PageSize < 0 || r.PageSize > MaxPageSize {
 		return nil, toStatus(invalid("page_size", "between 1 and %d (0 means 50)", MaxPageSize))
 	}
@@ -148,14 +197,22 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	out := cases[:0]
 	for _, c := range cases {
-		withAllowed(c)
+		if scope != nil && !scope(c) {
+			continue
+		}
+		s.redact(ctx, c)
+		out = append(out, withAllowed(c))
 	}
-	return &pb.ListCasesResponse{Cases: cases, NextPageToken: next}, nil
+	return &pb.ListCasesResponse{Cases: out, NextPageToken: next}, nil
 }
 
 // GetCatalogue returns the class catalogue this node validates against.
-func (s *CaseServer) GetCatalogue(context.Context, *pb.GetCatalogueRequest) (*pb.Catalogue, error) {
+func (s *CaseServer) GetCatalogue(ctx context.Context, _ *pb.GetCatalogueRequest) (*pb.Catalogue, error) {
+	if err := s.g.require(ctx, auth.CatalogueGet, nil); err != nil {
+		return nil, err
+	}
 	return s.cat.Proto(), nil
 }
 
@@ -204,8 +261,14 @@ func isForwarded(ctx context.Context) bool {
 	return len(md.Get(forwardedKey)) > 0
 }
 
+// forwardCtx marks a call passed on to the leader and passes the caller's
+// credentials with it: the leader authorizes the caller itself.
 func forwardCtx(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
+	kv := []string{forwardedKey, "1"}
+	if cred := credFromMD(ctx); cred != "" {
+		kv = append(kv, "authorization", "Bearer "+cred)
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
 func allDigits(s string) bool {

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -16,6 +17,7 @@ type ClusterServer struct {
 	replica Replica
 	peers   *Peers
 	fed     Federation // nil outside a federation
+	g       *guard
 }
 
 // NewClusterServer returns the cluster service of replica.
@@ -24,12 +26,18 @@ func NewClusterServer(r Replica, peers *Peers) *ClusterServer {
 }
 
 // GetStatus describes this replica and its group.
-func (s *ClusterServer) GetStatus(context.Context, *pb.GetStatusRequest) (*pb.ClusterStatus, error) {
+func (s *ClusterServer) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.ClusterStatus, error) {
+	if err := s.g.require(ctx, auth.ClusterRead, nil); err != nil {
+		return nil, err
+	}
 	return s.replica.Status(), nil
 }
 
 // Join adds a replica.
 func (s *ClusterServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if err := s.g.require(ctx, auth.ClusterManage, nil); err != nil {
+		return nil, err
+	}
 	if !nodeIDRe.MatchString(r.NodeId) {
 		return nil, toStatus(invalid("node_id", "required: 1 to 32 of a-z 0-9 -"))
 	}
@@ -58,6 +66,9 @@ func (s *ClusterServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinRe
 
 // Remove takes a replica out of the group.
 func (s *ClusterServer) Remove(ctx context.Context, r *pb.RemoveRequest) (*pb.RemoveResponse, error) {
+	if err := s.g.require(ctx, auth.ClusterManage, nil); err != nil {
+		return nil, err
+	}
 	if !nodeIDRe.MatchString(r.NodeId) {
 		return nil, toStatus(invalid("node_id", "required: 1 to 32 of a-z 0-9 -"))
 	}
@@ -77,6 +88,9 @@ func (s *ClusterServer) Remove(ctx context.Context, r *pb.RemoveRequest) (*pb.Re
 
 // TransferLeadership moves leadership to another voter.
 func (s *ClusterServer) TransferLeadership(ctx context.Context, r *pb.TransferLeadershipRequest) (*pb.TransferLeadershipResponse, error) {
+	if err := s.g.require(ctx, auth.ClusterManage, nil); err != nil {
+		return nil, err
+	}
 	if r.NodeId != "" && !nodeIDRe.MatchString(r.NodeId) {
 		return nil, toStatus(invalid("node_id", "1 to 32 of a-z 0-9 -, or empty"))
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cityhub/cityhub/federation/reconcile"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -66,6 +67,13 @@ var errorCodes = []struct {
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},
 	{fsm.ErrRequestReused, codes.AlreadyExists},
+	{fsm.ErrIdentityExists, codes.AlreadyExists},
+	{errAccountExists, codes.AlreadyExists},
+	{fsm.ErrIdentityNotFound, codes.NotFound},
+	{auth.ErrUnauthenticated, codes.Unauthenticated},
+	{auth.ErrPermissionDenied, codes.PermissionDenied},
+	{auth.ErrNoSigningKey, codes.Unavailable},
+	{errAuthOff, codes.FailedPrecondition},
 	{store.ErrNotFound, codes.NotFound},
 	{node.ErrUnknownServer, codes.NotFound},
 	{node.ErrNoLeader, codes.Unavailable},

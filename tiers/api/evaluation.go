@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/evaluation"
 )
 
@@ -25,6 +26,9 @@ import (
 // forwards to the leader, as for ListCases). Bad fields are refused with
 // InvalidArgument naming the field.
 func (s *CaseServer) GetEvaluation(ctx context.Context, r *pb.EvaluationRequest) (*pb.EvaluationReport, error) {
+	if err := s.g.require(ctx, auth.EvaluationRead, nil); err != nil {
+		return nil, err
+	}
 	q, err := s.evaluationQuery(r)
 	if err != nil {
 		return nil, toStatus(err)

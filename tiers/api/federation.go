@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 )
 
 // Federation is what the API needs of the node's federation layer; it is
@@ -20,7 +21,10 @@ type Federation interface {
 }
 
 // FederationStatus lists this node's links with their lag.
-func (s *ClusterServer) FederationStatus(context.Context, *pb.FederationStatusRequest) (*pb.FederationStatusResponse, error) {
+func (s *ClusterServer) FederationStatus(ctx context.Context, _ *pb.FederationStatusRequest) (*pb.FederationStatusResponse, error) {
+	if err := s.g.require(ctx, auth.FederationRead, nil); err != nil {
+		return nil, err
+	}
 	if s.fed == nil {
 		return &pb.FederationStatusResponse{}, nil
 	}

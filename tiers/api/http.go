@@ -43,6 +43,8 @@ type errorDetail struct {
 	Code       string `json:"code"`
 	Message    string `json:"message"`
 	Field      string `json:"field,omitempty"`
+	// Permission is the permission a refused caller lacks (403).
+	Permission string `json:"permission,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, st *status.Status) {
@@ -50,6 +52,9 @@ func writeError(w http.ResponseWriter, st *status.Status) {
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
 			body.Error.Field = br.GetFieldViolations()[0].GetField()
+		}
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetMetadata()["permission"] != "" {
+			body.Error.Permission = ei.GetMetadata()["permission"]
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -63,7 +68,16 @@ func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 
 // newGateway builds the REST handler: the grpc-gateway mux calling the
 // services in process, plus health, readiness, metrics and OpenAPI.
-func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, own *OwnershipServer, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
+// gatewayServices are the services the REST gateway calls in process.
+type gatewayServices struct {
+	cs  *CaseServer
+	cl  *ClusterServer
+	own *OwnershipServer
+	as  *AuthServer
+}
+
+func newGateway(ctx context.Context, svc gatewayServices, g *guard, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
+	cs, cl, own := svc.cs, svc.cl, svc.own
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
 		runtime.WithErrorHandler(gatewayError),
@@ -84,8 +98,12 @@ func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, own *Own
 	if err := pb.RegisterOwnershipServiceHandlerServer(ctx, gw, own); err != nil {
 		return nil, err
 	}
+	if err := pb.RegisterAuthServiceHandlerServer(ctx, gw, svc.as); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	v1 := http.NewServeMux() // everything under /v1/ needs credentials
+	v1.Handle("/v1/", gw)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if _, _, err := r.Store().Applied(); err != nil {
 			writeError(w, status.New(codes.Unavailable, "state store unreadable: "+err.Error()))
@@ -116,8 +134,9 @@ func newGateway(ctx context.Context, cs *CaseServer, cl *ClusterServer, own *Own
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	registerEvaluationDownloads(mux, cs) // GET /v1/evaluation.csv, .xlsx
-	registerReconcileDownload(mux, own)  // GET /v1/reconcile/report.csv
+	registerEvaluationDownloads(v1, cs) // GET /v1/evaluation.csv, .xlsx
+	registerReconcileDownload(v1, own)  // GET /v1/reconcile/report.csv
+	mux.Handle("/v1/", g.http(v1))
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/legacy"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -38,6 +39,9 @@ type localApplier interface {
 // the request on. A retry of the same request id is a replay: it changes
 // nothing and answers every good row as already imported.
 func (s *OwnershipServer) ImportCases(ctx context.Context, r *pb.ImportCasesRequest) (*pb.ImportCasesResponse, error) {
+	if err := s.g.require(ctx, auth.ImportRun, nil); err != nil {
+		return nil, err
+	}
 	if err := checkRequestID(r.RequestId); err != nil {
 		return nil, toStatus(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/cityhub/cityhub/federation/reconcile"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 )
 
@@ -52,6 +53,7 @@ type OwnershipServer struct {
 	antiEntropy  AntiEntropy
 	fed          Federation
 	peers        *Peers
+	g            *guard
 }
 
 func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
@@ -78,6 +80,9 @@ func (s *OwnershipServer) leader() (pb.OwnershipServiceClient, error) {
 
 // ResolveOwner asks the responsibility catalogue, recording nothing.
 func (s *OwnershipServer) ResolveOwner(ctx context.Context, r *pb.ResolveOwnerRequest) (*pb.Ownership, error) {
+	if err := s.g.require(ctx, auth.OwnerResolve, nil); err != nil {
+		return nil, err
+	}
 	if s.resolver == nil {
 		return nil, toStatus(errNoCatalogue)
 	}
@@ -90,6 +95,9 @@ func (s *OwnershipServer) ResolveOwner(ctx context.Context, r *pb.ResolveOwnerRe
 
 // Reconcile runs (or plans) a reconciliation of this node's open cases.
 func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
+	if err := s.g.require(ctx, auth.ReconcileRun, nil); err != nil {
+		return nil, err
+	}
 	if s.reconciler == nil {
 		return nil, toStatus(errNoReconciler)
 	}
@@ -97,7 +105,7 @@ func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest)
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		return cl.Reconcile(ctx, r)
+		return cl.Reconcile(forwardCtx(ctx), r)
 	}
 	rep, err := s.reconciler.Reconcile(ctx, r)
 	if err != nil {
@@ -108,6 +116,9 @@ func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest)
 
 // GetReconcileReport returns a run's report.
 func (s *OwnershipServer) GetReconcileReport(ctx context.Context, r *pb.ReconcileReportRequest) (*pb.ReconcileReport, error) {
+	if err := s.g.require(ctx, auth.ReconcileRead, nil); err != nil {
+		return nil, err
+	}
 	if s.reconciler == nil {
 		return nil, toStatus(errNoReconciler)
 	}
@@ -120,6 +131,9 @@ func (s *OwnershipServer) GetReconcileReport(ctx context.Context, r *pb.Reconcil
 
 // AntiEntropy compares this node with its neighbours now.
 func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
+	if err := s.g.require(ctx, auth.ReconcileRun, nil); err != nil {
+		return nil, err
+	}
 	if s.antiEntropy == nil {
 		return nil, toStatus(errNoAntiEntropy)
 	}
@@ -127,7 +141,7 @@ func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequ
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		return cl.AntiEntropy(ctx, r)
+		return cl.AntiEntropy(forwardCtx(ctx), r)
 	}
 	resp, err := s.antiEntropy.AntiEntropy(ctx, r)
 	if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +11,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/evaluation"
 )
@@ -49,6 +52,11 @@ type Options struct {
 	Resolver    Resolver
 	Reconciler  Reconciler
 	AntiEntropy AntiEntropy
+	// Auth authenticates callers; nil turns authentication off (callers
+	// are who their requests say: tests and development on loopback).
+	Auth *auth.Authenticator
+	// TLS, when set, serves gRPC and REST over TLS.
+	TLS *tls.Config
 }
 
 // Server serves one replica over gRPC and REST.
@@ -70,14 +78,30 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	log := opts.Logger.With("component", "api")
 	m := NewMetrics(opts.Replica)
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log)))
+	var authn Authenticator
+	if opts.Auth != nil {
+		authn = opts.Auth
+	}
+	g := newGuard(authn, log, m.Registry)
+	gopts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), g.unary),
+		grpc.ChainStreamInterceptor(g.stream),
+	}
+	if opts.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	gs := grpc.NewServer(gopts...)
 	cs := NewCaseServer(opts.Replica, opts.Catalogue, opts.Peers, log)
 	cs.gridPrefix = opts.GridPrefix
 	cs.fed = opts.Federation
 	cs.nearby = opts.Nearby
 	cs.schemes = opts.Schemes
+	cs.g = g
 	cl := NewClusterServer(opts.Replica, opts.Peers)
 	cl.fed = opts.Federation
+	cl.g = g
+	as := &AuthServer{replica: opts.Replica, authn: opts.Auth, g: g, now: time.Now}
+	pb.RegisterAuthServiceServer(gs, as)
 	if opts.Federation != nil {
 		m.Registry.MustRegister(newLinkCollector(opts.Federation))
 	}
@@ -85,16 +109,17 @@ func NewServer(opts Options) (*Server, error) {
 	pb.RegisterCaseServiceServer(gs, cs)
 	pb.RegisterClusterServiceServer(gs, cl)
 	own := newOwnershipServer(opts, log)
+	own.g = g
 	pb.RegisterOwnershipServiceServer(gs, own)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica))
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), cs, cl, own, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as}, g, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20, TLSConfig: opts.TLS}
 	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m}, nil
 }
 
@@ -106,7 +131,11 @@ func (s *Server) Serve() {
 		}
 	}()
 	go func() {
-		if err := s.http.Serve(s.opts.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.opts.TLS != nil {
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(s.opts.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP server stopped", "error", err)
 		}
 	}()

@@ -45,6 +45,7 @@ type Replica struct {
 	// reconciler is nil outside a federation or without a responsibility
 	// catalogue.
 	reconciler *reconcile.Reconciler
+	admin      *firstAdmin // nil unless auth.admin_password_file is set
 	log        *slog.Logger
 }
 
@@ -128,8 +129,19 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	finder.SetStore(n.Store())
 	var fed *federation
-	apiOpts := api.Options{Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+	tlsCert, err := apiTLS(cfg)
+	if err != nil {
+		_ = n.Shutdown()
+		gl.Close()
+		hl.Close()
+		peers.Close()
+		return nil, err
+	}
+	apiOpts := api.Options{Auth: newAuthenticator(cfg, n), Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction}
+	if tlsCert != nil {
+		apiOpts.TLS = tlsCert.ServerTLS()
+	}
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
 		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
@@ -163,7 +175,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	srv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, log: logger.With("component", "replica")}
+	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
+		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
 			r.Kill()
@@ -222,6 +235,7 @@ func (r *Replica) join(ctx context.Context) error {
 
 // Stop drains the API and shuts the node down.
 func (r *Replica) Stop(ctx context.Context) error {
+	r.admin.stop()
 	r.sweeper.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
@@ -239,6 +253,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 // for SIGKILL (the stores still close, so the directory can be reopened).
 func (r *Replica) Kill() {
 	r.API.Kill() // first: a killed process answers nothing more
+	r.admin.stop()
 	r.sweeper.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()

@@ -225,3 +225,9 @@ func (s *Store) Audit(sinceMs, untilMs int64, principal string, pageSize int, pa
 	})
 	return out, next, err
 }
+
+// GetRequest reads the record of a request id; ErrNotFound when absent.
+func (s *Store) GetRequest(id string) (r *pb.RequestRecord, err error) {
+	err = s.View(func(tx *Tx) error { r, err = tx.GetRequest(id); return err })
+	return r, err
+}

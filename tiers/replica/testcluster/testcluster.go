@@ -113,6 +113,9 @@ func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts .
 		cfg.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
 		cfg.Raft.CommitTimeout = 10 * time.Millisecond
 		cfg.Log.Level = config.LogLevelWarn
+		// The engine's tests speak as whoever their requests say; the
+		// identity tests turn authentication on with an Option.
+		cfg.Auth.Disabled = true
 		for _, o := range opts {
 			o(&cfg)
 		}

@@ -1,0 +1,111 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/certs"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/auth"
+	"github.com/cityhub/cityhub/tiers/node"
+	"github.com/cityhub/cityhub/tiers/store"
+)
+
+// newAuthenticator builds the node's authenticator (nil with auth.disabled).
+func newAuthenticator(cfg config.Config, n *node.Node) *auth.Authenticator {
+	if cfg.Auth.Disabled {
+		return nil
+	}
+	return auth.NewAuthenticator(n.Store(), auth.Options{
+		Node: cfg.GroupName(), TokenTTL: cfg.Auth.TokenTTL, SessionTTL: cfg.Auth.SessionTTL, KeyRotation: cfg.Auth.KeyRotation,
+	})
+}
+
+// apiTLS loads the client API's certificate (nil: plain text).
+func apiTLS(cfg config.Config) (*certs.Reloader, error) {
+	if !cfg.TLS.Enabled() {
+		return nil, nil
+	}
+	return certs.NewReloader(cfg.TLS.Cert, cfg.TLS.Key)
+}
+
+// firstAdmin makes the first administrator (auth.admin_password_file):
+// while this replica leads and the account is missing, it proposes it.
+type firstAdmin struct {
+	n      *node.Node
+	user   string
+	file   string
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startFirstAdmin(cfg config.Config, n *node.Node, log *slog.Logger) *firstAdmin {
+	if cfg.Auth.Disabled || cfg.Auth.AdminPasswordFile == "" {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &firstAdmin{n: n, user: cfg.Auth.AdminUser, file: cfg.Auth.AdminPasswordFile, log: log.With("component", "auth"), cancel: cancel, done: make(chan struct{})}
+	go f.run(ctx)
+	return f
+}
+
+func (f *firstAdmin) stop() {
+	if f != nil {
+		f.cancel()
+		<-f.done
+	}
+}
+
+func (f *firstAdmin) run(ctx context.Context) {
+	defer close(f.done)
+	for {
+		if f.n.IsLeader() {
+			done, err := f.ensure(ctx)
+			if err != nil {
+				f.log.Warn("creating the first administrator", "user", f.user, "error", err)
+			}
+			if done {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (f *firstAdmin) ensure(ctx context.Context) (bool, error) {
+	if _, err := f.n.Store().GetAccount(f.user); err == nil {
+		return true, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	pw, err := os.ReadFile(f.file)
+	if err != nil {
+		return false, fmt.Errorf("auth.admin_password_file: %w", err)
+	}
+	hash, err := auth.HashPassword(strings.TrimSpace(string(pw)))
+	if err != nil {
+		return false, fmt.Errorf("auth.admin_password_file: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = f.n.Propose(cctx, &pb.Command{RequestId: "first-admin/" + f.user, Body: &pb.Command_Auth{Auth: &pb.AuthChange{
+		By: "system", CreateOnly: true,
+		Op: &pb.AuthChange_PutAccount{PutAccount: &pb.Account{Name: f.user, DisplayName: "管理员", Role: pb.Role_ROLE_ADMIN, PasswordHash: hash}},
+	}}})
+	if err != nil {
+		return false, err
+	}
+	f.log.Info("created the first administrator", "user", f.user)
+	return true, nil
+}
