@@ -47,8 +47,12 @@ func Login(ctx context.Context, cc grpc.ClientConnInterface, user, password stri
 	return s, nil
 }
 
+// ownCall marks the session's own login and refresh calls, which carry no
+// credentials (the session may be the connection's credentials itself).
+type ownCall struct{}
+
 func (s *Session) login(ctx context.Context) error {
-	tok, err := s.client.Login(ctx, &pb.LoginRequest{Username: s.user, Password: s.pw})
+	tok, err := s.client.Login(context.WithValue(ctx, ownCall{}, true), &pb.LoginRequest{Username: s.user, Password: s.pw})
 	if err != nil {
 		return fmt.Errorf("login as %s: %w", s.user, err)
 	}
@@ -65,11 +69,14 @@ func (s *Session) Token() *pb.TokenResponse {
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.
 func (s *Session) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	if ctx.Value(ownCall{}) != nil {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Until(s.tok.GetExpiresAt().AsTime()) < time.Minute {
 		// The refresh and login calls carry no credentials of their own.
-		tok, err := s.client.Refresh(ctx, &pb.RefreshRequest{RefreshToken: s.tok.RefreshToken})
+		tok, err := s.client.Refresh(context.WithValue(ctx, ownCall{}, true), &pb.RefreshRequest{RefreshToken: s.tok.RefreshToken})
 		if err == nil {
 			s.tok = tok
 		} else if err := s.login(ctx); err != nil {
