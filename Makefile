@@ -47,7 +47,7 @@ proto: proto-tools ## regenerate Go, gRPC, gateway and OpenAPI code from proto/
 		--go_out=paths=source_relative:$(PROTO_DIR) \
 		--go-grpc_out=paths=source_relative:$(PROTO_DIR) \
 		--grpc-gateway_out=paths=source_relative,grpc_api_configuration=$(PROTO_PKG)/http.yaml:$(PROTO_DIR) \
-		--openapiv2_out=allow_merge=true,merge_file_name=cityhub,json_names_for_fields=false,grpc_api_configuration=$(PROTO_PKG)/http.yaml:$(PROTO_DIR)/openapi \
+		--openapiv2_out=allow_merge=true,merge_file_name=cityhub,json_names_for_fields=false,grpc_api_configuration=$(PROTO_PKG)/http.yaml,openapi_configuration=$(PROTO_PKG)/openapi.yaml:$(PROTO_DIR)/openapi \
 		$(PROTOS)
 
 proto-check: proto ## fail when committed generated code differs from `make proto`
