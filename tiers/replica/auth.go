@@ -2,12 +2,17 @@ package replica
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/certs"
@@ -33,6 +38,26 @@ func apiTLS(cfg config.Config) (*certs.Reloader, error) {
 		return nil, nil
 	}
 	return certs.NewReloader(cfg.TLS.Cert, cfg.TLS.Key)
+}
+
+// peerDialOptions are how this replica dials the other replicas' client
+// API (reads a follower passes to the leader): TLS when the API uses it.
+func peerDialOptions(cfg config.Config) ([]grpc.DialOption, error) {
+	if !cfg.TLS.Enabled() {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS.CA != "" {
+		pem, err := os.ReadFile(cfg.TLS.CA)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca: %s holds no PEM certificate", cfg.TLS.CA)
+		}
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, nil
 }
 
 // firstAdmin makes the first administrator (auth.admin_password_file):

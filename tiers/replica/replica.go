@@ -98,7 +98,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		}
 	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
-	peers := api.NewPeers()
+	dialOpts, err := peerDialOptions(cfg)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		return nil, err
+	}
+	peers := api.NewPeers(dialOpts...)
 	stamp := stampers{policy, finder}
 	if own != nil {
 		stamp = append(stamp, *own)
