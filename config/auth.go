@@ -4,6 +4,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/cityhub/cityhub/tiers/auth"
 )
 
 // AuthConfig sets who may call the node's API (see tiers/auth).
@@ -25,6 +27,9 @@ type AuthConfig struct {
 	// `cityhubctl accounts create` from an existing one.
 	AdminPasswordFile string `mapstructure:"admin_password_file"`
 	AdminUser         string `mapstructure:"admin_user"`
+	// OIDC accepts tokens of the city's identity provider (统一身份认证);
+	// empty issuer: off. See tiers/auth/oidc.go for the claims.
+	OIDC auth.OIDCConfig `mapstructure:"oidc"`
 }
 
 // APITLSConfig is the TLS of the client API (gRPC and REST). The files are
@@ -60,6 +65,11 @@ func (c *Config) validateAuth(v *validator) {
 		}
 		if !idPattern.MatchString(a.AdminUser) {
 			v.add("auth.admin_user", "%q must be 1-32 characters of [a-z0-9-]", a.AdminUser)
+		}
+	}
+	if a.OIDC.Enabled() {
+		if err := a.OIDC.WithDefaults().Validate(); err != nil {
+			v.errs = append(v.errs, err)
 		}
 	}
 	loopback := isLoopback(c.GRPC.Addr) && isLoopback(c.HTTP.Addr)

@@ -575,3 +575,16 @@ func TestBindFlags(t *testing.T) {
 		t.Errorf("BindFlags registered %d flags, flagKeys has %d", n, len(flagKeys))
 	}
 }
+
+func TestValidateOIDC(t *testing.T) {
+	c := valid()
+	c.Auth.OIDC.Issuer = "https://sso.example.gov.cn/realms/city"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "auth.oidc.audience") {
+		t.Fatalf("issuer without audience: %v", err)
+	}
+	c.Auth.OIDC.Audience = "cityhub"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

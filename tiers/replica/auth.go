@@ -23,13 +23,23 @@ import (
 )
 
 // newAuthenticator builds the node's authenticator (nil with auth.disabled).
-func newAuthenticator(cfg config.Config, n *node.Node) *auth.Authenticator {
+func newAuthenticator(cfg config.Config, n *node.Node) (*auth.Authenticator, error) {
 	if cfg.Auth.Disabled {
-		return nil
+		return nil, nil
 	}
-	return auth.NewAuthenticator(n.Store(), auth.Options{
+	opts := auth.Options{
 		Node: cfg.GroupName(), TokenTTL: cfg.Auth.TokenTTL, SessionTTL: cfg.Auth.SessionTTL, KeyRotation: cfg.Auth.KeyRotation,
-	})
+	}
+	if cfg.Auth.OIDC.Enabled() {
+		// Discovery waits for the first token: a node starts without its
+		// identity provider.
+		o, err := auth.NewOIDC(context.Background(), cfg.Auth.OIDC.WithDefaults(), cfg.GroupName())
+		if err != nil {
+			return nil, fmt.Errorf("auth.oidc: %w", err)
+		}
+		opts.OIDC = o
+	}
+	return auth.NewAuthenticator(n.Store(), opts), nil
 }
 
 // apiTLS loads the client API's certificate (nil: plain text).

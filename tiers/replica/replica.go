@@ -17,6 +17,7 @@ import (
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/api"
+	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -136,6 +137,10 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	finder.SetStore(n.Store())
 	var fed *federation
 	tlsCert, err := apiTLS(cfg)
+	var authn *auth.Authenticator
+	if err == nil {
+		authn, err = newAuthenticator(cfg, n)
+	}
 	if err != nil {
 		_ = n.Shutdown()
 		gl.Close()
@@ -143,7 +148,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		peers.Close()
 		return nil, err
 	}
-	apiOpts := api.Options{Auth: newAuthenticator(cfg, n), Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
