@@ -86,7 +86,8 @@ func NewServer(opts Options) (*Server, error) {
 	pb.RegisterClusterServiceServer(gs, cl)
 	own := newOwnershipServer(opts, log)
 	pb.RegisterOwnershipServiceServer(gs, own)
-	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica))
+	// No ForwardService here: it takes raw commands from the group's
+	// replicas only, on the internal listener (InternalServer).
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
