@@ -57,9 +57,6 @@ func (n *Node) register(ctx context.Context, reg *pb.RegisterNode) error {
 // configuration under that id at that raft address, and every address must
 // be host:port; only then does the leader propose the RegisterNode itself.
 func (n *Node) RegisterMember(ctx context.Context, reg *pb.RegisterNode) error {
-	if !n.IsLeader() {
-		return ErrNotLeader
-	}
 	for _, a := range []struct {
 		field, addr string
 		required    bool
@@ -74,6 +71,9 @@ func (n *Node) RegisterMember(ctx context.Context, reg *pb.RegisterNode) error {
 	addr, ok := n.memberAddr(reg.NodeId)
 	if !ok || addr != raft.ServerAddress(reg.RaftAddr) {
 		return fmt.Errorf("%w: %q at %s", ErrNotMember, reg.NodeId, reg.RaftAddr)
+	}
+	if !n.IsLeader() {
+		return ErrNotLeader
 	}
 	_, err := n.ProposeLocal(ctx, registerCommand(&pb.RegisterNode{
 		NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr, InternalAddr: reg.InternalAddr,
