@@ -28,7 +28,7 @@ test: ## run every test with the race detector, one package at a time so cluster
 test-short: ## quick tests without -race
 	$(GO) test -count=1 -short ./...
 
-e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (ports 7001-7203)
+e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (ports 7001-7203, 7401-7403)
 	./scripts/e2e-tier.sh
 
 e2e-federation: ## end-to-end: city→community federation as real processes under load, leader SIGKILLs, a toxiproxy partition (ports 17001-17423)

@@ -110,13 +110,3 @@ func isLoopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
-
-// GroupName is the name the node's principals and tokens are bound to,
-// the same on every replica of the group: its federation name, or outside
-// a federation its tier and jurisdiction.
-func (c *Config) GroupName() string {
-	if c.Federation.Node != "" {
-		return c.Federation.Node
-	}
-	return c.Node.Tier + "-" + c.Node.Jurisdiction
-}

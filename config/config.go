@@ -46,6 +46,7 @@ type Config struct {
 	Log        LogConfig        `mapstructure:"log"`
 	Debug      DebugConfig      `mapstructure:"debug"`
 	Federation FederationConfig `mapstructure:"federation"`
+	Internal   InternalConfig   `mapstructure:"internal"`
 	Deadlines  DeadlinesConfig  `mapstructure:"deadlines"`
 	Cases      CasesConfig      `mapstructure:"cases"`
 	Evaluation EvaluationConfig `mapstructure:"evaluation"`
@@ -138,6 +139,11 @@ type NodeConfig struct {
 	Jurisdiction string `mapstructure:"jurisdiction"`
 	// TimeZone is an IANA zone name used for local dates (deadlines, reports).
 	TimeZone string `mapstructure:"time_zone"`
+	// Group is the name the replicas of this group prove with their
+	// internal certificate (its CommonName; see InternalConfig). Empty
+	// means federation.node in a federation, node.jurisdiction otherwise
+	// (Config.Group); in a federation it must equal federation.node.
+	Group string `mapstructure:"group"`
 }
 
 // RaftConfig configures the node's raft replica.
@@ -177,6 +183,10 @@ type Peer struct {
 	RaftAddr string `mapstructure:"raft_addr"`
 	GRPCAddr string `mapstructure:"grpc_addr"`
 	HTTPAddr string `mapstructure:"http_addr"`
+	// InternalAddr is the member's internal listener (internal.addr), where
+	// followers forward writes; optional (the replicated node registry has
+	// it once the member registered).
+	InternalAddr string `mapstructure:"internal_addr"`
 }
 
 // ListenConfig is a listener's bind address.
@@ -226,7 +236,10 @@ func Default() Config {
 			LogEngine:          "wal",
 			ApplyTimeout:       10 * time.Second,
 		},
-		GRPC:      ListenConfig{Addr: "127.0.0.1:7101"},
+		GRPC: ListenConfig{Addr: "127.0.0.1:7101"},
+		// Plain text on loopback for development; Validate refuses it as
+		// soon as a raft or internal address leaves loopback.
+		Internal:  InternalConfig{Addr: "127.0.0.1:7401", Insecure: true},
 		HTTP:      ListenConfig{Addr: "127.0.0.1:7201"},
 		Catalogue: CatalogueConfig{Path: ""},
 		Log:       LogConfig{Level: LogLevelInfo, Format: LogFormatText},

@@ -128,7 +128,7 @@ func TestValidateBadValues(t *testing.T) {
 		{"http empty", func(c *Config) { c.HTTP.Addr = "" }, []string{"http.addr"}, "required"},
 		{"duplicate port grpc", func(c *Config) { c.GRPC.Addr = "127.0.0.1:7001" }, []string{"grpc.addr"}, "already used by raft.addr"},
 		{"duplicate port http", func(c *Config) { c.HTTP.Addr = "127.0.0.1:7101" }, []string{"http.addr"}, "already used by grpc.addr"},
-		{"unadvertisable raft addr", func(c *Config) { c.Raft.Addr = "0.0.0.0:7001" }, []string{"raft.addr", "raft.peers[0].raft_addr"}, "raft.advertise"},
+		{"unadvertisable raft addr", func(c *Config) { c.Raft.Addr = "0.0.0.0:7001" }, []string{"raft.addr", "raft.peers[0].raft_addr", "internal.insecure"}, "raft.advertise"},
 		{"bad advertise", func(c *Config) { c.Raft.Advertise = "x" }, []string{"raft.advertise", "raft.peers[0].raft_addr"}, ""},
 		{"bootstrap and join", func(c *Config) { c.Raft.Join = []string{"127.0.0.1:7102"} }, []string{"raft.join"}, "raft.bootstrap"},
 		{"bad join addr", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Join = []string{"127.0.0.1:7102", "nope"} }, []string{"raft.join[1]"}, ""},
@@ -202,7 +202,11 @@ func TestValidateAccepts(t *testing.T) {
 		{"single node bootstrap", func(c *Config) { c.Raft.Peers = nil }},
 		{"join without bootstrap", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Join = []string{"127.0.0.1:7102"} }},
 		{"peers without bootstrap need not include self", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Peers = c.Raft.Peers[1:] }},
-		{"wildcard bind with advertise", func(c *Config) { c.Raft.Addr = "0.0.0.0:7001"; c.Raft.Advertise = "127.0.0.1:7001" }},
+		{"wildcard bind with advertise", func(c *Config) {
+			c.Raft.Addr = "0.0.0.0:7001"
+			c.Raft.Advertise = "127.0.0.1:7001"
+			c.Internal.Insecure, c.Internal.TLS = false, internalTLS(t, "320582")
+		}},
 		{"empty host listeners with TLS", func(c *Config) {
 			c.GRPC.Addr, c.HTTP.Addr = ":7101", ":7201"
 			c.TLS.Cert, c.TLS.Key = catalogue, catalogue
@@ -286,6 +290,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestEnvWithoutFile(t *testing.T) {
 	clearEnv(t)
+	tlsFiles := internalTLS(t, "320582100")
 	env := map[string]string{
 		"CITYHUB_NODE_ID":                     "n7",
 		"CITYHUB_NODE_DATA_DIR":               "/var/lib/cityhub",
@@ -305,6 +310,10 @@ func TestEnvWithoutFile(t *testing.T) {
 		"CITYHUB_RAFT_MAX_APPEND_ENTRIES":     "64",
 		"CITYHUB_RAFT_APPLY_TIMEOUT":          "3s",
 		"CITYHUB_GRPC_ADDR":                   "127.0.0.1:8101",
+		"CITYHUB_INTERNAL_INSECURE":           "false",
+		"CITYHUB_INTERNAL_TLS_CA":             tlsFiles.CA,
+		"CITYHUB_INTERNAL_TLS_CERT":           tlsFiles.Cert,
+		"CITYHUB_INTERNAL_TLS_KEY":            tlsFiles.Key,
 		"CITYHUB_HTTP_ADDR":                   "127.0.0.1:8201",
 		"CITYHUB_LOG_LEVEL":                   "debug",
 		"CITYHUB_LOG_FORMAT":                  "json",
@@ -334,6 +343,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		HTTP:       ListenConfig{Addr: "127.0.0.1:8201"},
 		Log:        LogConfig{Level: "debug", Format: "json"},
 		Federation: Default().Federation,
+		Internal:   InternalConfig{Addr: Default().Internal.Addr, TLS: tlsFiles},
 		Deadlines:  Default().Deadlines,
 		Cases:      Default().Cases,
 		Reconcile:  Default().Reconcile,

@@ -26,7 +26,10 @@
 // raft.leader_lease_timeout, raft.commit_timeout, raft.snapshot_interval,
 // raft.snapshot_threshold, raft.trailing_logs, raft.max_append_entries,
 // raft.apply_timeout, grpc.addr, http.addr, catalogue.path, log.level and
-// log.format.
+// log.format; node.group, internal.addr, internal.insecure and
+// internal.tls.{ca,cert,key} for the replicas' internal plane (see
+// InternalConfig: write forwarding and raft, over mTLS with the group's
+// name as certificate CommonName; plain text only on loopback).
 //
 // The environment variable for a key is CITYHUB_ followed by the key in
 // upper case with dots replaced by underscores: node.id is CITYHUB_NODE_ID,
@@ -42,7 +45,7 @@
 // # Flags
 //
 // BindFlags registers --node-id, --data-dir, --tier, --jurisdiction,
-// --raft-addr, --grpc-addr, --http-addr, --bootstrap, --join (repeatable or
+// --raft-addr, --grpc-addr, --http-addr, --internal-addr, --bootstrap, --join (repeatable or
 // comma-separated), --catalogue and --log-level. The caller handles --config
 // and passes its value to Load.
 package config

@@ -16,20 +16,21 @@ import (
 
 // flagKeys maps the flags registered by BindFlags to configuration keys.
 var flagKeys = map[string]string{
-	"node-id":      "node.id",
-	"data-dir":     "node.data_dir",
-	"tier":         "node.tier",
-	"jurisdiction": "node.jurisdiction",
-	"raft-addr":    "raft.addr",
-	"grpc-addr":    "grpc.addr",
-	"http-addr":    "http.addr",
-	"bootstrap":    "raft.bootstrap",
-	"join":         "raft.join",
-	"catalogue":    "catalogue.path",
-	"log-level":    "log.level",
-	"topology":     "federation.topology",
-	"fed-node":     "federation.node",
-	"fed-addr":     "federation.addr",
+	"node-id":       "node.id",
+	"data-dir":      "node.data_dir",
+	"tier":          "node.tier",
+	"jurisdiction":  "node.jurisdiction",
+	"raft-addr":     "raft.addr",
+	"grpc-addr":     "grpc.addr",
+	"http-addr":     "http.addr",
+	"internal-addr": "internal.addr",
+	"bootstrap":     "raft.bootstrap",
+	"join":          "raft.join",
+	"catalogue":     "catalogue.path",
+	"log-level":     "log.level",
+	"topology":      "federation.topology",
+	"fed-node":      "federation.node",
+	"fed-addr":      "federation.addr",
 }
 
 // BindFlags registers the common cityhubd flags on fs. Their defaults are
@@ -45,6 +46,7 @@ func BindFlags(fs *pflag.FlagSet) {
 	fs.String("raft-addr", d.Raft.Addr, "raft transport address host:port (raft.addr)")
 	fs.String("grpc-addr", d.GRPC.Addr, "gRPC listen address host:port (grpc.addr)")
 	fs.String("http-addr", d.HTTP.Addr, "HTTP gateway/metrics listen address host:port (http.addr)")
+	fs.String("internal-addr", d.Internal.Addr, "internal listener for the group's replicas (write forwarding), host:port (internal.addr)")
 	fs.Bool("bootstrap", false, "bootstrap a new raft group from raft.peers if there is no raft state (raft.bootstrap)")
 	fs.StringSlice("join", nil, "gRPC addresses of existing members to join through, comma separated (raft.join)")
 	fs.String("catalogue", "", "service catalogue file; empty uses the embedded catalogue (catalogue.path)")

@@ -45,6 +45,7 @@ func (c *Config) Validate() error {
 	c.validateRaftTuning(v)
 	c.validateMisc(v)
 	c.validateFederation(v)
+	c.validateInternal(v)
 	c.validatePolicies(v)
 	c.validateOwnership(v)
 	c.validateReconcile(v)
@@ -127,6 +128,7 @@ func (c *Config) validateAddrs(v *validator) {
 		{"raft.addr", c.Raft.Addr},
 		{"grpc.addr", c.GRPC.Addr},
 		{"http.addr", c.HTTP.Addr},
+		{"internal.addr", c.Internal.Addr},
 	} {
 		port, ok := v.hostPort(l.key, l.addr, true)
 		if !ok {

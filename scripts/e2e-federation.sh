@@ -11,7 +11,9 @@
 # with its full history in order.
 #
 # Ports: 17001-17033 raft, 17101-17133 gRPC, 17201-17233 HTTP, 17301-17333
-# federation, 17400 toxiproxy's API, 17411-17413 and 17421-17423 its proxies.
+# federation, 17400 toxiproxy's API, 17411-17413 and 17421-17423 its proxies,
+# 17501-17533 the replicas' internal listeners (write forwarding; it and raft
+# run over mTLS with the node's certificate, as the federation links do).
 # Toxiproxy is built from the Go module proxy into bin/ when missing.
 # E2E_FED_CASES (300) and E2E_FED_SPREAD (30s) set the load; KEEP=1 keeps
 # the work directory (configs, logs, data).
@@ -68,7 +70,7 @@ addrs() { # k base: the node's addresses on base+10k+r
 TOXI=127.0.0.1:17400
 for k in 0 1 2 3; do
   for r in $(seq 1 "${counts[$k]}"); do
-    for base in 17000 17100 17200 17300; do ports+=($((base + 10 * k + r))); done
+    for base in 17000 17100 17200 17300 17500; do ports+=($((base + 10 * k + r))); done
   done
 done
 ports+=(17400 17411 17412 17413 17421 17422 17423)
@@ -135,6 +137,7 @@ EOF
       raft_addr: 127.0.0.1:$((17000 + 10 * k + i))
       grpc_addr: 127.0.0.1:$((17100 + 10 * k + i))
       http_addr: 127.0.0.1:$((17200 + 10 * k + i))
+      internal_addr: 127.0.0.1:$((17500 + 10 * k + i))
 EOF
   done
   cat <<EOF
@@ -152,6 +155,11 @@ federation:
     key: $work/certs/$name-key.pem
   retry_min: 50ms
   retry_max: 1s
+internal:
+  addr: 127.0.0.1:$((17500 + 10 * k + r))
+  # mTLS between the replicas (forwarding, raft) with federation.tls: its
+  # CommonName is the node's name, the group's name.
+  insecure: false
 EOF
 }
 start() { # id (name-r), k, r

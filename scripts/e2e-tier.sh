@@ -3,7 +3,11 @@
 # loopback: the README's walkthrough, automated. Walks one case through every
 # stage with cityhubctl and another with curl, SIGKILLs the leader, keeps
 # working on the survivors, restarts the killed replica and checks it caught
-# up. Uses ports 7001-7003, 7101-7103, 7201-7203 (config/examples/tier-3).
+# up. The replicas forward writes and run raft over mutual TLS (development
+# certificates for the group 320582, given through CITYHUB_INTERNAL_*); the
+# script checks that the public listener has no ForwardService and that the
+# internal listener refuses a caller without the group's certificate.
+# Uses ports 7001-7003, 7101-7103, 7201-7203, 7401-7403 (config/examples/tier-3).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -21,6 +25,11 @@ step() { echo "e2e-tier: $*"; }
 
 (cd "$repo" && go build -o "$bin/" ./cmd/cityhubd ./cmd/cityhubctl)
 ctl() { "$bin/cityhubctl" "$@"; }
+# The group's identity on the internal plane (CommonName 320582, the
+# jurisdiction), and a neighbour's certificate of the same CA.
+ctl certs create --dir "$work/certs" 320582 d-320505 >/dev/null
+export CITYHUB_INTERNAL_INSECURE=false CITYHUB_INTERNAL_TLS_CA="$work/certs/ca.pem" \
+  CITYHUB_INTERNAL_TLS_CERT="$work/certs/320582.pem" CITYHUB_INTERNAL_TLS_KEY="$work/certs/320582-key.pem"
 start() { # start replica N
   (cd "$work" && exec "$bin/cityhubd" --config "$repo/config/examples/tier-3/n$1.yaml" >>"$work/n$1.log" 2>&1) &
   pids[$1]=$!
@@ -37,13 +46,35 @@ json_field() { # field name: first "field": "value" of stdin
 state_of() { ctl --addr "$1" -o json cases get "$2" | json_field state; }
 expect_state() { local got; got=$(state_of "$1" "$2"); [ "$got" = "$3" ] || fail "case $2 is $got, want $3"; }
 
-for port in 7001 7002 7003 7101 7102 7103 7201 7202 7203; do
+for port in 7001 7002 7003 7101 7102 7103 7201 7202 7203 7401 7402 7403; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then fail "port $port is already in use: stop whatever listens there"; fi
 done
 for n in 1 2 3; do start $n; done
 for n in 1 2 3; do wait_until 30 "n$n ready" ready $n; done
 step "3-replica tier is up"
 ctl cluster status
+
+# The internal plane: no ForwardService on the public listener or the REST
+# gateway, and the internal listener wants the group's certificate.
+if curl -sf -o /dev/null -X POST http://127.0.0.1:7201/cityhub.v1.ForwardService/Propose -d '{}'; then
+  fail "the REST gateway answers ForwardService"
+fi
+for n in 1 2 3; do
+  if curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:740$n/"; then fail "n$n's internal listener speaks plain HTTP"; fi
+  for who in "" "--cert $work/certs/d-320505.pem --key $work/certs/d-320505-key.pem"; do
+    # shellcheck disable=SC2086 # $who is two options or none
+    if curl -s -o /dev/null --max-time 5 --http2 --cacert "$work/certs/ca.pem" $who \
+      -X POST -H 'content-type: application/grpc' "https://localhost:740$n/cityhub.v1.ForwardService/Propose"; then
+      fail "n$n: the internal listener completed a call from a client with [${who:-no certificate}]"
+    fi
+  done
+done
+if ! curl -s -o /dev/null --max-time 5 --http2 --cacert "$work/certs/ca.pem" \
+  --cert "$work/certs/320582.pem" --key "$work/certs/320582-key.pem" \
+  -X POST -H 'content-type: application/grpc' "https://localhost:7401/cityhub.v1.ForwardService/Propose"; then
+  fail "n1's internal listener refused the group's certificate"
+fi
+step "public listeners have no ForwardService; the internal listeners take only the group's certificate"
 
 A=127.0.0.1:7101
 # Case 1 with cityhubctl: every stage, including extension and rework.

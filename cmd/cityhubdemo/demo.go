@@ -251,16 +251,16 @@ func (d *demo) banner(w io.Writer, rate float64, took time.Duration) {
 	}
 	fed := "plain text on loopback (--tls for mutual TLS)"
 	if l.tls {
-		fed = "mutual TLS, development certificates in " + l.certDir()
+		fed = "mutual TLS, development certificates in " + l.certDir() + " (also between the replicas of a node: forwarding and raft)"
 	}
 	fmt.Fprintf(w, `cityhub demo: a federation of %d nodes (%d city, %d districts, %d streets, %d communities), %s, up in %.1fs
   topology    %s (the embedded testdata/city/federation.yaml)
   data        %s/<node>
   federation  %s
-  ports       %s: raft %d+i, gRPC %d+i, REST %d+i, federation %d+i
+  ports       %s: raft %d+i, gRPC %d+i, REST %d+i, federation %d+i, internal %d+i
 
 `, len(l.nodes), count[topology.City], count[topology.District], count[topology.Street], count[topology.Community], replicas, took.Seconds(),
-		l.topologyPath(), l.dataDir, fed, scheme, l.base+raftBlock, l.base+grpcBlock, l.base+httpBlock, l.base+federationBlock)
+		l.topologyPath(), l.dataDir, fed, scheme, l.base+raftBlock, l.base+grpcBlock, l.base+httpBlock, l.base+federationBlock, l.base+internalBlock)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NODE\tTIER\tJURISDICTION\tREST\tGRPC\tFEDERATION")
 	for _, n := range l.nodes {

@@ -23,7 +23,8 @@ const (
 	grpcBlock       = 100
 	httpBlock       = 200
 	federationBlock = 300
-	maxReplicas     = 3 // 15 nodes x 3 replicas fit in a block of 100
+	internalBlock   = 400 // the replicas' internal listener (write forwarding)
+	maxReplicas     = 3   // 15 nodes x 3 replicas fit in a block of 100
 )
 
 // layout places every replica of every node of a topology on loopback
@@ -63,8 +64,8 @@ func newLayout(embedded []byte, dataDir string, replicas, base int, tls bool) (*
 	if len(nodes)*replicas >= 100 {
 		return nil, fmt.Errorf("%d nodes x %d replicas do not fit the port scheme", len(nodes), replicas)
 	}
-	if base < 1024 || base+federationBlock+len(nodes)*replicas > 65535 {
-		return nil, fmt.Errorf("--port-base %d: want 1024 to %d", base, 65535-federationBlock-len(nodes)*replicas)
+	if base < 1024 || base+internalBlock+len(nodes)*replicas > 65535 {
+		return nil, fmt.Errorf("--port-base %d: want 1024 to %d", base, 65535-internalBlock-len(nodes)*replicas)
 	}
 	l := &layout{dataDir: dataDir, replicas: replicas, base: base, tls: tls}
 	fedAddrs := map[string][]string{}
@@ -104,14 +105,20 @@ func newLayout(embedded []byte, dataDir string, replicas, base int, tls bool) (*
 			cfg.Federation.Topology = l.topologyPath()
 			cfg.Federation.Node = n.Name
 			cfg.Federation.Addr = addr(base, federationBlock, i)
+			cfg.Internal.Addr = addr(base, internalBlock, i)
 			if tls {
+				// The node's certificate (CommonName: its name) serves
+				// the federation and, as internal.tls is left empty, the
+				// replicas' own plane (forwarding, raft) too.
 				f := certs.NodeFiles(l.certDir(), n.Name)
 				cfg.Federation.TLS = config.TLSConfig{CA: f.CA, Cert: f.Cert, Key: f.Key}
+				cfg.Internal.Insecure = false
 			} else {
 				cfg.Federation.Insecure = true
+				cfg.Internal.Insecure = true
 			}
 			cfg.ApplyDerived()
-			peers = append(peers, config.Peer{ID: cfg.Node.ID, RaftAddr: cfg.Raft.Addr, GRPCAddr: cfg.GRPC.Addr, HTTPAddr: cfg.HTTP.Addr})
+			peers = append(peers, config.Peer{ID: cfg.Node.ID, RaftAddr: cfg.Raft.Addr, GRPCAddr: cfg.GRPC.Addr, HTTPAddr: cfg.HTTP.Addr, InternalAddr: cfg.Internal.Addr})
 			nl.cfgs = append(nl.cfgs, cfg)
 		}
 		for i := range nl.cfgs {

@@ -40,15 +40,15 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freePortBase finds a port base whose four blocks of n ports are free
+// freePortBase finds a port base whose five blocks of n ports are free
 // right now, so the demo does not collide with tests running alongside.
 func freePortBase(t *testing.T, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		base := 20000 + 100*rand.IntN(350) // up to 55000: the blocks end below 55400
+		base := 20000 + 100*rand.IntN(350) // up to 55000: the blocks end below 55500
 		var held []net.Listener
 		ok := true
-		for _, block := range []int{raftBlock, grpcBlock, httpBlock, federationBlock} {
+		for _, block := range []int{raftBlock, grpcBlock, httpBlock, federationBlock, internalBlock} {
 			for i := 1; i <= n && ok; i++ {
 				l, err := net.Listen("tcp", addr(base, block, i))
 				if err != nil {

@@ -57,7 +57,24 @@ func (s *AuthServer) Login(ctx context.Context, r *pb.LoginRequest) (*pb.TokenRe
 	}}}); err != nil {
 		return nil, toStatus(err)
 	}
+	// On a follower the session is committed but may not be applied here
+	// yet: the token would be refused here until it is.
+	s.awaitLocal(ctx, func() bool { _, err := s.replica.Store().GetSession(sid); return err == nil })
 	return s.tokens(ctx, acct, sid, sid+"."+secret, exp)
+}
+
+// awaitLocal waits, a few seconds at most, until this replica has applied
+// what a write through the leader made (cond holds): an answer read from
+// the local store then shows it.
+func (s *AuthServer) awaitLocal(ctx context.Context, cond func() bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // tokens issues an access token for acct's session sid.
@@ -233,6 +250,7 @@ func (s *AuthServer) CreateAccount(ctx context.Context, r *pb.CreateAccountReque
 	if err := s.change(ctx, r.RequestId, p.ID, true, &pb.AuthChange{Op: &pb.AuthChange_PutAccount{PutAccount: acct}}); err != nil {
 		return nil, err
 	}
+	s.awaitLocal(ctx, func() bool { _, err := s.replica.Store().GetAccount(r.Name); return err == nil })
 	return s.view(r.Name)
 }
 
@@ -314,9 +332,11 @@ func (s *AuthServer) UpdateAccount(ctx context.Context, r *pb.UpdateAccountReque
 	if revoke {
 		a.TokensValidAfterUnixMs = s.now().UnixMilli()
 	}
+	before := a.UpdatedUnixMs
 	if err := s.change(ctx, r.RequestId, p.ID, false, &pb.AuthChange{Op: &pb.AuthChange_PutAccount{PutAccount: a}}); err != nil {
 		return nil, err
 	}
+	s.awaitLocal(ctx, func() bool { n, err := s.replica.Store().GetAccount(r.Name); return err == nil && n.UpdatedUnixMs != before })
 	return s.view(r.Name)
 }
 
@@ -397,6 +417,7 @@ func (s *AuthServer) CreateAPIKey(ctx context.Context, r *pb.CreateAPIKeyRequest
 	if err := s.change(ctx, r.RequestId, p.ID, true, &pb.AuthChange{Op: &pb.AuthChange_PutKey{PutKey: k}}); err != nil {
 		return nil, err
 	}
+	s.awaitLocal(ctx, func() bool { _, err := s.replica.Store().GetAPIKey(id); return err == nil })
 	stored, err := s.replica.Store().GetAPIKey(id)
 	if err != nil {
 		stored = k

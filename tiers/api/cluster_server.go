@@ -50,6 +50,9 @@ func (s *ClusterServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinRe
 	if err := checkHostPort("http_addr", r.HttpAddr, false); err != nil {
 		return nil, toStatus(err)
 	}
+	if err := checkHostPort("internal_addr", r.InternalAddr, false); err != nil {
+		return nil, toStatus(err)
+	}
 	err := s.replica.Join(ctx, r)
 	if s.forward(ctx, err) {
 		cl, cerr := s.peers.leaderCluster(s.replica)
@@ -120,27 +123,4 @@ func checkHostPort(field, addr string, required bool) error {
 		return invalid(field, "%q is not host:port", addr)
 	}
 	return nil
-}
-
-// ForwardServer implements the internal ForwardService: the leader's end
-// of write forwarding.
-type ForwardServer struct {
-	pb.UnimplementedForwardServiceServer
-	replica Replica
-}
-
-// NewForwardServer returns the forward service of replica.
-func NewForwardServer(r Replica) *ForwardServer { return &ForwardServer{replica: r} }
-
-// Propose applies a forwarded command here, never forwarding it again.
-func (s *ForwardServer) Propose(ctx context.Context, r *pb.ProposeRequest) (*pb.CaseResponse, error) {
-	if r.Command == nil || r.Command.Body == nil {
-		return nil, toStatus(invalid("command", "required"))
-	}
-	resp, err := s.replica.ProposeLocal(ctx, r.Command)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	withAllowed(resp.Case)
-	return resp, nil
 }

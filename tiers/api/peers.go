@@ -15,11 +15,17 @@ import (
 )
 
 // Peers keeps one gRPC connection per fellow replica, for forwarding writes,
-// reads and cluster changes to the leader. It implements node.Forwarder.
+// reads and cluster changes to the leader. It implements node.Forwarder:
+// writes go to the leader's internal listener (see UseInternal), reads,
+// imports and cluster changes to its public API as the client's request.
 type Peers struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 	opts  []grpc.DialOption
+	// internal dials the members' internal listeners (mutual TLS with the
+	// group's identity; plain text in the loopback development mode).
+	internal     map[string]*grpc.ClientConn
+	internalOpts []grpc.DialOption
 }
 
 var _ node.Forwarder = (*Peers)(nil)
@@ -31,7 +37,32 @@ func NewPeers(opts ...grpc.DialOption) *Peers {
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	return &Peers{conns: map[string]*grpc.ClientConn{}, opts: opts}
+	return &Peers{
+		conns: map[string]*grpc.ClientConn{}, opts: opts,
+		internal: map[string]*grpc.ClientConn{}, internalOpts: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+	}
+}
+
+// UseInternal sets the dial options of the connections to the members'
+// internal listeners (before the first call).
+func (p *Peers) UseInternal(opts ...grpc.DialOption) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.internalOpts = opts
+}
+
+func (p *Peers) internalConn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.internal[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, p.internalOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	p.internal[addr] = c
+	return c, nil
 }
 
 func (p *Peers) conn(addr string) (*grpc.ClientConn, error) {
@@ -56,13 +87,18 @@ func (p *Peers) Close() {
 		_ = c.Close()
 		delete(p.conns, addr)
 	}
+	for addr, c := range p.internal {
+		_ = c.Close()
+		delete(p.internal, addr)
+	}
 }
 
-// Propose sends cmd to the leader's ForwardService. A leader that cannot be
-// reached, or that is no longer the leader, is reported as node.ErrNoLeader
-// so the node retries (the request id makes that safe).
+// Propose sends cmd to the ForwardService on the leader's internal
+// listener. A leader that cannot be reached, or that is no longer the
+// leader, is reported as node.ErrNoLeader so the node retries (the request
+// id makes that safe).
 func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command) (*pb.CaseResponse, error) {
-	c, err := p.conn(leaderAddr)
+	c, err := p.internalConn(leaderAddr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", node.ErrNoLeader, err)
 	}
@@ -71,6 +107,19 @@ func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command)
 		return nil, fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
 	}
 	return resp, err
+}
+
+// Register asks the leader, over its internal listener, to record reg.
+func (p *Peers) Register(ctx context.Context, leaderAddr string, reg *pb.RegisterNode) error {
+	c, err := p.internalConn(leaderAddr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", node.ErrNoLeader, err)
+	}
+	_, err = pb.NewForwardServiceClient(c).Register(ctx, &pb.RegisterRequest{Node: reg})
+	if status.Code(err) == codes.Unavailable {
+		return fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
+	}
+	return err
 }
 
 func (p *Peers) leaderConn(r Replica) (*grpc.ClientConn, error) {

@@ -111,7 +111,8 @@ func NewServer(opts Options) (*Server, error) {
 	own := newOwnershipServer(opts, log)
 	own.g = g
 	pb.RegisterOwnershipServiceServer(gs, own)
-	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica))
+	// No ForwardService here: it takes raw commands from the group's
+	// replicas only, on the internal listener (InternalServer).
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 

@@ -83,7 +83,7 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		c, res, err = act(tx, cmd, body.Act, fv)
 	case *pb.Command_RegisterNode:
 		r := body.RegisterNode
-		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr})
+		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr, InternalAddr: r.InternalAddr})
 	case *pb.Command_SetTopology:
 		return setTopology(tx, body.SetTopology, fed)
 	case *pb.Command_Deliver:

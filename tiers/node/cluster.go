@@ -50,11 +50,8 @@ func (n *Node) registerPeer(ctx context.Context, req *pb.JoinRequest) error {
 	if req.GrpcAddr == "" {
 		return nil
 	}
-	reg := &pb.RegisterNode{NodeId: req.NodeId, RaftAddr: req.RaftAddr, GrpcAddr: req.GrpcAddr, HttpAddr: req.HttpAddr}
-	_, err := n.ProposeLocal(ctx, &pb.Command{
-		RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr,
-		Body:      &pb.Command_RegisterNode{RegisterNode: reg},
-	})
+	reg := &pb.RegisterNode{NodeId: req.NodeId, RaftAddr: req.RaftAddr, GrpcAddr: req.GrpcAddr, HttpAddr: req.HttpAddr, InternalAddr: req.InternalAddr}
+	_, err := n.ProposeLocal(ctx, registerCommand(reg))
 	return err
 }
 
@@ -146,6 +143,7 @@ func (n *Node) Status() *pb.ClusterStatus {
 		for _, s := range cf.Configuration().Servers {
 			srv := &pb.Server{Id: string(s.ID), RaftAddr: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == lid}
 			srv.GrpcAddr = n.grpcAddrOf(srv.Id, srv.RaftAddr)
+			srv.InternalAddr = n.internalAddrOf(srv.Id, srv.RaftAddr)
 			if nodes, err := n.store.Nodes(); err == nil {
 				for _, ni := range nodes {
 					if ni.NodeId == srv.Id {

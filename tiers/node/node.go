@@ -25,6 +25,7 @@ import (
 // Peer is a static member of the group, from configuration.
 type Peer struct {
 	ID, RaftAddr, GRPCAddr, HTTPAddr string
+	InternalAddr                     string // its internal listener (forwarding); may be empty
 }
 
 // Clock tells the leader the time it stamps into commands.
@@ -41,9 +42,14 @@ type Stamper interface {
 	Stamp(now time.Time, cmd *pb.Command, read func(id string) (*pb.Case, error))
 }
 
-// Forwarder sends a command to the leader's API; the api package implements it over gRPC.
+// Forwarder sends a command to the leader's internal listener; the api
+// package implements it over gRPC (mutual TLS between the group's replicas).
 type Forwarder interface {
-	Propose(ctx context.Context, leaderGRPCAddr string, cmd *pb.Command) (*pb.CaseResponse, error)
+	// Propose hands a client's write (a report or an action) to the leader.
+	Propose(ctx context.Context, leaderInternalAddr string, cmd *pb.Command) (*pb.CaseResponse, error)
+	// Register asks the leader to record this member's addresses
+	// (RegisterMember on the leader's side).
+	Register(ctx context.Context, leaderInternalAddr string, reg *pb.RegisterNode) error
 }
 
 // Config is what a node needs to run.
@@ -52,8 +58,9 @@ type Config struct {
 	DataDir      string
 	RaftAddr     string // bind address of the raft transport
 	Advertise    string // address peers use; defaults to RaftAddr
-	GRPCAddr     string // this node's API address, registered for forwarding
+	GRPCAddr     string // this node's API address, registered for forwarded reads
 	HTTPAddr     string
+	InternalAddr string // this node's internal listener, registered for forwarding
 	Bootstrap    bool
 	Peers        []Peer
 	Jurisdiction string // case id prefix
@@ -79,6 +86,9 @@ type Config struct {
 	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
 	// LogEngine selects the raft log implementation (default raft-wal).
 	LogEngine raftlog.Engine
+	// RaftTLS, when set, runs the raft transport over mutual TLS with the
+	// group's identity; nil is plain TCP (loopback development only).
+	RaftTLS *RaftTLS
 }
 
 // Node is one running replica.
@@ -168,7 +178,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
 	}
-	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, adv, 5, 10*time.Second, hl); err != nil {
+	if n.trans, err = newTransport(cfg, adv, hl); err != nil {
 		return fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
 
@@ -242,17 +252,13 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 // registry, so followers can find the leader's API. It retries until it
 // succeeds or the node shuts down.
 func (n *Node) registerSelf() {
-	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr}
+	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr}
 	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 250*time.Millisecond) {
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cmd := &pb.Command{
-			RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr,
-			Body:      &pb.Command_RegisterNode{RegisterNode: reg},
-		}
-		_, err := n.Propose(ctx, cmd)
+		err := n.register(ctx, reg)
 		cancel()
 		if err == nil {
 			return
@@ -272,7 +278,7 @@ func (n *Node) registered(reg *pb.RegisterNode) (bool, error) {
 	}
 	for _, ni := range nodes {
 		if ni.NodeId == reg.NodeId {
-			return proto.Equal(ni, &pb.NodeInfo{NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr}), nil
+			return proto.Equal(ni, nodeInfo(reg)), nil
 		}
 	}
 	return false, nil

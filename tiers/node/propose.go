@@ -47,7 +47,7 @@ func (n *Node) proposeOnce(ctx context.Context, cmd *pb.Command) (*pb.CaseRespon
 	if n.IsLeader() {
 		return n.ProposeLocal(ctx, cmd)
 	}
-	_, addr := n.Leader()
+	addr := n.leaderInternalAddr()
 	if addr == "" {
 		return nil, ErrNoLeader
 	}

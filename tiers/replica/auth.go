@@ -28,12 +28,12 @@ func newAuthenticator(cfg config.Config, n *node.Node) (*auth.Authenticator, err
 		return nil, nil
 	}
 	opts := auth.Options{
-		Node: cfg.GroupName(), TokenTTL: cfg.Auth.TokenTTL, SessionTTL: cfg.Auth.SessionTTL, KeyRotation: cfg.Auth.KeyRotation,
+		Node: cfg.Group(), TokenTTL: cfg.Auth.TokenTTL, SessionTTL: cfg.Auth.SessionTTL, KeyRotation: cfg.Auth.KeyRotation,
 	}
 	if cfg.Auth.OIDC.Enabled() {
 		// Discovery waits for the first token: a node starts without its
 		// identity provider.
-		o, err := auth.NewOIDC(context.Background(), cfg.Auth.OIDC.WithDefaults(), cfg.GroupName())
+		o, err := auth.NewOIDC(context.Background(), cfg.Auth.OIDC.WithDefaults(), cfg.Group())
 		if err != nil {
 			return nil, fmt.Errorf("auth.oidc: %w", err)
 		}

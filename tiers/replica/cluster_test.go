@@ -309,6 +309,7 @@ func TestJoinTransferRemove(t *testing.T) {
 		cfg.Raft.Advertise = cfg.Raft.Addr
 		cfg.GRPC.Addr = testcluster.FreePort(t)
 		cfg.HTTP.Addr = testcluster.FreePort(t)
+		cfg.Internal.Addr = testcluster.FreePort(t)
 		cfg.Raft.Bootstrap = false
 		cfg.Raft.Join = []string{c.Members[0].Cfg.GRPC.Addr}
 		c.Members = append(c.Members, &testcluster.Member{ID: cfg.Node.ID, Cfg: cfg})

@@ -37,12 +37,15 @@ type Options struct {
 
 // Replica is a running node with its API.
 type Replica struct {
-	Config  config.Config
-	Node    *node.Node
-	API     *api.Server
-	peers   *api.Peers
-	fed     *federation // nil outside a federation
-	sweeper *overdue.Sweeper
+	Config config.Config
+	Node   *node.Node
+	API    *api.Server
+	// Internal serves the group's replicas (write forwarding) on
+	// internal.addr.
+	Internal *api.InternalServer
+	peers    *api.Peers
+	fed      *federation // nil outside a federation
+	sweeper  *overdue.Sweeper
 	// reconciler is nil outside a federation or without a responsibility
 	// catalogue.
 	reconciler *reconcile.Reconciler
@@ -82,6 +85,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		gl.Close()
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
+	ip, err := newInternalPlane(cfg)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		return nil, err
+	}
+	il := ip.lis
 	var (
 		topo *topology.Topology
 		own  *owners
@@ -106,6 +116,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	peers := api.NewPeers(dialOpts...)
+	peers.UseInternal(ip.dial)
 	stamp := stampers{policy, finder}
 	if own != nil {
 		stamp = append(stamp, *own)
@@ -122,15 +133,17 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
-		LogEngine: raftlog.Engine(cfg.Raft.LogEngine),
+		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
+		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 	}
 	for _, p := range cfg.Raft.Peers {
-		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr})
+		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
 	}
 	n, err := node.Open(nc)
 	if err != nil {
 		gl.Close()
 		hl.Close()
+		il.Close()
 		peers.Close()
 		return nil, err
 	}
@@ -159,6 +172,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			_ = n.Shutdown()
 			gl.Close()
 			hl.Close()
+			il.Close()
 			peers.Close()
 			return nil, err
 		}
@@ -170,6 +184,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		}
 	}
 	srv, err := api.NewServer(apiOpts)
+	var isrv *api.InternalServer
+	if err == nil {
+		isrv, err = api.NewInternalServer(api.InternalOptions{
+			Replica: n, Catalogue: cat, GridPrefix: apiOpts.GridPrefix, Listener: il,
+			TLS: ip.server, Group: ip.group, Logger: logger,
+		})
+	}
 	if err != nil {
 		if rc != nil {
 			rc.Stop()
@@ -180,13 +201,15 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		_ = n.Shutdown()
 		gl.Close()
 		hl.Close()
+		il.Close()
 		peers.Close()
 		return nil, err
 	}
 	srv.Serve()
+	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
+	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
@@ -214,6 +237,7 @@ func (r *Replica) join(ctx context.Context) error {
 	req := &pb.JoinRequest{
 		NodeId: r.Config.Node.ID, RaftAddr: r.Config.Raft.Advertise,
 		GrpcAddr: r.API.GRPCAddr(), HttpAddr: r.API.HTTPAddr(),
+		InternalAddr: r.Node.InternalAddr(),
 	}
 	if req.RaftAddr == "" {
 		req.RaftAddr = r.Config.Raft.Addr
@@ -255,6 +279,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 		r.fed.close(true)
 	}
 	r.API.Stop(ctx)
+	r.Internal.Stop(ctx)
 	err := r.Node.Shutdown()
 	r.peers.Close()
 	return err
@@ -264,6 +289,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 // for SIGKILL (the stores still close, so the directory can be reopened).
 func (r *Replica) Kill() {
 	r.API.Kill() // first: a killed process answers nothing more
+	r.Internal.Kill()
 	r.admin.stop()
 	r.sweeper.Stop()
 	if r.reconciler != nil {

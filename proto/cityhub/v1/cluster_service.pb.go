@@ -65,6 +65,7 @@ type Server struct {
 	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	Suffrage      string                 `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"` // Voter, Nonvoter
 	Leader        bool                   `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	InternalAddr  string                 `protobuf:"bytes,7,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,6 +140,13 @@ func (x *Server) GetLeader() bool {
 		return x.Leader
 	}
 	return false
+}
+
+func (x *Server) GetInternalAddr() string {
+	if x != nil {
+		return x.InternalAddr
+	}
+	return ""
 }
 
 type ClusterStatus struct {
@@ -272,6 +280,7 @@ type JoinRequest struct {
 	GrpcAddr      string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	Nonvoter      bool                   `protobuf:"varint,5,opt,name=nonvoter,proto3" json:"nonvoter,omitempty"`
+	InternalAddr  string                 `protobuf:"bytes,6,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"` // the joining replica's internal listener
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +348,13 @@ func (x *JoinRequest) GetNonvoter() bool {
 		return x.Nonvoter
 	}
 	return false
+}
+
+func (x *JoinRequest) GetInternalAddr() string {
+	if x != nil {
+		return x.InternalAddr
+	}
+	return ""
 }
 
 type JoinResponse struct {
@@ -605,20 +621,102 @@ func (x *ProposeRequest) GetCommand() *Command {
 	return nil
 }
 
+// RegisterRequest: a member tells the leader its addresses.
+type RegisterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *RegisterNode          `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterRequest) Reset() {
+	*x = RegisterRequest{}
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterRequest) ProtoMessage() {}
+
+func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
+func (*RegisterRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RegisterRequest) GetNode() *RegisterNode {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+type RegisterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterResponse) Reset() {
+	*x = RegisterResponse{}
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterResponse) ProtoMessage() {}
+
+func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
+func (*RegisterResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{11}
+}
+
 var File_cityhub_v1_cluster_service_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	" cityhub/v1/cluster_service.proto\x12\n" +
 	"cityhub.v1\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\xa3\x01\n" +
+	"\x10GetStatusRequest\"\xc8\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x1a\n" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x06 \x01(\bR\x06leader\"\xed\x02\n" +
+	"\x06leader\x18\x06 \x01(\bR\x06leader\x12#\n" +
+	"\rinternal_addr\x18\a \x01(\tR\finternalAddr\"\xed\x02\n" +
 	"\rClusterStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -631,13 +729,14 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\aservers\x18\t \x03(\v2\x12.cityhub.v1.ServerR\aservers\x12\"\n" +
 	"\fjurisdiction\x18\n" +
 	" \x01(\tR\fjurisdiction\x12\x12\n" +
-	"\x04tier\x18\v \x01(\tR\x04tier\"\x99\x01\n" +
+	"\x04tier\x18\v \x01(\tR\x04tier\"\xbe\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x1a\n" +
-	"\bnonvoter\x18\x05 \x01(\bR\bnonvoter\"A\n" +
+	"\bnonvoter\x18\x05 \x01(\bR\bnonvoter\x12#\n" +
+	"\rinternal_addr\x18\x06 \x01(\tR\finternalAddr\"A\n" +
 	"\fJoinResponse\x121\n" +
 	"\x06status\x18\x01 \x01(\v2\x19.cityhub.v1.ClusterStatusR\x06status\"(\n" +
 	"\rRemoveRequest\x12\x17\n" +
@@ -649,15 +748,19 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\"\n" +
 	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId\"?\n" +
 	"\x0eProposeRequest\x12-\n" +
-	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand2\x96\x03\n" +
+	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand\"?\n" +
+	"\x0fRegisterRequest\x12,\n" +
+	"\x04node\x18\x01 \x01(\v2\x18.cityhub.v1.RegisterNodeR\x04node\"\x12\n" +
+	"\x10RegisterResponse2\x96\x03\n" +
 	"\x0eClusterService\x12D\n" +
 	"\tGetStatus\x12\x1c.cityhub.v1.GetStatusRequest\x1a\x19.cityhub.v1.ClusterStatus\x129\n" +
 	"\x04Join\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponse\x12?\n" +
 	"\x06Remove\x12\x19.cityhub.v1.RemoveRequest\x1a\x1a.cityhub.v1.RemoveResponse\x12c\n" +
 	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse\x12]\n" +
-	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse2Q\n" +
+	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse2\x98\x01\n" +
 	"\x0eForwardService\x12?\n" +
-	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponse\x12E\n" +
+	"\bRegister\x12\x1b.cityhub.v1.RegisterRequest\x1a\x1c.cityhub.v1.RegisterResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_cluster_service_proto_rawDescOnce sync.Once
@@ -671,7 +774,7 @@ func file_cityhub_v1_cluster_service_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_cluster_service_proto_rawDescData
 }
 
-var file_cityhub_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_cityhub_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cityhub_v1_cluster_service_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),           // 0: cityhub.v1.GetStatusRequest
 	(*Server)(nil),                     // 1: cityhub.v1.Server
@@ -683,33 +786,39 @@ var file_cityhub_v1_cluster_service_proto_goTypes = []any{
 	(*TransferLeadershipRequest)(nil),  // 7: cityhub.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 8: cityhub.v1.TransferLeadershipResponse
 	(*ProposeRequest)(nil),             // 9: cityhub.v1.ProposeRequest
-	(*Command)(nil),                    // 10: cityhub.v1.Command
-	(*FederationStatusRequest)(nil),    // 11: cityhub.v1.FederationStatusRequest
-	(*FederationStatusResponse)(nil),   // 12: cityhub.v1.FederationStatusResponse
-	(*CaseResponse)(nil),               // 13: cityhub.v1.CaseResponse
+	(*RegisterRequest)(nil),            // 10: cityhub.v1.RegisterRequest
+	(*RegisterResponse)(nil),           // 11: cityhub.v1.RegisterResponse
+	(*Command)(nil),                    // 12: cityhub.v1.Command
+	(*RegisterNode)(nil),               // 13: cityhub.v1.RegisterNode
+	(*FederationStatusRequest)(nil),    // 14: cityhub.v1.FederationStatusRequest
+	(*FederationStatusResponse)(nil),   // 15: cityhub.v1.FederationStatusResponse
+	(*CaseResponse)(nil),               // 16: cityhub.v1.CaseResponse
 }
 var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: cityhub.v1.ClusterStatus.servers:type_name -> cityhub.v1.Server
 	2,  // 1: cityhub.v1.JoinResponse.status:type_name -> cityhub.v1.ClusterStatus
 	2,  // 2: cityhub.v1.RemoveResponse.status:type_name -> cityhub.v1.ClusterStatus
-	10, // 3: cityhub.v1.ProposeRequest.command:type_name -> cityhub.v1.Command
-	0,  // 4: cityhub.v1.ClusterService.GetStatus:input_type -> cityhub.v1.GetStatusRequest
-	3,  // 5: cityhub.v1.ClusterService.Join:input_type -> cityhub.v1.JoinRequest
-	5,  // 6: cityhub.v1.ClusterService.Remove:input_type -> cityhub.v1.RemoveRequest
-	7,  // 7: cityhub.v1.ClusterService.TransferLeadership:input_type -> cityhub.v1.TransferLeadershipRequest
-	11, // 8: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
-	9,  // 9: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
-	2,  // 10: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
-	4,  // 11: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
-	6,  // 12: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
-	8,  // 13: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
-	12, // 14: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
-	13, // 15: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	12, // 3: cityhub.v1.ProposeRequest.command:type_name -> cityhub.v1.Command
+	13, // 4: cityhub.v1.RegisterRequest.node:type_name -> cityhub.v1.RegisterNode
+	0,  // 5: cityhub.v1.ClusterService.GetStatus:input_type -> cityhub.v1.GetStatusRequest
+	3,  // 6: cityhub.v1.ClusterService.Join:input_type -> cityhub.v1.JoinRequest
+	5,  // 7: cityhub.v1.ClusterService.Remove:input_type -> cityhub.v1.RemoveRequest
+	7,  // 8: cityhub.v1.ClusterService.TransferLeadership:input_type -> cityhub.v1.TransferLeadershipRequest
+	14, // 9: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
+	9,  // 10: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
+	10, // 11: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
+	2,  // 12: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
+	4,  // 13: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
+	6,  // 14: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
+	8,  // 15: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
+	15, // 16: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
+	16, // 17: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
+	11, // 18: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cluster_service_proto_init() }
@@ -726,7 +835,7 @@ func file_cityhub_v1_cluster_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_cluster_service_proto_rawDesc), len(file_cityhub_v1_cluster_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

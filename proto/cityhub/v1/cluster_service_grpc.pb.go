@@ -279,7 +279,8 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ForwardService_Propose_FullMethodName = "/cityhub.v1.ForwardService/Propose"
+	ForwardService_Propose_FullMethodName  = "/cityhub.v1.ForwardService/Propose"
+	ForwardService_Register_FullMethodName = "/cityhub.v1.ForwardService/Register"
 )
 
 // ForwardServiceClient is the client API for ForwardService service.
@@ -287,9 +288,15 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // ForwardService is internal: followers hand writes to the leader through it.
-// It is not exposed on the REST gateway.
+// It is served only on the internal listener (internal.addr), to replicas of
+// the group (mTLS, CommonName = the group's name), never on the public gRPC
+// listener nor the REST gateway. Propose takes only the commands a client
+// request causes (ReportCase, CaseAction), validated as at the public API;
+// Register records a member's addresses, checked against the raft
+// configuration.
 type ForwardServiceClient interface {
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 }
 
 type forwardServiceClient struct {
@@ -310,14 +317,30 @@ func (c *forwardServiceClient) Propose(ctx context.Context, in *ProposeRequest, 
 	return out, nil
 }
 
+func (c *forwardServiceClient) Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterResponse)
+	err := c.cc.Invoke(ctx, ForwardService_Register_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ForwardServiceServer is the server API for ForwardService service.
 // All implementations must embed UnimplementedForwardServiceServer
 // for forward compatibility.
 //
 // ForwardService is internal: followers hand writes to the leader through it.
-// It is not exposed on the REST gateway.
+// It is served only on the internal listener (internal.addr), to replicas of
+// the group (mTLS, CommonName = the group's name), never on the public gRPC
+// listener nor the REST gateway. Propose takes only the commands a client
+// request causes (ReportCase, CaseAction), validated as at the public API;
+// Register records a member's addresses, checked against the raft
+// configuration.
 type ForwardServiceServer interface {
 	Propose(context.Context, *ProposeRequest) (*CaseResponse, error)
+	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	mustEmbedUnimplementedForwardServiceServer()
 }
 
@@ -330,6 +353,9 @@ type UnimplementedForwardServiceServer struct{}
 
 func (UnimplementedForwardServiceServer) Propose(context.Context, *ProposeRequest) (*CaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
+}
+func (UnimplementedForwardServiceServer) Register(context.Context, *RegisterRequest) (*RegisterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Register not implemented")
 }
 func (UnimplementedForwardServiceServer) mustEmbedUnimplementedForwardServiceServer() {}
 func (UnimplementedForwardServiceServer) testEmbeddedByValue()                        {}
@@ -370,6 +396,24 @@ func _ForwardService_Propose_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ForwardService_Register_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ForwardServiceServer).Register(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ForwardService_Register_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ForwardServiceServer).Register(ctx, req.(*RegisterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ForwardService_ServiceDesc is the grpc.ServiceDesc for ForwardService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -380,6 +424,10 @@ var ForwardService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Propose",
 			Handler:    _ForwardService_Propose_Handler,
+		},
+		{
+			MethodName: "Register",
+			Handler:    _ForwardService_Register_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -788,6 +788,7 @@ type RegisterNode struct {
 	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	GrpcAddr      string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	InternalAddr  string                 `protobuf:"bytes,5,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"` // the replica's internal listener (forwarding between replicas)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -850,6 +851,13 @@ func (x *RegisterNode) GetHttpAddr() string {
 	return ""
 }
 
+func (x *RegisterNode) GetInternalAddr() string {
+	if x != nil {
+		return x.InternalAddr
+	}
+	return ""
+}
+
 // NodeInfo is a registered replica as stored by the state machine.
 type NodeInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -857,6 +865,7 @@ type NodeInfo struct {
 	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	GrpcAddr      string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	InternalAddr  string                 `protobuf:"bytes,5,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -915,6 +924,13 @@ func (x *NodeInfo) GetGrpcAddr() string {
 func (x *NodeInfo) GetHttpAddr() string {
 	if x != nil {
 		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetInternalAddr() string {
+	if x != nil {
+		return x.InternalAddr
 	}
 	return ""
 }
@@ -1575,17 +1591,19 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"A\n" +
 	"\x10MarkOverdueBatch\x12-\n" +
-	"\x05marks\x18\x01 \x03(\v2\x17.cityhub.v1.MarkOverdueR\x05marks\"~\n" +
+	"\x05marks\x18\x01 \x03(\v2\x17.cityhub.v1.MarkOverdueR\x05marks\"\xa3\x01\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
-	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"z\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12#\n" +
+	"\rinternal_addr\x18\x05 \x01(\tR\finternalAddr\"\x9f\x01\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
-	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"\x81\x01\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12#\n" +
+	"\rinternal_addr\x18\x05 \x01(\tR\finternalAddr\"\x81\x01\n" +
 	"\rRequestRecord\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +

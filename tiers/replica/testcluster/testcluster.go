@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/certs"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/replica"
 )
@@ -107,6 +108,7 @@ func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts .
 		cfg.Raft.Addr = FreePort(t)
 		cfg.GRPC.Addr = FreePort(t)
 		cfg.HTTP.Addr = FreePort(t)
+		cfg.Internal.Addr = FreePort(t)
 		cfg.Raft.Bootstrap = true
 		cfg.Raft.HeartbeatTimeout = 500 * time.Millisecond
 		cfg.Raft.ElectionTimeout = 500 * time.Millisecond
@@ -120,7 +122,7 @@ func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts .
 			o(&cfg)
 		}
 		cfg.ApplyDerived()
-		peers = append(peers, config.Peer{ID: id, RaftAddr: cfg.Raft.Addr, GRPCAddr: cfg.GRPC.Addr, HTTPAddr: cfg.HTTP.Addr})
+		peers = append(peers, config.Peer{ID: id, RaftAddr: cfg.Raft.Addr, GRPCAddr: cfg.GRPC.Addr, HTTPAddr: cfg.HTTP.Addr, InternalAddr: cfg.Internal.Addr})
 		c.Members = append(c.Members, &Member{ID: id, Cfg: cfg})
 	}
 	for _, m := range c.Members {
@@ -287,4 +289,24 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// InternalTLS makes a development CA with a certificate for group (and,
+// for tests that need impostors, for each name in others) in a temporary
+// directory and returns the option that runs every member's internal plane
+// (write forwarding and raft) over mutual TLS with group's certificate.
+// node.group is set to group. The directory holds the CA's and every
+// name's files (certs.NodeFiles).
+func InternalTLS(t testing.TB, group string, others ...string) (Option, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := certs.GenerateDev(dir, append([]string{group}, others...), certs.DevOptions{}); err != nil {
+		t.Fatalf("internal certificates: %v", err)
+	}
+	f := certs.NodeFiles(dir, group)
+	return func(c *config.Config) {
+		c.Node.Group = group
+		c.Internal.Insecure = false
+		c.Internal.TLS = config.TLSConfig{CA: f.CA, Cert: f.Cert, Key: f.Key}
+	}, dir
 }
