@@ -336,7 +336,10 @@ func (s *AuthServer) UpdateAccount(ctx context.Context, r *pb.UpdateAccountReque
 	if err := s.change(ctx, r.RequestId, p.ID, false, &pb.AuthChange{Op: &pb.AuthChange_PutAccount{PutAccount: a}}); err != nil {
 		return nil, err
 	}
-	s.awaitLocal(ctx, func() bool { n, err := s.replica.Store().GetAccount(r.Name); return err == nil && n.UpdatedUnixMs != before })
+	s.awaitLocal(ctx, func() bool {
+		n, err := s.replica.Store().GetAccount(r.Name)
+		return err == nil && n.UpdatedUnixMs != before
+	})
 	return s.view(r.Name)
 }
 
