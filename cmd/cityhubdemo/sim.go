@@ -145,7 +145,9 @@ func (s *simulator) run(ctx context.Context, rate float64) {
 		go func() {
 			defer wg.Done()
 			for job := range jobs {
-				job()
+				if ctx.Err() == nil { // stopped: drop what is still queued
+					job()
+				}
 			}
 		}()
 	}
