@@ -199,9 +199,10 @@ leader() {
   done
   return 1
 }
+leader_is() { killed=$(leader "$1"); } # k: node k's leader into $killed
 kill_leader() { # k: SIGKILL node k's leader, named in $killed
-  wait_until 20 "a leader of ${names[$1]}" leader "$1" >/dev/null
-  killed=$(leader "$1")
+  wait_until 20 "a leader of ${names[$1]}" leader_is "$1"
+  [ -n "${pids[$killed]:-}" ] || fail "${names[$1]}'s leader $killed is not one of the running processes"
   step "SIGKILL ${names[$1]}'s leader $killed (pid ${pids[$killed]})"
   kill -9 "${pids[$killed]}"; wait "${pids[$killed]}" 2>/dev/null || true
   pids[$killed]=""
