@@ -145,9 +145,7 @@ func (s *simulator) run(ctx context.Context, rate float64) {
 		go func() {
 			defer wg.Done()
 			for job := range jobs {
-				if ctx.Err() == nil { // stopped: drop what is still queued
-					job()
-				}
+				job()
 			}
 		}()
 	}
