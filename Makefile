@@ -6,7 +6,9 @@ PROTO_INCLUDE ?= /usr/include
 PROTO_DIR := proto
 PROTO_PKG := $(PROTO_DIR)/cityhub/v1
 PROTOS   := $(wildcard $(PROTO_PKG)/*.proto)
-TEST_FLAGS ?= -race -count=1 -timeout 20m -p 1
+# -timeout bounds each package's test binary: it catches a hang, not a
+# slow machine (federation/fedtest took 14 min of 20 on a loaded 2-core one).
+TEST_FLAGS ?= -race -count=1 -timeout 45m -p 1
 # The nodes of the default federation (`make certs`); CERTS_FLAGS=--force
 # replaces certificates already in data/certs.
 FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s-320506002 \

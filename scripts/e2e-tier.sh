@@ -126,7 +126,8 @@ expect_state $A "$id2" STATE_CLOSED
 step "case $id2 walked through every stage with curl; retry replayed; forbidden action 409"
 
 # SIGKILL the leader and keep working on the survivors.
-leader=$(curl -s $H/v1/cluster/status | json_field leader_id)
+leader_known() { leader=$(curl -s $H/v1/cluster/status | json_field leader_id) && [ -n "$leader" ]; }
+wait_until 30 "n1 to know the leader" leader_known
 n=${leader#n}
 step "killing leader $leader (pid ${pids[$n]}) with SIGKILL"
 kill -9 "${pids[$n]}"; wait "${pids[$n]}" 2>/dev/null || true; pids[$n]=""
@@ -138,7 +139,7 @@ id3=$(ctl --addr $S --timeout 30s -o json cases report --source hotline-12319 --
 ctl --addr $S cases act "$id3" verify --actor insp-007 --role inspector >/dev/null
 ctl --addr $S cases act "$id3" file --actor lead-1 --role shift-leader >/dev/null
 expect_state $S "$id3" STATE_FILED
-newleader=$(curl -s http://127.0.0.1:720$survivor/v1/cluster/status | json_field leader_id)
+newleader=$(curl -s http://127.0.0.1:720$survivor/v1/cluster/status | json_field leader_id || true)
 step "survivors elected $newleader and took case $id3"
 
 # Restart the killed replica: it catches up from the new leader.

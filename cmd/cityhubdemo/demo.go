@@ -76,7 +76,10 @@ func run(ctx context.Context, o options) error {
 		res.print(o.out, d.grpcAddr(backlogNode))
 	}
 
-	// --duration counts from here: the generator runs that long.
+	// --duration counts from here: the generator runs that long (or until
+	// stopWhen says it has done enough).
+	ctx, stopGenerator := context.WithCancel(ctx)
+	defer stopGenerator()
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
@@ -98,6 +101,11 @@ func run(ctx context.Context, o options) error {
 		case <-tick.C:
 			d.printStatus(o.out, sim)
 			printed = time.Now()
+			if o.stopWhen != nil && o.stopWhen(sim) {
+				stopGenerator()
+				running = false
+				printed = time.Time{} // the last status line shows where it stopped
+			}
 		}
 	}
 	<-simDone

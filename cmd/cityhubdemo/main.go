@@ -43,6 +43,11 @@ type options struct {
 	pace        time.Duration // mean pause between two steps of a case
 	statusEvery time.Duration
 	out, log    io.Writer
+	// stopWhen, when set, is asked after each status line whether the
+	// generator has done enough; it stops the generator once it says so
+	// (tests wait for counts, not for a time; duration still bounds the
+	// run).
+	stopWhen func(*simulator) bool
 	// beforeStop runs once the generator has stopped, with every node
 	// still up (tests inspect the federation there).
 	beforeStop func(*demo) error

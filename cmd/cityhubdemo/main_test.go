@@ -71,29 +71,33 @@ func freePortBase(t *testing.T, n int) int {
 
 // settled reports whether every link of the federation is drained: each
 // leader's outbox fully acknowledged and each neighbour's high-water mark
-// at what was queued toward it.
-func settled(d *demo) (bool, string) {
+// at what was queued toward it. marks names every link's last queued
+// sequence number: two equal marks around a read mean nothing moved in
+// between.
+func settled(d *demo) (ok bool, why string, marks string) {
 	queued := map[[2]string]uint64{}
 	received := map[[2]string]uint64{}
+	var b strings.Builder
 	for _, n := range d.lay.nodes {
 		st, err := d.leader(n.node.Name).FederationStatus()
 		if err != nil {
-			return false, err.Error()
+			return false, err.Error(), ""
 		}
 		for _, l := range st.Links {
 			if l.LagEntries != 0 {
-				return false, fmt.Sprintf("%s→%s: %d entries unacknowledged", n.node.Name, l.Peer, l.LagEntries)
+				return false, fmt.Sprintf("%s→%s: %d entries unacknowledged", n.node.Name, l.Peer, l.LagEntries), ""
 			}
 			queued[[2]string{n.node.Name, l.Peer}] = l.OutLastSeq
 			received[[2]string{l.Peer, n.node.Name}] = l.InHighWater
+			fmt.Fprintf(&b, "%s→%s:%d ", n.node.Name, l.Peer, l.OutLastSeq)
 		}
 	}
 	for k, q := range queued {
 		if received[k] != q {
-			return false, fmt.Sprintf("%s→%s: queued %d, received %d", k[0], k[1], q, received[k])
+			return false, fmt.Sprintf("%s→%s: queued %d, received %d", k[0], k[1], q, received[k]), ""
 		}
 	}
-	return true, ""
+	return true, "", b.String()
 }
 
 // allCases reads every case, with its history, from each node's leader.
@@ -121,24 +125,41 @@ func allCases(t *testing.T, d *demo) map[string]map[string]*pb.Case {
 	return out
 }
 
-// checkFlow asserts, on a settled federation, that cases were handed down
-// from the city, that some went up, and that every holder's version of
-// every case is the one its ancestors and its reporting node mirror.
-func checkFlow(t *testing.T, d *demo) {
+// settleTimeout bounds the wait for the federation to drain its links: a
+// generous bound for a loaded machine, not an expected duration.
+const settleTimeout = 3 * time.Minute
+
+// settledCases waits until every link is drained and reads every node's
+// cases while nothing moves: the links' marks are the same before and
+// after the read (the overdue sweeper and the reconciler's follow loop
+// may still write after the generator stopped).
+func settledCases(t *testing.T, d *demo) map[string]map[string]*pb.Case {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(settleTimeout)
 	for {
-		ok, why := settled(d)
+		ok, why, before := settled(d)
 		if ok {
-			break
+			cases := allCases(t, d)
+			if ok, _, after := settled(d); ok && after == before {
+				return cases
+			}
+			why = "versions moved while reading"
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("federation not settled: %s", why)
+			t.Fatalf("federation not settled after %v: %s", settleTimeout, why)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// checkFlow asserts, on a settled federation, that cases reported at the
+// city were handed down to streets and communities, that some went up, and
+// that every holder's version of every case is the one its ancestors and
+// its reporting node mirror.
+func checkFlow(t *testing.T, d *demo) {
+	t.Helper()
+	cases := settledCases(t, d)
 	topo := d.lay.topo
-	cases := allCases(t, d)
 	city := topo.Root()
 	var handedDown, transferredUp, mirrors int
 	var example string
@@ -164,10 +185,10 @@ func checkFlow(t *testing.T, d *demo) {
 				}
 				mirrors++
 			}
-			if c.ReportedAtNode == city.Jurisdiction && (n.Tier == topology.Street || n.Tier == topology.Community) {
+			if to, ok := handedDownTo(topo, c); ok && c.ReportedAtNode == city.Jurisdiction {
 				handedDown++
 				if example == "" {
-					example = fmt.Sprintf("%s (reported at the city, held by %s, version %d, %s)", id, n.Name, c.Version, c.State)
+					example = fmt.Sprintf("%s (reported at the city, handed down to %s, held by %s, version %d, %s)", id, to, n.Name, c.Version, c.State)
 				}
 			}
 			for _, h := range c.History {
@@ -178,10 +199,10 @@ func checkFlow(t *testing.T, d *demo) {
 			}
 		}
 	}
-	t.Logf("%d cases at the city; %d reported at the city and held by a street or community, e.g. %s; %d went up; %d mirrors checked",
+	t.Logf("%d cases at the city; %d reported at the city and handed down to a street or community, e.g. %s; %d went up; %d mirrors checked",
 		len(cases[city.Name]), handedDown, example, transferredUp, mirrors)
 	if handedDown == 0 {
-		t.Error("no case reported at the city is held by a street or community")
+		t.Error("no case reported at the city was handed down to a street or community")
 	}
 	if transferredUp == 0 {
 		t.Error("no case was transferred up")
@@ -196,6 +217,56 @@ func checkFlow(t *testing.T, d *demo) {
 	}
 }
 
+// reported is how many cases the generator has reported so far.
+func reported(s *simulator) int64 {
+	var n int64
+	for i := range s.stats.reported {
+		n += s.stats.reported[i].Load()
+	}
+	return n
+}
+
+// handedDownTo returns the street or community that c was dispatched to
+// (its history keeps every dispatch, whatever happened to the case later).
+func handedDownTo(topo *topology.Topology, c *pb.Case) (string, bool) {
+	for _, h := range c.History {
+		if h.Action != pb.Action_ACTION_DISPATCH {
+			continue
+		}
+		if n, ok := topo.NodeOfUnit(h.Unit); ok && (n.Tier == topology.Street || n.Tier == topology.Community) {
+			return n.Name, true
+		}
+	}
+	return "", false
+}
+
+// handedDown counts the cases reported at the city that were handed down
+// to a street or community, read from the city's own store: it made the
+// dispatches or mirrors them, and a history only grows, so the count never
+// goes back once the generator stops.
+func handedDown(t *testing.T, d *demo) int {
+	t.Helper()
+	topo := d.lay.topo
+	city := topo.Root()
+	n := 0
+	q := store.Query{PageSize: 500, WithHistory: true}
+	for {
+		page, next, err := d.leader(city.Name).Node.Store().List(q)
+		if err != nil {
+			t.Fatalf("city: %v", err)
+		}
+		for _, c := range page {
+			if _, ok := handedDownTo(topo, c); ok && c.ReportedAtNode == city.Jurisdiction {
+				n++
+			}
+		}
+		if next == "" {
+			return n
+		}
+		q.PageToken = next
+	}
+}
+
 // The demo starts the whole default federation, cases flow down and their
 // status up, and a restart on the same data carries on.
 func TestDemoFlowAndRestart(t *testing.T) {
@@ -205,14 +276,30 @@ func TestDemoFlowAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	base := freePortBase(t, 15)
 	var out, logs lockedBuffer
+	// The generator runs until it has done enough for every assertion
+	// below (the counts the test waits for), however long that takes on
+	// a loaded machine; bound is only a generous upper limit.
+	const bound = 5 * time.Minute
 	o := options{
-		dataDir: dir, rate: 12, duration: 12 * time.Second, replicas: 1, portBase: base,
+		dataDir: dir, rate: 12, duration: bound, replicas: 1, portBase: base,
 		pace: 600 * time.Millisecond, statusEvery: 3 * time.Second, out: &out, log: &logs,
 	}
-	var atCity int
+	var (
+		lines  int
+		enough bool
+		atCity int
+	)
+	o.stopWhen = func(s *simulator) bool {
+		lines++
+		enough = lines >= 3 && reported(s) >= 50 && s.stats.transferredUp.Load() > 0 && handedDown(t, s.d) > 0
+		return enough
+	}
 	began := time.Now()
 	o.beforeStop = func(d *demo) error {
 		t.Logf("first run: generator stopped after %v", time.Since(began).Round(time.Millisecond))
+		if !enough {
+			t.Fatalf("the generator did not report 50 cases, hand one reported at the city down to a street or community and transfer one up within %v:\n%s", bound, out.String())
+		}
 		checkFlow(t, d)
 		atCity = len(allCases(t, d)["city"])
 		// The backlog's 7 disputes wait at the city for a shift leader:
@@ -261,10 +348,18 @@ func TestDemoFlowAndRestart(t *testing.T) {
 	// open cases are picked up, new ones keep flowing, and every version
 	// still reaches its mirrors.
 	out2 := &lockedBuffer{}
-	o.out, o.duration, o.tls = out2, 4*time.Second, true
+	o.out, o.tls = out2, true
+	enough = false
+	o.stopWhen = func(s *simulator) bool {
+		enough = reported(s) >= 10
+		return enough
+	}
 	began = time.Now()
 	o.beforeStop = func(d *demo) error {
 		t.Logf("restart: generator stopped after %v", time.Since(began).Round(time.Millisecond))
+		if !enough {
+			t.Fatalf("the generator did not report 10 cases within %v after the restart:\n%s", bound, out2.String())
+		}
 		checkFlow(t, d)
 		if n := len(allCases(t, d)["city"]); n <= atCity {
 			t.Errorf("after the restart the city has %d cases, %d before", n, atCity)

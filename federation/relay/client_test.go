@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,43 +21,72 @@ func (fixedHighWater) Deliver(context.Context, *pb.DeliverRequest) (*pb.DeliverR
 	return &pb.DeliverResponse{HighWater: 7}, nil
 }
 
+// refusingListener stands for a neighbour that is down: while refusing, it
+// closes every connection at once (the client's connection attempt fails)
+// and counts it.
+type refusingListener struct {
+	net.Listener
+	refusing atomic.Bool
+	refused  atomic.Int64
+}
+
+func (l *refusingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.refusing.Load() {
+			return c, err
+		}
+		l.refused.Add(1)
+		c.Close()
+	}
+}
+
 // A neighbour that comes back after its connection failed is reached again
 // within the relay's retry delays, not after gRPC's default reconnect
-// backoff (1 s at first, up to 120 s after a long partition).
+// backoff (1 s at first, growing by 1.6 up to 120 s). The test counts
+// connection attempts instead of timing them: with the relay's delays
+// (20-50 ms here) the client makes 10 attempts in well under a second,
+// with gRPC's defaults the 10th comes after more than 80 s and the next one
+// 50 s or more later; the generous bounds below sit far from both.
 func TestReconnectWithinRetryDelays(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close() // nobody listens: the first calls fail and gRPC backs off
+	rl := &refusingListener{Listener: l}
+	rl.refusing.Store(true)
+	srv := grpc.NewServer()
+	pb.RegisterFederationServiceServer(srv, fixedHighWater{})
+	go srv.Serve(rl)
+	defer srv.Stop()
 
 	o := Options{Dial: func(string) []grpc.DialOption {
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 	o.defaults()
-	p := newPeerClient("peer", []string{addr}, dialOptions(o, "peer"))
+	p := newPeerClient("peer", []string{l.Addr().String()}, dialOptions(o, "peer"))
 	defer p.close()
 	req := &pb.DeliverRequest{From: "self", To: "peer"}
-	for i := 0; i < 3; i++ {
+
+	const attempts = 10
+	const attemptsBound = 30 * time.Second // gRPC's defaults: 89 s at the least
+	down := time.Now()
+	for rl.refused.Load() < attempts {
+		if time.Since(down) > attemptsBound {
+			t.Fatalf("%d connection attempts in %v: the client backs off like gRPC's defaults, not within the relay's retry delays", rl.refused.Load(), attemptsBound)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := p.deliver(ctx, req)
 		cancel()
 		if err == nil {
-			t.Fatal("delivery to a closed port succeeded")
+			t.Fatal("delivery to a neighbour that is down succeeded")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+	t.Logf("%d connection attempts in %v while the neighbour was down", rl.refused.Load(), time.Since(down).Round(time.Millisecond))
 
-	l, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", addr, err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterFederationServiceServer(srv, fixedHighWater{})
-	go srv.Serve(l)
-	defer srv.Stop()
-
+	rl.refusing.Store(false)
+	const backBound = 10 * time.Second // gRPC's defaults: 55 s at the least after 10 attempts
 	back := time.Now()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -68,8 +98,7 @@ func TestReconnectWithinRetryDelays(t *testing.T) {
 			}
 			break
 		}
-		// gRPC's default backoff starts at 1 s ± 20 %.
-		if time.Since(back) > 700*time.Millisecond {
+		if time.Since(back) > backBound {
 			t.Fatalf("neighbour not reached %v after it came back: %v", time.Since(back), err)
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -101,9 +101,15 @@ func TestOverdueEscalatedOnceAcrossLeaderFailover(t *testing.T) {
 	c.Kill(old)
 	clk.Set(time.Date(2026, 11, 23, 14, 59, 0, 0, cst))
 	c.WaitLeader(20 * time.Second)
-	time.Sleep(500 * time.Millisecond) // several sweeps by the new leader
-	if got := overdue(); got != n/2 {
-		t.Fatalf("%d cases overdue at 14:59, want %d (the rest are due at 15:00 working time)", got, n/2)
+	// The new leader has the first half's marks (once it has applied
+	// them), and a sweep of its at 14:59 marks nothing more: the rest are
+	// due at 15:00 working time.
+	testcluster.WaitFor(t, 30*time.Second, "the new leader to have the first half's marks", func() bool { return overdue() == n/2 })
+	sweepOnLeader(ctx, t, c, 0, "at 14:59")
+	for _, i := range c.Up() {
+		if got := overdueAt(t, c, i); got > n/2 {
+			t.Fatalf("replica %d: %d cases overdue at 14:59, want %d (the rest are due at 15:00 working time)", i, got, n/2)
+		}
 	}
 	clk.Set(time.Date(2026, 11, 23, 15, 30, 0, 0, cst))
 	testcluster.WaitFor(t, 30*time.Second, "the new leader marks the second half", func() bool { return overdue() == n })
@@ -116,8 +122,8 @@ func TestOverdueEscalatedOnceAcrossLeaderFailover(t *testing.T) {
 			return r != nil && r.Node.AppliedIndex() >= last
 		})
 	}
-	// Give the sweepers a few more rounds: nothing may be marked twice.
-	time.Sleep(300 * time.Millisecond)
+	// Another sweep on the leader marks nothing twice.
+	sweepOnLeader(ctx, t, c, 0, "after every case was marked")
 	for _, i := range c.Up() {
 		st := c.Replica(i).Node.Store()
 		for k, id := range ids {
@@ -148,4 +154,39 @@ func TestOverdueEscalatedOnceAcrossLeaderFailover(t *testing.T) {
 	if err != nil || len(resp.Cases) != n {
 		t.Fatalf("overdue list: %d cases, %v", len(resp.GetCases()), err)
 	}
+}
+
+// sweepOnLeader runs a sweep on the group's leader (besides the one the
+// sweeper runs on its own) and checks how many cases it marked.
+func sweepOnLeader(ctx context.Context, t *testing.T, c *testcluster.Cluster, want int, when string) {
+	t.Helper()
+	for ctx.Err() == nil {
+		r := c.Replica(c.WaitLeader(20 * time.Second))
+		if r == nil {
+			continue
+		}
+		got, err := r.Sweeper().Sweep(ctx)
+		if err != nil || !r.Node.IsLeader() {
+			continue // leadership moved meanwhile: sweep on the new leader
+		}
+		if got != want {
+			t.Fatalf("a sweep on the leader %s marked %d cases, want %d", when, got, want)
+		}
+		return
+	}
+	t.Fatalf("no sweep on a leader %s: %v", when, ctx.Err())
+}
+
+// overdueAt counts the cases replica i has marked overdue.
+func overdueAt(t *testing.T, c *testcluster.Cluster, i int) int {
+	t.Helper()
+	r := c.Replica(i)
+	if r == nil {
+		return 0
+	}
+	cases, _, err := r.Node.Store().List(store.Query{Overdue: true, PageSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cases)
 }

@@ -68,7 +68,15 @@ func TestExtensionAndSuspensionMoveDeadlines(t *testing.T) {
 	step("m-7", pb.Action_ACTION_REQUEST_SUSPEND, pb.Role_ROLE_HANDLING_UNIT, none)
 	step("m-8", pb.Action_ACTION_APPROVE_SUSPEND, pb.Role_ROLE_SHIFT_LEADER, none)
 	clk.Set(time.Date(2026, 11, 25, 10, 0, 0, 0, cst))
-	time.Sleep(200 * time.Millisecond) // the old deadline has passed, but a suspended case's clock stands
+	// The old deadline has passed, but a suspended case's clock stands: a
+	// sweep marks nothing.
+	sweep := func(when string) {
+		t.Helper()
+		if n, err := c.Replica(0).Sweeper().Sweep(ctx); n != 0 || err != nil {
+			t.Fatalf("a sweep %s marked %d cases (%v), want none", when, n, err)
+		}
+	}
+	sweep("while suspended")
 	if got, _ := c.Replica(0).Node.Store().GetCase(id); got.Overdue {
 		t.Fatal("a suspended case was marked overdue")
 	}
@@ -78,7 +86,7 @@ func TestExtensionAndSuspensionMoveDeadlines(t *testing.T) {
 	if want := time.Date(2026, 11, 25, 15, 0, 0, 0, cst); !r.Deadline.AsTime().Equal(want) || !r.StageDeadline.AsTime().Equal(want) {
 		t.Fatalf("resumed deadline %v stage %v, want %v", r.Deadline.AsTime().In(cst), r.StageDeadline.AsTime().In(cst), want)
 	}
-	time.Sleep(200 * time.Millisecond)
+	sweep("before the moved deadline")
 	if got, _ := c.Replica(0).Node.Store().GetCase(id); got.Overdue {
 		t.Fatal("marked overdue before the moved deadline")
 	}
