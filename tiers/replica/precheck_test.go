@@ -181,3 +181,53 @@ func allAt(idx map[string]uint64, want uint64) bool {
 	}
 	return true
 }
+
+// TestPrecheckAfterLeaderChange: a new leader answers replays from its
+// store at once (what it applied is committed), but sends refusals
+// through the log until it has applied an entry of its own term (before
+// that its store may lack writes the old leader acknowledged); from then
+// on refusals cost no entry again.
+func TestPrecheckAfterLeaderChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: run without -short")
+	}
+	c := testcluster.New(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep := report("change-1", "before the change")
+	first, err := c.Cases(c.Leader()).ReportCase(ctx, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quietFor(t, c, 25)
+	old := c.Leader()
+	if _, err := c.ClusterAdmin(old).TransferLeadership(ctx, &pb.TransferLeadershipRequest{}); err != nil {
+		t.Fatalf("transfer: %v", err)
+	}
+	testcluster.WaitFor(t, 10*time.Second, "new leader", func() bool { l := c.Leader(); return l >= 0 && l != old })
+	cl := c.Cases(c.Leader())
+
+	at := quietIndexes(t, c)
+	again, err := cl.ReportCase(ctx, rep)
+	if err != nil || !again.Replayed || again.Case.GetId() != first.Case.Id {
+		t.Fatalf("replay at the new leader: %v, %v", again, err)
+	}
+	if got := lastIndexes(c); !allAt(got, at) {
+		t.Fatalf("replay at the new leader: last indexes %v, want all at %d", got, at)
+	}
+	closeReq := func(rid string) *pb.ActRequest {
+		return &pb.ActRequest{CaseId: first.Case.Id, RequestId: rid, Action: pb.Action_ACTION_CLOSE, Actor: "s", Role: pb.Role_ROLE_SHIFT_LEADER}
+	}
+	if _, err := cl.Act(ctx, closeReq("change-2")); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("first refusal at the new leader: %v, want FailedPrecondition", err)
+	}
+	if got := quietIndexes(t, c); got != at+1 {
+		t.Fatalf("first refusal of the term: last index %d, want %d (through the log)", got, at+1)
+	}
+	if _, err := cl.Act(ctx, closeReq("change-3")); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("second refusal at the new leader: %v, want FailedPrecondition", err)
+	}
+	if got := lastIndexes(c); !allAt(got, at+1) {
+		t.Fatalf("second refusal: last indexes %v, want all at %d", got, at+1)
+	}
+}
