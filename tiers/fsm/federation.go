@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cityhub/cityhub/federation/protocol"
 	"github.com/cityhub/cityhub/federation/topology"
@@ -45,9 +46,32 @@ func (e *NotHolderError) Unwrap() error { return ErrNotHolder }
 // the goroutine that applies entries touches it (raft serialises Apply and
 // Restore). A failed transaction stops the node, so the cache can never
 // hold a topology the store did not commit.
+//
+// shared publishes the same view to the leader's Precheck, which runs on
+// other goroutines: nil until the view is loaded (and after a reset).
 type fedCache struct {
 	loaded bool
 	view   *fedView
+	shared atomic.Pointer[sharedView]
+}
+
+// sharedView holds a loaded view; its view is nil outside a federation.
+type sharedView struct{ view *fedView }
+
+// set records the loaded view and publishes it.
+func (fc *fedCache) set(v *fedView) {
+	fc.loaded, fc.view = true, v
+	fc.shared.Store(&sharedView{view: v})
+}
+
+// current is the view for a reader outside Apply: the one Apply last
+// published, or, before Apply loaded one, the topology tx holds (parsed
+// for this call alone, never published).
+func (fc *fedCache) current(tx *store.Tx) (*fedView, error) {
+	if sv := fc.shared.Load(); sv != nil {
+		return sv.view, nil
+	}
+	return loadFedView(tx)
 }
 
 // fedView is the federation as the state machine sees it. A nil *fedView
@@ -61,10 +85,19 @@ func (fc *fedCache) load(tx *store.Tx) (*fedView, error) {
 	if fc.loaded {
 		return fc.view, nil
 	}
+	v, err := loadFedView(tx)
+	if err != nil {
+		return nil, err
+	}
+	fc.set(v)
+	return v, nil
+}
+
+// loadFedView reads and parses the stored topology (nil: not federated).
+func loadFedView(tx *store.Tx) (*fedView, error) {
 	p, err := tx.Topology()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		fc.loaded, fc.view = true, nil
 		return nil, nil
 	case err != nil:
 		return nil, err
@@ -74,12 +107,14 @@ func (fc *fedCache) load(tx *store.Tx) (*fedView, error) {
 		// setTopology stores only valid topologies.
 		return nil, fmt.Errorf("stored topology: %w", err)
 	}
-	fc.loaded, fc.view = true, &fedView{topo: t, self: self}
-	return fc.view, nil
+	return &fedView{topo: t, self: self}, nil
 }
 
 // reset forgets the cached topology (the store was replaced).
-func (fc *fedCache) reset() { *fc = fedCache{} }
+func (fc *fedCache) reset() {
+	fc.loaded, fc.view = false, nil
+	fc.shared.Store(nil)
+}
 
 func (fv *fedView) selfName() string {
 	if fv == nil {
@@ -164,7 +199,7 @@ func setTopology(tx *store.Tx, st *pb.SetTopology, fc *fedCache) (*Result, error
 	if err := tx.PutTopology(st.Topology); err != nil {
 		return nil, err
 	}
-	fc.loaded, fc.view = true, &fedView{topo: t, self: self}
+	fc.set(&fedView{topo: t, self: self})
 	return &Result{}, nil
 }
 

@@ -23,6 +23,8 @@ type FSM struct {
 	log     *slog.Logger
 	fed     fedCache
 	applied atomic.Uint64
+	// appliedTerm is the term of the entry at applied.
+	appliedTerm atomic.Uint64
 	// onApply, when set, is told of every applied index (tests and metrics).
 	onApply func(index uint64)
 }
@@ -38,16 +40,22 @@ func New(st *store.Store, logger *slog.Logger) (*FSM, error) {
 		logger = slog.Default()
 	}
 	f := &FSM{store: st, log: logger}
-	idx, _, err := st.Applied()
+	idx, term, err := st.Applied()
 	if err != nil {
 		return nil, fmt.Errorf("read applied index: %w", err)
 	}
 	f.applied.Store(idx)
+	f.appliedTerm.Store(term)
 	return f, nil
 }
 
 // AppliedIndex is the last log index reflected in the store.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// AppliedTerm is the term of the entry at AppliedIndex (raft's no-op
+// entries never reach the FSM: a new leader's term shows here with the
+// first command of its term applied).
+func (f *FSM) AppliedTerm() uint64 { return f.appliedTerm.Load() }
 
 // OnApply registers fn to be called with each applied index. Not safe to
 // call once raft is running.
@@ -99,6 +107,7 @@ func (f *FSM) applyChunk(logs []*raft.Log, out []any) {
 		panic(fmt.Sprintf("cityhub fsm: apply entries %d..%d: %v", logs[0].Index, logs[len(logs)-1].Index, err))
 	}
 	if last != nil {
+		f.appliedTerm.Store(last.Term)
 		f.applied.Store(last.Index)
 		if f.onApply != nil {
 			f.onApply(last.Index)
@@ -129,10 +138,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		return fmt.Errorf("restore state: %w", err)
 	}
-	idx, _, err := f.store.Applied()
+	idx, term, err := f.store.Applied()
 	if err != nil {
 		return fmt.Errorf("read applied index after restore: %w", err)
 	}
+	f.appliedTerm.Store(term)
 	f.applied.Store(idx)
 	return nil
 }

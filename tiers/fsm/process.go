@@ -58,14 +58,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
 	}
 	fp := fingerprint(cmd)
-	if cmd.RequestId != "" {
-		rec, err := tx.GetRequest(cmd.RequestId)
-		switch {
-		case err == nil:
-			return replay(tx, cmd, rec, fp)
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, err
-		}
+	if res, err := recorded(tx, tx.GetCase, cmd, fp); res != nil || err != nil {
+		return res, err
 	}
 	var (
 		c   *pb.Case
@@ -124,14 +118,40 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	return &Result{Case: c}, nil
 }
 
-func replay(tx *store.Tx, cmd *pb.Command, rec *pb.RequestRecord, fp []byte) (*Result, error) {
+// requests reads the records of applied request ids (a *store.Tx).
+type requests interface {
+	GetRequest(id string) (*pb.RequestRecord, error)
+}
+
+// recorded answers a command whose request id was applied before: the first
+// result (replayed), or ErrRequestReused when the body differs. It returns
+// nil, nil for a command without a request id or with a new one. fp is the
+// command's fingerprint; nil computes it when a record is found.
+func recorded(rs requests, getCase func(id string) (*pb.Case, error), cmd *pb.Command, fp []byte) (*Result, error) {
+	if cmd.RequestId == "" {
+		return nil, nil
+	}
+	rec, err := rs.GetRequest(cmd.RequestId)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	if fp == nil {
+		fp = fingerprint(cmd)
+	}
+	return replay(getCase, cmd, rec, fp)
+}
+
+func replay(getCase func(id string) (*pb.Case, error), cmd *pb.Command, rec *pb.RequestRecord, fp []byte) (*Result, error) {
 	if string(rec.Fingerprint) != string(fp) {
 		return &Result{Err: fmt.Errorf("%w: request_id %q (first applied at index %d to case %s)", ErrRequestReused, cmd.RequestId, rec.LogIndex, rec.CaseId)}, nil
 	}
 	if rec.CaseId == "" {
 		return &Result{Replayed: true}, nil
 	}
-	c, err := tx.GetCase(rec.CaseId)
+	c, err := getCase(rec.CaseId)
 	if err != nil {
 		return nil, err
 	}
@@ -139,24 +159,10 @@ func replay(tx *store.Tx, cmd *pb.Command, rec *pb.RequestRecord, fp []byte) (*R
 }
 
 func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.Case, *Result, error) {
-	if r.GetCase() == nil || !validIDPart(r.IdPrefix) || !validIDPart(r.IdDate) {
-		return nil, &Result{Err: fmt.Errorf("%w: report needs a case, id prefix and date", ErrBadCommand)}, nil
-	}
-	c := r.Case // decoded for this entry alone: no one else holds it
-	step := workflow.Step{
-		Action:              pb.Action_ACTION_REPORT,
-		Actor:               r.Actor,
-		Role:                r.Role,
-		Note:                r.Note,
-		AtUnixMs:            cmd.StampedUnixMs,
-		RequestID:           cmd.RequestId,
-		StageDeadlineUnixMs: r.StageDeadlineUnixMs,
-		Principal:           r.Principal,
-		ActorUnit:           r.ActorUnit,
-	}
+	c := r.GetCase() // decoded for this entry alone: no one else holds it
 	// Validate before a sequence number is taken, so a refused report
 	// leaves no gap and writes nothing.
-	if err := workflow.NewCase(c, step); err != nil {
+	if err := newReport(cmd, r, c); err != nil {
 		return nil, &Result{Err: err}, nil
 	}
 	seq, err := tx.NextSeq(r.IdPrefix, r.IdDate)
@@ -177,13 +183,31 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
 }
 
-func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case, *Result, error) {
-	old, err := tx.GetCase(a.CaseId)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Result{Err: err}, nil
+// newReport checks report r (stamped in cmd) and makes c, the reported
+// case, a new case in REPORTED (workflow.NewCase). A refusal leaves c
+// unchanged. It reads and writes nothing: Apply and the leader's Precheck
+// both decide a report through it.
+func newReport(cmd *pb.Command, r *pb.ReportCase, c *pb.Case) error {
+	if c == nil || !validIDPart(r.IdPrefix) || !validIDPart(r.IdDate) {
+		return fmt.Errorf("%w: report needs a case, id prefix and date", ErrBadCommand)
 	}
-	if err != nil {
-		return nil, nil, err
+	return workflow.NewCase(c, workflow.Step{
+		Action:              pb.Action_ACTION_REPORT,
+		Actor:               r.Actor,
+		Role:                r.Role,
+		Note:                r.Note,
+		AtUnixMs:            cmd.StampedUnixMs,
+		RequestID:           cmd.RequestId,
+		StageDeadlineUnixMs: r.StageDeadlineUnixMs,
+		Principal:           r.Principal,
+		ActorUnit:           r.ActorUnit,
+	})
+}
+
+func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case, *Result, error) {
+	old, refused, err := heldCase(tx.GetCase, a.CaseId)
+	if refused != nil || err != nil {
+		return nil, &Result{Err: refused}, err
 	}
 	c, refused, err := applyAction(tx, cmd, old, a, fv)
 	if refused != nil || err != nil {
@@ -192,12 +216,38 @@ func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case
 	return c, nil, nil
 }
 
+// heldCase reads the case an action names: an unknown case is a refusal,
+// any other read error a storage failure.
+func heldCase(getCase func(id string) (*pb.Case, error), id string) (old *pb.Case, refused, err error) {
+	old, err = getCase(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err, nil
+	}
+	return old, nil, err
+}
+
 // applyAction applies one workflow action to the held case old: it checks,
 // moves the case through the lifecycle, keeps deadlines and ownership,
 // routes it (a hand-off changes the holder), writes it and queues it on its
 // links. A refusal is returned as refused and writes nothing.
 func applyAction(tx *store.Tx, cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) (c *pb.Case, refused, err error) {
-	c = proto.Clone(old).(*pb.Case)
+	c, refused = decideAction(cmd, old, a, fv)
+	if refused != nil {
+		return nil, refused, nil
+	}
+	if err := putCase(tx, old, c, cmd.LocalOffsetS); err != nil {
+		return nil, nil, err
+	}
+	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
+}
+
+// decideAction decides action a (stamped in cmd) on the held case old and
+// returns the case it makes, or the refusal: the holder, the deadline the
+// leader stamped from, the joint-review rules, the workflow (role, expected
+// version, state, fields) on a clone, then deadlines, routing and
+// ownership. old is not changed. It reads and writes nothing: Apply and
+// the leader's Precheck both decide an action through it.
+func decideAction(cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) (c *pb.Case, refused error) {
 	step := workflow.Step{
 		Action:           a.Action,
 		Actor:            a.Actor,
@@ -215,26 +265,24 @@ func applyAction(tx *store.Tx, cmd *pb.Command, old *pb.Case, a *pb.CaseAction, 
 		ActorUnit:        a.ActorUnit,
 	}
 	if err := fv.checkHolder(old); err != nil {
-		return nil, err, nil
+		return nil, err
 	}
 	if err := deadline.CheckBase(old, a); err != nil {
-		return nil, err, nil
+		return nil, err
 	}
 	if err := checkOwnershipAction(old, a); err != nil {
-		return nil, err, nil
+		return nil, err
 	}
+	c = proto.Clone(old).(*pb.Case)
 	if err := workflow.Apply(c, step); err != nil {
-		return nil, err, nil
+		return nil, err
 	}
 	deadline.Settle(c, old.State, a, cmd.StampedUnixMs)
 	if err := fv.route(c, a); err != nil {
-		return nil, err, nil
+		return nil, err
 	}
 	settleOwnership(c, old, a, fv)
-	if err := putCase(tx, old, c, cmd.LocalOffsetS); err != nil {
-		return nil, nil, err
-	}
-	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
+	return c, nil
 }
 
 // markOverdueBatch applies each mark of a batch like a MarkOverdue; a mark

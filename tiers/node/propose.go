@@ -12,6 +12,7 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/deadline"
 	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // Propose commits cmd through raft and returns its result. On a follower
@@ -107,7 +108,33 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 		return nil, ErrNotLeader
 	}
 	cmd = proto.Clone(cmd).(*pb.Command)
-	n.stamp(cmd)
+	// An entry of this term applied means every entry committed before
+	// it is applied too: the store then holds every acknowledged write.
+	term := n.raft.CurrentTerm()
+	settled := n.fsm.AppliedTerm() == term
+	var (
+		pre     *fsm.Result
+		stamped bool
+	)
+	// One read-only view for the stamper's reads and the precheck's: the
+	// case an action names is read and decoded once for both.
+	err := n.store.View(func(tx *store.Tx) error {
+		read := caseOnce(tx)
+		n.stamp(cmd, read)
+		stamped = true
+		var err error
+		pre, err = n.fsm.Precheck(tx, cmd, read)
+		return err
+	})
+	if !stamped {
+		n.stamp(cmd, n.store.GetCase)
+	}
+	// A store that cannot be read here leaves the decision to Apply.
+	if err == nil && pre != nil {
+		if res, done, err := n.answerPrecheck(pre, settled, term); done {
+			return res, err
+		}
+	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
@@ -136,20 +163,69 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 	return res, nil
 }
 
+// answerPrecheck answers a command the precheck decided, without the
+// log, when that is safe (done), or lets it go through the log:
+//
+//   - a replay or a reused request id is decided by a request record, and
+//     what the leader has applied is committed: always answered;
+//   - a deadline stamped from a copy that has changed since: ApplyLocal
+//     stamps again;
+//   - any other refusal reflects every acknowledged write when the store
+//     has applied an entry of this leader's term (settled: every entry
+//     an earlier leader committed is applied) and a quorum still follows
+//     this leader in the same term after the read (a deposed leader's
+//     state may be stale). Otherwise the log decides.
+func (n *Node) answerPrecheck(pre *fsm.Result, settled bool, term uint64) (res *fsm.Result, done bool, err error) {
+	switch {
+	case pre.Replayed:
+		return pre, true, nil
+	case errors.Is(pre.Err, fsm.ErrRequestReused), errors.Is(pre.Err, deadline.ErrStale):
+		return nil, true, pre.Err
+	case pre.Err == nil || !settled:
+		return nil, false, nil
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return nil, true, fmt.Errorf("%w: verify leadership: %w", ErrNotLeader, err)
+	}
+	if n.raft.CurrentTerm() != term {
+		return nil, false, nil
+	}
+	return nil, true, pre.Err
+}
+
+// caseOnce reads cases through tx and remembers the last one read, so the
+// stampers and the precheck share one read and decode of the case an
+// action names. Readers must not change the case.
+func caseOnce(tx *store.Tx) func(id string) (*pb.Case, error) {
+	var (
+		lastID string
+		last   *pb.Case
+		lastOK bool
+		err    error
+	)
+	return func(id string) (*pb.Case, error) {
+		if !lastOK || id != lastID {
+			lastID, lastOK = id, true
+			last, err = tx.GetCase(id)
+		}
+		return last, err
+	}
+}
+
 // DefaultTimeLimit is the wall-clock handling time of a dispatch that names
 // neither a deadline nor a time limit, on a node without a deadline policy.
 const DefaultTimeLimit = 8 * time.Hour
 
 // stamp writes the leader's clock and identity into cmd, so Apply never
 // reads them itself.
-func (n *Node) stamp(cmd *pb.Command) {
+func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 	now := n.cfg.Clock.Now()
 	cmd.StampedUnixMs = now.UnixMilli()
 	cmd.StampedBy = n.cfg.ID
 	_, off := now.In(n.cfg.Location).Zone()
 	cmd.LocalOffsetS = int32(off)
 	if n.cfg.Stamper != nil {
-		n.cfg.Stamper.Stamp(now, cmd, n.store.GetCase)
+		n.cfg.Stamper.Stamp(now, cmd, read)
 	}
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:

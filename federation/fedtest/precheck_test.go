@@ -1,0 +1,61 @@
+package fedtest
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// TestHolderRefusalCostsNoEntry: an action at a node that handed the case
+// down is refused naming the holder, and the refusal adds nothing to that
+// node's raft log (the leader decides it before proposing); so does a
+// dispatch to a unit hosted above the node.
+func TestHolderRefusalCostsNoEntry(t *testing.T) {
+	f := New(t, []NodeSpec{
+		{Name: "city", Tier: "city", Jurisdiction: "320500", Units: []string{"city-water"}},
+		{Name: "d-320505", Tier: "district", Jurisdiction: "320505", Parent: "city", Units: []string{"320505-sanitation"}},
+	}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	city := f.Client("city")
+	c := report(ctx, t, city, "p-1", "320505001001007")
+	act(ctx, t, city, c.Id, "p-2", pb.Action_ACTION_FILE, pb.Role_ROLE_SHIFT_LEADER, nil)
+	d := act(ctx, t, city, c.Id, "p-3", pb.Action_ACTION_DISPATCH, pb.Role_ROLE_DISPATCHER, func(r *pb.ActRequest) { r.Unit = "320505-sanitation" })
+	if d.Holder != "d-320505" {
+		t.Fatalf("after dispatch: holder %q, want d-320505", d.Holder)
+	}
+	dist := f.Client("d-320505")
+	other := report(ctx, t, dist, "p-4", "320505001001008")
+	act(ctx, t, dist, other.Id, "p-5", pb.Action_ACTION_FILE, pb.Role_ROLE_SHIFT_LEADER, nil)
+	f.WaitSettled(30 * time.Second)
+
+	lastIndex := func(node string) uint64 {
+		g := f.Groups[node]
+		return g.Replica(g.WaitLeader(10 * time.Second)).Node.Raft().LastIndex()
+	}
+	for _, tc := range []struct {
+		name, node string
+		req        *pb.ActRequest
+		want       codes.Code
+		mention    string
+	}{
+		{"accept at the city", "city", &pb.ActRequest{CaseId: c.Id, RequestId: "p-x", Action: pb.Action_ACTION_ACCEPT, Actor: "u", Role: pb.Role_ROLE_HANDLING_UNIT}, codes.FailedPrecondition, "d-320505"},
+		{"dispatch above", "d-320505", &pb.ActRequest{CaseId: other.Id, RequestId: "p-y", Action: pb.Action_ACTION_DISPATCH, Actor: "u", Role: pb.Role_ROLE_DISPATCHER, Unit: "city-water"}, codes.InvalidArgument, "city-water"},
+	} {
+		before := lastIndex(tc.node)
+		g := f.Groups[tc.node]
+		_, err := g.Cases(g.Leader()).Act(ctx, tc.req)
+		if status.Code(err) != tc.want || !strings.Contains(err.Error(), tc.mention) {
+			t.Fatalf("%s: %v, want %s naming %s", tc.name, err, tc.want, tc.mention)
+		}
+		if after := lastIndex(tc.node); after != before {
+			t.Fatalf("%s: %s's last index moved from %d to %d", tc.name, tc.node, before, after)
+		}
+	}
+}
