@@ -48,8 +48,9 @@ const (
 type Authenticator struct {
 	opts Options
 	st   Store
-	now  func() time.Time
-	keys keyRing
+	now    func() time.Time
+	keys   keyRing
+	parsed parsedTokens
 }
 
 // NewAuthenticator reads st for accounts, keys, sessions and signing keys.
