@@ -46,8 +46,8 @@ const (
 
 // Authenticator turns a presented credential into a Principal.
 type Authenticator struct {
-	opts Options
-	st   Store
+	opts   Options
+	st     Store
 	now    func() time.Time
 	keys   keyRing
 	parsed parsedTokens
