@@ -54,6 +54,7 @@ type Config struct {
 	Ownership  OwnershipConfig  `mapstructure:"ownership"`
 	Auth       AuthConfig       `mapstructure:"auth"`
 	TLS        APITLSConfig     `mapstructure:"tls"`
+	Limits     LimitsConfig     `mapstructure:"limits"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.
@@ -246,6 +247,7 @@ func Default() Config {
 		Deadlines: DeadlinesConfig{SweepInterval: time.Second},
 		Cases:     CasesConfig{DuplicateRadiusM: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour},
 		Reconcile: ReconcileConfig{BatchSize: 500, FollowInterval: 2 * time.Second},
+		Limits:    DefaultLimits(),
 		Auth:      AuthConfig{TokenTTL: 15 * time.Minute, SessionTTL: 12 * time.Hour, KeyRotation: 24 * time.Hour, AdminUser: "admin"},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",

@@ -349,6 +349,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Reconcile:  Default().Reconcile,
 		Evaluation: Default().Evaluation,
 		Auth:       Default().Auth,
+		Limits:     Default().Limits,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)

@@ -50,6 +50,7 @@ func (c *Config) Validate() error {
 	c.validateOwnership(v)
 	c.validateReconcile(v)
 	c.validateAuth(v)
+	c.validateLimits(v)
 	return errors.Join(v.errs...)
 }
 
