@@ -48,7 +48,13 @@ type errorDetail struct {
 }
 
 func writeError(w http.ResponseWriter, st *status.Status) {
-	body := errorBody{Error: errorDetail{HTTPStatus: httpStatus(st.Code()), Code: st.Code().String(), Message: st.Message()}}
+	writeErrorCode(w, st, httpStatus(st.Code()))
+}
+
+// writeErrorCode is writeError with an HTTP status of its own (413 for a
+// body too large, whose gRPC code is ResourceExhausted).
+func writeErrorCode(w http.ResponseWriter, st *status.Status, httpCode int) {
+	body := errorBody{Error: errorDetail{HTTPStatus: httpCode, Code: st.Code().String(), Message: st.Message()}}
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
 			body.Error.Field = br.GetFieldViolations()[0].GetField()
@@ -62,8 +68,19 @@ func writeError(w http.ResponseWriter, st *status.Status) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-func gatewayError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
-	writeError(w, status.Convert(err))
+// gatewayError answers a failed REST call; a body cut by a limit is
+// answered as such (413, 408), whatever the decoder made of it.
+func gatewayError(l *limiter) runtime.ErrorHandlerFunc {
+	return func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, req *http.Request, err error) {
+		if l.bodyRefusal(w, req) {
+			return
+		}
+		st := status.Convert(err)
+		if st.Code() == codes.ResourceExhausted {
+			w.Header().Set("Retry-After", retryAfter(st))
+		}
+		writeError(w, st)
+	}
 }
 
 // newGateway builds the REST handler: the grpc-gateway mux calling the
@@ -76,11 +93,11 @@ type gatewayServices struct {
 	as  *AuthServer
 }
 
-func newGateway(ctx context.Context, svc gatewayServices, g *guard, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
+func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
 	cs, cl, own := svc.cs, svc.cl, svc.own
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
-		runtime.WithErrorHandler(gatewayError),
+		runtime.WithErrorHandler(gatewayError(l)),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, req *http.Request, code int) {
 			c := codes.NotFound
 			if code == http.StatusMethodNotAllowed {
@@ -136,11 +153,14 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, r Replica, m
 	}
 	registerEvaluationDownloads(v1, cs) // GET /v1/evaluation.csv, .xlsx
 	registerReconcileDownload(v1, own)  // GET /v1/reconcile/report.csv
-	mux.Handle("/v1/", g.http(v1))
+	// Under /v1/: the concurrency limit, then authentication, then the
+	// caller's rate (by principal). Health, readiness, metrics and the
+	// OpenAPI document are exempt from both.
+	mux.Handle("/v1/", l.httpAdmit(g.http(l.httpRate(v1))))
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})
-	return instrument(mux, m), nil
+	return instrument(l.httpBody(mux), m), nil
 }
 
 // readyLag is how many committed entries a replica may still have to apply

@@ -57,6 +57,9 @@ type Options struct {
 	Auth *auth.Authenticator
 	// TLS, when set, serves gRPC and REST over TLS.
 	TLS *tls.Config
+	// Limits bound requests, connections and callers (limits.go); the
+	// zero value is no limit.
+	Limits Limits
 }
 
 // Server serves one replica over gRPC and REST.
@@ -83,10 +86,14 @@ func NewServer(opts Options) (*Server, error) {
 		authn = opts.Auth
 	}
 	g := newGuard(authn, log, m.Registry)
+	lim := newLimiter(opts.Limits, log, m.Registry)
 	gopts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), g.unary),
-		grpc.ChainStreamInterceptor(g.stream),
+		// Concurrency before authentication, the caller's rate after it
+		// (keyed by the principal it found).
+		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), lim.unaryAdmit, g.unary, lim.unaryRate),
+		grpc.ChainStreamInterceptor(g.stream, lim.streamRate),
 	}
+	gopts = append(gopts, lim.grpcOptions()...)
 	if opts.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
@@ -100,7 +107,7 @@ func NewServer(opts Options) (*Server, error) {
 	cl := NewClusterServer(opts.Replica, opts.Peers)
 	cl.fed = opts.Federation
 	cl.g = g
-	as := &AuthServer{replica: opts.Replica, authn: opts.Auth, g: g, now: time.Now}
+	as := &AuthServer{replica: opts.Replica, authn: opts.Auth, g: g, lim: lim, now: time.Now}
 	pb.RegisterAuthServiceServer(gs, as)
 	if opts.Federation != nil {
 		m.Registry.MustRegister(newLinkCollector(opts.Federation))
@@ -116,11 +123,12 @@ func NewServer(opts Options) (*Server, error) {
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as}, g, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as}, g, lim, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20, TLSConfig: opts.TLS}
+	hs := &http.Server{Handler: h, TLSConfig: opts.TLS}
+	lim.httpServer(hs)
 	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m}, nil
 }
 

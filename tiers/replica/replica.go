@@ -162,7 +162,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
-		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction}
+		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction,
+		Limits: apiLimits(cfg.Limits)}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
 	}
@@ -344,4 +345,14 @@ func gridPrefix(tier, jurisdiction string) string {
 		return jurisdiction[:4]
 	}
 	return jurisdiction
+}
+
+// apiLimits are the API's limits from the configuration (limits.*).
+func apiLimits(l config.LimitsConfig) api.Limits {
+	return api.Limits{
+		MaxRequestBytes: l.MaxRequestBytes, MaxHeaderBytes: l.MaxHeaderBytes,
+		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, IdleTimeout: l.IdleTimeout,
+		MaxConcurrent: l.MaxConcurrent, QueueWait: l.QueueWait,
+		Rate: l.Rate, Burst: l.Burst, LoginRate: l.LoginRate, LoginBurst: l.LoginBurst,
+	}
 }

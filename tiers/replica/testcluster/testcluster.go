@@ -118,6 +118,11 @@ func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts .
 		// The engine's tests speak as whoever their requests say; the
 		// identity tests turn authentication on with an Option.
 		cfg.Auth.Disabled = true
+		// They also send as fast as they can from one address (and poll
+		// logins until the first administrator exists): no caller rates,
+		// and no concurrency limit below what a benchmark runs. The
+		// limits' tests set their own with an Option.
+		cfg.Limits.Rate, cfg.Limits.LoginRate, cfg.Limits.MaxConcurrent = 0, 0, 0
 		for _, o := range opts {
 			o(&cfg)
 		}
