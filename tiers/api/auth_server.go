@@ -40,17 +40,17 @@ func (s *AuthServer) Login(ctx context.Context, r *pb.LoginRequest) (*pb.TokenRe
 	if r.Username == "" || r.Password == "" {
 		return nil, toStatus(invalid("username", "username and password are required"))
 	}
-	succeeded, err := s.lim.loginAttempt(ctx, r.Username)
+	failed, err := s.lim.loginAttempt(ctx, r.Username)
 	if err != nil {
 		return nil, err
 	}
 	acct, err := s.authn.Login(r.Username, r.Password)
 	if err != nil {
+		failed()
 		s.g.failed.WithLabelValues(pb.AuthService_Login_FullMethodName).Inc()
 		s.g.log.Warn("login failed", "user", r.Username, "peer", callerHost(ctx))
 		return nil, errUnauthenticated
 	}
-	succeeded()
 	if err := s.ensureSigningKey(ctx); err != nil {
 		return nil, toStatus(err)
 	}

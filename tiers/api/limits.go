@@ -216,20 +216,29 @@ func (b *buckets) len() int {
 	return b.lru.Len()
 }
 
-// reserve takes a token for key. It returns the reservation (to give the
-// token back with CancelAt) or, when the bucket is empty, how long until
-// it has one.
-func (b *buckets) reserve(key string) (*rate.Reservation, time.Duration) {
+// take takes a token for key, or reports how long until the bucket has one.
+func (b *buckets) take(key string) (ok bool, wait time.Duration) {
 	now := time.Now()
 	r := b.get(key, now).ReserveN(now, 1)
 	if !r.OK() {
-		return nil, time.Second
+		return false, time.Second
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return nil, d
+		return false, d
 	}
-	return r, 0
+	return true, 0
+}
+
+// check reports, without taking a token, whether key's bucket has one, and
+// if not how long until it will.
+func (b *buckets) check(key string) (ok bool, wait time.Duration) {
+	now := time.Now()
+	tokens := b.get(key, now).TokensAt(now)
+	if tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - tokens) / float64(b.limit) * float64(time.Second))
 }
 
 // rateExempt are the calls no rate limit applies to: health and readiness
@@ -254,7 +263,7 @@ func (l *limiter) allow(ctx context.Context) *status.Status {
 		return nil
 	}
 	key := callerKey(ctx)
-	if _, wait := l.callers.reserve(key); wait > 0 {
+	if ok, wait := l.callers.take(key); !ok {
 		l.log.Debug("rate limited", "caller", key, "retry_after", wait)
 		return retryStatus(fmt.Sprintf("rate limit: %s may make %g requests a second (bursts of %d; limits.rate, limits.burst); retry in %s",
 			key, l.cfg.Rate, l.cfg.Burst, wait.Round(time.Millisecond)), wait)
@@ -262,22 +271,24 @@ func (l *limiter) allow(ctx context.Context) *status.Status {
 	return nil
 }
 
-// loginAttempt counts a login attempt of user from the caller's address.
-// It answers ResourceExhausted when there were too many failures; else
-// success gives the attempt back (only failures count).
-func (l *limiter) loginAttempt(ctx context.Context, user string) (success func(), err error) {
+// loginAttempt admits a login of user from the caller's address, or
+// answers ResourceExhausted when it failed too often. Only failures count:
+// the caller reports one with failed. (Attempts at the same moment may all
+// pass the check: a few more than the burst, bounded by the concurrency
+// limit.)
+func (l *limiter) loginAttempt(ctx context.Context, user string) (failed func(), err error) {
 	if l == nil || l.logins == nil {
 		return func() {}, nil
 	}
 	host := callerHost(ctx)
-	r, wait := l.logins.reserve(user + "\x00" + host)
-	if r == nil {
+	key := user + "\x00" + host
+	if ok, wait := l.logins.check(key); !ok {
 		l.refused(refuseLogin, apiOf(ctx))
 		l.log.Warn("login refused: too many failed attempts", "user", user, "peer", host, "retry_after", wait)
 		return nil, retryStatus(fmt.Sprintf("too many failed logins for %q from this address (limits.login_rate); retry in %s",
 			user, wait.Round(time.Second)), wait).Err()
 	}
-	return func() { r.CancelAt(time.Now()) }, nil
+	return func() { l.logins.take(key) }, nil
 }
 
 // retryStatus is ResourceExhausted with when to retry.
