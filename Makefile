@@ -19,7 +19,7 @@ CERTS_FLAGS ?=
 .PHONY: tools help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build cityhubd and cityhubctl into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
