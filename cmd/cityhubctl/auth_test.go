@@ -230,8 +230,8 @@ func TestAuthCommands(t *testing.T) {
 		t.Errorf("keys list:\n%s", out)
 	}
 	out = mustCLI(t, "", args("audit", "--since", "1h")...)
-	for _, re := range []string{`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ +acct:admin +.* account\.create +- +lead-1$`,
-		`(?m) key\.create +- +` + keyID + ` 12345 热线平台$`, `(?m) acct:lead-1 +李四 +shift-leader .* file +` + id[1] + ` v3 `, `(?m) key:` + keyID + ` .* report +` + id[1] + ` v1 `} {
+	for _, re := range []string{`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ +acct:admin +.* account\.create +- +lead-1 \(ROLE_SHIFT_LEADER`,
+		`(?m) key\.create +- +` + keyID + ` 12345 热线平台 \(ROLE_INTAKE_CLERK`, `(?m) acct:lead-1 +李四 +shift-leader .* file +` + id[1] + ` v3 `, `(?m) key:` + keyID + ` .* report +` + id[1] + ` v1 `} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("audit lacks %s:\n%s", re, out)
 		}

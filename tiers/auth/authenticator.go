@@ -46,10 +46,11 @@ const (
 
 // Authenticator turns a presented credential into a Principal.
 type Authenticator struct {
-	opts Options
-	st   Store
-	now  func() time.Time
-	keys keyRing
+	opts   Options
+	st     Store
+	now    func() time.Time
+	keys   keyRing
+	parsed parsedTokens
 }
 
 // NewAuthenticator reads st for accounts, keys, sessions and signing keys.

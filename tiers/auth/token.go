@@ -108,6 +108,33 @@ func (a *Authenticator) Reload() error { return a.keys.load(a.st) }
 // verifyNodeToken checks one of the node's own tokens and returns the
 // account it names.
 func (a *Authenticator) verifyNodeToken(raw string) (*Principal, error) {
+	c, err := a.parsed.get(raw, a.now())
+	if err != nil {
+		if c, err = a.parse(raw); err != nil {
+			return nil, err
+		}
+		a.parsed.put(raw, c)
+	}
+	acct, err := a.st.GetAccount(c.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("%w: token of account %q: %w", ErrUnauthenticated, c.Subject, err)
+	}
+	if acct.Disabled {
+		return nil, fmt.Errorf("%w: account %q is disabled", ErrUnauthenticated, c.Subject)
+	}
+	if c.IssuedAt == nil || c.IssuedAt.Time.UnixMilli() < acct.TokensValidAfterUnixMs-999 {
+		return nil, fmt.Errorf("%w: token of %q issued before its tokens were revoked", ErrUnauthenticated, c.Subject)
+	}
+	if _, err := a.st.GetSession(c.Session); err != nil {
+		return nil, fmt.Errorf("%w: session of %q ended: %w", ErrUnauthenticated, c.Subject, err)
+	}
+	p := AccountPrincipal(acct, a.opts.Node, ViaPassword)
+	p.Session = c.Session
+	return p, nil
+}
+
+// parse checks a token's signature and claims.
+func (a *Authenticator) parse(raw string) (*claims, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -127,22 +154,41 @@ func (a *Authenticator) verifyNodeToken(raw string) (*Principal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: token: %w", ErrUnauthenticated, err)
 	}
-	acct, err := a.st.GetAccount(c.Subject)
-	if err != nil {
-		return nil, fmt.Errorf("%w: token of account %q: %w", ErrUnauthenticated, c.Subject, err)
+	return &c, nil
+}
+
+// parsedTokens remembers the claims of tokens whose signature checked out,
+// so a client that sends the same token on every call pays for the
+// signature and the JSON once. Expiry is checked on every use; the
+// account and the session (disabled, revoked, logged out) are read every
+// time, so revocation still takes effect at once.
+type parsedTokens struct {
+	mu sync.Mutex
+	m  map[string]*claims
+}
+
+// maxParsedTokens bounds the memory: past it the cache starts afresh.
+const maxParsedTokens = 10000
+
+var errNotCached = errors.New("not cached")
+
+func (p *parsedTokens) get(raw string, now time.Time) (*claims, error) {
+	p.mu.Lock()
+	c, ok := p.m[raw]
+	p.mu.Unlock()
+	if !ok || c.ExpiresAt == nil || !now.Before(c.ExpiresAt.Time.Add(30*time.Second)) {
+		return nil, errNotCached
 	}
-	if acct.Disabled {
-		return nil, fmt.Errorf("%w: account %q is disabled", ErrUnauthenticated, c.Subject)
+	return c, nil
+}
+
+func (p *parsedTokens) put(raw string, c *claims) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil || len(p.m) >= maxParsedTokens {
+		p.m = make(map[string]*claims)
 	}
-	if c.IssuedAt == nil || c.IssuedAt.Time.UnixMilli() < acct.TokensValidAfterUnixMs-999 {
-		return nil, fmt.Errorf("%w: token of %q issued before its tokens were revoked", ErrUnauthenticated, c.Subject)
-	}
-	if _, err := a.st.GetSession(c.Session); err != nil {
-		return nil, fmt.Errorf("%w: session of %q ended: %w", ErrUnauthenticated, c.Subject, err)
-	}
-	p := AccountPrincipal(acct, a.opts.Node, ViaPassword)
-	p.Session = c.Session
-	return p, nil
+	p.m[raw] = c
 }
 
 // AccountPrincipal is the principal of an account on node.

@@ -127,6 +127,15 @@ func TestNodeTokens(t *testing.T) {
 	if _, err := expired.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("expired token accepted: %v", err)
 	}
+	// The same authenticator, which has the token's claims cached, refuses
+	// it once it has expired too.
+	saved := now
+	now = later
+	refused("expired (cached)", tok)
+	now = saved
+	if _, err := a.Authenticate(ctx, tok); err != nil {
+		t.Fatalf("token within its life again: %v", err)
+	}
 	// Logged out: the session is gone.
 	st.mu.Lock()
 	delete(st.sessions, "s1")
