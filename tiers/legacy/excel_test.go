@@ -208,7 +208,7 @@ func TestDetectEncoding(t *testing.T) {
 		"上水井盖\n路灯\n":                      legacy.EncodingUTF8,
 		"上水井盖\n路灯\n\xff\n":                legacy.EncodingUTF8, // mostly UTF-8: the bad line is quarantined
 		gbk:                               legacy.EncodingGB18030,
-		gbk + "上水井盖\n":                     legacy.EncodingGB18030, // a tie goes to GB18030
+		gbk + "上水井盖\n":                    legacy.EncodingGB18030, // a tie goes to GB18030
 		"legacy_id\n" + gbk + "A,B,C\r\n": legacy.EncodingGB18030,
 	} {
 		if got := legacy.DetectEncoding([]byte(text)); got != want {
@@ -235,10 +235,10 @@ func TestMapping(t *testing.T) {
 		t.Errorf("%v", m)
 	}
 	for s, want := range map[string]string{
-		"案件编号=legacy":             `"legacy" is not a column`,
-		"案件编号":                    "want OLD=column",
-		"=legacy_id":              "no column name",
-		"案件编号=status":             "given as legacy_id and as status",
+		"案件编号=legacy":              `"legacy" is not a column`,
+		"案件编号":                     "want OLD=column",
+		"=legacy_id":               "no column name",
+		"案件编号=status":              "given as legacy_id and as status",
 		"a=legacy_id,b=descripton": `"descripton" is not a column`,
 	} {
 		if err := (legacy.Mapping{"案件编号": "legacy_id"}).Parse(s); err == nil || !strings.Contains(err.Error(), want) {
