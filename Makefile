@@ -16,10 +16,10 @@ FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s
 	c-320506001001 c-320506001002 c-320506002001 c-320506002002
 CERTS_FLAGS ?=
 
-.PHONY: help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
+.PHONY: tools help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build cityhubd and cityhubctl into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -35,6 +35,10 @@ e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (p
 
 e2e-federation: ## end-to-end: city→community federation as real processes under load, leader SIGKILLs, a toxiproxy partition (ports 17001-17423)
 	./scripts/e2e-federation.sh
+
+tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
+	@mkdir -p $(BIN)
+	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)
@@ -59,7 +63,7 @@ proto-check: proto ## fail when committed generated code differs from `make prot
 fmt: ## gofmt every hand-written file
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\(\.gw\)\?\.go$$')
 
-vet:
+vet: ## go vet every package
 	$(GO) vet ./...
 
 lint: vet ## gofmt, go vet, the state-machine determinism lint and the proto drift check
@@ -76,5 +80,5 @@ run: ## the main job: the whole default federation (15 nodes) in one process wit
 certs: ## dev mTLS certificates for the default federation into data/certs
 	$(GO) run ./cmd/cityhubctl certs create --dir data/certs $(CERTS_FLAGS) $(FEDERATION_NODES)
 
-clean:
+clean: ## remove bin/ and data/
 	rm -rf $(BIN) data

@@ -513,10 +513,30 @@ func TestExamples(t *testing.T) {
 	if len(files) < 4 {
 		t.Fatalf("found only %d example files: %v", len(files), files)
 	}
+	// The tier-3 examples name files relative to the working directory (the
+	// README's steps make them): the client API's certificate and the first
+	// administrator's password. Validate only checks they exist.
+	abs := map[string]string{}
+	for _, f := range files {
+		if abs[f], err = filepath.Abs(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"data/certs/ca.pem", "data/certs/320582.pem", "data/certs/320582-key.pem", "data/tier-3/admin-password"} {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
 	var tier3 []Config
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
-			c, err := Load(f, nil)
+			c, err := Load(abs[f], nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -527,6 +547,9 @@ func TestExamples(t *testing.T) {
 				id := strings.TrimSuffix(filepath.Base(f), ".yaml")
 				if c.Node.ID != id || c.Node.DataDir != "data/"+id || !c.Raft.Bootstrap || len(c.Raft.Peers) != 3 {
 					t.Errorf("%s: unexpected %+v", f, c)
+				}
+				if !c.TLS.Enabled() || c.Auth.Disabled || c.Auth.AdminPasswordFile == "" {
+					t.Errorf("%s: client TLS and authentication must be on: tls %+v, auth %+v", f, c.TLS, c.Auth)
 				}
 				tier3 = append(tier3, c)
 			}

@@ -10,6 +10,13 @@
 # once at its holder and every copy on the way converged on the holder's,
 # with its full history in order.
 #
+# The client API of every node runs over TLS (the node's certificate) with
+# authentication on: each node makes its first administrator from its own
+# password file (auth.admin_password_file); the driver logs in as each
+# administrator, makes its seats (shift leader, dispatcher, inspector, the
+# node's handling unit) and sends every call as the seat its request names;
+# this script's own calls (cityhubctl, curl) use seats it makes the same way.
+#
 # Ports: 17001-17033 raft, 17101-17133 gRPC, 17201-17233 HTTP, 17301-17333
 # federation, 17400 toxiproxy's API, 17411-17413 and 17421-17423 its proxies,
 # 17501-17533 the replicas' internal listeners (write forwarding; it and raft
@@ -88,11 +95,22 @@ if [ ! -x "$toxiproxy" ]; then
   GOBIN="$work/gobin" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
   mv "$work/gobin/server" "$toxiproxy"
 fi
-ctl() { "$bin/cityhubctl" "$@"; }
+ca="$work/certs/ca.pem"
+# No login of the machine's user leaks in (cityhubctl's default token files
+# live under $XDG_CONFIG_HOME); every call here names its token file.
+export XDG_CONFIG_HOME="$work/config"
+unset CITYHUB_TOKEN CITYHUB_TOKEN_FILE CITYHUB_ADDR
+ctl() { "$bin/cityhubctl" --tls --ca "$ca" "$@"; }
+as() { local seat=$1; shift; ctl --token-file "$work/tok/$seat.json" "$@"; } # as SEAT ctl-args...
 
 # mTLS identities for every node: the certificates name the node, and a
-# client checks the name of the node it dials, through the proxy too.
-ctl certs create --dir "$work/certs" "${names[@]}" >/dev/null
+# client checks the name of the node it dials, through the proxy too. The
+# same certificate (valid for 127.0.0.1) serves the node's client API.
+"$bin/cityhubctl" certs create --dir "$work/certs" "${names[@]}" >/dev/null
+# Each node's first administrator's password, a file per node.
+mkdir -p "$work/secrets" "$work/tok"
+chmod 700 "$work/secrets"
+for name in "${names[@]}"; do (umask 077; head -c 15 /dev/urandom | base64 >"$work/secrets/$name"); done
 
 # The topology, seen by each node: the city dials the district's replicas
 # through proxies dist-1..3, the district dials the city's through
@@ -160,13 +178,19 @@ internal:
   # mTLS between the replicas (forwarding, raft) with federation.tls: its
   # CommonName is the node's name, the group's name.
   insecure: false
+tls:
+  cert: $work/certs/$name.pem
+  key: $work/certs/$name-key.pem
+  ca: $work/certs/ca.pem
+auth:
+  admin_password_file: $work/secrets/$name
 EOF
 }
 start() { # id (name-r), k, r
   (exec "$bin/cityhubd" --config "$work/conf/$1.yaml" >>"$work/logs/$1.log" 2>&1) &
   pids[$1]=$!
 }
-ready() { curl -sf "127.0.0.1:$1/readyz" >/dev/null; }
+ready() { curl -sf --cacert "$ca" "https://127.0.0.1:$1/readyz" >/dev/null; }
 
 # Toxiproxy and its six proxies.
 ("$toxiproxy" -host 127.0.0.1 -port 17400 >>"$work/logs/toxiproxy.log" 2>&1) &
@@ -196,13 +220,41 @@ done
 for k in 0 1 2 3; do
   for r in $(seq 1 "${counts[$k]}"); do wait_until 60 "${names[$k]}-$r ready" ready $((17200 + 10 * k + r)); done
 done
-step "federation up: ${#pids[@]} cityhubd processes, mTLS on every link, city–district through toxiproxy"
+step "federation up: ${#pids[@]} cityhubd processes, mTLS on every link, city–district through toxiproxy, client API over TLS with authentication"
+
+# Every node's administrator logs in (any replica: the login is the node's).
+admin_login() { # k
+  ctl --addr "127.0.0.1:$((17101 + 10 * $1))" --timeout 3s --token-file "$work/tok/${names[$1]}-admin.json" \
+    login --user admin --password-stdin <"$work/secrets/${names[$1]}" >/dev/null 2>&1
+}
+for k in 0 1 2 3; do wait_until 30 "${names[$k]}'s first administrator to log in" admin_login $k; done
+# This script's own seats at the city and the district (the driver makes its own).
+seatpw=$(head -c 15 /dev/urandom | base64)
+seat() { # k name role flags...: create the account at node k and log it in
+  local k=$1 name=$2; shift 2
+  local a="127.0.0.1:$((17101 + 10 * k))"
+  printf '%s\n' "$seatpw" | as "${names[$k]}-admin" --addr "$a" accounts create "$name" --role "$@" --password-stdin >/dev/null 2>"$work/err" ||
+    fail "accounts create $name at ${names[$k]}: $(cat "$work/err")"
+  printf '%s\n' "$seatpw" | ctl --addr "$a" --token-file "$work/tok/$name.json" login --user "$name" --password-stdin >/dev/null 2>"$work/err" ||
+    fail "login as $name at ${names[$k]}: $(cat "$work/err")"
+}
+seat 0 insp-c inspector --grids 320505001001005
+seat 0 lead-c shift-leader
+seat 0 disp-c dispatcher
+seat 1 insp-d inspector --grids 320505002001003
+seat 1 lead-d shift-leader
+seat 1 disp-d dispatcher
+seat 1 320505-sanitation handling-unit --unit 320505-sanitation
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$ca" "https://127.0.0.1:17201/v1/federation/links")
+[ "$code" = 401 ] || fail "the city's links without credentials: $code, want 401"
+if curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:17201/readyz"; then fail "the city's REST port answered plain HTTP"; fi
+step "every node's administrator logged in; the script's seats made at the city and the district; no credentials 401, plain HTTP refused"
 
 # leader K: the replica id that leads node k, asked of its replicas in turn.
 leader() {
   local k=$1 r id
   for r in $(seq 1 "${counts[$k]}"); do
-    id=$(ctl --addr "127.0.0.1:$((17100 + 10 * k + r))" --timeout 2s -o json cluster status 2>/dev/null | json_field leader_id) || true
+    id=$(as "${names[$k]}-admin" --addr "127.0.0.1:$((17100 + 10 * k + r))" --timeout 2s -o json cluster status 2>/dev/null | json_field leader_id) || true
     if [ -n "$id" ]; then echo "$id"; return 0; fi
   done
   return 1
@@ -220,11 +272,21 @@ fed=()
 for k in 0 1 2 3; do
   fed+=(--node "${names[$k]}=$(addrs $k 17100)" --unit "${names[$k]}=${units[$k]%% *}")
 done
+fed+=(--ca "$ca" --admin-password-file "$work/secrets")
 step "driver: $CASES cases reported at the city over $SPREAD, dispatched round robin to a unit of every tier"
 "$bin/cityhubfedcheck" "${fed[@]}" --grid 320505001001007 --cases "$CASES" --spread "$SPREAD" \
   --extra "$work/extra" >"$work/logs/driver.out" 2>"$work/logs/driver.log" &
 driver_pid=$!
 : >"$work/extra"
+# The driver first logs in at every node and makes its seats; the faults
+# below start with its load.
+load_started() {
+  grep -q 'load started' "$work/logs/driver.log" 2>/dev/null && return 0
+  kill -0 "$driver_pid" 2>/dev/null || { cat "$work/logs/driver.out" "$work/logs/driver.log"; fail "cityhubfedcheck exited before its load started"; }
+  return 1
+}
+wait_until 120 "the driver's seats and its load" load_started
+step "driver logged in at every node as its administrator and as its seats; load started"
 started=$SECONDS
 
 sleep 4
@@ -244,11 +306,11 @@ cut=$SECONDS
 step "city–district link cut"
 D="$(addrs 1 17100)"
 C="$(addrs 0 17100)"
-nctl() { # replicas, request-id, cityhubctl args...: on any replica of a node, same request id
-  local reps=$1 rid=$2 a round; shift 2
+nctl() { # replicas, seat, request-id, cityhubctl args...: as the seat on any replica of a node, same request id
+  local reps=$1 who=$2 rid=$3 a round; shift 3
   for round in 1 2 3 4 5; do
     for a in ${reps//,/ }; do
-      if out=$(ctl --addr "$a" --timeout 3s -o json "$@" --request-id "$rid" 2>"$work/err"); then echo "$out"; return 0; fi
+      if out=$(as "$who" --addr "$a" --timeout 3s -o json "$@" --request-id "$rid" 2>"$work/err"); then echo "$out"; return 0; fi
     done
     sleep 0.5
   done
@@ -256,19 +318,19 @@ nctl() { # replicas, request-id, cityhubctl args...: on any replica of a node, s
 }
 dctl() { nctl "$D" "$@"; } # on the district
 cctl() { nctl "$C" "$@"; } # on the city
-lid=$(dctl "part-report" cases report --source inspector --kind event --major 01 --minor 02 --grid 320505002001003 \
-  --desc "暴露垃圾 reported while the city is cut off" --actor insp-d --role inspector | json_field id)
+lid=$(dctl insp-d "part-report" cases report --source inspector --kind event --major 01 --minor 02 --grid 320505002001003 \
+  --desc "暴露垃圾 reported while the city is cut off" | json_field id)
 [ -n "$lid" ] || fail "the district took no report during the partition"
-dctl "part-file" cases act "$lid" file --actor lead-d --role shift-leader >/dev/null
-dctl "part-dispatch" cases act "$lid" dispatch --unit 320505-sanitation --time-limit 4h --actor disp-d --role dispatcher >/dev/null
-dctl "part-accept" cases act "$lid" accept --actor 320505-sanitation --role handling-unit >/dev/null
+dctl lead-d "part-file" cases act "$lid" file >/dev/null
+dctl disp-d "part-dispatch" cases act "$lid" dispatch --unit 320505-sanitation --time-limit 4h >/dev/null
+dctl 320505-sanitation "part-accept" cases act "$lid" accept >/dev/null
 echo "$lid d-320505 d-320505" >>"$work/extra"
 step "district took, filed, dispatched and accepted $lid on its own during the partition"
-absent() { # replicas, node name, case id: a replica answers NotFound (none has the case)
-  local reps=$1 name=$2 id=$3 a round
+absent() { # replicas, node name, seat, case id: a replica answers NotFound (none has the case)
+  local reps=$1 name=$2 who=$3 id=$4 a round
   for round in 1 2 3 4 5; do
     for a in ${reps//,/ }; do
-      if ctl --addr "$a" --timeout 3s cases get "$id" >/dev/null 2>"$work/err"; then
+      if as "$who" --addr "$a" --timeout 3s cases get "$id" >/dev/null 2>"$work/err"; then
         fail "$name has $id although the city–district link is cut"
       fi
       grep -q NotFound "$work/err" && return 0
@@ -277,23 +339,24 @@ absent() { # replicas, node name, case id: a replica answers NotFound (none has 
   done
   fail "reading $id at $name: $(cat "$work/err")"
 }
-absent "$C" city "$lid"
+absent "$C" city lead-c "$lid"
 lag_of_city() { # lag_entries of the city leader's link to the district
   local id r
   id=$(leader 0) || return 1
   r=${id##*-}
-  curl -sf "127.0.0.1:$((17200 + r))/v1/federation/links" | tr -d '\n ' |
+  curl -sf --cacert "$ca" -H "authorization: Bearer $(json_field access_token <"$work/tok/city-admin.json")" \
+    "https://127.0.0.1:$((17200 + r))/v1/federation/links" | tr -d '\n ' |
     grep -o '{[^{}]*"peer":"d-320505"[^{}]*}' | grep -o '"lag_entries":"\?[0-9]*' | grep -o '[0-9]*$'
 }
 # The city hands a case of its own down to the district meanwhile: it waits
 # in the city's outbox (whatever the driver is doing at this moment).
-cid=$(cctl "part-city-report" cases report --source inspector --kind event --major 01 --minor 02 --grid 320505001001005 \
-  --desc "暴露垃圾 reported at the city while the district is cut off" --actor insp-c --role inspector | json_field id)
+cid=$(cctl insp-c "part-city-report" cases report --source inspector --kind event --major 01 --minor 02 --grid 320505001001005 \
+  --desc "暴露垃圾 reported at the city while the district is cut off" | json_field id)
 [ -n "$cid" ] || fail "the city took no report during the partition"
-cctl "part-city-file" cases act "$cid" file --actor lead-c --role shift-leader >/dev/null
-cctl "part-city-dispatch" cases act "$cid" dispatch --unit 320505-roads --time-limit 4h --actor disp-c --role dispatcher >/dev/null
+cctl lead-c "part-city-file" cases act "$cid" file >/dev/null
+cctl disp-c "part-city-dispatch" cases act "$cid" dispatch --unit 320505-roads --time-limit 4h >/dev/null
 echo "$cid d-320505 city" >>"$work/extra"
-absent "$D" d-320505 "$cid"
+absent "$D" d-320505 lead-d "$cid"
 lagging() { lag=$(lag_of_city) && [ "${lag:-0}" -gt 0 ]; }
 wait_until 20 "the city's link to the district to show lag during the partition" lagging
 step "the city does not have $lid, the district not $cid (handed down by the city meanwhile); the city's link to the district has $lag entries waiting"

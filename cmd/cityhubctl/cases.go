@@ -43,7 +43,7 @@ func (a *app) reportCmd() *cobra.Command {
 			if req.Kind, err = kinds.parse(kind); err != nil {
 				return err
 			}
-			if req.Role, err = roles.parse(role); err != nil {
+			if req.Role, err = a.actorRole(req.Actor, role); err != nil {
 				return err
 			}
 			if req.Urgency, err = parseOptional(urgencies, urgency); err != nil {
@@ -81,10 +81,10 @@ func (a *app) reportCmd() *cobra.Command {
 	f.StringVar(&reporter.Id, "reporter-id", "", "inspector number, caller id or app account")
 	f.StringVar(&urgency, "urgency", "", "ordinary (default) or urgent")
 	f.StringVar(&req.Note, "note", "", "note for the history")
-	f.StringVar(&req.Actor, "actor", "", "who reports")
-	f.StringVar(&role, "role", "", "role of the actor: "+roles.help())
+	f.StringVar(&req.Actor, "actor", "", "who reports (needed only when not logged in: the node takes it from the login)")
+	f.StringVar(&role, "role", "", "role of the actor: "+roles.help()+" (needed only when not logged in)")
 	f.StringVar(&reqID, "request-id", "", "idempotency key (default: a fresh random one, printed to stderr)")
-	for _, name := range []string{"source", "kind", "major", "minor", "grid", "desc", "actor", "role"} {
+	for _, name := range []string{"source", "kind", "major", "minor", "grid", "desc"} {
 		_ = c.MarkFlagRequired(name)
 	}
 	return c
@@ -149,7 +149,7 @@ and, like dispatch, an optional --time-limit or --deadline; refer-review
 			if req.Action, err = actions.parse(args[1]); err != nil {
 				return err
 			}
-			if req.Role, err = roles.parse(role); err != nil {
+			if req.Role, err = a.actorRole(req.Actor, role); err != nil {
 				return err
 			}
 			if req.UnitTier, err = parseOptional(tiers, tier); err != nil {
@@ -172,8 +172,8 @@ and, like dispatch, an optional --time-limit or --deadline; refer-review
 		}),
 	}
 	f := c.Flags()
-	f.StringVar(&req.Actor, "actor", "", "who acts (person, or unit id for a handling unit)")
-	f.StringVar(&role, "role", "", "role of the actor: "+roles.help())
+	f.StringVar(&req.Actor, "actor", "", "who acts (person, or unit id for a handling unit; needed only when not logged in)")
+	f.StringVar(&role, "role", "", "role of the actor: "+roles.help()+" (needed only when not logged in)")
 	f.StringVar(&req.Note, "note", "", "note for the history; the reason for returns, transfers up, extensions, suspensions")
 	f.StringArrayVar(&req.Attachments, "attach", nil, "attachment reference, e.g. a photo URL (repeatable)")
 	f.StringVar(&req.Unit, "unit", "", "dispatch: id of the unit that must handle the case")
@@ -183,8 +183,6 @@ and, like dispatch, an optional --time-limit or --deadline; refer-review
 	f.StringVar(&ext, "extension", "", "request-extension: time to add to the deadline, e.g. 2h, 1d")
 	f.Uint64Var(&req.ExpectedVersion, "expected-version", 0, "fail unless the case is at this version (0: no check)")
 	f.StringVar(&rid, "request-id", "", "idempotency key (default: a fresh random one, printed to stderr)")
-	_ = c.MarkFlagRequired("actor")
-	_ = c.MarkFlagRequired("role")
 	return c
 }
 

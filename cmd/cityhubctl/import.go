@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -33,6 +34,10 @@ const maxBatchBytes = 2 << 20
 type importSummary struct {
 	File        string          `json:"file"`
 	Format      legacy.Format   `json:"format"`
+	Encoding    legacy.Encoding `json:"encoding"`
+	Detected    bool            `json:"encoding_detected"`
+	Ignored     []string        `json:"ignored_columns"`
+	Renamed     []legacy.Rename `json:"renamed_columns"`
 	DryRun      bool            `json:"dry_run"`
 	Rows        int             `json:"rows"`
 	Imported    int             `json:"imported"`
@@ -54,22 +59,36 @@ type importBadJSON struct {
 func (a *app) importCmd() *cobra.Command {
 	var (
 		format, quarantine, actor string
+		encoding, mapFile         string
+		maps                      []string
 		batch                     int
-		dryRun, strict            bool
+		dryRun, strict, progress  bool
 	)
 	c := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import an old district system's export of cases (CSV or JSON lines) into this node",
 		Long: `Import loads the backlog of an old district system: a CSV file with a header
-line (columns by name, in any order, UTF-8 with or without BOM) or JSON
-lines (one object per line, the same keys), with the columns
+line (columns by name, in any order) or JSON lines (one object per line,
+the same keys), with the columns
 
   legacy_id, reported_at, source, kind, major, minor, grid_code,
   component_id, lat, lng, address, description, status, dispatched_unit,
   deadline
 
 (component_id, lat, lng, address, dispatched_unit and deadline may be
-left out). An unknown or missing column refuses the whole file.
+left out). Other columns (备注, 处理意见, 联系人…) are ignored and listed in
+the summary; --strict refuses them. A missing required column, or two
+columns for one, refuses the whole file. Columns named otherwise are read
+with --map OLD=column[,OLD=column…] (repeatable) or --map-file FILE (YAML,
+"OLD: column", for .yaml/.yml; else lines of OLD=column); the common
+Chinese headers (案件编号, 上报时间, 问题描述, 单元网格, 处置单位…: see
+tiers/legacy Aliases) are read without one.
+
+Encodings: UTF-8 with or without a byte order mark, or GB18030 / GBK (what
+Excel on Chinese Windows saves as CSV), detected: a file that is not valid
+UTF-8 is GB18030 unless most of its non-ASCII lines are UTF-8. --encoding
+utf-8|gb18030|gbk overrides. Each row is decoded alone: a row that is not
+valid text in the encoding is quarantined with a reason naming it.
 
 The file is read here; the node validates every row (class catalogue,
 jurisdiction, time zone, statuses: see tiers/legacy) and writes the good
@@ -82,7 +101,9 @@ carries is quarantined. Rows go in batches (--batch rows, at most 1000,
 and about 2 MB); each batch's request id is "import/" and the SHA-256 of
 its rows and the actor, so a batch sent again is a replay.
 
-The quarantine file (--quarantine, default FILE.quarantine.csv) is CSV:
+The quarantine file (--quarantine, default <base name of FILE>.quarantine.csv
+in the current directory, not next to FILE; the summary gives its full
+path) is CSV, UTF-8 with a BOM:
 line, legacy_id, field, reason, then the row's other columns. Correct the
 rows in it and import it as it stands (the line, field and reason columns
 are ignored). It is written only when there are bad rows; a run without
@@ -90,14 +111,20 @@ any removes a quarantine file left at that path by an earlier run (never a
 file that is not one). --dry-run validates on the node and writes the
 quarantine file, but imports nothing.
 
-Output: a summary (rows, imported, already imported, quarantined); -o json
-also lists the quarantined rows. Exit status 0 when the file was processed,
-whatever the bad rows (friendly to cron: read the summary); with --strict,
-1 when any row was quarantined. 1 also when a call or the file failed
+Output: a summary (rows, encoding, ignored and renamed columns, imported,
+already imported, quarantined) on stdout; -o json also lists the
+quarantined rows. Progress (rows sent of all, rows/s, time left) goes to
+stderr when it is a terminal, or with --progress (--progress=false: never).
+Exit status 0 when the file was processed, whatever the bad rows (friendly
+to cron: read the summary); with --strict, 1 when any row was quarantined,
+and 1 before anything is sent when the file has columns that are not
+cityhub's (they are named). 1 also when a call or the file failed
 (batches sent before stay imported: run again), 2 for a usage error.`,
 		Example: `  cityhubctl --addr 127.0.0.1:7102 import testdata/city/legacy/d-320505.csv
   cityhubctl import export-12319.jsonl --actor 数据迁移组 --quarantine /var/lib/cityhub/bad.csv
   cityhubctl import old.txt --format csv --dry-run
+  cityhubctl import 案件导出.csv --encoding gbk --map 任务号=legacy_id,事发时间=reported_at
+  cityhubctl import export.csv --map-file old-system.yaml --progress
   cityhubctl -o json import d-320505.csv --strict`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -105,7 +132,7 @@ whatever the bad rows (friendly to cron: read the summary); with --strict,
 			}
 			return nil
 		},
-		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, args []string) error {
+		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			path := args[0]
 			if batch < 1 || batch > maxImportBatch {
 				return usagef("--batch %d: between 1 and %d", batch, maxImportBatch)
@@ -114,10 +141,23 @@ whatever the bad rows (friendly to cron: read the summary); with --strict,
 			if err != nil {
 				return err
 			}
-			if quarantine == "" {
-				quarantine = path + ".quarantine.csv"
+			enc, err := legacy.ParseEncoding(encoding)
+			if err != nil {
+				return usagef("--encoding: %v", err)
 			}
-			sum, err := a.importFile(ctx, path, f, quarantine, actor, batch, dryRun)
+			m, err := importMapping(maps, mapFile)
+			if err != nil {
+				return err
+			}
+			if quarantine, err = quarantinePath(path, quarantine); err != nil {
+				return err
+			}
+			opts := importOptions{
+				parse: legacy.Options{Format: f, Encoding: enc, Mapping: m}, quarantine: quarantine,
+				actor: actor, batch: batch, dryRun: dryRun, strict: strict,
+				progress: a.wantProgress(cmd.Flags().Changed("progress"), progress),
+			}
+			sum, err := a.importFile(ctx, path, opts)
 			if err != nil {
 				return err
 			}
@@ -132,11 +172,15 @@ whatever the bad rows (friendly to cron: read the summary); with --strict,
 	}
 	fl := c.Flags()
 	fl.StringVar(&format, "format", "", "csv or jsonl (default: from the file's extension)")
-	fl.StringVar(&quarantine, "quarantine", "", "where bad rows go (default FILE.quarantine.csv)")
+	fl.StringVar(&quarantine, "quarantine", "", "where bad rows go (default ./<base name of FILE>.quarantine.csv, in the current directory)")
+	fl.StringVar(&encoding, "encoding", "", "utf-8, gb18030 or gbk (default: detected)")
+	fl.StringArrayVar(&maps, "map", nil, "read columns named otherwise: OLD=column[,OLD=column…] (repeatable)")
+	fl.StringVar(&mapFile, "map-file", "", "a column mapping: YAML (.yaml, .yml) or lines of OLD=column")
+	fl.BoolVar(&progress, "progress", false, "print progress to stderr (default: when stderr is a terminal)")
 	fl.IntVar(&batch, "batch", 500, "rows per request (at most 1000)")
 	fl.BoolVar(&dryRun, "dry-run", false, "validate on the node and write the quarantine file, import nothing")
 	fl.StringVar(&actor, "actor", legacy.DefaultActor, "who imports: recorded in each imported case's history")
-	fl.BoolVar(&strict, "strict", false, "exit 1 when any row was quarantined")
+	fl.BoolVar(&strict, "strict", false, "refuse a file with columns that are not cityhub's; exit 1 when any row was quarantined")
 	return c
 }
 
@@ -155,21 +199,81 @@ func importFormat(path, given string) (legacy.Format, error) {
 	return f, nil
 }
 
+// importOptions are an import's flags, checked.
+type importOptions struct {
+	parse                    legacy.Options
+	quarantine, actor        string
+	batch                    int
+	dryRun, strict, progress bool
+}
+
+// importMapping reads --map and --map-file.
+func importMapping(maps []string, file string) (legacy.Mapping, error) {
+	m := legacy.Mapping{}
+	if file != "" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, usagef("--map-file: %v", err)
+		}
+		ext := strings.ToLower(filepath.Ext(file))
+		err = m.Read(fh, ext == ".yaml" || ext == ".yml")
+		fh.Close()
+		if err != nil {
+			return nil, usagef("--map-file %s: %v", file, err)
+		}
+	}
+	for _, s := range maps {
+		if err := m.Parse(s); err != nil {
+			return nil, usagef("--map: %v", err)
+		}
+	}
+	return m, nil
+}
+
+// quarantinePath is where the bad rows go: given, or the input's base name
+// with .quarantine.csv in the current directory (not next to the input,
+// which may be a read-only or shared place such as a repository).
+func quarantinePath(input, given string) (string, error) {
+	q := given
+	if q == "" {
+		q = filepath.Base(input) + ".quarantine.csv"
+	}
+	abs, err := filepath.Abs(q)
+	if err != nil {
+		return "", err
+	}
+	if in, err := filepath.Abs(input); err == nil && in == abs {
+		return "", usagef("--quarantine %s is the file to import", given)
+	}
+	return abs, nil
+}
+
 // importFile reads the file, sends its rows in batches and writes (or
 // clears) the quarantine file.
-func (a *app) importFile(ctx context.Context, path string, format legacy.Format, quarantine, actor string, batch int, dryRun bool) (*importSummary, error) {
+func (a *app) importFile(ctx context.Context, path string, o importOptions) (*importSummary, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	parsed, err := legacy.Parse(fh, format)
+	parsed, err := legacy.ParseWith(fh, o.parse)
 	fh.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if o.strict && len(parsed.Ignored) > 0 {
+		return nil, fmt.Errorf("%s: %d columns that are not cityhub's (--strict): %s; nothing imported: map them with --map OLD=column, or leave out --strict to ignore them",
+			path, len(parsed.Ignored), quoteList(parsed.Ignored))
+	}
 	rows, bad := legacy.Duplicates(parsed.Rows)
 	bad = append(parsed.Bad, bad...)
-	sum := &importSummary{File: path, Format: format, DryRun: dryRun, Rows: len(parsed.Rows) + len(parsed.Bad)}
+	sum := &importSummary{File: path, Format: o.parse.Format, Encoding: parsed.Encoding, Detected: parsed.Detected,
+		Ignored: parsed.Ignored, Renamed: parsed.Renamed, DryRun: o.dryRun, Rows: len(parsed.Rows) + len(parsed.Bad)}
+	if sum.Ignored == nil {
+		sum.Ignored = []string{}
+	}
+	if sum.Renamed == nil {
+		sum.Renamed = []legacy.Rename{}
+	}
 
 	byLine := map[int32]*pb.LegacyRow{}
 	for _, r := range rows {
@@ -181,28 +285,36 @@ func (a *app) importFile(ctx context.Context, path string, format legacy.Format,
 			return nil, err
 		}
 		cl := pb.NewOwnershipServiceClient(conn)
-		batches := splitBatches(rows, batch, maxBatchBytes)
+		batches := splitBatches(rows, o.batch, maxBatchBytes)
 		nBatches := len(batches)
+		var prog *progressMeter
+		if o.progress {
+			prog = newProgress(a.stderr, "import", "rows", len(rows))
+		}
 		for i, part := range batches {
-			req := &pb.ImportCasesRequest{RequestId: importRequestID(actor, part), Rows: part, DryRun: dryRun, Actor: actor}
+			req := &pb.ImportCasesRequest{RequestId: importRequestID(o.actor, part), Rows: part, DryRun: o.dryRun, Actor: o.actor}
 			cctx, cancel := a.call(ctx)
 			resp, err := cl.ImportCases(cctx, req)
 			cancel()
 			if err != nil {
-				if i > 0 && !dryRun {
+				prog.done()
+				if i > 0 && !o.dryRun {
 					fmt.Fprintf(a.stderr, "batch %d of %d failed; the %d batches before it are imported: run again (rows imported are skipped)\n", i+1, nBatches, i)
 				}
 				return nil, err
 			}
+			prog.add(len(part))
 			sum.Imported += int(resp.Imported)
 			sum.Already += int(resp.Already)
 			for _, e := range resp.Rejected {
 				bad = append(bad, legacy.Bad{Err: e, Row: byLine[e.Line]})
 			}
 		}
+		prog.done()
 	}
 
 	sum.Quarantined = len(bad)
+	quarantine := o.quarantine
 	if len(bad) > 0 {
 		var buf bytes.Buffer
 		if err := legacy.WriteQuarantine(&buf, bad); err != nil {
@@ -223,6 +335,15 @@ func (a *app) importFile(ctx context.Context, path string, format legacy.Format,
 		sum.BadJSON = append(sum.BadJSON, importBadJSON{Line: e.Line, LegacyID: e.LegacyId, Field: e.Field, Reason: e.Reason})
 	}
 	return sum, nil
+}
+
+// quoteList names columns: "备注", "联系人".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // splitBatches cuts rows into batches of at most n rows and about maxBytes
@@ -301,6 +422,21 @@ func (a *app) writeImportSummary(s *importSummary) error {
 	}
 	row(tw, title, fmt.Sprintf("%s (%s)", filepath.Base(s.File), s.Format))
 	row(tw, "rows", strconv.Itoa(s.Rows))
+	enc := string(s.Encoding)
+	if s.Detected {
+		enc += " (detected)"
+	}
+	row(tw, "encoding", enc)
+	if len(s.Ignored) > 0 {
+		row(tw, "ignored columns", strings.Join(s.Ignored, ", "))
+	}
+	if len(s.Renamed) > 0 {
+		ren := make([]string, len(s.Renamed))
+		for i, r := range s.Renamed {
+			ren[i] = r.String()
+		}
+		row(tw, "renamed columns", strings.Join(ren, ", "))
+	}
 	row(tw, "imported", strconv.Itoa(s.Imported))
 	row(tw, "already imported", strconv.Itoa(s.Already))
 	q := strconv.Itoa(s.Quarantined)

@@ -107,7 +107,12 @@ var (
 func TestImportSampleEndToEnd(t *testing.T) {
 	addr, st := districtNode(t)
 	path := copySample(t, "d-320505.csv")
-	qpath := path + ".quarantine.csv"
+	jpath := copySample(t, "d-320505.jsonl")
+	// The quarantine file goes to the current directory, not next to the
+	// file imported.
+	work := t.TempDir()
+	t.Chdir(work)
+	qpath := filepath.Join(work, "d-320505.csv.quarantine.csv")
 
 	code, out, errOut := runCLI(t, "--addr", addr, "import", path, "--batch", "150")
 	if code != 0 {
@@ -166,7 +171,6 @@ func TestImportSampleEndToEnd(t *testing.T) {
 	}
 
 	// The JSON-lines export, with JSON output.
-	jpath := copySample(t, "d-320505.jsonl")
 	code, out, errOut = runCLI(t, "--addr", addr, "-o", "json", "import", jpath, "--actor", "数据迁移组")
 	if code != 0 {
 		t.Fatalf("jsonl: exit %d\n%s%s", code, out, errOut)
@@ -184,7 +188,10 @@ func TestImportSampleEndToEnd(t *testing.T) {
 	if sum.Rows != 50 || sum.Imported != 48 || sum.Already != 0 || sum.Quarantined != 2 || len(sum.Rejected) != 2 {
 		t.Fatalf("jsonl summary %+v", sum)
 	}
-	got, _ = quarantined(t, jpath+".quarantine.csv")
+	if _, err := os.Stat(jpath + ".quarantine.csv"); !os.IsNotExist(err) {
+		t.Errorf("a quarantine file next to the input: %v", err)
+	}
+	got, _ = quarantined(t, filepath.Join(work, "d-320505.jsonl.quarantine.csv"))
 	if len(got) != 2 || got["19"] != "lat" || got["35"] != "row" {
 		t.Fatalf("jsonl quarantine %v, want %v", got, sampleJSONLQuarantine)
 	}
@@ -257,7 +264,12 @@ func TestImportErrors(t *testing.T) {
 		{[]string{"import", unknownCol, "--format", "xml"}, 2, "--format"},
 		{[]string{"import", filepath.Join(dir, "x.xlsx")}, 2, "--format csv|jsonl"},
 		{[]string{"import", filepath.Join(dir, "missing.csv")}, 1, "no such file"},
-		{[]string{"import", unknownCol}, 1, `column "colour": unknown column`},
+		{[]string{"import", unknownCol}, 1, `column "source": required column missing`},
+		{[]string{"import", unknownCol, "--encoding", "latin1"}, 2, `--encoding: unknown encoding "latin1"`},
+		{[]string{"import", unknownCol, "--map", "colour=color"}, 2, `--map: mapping colour=color: "color" is not a column`},
+		{[]string{"import", unknownCol, "--map", "colour"}, 2, `want OLD=column`},
+		{[]string{"import", unknownCol, "--map-file", filepath.Join(dir, "none.yaml")}, 2, `--map-file: open`},
+		{[]string{"import", unknownCol, "--quarantine", unknownCol}, 2, `is the file to import`},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"--addr", "127.0.0.1:1"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

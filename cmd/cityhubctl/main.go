@@ -15,6 +15,16 @@
 //	cityhubctl review list
 //	cityhubctl owner resolve --kind event --class 0401 --grid 320505001001002
 //	cityhubctl certs create --dir data/certs city d-320505 s-320505001
+//	cityhubctl login --user admin
+//	cityhubctl accounts create lead-1 --role shift-leader --display-name 李四
+//	cityhubctl keys create --name "12345 热线平台" --role intake-clerk --sources 12345
+//	cityhubctl audit --since 2h
+//
+// A node authenticates every call (but login): cityhubctl sends the login
+// kept by 'cityhubctl login' in a token file (refreshed as needed), or
+// --token (a token or an integrator key); the node then takes each write's
+// actor and role from it. --tls, --ca, --server-name talk TLS to a node whose
+// client API has a certificate.
 //
 // Every write carries a request id (the server's idempotency key): --request-id,
 // or a fresh random one printed to stderr so the exact write can be retried.
@@ -35,7 +45,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -62,6 +71,15 @@ type app struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 
+	// Credentials and TLS of the client API (login.go).
+	token, tokenFile        string
+	tls, insecureSkipVerify bool
+	ca, serverName          string
+	stdin                   io.Reader
+	creds                   callCreds
+	credsChosen             bool
+	credsFrom               string // where the credentials came from, for whoami
+
 	conn *grpc.ClientConn
 	// running is set when a command's own code starts: errors before that
 	// (flags, arguments, unknown commands) are usage errors.
@@ -70,7 +88,12 @@ type app struct {
 
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr, now: time.Now}
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with stdin (passwords with --password-stdin).
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -117,6 +140,12 @@ Every write carries a request id, the server's idempotency key: pass
 --request-id, or cityhubctl makes a random one and prints it to stderr as
 "request-id: ..." so the same write can be retried exactly.
 
+Nodes authenticate every call: log in first ('cityhubctl login --user NAME':
+the login is kept in a token file, mode 0600, and refreshed as needed), or
+pass --token (an access token or an integrator key; env CITYHUB_TOKEN). The
+node takes the actor and role of every write from the credentials: --actor
+and --role are needed only against a node with authentication off.
+
 Exit status: 0 success, 1 the call failed, 2 usage error.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -138,6 +167,12 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 	pf.StringVar(&a.addr, "addr", addr, "gRPC address of any replica (env "+addrEnv+")")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline of each call")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table|json")
+	pf.StringVar(&a.token, "token", os.Getenv(tokenEnv), "access token or integrator key to send instead of the kept login (env "+tokenEnv+")")
+	pf.StringVar(&a.tokenFile, "token-file", os.Getenv(tokenFileEnv), "where 'login' keeps the login (env "+tokenFileEnv+"; default $XDG_CONFIG_HOME/cityhub/token-<addr>.json)")
+	pf.BoolVar(&a.tls, "tls", false, "talk TLS to the node's client API (implied by --ca, --server-name)")
+	pf.StringVar(&a.ca, "ca", "", "PEM bundle of the CA that signed the node's certificate (default: the system's)")
+	pf.StringVar(&a.serverName, "server-name", "", "name to check the node's certificate against (default: the host of --addr)")
+	pf.BoolVar(&a.insecureSkipVerify, "insecure-skip-verify", false, "TLS without checking the node's certificate: development only")
 
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
 	root.AddCommand(a.evaluationCmd()) // report: 综合评价
@@ -145,6 +180,9 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 
 	// Ownership (责任清单): reconcile.go, owner.go.
 	root.AddCommand(a.reconcileCmd(), a.reviewCmd(), a.ownerCmd())
+
+	// Identity: login.go, accounts.go.
+	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.accountsCmd(), a.keysCmd(), a.auditCmd())
 	return root
 }
 
@@ -167,11 +205,18 @@ func (a *app) dial() (*grpc.ClientConn, error) {
 	if a.conn != nil {
 		return a.conn, nil
 	}
-	conn, err := grpc.NewClient(a.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tc, err := a.transport()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(a.addr, grpc.WithTransportCredentials(tc), grpc.WithPerRPCCredentials(&a.creds))
 	if err != nil {
 		return nil, usagef("--addr %q: %v", a.addr, err)
 	}
 	a.conn = conn
+	if err := a.useCredentials(); err != nil {
+		return nil, err
+	}
 	return conn, nil
 }
 

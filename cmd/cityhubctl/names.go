@@ -134,6 +134,8 @@ var roles = &nameTable[pb.Role]{what: "role", prefix: "ROLE_", entries: []nameEn
 	{"dispatcher", pb.Role_ROLE_DISPATCHER, nil},
 	{"handling-unit", pb.Role_ROLE_HANDLING_UNIT, nil},
 	{"supervisor", pb.Role_ROLE_SUPERVISOR, nil},
+	{"evaluator", pb.Role_ROLE_EVALUATOR, nil},
+	{"admin", pb.Role_ROLE_ADMIN, nil},
 }}
 
 var sources = &nameTable[pb.Source]{what: "source", prefix: "SOURCE_", entries: []nameEntry[pb.Source]{

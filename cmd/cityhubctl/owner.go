@@ -313,7 +313,11 @@ Prints the case's new ownership and holder.`,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			req.CaseId = args[0]
 			req.Action = pb.Action_ACTION_DECIDE_OWNER
-			req.Role = pb.Role_ROLE_SHIFT_LEADER
+			if !a.authenticated() {
+				// A node with authentication off believes the role; one
+				// with it on takes it from the login.
+				req.Role = pb.Role_ROLE_SHIFT_LEADER
+			}
 			var err error
 			if strings.TrimSpace(req.Unit) == "" {
 				return usagef("--unit: the unit that owns the case is required")

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	cityhub "github.com/cityhub/cityhub"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -48,12 +47,7 @@ func (d *demo) importBacklog(ctx context.Context) (*backlogResult, error) {
 	for _, b := range dups {
 		res.badLines = append(res.badLines, b.Err.GetLine())
 	}
-	cc, err := d.ownershipClient(backlogNode)
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	cl := pb.NewOwnershipServiceClient(cc)
+	cl := pb.NewOwnershipServiceClient(d.leaderConn(backlogNode)) // as the node's administrator
 	const batch = 200
 	for lo := 0; lo < len(rows); lo += batch {
 		hi := min(lo+batch, len(rows))
@@ -79,9 +73,15 @@ func (d *demo) importBacklog(ctx context.Context) (*backlogResult, error) {
 	return res, nil
 }
 
-// ownershipClient dials the gRPC API of node's leader.
-func (d *demo) ownershipClient(node string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(d.leader(node).API.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+// leaderConn is the connection to node's leader (its calls carry the
+// credentials identities.credentials picks: the administrator's here).
+func (d *demo) leaderConn(node string) *grpc.ClientConn {
+	for i, r := range d.groups[node] {
+		if r.Node.IsLeader() {
+			return d.byNode[node][i]
+		}
+	}
+	return d.byNode[node][0]
 }
 
 // retry calls fn until it succeeds or ctx ends, for calls made while a
@@ -115,7 +115,7 @@ func (r *backlogResult) print(w io.Writer, districtAddr string) {
 	rep := r.report
 	fmt.Fprintf(w, `Backlog of %s: %d rows of its old system's export (testdata/city/%s): %d imported, %d imported before, %d quarantined (lines %s).
 Reconciled (run %s): %d cases scanned, %d in place, %d moved to their owners, %d pending, %d disputed and %d rejected sent to the city's joint review queue.
-  cityhubctl reconcile report --addr %-15s  the run's report (by kind, class, unit, age, destination)
+  cityhubctl --addr %-15s reconcile report   the run's report (by kind, class, unit, age, destination; log in there first: login --user lead)
   cityhubctl review list                                 the city's joint review queue (疑难案件会诊)
 
 `, backlogNode, r.rows, backlogFile, r.imported, r.already, r.quarantined, strings.Join(lines, ", "),

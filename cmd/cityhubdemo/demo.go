@@ -26,6 +26,11 @@ type demo struct {
 	groups map[string][]*replica.Replica     // by node name
 	cases  map[string][]pb.CaseServiceClient // by node name, one per replica
 	conns  []*grpc.ClientConn
+	byNode map[string][]*grpc.ClientConn // the same connections by node name, one per replica
+	// ids are the accounts and keys the connections' calls are made as.
+	ids *identities
+	// provisioned is how long making them took at start.
+	provisioned time.Duration
 }
 
 func run(ctx context.Context, o options) error {
@@ -64,7 +69,17 @@ func run(ctx context.Context, o options) error {
 		}
 		return err
 	}
-	d.banner(o.out, o.rate, time.Since(started))
+	up := time.Since(started)
+	began := time.Now()
+	if err := d.ids.provision(ctx); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(o.out, "stopped while starting")
+			return nil
+		}
+		return err
+	}
+	d.provisioned = time.Since(began)
+	d.banner(o.out, o.rate, up)
 	if !o.noBacklog {
 		res, err := d.importBacklog(ctx)
 		if err != nil {
@@ -125,7 +140,12 @@ func run(ctx context.Context, o options) error {
 // leader and its topology applied. On error the demo it returns (if any)
 // must still be stopped.
 func start(ctx context.Context, lay *layout, logger *slog.Logger) (*demo, error) {
-	d := &demo{lay: lay, groups: map[string][]*replica.Replica{}, cases: map[string][]pb.CaseServiceClient{}}
+	d := &demo{lay: lay, groups: map[string][]*replica.Replica{}, cases: map[string][]pb.CaseServiceClient{}, byNode: map[string][]*grpc.ClientConn{}}
+	ids, err := newIdentities(lay.dataDir, lay.password)
+	if err != nil {
+		return d, err
+	}
+	d.ids = ids
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -156,13 +176,17 @@ func start(ctx context.Context, lay *layout, logger *slog.Logger) (*demo, error)
 	}
 	for _, n := range lay.nodes {
 		for _, cfg := range n.cfgs {
-			cc, err := grpc.NewClient(cfg.GRPC.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			cc, err := grpc.NewClient(cfg.GRPC.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithUnaryInterceptor(d.ids.unary(n.node.Name)))
 			if err != nil {
 				return d, err
 			}
 			d.conns = append(d.conns, cc)
+			d.byNode[n.node.Name] = append(d.byNode[n.node.Name], cc)
 			d.cases[n.node.Name] = append(d.cases[n.node.Name], pb.NewCaseServiceClient(cc))
 		}
+		name := n.node.Name
+		d.ids.addNode(n.node, gridPrefix(n.node), d.byNode[name][0], func() *replica.Replica { return d.leader(name) })
 	}
 	// Ready: a leader, and the topology in the state machine of every
 	// replica (writes are refused until then).
@@ -288,18 +312,50 @@ func (d *demo) banner(w io.Writer, rate float64, took time.Duration) {
 	if city.GRPC.Addr != config.Default().GRPC.Addr {
 		cityAddr = " --addr " + city.GRPC.Addr
 	}
+	pw := d.lay.password
+	fmt.Fprintf(w, `
+Authentication is on: every API call but login needs "Authorization: Bearer <token or key>" (metrics, health and /openapi.json do not).
+  password    %[1]s  for every demo account (made for this data directory, kept in %[2]s; demo only)
+  accounts    at every node: admin (administrator), clerk (受理员), lead (值班长), disp (派遣员), insp (监督员), super (督办员), eval (考评员),
+              and a seat per unit the node hosts, named by the unit id (e.g. city-water); a login is valid at its own node only
+  keys        the city's 12345 hotline platform: %[3]s
+              (every node's citizens' app and camera keys: %[4]s)
+  identities  %[5]d accounts created, %[6]d there already, %[7]d keys made, in %.1[8]fs
+`, pw, passwordFile(l.dataDir), orNone(d.ids.key(l.nodes[0].node.Name, "hotline-12345")), d.ids.keysPath,
+		d.ids.created.Load(), d.ids.existed.Load(), d.ids.keysMade.Load(), d.provisioned.Seconds())
+	login := fmt.Sprintf(`login() { curl -s -X POST "$1/v1/auth/login" -d '{"username":"lead","password":"%s"}' | sed -E 's/.*"access_token": *"([^"]+)".*/\1/'; }`, pw)
 	fmt.Fprintf(w, `
 Where to look (the city mirrors every case of the federation; a node acts only on the cases it holds):
-  curl -s '%[1]s/v1/cases?page_size=5'             the city's cases: "holder" says which node holds each
-  curl -s %[1]s/v1/federation/links                its links: queued, acknowledged, lag
-  curl -s %[1]s/metrics | grep cityhub_link_       link lag and sequence metrics
-  curl -s '%[2]s/v1/cases?page_size=5'             community %[3]s
+  go run ./cmd/cityhubctl%[4]s login --user lead --password-stdin <<< '%[7]s'   keeps the login for the next commands
   go run ./cmd/cityhubctl%[4]s cases list --limit 10
   go run ./cmd/cityhubctl%[4]s federation status
-  go run ./cmd/cityhubctl --addr %[5]s federation status      (%[3]s)
+  go run ./cmd/cityhubctl --addr %[5]s login --user lead --password-stdin <<< '%[7]s'; go run ./cmd/cityhubctl --addr %[5]s federation status   (%[3]s)
+  %[8]s   # a shift leader's token from a node's REST API
+  curl -s '%[1]s/v1/cases?page_size=5' -H "Authorization: Bearer $(login %[1]s)"     the city's cases: "holder" says which node holds each
+  curl -s %[1]s/v1/federation/links -H "Authorization: Bearer $(login %[1]s)"        its links: queued, acknowledged, lag
+  curl -s %[1]s/metrics | grep cityhub_link_       link lag and sequence metrics
+  curl -s '%[2]s/v1/cases?page_size=5' -H "Authorization: Bearer $(login %[2]s)"     community %[3]s
+  curl -s %[1]s/v1/auth/whoami -H "Authorization: Bearer %[9]s"   the 12345 hotline's key
 Reporting about %.0[6]f cases a second at every tier and walking them to the end. Ctrl-C stops.
 
-`, "http://"+city.HTTP.Addr, "http://"+comm.cfgs[0].HTTP.Addr, comm.node.Name, cityAddr, comm.cfgs[0].GRPC.Addr, rate)
+`, "http://"+city.HTTP.Addr, "http://"+comm.cfgs[0].HTTP.Addr, comm.node.Name, cityAddr, comm.cfgs[0].GRPC.Addr, rate, pw, login,
+		orNone(d.ids.key(l.nodes[0].node.Name, "hotline-12345")))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// gridPrefix is the prefix of the grid codes node takes reports for (a
+// city takes every grid of its prefecture: the first 4 digits).
+func gridPrefix(n topology.Node) string {
+	if n.Tier == topology.City && len(n.Jurisdiction) >= 4 {
+		return n.Jurisdiction[:4]
+	}
+	return n.Jurisdiction
 }
 
 func port(addr string) string {

@@ -35,6 +35,7 @@ type layout struct {
 	replicas int
 	base     int
 	tls      bool
+	password string             // of every demo account (prepare)
 	topo     *topology.Topology // with this layout's federation addresses
 	file     []byte             // the topology file the nodes load
 	nodes    []nodeLayout       // in tree order
@@ -117,6 +118,11 @@ func newLayout(embedded []byte, dataDir string, replicas, base int, tls bool) (*
 				cfg.Federation.Insecure = true
 				cfg.Internal.Insecure = true
 			}
+			// Authentication on, as in production: the first administrator
+			// from the demo's password file (identities.go).
+			cfg.Auth.Disabled = false
+			cfg.Auth.AdminPasswordFile = passwordFile(dataDir)
+			cfg.Auth.AdminUser = adminUser
 			cfg.ApplyDerived()
 			peers = append(peers, config.Peer{ID: cfg.Node.ID, RaftAddr: cfg.Raft.Addr, GRPCAddr: cfg.GRPC.Addr, HTTPAddr: cfg.HTTP.Addr, InternalAddr: cfg.Internal.Addr})
 			nl.cfgs = append(nl.cfgs, cfg)
@@ -185,8 +191,8 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 
 // prepare writes the topology file (refusing a data directory laid out
 // differently before: its raft groups know other addresses), makes the
-// development certificates that are missing when TLS is on, and validates
-// every replica's configuration.
+// development certificates that are missing when TLS is on and the demo's
+// password on the first start, and validates every replica's configuration.
 func (l *layout) prepare() error {
 	if err := os.MkdirAll(l.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -222,6 +228,9 @@ func (l *layout) prepare() error {
 				return fmt.Errorf("development certificates: %w", err)
 			}
 		}
+	}
+	if l.password, err = ensurePassword(l.dataDir); err != nil {
+		return fmt.Errorf("demo password: %w", err)
 	}
 	for _, n := range l.nodes {
 		for _, cfg := range n.cfgs {

@@ -15,6 +15,12 @@
 // 7100+k, REST 7200+k and federation 7300+k (see the topology file's
 // comments for --replicas 3); data goes to data/demo/<node>. A restart on
 // the same data continues where it stopped.
+//
+// Authentication is on: every node's administrator comes from the demo's
+// password file (data/demo/auth/password, random per data directory), and
+// the demo makes each node's staff accounts, unit seats and integrator keys
+// through the API; the generator acts through them (identities.go). The
+// banner prints the password and how to log in.
 package main
 
 import (

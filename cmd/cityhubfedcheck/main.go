@@ -18,6 +18,13 @@
 // --extra names a file of cases made elsewhere ("ID HOLDER REPORTER" per
 // line) that are checked the same way, in their state at the end.
 //
+// With --ca it talks TLS to the nodes' client API; with
+// --admin-password-file (a file for every node, or a directory with a file
+// per node name) it logs in as each node's administrator, makes the seats it
+// plays there (fed-lead, fed-disp, fed-insp of --grid, fed-<unit> for the
+// node's --unit; an existing seat gets this run's password) and sends every
+// call as the seat its request's role (and unit) names: see auth.go.
+//
 // It exits 0 and prints figures when every check passed, 1 with the
 // violations otherwise, 2 when it could not run.
 package main
@@ -39,10 +46,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cityhub/cityhub/cmd/internal/authclient"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -56,6 +63,10 @@ type options struct {
 	settle  time.Duration
 	extra   string
 	runID   string
+	// Credentials (auth.go).
+	ca        string
+	adminPW   string
+	adminUser string
 }
 
 func main() {
@@ -83,6 +94,9 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 60*time.Second, "longest the links and replicas may take to converge afterwards")
 	flag.StringVar(&o.extra, "extra", "", "file of further cases to check: \"ID HOLDER REPORTER\" per line, read at the end")
 	flag.StringVar(&o.runID, "run", fmt.Sprintf("%x", time.Now().UnixNano()), "prefix of the request ids")
+	flag.StringVar(&o.ca, "ca", "", "PEM CA of the nodes' client API certificates: talk TLS (default: plain text)")
+	flag.StringVar(&o.adminPW, "admin-password-file", "", "the administrator's password of every node, or a directory with one file per node name: log in and make the driver's seats (default: no credentials, for nodes with auth.disabled)")
+	flag.StringVar(&o.adminUser, "admin-user", "admin", "the nodes' administrator account")
 	flag.Parse()
 	if len(o.nodes) == 0 || o.grid == "" {
 		fmt.Fprintln(os.Stderr, "cityhubfedcheck: --node and --grid are required")
@@ -101,6 +115,13 @@ func main() {
 		os.Exit(2)
 	}
 	defer d.close()
+	sctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	err = d.setupAuth(sctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cityhubfedcheck:", err)
+		os.Exit(2)
+	}
 	if !d.run() {
 		os.Exit(1)
 	}
@@ -115,6 +136,7 @@ type group struct {
 	cluster []pb.ClusterServiceClient
 	parent  *group
 	next    atomic.Uint32
+	auth    *groupAuth // nil: no credentials sent
 }
 
 // caseRun is one case the driver made, or one named by --extra.
@@ -169,13 +191,24 @@ var kinds = []string{kWalk, kExtra, kOrder, kLinks, kCopies, kLists}
 
 func newDriver(o options, logger *slog.Logger) (*driver, error) {
 	d := &driver{o: o, log: logger, byName: map[string]*group{}, violations: map[string][]string{}}
+	tc, err := transport(o.ca)
+	if err != nil {
+		return nil, err
+	}
 	for i, g := range o.nodes {
 		if i > 0 {
 			g.parent = o.nodes[i-1]
 		}
 		d.byName[g.name] = g
+		if o.adminPW != "" {
+			c, err := dialAuth(g, tc)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", g.name, err)
+			}
+			g.auth = &groupAuth{conn: c, sessions: map[seat]*authclient.Session{}}
+		}
 		for _, a := range g.addrs {
-			c, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			c, err := grpc.NewClient(a, grpc.WithTransportCredentials(tc), grpc.WithUnaryInterceptor(g.intercept))
 			if err != nil {
 				return nil, fmt.Errorf("node %s at %s: %w", g.name, a, err)
 			}
@@ -189,6 +222,9 @@ func newDriver(o options, logger *slog.Logger) (*driver, error) {
 
 func (d *driver) close() {
 	for _, g := range d.o.nodes {
+		if g.auth != nil {
+			_ = g.auth.conn.Close()
+		}
 		for _, c := range g.conns {
 			_ = c.Close()
 		}
@@ -407,6 +443,10 @@ func (d *driver) act(ctx context.Context, g *group, r *caseRun, rid string, a pb
 	var out *pb.Case
 	err := d.do(ctx, g, func(ctx context.Context, cl pb.CaseServiceClient) error {
 		req := &pb.ActRequest{CaseId: r.id, RequestId: rid, Action: a, Actor: "fed-" + strings.ToLower(role.String()), Role: role, Note: "e2e"}
+		if role == pb.Role_ROLE_HANDLING_UNIT {
+			// The unit the case was dispatched to (its seat's credentials).
+			req.Actor = d.o.units[r.holder.name]
+		}
 		if mod != nil {
 			mod(req)
 		}

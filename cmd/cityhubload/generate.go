@@ -16,15 +16,20 @@ import (
 type generator struct {
 	gen *casegen.Generator
 	seq uint64
+	// anonymous leaves actor and role out of the reports: the node takes
+	// them from the credentials.
+	anonymous bool
 }
 
 // newGenerator returns the generator of client number client in run runID.
 // Request ids are load-<runID>-<client>-<n>, unique across clients, and
 // across runs as long as runIDs differ. jurisdiction is the 6, 9 or 12 digit
 // grid prefix of the tier under test.
-func newGenerator(runID string, client int, jurisdiction string, seed uint64) *generator {
+// With authenticated set, the reports name no actor or role (the node takes
+// them from the credentials).
+func newGenerator(runID string, client int, jurisdiction string, seed uint64, authenticated bool) *generator {
 	prefix := fmt.Sprintf("load-%s-%d", runID, client)
-	return &generator{gen: casegen.New(seed+uint64(client)*0x9e3779b97f4a7c15, jurisdiction, prefix)}
+	return &generator{gen: casegen.New(seed+uint64(client)*0x9e3779b97f4a7c15, jurisdiction, prefix), anonymous: authenticated}
 }
 
 // next returns a fresh report.
@@ -36,6 +41,9 @@ func (g *generator) next() *pb.ReportCaseRequest {
 		r.Reporter = &pb.Reporter{Name: "市民", Phone: fmt.Sprintf("139%08d", g.seq%100000000), Id: fmt.Sprintf("call-%d", g.seq)}
 	case pb.Source_SOURCE_APP:
 		r.Reporter = &pb.Reporter{Id: fmt.Sprintf("app-%06d", g.seq%1000000)}
+	}
+	if g.anonymous {
+		r.Actor, r.Role = "", pb.Role_ROLE_UNSPECIFIED
 	}
 	return r
 }

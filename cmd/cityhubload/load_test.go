@@ -59,7 +59,7 @@ func TestGeneratorValid(t *testing.T) {
 	kinds := map[pb.Kind]int{}
 	classes := map[string]bool{}
 	for client := range 4 {
-		g := newGenerator("test", client, "320582", 42)
+		g := newGenerator("test", client, "320582", 42, false)
 		for range 2000 {
 			r := g.next()
 			if ids[r.RequestId] {

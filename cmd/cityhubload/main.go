@@ -9,6 +9,15 @@
 // share one connection per address; REST clients share one keep-alive HTTP
 // client. Nothing is retried: failures are counted by gRPC code or HTTP
 // status. Requests that start during the warmup are not recorded.
+//
+// Against a node with authentication on (the default), pass --token (an
+// access token or an integrator key; env CITYHUB_TOKEN) or --user and
+// --password (env CITYHUB_PASSWORD) to log in at every address (a login is
+// kept refreshed). With credentials the reports leave their role out: the
+// node takes it from the credentials, so log in as an intake clerk (who
+// reports from every source) or give a key whose sources cover the mix.
+//
+//	cityhubload --addrs 127.0.0.1:7101 --user clerk --password "$PW" --clients 16 --duration 20s
 package main
 
 import (
@@ -36,6 +45,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/cityhub/cityhub/cmd/internal/authclient"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -49,7 +59,12 @@ type options struct {
 	timeout      time.Duration
 	jurisdiction string
 	json         bool
+	token        string // bearer token or integrator key
+	user, pass   string // log in instead
 }
+
+// authenticated reports whether the reports carry credentials.
+func (o options) authenticated() bool { return o.token != "" || o.user != "" }
 
 func main() {
 	var o options
@@ -63,6 +78,9 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	flag.StringVar(&o.jurisdiction, "jurisdiction", "320582", "grid code prefix (6, 9 or 12 digits) of the tier under test")
 	flag.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	flag.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
+	flag.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
+	flag.StringVar(&o.pass, "password", os.Getenv("CITYHUB_PASSWORD"), "password of --user (env CITYHUB_PASSWORD)")
 	flag.Parse()
 	if addrs == "" {
 		addrs = map[string]string{"grpc": "127.0.0.1:7101", "rest": "http://127.0.0.1:7201"}[o.proto]
@@ -101,6 +119,10 @@ func (o options) check() error {
 		return errors.New("need --duration > 0 or --requests > 0")
 	case o.warmup < 0 || o.timeout <= 0:
 		return errors.New("--warmup must be >= 0 and --timeout > 0")
+	case o.token != "" && o.user != "":
+		return errors.New("--token or --user, not both")
+	case o.user != "" && o.pass == "":
+		return errors.New("--user needs --password (or CITYHUB_PASSWORD)")
 	}
 	switch len(o.jurisdiction) {
 	case 6, 9, 12:
@@ -143,7 +165,7 @@ func run(o options) (*result, error) {
 	workers := make([]*worker, o.clients)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{gen: newGenerator(runID, i, o.jurisdiction, seed), send: senders[i%len(senders)],
+		w := &worker{gen: newGenerator(runID, i, o.jurisdiction, seed, o.authenticated()), send: senders[i%len(senders)],
 			timeout: o.timeout, errs: map[string]int{}, samples: map[string]string{}}
 		workers[i] = w
 		wg.Go(func() { w.run(ctx, ph) })
@@ -220,7 +242,7 @@ func (w *worker) run(ctx context.Context, ph *phase) {
 // dial returns one sender per address and a function closing them.
 func dial(o options) ([]sendFunc, func(), error) {
 	if o.proto == "rest" {
-		return restSenders(o), func() {}, nil
+		return restSenders(o)
 	}
 	var conns []*grpc.ClientConn
 	closeAll := func() {
@@ -236,9 +258,23 @@ func dial(o options) ([]sendFunc, func(), error) {
 			return nil, nil, fmt.Errorf("grpc %s: %w", a, err)
 		}
 		conns = append(conns, cc)
+		var callOpts []grpc.CallOption
+		switch {
+		case o.token != "":
+			callOpts = append(callOpts, grpc.PerRPCCredentials(authclient.Bearer(o.token)))
+		case o.user != "":
+			ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+			sess, err := authclient.Login(ctx, cc, o.user, o.pass)
+			cancel()
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("grpc %s: %w", a, err)
+			}
+			callOpts = append(callOpts, grpc.PerRPCCredentials(sess))
+		}
 		cl := pb.NewCaseServiceClient(cc)
 		out = append(out, func(ctx context.Context, r *pb.ReportCaseRequest) (string, error) {
-			if _, err := cl.ReportCase(ctx, r); err != nil {
+			if _, err := cl.ReportCase(ctx, r, callOpts...); err != nil {
 				return status.Code(err).String(), err
 			}
 			return "", nil
@@ -249,7 +285,7 @@ func dial(o options) ([]sendFunc, func(), error) {
 
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
 
-func restSenders(o options) []sendFunc {
+func restSenders(o options) ([]sendFunc, func(), error) {
 	client := &http.Client{Transport: &http.Transport{
 		Proxy:               nil, // loopback benchmarks must not go through an environment proxy
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -263,7 +299,22 @@ func restSenders(o options) []sendFunc {
 		if !strings.Contains(a, "://") {
 			a = "http://" + a
 		}
-		url := strings.TrimSuffix(a, "/") + "/v1/cases"
+		base := strings.TrimSuffix(a, "/")
+		url := base + "/v1/cases"
+		var bearer func(context.Context) (string, error)
+		switch {
+		case o.token != "":
+			bearer = func(context.Context) (string, error) { return o.token, nil }
+		case o.user != "":
+			rl := &restLogin{client: client, base: base, user: o.user, pass: o.pass}
+			ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+			_, err := rl.token(ctx)
+			cancel()
+			if err != nil {
+				return nil, nil, fmt.Errorf("rest %s: %w", a, err)
+			}
+			bearer = rl.token
+		}
 		out = append(out, func(ctx context.Context, r *pb.ReportCaseRequest) (string, error) {
 			body, err := jsonOpts.Marshal(r)
 			if err != nil {
@@ -274,6 +325,13 @@ func restSenders(o options) []sendFunc {
 				return "request", err
 			}
 			req.Header.Set("Content-Type", "application/json")
+			if bearer != nil {
+				tok, err := bearer(ctx)
+				if err != nil {
+					return "login", err
+				}
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
 			resp, err := client.Do(req)
 			if err != nil {
 				return "transport", err
@@ -291,5 +349,51 @@ func restSenders(o options) []sendFunc {
 			return "", nil
 		})
 	}
-	return out
+	return out, func() {}, nil
+}
+
+// restLogin is a login over REST whose access token is renewed (by logging
+// in again) a minute before it expires.
+type restLogin struct {
+	client           *http.Client
+	base, user, pass string
+
+	mu  sync.Mutex
+	tok string
+	exp time.Time
+}
+
+func (l *restLogin) token(ctx context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tok != "" && time.Until(l.exp) > time.Minute {
+		return l.tok, nil
+	}
+	body, err := jsonOpts.Marshal(&pb.LoginRequest{Username: l.user, Password: l.pass})
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/v1/auth/login", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("login as %s: %s: %s", l.user, resp.Status, bytes.TrimSpace(b))
+	}
+	var tr pb.TokenResponse
+	if err := protojson.Unmarshal(b, &tr); err != nil {
+		return "", fmt.Errorf("login as %s: %w", l.user, err)
+	}
+	l.tok, l.exp = tr.AccessToken, tr.GetExpiresAt().AsTime()
+	return l.tok, nil
 }

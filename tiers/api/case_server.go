@@ -100,7 +100,7 @@ func (s *CaseServer) Act(ctx context.Context, r *pb.ActRequest) (*pb.CaseRespons
 		if err := s.g.require(ctx, perm, nil); err != nil {
 			return nil, err
 		}
-		c, err := s.replica.Store().GetCase(r.CaseId)
+		c, err := s.scopeCase(ctx, p, perm, r.CaseId)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -114,6 +114,35 @@ func (s *CaseServer) Act(ctx context.Context, r *pb.ActRequest) (*pb.CaseRespons
 		s.redact(ctx, resp.Case)
 	}
 	return resp, err
+}
+
+// followerCatchUp bounds how long a follower waits for its copy of a case
+// before it decides a scope on it.
+const followerCatchUp = 3 * time.Second
+
+// scopeCase reads the copy of case id that p's scope for perm is decided
+// on. A follower's copy trails the leader by the entries in flight: a case
+// reported a moment ago (through this replica, forwarded, or another) may
+// be missing here, or one just dispatched still out of its new unit's
+// scope. So on a follower a missing case, or one outside p's scope, is read
+// again until the local store catches up (followerCatchUp at most) before
+// the caller is refused; the leader's copy is decided on at once.
+func (s *CaseServer) scopeCase(ctx context.Context, p *auth.Principal, perm auth.Permission, id string) (*pb.Case, error) {
+	deadline := time.Now().Add(followerCatchUp)
+	for {
+		c, err := s.replica.Store().GetCase(id)
+		if err == nil && auth.Authorize(p, perm, c) == nil {
+			return c, nil
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) || s.replica.IsLeader() || !time.Now().Before(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return c, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func (s *CaseServer) propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {

@@ -183,6 +183,11 @@ func Authorize(p *Principal, perm Permission, c *pb.Case) error {
 	if c == nil {
 		return nil
 	}
+	// An integrator reports only as its own sources, whatever its role's
+	// scope (a hotline platform's key has the intake clerk's node scope).
+	if perm == CaseReport && p.Kind == KindIntegrator && !p.MaySource(c.GetSource()) {
+		return deny(perm, "key %s may report only as %v, not %s", p.ID, p.Sources, c.GetSource())
+	}
 	if !InScope(p, scope, c) {
 		return deny(perm, "case %s is outside the %s scope of %s", c.GetId(), scope, p.ID)
 	}

@@ -91,6 +91,17 @@ func TestAuthorizeScopes(t *testing.T) {
 	if err := Authorize(app, CaseReport, &pb.Case{Source: pb.Source_SOURCE_HOTLINE_12345}); err == nil {
 		t.Error("app reporting as the 12345 hotline was allowed")
 	}
+	hotline := &Principal{ID: "key:h", Kind: KindIntegrator, Role: pb.Role_ROLE_INTAKE_CLERK, Sources: []pb.Source{pb.Source_SOURCE_HOTLINE_12345}}
+	if err := Authorize(hotline, CaseReport, &pb.Case{Source: pb.Source_SOURCE_HOTLINE_12345}); err != nil {
+		t.Errorf("hotline key reporting as 12345: %v", err)
+	}
+	if err := Authorize(hotline, CaseReport, &pb.Case{Source: pb.Source_SOURCE_INSPECTOR}); err == nil {
+		t.Error("a hotline key (intake clerk's node scope) reported as an inspector")
+	}
+	clerk := &Principal{ID: "acct:k", Kind: KindPerson, Role: pb.Role_ROLE_INTAKE_CLERK}
+	if err := Authorize(clerk, CaseReport, &pb.Case{Source: pb.Source_SOURCE_HOTLINE_12319}); err != nil {
+		t.Errorf("an intake clerk taking a 12319 call: %v", err)
+	}
 	if err := Authorize(nil, CaseRead, c); err != ErrUnauthenticated {
 		t.Errorf("nil principal: %v", err)
 	}

@@ -46,7 +46,7 @@ func applyAuth(tx *store.Tx, cmd *pb.Command, a *pb.AuthChange, index uint64) (*
 			return nil, err
 		}
 		acct.UpdatedUnixMs = cmd.StampedUnixMs
-		ev.Detail, ev.Role, ev.Unit = acct.Name, acct.Role, acct.Unit
+		ev.Detail = fmt.Sprintf("%s (%s, unit %q)", acct.Name, acct.Role, acct.Unit)
 		if err := tx.PutAccount(acct); err != nil {
 			return nil, err
 		}
@@ -71,7 +71,7 @@ func applyAuth(tx *store.Tx, cmd *pb.Command, a *pb.AuthChange, index uint64) (*
 			return nil, err
 		}
 		k.CreatedUnixMs, k.CreatedBy = cmd.StampedUnixMs, a.By
-		ev.Action, ev.Detail, ev.Role, ev.Unit = "key.create", k.Id+" "+k.Name, k.Role, k.Unit
+		ev.Action, ev.Detail = "key.create", fmt.Sprintf("%s %s (%s, %v)", k.Id, k.Name, k.Role, k.Sources)
 		if err := tx.PutAPIKey(k); err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package legacy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
@@ -128,10 +126,28 @@ type Bad struct {
 type File struct {
 	Rows []*pb.LegacyRow // rows that were read, in file order
 	Bad  []Bad           // lines that could not be read, in file order
+
+	Encoding Encoding // the encoding the file was read in
+	Detected bool     // Encoding was detected, not given
+	BOM      bool     // the file started with a UTF-8 byte order mark
+	// Ignored are the header's columns (JSON lines' keys) that are not
+	// columns of an export, as the file names them, in file order; an
+	// unnamed CSV column is "(column N)".
+	Ignored []string
+	// Renamed are the columns read under another name (a mapping or one of
+	// the Aliases), in file order.
+	Renamed []Rename
 }
 
-// HeaderError refuses a whole CSV file: its header names an unknown column,
-// names one twice, or lacks a required one.
+// Options say how to read an export.
+type Options struct {
+	Format   Format
+	Encoding Encoding // EncodingAuto detects it
+	Mapping  Mapping  // export names → columns, beside the Aliases
+}
+
+// HeaderError refuses a whole CSV file: its header names a column twice,
+// lacks a required one, or cannot be read.
 type HeaderError struct {
 	Column string // the column at fault ("" when there is no header at all)
 	Reason string
@@ -144,53 +160,95 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("header: column %q: %s", e.Column, e.Reason)
 }
 
-// Parse reads an export. Only a bad CSV header or a read failure is an
-// error; a line that cannot be read is reported in File.Bad.
+// Parse reads an export in the format f, detecting its encoding.
 func Parse(r io.Reader, f Format) (*File, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
-		_, _ = br.Discard(3) // UTF-8 byte order mark (Excel, Windows exports)
-	}
-	switch f {
-	case FormatCSV:
-		return parseCSV(br)
-	case FormatJSONL:
-		return parseJSONL(br)
-	}
-	return nil, fmt.Errorf("unknown format %q: want csv or jsonl", f)
+	return ParseWith(r, Options{Format: f})
 }
 
-func parseCSV(r io.Reader) (*File, error) {
-	cr := csv.NewReader(r)
+// ParseWith reads an export. Only a bad CSV header or a read failure is an
+// error; a line that cannot be read (or decoded) is reported in File.Bad.
+func ParseWith(r io.Reader, o Options) (*File, error) {
+	if o.Format != FormatCSV && o.Format != FormatJSONL {
+		return nil, fmt.Errorf("unknown format %q: want csv or jsonl", o.Format)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	out := &File{Encoding: o.Encoding}
+	if bytes.HasPrefix(data, utf8BOM) {
+		data, out.BOM = data[len(utf8BOM):], true // Excel's "CSV UTF-8", Windows exports
+		if out.Encoding == EncodingAuto {
+			out.Encoding = EncodingUTF8
+		}
+	}
+	if out.Encoding == EncodingAuto {
+		out.Encoding, out.Detected = DetectEncoding(data), true
+	}
+	if o.Mapping == nil {
+		o.Mapping = Mapping{}
+	}
+	p := &parser{File: out, opts: o}
+	if o.Format == FormatCSV {
+		return out, p.csv(data)
+	}
+	return out, p.jsonl(data)
+}
+
+type parser struct {
+	*File
+	opts    Options
+	ignored map[string]bool
+}
+
+// ignore lists a name of the file that is not a column (once).
+func (p *parser) ignore(name string) {
+	if p.ignored == nil {
+		p.ignored = map[string]bool{}
+	}
+	if !p.ignored[name] {
+		p.ignored[name] = true
+		p.Ignored = append(p.Ignored, name)
+	}
+}
+
+func (p *parser) csv(data []byte) error {
+	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1 // counted here, per row, so a short row is one bad line
 	header, err := cr.Read()
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, &HeaderError{Reason: "empty file: the first line must name the columns (" + strings.Join(Columns, ", ") + ")"}
+		return &HeaderError{Reason: "empty file: the first line must name the columns (" + strings.Join(Columns, ", ") + ")"}
 	case err != nil:
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			return nil, &HeaderError{Reason: "line 1 cannot be read: " + pe.Err.Error()}
+			return &HeaderError{Reason: "line 1 cannot be read: " + pe.Err.Error()}
 		}
-		return nil, err
+		return err
 	}
-	cols, err := headerColumns(header)
+	for i, h := range header {
+		d, ok := p.Encoding.decode(h)
+		if !ok {
+			return &HeaderError{Column: d, Reason: p.Encoding.notValid(p.Detected)}
+		}
+		header[i] = d
+	}
+	cols, err := p.headerColumns(header)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := &File{}
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
 			var pe *csv.ParseError
 			if !errors.As(err, &pe) {
-				return nil, err
+				return err
 			}
-			row := csvRow(cols, rec, int32(pe.StartLine))
-			out.Bad = append(out.Bad, Bad{Row: row, Err: &pb.RowError{Line: int32(pe.StartLine), LegacyId: row.LegacyId, Field: FieldRow,
+			row, _ := p.csvRow(cols, rec, int32(pe.StartLine))
+			p.Bad = append(p.Bad, Bad{Row: row, Err: &pb.RowError{Line: int32(pe.StartLine), LegacyId: row.LegacyId, Field: FieldRow,
 				Reason: fmt.Sprintf("cannot be read as CSV (line %d, column %d): %v", pe.Line, pe.Column, pe.Err)}})
 			continue
 		}
@@ -198,60 +256,74 @@ func parseCSV(r io.Reader) (*File, error) {
 		if blank(rec) {
 			continue // a row of empty cells, as spreadsheets leave at the end
 		}
-		row := csvRow(cols, rec, int32(line))
+		row, undecoded := p.csvRow(cols, rec, int32(line))
 		if len(rec) != len(cols) {
-			out.Bad = append(out.Bad, Bad{Row: row, Err: &pb.RowError{Line: int32(line), LegacyId: row.LegacyId, Field: FieldRow,
+			p.Bad = append(p.Bad, Bad{Row: row, Err: &pb.RowError{Line: int32(line), LegacyId: row.LegacyId, Field: FieldRow,
 				Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), len(cols))}})
 			continue
 		}
-		if bad := checkUTF8(row); bad != nil {
-			out.Bad = append(out.Bad, *bad)
+		if undecoded != "" {
+			p.Bad = append(p.Bad, Bad{Row: row, Err: &pb.RowError{Line: row.Line, LegacyId: row.LegacyId, Field: undecoded,
+				Reason: p.Encoding.notValid(p.Detected)}})
 			continue
 		}
-		out.Rows = append(out.Rows, row)
+		p.Rows = append(p.Rows, row)
 	}
 }
 
-// headerColumns checks a CSV header and returns the column of each field
-// ("" for a quarantine column, which is ignored).
-func headerColumns(header []string) ([]string, error) {
-	cols := make([]string, len(header))
-	seen := map[string]bool{}
-	for i, h := range header {
-		name := strings.ToLower(strings.TrimSpace(h))
-		switch {
-		case slices.Contains(QuarantineColumns, name):
-			name = ""
-		case name == "":
-			return nil, &HeaderError{Column: h, Reason: fmt.Sprintf("field %d of the header is empty; every column needs a name (%s)", i+1, strings.Join(Columns, ", "))}
-		case !slices.Contains(Columns, name):
-			return nil, &HeaderError{Column: h, Reason: "unknown column; the columns are " + strings.Join(Columns, ", ")}
-		case seen[name]:
-			return nil, &HeaderError{Column: h, Reason: "named twice"}
+// headerColumns reads a CSV header and returns the column of each field
+// ("" for a field that is ignored).
+func (p *parser) headerColumns(header []string) ([]string, error) {
+	m := p.opts.Mapping
+	direct := map[string]bool{}
+	for _, h := range header {
+		if c, ok := m.direct(h); ok {
+			direct[c] = true
 		}
-		if name != "" {
-			seen[name] = true
+	}
+	cols := make([]string, len(header))
+	seen := map[string]string{}
+	for i, h := range header {
+		name, renamed, quiet := m.columnOf(h, func(c string) bool { return direct[c] })
+		switch {
+		case name == "" && quiet:
+		case name == "" && strings.TrimSpace(h) == "":
+			p.ignore(fmt.Sprintf("(column %d)", i+1))
+		case name == "":
+			p.ignore(strings.TrimSpace(h))
+		case seen[name] != "":
+			return nil, &HeaderError{Column: strings.TrimSpace(h), Reason: fmt.Sprintf("gives the column %s, which %q gives too", name, seen[name])}
+		default:
+			seen[name] = strings.TrimSpace(h)
+			if renamed {
+				p.Renamed = append(p.Renamed, Rename{From: strings.TrimSpace(h), To: name})
+			}
 		}
 		cols[i] = name
 	}
 	for _, c := range requiredColumns {
-		if !seen[c] {
-			return nil, &HeaderError{Column: c, Reason: "required column missing; required: " + strings.Join(requiredColumns, ", ")}
+		if seen[c] == "" {
+			return nil, &HeaderError{Column: c, Reason: "required column missing (map a column of the export to it); required: " + strings.Join(requiredColumns, ", ")}
 		}
 	}
 	return cols, nil
 }
 
 // csvRow builds a row from the fields that are there (a short or broken
-// record keeps what it has, for the quarantine file).
-func csvRow(cols, rec []string, line int32) *pb.LegacyRow {
-	row := &pb.LegacyRow{Line: line}
+// record keeps what it has, for the quarantine file), decoding each;
+// undecoded names the first column that is not valid text.
+func (p *parser) csvRow(cols, rec []string, line int32) (row *pb.LegacyRow, undecoded string) {
+	row = &pb.LegacyRow{Line: line}
 	for i, v := range rec {
 		if i < len(cols) && cols[i] != "" {
-			*column(row, cols[i]) = v
+			d, ok := p.Encoding.decode(v)
+			if !ok && undecoded == "" {
+				undecoded = cols[i]
+			}
+			*column(row, cols[i]) = d
 		}
 	}
-	return row
+	return row, undecoded
 }
 
 func blank(rec []string) bool {
@@ -263,58 +335,40 @@ func blank(rec []string) bool {
 	return true
 }
 
-// checkUTF8 refuses a row with text that is not UTF-8 (an export saved as
-// GBK, say): it could not even travel in a request.
-func checkUTF8(row *pb.LegacyRow) *Bad {
-	for _, c := range Columns {
-		p := column(row, c)
-		if utf8.ValidString(*p) {
+func (p *parser) jsonl(data []byte) error {
+	for line := int32(1); len(data) > 0; line++ {
+		raw := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			raw, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		text := bytes.TrimSpace(raw)
+		if len(text) == 0 {
 			continue
 		}
-		for _, c := range Columns {
-			p := column(row, c)
-			*p = strings.ToValidUTF8(*p, "\uFFFD")
+		row, bad := p.jsonRow(text, line)
+		switch {
+		case bad != nil:
+			p.Bad = append(p.Bad, *bad)
+		default:
+			p.Rows = append(p.Rows, row)
 		}
-		return &Bad{Row: row, Err: &pb.RowError{Line: row.Line, LegacyId: row.LegacyId, Field: c,
-			Reason: "not valid UTF-8 text (save the export as UTF-8)"}}
 	}
 	return nil
 }
 
-func parseJSONL(br *bufio.Reader) (*File, error) {
-	out := &File{}
-	for line := int32(1); ; line++ {
-		raw, err := br.ReadBytes('\n')
-		if len(raw) == 0 && errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		text := bytes.TrimSpace(raw)
-		if len(text) > 0 {
-			row, bad := jsonRow(text, line)
-			switch {
-			case bad != nil:
-				out.Bad = append(out.Bad, *bad)
-			default:
-				out.Rows = append(out.Rows, row)
-			}
-		}
-		if err != nil {
-			return out, nil
-		}
-	}
-}
-
-// jsonRow reads one JSON object; values are strings, numbers or null.
-func jsonRow(text []byte, line int32) (*pb.LegacyRow, *Bad) {
+// jsonRow reads one JSON object; values are strings, numbers or null. A
+// key that is not a column is ignored (and listed).
+func (p *parser) jsonRow(raw []byte, line int32) (*pb.LegacyRow, *Bad) {
 	rowErr := func(field, format string, args ...any) *Bad {
 		return &Bad{Err: &pb.RowError{Line: line, Field: field, Reason: fmt.Sprintf(format, args...)}}
 	}
-	if !utf8.Valid(text) {
-		return nil, rowErr(FieldRow, "not valid UTF-8 text (save the export as UTF-8)")
+	decoded, ok := p.Encoding.decode(string(raw))
+	if !ok {
+		return nil, rowErr(FieldRow, "%s", p.Encoding.notValid(p.Detected))
 	}
+	text := []byte(decoded)
 	if text[0] != '{' {
 		return nil, rowErr(FieldRow, "want a JSON object with the keys %s", strings.Join(Columns, ", "))
 	}
@@ -329,23 +383,35 @@ func jsonRow(text []byte, line int32) (*pb.LegacyRow, *Bad) {
 	}
 	row := &pb.LegacyRow{Line: line}
 	keys := make([]string, 0, len(obj))
+	direct := map[string]bool{}
 	for k := range obj {
 		keys = append(keys, k)
+		if c, ok := p.opts.Mapping.direct(k); ok {
+			direct[c] = true
+		}
 	}
 	slices.Sort(keys) // the first bad key is the same on every run
 	var bad *Bad
+	seen := map[string]string{}
 	for _, k := range keys {
-		name := strings.ToLower(strings.TrimSpace(k))
-		if slices.Contains(QuarantineColumns, name) {
+		name, renamed, quiet := p.opts.Mapping.columnOf(k, func(c string) bool { return direct[c] })
+		switch {
+		case name == "" && quiet:
 			continue
-		}
-		p := column(row, name)
-		if p == nil {
+		case name == "":
+			p.ignore(strings.TrimSpace(k))
+			continue
+		case seen[name] != "":
 			if bad == nil {
-				bad = rowErr(k, "unknown key; the keys are %s", strings.Join(Columns, ", "))
+				bad = rowErr(k, "gives the column %s, which the key %q gives too", name, seen[name])
 			}
 			continue
 		}
+		seen[name] = k
+		if renamed {
+			p.renamed(Rename{From: strings.TrimSpace(k), To: name})
+		}
+		p := column(row, name)
 		switch v := obj[k].(type) {
 		case string:
 			*p = v
@@ -363,6 +429,13 @@ func jsonRow(text []byte, line int32) (*pb.LegacyRow, *Bad) {
 		return nil, bad
 	}
 	return row, nil
+}
+
+// renamed lists a rename (once).
+func (p *parser) renamed(r Rename) {
+	if !slices.Contains(p.Renamed, r) {
+		p.Renamed = append(p.Renamed, r)
+	}
 }
 
 func jsonKind(v any) string {

@@ -42,8 +42,9 @@ var unitRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // localLayouts are the local-time formats old systems write, read in the
-// node's time zone.
-var localLayouts = []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006/01/02 15:04:05"}
+// node's time zone; the last two are Excel's on Chinese Windows
+// (2019/3/4 9:30), which also read 2019/03/04 09:30.
+var localLayouts = []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006/01/02 15:04:05", "2006/1/2 15:04:05", "2006/1/2 15:04"}
 
 type names[E any] struct {
 	value E
@@ -440,7 +441,7 @@ func parseTime(field, s string, loc *time.Location, required bool) (time.Time, e
 			}
 		}
 	}
-	return time.Time{}, bad(field, "%s is not a time: want RFC 3339 (2019-05-03T09:30:00+08:00), or 2019-05-03 09:30:00, 2019-05-03 09:30 or 2019/05/03 09:30:00 in the node's time zone (%s)", quote(s), loc)
+	return time.Time{}, bad(field, "%s is not a time: want RFC 3339 (2019-05-03T09:30:00+08:00), or 2019-05-03 09:30:00, 2019-05-03 09:30, 2019/05/03 09:30:00 or 2019/5/3 9:30 in the node's time zone (%s)", quote(s), loc)
 }
 
 // location reads the optional coordinates and address.

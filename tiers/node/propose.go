@@ -111,7 +111,12 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 	// An entry of this term applied means every entry committed before
 	// it is applied too: the store then holds every acknowledged write.
 	term := n.raft.CurrentTerm()
-	settled := n.fsm.AppliedTerm() == term
+	// And nothing in the leader's log is waiting to be applied: an entry
+	// committed but not yet applied here (a delivery, another client's
+	// write) may already be visible on a follower, so a refusal decided
+	// without it could contradict what a caller has seen. Read before the
+	// view, so the view holds at least what was applied then.
+	settled := n.fsm.AppliedTerm() == term && n.raft.AppliedIndex() >= n.raft.LastIndex()
 	var (
 		pre     *fsm.Result
 		stamped bool
@@ -172,7 +177,8 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 //     stamps again;
 //   - any other refusal reflects every acknowledged write when the store
 //     has applied an entry of this leader's term (settled: every entry
-//     an earlier leader committed is applied) and a quorum still follows
+//     an earlier leader committed is applied, and nothing in the leader's
+//     log waits to be applied) and a quorum still follows
 //     this leader in the same term after the read (a deposed leader's
 //     state may be stale). Otherwise the log decides.
 func (n *Node) answerPrecheck(pre *fsm.Result, settled bool, term uint64) (res *fsm.Result, done bool, err error) {
