@@ -108,10 +108,11 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 		return nil, ErrNotLeader
 	}
 	cmd = proto.Clone(cmd).(*pb.Command)
-	// An entry of this term applied means every entry committed before
-	// it is applied too: the store then holds every acknowledged write.
+	// An entry of this term applied (a command, or the barrier of
+	// settle.go) means every entry committed before it is applied too:
+	// the store then holds every acknowledged write.
 	term := n.raft.CurrentTerm()
-	settled := n.fsm.AppliedTerm() == term
+	settled := n.appliedTerm() == term
 	var (
 		pre     *fsm.Result
 		stamped bool
