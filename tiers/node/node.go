@@ -110,6 +110,11 @@ type Node struct {
 	// (settle.go): every entry up to it is applied.
 	barrier    atomic.Pointer[position]
 	settleKick chan struct{}
+	// logCache serves the raft log (readiness reads the committed entry).
+	logCache raft.LogStore
+	// heartbeat is raft's heartbeat timeout: a follower that has not heard
+	// from the leader for that long is not ready.
+	heartbeat time.Duration
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -170,6 +175,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
+	n.logCache = logCache
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
@@ -206,6 +212,7 @@ func (n *Node) open() error {
 	// raft must not overwrite it with an older snapshot at start; it
 	// replays the log and the FSM skips what it already holds.
 	rc.NoSnapshotRestoreOnStart = true
+	n.heartbeat = rc.HeartbeatTimeout
 
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logCache, n.logs, snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
