@@ -42,6 +42,7 @@ func (n *Node) Readiness(maxLag uint64) Readiness {
 	case n.IsLeader():
 		if applied.term != term {
 			r.Reason = "the leader has not applied an entry of its term yet"
+			n.kickSettle() // a probe must not wait for a read to settle the term
 		}
 	case time.Since(n.raft.LastContact()) > n.heartbeat:
 		r.Reason = "no contact with the leader for longer than the heartbeat timeout"
