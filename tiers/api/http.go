@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/proto/openapi"
+	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // httpStatus maps gRPC codes to HTTP statuses. It follows grpc-gateway's
@@ -133,6 +134,19 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		ready := st.LeaderId != "" && st.AppliedIndex+readyLag >= st.CommitIndex
 		body := map[string]any{"ready": ready, "node": st.NodeId, "state": st.State, "leader": st.LeaderId,
 			"applied_index": st.AppliedIndex, "commit_index": st.CommitIndex}
+		// A tier node says ready only when a linearizable read would
+		// answer now here (node.Readiness: the leader has applied an
+		// entry of its term; a follower hears from the leader and has
+		// seen its term commit).
+		if rr, ok := r.(readinessReporter); ok {
+			rd := rr.Readiness(readyLag)
+			ready = rd.Ready
+			body["ready"], body["term"], body["applied_term"] = ready, rd.Term, rd.AppliedTerm
+			body["applied_index"], body["commit_index"] = rd.AppliedIndex, rd.CommitIndex
+			if !ready {
+				body["reason"] = rd.Reason
+			}
+		}
 		code := http.StatusOK
 		if !ready {
 			code = http.StatusServiceUnavailable
@@ -166,6 +180,12 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 // readyLag is how many committed entries a replica may still have to apply
 // and be ready.
 const readyLag = 1000
+
+// readinessReporter is what /readyz asks of a tier node (node.Node
+// implements it).
+type readinessReporter interface {
+	Readiness(maxLag uint64) node.Readiness
+}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

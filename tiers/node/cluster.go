@@ -133,7 +133,7 @@ func (n *Node) Status() *pb.ClusterStatus {
 		LeaderRaftAddr: string(addr),
 		Term:           n.raft.CurrentTerm(),
 		CommitIndex:    n.raft.CommitIndex(),
-		AppliedIndex:   n.fsm.AppliedIndex(),
+		AppliedIndex:   n.AppliedIndex(),
 		LastLogIndex:   n.raft.LastIndex(),
 		Jurisdiction:   n.cfg.Jurisdiction,
 		Tier:           n.cfg.Tier,

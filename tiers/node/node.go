@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -105,6 +106,16 @@ type Node struct {
 	appliedCond *sync.Cond
 	appliedCh   chan struct{} // closed and replaced after every applied chunk
 
+	// barrier is the last raft barrier this replica completed as leader
+	// (settle.go): every entry up to it is applied.
+	barrier    atomic.Pointer[position]
+	settleKick chan struct{}
+	// logCache serves the raft log (readiness reads the committed entry).
+	logCache raft.LogStore
+	// heartbeat is raft's heartbeat timeout: a follower that has not heard
+	// from the leader for that long is not ready.
+	heartbeat time.Duration
+
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -127,7 +138,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.ApplyTimeout == 0 {
 		cfg.ApplyTimeout = 10 * time.Second
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{}), settleKick: make(chan struct{}, 1)}
 	n.appliedCond = sync.NewCond(&n.appliedMu)
 	n.appliedCh = make(chan struct{})
 	if err := n.open(); err != nil {
@@ -149,13 +160,7 @@ func (n *Node) open() error {
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
 		return err
 	}
-	n.fsm.OnApply(func(uint64) {
-		n.appliedMu.Lock()
-		n.appliedCond.Broadcast()
-		close(n.appliedCh)
-		n.appliedCh = make(chan struct{})
-		n.appliedMu.Unlock()
-	})
+	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
 	raftOut := cfg.RaftLog
 	if raftOut == nil {
 		raftOut = os.Stderr
@@ -170,6 +175,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
+	n.logCache = logCache
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
@@ -206,6 +212,7 @@ func (n *Node) open() error {
 	// raft must not overwrite it with an older snapshot at start; it
 	// replays the log and the FSM skips what it already holds.
 	rc.NoSnapshotRestoreOnStart = true
+	n.heartbeat = rc.HeartbeatTimeout
 
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logCache, n.logs, snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
@@ -215,6 +222,7 @@ func (n *Node) open() error {
 			return err
 		}
 	}
+	go n.settleLoop()
 	go n.registerSelf()
 	return nil
 }
@@ -311,8 +319,10 @@ func (n *Node) Store() *store.Store { return n.store }
 // Raft exposes the raft instance (status, metrics, tests).
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
-// AppliedIndex is the last log index applied to the store.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+// AppliedIndex is the last log index this replica has applied: the FSM's
+// last entry, or a later barrier of the leader's (settle.go) when every
+// entry up to it is applied.
+func (n *Node) AppliedIndex() uint64 { return n.appliedPosition().index }
 
 // IsLeader reports whether this replica currently leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

@@ -108,15 +108,18 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 		return nil, ErrNotLeader
 	}
 	cmd = proto.Clone(cmd).(*pb.Command)
-	// An entry of this term applied means every entry committed before
-	// it is applied too: the store then holds every acknowledged write.
+	// An entry of this term applied (a command, or the barrier of
+	// settle.go) means every entry committed before it is applied too:
+	// the store then holds every acknowledged write.
 	term := n.raft.CurrentTerm()
 	// And nothing in the leader's log is waiting to be applied: an entry
 	// committed but not yet applied here (a delivery, another client's
 	// write) may already be visible on a follower, so a refusal decided
-	// without it could contradict what a caller has seen. Read before the
-	// view, so the view holds at least what was applied then.
-	settled := n.fsm.AppliedTerm() == term && n.raft.AppliedIndex() >= n.raft.LastIndex()
+	// without it could contradict what a caller has seen. The applied
+	// position is what the state machine has written (or the barrier of
+	// settle.go), not raft's, which runs ahead of the writes. Read before
+	// the view, so the view holds at least what was applied then.
+	settled := n.appliedTerm() == term && n.AppliedIndex() >= n.raft.LastIndex()
 	var (
 		pre     *fsm.Result
 		stamped bool

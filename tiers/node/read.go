@@ -16,7 +16,10 @@ import (
 //   - LINEARIZABLE: a quorum confirms the leadership after the read
 //     arrived, and the store has applied every entry the leader had
 //     appended by then (including its own no-op of the current term, so
-//     every write acknowledged by an earlier leader is visible).
+//     every write acknowledged by an earlier leader is visible). The no-op
+//     never reaches the FSM: the barrier the leader issues on taking the
+//     lead (settle.go) covers it, so an idle group answers without waiting
+//     for a write.
 func (n *Node) ReadBarrier(ctx context.Context, level pb.Consistency) error {
 	switch level {
 	case pb.Consistency_CONSISTENCY_STALE:
@@ -34,10 +37,17 @@ func (n *Node) ReadBarrier(ctx context.Context, level pb.Consistency) error {
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return fmt.Errorf("%w: verify leadership: %w", ErrNotLeader, err)
 	}
+	if n.appliedTerm() != n.raft.CurrentTerm() {
+		// The term is not settled yet (settle.go): make sure a barrier
+		// is on its way, whatever happened to the one issued when this
+		// replica took the lead.
+		n.kickSettle()
+	}
 	return n.WaitApplied(ctx, readIndex)
 }
 
-// WaitApplied blocks until the store has applied index or ctx ends.
+// WaitApplied blocks until this replica has applied index (AppliedIndex:
+// the store reflects every entry up to it) or ctx ends.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	stop := context.AfterFunc(ctx, func() {
 		n.appliedMu.Lock()
@@ -47,9 +57,9 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	defer stop()
 	n.appliedMu.Lock()
 	defer n.appliedMu.Unlock()
-	for n.fsm.AppliedIndex() < index {
+	for n.AppliedIndex() < index {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("wait for index %d (applied %d): %w", index, n.fsm.AppliedIndex(), err)
+			return fmt.Errorf("wait for index %d (applied %d): %w", index, n.AppliedIndex(), err)
 		}
 		select {
 		case <-n.done:
