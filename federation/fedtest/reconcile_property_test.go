@@ -278,6 +278,7 @@ func TestReconcileGuarantee(t *testing.T) {
 	f := sampleFederation(t, true)
 	owners := catalogueOwners(t, f)
 	const district = "d-320505"
+	brokenIDs := map[string]bool{}
 	for _, seed := range propertySeeds {
 		start := time.Now()
 		backlog, broken := randomBacklog(t, f, "320505", propertyCases, seed)
@@ -307,6 +308,28 @@ func TestReconcileGuarantee(t *testing.T) {
 		case rep.Incomplete != (rep.Failed > 0):
 			t.Fatalf("seed %d: incomplete %v with %d failed", seed, rep.Incomplete, rep.Failed)
 		}
+		// A failed move is only one the state machine refused, for a case
+		// (of this backlog or an earlier one) whose old system lost where
+		// its return came from; it is recorded with the refusal.
+		for l := range broken {
+			brokenIDs[ids[l]] = true
+		}
+		var failed int64
+		for id, r := range runRecords(t, f, district, rep.RunId) {
+			if r.Outcome != pb.ReconcileOutcome_RECONCILE_OUTCOME_FAILED {
+				continue
+			}
+			failed++
+			if !strings.Contains(r.Reason, "refused") {
+				t.Fatalf("seed %d: case %s failed without the refusal: %s", seed, id, r.Reason)
+			}
+			if !brokenIDs[id] {
+				t.Fatalf("seed %d: case %s failed: %s", seed, id, r.Reason)
+			}
+		}
+		if failed != rep.Failed {
+			t.Fatalf("seed %d: %d failed records, the report says %d", seed, failed, rep.Failed)
+		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			ok, _ := f.Settled()
@@ -321,7 +344,7 @@ func TestReconcileGuarantee(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		t.Logf("seed %d: %d cases (%d with a lost return), %s failed %d incomplete %v; %v",
-			seed, len(backlog), len(broken), summary(rep), rep.Failed, rep.Incomplete, time.Since(start).Round(time.Millisecond))
+		t.Logf("seed %d: %d cases (%d with a lost return), %s, incomplete %v; %v",
+			seed, len(backlog), len(broken), summary(rep), rep.Incomplete, time.Since(start).Round(time.Millisecond))
 	}
 }
