@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -19,14 +20,31 @@ import (
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
-// The reconciliation guarantee (README, federation/DESIGN.md), as the
-// property test checks it:
-//
-//	After a run, every open case the node held is at its owner's node
-//	dispatched to its owning unit, or in the city's joint review queue with
-//	a reason, or in the run's report with the reason it could not move;
-//	no case is moved twice, and scanned = in place + moved + pending +
-//	disputed + rejected + failed, the same cases the dry run counts.
+// guarantee is the reconciliation guarantee, word for word as README and
+// federation/DESIGN.md state it (TestGuaranteeIsDocumented) and as
+// TestReconcileGuarantee checks it.
+const guarantee = "After a run, every open case the node held is at its owner's node dispatched " +
+	"to its owning unit, or in the city's joint review queue with a reason, or in " +
+	"the run's report with the reason it could not move; no case is moved twice, " +
+	"and scanned = in place + moved + pending + disputed + rejected + failed, the " +
+	"same cases the dry run counts."
+
+// TestGuaranteeIsDocumented: the documents state the guarantee this file
+// tests.
+func TestGuaranteeIsDocumented(t *testing.T) {
+	for _, doc := range []string{"../../README.md", "../DESIGN.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(strings.Fields(string(b)), " "), guarantee) {
+			t.Errorf("%s does not state the reconciliation guarantee: %q", doc, guarantee)
+		}
+	}
+}
+
+// propertyCases and propertySeeds size TestReconcileGuarantee: about a
+// minute under -race on two cores.
 const propertyCases = 1500
 
 var propertySeeds = []uint64{101, 102, 103}
