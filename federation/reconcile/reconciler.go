@@ -136,7 +136,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 		if err != nil {
 			return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
 		}
-		if skipped == 0 {
+		if skipped == 0 || attempt == maxPasses {
 			break
 		}
 		r.log.Info("moves skipped because their cases changed meanwhile: passing again", "run", run.RunId, "skipped", skipped, "pass", attempt+1)
