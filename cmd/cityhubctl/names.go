@@ -123,6 +123,7 @@ var actions = &nameTable[pb.Action]{what: "action", prefix: "ACTION_", entries: 
 	{"reassign", pb.Action_ACTION_REASSIGN, []string{"改派"}},
 	{"refer-review", pb.Action_ACTION_REFER_REVIEW, []string{"提请会诊"}},
 	{"decide-owner", pb.Action_ACTION_DECIDE_OWNER, []string{"会诊裁定"}},
+	{"hand-down", pb.Action_ACTION_HAND_DOWN, []string{"下派"}},
 }}
 
 var roles = &nameTable[pb.Role]{what: "role", prefix: "ROLE_", entries: []nameEntry[pb.Role]{

@@ -205,13 +205,19 @@ func reconcileSummary(rep *pb.ReconcileReport) string {
 	switch {
 	case rep.GetDryRun():
 		what = "dry run (nothing written)"
+	case rep.GetFinished() && rep.GetIncomplete():
+		what = fmt.Sprintf("run %s (finished incomplete: %d moves refused, recorded with their reasons; fix the cases and run again)", rep.GetRunId(), rep.GetFailed())
 	case rep.GetFinished():
 		what = "run " + rep.GetRunId() + " (finished)"
 	default:
 		what = "run " + rep.GetRunId() + " (unfinished: run 'cityhubctl reconcile' again to resume it)"
 	}
-	return fmt.Sprintf("%s at %s: scanned %d, in place %d, moved %d, pending %d, disputed %d, rejected %d",
+	line := fmt.Sprintf("%s at %s: scanned %d, in place %d, moved %d, pending %d, disputed %d, rejected %d",
 		what, orDash(rep.GetNode()), rep.GetScanned(), rep.GetInPlace(), rep.GetMoved(), rep.GetPending(), rep.GetDisputed(), rep.GetRejected())
+	if rep.GetFailed() > 0 {
+		line += fmt.Sprintf(", failed %d", rep.GetFailed())
+	}
+	return line
 }
 
 // dimensionTitles names the report's dimensions, in the server's order.

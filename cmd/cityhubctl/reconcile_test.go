@@ -269,7 +269,7 @@ func TestReconcileReviewAgainstSampleCity(t *testing.T) {
 	if err != nil {
 		t.Fatalf("not CSV: %v\n%s", err, out)
 	}
-	if !slices.Equal(recs[0], []string{"run_id", "dimension", "key", "moved", "pending", "disputed", "rejected"}) {
+	if !slices.Equal(recs[0], []string{"run_id", "dimension", "key", "moved", "pending", "disputed", "rejected", "failed"}) {
 		t.Fatalf("header %q", recs[0])
 	}
 	total := recs[len(recs)-1]

@@ -180,7 +180,7 @@ func (f *Federation) Import(ctx context.Context, node string, cases []*pb.Import
 	g := f.Groups[node]
 	for lo := 0; lo < len(cases); lo += batch {
 		hi := min(lo+batch, len(cases))
-		cmd := &pb.Command{RequestId: fmt.Sprintf("import/%s/%d", node, lo), Body: &pb.Command_ImportCases{ImportCases: &pb.ImportCases{Cases: cases[lo:hi]}}}
+		cmd := &pb.Command{RequestId: fmt.Sprintf("import/%s/%s", node, cases[lo].Case.LegacyId), Body: &pb.Command_ImportCases{ImportCases: &pb.ImportCases{Cases: cases[lo:hi]}}}
 		var err error
 		for attempt := 0; attempt < 50; attempt++ {
 			l := g.WaitLeader(10 * time.Second)

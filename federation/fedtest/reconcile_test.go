@@ -247,7 +247,8 @@ func TestReconcileDistrictBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Finished || rep.Scanned != int64(len(backlog)) || rep.Moved+rep.Pending+rep.Disputed+rep.Rejected+rep.InPlace != rep.Scanned {
+	if !rep.Finished || rep.Incomplete || rep.Failed != 0 || rep.Scanned != int64(len(backlog)) ||
+		rep.Moved+rep.Pending+rep.Disputed+rep.Rejected+rep.Failed+rep.InPlace != rep.Scanned {
 		t.Fatalf("report does not add up: %+v", summary(rep))
 	}
 	if rep.Moved != plan.Moved || rep.Disputed != plan.Disputed || rep.Disputed != int64(mix["to review"]) {
@@ -441,6 +442,6 @@ func equalVersions(a, b map[string][2]uint64) bool {
 }
 
 func summary(r *pb.ReconcileReport) string {
-	return fmt.Sprintf("run %q scanned %d in place %d moved %d pending %d disputed %d rejected %d",
-		r.GetRunId(), r.GetScanned(), r.GetInPlace(), r.GetMoved(), r.GetPending(), r.GetDisputed(), r.GetRejected())
+	return fmt.Sprintf("run %q scanned %d in place %d moved %d pending %d disputed %d rejected %d failed %d",
+		r.GetRunId(), r.GetScanned(), r.GetInPlace(), r.GetMoved(), r.GetPending(), r.GetDisputed(), r.GetRejected(), r.GetFailed())
 }

@@ -36,15 +36,158 @@ type Decision struct {
 	Record  *pb.ReconcileRecord
 }
 
-// Plan decides what to do with c, which this node holds. ok is false for a
-// case reconciliation does not consider (closed, voided, not filed, held
+// Position is where a case's owner is, seen from the node that holds it.
+type Position int
+
+// The owner positions, in the order Plan tells them apart.
+const (
+	// InReview: the case waits in the city's joint review queue.
+	InReview Position = iota
+	// Disputed: the catalogue names no single owner.
+	Disputed
+	// ReturnedTwice: the owner sent it back twice (only for a case in an
+	// open stage, filed to return requested; a joint-review decision is
+	// never sent back to review).
+	ReturnedTwice
+	// HereSame: owned by a unit of this node, and dispatched to it.
+	HereSame
+	// HereOther: owned by a unit of this node, dispatched to another unit
+	// (one of another node, one that no longer exists) or to none.
+	HereOther
+	// BelowSame: owned by a unit hosted by a node below, and dispatched to
+	// it already (the old system dispatched it; the case is still here).
+	BelowSame
+	// BelowOther: owned by a unit hosted below, dispatched to another unit
+	// or to none.
+	BelowOther
+	// Above: owned by a node not at or below this one (the parent, a
+	// sibling's subtree): only the parent can route it.
+	Above
+	// Unknown: the owner's node is not in the topology (a catalogue that
+	// does not match it).
+	Unknown
+	numPositions
+)
+
+var positionNames = [numPositions]string{"in review", "disputed", "returned twice", "here, same unit", "here, other unit",
+	"below, same unit", "below, other unit", "above", "unknown node"}
+
+func (p Position) String() string { return positionNames[p] }
+
+// Stage groups the open states by what reconciliation may do with them.
+type Stage int
+
+// The stages.
+const (
+	// Unfiled: reported or verified; the owner is decided on filing.
+	Unfiled Stage = iota
+	// Filed: filed, no unit.
+	Filed
+	// Dispatched: dispatched or accepted: a unit has it.
+	Dispatched
+	// ReturnRequested: the unit asked to send it back.
+	ReturnRequested
+	// Working: handled, checked or suspended: work is under way or done.
+	Working
+	numStages
+)
+
+var stageNames = [numStages]string{"unfiled", "filed", "dispatched", "return requested", "working"}
+
+func (s Stage) String() string { return stageNames[s] }
+
+// StageOf returns the stage of an open state (ok false for a state
+// reconciliation does not consider: closed, voided, not filed).
+func StageOf(st pb.State) (Stage, bool) {
+	switch st {
+	case pb.State_STATE_REPORTED, pb.State_STATE_VERIFIED:
+		return Unfiled, true
+	case pb.State_STATE_FILED:
+		return Filed, true
+	case pb.State_STATE_DISPATCHED, pb.State_STATE_ACCEPTED:
+		return Dispatched, true
+	case pb.State_STATE_RETURN_REQUESTED:
+		return ReturnRequested, true
+	case pb.State_STATE_HANDLED, pb.State_STATE_CHECKED, pb.State_STATE_SUSPENDED:
+		return Working, true
+	}
+	return 0, false
+}
+
+// Rule is one cell of the table: the outcome and the workflow action
+// (UNSPECIFIED: none).
+type Rule struct {
+	Outcome pb.ReconcileOutcome
+	Action  pb.Action
+}
+
+var (
+	inPlace  = Rule{Outcome: pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE}
+	pending  = Rule{Outcome: pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING}
+	moved    = func(a pb.Action) Rule { return Rule{pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED, a} }
+	disputed = Rule{pb.ReconcileOutcome_RECONCILE_OUTCOME_DISPUTED, pb.Action_ACTION_REFER_REVIEW}
+	review   = Rule{pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED, pb.Action_ACTION_REFER_REVIEW}
+	deny     = Rule{pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED, pb.Action_ACTION_DENY_RETURN}
+)
+
+// Table is what reconciliation does with a case, by its owner's position
+// and its stage: every combination is a cell (federation/DESIGN.md,
+// "Reconciliation", prints it). Each action is one the workflow allows
+// from the stage's states, so a refusal means the case or the federation
+// is not what the catalogue says (it is recorded as FAILED, never dropped).
+var Table = [numPositions][numStages]Rule{
+	//              unfiled  filed                                dispatched                           return requested                     working
+	InReview:      {inPlace, inPlace, inPlace, inPlace, inPlace},
+	Disputed:      {pending, disputed, disputed, disputed, pending},
+	ReturnedTwice: {pending, review, review, review, pending},
+	HereSame:      {pending, moved(pb.Action_ACTION_DISPATCH), inPlace, deny, inPlace},
+	HereOther:     {pending, moved(pb.Action_ACTION_DISPATCH), moved(pb.Action_ACTION_REASSIGN), moved(pb.Action_ACTION_REASSIGN), pending},
+	BelowSame:     {pending, moved(pb.Action_ACTION_DISPATCH), moved(pb.Action_ACTION_HAND_DOWN), moved(pb.Action_ACTION_HAND_DOWN), pending},
+	BelowOther:    {pending, moved(pb.Action_ACTION_DISPATCH), moved(pb.Action_ACTION_REASSIGN), moved(pb.Action_ACTION_REASSIGN), pending},
+	Above:         {pending, moved(pb.Action_ACTION_TRANSFER_UP), moved(pb.Action_ACTION_TRANSFER_UP), moved(pb.Action_ACTION_TRANSFER_UP), pending},
+	Unknown:       {pending, pending, pending, pending, pending},
+}
+
+// Position tells where owner o of case c (held here, in stage st) is.
+func (p Planner) Position(c *pb.Case, o *pb.Ownership, st Stage) Position {
+	prev := c.GetOwnership()
+	switch {
+	case prev.GetInReview():
+		return InReview
+	case o.GetDisputed():
+		return Disputed
+	case prev.GetRejections() >= maxRejections && !prev.GetDecided() && st >= Filed && st <= ReturnRequested:
+		return ReturnedTwice
+	}
+	same := c.GetOwnerUnit() != "" && c.GetOwnerUnit() == o.GetUnit()
+	if o.GetNode() == p.Self {
+		if same {
+			return HereSame
+		}
+		return HereOther
+	}
+	if _, ok := p.Topology.Node(o.GetNode()); !ok || o.GetUnit() == "" {
+		return Unknown
+	}
+	if _, up, err := p.Topology.Route(p.Self, o.GetNode()); err == nil && !up {
+		if same {
+			return BelowSame
+		}
+		return BelowOther
+	}
+	return Above
+}
+
+// Plan decides what to do with c, which this node holds: the cell of
+// Table for its owner's position and its stage. ok is false for a case
+// reconciliation does not consider (closed, voided, not filed, held
 // elsewhere).
 func (p Planner) Plan(c *pb.Case) (d Decision, ok bool) {
 	if c.GetHolder() != "" && c.GetHolder() != p.Self {
 		return Decision{}, false
 	}
-	switch c.GetState() {
-	case pb.State_STATE_CLOSED, pb.State_STATE_VOIDED, pb.State_STATE_NOT_FILED, pb.State_STATE_UNSPECIFIED:
+	st, open := StageOf(c.GetState())
+	if !open {
 		return Decision{}, false
 	}
 	prev := c.GetOwnership()
@@ -52,95 +195,101 @@ func (p Planner) Plan(c *pb.Case) (d Decision, ok bool) {
 	if !prev.GetDecided() {
 		o = p.Owners.OwnerOf(c)
 	}
+	pos := p.Position(c, o, st)
+	rule := Table[pos][st]
 	rec := &pb.ReconcileRecord{
 		CaseId: c.GetId(), Kind: c.GetKind(), ClassCode: c.GetMajorCode() + c.GetMinorCode(),
 		Unit: o.GetUnit(), FromNode: p.Self, ToNode: p.Self, FromUnit: c.GetOwnerUnit(),
 		ReportedUnixMs: c.GetReportedAt().AsTime().UnixMilli(), Rule: o.GetRule(),
+		Outcome: rule.Outcome, Reason: p.reason(c, o, pos, st, rule),
 	}
-	decide := func(out pb.ReconcileOutcome, a *pb.CaseAction, reason string) (Decision, bool) {
-		rec.Outcome, rec.Reason = out, reason
-		if a != nil {
-			a.CaseId, a.Actor, a.Role = c.GetId(), Actor, pb.Role_ROLE_DISPATCHER
-			a.ExpectedVersion = c.GetVersion()
-			if a.Ownership == nil {
-				a.Ownership = o
-			}
-			rec.Action = a.Action
-		}
-		return Decision{Outcome: out, Action: a, Record: rec}, true
-	}
-
-	if prev.GetInReview() {
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE, nil, "waiting in the joint review queue")
-	}
-	owned := !o.GetDisputed() && o.GetNode() == p.Self && c.GetOwnerUnit() == o.GetUnit()
-	switch c.GetState() {
-	case pb.State_STATE_REPORTED, pb.State_STATE_VERIFIED:
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING, nil, "not filed yet: its owner is decided when it is filed")
-	case pb.State_STATE_FILED, pb.State_STATE_DISPATCHED, pb.State_STATE_ACCEPTED, pb.State_STATE_RETURN_REQUESTED:
-	default: // handled, checked, suspended: work is under way or done
-		if owned {
-			return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE, nil, "")
-		}
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING, nil,
-			fmt.Sprintf("owned by %s but %s: it moves once back in an open stage", ownerText(o), stateWord(c.GetState())))
-	}
-
-	if o.GetDisputed() {
-		rec.ToNode = p.Topology.Root().Name
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_DISPUTED,
-			&pb.CaseAction{Action: pb.Action_ACTION_REFER_REVIEW, Note: "disputed ownership: " + o.GetDispute()},
-			"disputed: "+o.GetDispute())
-	}
-	if prev.GetRejections() >= maxRejections && !prev.GetDecided() {
-		rec.ToNode = p.Topology.Root().Name
-		note := fmt.Sprintf("the owner %s sent it back %d times", prev.GetUnit(), prev.GetRejections())
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED,
-			&pb.CaseAction{Action: pb.Action_ACTION_REFER_REVIEW, Note: note}, note)
-	}
-
-	rec.ToNode = o.GetNode()
 	why := o.GetExplanation()
 	if why == "" {
 		why = "rule " + o.GetRule()
 	}
-	if o.GetNode() == p.Self {
-		switch {
-		case c.GetState() == pb.State_STATE_FILED:
-			return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED,
-				&pb.CaseAction{Action: pb.Action_ACTION_DISPATCH, Unit: o.GetUnit(), UnitTier: o.GetTier(), Note: "reconciled: " + why},
-				"filed, not dispatched: dispatched to its owner "+o.GetUnit())
-		case c.GetOwnerUnit() != o.GetUnit():
-			return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED,
-				&pb.CaseAction{Action: pb.Action_ACTION_REASSIGN, Unit: o.GetUnit(), UnitTier: o.GetTier(), Note: "reconciled: " + why},
-				fmt.Sprintf("dispatched to %s%s, owned by %s", c.GetOwnerUnit(), p.goneNote(c.GetOwnerUnit()), o.GetUnit()))
-		case c.GetState() == pb.State_STATE_RETURN_REQUESTED:
-			// The owner sends it back for the first time: the catalogue
-			// says it is theirs, so the return is denied; a second return
-			// takes it to joint review.
-			return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED,
-				&pb.CaseAction{Action: pb.Action_ACTION_DENY_RETURN, Note: "return denied by the responsibility catalogue: " + why + "; a second return goes to joint review"},
-				"the owner sent it back: "+c.GetPending().GetReason())
+	var a *pb.CaseAction
+	switch rule.Action {
+	case pb.Action_ACTION_UNSPECIFIED:
+	case pb.Action_ACTION_REFER_REVIEW:
+		rec.ToNode = p.Topology.Root().Name
+		note := rec.Reason
+		if pos == Disputed {
+			note = "disputed ownership: " + o.GetDispute()
 		}
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE, nil, "")
+		a = &pb.CaseAction{Note: note}
+	case pb.Action_ACTION_TRANSFER_UP:
+		rec.ToNode = o.GetNode()
+		a = &pb.CaseAction{Note: fmt.Sprintf("reconciled: owned by %s: %s", ownerText(o), why)}
+	case pb.Action_ACTION_DENY_RETURN:
+		a = &pb.CaseAction{Note: "return denied by the responsibility catalogue: " + why + "; a second return goes to joint review"}
+	case pb.Action_ACTION_HAND_DOWN:
+		rec.ToNode = o.GetNode()
+		a = &pb.CaseAction{Note: fmt.Sprintf("reconciled: handed down to %s, which hosts its unit %s: %s", o.GetNode(), o.GetUnit(), why)}
+	default: // DISPATCH, REASSIGN
+		rec.ToNode = o.GetNode()
+		a = &pb.CaseAction{Unit: o.GetUnit(), UnitTier: o.GetTier(), Note: "reconciled: " + why}
 	}
-	if _, up, err := p.Topology.Route(p.Self, o.GetNode()); err == nil && !up {
-		act := pb.Action_ACTION_REASSIGN
-		if c.GetState() == pb.State_STATE_FILED {
-			act = pb.Action_ACTION_DISPATCH
+	if a != nil {
+		a.Action, a.CaseId, a.Actor, a.Role = rule.Action, c.GetId(), Actor, pb.Role_ROLE_DISPATCHER
+		a.ExpectedVersion, a.Ownership = c.GetVersion(), o
+		rec.Action = a.Action
+	}
+	return Decision{Outcome: rule.Outcome, Action: a, Record: rec}, true
+}
+
+// reason says, in the report's words, why a case got its cell.
+func (p Planner) reason(c *pb.Case, o *pb.Ownership, pos Position, st Stage, rule Rule) string {
+	prev := c.GetOwnership()
+	switch pos {
+	case InReview:
+		return "waiting in the joint review queue"
+	case Unknown:
+		if st == Unfiled {
+			return "not filed yet: its owner is decided when it is filed"
 		}
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED,
-			&pb.CaseAction{Action: act, Unit: o.GetUnit(), UnitTier: o.GetTier(), Note: "reconciled: " + why},
-			fmt.Sprintf("owned by %s below %s: handed down", ownerText(o), p.Self))
+		return "owner node " + o.GetNode() + " is not in the topology"
 	}
-	if p.Topology.Root().Name == p.Self {
-		// Everything is below the root; a node the topology does not know
-		// is a catalogue that does not match the topology.
-		return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING, nil, "owner node "+o.GetNode()+" is not in the topology")
+	if st == Unfiled {
+		return "not filed yet: its owner is decided when it is filed"
 	}
-	return decide(pb.ReconcileOutcome_RECONCILE_OUTCOME_MOVED,
-		&pb.CaseAction{Action: pb.Action_ACTION_TRANSFER_UP, Note: fmt.Sprintf("reconciled: owned by %s: %s", ownerText(o), why)},
-		fmt.Sprintf("owned by %s, not at or below %s: handed up", ownerText(o), p.Self))
+	if st == Working && rule.Outcome == pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING {
+		if pos == Disputed {
+			return fmt.Sprintf("disputed (%s) but %s: it moves once back in an open stage", o.GetDispute(), stateWord(c.GetState()))
+		}
+		return fmt.Sprintf("owned by %s but %s: it moves once back in an open stage", ownerText(o), stateWord(c.GetState()))
+	}
+	switch pos {
+	case Disputed:
+		return "disputed: " + o.GetDispute()
+	case ReturnedTwice:
+		return fmt.Sprintf("the owner %s sent it back %d times", prev.GetUnit(), prev.GetRejections())
+	case Above:
+		return fmt.Sprintf("owned by %s, not at or below %s: handed up", ownerText(o), p.Self)
+	case BelowSame:
+		if st == Filed {
+			return fmt.Sprintf("owned by %s below %s: handed down", ownerText(o), p.Self)
+		}
+		return fmt.Sprintf("%s, dispatched to its owner %s below %s already: handed down as it is", stateWord(c.GetState()), ownerText(o), p.Self)
+	case BelowOther:
+		if st == Filed {
+			return fmt.Sprintf("owned by %s below %s: handed down", ownerText(o), p.Self)
+		}
+		return fmt.Sprintf("dispatched to %s%s, owned by %s below %s: reassigned and handed down", c.GetOwnerUnit(), p.goneNote(c.GetOwnerUnit()), ownerText(o), p.Self)
+	case HereSame:
+		if st == Filed {
+			return "filed, not dispatched: dispatched to its owner " + o.GetUnit()
+		}
+		if rule.Action == pb.Action_ACTION_DENY_RETURN {
+			return "the owner sent it back: " + c.GetPending().GetReason()
+		}
+		return ""
+	case HereOther:
+		if st == Filed {
+			return "filed, not dispatched: dispatched to its owner " + o.GetUnit()
+		}
+		return fmt.Sprintf("dispatched to %s%s, owned by %s", c.GetOwnerUnit(), p.goneNote(c.GetOwnerUnit()), o.GetUnit())
+	}
+	return ""
 }
 
 // goneNote marks a unit no node hosts any more.
@@ -160,6 +309,12 @@ func ownerText(o *pb.Ownership) string {
 
 func stateWord(st pb.State) string {
 	switch st {
+	case pb.State_STATE_DISPATCHED:
+		return "dispatched"
+	case pb.State_STATE_ACCEPTED:
+		return "accepted"
+	case pb.State_STATE_RETURN_REQUESTED:
+		return "sent back by its unit (return requested)"
 	case pb.State_STATE_HANDLED:
 		return "handled and waiting for its check"
 	case pb.State_STATE_CHECKED:

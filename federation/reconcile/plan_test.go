@@ -1,14 +1,18 @@
 package reconcile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhub "github.com/cityhub/cityhub"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
 // fixedOwners answers every case with the same ownership.
@@ -182,5 +186,96 @@ func TestHandedHere(t *testing.T) {
 		if got := handedHere(&pb.Case{History: tc.h}); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestPlanTable plans a case in every open state for every owner position
+// at a district and checks the plan is the table's cell, and that the
+// cell's action is one the workflow takes from that state (so the state
+// machine never refuses a planned move for the plan's own sake: a
+// reassignment to the unit the case already has, an action from the wrong
+// state). Every cell of the table is exercised.
+func TestPlanTable(t *testing.T) {
+	topo := sampleTopology(t)
+	const self = "d-320505"
+	roads := owner("320505-roads", self, pb.Tier_TIER_DISTRICT)
+	squad := owner("320505001-squad", "s-320505001", pb.Tier_TIER_STREET)
+	city := owner("city-municipal", "city", pb.Tier_TIER_CITY)
+	type setup struct {
+		owner *pb.Ownership
+		unit  string
+		own   *pb.Ownership // the case's ownership before
+	}
+	setups := [numPositions]setup{
+		InReview:      {owner: roads, unit: "320505-roads", own: &pb.Ownership{InReview: true, Disputed: true}},
+		Disputed:      {owner: &pb.Ownership{Disputed: true, Dispute: "two rules"}, unit: "320505-roads"},
+		ReturnedTwice: {owner: roads, unit: "320505-roads", own: &pb.Ownership{Unit: "320505-roads", Rejections: 2}},
+		HereSame:      {owner: roads, unit: "320505-roads"},
+		HereOther:     {owner: roads, unit: "320505-old-construction"},
+		BelowSame:     {owner: squad, unit: "320505001-squad"},
+		BelowOther:    {owner: squad, unit: "320505-roads"},
+		Above:         {owner: city, unit: "320505-roads"},
+		Unknown:       {owner: owner("x-unit", "nowhere", pb.Tier_TIER_DISTRICT), unit: "320505-roads"},
+	}
+	states := []pb.State{pb.State_STATE_REPORTED, pb.State_STATE_VERIFIED, pb.State_STATE_FILED, pb.State_STATE_DISPATCHED,
+		pb.State_STATE_ACCEPTED, pb.State_STATE_RETURN_REQUESTED, pb.State_STATE_HANDLED, pb.State_STATE_CHECKED, pb.State_STATE_SUSPENDED}
+	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC).UnixMilli()
+	cells := map[[2]int]bool{}
+	for pos := range numPositions {
+		for _, state := range states {
+			su := setups[pos]
+			stage, _ := StageOf(state)
+			c := &pb.Case{Id: "320505-20200101-000001", Holder: self, HolderEpoch: 1, Version: 3, State: state,
+				OwnerUnit: su.unit, Ownership: su.own, Kind: pb.Kind_KIND_EVENT, MajorCode: "05", MinorCode: "01",
+				ReportedAt: timestamppb.New(time.UnixMilli(now - 3600_000)), Source: pb.Source_SOURCE_INSPECTOR}
+			switch state {
+			case pb.State_STATE_RETURN_REQUESTED:
+				c.Pending = &pb.Pending{Action: pb.Action_ACTION_REQUEST_RETURN, Reason: "not ours", FromState: pb.State_STATE_ACCEPTED}
+			case pb.State_STATE_SUSPENDED:
+				c.SuspendedFrom = pb.State_STATE_ACCEPTED
+			}
+			name := fmt.Sprintf("%s/%s", pos, state)
+			p := Planner{Self: self, Topology: topo, Owners: fixedOwners{su.owner}}
+			got := p.Position(c, su.owner, stage)
+			if pos == ReturnedTwice && (stage < Filed || stage > ReturnRequested) {
+				// Returned twice counts only in an open stage.
+				if got == ReturnedTwice {
+					t.Errorf("%s: position %s", name, got)
+				}
+				continue
+			}
+			if got != pos {
+				t.Errorf("%s: position %s", name, got)
+				continue
+			}
+			cells[[2]int{int(pos), int(stage)}] = true
+			d, ok := p.Plan(c)
+			cell := Table[pos][stage]
+			if !ok || d.Outcome != cell.Outcome || d.Action.GetAction() != cell.Action {
+				t.Errorf("%s: planned %v %v, table says %v %v", name, d.Outcome, d.Action.GetAction(), cell.Outcome, cell.Action)
+				continue
+			}
+			if d.Record.GetReason() == "" && d.Outcome != pb.ReconcileOutcome_RECONCILE_OUTCOME_IN_PLACE {
+				t.Errorf("%s: %v without a reason", name, d.Outcome)
+			}
+			if d.Action == nil {
+				continue
+			}
+			a := d.Action
+			step := workflow.Step{Action: a.Action, Actor: a.Actor, Role: a.Role, Note: a.Note, Unit: a.Unit, UnitTier: a.UnitTier,
+				DeadlineUnixMs: now + 3600_000, AtUnixMs: now, ExpectedVersion: a.ExpectedVersion}
+			if err := workflow.Apply(proto.Clone(c).(*pb.Case), step); err != nil {
+				t.Errorf("%s: the workflow refuses the planned %s: %v", name, a.Action, err)
+			}
+			wantTo := map[pb.Action]string{pb.Action_ACTION_REFER_REVIEW: "city", pb.Action_ACTION_TRANSFER_UP: su.owner.GetNode(),
+				pb.Action_ACTION_HAND_DOWN: su.owner.GetNode(), pb.Action_ACTION_DISPATCH: su.owner.GetNode(),
+				pb.Action_ACTION_REASSIGN: su.owner.GetNode(), pb.Action_ACTION_DENY_RETURN: self}[a.Action]
+			if d.Record.ToNode != wantTo {
+				t.Errorf("%s: record goes to %q, want %q", name, d.Record.ToNode, wantTo)
+			}
+		}
+	}
+	if len(cells) != int(numPositions)*int(numStages)-2 { // returned twice × unfiled, working
+		t.Errorf("%d cells exercised, want %d", len(cells), int(numPositions)*int(numStages)-2)
 	}
 }

@@ -127,10 +127,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 	// A move planned against a version that changed before it applied (the
 	// overdue sweeper marks old cases, a user acts) is skipped; the run
 	// passes again over what it has not recorded until nothing is skipped.
+	// A move the state machine refuses is recorded as FAILED with the
+	// refusal and not tried again.
 	var inPlace int64
-	for attempt := 1; ; attempt++ {
-		var skipped int
-		_, inPlace, skipped, err = r.pass(ctx, run.RunId, batch, stateQueries(), nil, true)
+	skipped := 0
+	for attempt := 1; attempt <= maxPasses; attempt++ {
+		_, inPlace, skipped, err = r.pass(ctx, run.RunId, batch, stateQueries(), nil, true, "")
 		if err != nil {
 			return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
 		}
@@ -139,22 +141,34 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 		}
 		r.log.Info("moves skipped because their cases changed meanwhile: passing again", "run", run.RunId, "skipped", skipped, "pass", attempt+1)
 	}
-	// The run's records count every case it acted on, in this process or
-	// before a crash; in-place cases are not recorded, and the last pass
-	// saw all of them.
+	if skipped > 0 {
+		// Cases that kept changing under every pass are not left out: they
+		// are recorded as failed, with the reason, and counted.
+		why := fmt.Sprintf("its case kept changing while the run moved it (%d passes): not moved; run again", maxPasses)
+		if _, inPlace, _, err = r.pass(ctx, run.RunId, batch, stateQueries(), nil, true, why); err != nil {
+			return nil, fmt.Errorf("run %s (resume it by running again): %w", run.RunId, err)
+		}
+	}
+	// The run's records count every case it acted on or failed to, in this
+	// process or before a crash; in-place cases are not recorded, and the
+	// last pass saw all of them.
 	rep, err := r.report(run)
 	if err != nil {
 		return nil, err
 	}
 	run.InPlace = inPlace
-	run.Scanned = inPlace + rep.Moved + rep.Pending + rep.Disputed + rep.Rejected
+	run.Scanned = inPlace + rep.Moved + rep.Pending + rep.Disputed + rep.Rejected + rep.Failed
+	run.Incomplete = rep.Failed > 0
 	run.Finished, run.FinishedUnixMs = true, r.opts.Now().UnixMilli()
 	if _, err := r.opts.Local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_ReconcileRun{ReconcileRun: &pb.ReconcileRunMark{Run: run}}}); err != nil {
 		return nil, fmt.Errorf("finish run %s: %w", run.RunId, err)
 	}
+	if run.Incomplete {
+		r.log.Warn("reconciliation run incomplete: moves failed (see the report's failed records)", "run", run.RunId, "failed", rep.Failed)
+	}
 	describeRun(rep, run)
 	r.log.Info("reconciliation run finished", "run", run.RunId, "scanned", run.Scanned, "in_place", inPlace,
-		"moved", rep.Moved, "pending", rep.Pending, "disputed", rep.Disputed, "rejected", rep.Rejected)
+		"moved", rep.Moved, "pending", rep.Pending, "disputed", rep.Disputed, "rejected", rep.Rejected, "failed", rep.Failed)
 	return rep, nil
 }
 
@@ -214,8 +228,10 @@ func stateQueries() []store.Query {
 
 // pass scans the cases the queries select, plans each (keep, when set,
 // narrows the cases considered), and proposes the moves in batches under
-// run. With resume, cases the run already recorded are skipped.
-func (r *Reconciler) pass(ctx context.Context, run string, batch int, queries []store.Query, keep func(*pb.Case) bool, resume bool) (scanned, inPlace int64, skipped int, err error) {
+// run. With resume, cases the run already recorded are skipped. With a
+// giveUp reason, nothing is moved: each case that would be is recorded as
+// FAILED with that reason.
+func (r *Reconciler) pass(ctx context.Context, run string, batch int, queries []store.Query, keep func(*pb.Case) bool, resume bool, giveUp string) (scanned, inPlace int64, skipped int, err error) {
 	var moves []*pb.ReconcileMove
 	flush := func() error {
 		if len(moves) == 0 {
@@ -252,10 +268,15 @@ func (r *Reconciler) pass(ctx context.Context, run string, batch int, queries []
 				inPlace++
 				continue
 			}
-			moves = append(moves, &pb.ReconcileMove{
+			m := &pb.ReconcileMove{
 				CaseId: c.Id, ExpectedEpoch: c.HolderEpoch, ExpectedVersion: c.Version,
 				Outcome: d.Outcome, Action: d.Action, Record: d.Record,
-			})
+			}
+			if giveUp != "" {
+				m.Outcome, m.Action = pb.ReconcileOutcome_RECONCILE_OUTCOME_FAILED, nil
+				m.Record.Outcome, m.Record.Reason = pb.ReconcileOutcome_RECONCILE_OUTCOME_FAILED, giveUp+" (planned: "+d.Record.GetReason()+")"
+			}
+			moves = append(moves, m)
 			if len(moves) >= batch {
 				if err := flush(); err != nil {
 					return err
@@ -461,7 +482,7 @@ func (r *Reconciler) Follow(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	_, _, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []store.Query{{HandedUp: true, WithHistory: true}}, handedHere, false)
+	_, _, _, err := r.pass(ctx, FollowRun, r.opts.BatchSize, []store.Query{{HandedUp: true, WithHistory: true}}, handedHere, false, "")
 	return err
 }
 

@@ -76,7 +76,7 @@ func (r *Reconciler) report(run *pb.ReconcileRun) (*pb.ReconcileReport, error) {
 func describeRun(rep *pb.ReconcileReport, run *pb.ReconcileRun) {
 	rep.RunId, rep.Node, rep.Finished = run.RunId, run.Node, run.Finished
 	rep.StartedAt = tsOf(time.UnixMilli(run.StartedUnixMs))
-	rep.Scanned, rep.InPlace = run.Scanned, run.InPlace
+	rep.Scanned, rep.InPlace, rep.Incomplete = run.Scanned, run.InPlace, run.Incomplete
 	rep.FinishedAt = nil
 	if run.Finished {
 		rep.FinishedAt = tsOf(time.UnixMilli(run.FinishedUnixMs))
@@ -150,6 +150,8 @@ func (a *aggregate) add(rec *pb.ReconcileRecord) {
 			c.Disputed++
 		case pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED:
 			c.Rejected++
+		case pb.ReconcileOutcome_RECONCILE_OUTCOME_FAILED:
+			c.Failed++
 		}
 	}
 }
@@ -161,6 +163,7 @@ func (a *aggregate) fill(rep *pb.ReconcileReport) {
 	rep.Pending = a.totals[pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING]
 	rep.Disputed = a.totals[pb.ReconcileOutcome_RECONCILE_OUTCOME_DISPUTED]
 	rep.Rejected = a.totals[pb.ReconcileOutcome_RECONCILE_OUTCOME_REJECTED]
+	rep.Failed = a.totals[pb.ReconcileOutcome_RECONCILE_OUTCOME_FAILED]
 	rep.Counts = rep.Counts[:0]
 	for _, c := range a.counts {
 		rep.Counts = append(rep.Counts, c)
@@ -184,12 +187,12 @@ func ageIndex(name string) int {
 // then a total row.
 func WriteCSV(w io.Writer, rep *pb.ReconcileReport) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"run_id", "dimension", "key", "moved", "pending", "disputed", "rejected"})
+	_ = cw.Write([]string{"run_id", "dimension", "key", "moved", "pending", "disputed", "rejected", "failed"})
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
 	for _, c := range rep.Counts {
-		_ = cw.Write([]string{rep.RunId, c.Dimension, c.Key, n(c.Moved), n(c.Pending), n(c.Disputed), n(c.Rejected)})
+		_ = cw.Write([]string{rep.RunId, c.Dimension, c.Key, n(c.Moved), n(c.Pending), n(c.Disputed), n(c.Rejected), n(c.Failed)})
 	}
-	_ = cw.Write([]string{rep.RunId, "total", "", n(rep.Moved), n(rep.Pending), n(rep.Disputed), n(rep.Rejected)})
+	_ = cw.Write([]string{rep.RunId, "total", "", n(rep.Moved), n(rep.Pending), n(rep.Disputed), n(rep.Rejected), n(rep.Failed)})
 	cw.Flush()
 	return cw.Error()
 }

@@ -278,9 +278,9 @@ func (w *walker) caseIn(a pb.Action) string {
 }
 
 // federationOnly are the actions a node outside a federation refuses
-// whoever asks (there is no parent, no joint review): the table checks
+// whoever asks (there is no parent, no node below): the table checks
 // that only the seats allowed get past authorization.
-var federationOnly = []pb.Action{pb.Action_ACTION_TRANSFER_UP}
+var federationOnly = []pb.Action{pb.Action_ACTION_TRANSFER_UP, pb.Action_ACTION_HAND_DOWN}
 
 // TestAccessTable is every seat × every workflow action × a case in or out
 // of its scope, over gRPC and REST: the seats the workflow lets take the

@@ -103,14 +103,15 @@ var Rules = map[pb.Role][]Grant{
 			pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_DENY_EXTENSION,
 			pb.Action_ACTION_APPROVE_SUSPEND, pb.Action_ACTION_DENY_SUSPEND, pb.Action_ACTION_RESUME,
 			pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
-			pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_DECIDE_OWNER),
+			pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_DECIDE_OWNER,
+			pb.Action_ACTION_HAND_DOWN),
 	),
 	// 派遣员: dispatches and decides returns and extensions.
 	pb.Role_ROLE_DISPATCHER: join(
 		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, FederationRead, ClusterRead, OwnerResolve, ReconcileRead),
 		acts(ScopeNode, pb.Action_ACTION_DISPATCH, pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN,
 			pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_DENY_EXTENSION, pb.Action_ACTION_TRANSFER_UP,
-			pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW),
+			pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_HAND_DOWN),
 	),
 	// 专业部门 / 网格站: works the cases dispatched to its unit.
 	pb.Role_ROLE_HANDLING_UNIT: join(

@@ -27,6 +27,10 @@ var (
 	// ErrUnitNotBelow refuses a dispatch to a unit hosted by a node that is
 	// not this node or one of its descendants.
 	ErrUnitNotBelow = errors.New("unit is not hosted at or below this node")
+	// ErrNothingBelow refuses a hand-down (下派) of a case whose unit no
+	// node below this one hosts. It is a workflow refusal (the case is not
+	// in a state to hand down here).
+	ErrNothingBelow = fmt.Errorf("%w: no node below hosts the case's unit", workflow.ErrForbidden)
 )
 
 // NotHolderError says which node holds a case.
@@ -171,6 +175,24 @@ func (fv *fedView) route(c *pb.Case, a *pb.CaseAction) error {
 			return &workflow.FieldError{Field: "unit", Reason: fmt.Sprintf(
 				"unit %q is hosted by node %q, which is not below %q: transfer the case up instead", a.Unit, host.Name, fv.self),
 				Err: ErrUnitNotBelow}
+		}
+		c.Holder, c.HolderEpoch = host.Name, c.HolderEpoch+1
+	case pb.Action_ACTION_HAND_DOWN:
+		// The unit the case has is hosted below: the case goes down to it
+		// as it is. Anything else is not a hand-down.
+		if fv == nil {
+			return fmt.Errorf("%w: case %s: a hand-down needs a node below", ErrNotFederated, c.GetId())
+		}
+		host, ok := fv.topo.NodeOfUnit(c.GetOwnerUnit())
+		if ok && host.Name != fv.self {
+			_, up, err := fv.topo.Route(fv.self, host.Name)
+			ok = err == nil && !up
+		} else {
+			ok = false
+		}
+		if !ok {
+			return fmt.Errorf("%w: case %s is dispatched to unit %q, which no node below %s hosts: nothing to hand down to",
+				ErrNothingBelow, c.GetId(), c.GetOwnerUnit(), fv.self)
 		}
 		c.Holder, c.HolderEpoch = host.Name, c.HolderEpoch+1
 	}

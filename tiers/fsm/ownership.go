@@ -47,7 +47,7 @@ func checkOwnershipAction(old *pb.Case, a *pb.CaseAction) error {
 func settleOwnership(c, old *pb.Case, a *pb.CaseAction, fv *fedView) {
 	prev := old.GetOwnership()
 	switch a.Action {
-	case pb.Action_ACTION_FILE, pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_TRANSFER_UP:
+	case pb.Action_ACTION_FILE, pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_TRANSFER_UP, pb.Action_ACTION_HAND_DOWN:
 		if a.GetOwnership() != nil && !prev.GetDecided() {
 			o := proto.Clone(a.Ownership).(*pb.Ownership)
 			o.Rejections, o.Reasons, o.InReview, o.Decided = prev.GetRejections(), prev.GetReasons(), false, false

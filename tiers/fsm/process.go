@@ -37,8 +37,10 @@ type Result struct {
 	// held (duplicates, reordered copies) or were malformed, and
 	// reconciliation moves planned against a copy that has changed since.
 	Skipped int
-	// Applied counts the reconciliation moves of a batch that took effect.
-	Applied int
+	// Applied counts the reconciliation moves of a batch that took effect;
+	// Failed the moves the state machine refused (recorded as FAILED with
+	// the reason, never dropped).
+	Applied, Failed int
 	// Imported and Already count the cases an ImportCases created and the
 	// entries whose legacy id was imported before; CaseIDs holds each
 	// entry's case id, in command order ("" for a malformed entry, counted

@@ -93,7 +93,7 @@ func keysOf(recs map[string]string, id string) map[string]string {
 //	5 HANDLED        → pending: no action
 //	6, 7 FILED       → transfer up planned against a stale version / epoch
 //	8 DISPATCHED     → to c-grid: held by the community (a mirror here)
-//	9 FILED          → deny return: the workflow refuses it
+//	9 FILED          → deny return: the workflow refuses it (recorded as failed)
 //	10 FILED         → a move without a record
 //	11 DISPATCHED    → to s-squad: held by the street; pending here
 //
@@ -146,7 +146,7 @@ func reconcileFixture(t *testing.T) (*fedLog, []*pb.ReconcileMove, []string, []s
 		move(c(11), pb.ReconcileOutcome_RECONCILE_OUTCOME_PENDING, nil),
 	}
 	applied := []string{caseID(1), caseID(2), caseID(3), caseID(4), caseID(5)}
-	skipped := []string{caseID(6), caseID(7), caseID(8), caseID(9), caseID(10), caseID(11), caseID(99)}
+	skipped := []string{caseID(6), caseID(7), caseID(8), caseID(10), caseID(11), caseID(99)}
 	return l, moves, applied, skipped
 }
 
@@ -161,8 +161,8 @@ func TestReconcileAppliesMovesAndSkipsStaleOnes(t *testing.T) {
 	downBefore := len(outbox(t, l.s, "s-110105001"))
 
 	r := l.ok(reconcileCmd("run-1", stamp+10*minute, moves...))
-	if r.Applied != len(applied) || r.Skipped != len(moves)-len(applied) {
-		t.Fatalf("applied %d, skipped %d; want %d, %d", r.Applied, r.Skipped, len(applied), len(moves)-len(applied))
+	if r.Applied != len(applied) || r.Failed != 1 || r.Skipped != len(moves)-len(applied)-1 {
+		t.Fatalf("applied %d, failed %d, skipped %d; want %d, 1, %d", r.Applied, r.Failed, r.Skipped, len(applied), len(moves)-len(applied)-1)
 	}
 
 	// Each move took effect as its workflow action, routed and settled.
@@ -196,16 +196,28 @@ func TestReconcileAppliesMovesAndSkipsStaleOnes(t *testing.T) {
 		t.Errorf("%d entries queued down", len(down)-downBefore)
 	}
 
-	// One record per applied case, under the run, naming its case.
+	// One record per applied or refused case, under the run, naming its
+	// case; the refused move is recorded as failed with the refusal, and
+	// its case is unchanged.
 	recs := reconcileRecords(t, l.s, "run-1")
 	var got []string
 	for _, rec := range recs {
 		got = append(got, rec.CaseId)
 	}
-	if !slices.Equal(got, applied) {
-		t.Fatalf("records for %q, want %q", got, applied)
+	if want := append(slices.Clone(applied), caseID(9)); !slices.Equal(got, want) {
+		t.Fatalf("records for %q, want %q", got, want)
+	}
+	if c9 := l.get(caseID(9)); !proto.Equal(c9, before[caseID(9)]) {
+		t.Errorf("a refused move changed its case")
 	}
 	for _, rec := range recs {
+		if rec.CaseId == caseID(9) {
+			if rec.Outcome != pb.ReconcileOutcome_RECONCILE_OUTCOME_FAILED || !strings.Contains(rec.Reason, "ACTION_DENY_RETURN refused") ||
+				!strings.Contains(rec.Reason, "forbidden") {
+				t.Errorf("refused move recorded as %v: %q", rec.Outcome, rec.Reason)
+			}
+			continue
+		}
 		for _, m := range moves {
 			if m.CaseId != rec.CaseId {
 				continue
@@ -246,12 +258,14 @@ func TestReconcileBatchAgainChangesNothing(t *testing.T) {
 	r := l.ok(reconcileCmd("run-1", stamp+11*minute, moves...))
 	// Every move with an action now meets a newer copy. The pending move
 	// (no action) may record itself again, identically.
-	if r.Skipped < len(moves)-1 || r.Applied+r.Skipped != len(moves) {
-		t.Fatalf("again: applied %d, skipped %d of %d moves", r.Applied, r.Skipped, len(moves))
+	// The refused move is refused again and records itself again,
+	// identically.
+	if r.Skipped < len(moves)-2 || r.Failed != 1 || r.Applied+r.Skipped+r.Failed != len(moves) {
+		t.Fatalf("again: applied %d, failed %d, skipped %d of %d moves", r.Applied, r.Failed, r.Skipped, len(moves))
 	}
 	sameRecords(t, "after the same batch again", before, records(t, l.s, true))
-	if got := reconcileRecords(t, l.s, "run-1"); len(got) != len(applied) {
-		t.Fatalf("%d records after the batch again, want %d", len(got), len(applied))
+	if got := reconcileRecords(t, l.s, "run-1"); len(got) != len(applied)+1 {
+		t.Fatalf("%d records after the batch again, want %d", len(got), len(applied)+1)
 	}
 
 	// The same request id with other moves (the next batch of the run)

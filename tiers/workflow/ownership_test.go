@@ -293,7 +293,7 @@ func TestDecideOwner(t *testing.T) {
 	}
 	err := Apply(baseCase(sDispatched), fullStep(pb.Action_ACTION_DECIDE_OWNER, rShiftLeader))
 	if want := "allowed now: ACTION_ACCEPT, ACTION_REQUEST_RETURN, ACTION_REQUEST_EXTENSION, ACTION_REQUEST_SUSPEND, " +
-		"ACTION_VOID, ACTION_SUPERVISE, ACTION_TRANSFER_UP, ACTION_REASSIGN, ACTION_REFER_REVIEW"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		"ACTION_VOID, ACTION_SUPERVISE, ACTION_TRANSFER_UP, ACTION_REASSIGN, ACTION_REFER_REVIEW, ACTION_HAND_DOWN"; err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("decide owner on DISPATCHED: %v, want it to end %q", err, want)
 	}
 

@@ -180,6 +180,15 @@ var transitions = []Transition{
 	{Action: pb.Action_ACTION_DECIDE_OWNER, From: []Origin{{States: []pb.State{sFiled}}},
 		Dest: DestState, To: sDispatched, Roles: []pb.Role{rShiftLeader},
 		Requires: []string{reqUnit, reqDeadline, reqNote}},
+	// 下派: the holder hands a case, already dispatched to (or accepted by)
+	// a unit hosted by a node below it, down to that node: the unit, state,
+	// deadline and any pending request stay (no needless 改派); the state
+	// machine processor moves the holder and refuses a unit not hosted
+	// below.
+	{Action: pb.Action_ACTION_HAND_DOWN,
+		From: []Origin{{States: []pb.State{sDispatched, sAccepted, sReturnRequested}}},
+		Dest: DestStay, Roles: []pb.Role{rShiftLeader, rDispatcher},
+		Requires: []string{reqNote}},
 }
 
 // byAction indexes transitions by action.

@@ -160,6 +160,10 @@ func Apply(c *pb.Case, s Step) error {
 		c.SuspendedAt = nil
 	case pb.Action_ACTION_SUPERVISE:
 		c.SuperviseCount++
+	case pb.Action_ACTION_HAND_DOWN:
+		// Nothing changes but the holder (the processor's): the history
+		// names the unit it goes down to.
+		unit = c.GetOwnerUnit()
 	}
 	c.State = to
 	record(c, s, from, to, unit, at)

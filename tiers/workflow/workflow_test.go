@@ -203,6 +203,9 @@ func expectState(c *pb.Case, a pb.Action) (bool, pb.State) {
 		return st == sFiled || st == sDispatched || st == sAccepted || st == sReturnRequested, sFiled
 	case pb.Action_ACTION_DECIDE_OWNER:
 		return st == sFiled, sDispatched
+	case pb.Action_ACTION_HAND_DOWN:
+		// A unit has it; it goes down to the unit's node as it is.
+		return st == sDispatched || st == sAccepted || st == sReturnRequested, st
 	}
 	return false, 0 // REPORT never applies to an existing case
 }
@@ -235,6 +238,7 @@ var expectRoles = map[pb.Action][]pb.Role{
 	pb.Action_ACTION_REASSIGN:          {rShiftLeader, rDispatcher},
 	pb.Action_ACTION_REFER_REVIEW:      {rShiftLeader, rDispatcher},
 	pb.Action_ACTION_DECIDE_OWNER:      {rShiftLeader},
+	pb.Action_ACTION_HAND_DOWN:         {rShiftLeader, rDispatcher},
 }
 
 // expectAfter computes, independently of Apply, the whole case after a
@@ -293,6 +297,8 @@ func expectAfter(before *pb.Case, s Step, to pb.State) *pb.Case {
 		c.SuspendedFrom, c.SuspendedAt = 0, nil
 	case pb.Action_ACTION_SUPERVISE:
 		c.SuperviseCount++
+	case pb.Action_ACTION_HAND_DOWN:
+		unit = c.OwnerUnit
 	}
 	c.State = to
 	c.Version++
@@ -1478,7 +1484,7 @@ func TestTable(t *testing.T) {
 	if got := Allowed(baseCase(sAccepted)); !slices.Equal(got, []pb.Action{
 		pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_HANDLE, pb.Action_ACTION_REQUEST_EXTENSION,
 		pb.Action_ACTION_REQUEST_SUSPEND, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
-		pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW,
+		pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_HAND_DOWN,
 	}) {
 		t.Errorf("Allowed(ACCEPTED) = %v", got)
 	}
@@ -1490,7 +1496,7 @@ func TestTable(t *testing.T) {
 	}
 	if got := Allowed(returnRequested(sDispatched)); !slices.Equal(got, []pb.Action{
 		pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_VOID, pb.Action_ACTION_SUPERVISE, pb.Action_ACTION_TRANSFER_UP,
-		pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW,
+		pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_HAND_DOWN,
 	}) {
 		t.Errorf("Allowed(RETURN_REQUESTED) = %v", got)
 	}

@@ -355,6 +355,7 @@ const (
 	Action_ACTION_REASSIGN          Action = 25 // 改派: move a dispatched case to another unit
 	Action_ACTION_REFER_REVIEW      Action = 26 // 提请会诊: send a disputed case to the city's joint review queue
 	Action_ACTION_DECIDE_OWNER      Action = 27 // 会诊裁定: a shift leader at the city decides the owner and dispatches
+	Action_ACTION_HAND_DOWN         Action = 28 // 下派: hand a case down to the node below that hosts the unit it is dispatched to (unit, state and deadline kept)
 )
 
 // Enum value maps for Action.
@@ -388,6 +389,7 @@ var (
 		25: "ACTION_REASSIGN",
 		26: "ACTION_REFER_REVIEW",
 		27: "ACTION_DECIDE_OWNER",
+		28: "ACTION_HAND_DOWN",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED":       0,
@@ -418,6 +420,7 @@ var (
 		"ACTION_REASSIGN":          25,
 		"ACTION_REFER_REVIEW":      26,
 		"ACTION_DECIDE_OWNER":      27,
+		"ACTION_HAND_DOWN":         28,
 	}
 )
 
@@ -1533,7 +1536,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\fSTATE_CLOSED\x10\n" +
 	"\x12\x13\n" +
 	"\x0fSTATE_SUSPENDED\x10\v\x12\x10\n" +
-	"\fSTATE_VOIDED\x10\f*\x8c\x05\n" +
+	"\fSTATE_VOIDED\x10\f*\xa2\x05\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_REPORT\x10\x01\x12\x11\n" +
@@ -1563,7 +1566,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x12ACTION_TRANSFER_UP\x10\x18\x12\x13\n" +
 	"\x0fACTION_REASSIGN\x10\x19\x12\x17\n" +
 	"\x13ACTION_REFER_REVIEW\x10\x1a\x12\x17\n" +
-	"\x13ACTION_DECIDE_OWNER\x10\x1b*\xe7\x01\n" +
+	"\x13ACTION_DECIDE_OWNER\x10\x1b\x12\x14\n" +
+	"\x10ACTION_HAND_DOWN\x10\x1c*\xe7\x01\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eROLE_INSPECTOR\x10\x01\x12\x15\n" +

@@ -30,6 +30,7 @@ const (
 	ReconcileOutcome_RECONCILE_OUTCOME_PENDING     ReconcileOutcome = 3 // owned elsewhere but cannot move now (handled, suspended, a request pending)
 	ReconcileOutcome_RECONCILE_OUTCOME_DISPUTED    ReconcileOutcome = 4 // no single owner: sent to the joint review queue
 	ReconcileOutcome_RECONCILE_OUTCOME_REJECTED    ReconcileOutcome = 5 // the owner sent it back twice: sent to the joint review queue
+	ReconcileOutcome_RECONCILE_OUTCOME_FAILED      ReconcileOutcome = 6 // the move was planned but the state machine refused it (the reason is recorded): the case stays
 )
 
 // Enum value maps for ReconcileOutcome.
@@ -41,6 +42,7 @@ var (
 		3: "RECONCILE_OUTCOME_PENDING",
 		4: "RECONCILE_OUTCOME_DISPUTED",
 		5: "RECONCILE_OUTCOME_REJECTED",
+		6: "RECONCILE_OUTCOME_FAILED",
 	}
 	ReconcileOutcome_value = map[string]int32{
 		"RECONCILE_OUTCOME_UNSPECIFIED": 0,
@@ -49,6 +51,7 @@ var (
 		"RECONCILE_OUTCOME_PENDING":     3,
 		"RECONCILE_OUTCOME_DISPUTED":    4,
 		"RECONCILE_OUTCOME_REJECTED":    5,
+		"RECONCILE_OUTCOME_FAILED":      6,
 	}
 )
 
@@ -1113,7 +1116,10 @@ func (x *ImportCases) GetCases() []*ImportedCase {
 
 // ReconcileMove is one case of a reconciliation batch: the action to take
 // (none for PENDING), planned against the copy at (epoch, version). Apply
-// skips a move whose case changed since: the next pass plans it again.
+// skips a move whose case changed since: the next pass plans it again. A
+// move the state machine refuses is recorded as FAILED with the refusal.
+// A FAILED move without an action only records (a case that kept changing
+// while the run passed over it): it applies whatever the case's version.
 type ReconcileMove struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	CaseId          string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
@@ -1394,8 +1400,11 @@ type ReconcileRun struct {
 	Finished       bool                   `protobuf:"varint,5,opt,name=finished,proto3" json:"finished,omitempty"`
 	Scanned        int64                  `protobuf:"varint,6,opt,name=scanned,proto3" json:"scanned,omitempty"`
 	InPlace        int64                  `protobuf:"varint,7,opt,name=in_place,json=inPlace,proto3" json:"in_place,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// incomplete: the run finished with cases it could not move (failed
+	// moves, recorded with their reasons): run again once they are fixed.
+	Incomplete    bool `protobuf:"varint,8,opt,name=incomplete,proto3" json:"incomplete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconcileRun) Reset() {
@@ -1475,6 +1484,13 @@ func (x *ReconcileRun) GetInPlace() int64 {
 		return x.InPlace
 	}
 	return 0
+}
+
+func (x *ReconcileRun) GetIncomplete() bool {
+	if x != nil {
+		return x.Incomplete
+	}
+	return false
 }
 
 // ReconcileRunMark starts or finishes a run.
@@ -1639,7 +1655,7 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x04rule\x18\n" +
 	" \x01(\tR\x04rule\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12*\n" +
-	"\x06action\x18\f \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\"\xdc\x01\n" +
+	"\x06action\x18\f \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\"\xfc\x01\n" +
 	"\fReconcileRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12&\n" +
@@ -1647,16 +1663,20 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x10finished_unix_ms\x18\x04 \x01(\x03R\x0efinishedUnixMs\x12\x1a\n" +
 	"\bfinished\x18\x05 \x01(\bR\bfinished\x12\x18\n" +
 	"\ascanned\x18\x06 \x01(\x03R\ascanned\x12\x19\n" +
-	"\bin_place\x18\a \x01(\x03R\ainPlace\">\n" +
+	"\bin_place\x18\a \x01(\x03R\ainPlace\x12\x1e\n" +
+	"\n" +
+	"incomplete\x18\b \x01(\bR\n" +
+	"incomplete\">\n" +
 	"\x10ReconcileRunMark\x12*\n" +
-	"\x03run\x18\x01 \x01(\v2\x18.cityhub.v1.ReconcileRunR\x03run*\xd1\x01\n" +
+	"\x03run\x18\x01 \x01(\v2\x18.cityhub.v1.ReconcileRunR\x03run*\xef\x01\n" +
 	"\x10ReconcileOutcome\x12!\n" +
 	"\x1dRECONCILE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aRECONCILE_OUTCOME_IN_PLACE\x10\x01\x12\x1b\n" +
 	"\x17RECONCILE_OUTCOME_MOVED\x10\x02\x12\x1d\n" +
 	"\x19RECONCILE_OUTCOME_PENDING\x10\x03\x12\x1e\n" +
 	"\x1aRECONCILE_OUTCOME_DISPUTED\x10\x04\x12\x1e\n" +
-	"\x1aRECONCILE_OUTCOME_REJECTED\x10\x05B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\x1aRECONCILE_OUTCOME_REJECTED\x10\x05\x12\x1c\n" +
+	"\x18RECONCILE_OUTCOME_FAILED\x10\x06B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_command_proto_rawDescOnce sync.Once

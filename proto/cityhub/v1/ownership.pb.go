@@ -597,6 +597,7 @@ type ReconcileCount struct {
 	Pending       int64                  `protobuf:"varint,4,opt,name=pending,proto3" json:"pending,omitempty"`
 	Disputed      int64                  `protobuf:"varint,5,opt,name=disputed,proto3" json:"disputed,omitempty"`
 	Rejected      int64                  `protobuf:"varint,6,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	Failed        int64                  `protobuf:"varint,7,opt,name=failed,proto3" json:"failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -673,22 +674,35 @@ func (x *ReconcileCount) GetRejected() int64 {
 	return 0
 }
 
+func (x *ReconcileCount) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
 type ReconcileReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	DryRun        bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	Finished      bool                   `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
-	Scanned       int64                  `protobuf:"varint,7,opt,name=scanned,proto3" json:"scanned,omitempty"`
-	InPlace       int64                  `protobuf:"varint,8,opt,name=in_place,json=inPlace,proto3" json:"in_place,omitempty"`
-	Moved         int64                  `protobuf:"varint,9,opt,name=moved,proto3" json:"moved,omitempty"`
-	Pending       int64                  `protobuf:"varint,10,opt,name=pending,proto3" json:"pending,omitempty"`
-	Disputed      int64                  `protobuf:"varint,11,opt,name=disputed,proto3" json:"disputed,omitempty"`
-	Rejected      int64                  `protobuf:"varint,12,opt,name=rejected,proto3" json:"rejected,omitempty"`
-	Counts        []*ReconcileCount      `protobuf:"bytes,13,rep,name=counts,proto3" json:"counts,omitempty"`
-	Plan          []*ReconcileRecord     `protobuf:"bytes,14,rep,name=plan,proto3" json:"plan,omitempty"` // dry run: what would be done
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RunId      string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Node       string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	DryRun     bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Finished   bool                   `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
+	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	Scanned    int64                  `protobuf:"varint,7,opt,name=scanned,proto3" json:"scanned,omitempty"`
+	InPlace    int64                  `protobuf:"varint,8,opt,name=in_place,json=inPlace,proto3" json:"in_place,omitempty"`
+	Moved      int64                  `protobuf:"varint,9,opt,name=moved,proto3" json:"moved,omitempty"`
+	Pending    int64                  `protobuf:"varint,10,opt,name=pending,proto3" json:"pending,omitempty"`
+	Disputed   int64                  `protobuf:"varint,11,opt,name=disputed,proto3" json:"disputed,omitempty"`
+	Rejected   int64                  `protobuf:"varint,12,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	Counts     []*ReconcileCount      `protobuf:"bytes,13,rep,name=counts,proto3" json:"counts,omitempty"`
+	Plan       []*ReconcileRecord     `protobuf:"bytes,14,rep,name=plan,proto3" json:"plan,omitempty"` // dry run: what would be done
+	// failed: moves the state machine refused (the dry run: would refuse),
+	// each recorded with its reason. scanned = in_place + moved + pending +
+	// disputed + rejected + failed.
+	Failed int64 `protobuf:"varint,15,opt,name=failed,proto3" json:"failed,omitempty"`
+	// incomplete: the run finished with cases it could not move.
+	Incomplete    bool `protobuf:"varint,16,opt,name=incomplete,proto3" json:"incomplete,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -819,6 +833,20 @@ func (x *ReconcileReport) GetPlan() []*ReconcileRecord {
 		return x.Plan
 	}
 	return nil
+}
+
+func (x *ReconcileReport) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *ReconcileReport) GetIncomplete() bool {
+	if x != nil {
+		return x.Incomplete
+	}
+	return false
 }
 
 type AntiEntropyRequest struct {
@@ -1131,14 +1159,15 @@ const file_cityhub_v1_ownership_proto_rawDesc = "" +
 	"batch_size\x18\x03 \x01(\x05R\tbatchSize\"j\n" +
 	"\x16ReconcileReportRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x129\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xa8\x01\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x17.cityhub.v1.ConsistencyR\vconsistency\"\xc0\x01\n" +
 	"\x0eReconcileCount\x12\x1c\n" +
 	"\tdimension\x18\x01 \x01(\tR\tdimension\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05moved\x18\x03 \x01(\x03R\x05moved\x12\x18\n" +
 	"\apending\x18\x04 \x01(\x03R\apending\x12\x1a\n" +
 	"\bdisputed\x18\x05 \x01(\x03R\bdisputed\x12\x1a\n" +
-	"\brejected\x18\x06 \x01(\x03R\brejected\"\xeb\x03\n" +
+	"\brejected\x18\x06 \x01(\x03R\brejected\x12\x16\n" +
+	"\x06failed\x18\a \x01(\x03R\x06failed\"\xa3\x04\n" +
 	"\x0fReconcileReport\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x17\n" +
@@ -1156,7 +1185,11 @@ const file_cityhub_v1_ownership_proto_rawDesc = "" +
 	"\bdisputed\x18\v \x01(\x03R\bdisputed\x12\x1a\n" +
 	"\brejected\x18\f \x01(\x03R\brejected\x122\n" +
 	"\x06counts\x18\r \x03(\v2\x1a.cityhub.v1.ReconcileCountR\x06counts\x12/\n" +
-	"\x04plan\x18\x0e \x03(\v2\x1b.cityhub.v1.ReconcileRecordR\x04plan\"A\n" +
+	"\x04plan\x18\x0e \x03(\v2\x1b.cityhub.v1.ReconcileRecordR\x04plan\x12\x16\n" +
+	"\x06failed\x18\x0f \x01(\x03R\x06failed\x12\x1e\n" +
+	"\n" +
+	"incomplete\x18\x10 \x01(\bR\n" +
+	"incomplete\"A\n" +
 	"\x12AntiEntropyRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xd6\x03\n" +
