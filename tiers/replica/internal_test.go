@@ -182,8 +182,20 @@ func TestInternalPlane(t *testing.T) {
 		leader := c.Members[l].R.Node
 		conn := dialInternal(t, c.Members[l].Cfg.Internal.Addr, credentials.NewTLS(clientTLS(t, groupFiles, group)))
 		fwd := pb.NewForwardServiceClient(conn)
-		// Let registrations and anything else in flight settle.
-		time.Sleep(500 * time.Millisecond)
+		// Every replica registered (the writes a group makes by itself at
+		// start), so nothing else moves the log during the checks.
+		testcluster.WaitFor(t, 60*time.Second, "every replica registered", func() bool {
+			nodes, err := leader.Store().Nodes()
+			if err != nil || len(nodes) < len(c.Members) {
+				return false
+			}
+			for _, n := range nodes {
+				if n.InternalAddr == "" {
+					return false
+				}
+			}
+			return leader.AppliedIndex() >= leader.Raft().LastIndex()
+		})
 		before, term := leader.Raft().LastIndex(), leader.Raft().CurrentTerm()
 
 		good := report("raw-forged", "a forged report")
