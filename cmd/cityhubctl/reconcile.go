@@ -63,9 +63,10 @@ func orList(s []string) string {
 // the node the CLI talks to, and `reconcile report`: a stored run's report.
 func (a *app) reconcileCmd() *cobra.Command {
 	var (
-		req     pb.ReconcileRequest
-		limit   int
-		planCSV string
+		req      pb.ReconcileRequest
+		limit    int
+		planCSV  string
+		progress bool
 	)
 	c := &cobra.Command{
 		Use:   "reconcile",
@@ -126,7 +127,12 @@ CSV file of its own.`,
 			}
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			rep, err := cl.Reconcile(cctx, &req)
+			var rep *pb.ReconcileReport
+			if !req.DryRun && a.wantProgress(cmd.Flags().Changed("progress"), progress) {
+				rep, err = a.reconcileWithProgress(cctx, cl, &req)
+			} else {
+				rep, err = cl.Reconcile(cctx, &req)
+			}
 			if err != nil {
 				return err
 			}
@@ -145,6 +151,7 @@ CSV file of its own.`,
 	f.Int32Var(&req.BatchSize, "batch", 0, "moves per Raft command, 1-5000 (default: the node's reconcile.batch_size)")
 	f.IntVar(&limit, "limit", defaultPlanLimit, "dry run: plan rows shown in the table (0: all)")
 	f.StringVar(&planCSV, "plan-csv", "", "dry run: also write every planned case as CSV to FILE")
+	f.BoolVar(&progress, "progress", false, "print the run's progress to stderr: cases done of those to act on, rate, time left (default: when stderr is a terminal)")
 	c.AddCommand(a.reconcileReportCmd())
 	return c
 }
@@ -344,4 +351,49 @@ func writePlanCSVFile(path string, plan []*pb.ReconcileRecord) error {
 		return fmt.Errorf("--plan-csv: %w", err)
 	}
 	return nil
+}
+
+// reconcileWithProgress runs reconciliation while it follows the run's
+// report (its records grow batch by batch) and prints how many of the
+// cases to act on are done, the rate and the time left. The total comes
+// from a dry run first: the cases the plan does not leave in place.
+func (a *app) reconcileWithProgress(ctx context.Context, cl pb.OwnershipServiceClient, req *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
+	plan, err := cl.Reconcile(ctx, &pb.ReconcileRequest{DryRun: true})
+	if err != nil {
+		return nil, err
+	}
+	meter := newProgress(a.stderr, "reconcile", "cases", int(plan.GetScanned()-plan.GetInPlace()))
+	type answer struct {
+		rep *pb.ReconcileReport
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		rep, err := cl.Reconcile(ctx, req)
+		done <- answer{rep, err}
+	}()
+	seen := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case ans := <-done:
+			if ans.err == nil {
+				r := ans.rep
+				meter.add(int(r.GetMoved()+r.GetPending()+r.GetDisputed()+r.GetRejected()+r.GetFailed()) - seen)
+			}
+			meter.done()
+			return ans.rep, ans.err
+		case <-tick.C:
+			cur, err := cl.GetReconcileReport(ctx, &pb.ReconcileReportRequest{})
+			if err != nil || cur.GetFinished() {
+				continue // not started yet, or the previous run's report
+			}
+			n := int(cur.GetMoved() + cur.GetPending() + cur.GetDisputed() + cur.GetRejected() + cur.GetFailed())
+			if n > seen {
+				meter.add(n - seen)
+				seen = n
+			}
+		}
+	}
 }

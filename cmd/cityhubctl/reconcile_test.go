@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -216,12 +217,19 @@ func TestReconcileReviewAgainstSampleCity(t *testing.T) {
 		t.Fatalf("json dry run: exit %d %s, report %v", code, errOut, summaryOf(&jrep))
 	}
 
-	// The run: its summary is the stored report's.
-	code, out, errOut = runCLI(t, "--addr", district, "reconcile", "--batch", "50")
+	// The run: its summary is the stored report's; --progress follows it
+	// on stderr up to every case the plan acts on.
+	code, out, errOut = runCLI(t, "--addr", district, "reconcile", "--batch", "50", "--progress")
 	if code != 0 {
 		t.Fatalf("run: exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("run:\n%s", out)
+	if want := fmt.Sprintf("reconcile: %d of %d cases (100%%)", acted, acted); !strings.Contains(errOut, want) || !strings.Contains(errOut, "done in") {
+		t.Fatalf("progress on stderr lacks %q and its duration:\n%s", want, errOut)
+	}
+	if strings.Contains(out, "reconcile: ") {
+		t.Fatalf("progress went to stdout:\n%s", out)
+	}
 	got := parseSummary(t, out)
 	stored, err := own.GetReconcileReport(ctx, &pb.ReconcileReportRequest{})
 	if err != nil {
