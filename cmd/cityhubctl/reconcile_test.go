@@ -35,6 +35,19 @@ import (
 // legacy id.
 func sampleCity(t *testing.T, n int) (*fedtest.Federation, map[string]string) {
 	t.Helper()
+	f := startSampleCity(t)
+	ids := f.Import(context.Background(), "d-320505", fedtest.Backlog(t, "320505", n, 7), 100)
+	if len(ids) != n {
+		t.Fatalf("imported %d of %d", len(ids), n)
+	}
+	f.WaitSettled(30 * time.Second)
+	return f, ids
+}
+
+// startSampleCity starts the sample city's federation (15 nodes, one
+// replica each, authentication off, the city's follow loop every 200ms).
+func startSampleCity(t *testing.T) *fedtest.Federation {
+	t.Helper()
 	start := time.Now()
 	f := fedtest.New(t, fedtest.SampleSpecs(t), 1, func(c *config.Config) {
 		c.Reconcile.FollowInterval = 200 * time.Millisecond
@@ -46,12 +59,7 @@ func sampleCity(t *testing.T, n int) (*fedtest.Federation, map[string]string) {
 		c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout, c.Raft.LeaderLeaseTimeout = 150*time.Millisecond, 150*time.Millisecond, 75*time.Millisecond
 	})
 	t.Logf("15 nodes up in %v", time.Since(start).Round(time.Millisecond))
-	ids := f.Import(context.Background(), "d-320505", fedtest.Backlog(t, "320505", n, 7), 100)
-	if len(ids) != n {
-		t.Fatalf("imported %d of %d", len(ids), n)
-	}
-	f.WaitSettled(30 * time.Second)
-	return f, ids
+	return f
 }
 
 // grpcAddr is the gRPC address of a node's (only) replica.

@@ -71,13 +71,6 @@ func expectations(t *testing.T, f *Federation, backlog []*pb.ImportedCase, ids m
 	return want, mix
 }
 
-// leaderStore is the store of a group's leader.
-func (f *Federation) leaderStore(t testing.TB, node string) *store.Store {
-	t.Helper()
-	g := f.Groups[node]
-	return g.Replica(g.WaitLeader(10 * time.Second)).Node.Store()
-}
-
 // endStateProblem returns "" when every case is where want says, held by
 // exactly one node, with every copy equal to the holder's; else the first
 // problem found.
