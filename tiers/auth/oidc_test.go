@@ -243,8 +243,17 @@ func TestOIDCHydra(t *testing.T) {
 	t.Run("valid", func(t *testing.T) {
 		check(t, o, tok.IDToken, want)
 		// The verifier made before hydra started recovers once its
-		// back-off has passed, and keeps what it discovered.
-		time.Sleep(300 * time.Millisecond)
+		// back-off has passed (waited for, with a generous bound), and
+		// keeps what it discovered.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := lazy.Verify(ctxT(t), tok.IDToken); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("the lazy verifier did not recover within 30s: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		check(t, lazy, tok.IDToken, want)
 		if err := lazy.Discover(ctxT(t)); err != nil {
 			t.Fatal(err)
