@@ -86,6 +86,14 @@ func (f *FSM) applyChunk(logs []*raft.Log, out []any) {
 				continue
 			}
 			last = l
+			if l.Type == raft.LogConfiguration {
+				// Kept with the state, so a snapshot can be taken from
+				// the store alone (tiers/node, start-up checks).
+				if err := tx.SetConfiguration(l.Index, l.Data); err != nil {
+					return err
+				}
+				continue
+			}
 			if l.Type != raft.LogCommand {
 				continue
 			}

@@ -100,6 +100,14 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}
+	// Until the last record is in, the store is partial: the mark says
+	// so to Verify should the process stop half way.
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestoring), nil) }); err != nil {
+		return fmt.Errorf("%w: mark restore: %w", ErrStateLost, err)
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("%w: mark restore: %w", ErrStateLost, err)
+	}
 	if err := s.restoreRecords(tr, br, crc); err != nil {
 		return fmt.Errorf("%w: %w", ErrStateLost, err)
 	}
@@ -110,6 +118,8 @@ func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Has
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	records := 0
+	var requests uint64
+	var ledger []byte
 	for {
 		key, err := readChunk(tr)
 		if err != nil {
@@ -121,6 +131,14 @@ func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Has
 		val, err := readChunk(tr)
 		if err != nil {
 			return fmt.Errorf("%w: record %d value: %v", ErrBadSnapshot, records, err)
+		}
+		switch {
+		case string(key) == keyRestoring:
+			continue // not ours to copy: this restore sets and clears it
+		case string(key) == keyRequests:
+			ledger = val
+		case len(key) > len(pfxRequest) && string(key[:len(pfxRequest)]) == pfxRequest:
+			requests++
 		}
 		if err := wb.Set(key, val); err != nil {
 			return fmt.Errorf("restore record %d: %w", records, err)
@@ -135,7 +153,22 @@ func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Has
 	if got := binary.BigEndian.Uint32(sum[:]); got != want {
 		return fmt.Errorf("%w: checksum %08x, computed %08x", ErrBadSnapshot, got, want)
 	}
+	if ledger != nil && (len(ledger) != 8 || binary.BigEndian.Uint64(ledger) != requests) {
+		return fmt.Errorf("%w: it holds %d request records but counted %x", ErrBadSnapshot, requests, ledger)
+	}
 	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	// The count of request records (a snapshot of a store that did not
+	// keep one yet gets it here), and the restore is complete.
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if requests > 0 && ledger == nil {
+			if err := txn.Set([]byte(keyRequests), binary.BigEndian.AppendUint64(nil, requests)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete([]byte(keyRestoring))
+	}); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	s.log.Info("state restored from snapshot", "records", records)

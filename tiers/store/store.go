@@ -35,13 +35,27 @@ func Open(opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	bo := badger.DefaultOptions(opts.Dir).
+	bo := badgerOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
+		WithLogger(badgerLogger{logger.With("component", "badger")})
+	if opts.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	}
+	db, err := openBadger(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
+	}
+	return &Store{db: db, log: logger}, nil
+}
+
+// badgerOptions are the state store's badger options.
+func badgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
 		// The Raft log is the durable record; the state machine is
 		// synced before every snapshot (see Snapshot) and otherwise
 		// replayed from the log after a crash.
 		WithSyncWrites(false).
-		WithLogger(badgerLogger{logger.With("component", "badger")}).
+		WithLogger(nil).
 		WithMemTableSize(32 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithNumVersionsToKeep(1).
@@ -49,14 +63,17 @@ func Open(opts Options) (*Store, error) {
 		// do not pay for tracking their reads.
 		WithDetectConflicts(false).
 		WithCompactL0OnClose(false)
-	if opts.InMemory {
-		bo.Dir, bo.ValueDir = "", ""
-	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
-	}
-	return &Store{db: db, log: logger}, nil
+}
+
+// openBadger opens the database, turning a panic of badger's own (a
+// damaged file it reads on the calling goroutine) into an error.
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: badger: %s", ErrDamaged, firstLine(fmt.Sprint(r)))
+		}
+	}()
+	return badger.Open(bo)
 }
 
 // Close closes the store.
@@ -70,7 +87,11 @@ func (s *Store) Sync() error { return s.db.Sync() }
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	if err := fn(&Tx{txn: txn}); err != nil {
+	tx := &Tx{txn: txn}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.bumpLedger(); err != nil {
 		return err
 	}
 	if err := txn.Commit(); err != nil {

@@ -15,6 +15,11 @@ import (
 // Tx is one badger transaction seen through the state machine's records.
 type Tx struct {
 	txn *badger.Txn
+	// newRequests counts the request records this transaction created
+	// (the ledger, ledger.go); absentRequest is the last request id
+	// GetRequest found missing, which PutRequest then knows is new.
+	newRequests   int64
+	absentRequest string
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
@@ -197,6 +202,9 @@ func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
 func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
 	r := &pb.RequestRecord{}
 	if err := tx.getProto(requestKey(id), r); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			tx.absentRequest = id
+		}
 		return nil, err
 	}
 	return r, nil
@@ -204,7 +212,24 @@ func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
 
 // PutRequest records an applied request id.
 func (tx *Tx) PutRequest(id string, r *pb.RequestRecord) error {
-	return tx.putProto(requestKey(id), r)
+	isNew := id == tx.absentRequest
+	if !isNew {
+		_, err := tx.txn.Get(requestKey(id))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			isNew = true
+		case err != nil:
+			return fmt.Errorf("read %q: %w", requestKey(id), err)
+		}
+	}
+	if err := tx.putProto(requestKey(id), r); err != nil {
+		return err
+	}
+	tx.absentRequest = ""
+	if isNew {
+		tx.newRequests++
+	}
+	return nil
 }
 
 // PutNode registers (or updates) a replica's addresses.
