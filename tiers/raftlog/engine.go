@@ -3,7 +3,6 @@ package raftlog
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -34,19 +33,7 @@ type Log interface {
 func OpenEngine(engine Engine, opts Options, hl hclog.Logger) (Log, error) {
 	switch engine {
 	case EngineWAL, "":
-		if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
-			return nil, fmt.Errorf("create raft log dir: %w", err)
-		}
-		// raft-wal's Close leaves its meta database open (and its file
-		// lock held), so a replica could not reopen its log in the same
-		// process; own the meta store and close it ourselves.
-		meta := &metadb.BoltMetaDB{}
-		w, err := wal.Open(opts.Dir, wal.WithLogger(hl), wal.WithMetaStore(meta))
-		if err != nil {
-			_ = meta.Close()
-			return nil, fmt.Errorf("open raft-wal log in %s: %w", opts.Dir, err)
-		}
-		return &walLog{WAL: w, meta: meta}, nil
+		return openWAL(opts, hl)
 	case EngineBadger:
 		return Open(opts)
 	}
@@ -56,6 +43,7 @@ func OpenEngine(engine Engine, opts Options, hl hclog.Logger) (Log, error) {
 type walLog struct {
 	*wal.WAL
 	meta *metadb.BoltMetaDB
+	dir  string
 }
 
 func (w *walLog) Close() error {

@@ -66,6 +66,9 @@ type Options struct {
 	NumMemtables int
 	// BlockCacheSize is badger's block cache size. Defaults to DefaultBlockCacheSize.
 	BlockCacheSize int64
+	// SegmentSize is the size of raft-wal's segment files (engine wal
+	// only); 0 is raft-wal's default, 64 MiB.
+	SegmentSize int
 }
 
 // Store is a raft.LogStore and raft.StableStore persisted in badger.
@@ -73,6 +76,7 @@ type Options struct {
 type Store struct {
 	db     *badger.DB
 	logger *slog.Logger
+	dir    string
 
 	// writeMu serialises mutations of the log key space so that the cached
 	// first/last indexes always describe what is on disk.
@@ -145,7 +149,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open badger in %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, logger: logger}
+	s := &Store{db: db, logger: logger, dir: opts.Dir}
 	first, err := s.seekFirst(0)
 	if err == nil {
 		var last uint64
