@@ -174,6 +174,10 @@ type RaftConfig struct {
 	// LogEngine is the raft log implementation: "wal" (hashicorp/raft-wal,
 	// the default) or "badger".
 	LogEngine string `mapstructure:"log_engine"`
+	// WALSegmentSize is the size in bytes of raft-wal's segment files
+	// (log_engine wal): the log is written, sealed and compacted a
+	// segment at a time.
+	WALSegmentSize int `mapstructure:"wal_segment_size"`
 	// ApplyTimeout bounds how long a write waits for raft to commit it.
 	ApplyTimeout time.Duration `mapstructure:"apply_timeout"`
 }
@@ -235,6 +239,7 @@ func Default() Config {
 			TrailingLogs:       10240,
 			MaxAppendEntries:   256,
 			LogEngine:          "wal",
+			WALSegmentSize:     64 << 20,
 			ApplyTimeout:       10 * time.Second,
 		},
 		GRPC: ListenConfig{Addr: "127.0.0.1:7101"},

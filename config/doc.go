@@ -25,7 +25,7 @@
 // raft.peers, raft.heartbeat_timeout, raft.election_timeout,
 // raft.leader_lease_timeout, raft.commit_timeout, raft.snapshot_interval,
 // raft.snapshot_threshold, raft.trailing_logs, raft.max_append_entries,
-// raft.apply_timeout, grpc.addr, http.addr, catalogue.path, log.level and
+// raft.apply_timeout, raft.wal_segment_size, grpc.addr, http.addr, catalogue.path, log.level and
 // log.format; node.group, internal.addr, internal.insecure and
 // internal.tls.{ca,cert,key} for the replicas' internal plane (see
 // InternalConfig: write forwarding and raft, over mTLS with the group's

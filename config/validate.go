@@ -253,6 +253,9 @@ func (c *Config) validateRaftTuning(v *validator) {
 	if r.LogEngine != "wal" && r.LogEngine != "badger" {
 		v.add("raft.log_engine", "%q must be wal or badger", r.LogEngine)
 	}
+	if r.WALSegmentSize < 64<<10 || r.WALSegmentSize > 1<<30 {
+		v.add("raft.wal_segment_size", "%d must be in 65536..1073741824 (bytes)", r.WALSegmentSize)
+	}
 	if r.MaxAppendEntries < 1 || r.MaxAppendEntries > raftMaxAppendEntries {
 		v.add("raft.max_append_entries", "%d must be in 1..%d", r.MaxAppendEntries, raftMaxAppendEntries)
 	}

@@ -14,6 +14,22 @@ import (
 // same id and address changes nothing; a known id at a new address, or a
 // known address under a new id, replaces the old entry.
 func (n *Node) Join(ctx context.Context, req *pb.JoinRequest) error {
+	return n.join(ctx, req, false)
+}
+
+// Rejoin takes a member whose data was moved aside (cityhubd --rejoin)
+// back into the group (leader only): it removes the server, then adds it
+// again, and raft sends it a snapshot. Removing it first matters: a
+// replica that lost its data has forgotten its votes and the entries it
+// acknowledged, and must not count toward a quorum as the member it was.
+func (n *Node) Rejoin(ctx context.Context, req *pb.JoinRequest) error {
+	if req.NodeId == n.cfg.ID {
+		return fmt.Errorf("%w: %s leads the group and cannot rejoin it; transfer leadership first", ErrRejoinSelf, req.NodeId)
+	}
+	return n.join(ctx, req, true)
+}
+
+func (n *Node) join(ctx context.Context, req *pb.JoinRequest, replace bool) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
@@ -23,7 +39,7 @@ func (n *Node) Join(ctx context.Context, req *pb.JoinRequest) error {
 	}
 	id, addr := raft.ServerID(req.NodeId), raft.ServerAddress(req.RaftAddr)
 	for _, s := range cf.Configuration().Servers {
-		if s.ID == id && s.Address == addr {
+		if s.ID == id && s.Address == addr && !replace {
 			n.log.Info("join: already a member", "id", id)
 			return n.registerPeer(ctx, req)
 		}
@@ -42,7 +58,7 @@ func (n *Node) Join(ctx context.Context, req *pb.JoinRequest) error {
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("add %s at %s: %w", id, addr, err)
 	}
-	n.log.Info("member joined", "id", id, "raft_addr", addr, "voter", !req.Nonvoter)
+	n.log.Info("member joined", "id", id, "raft_addr", addr, "voter", !req.Nonvoter, "rejoin", replace)
 	return n.registerPeer(ctx, req)
 }
 

@@ -18,4 +18,7 @@ var (
 	// ErrNoOtherVoter is returned when leadership cannot move because no
 	// other voter exists.
 	ErrNoOtherVoter = errors.New("no other voter to transfer leadership to")
+	// ErrRejoinSelf is returned when the leader is asked to take itself
+	// back into the group.
+	ErrRejoinSelf = errors.New("the leader cannot rejoin its own group")
 )

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +89,12 @@ type Config struct {
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS
+	// RaftSegmentSize is the size of raft-wal's segment files (0: 64 MiB).
+	RaftSegmentSize int
+	// Rejoin moves the replica's data (state, raft log, snapshots) aside
+	// before it starts and skips bootstrapping: the group's leader adds it
+	// back and sends it a snapshot (see Rejoin).
+	Rejoin bool
 }
 
 // Node is one running replica.
@@ -118,6 +123,12 @@ type Node struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+
+	// Start-up (startup.go): raft's logger, the time stamp of what is
+	// moved aside, the files of a store kept before badger opened it.
+	hclog          hclog.Logger
+	asideStamp     string
+	keptBeforeOpen string
 }
 
 // Open starts the replica: it opens the stores, starts raft and, when
@@ -153,22 +164,27 @@ func (n *Node) open() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	var err error
-	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store")}); err != nil {
+	raftOut := cfg.RaftLog
+	if raftOut == nil {
+		raftOut = os.Stderr
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	n.hclog = hl
+	n.asideStamp = time.Now().UTC().Format("20060102T150405Z")
+	if cfg.Rejoin {
+		if err := n.moveAllAside(); err != nil {
+			return err
+		}
+		cfg.Bootstrap = false
+	}
+	o, err := n.checkAndOpen()
+	if err != nil {
 		return err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
-	raftOut := cfg.RaftLog
-	if raftOut == nil {
-		raftOut = os.Stderr
-	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
-	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
-		return err
-	}
 	// Recent entries are served from memory to the replication and FSM
 	// goroutines instead of being read back from disk.
 	logCache, err := raft.NewLogCache(512, n.logs)
@@ -176,10 +192,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.logCache = logCache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
-	if err != nil {
-		return fmt.Errorf("snapshot store: %w", err)
-	}
+	snaps := o.snaps
 	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)

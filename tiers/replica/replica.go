@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
-		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
+		LogEngine: raftlog.Engine(cfg.Raft.LogEngine), RaftSegmentSize: cfg.Raft.WALSegmentSize,
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 	}
 	for _, p := range cfg.Raft.Peers {

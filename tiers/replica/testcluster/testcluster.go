@@ -146,34 +146,60 @@ func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts .
 	return c
 }
 
+// FromConfigs makes a cluster of members with the given configurations
+// (validated; Node.ID names each member) without starting them: tests
+// that start replicas on data they prepared (TryStart, Start).
+func FromConfigs(t testing.TB, cfgs ...config.Config) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, cfg := range cfgs {
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("config of %s: %v", cfg.Node.ID, err)
+		}
+		c.Members = append(c.Members, &Member{ID: cfg.Node.ID, Cfg: cfg})
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 // Start (re)starts member i from its data directory.
 func (c *Cluster) Start(i int) {
 	c.t.Helper()
-	m := c.Members[i]
-	var (
-		r   *replica.Replica
-		err error
-	)
+	var err error
 	// A restarted member binds the same ports; the old sockets may take a
 	// moment to go.
 	for attempt := 0; attempt < 50; attempt++ {
-		o := replica.Options{}
-		if c.ro != nil {
-			o = c.ro(m.Cfg)
-		}
-		o.Logger, o.RaftLog = c.Logger, io.Discard
-		r, err = replica.Start(context.Background(), m.Cfg, o)
-		if err == nil {
-			break
+		if err = c.TryStart(i); err == nil {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	c.t.Fatalf("start %s: %v", c.Members[i].ID, err)
+}
+
+// TryStart starts member i once and returns why it did not start.
+func (c *Cluster) TryStart(i int) error {
+	return c.StartWith(i, func(*replica.Options) {})
+}
+
+// StartWith starts member i once with its start options adjusted by adjust
+// (for instance Rejoin).
+func (c *Cluster) StartWith(i int, adjust func(*replica.Options)) error {
+	m := c.Members[i]
+	o := replica.Options{}
+	if c.ro != nil {
+		o = c.ro(m.Cfg)
+	}
+	o.Logger, o.RaftLog = c.Logger, io.Discard
+	adjust(&o)
+	r, err := replica.Start(context.Background(), m.Cfg, o)
 	if err != nil {
-		c.t.Fatalf("start %s: %v", m.ID, err)
+		return err
 	}
 	c.mu.Lock()
 	m.R = r
 	c.mu.Unlock()
+	return nil
 }
 
 // Kill stops member i at once, as SIGKILL would (calls in flight fail).
