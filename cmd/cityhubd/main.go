@@ -1,13 +1,25 @@
 // Command cityhubd runs one replica of a cityhub tier node.
 //
 //	cityhubd --config config/examples/tier-3/n1.yaml
+//	cityhubd --config config/examples/tier-3/n3.yaml --rejoin
 //
 // Configuration comes from the YAML file, CITYHUB_* environment variables
 // and flags (see package config). SIGINT or SIGTERM stops it gracefully.
+//
+// Before it serves, the replica checks its raft log, snapshots and state
+// store against each other (tiers/node, start-up checks): what it cannot
+// vouch for it rebuilds from its own snapshot and log, or it refuses to
+// start, naming the file, and exits with status 3. --rejoin replaces the
+// replica's data from its group: the state, raft log and snapshots are
+// moved aside (<name>.rejoin-<time>), the replica starts empty and asks the
+// members in raft.peers to take it back; the leader removes it, adds it
+// again and sends it a snapshot. Run it once, by hand: a later start
+// without it keeps the data it received.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,19 +29,29 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/replica"
 )
 
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cityhubd:", err)
+		if errors.Is(err, node.ErrDamaged) {
+			os.Exit(exitDamaged)
+		}
 		os.Exit(1)
 	}
 }
 
+// exitDamaged is the exit status of a replica that refuses to start on
+// damaged data (a service manager should not restart it: see
+// RestartPreventExitStatus in the README).
+const exitDamaged = 3
+
 func run() error {
 	fs := pflag.NewFlagSet("cityhubd", pflag.ContinueOnError)
 	path := fs.String("config", "", "YAML configuration file")
+	rejoin := fs.Bool("rejoin", false, "replace this replica's data from its group: move state, raft log and snapshots aside, start empty and ask raft.peers to take it back (run once)")
 	config.BindFlags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -41,7 +63,7 @@ func run() error {
 	logger := cfg.Logger(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger})
+	r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, Rejoin: *rejoin})
 	if err != nil {
 		return err
 	}

@@ -38,19 +38,7 @@ func (s *ClusterServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinRe
 	if err := s.g.require(ctx, auth.ClusterManage, nil); err != nil {
 		return nil, err
 	}
-	if !nodeIDRe.MatchString(r.NodeId) {
-		return nil, toStatus(invalid("node_id", "required: 1 to 32 of a-z 0-9 -"))
-	}
-	if err := checkHostPort("raft_addr", r.RaftAddr, true); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := checkHostPort("grpc_addr", r.GrpcAddr, false); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := checkHostPort("http_addr", r.HttpAddr, false); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := checkHostPort("internal_addr", r.InternalAddr, false); err != nil {
+	if err := validateJoin(r); err != nil {
 		return nil, toStatus(err)
 	}
 	err := s.replica.Join(ctx, r)
@@ -113,6 +101,22 @@ func (s *ClusterServer) TransferLeadership(ctx context.Context, r *pb.TransferLe
 
 func (s *ClusterServer) forward(ctx context.Context, err error) bool {
 	return errors.Is(err, node.ErrNotLeader) && !isForwarded(ctx)
+}
+
+// validateJoin checks a member's id and addresses (Join, Rejoin).
+func validateJoin(r *pb.JoinRequest) error {
+	if !nodeIDRe.MatchString(r.NodeId) {
+		return invalid("node_id", "required: 1 to 32 of a-z 0-9 -")
+	}
+	if err := checkHostPort("raft_addr", r.RaftAddr, true); err != nil {
+		return err
+	}
+	for _, a := range []struct{ field, addr string }{{"grpc_addr", r.GrpcAddr}, {"http_addr", r.HttpAddr}, {"internal_addr", r.InternalAddr}} {
+		if err := checkHostPort(a.field, a.addr, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkHostPort(field, addr string, required bool) error {

@@ -196,6 +196,35 @@ func (s *ForwardServer) Register(ctx context.Context, r *pb.RegisterRequest) (*p
 	return &pb.RegisterResponse{}, nil
 }
 
+// memberRejoiner is the leader's end of Rejoin (node.Node has it).
+type memberRejoiner interface {
+	Rejoin(ctx context.Context, req *pb.JoinRequest) error
+	Status() *pb.ClusterStatus
+}
+
+// Rejoin takes back a replica of the group whose data was moved aside
+// (cityhubd --rejoin): the leader removes the member and adds it again, and
+// raft sends it a snapshot. Only a replica of the group reaches this (the
+// internal listener's mutual TLS); a follower answers FailedPrecondition
+// naming the leader, and the replica asks the next member.
+func (s *ForwardServer) Rejoin(ctx context.Context, r *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if err := validateJoin(r); err != nil {
+		return nil, toStatus(err)
+	}
+	rj, ok := s.replica.(memberRejoiner)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this replica cannot take members back")
+	}
+	err := rj.Rejoin(ctx, r)
+	switch {
+	case errors.Is(err, node.ErrNotLeader):
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: the leader is %q", err, rj.Status().LeaderId)
+	case err != nil:
+		return nil, toStatus(err)
+	}
+	return &pb.JoinResponse{Status: rj.Status()}, nil
+}
+
 // validateCommand checks a forwarded command as the public API checked the
 // request it came from: only a report or a case action, with the leader's
 // stamps empty, whose body is exactly what ReportCase or Act builds from a

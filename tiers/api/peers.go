@@ -122,6 +122,17 @@ func (p *Peers) Register(ctx context.Context, leaderAddr string, reg *pb.Registe
 	return err
 }
 
+// Rejoin asks the member at internalAddr (its internal listener) to take
+// this replica back into the group (ForwardService.Rejoin: only the leader
+// does; the others answer FailedPrecondition).
+func (p *Peers) Rejoin(ctx context.Context, internalAddr string, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	c, err := p.internalConn(internalAddr)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewForwardServiceClient(c).Rejoin(ctx, req)
+}
+
 func (p *Peers) leaderConn(r Replica) (*grpc.ClientConn, error) {
 	id, addr := r.Leader()
 	if addr == "" {

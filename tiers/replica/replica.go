@@ -33,6 +33,12 @@ type Options struct {
 	// FederationDialer, when set, makes the connections to neighbours
 	// (tests use it to cut links; nil dials TCP).
 	FederationDialer func(ctx context.Context, addr string) (net.Conn, error)
+	// Rejoin replaces this replica's data from its group (cityhubd
+	// --rejoin): its state, raft log and snapshots are moved aside, it
+	// starts empty, and it asks the members in raft.peers, on their
+	// internal listeners, to take it back; the leader removes it and adds
+	// it again, and raft sends it a snapshot.
+	Rejoin bool
 }
 
 // Replica is a running node with its API.
@@ -139,6 +145,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
 	}
+	if opts.Rejoin {
+		if err := rejoinable(cfg); err != nil {
+			gl.Close()
+			hl.Close()
+			il.Close()
+			peers.Close()
+			return nil, err
+		}
+		nc.Rejoin = true
+	}
 	n, err := node.Open(nc)
 	if err != nil {
 		gl.Close()
@@ -212,7 +228,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	sweeper.Start()
 	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
-	if len(cfg.Raft.Join) > 0 {
+	switch {
+	case opts.Rejoin:
+		if err := r.rejoin(ctx); err != nil {
+			r.Kill()
+			return nil, err
+		}
+	case len(cfg.Raft.Join) > 0:
 		if err := r.join(ctx); err != nil {
 			r.Kill()
 			return nil, err

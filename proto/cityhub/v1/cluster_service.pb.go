@@ -757,10 +757,11 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x04Join\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponse\x12?\n" +
 	"\x06Remove\x12\x19.cityhub.v1.RemoveRequest\x1a\x1a.cityhub.v1.RemoveResponse\x12c\n" +
 	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse\x12]\n" +
-	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse2\x98\x01\n" +
+	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse2\xd5\x01\n" +
 	"\x0eForwardService\x12?\n" +
 	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponse\x12E\n" +
-	"\bRegister\x12\x1b.cityhub.v1.RegisterRequest\x1a\x1c.cityhub.v1.RegisterResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\bRegister\x12\x1b.cityhub.v1.RegisterRequest\x1a\x1c.cityhub.v1.RegisterResponse\x12;\n" +
+	"\x06Rejoin\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_cluster_service_proto_rawDescOnce sync.Once
@@ -807,15 +808,17 @@ var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	14, // 9: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
 	9,  // 10: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
 	10, // 11: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
-	2,  // 12: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
-	4,  // 13: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
-	6,  // 14: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
-	8,  // 15: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
-	15, // 16: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
-	16, // 17: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
-	11, // 18: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
+	3,  // 12: cityhub.v1.ForwardService.Rejoin:input_type -> cityhub.v1.JoinRequest
+	2,  // 13: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
+	4,  // 14: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
+	6,  // 15: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
+	8,  // 16: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
+	15, // 17: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
+	16, // 18: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
+	11, // 19: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
+	4,  // 20: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
+	13, // [13:21] is the sub-list for method output_type
+	5,  // [5:13] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name

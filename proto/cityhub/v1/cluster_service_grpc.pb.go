@@ -281,6 +281,7 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 const (
 	ForwardService_Propose_FullMethodName  = "/cityhub.v1.ForwardService/Propose"
 	ForwardService_Register_FullMethodName = "/cityhub.v1.ForwardService/Register"
+	ForwardService_Rejoin_FullMethodName   = "/cityhub.v1.ForwardService/Rejoin"
 )
 
 // ForwardServiceClient is the client API for ForwardService service.
@@ -293,10 +294,13 @@ const (
 // listener nor the REST gateway. Propose takes only the commands a client
 // request causes (ReportCase, CaseAction), validated as at the public API;
 // Register records a member's addresses, checked against the raft
-// configuration.
+// configuration; Rejoin (leader only) takes back a replica whose data was
+// moved aside (cityhubd --rejoin): it removes the member and adds it again,
+// and raft sends it a snapshot.
 type ForwardServiceClient interface {
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
+	Rejoin(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 }
 
 type forwardServiceClient struct {
@@ -327,6 +331,16 @@ func (c *forwardServiceClient) Register(ctx context.Context, in *RegisterRequest
 	return out, nil
 }
 
+func (c *forwardServiceClient) Rejoin(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinResponse)
+	err := c.cc.Invoke(ctx, ForwardService_Rejoin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ForwardServiceServer is the server API for ForwardService service.
 // All implementations must embed UnimplementedForwardServiceServer
 // for forward compatibility.
@@ -337,10 +351,13 @@ func (c *forwardServiceClient) Register(ctx context.Context, in *RegisterRequest
 // listener nor the REST gateway. Propose takes only the commands a client
 // request causes (ReportCase, CaseAction), validated as at the public API;
 // Register records a member's addresses, checked against the raft
-// configuration.
+// configuration; Rejoin (leader only) takes back a replica whose data was
+// moved aside (cityhubd --rejoin): it removes the member and adds it again,
+// and raft sends it a snapshot.
 type ForwardServiceServer interface {
 	Propose(context.Context, *ProposeRequest) (*CaseResponse, error)
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
+	Rejoin(context.Context, *JoinRequest) (*JoinResponse, error)
 	mustEmbedUnimplementedForwardServiceServer()
 }
 
@@ -356,6 +373,9 @@ func (UnimplementedForwardServiceServer) Propose(context.Context, *ProposeReques
 }
 func (UnimplementedForwardServiceServer) Register(context.Context, *RegisterRequest) (*RegisterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Register not implemented")
+}
+func (UnimplementedForwardServiceServer) Rejoin(context.Context, *JoinRequest) (*JoinResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rejoin not implemented")
 }
 func (UnimplementedForwardServiceServer) mustEmbedUnimplementedForwardServiceServer() {}
 func (UnimplementedForwardServiceServer) testEmbeddedByValue()                        {}
@@ -414,6 +434,24 @@ func _ForwardService_Register_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ForwardService_Rejoin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ForwardServiceServer).Rejoin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ForwardService_Rejoin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ForwardServiceServer).Rejoin(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ForwardService_ServiceDesc is the grpc.ServiceDesc for ForwardService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -428,6 +466,10 @@ var ForwardService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Register",
 			Handler:    _ForwardService_Register_Handler,
+		},
+		{
+			MethodName: "Rejoin",
+			Handler:    _ForwardService_Rejoin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

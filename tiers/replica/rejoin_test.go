@@ -1,0 +1,177 @@
+package replica_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cityhub/cityhub/config"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
+	"github.com/cityhub/cityhub/tiers/replica"
+	"github.com/cityhub/cityhub/tiers/replica/testcluster"
+)
+
+// TestRejoinReplacesDamagedReplica: one replica of a 3-replica tier (raft
+// and write forwarding over mutual TLS, authentication on) has its raft
+// log's metadata destroyed while stopped; it refuses to start, naming the
+// file. Started once with Rejoin (cityhubd --rejoin), it moves its data
+// aside, the leader removes it and adds it back over the internal plane (no
+// user credentials), raft sends it a snapshot (the leader's log is
+// compacted), and it holds every case, the ones written while it was down
+// included, and serves.
+func TestRejoinReplacesDamagedReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster fault test: run without -short")
+	}
+	internal, _ := testcluster.InternalTLS(t, "320582")
+	pw := filepath.Join(t.TempDir(), "admin-password")
+	if err := os.WriteFile(pw, []byte("rejoin-admin-password"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.New(t, 3, internal, func(cfg *config.Config) {
+		cfg.Auth.Disabled = false
+		cfg.Auth.AdminPasswordFile = pw
+		cfg.Raft.TrailingLogs = 20
+		cfg.Raft.SnapshotThreshold = 1 << 20
+		cfg.Raft.SnapshotInterval = time.Hour
+	})
+	leader := c.WaitLeader(readyWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	actx := clerkContext(ctx, t, c, leader)
+
+	written := map[string]bool{}
+	write := func(from, to int) {
+		t.Helper()
+		l := c.WaitLeader(readyWait)
+		for k := from; k < to; k++ {
+			r := report(fmt.Sprintf("rejoin-%d", k), fmt.Sprintf("rejoin case %d", k))
+			r.Actor, r.Role, r.Source = "", pb.Role_ROLE_UNSPECIFIED, pb.Source_SOURCE_HOTLINE_12345
+			resp, err := c.Cases(l).ReportCase(actx, r)
+			if err != nil {
+				t.Fatalf("report %d: %v", k, err)
+			}
+			written[resp.Case.Id] = true
+		}
+	}
+	write(0, 100)
+	f := (leader + 1) % 3
+	// Everyone has the first cases; the leader snapshots and compacts its
+	// log, so the rejoined replica can only be sent a snapshot.
+	waitAllApplied(t, c)
+	if err := c.Replica(leader).Node.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	write(100, 130)
+	waitAllApplied(t, c)
+
+	c.Stop(f)
+	dir := c.Members[f].Cfg.Node.DataDir
+	meta := filepath.Join(dir, "raft", "wal-meta.db")
+	if err := os.Remove(meta); err != nil {
+		t.Fatal(err)
+	}
+	err := c.TryStart(f)
+	if !errors.Is(err, node.ErrDamaged) || !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), "--rejoin") {
+		t.Fatalf("start with the raft metadata gone: %v, want a refusal naming %s and --rejoin", err, meta)
+	}
+	write(130, 160) // while the replica is down
+
+	if err := c.StartWith(f, func(o *replica.Options) { o.Rejoin = true }); err != nil {
+		t.Fatalf("rejoin: %v", err)
+	}
+	for _, d := range []string{"state", "raft", "snapshots"} {
+		if m, _ := filepath.Glob(filepath.Join(dir, d+".rejoin-*")); len(m) != 1 {
+			t.Fatalf("%s was not moved aside: %v", d, m)
+		}
+	}
+	l := c.WaitLeader(readyWait)
+	lr := c.Replica(l)
+	testcluster.WaitFor(t, 2*readyWait, c.Members[f].ID+" caught up", func() bool {
+		fr := c.Replica(f)
+		return fr.Node.AppliedIndex() >= lr.Node.Raft().CommitIndex() && len(casesOf(t, fr.Node.Store())) == len(written)
+	})
+	if len(snapshotDirs(t, dir)) == 0 {
+		t.Fatal("the rejoined replica holds no snapshot: raft did not send it one")
+	}
+	want, have := casesOf(t, lr.Node.Store()), casesOf(t, c.Replica(f).Node.Store())
+	for id := range written {
+		if !proto.Equal(want[id], have[id]) || have[id] == nil {
+			t.Fatalf("case %s on the rejoined replica:\n got %v\nwant %v", id, have[id], want[id])
+		}
+	}
+	voters := 0
+	for _, s := range lr.Node.Status().Servers {
+		if s.Suffrage == "Voter" {
+			voters++
+		}
+	}
+	if voters != 3 {
+		t.Fatalf("the group has %d voters after the rejoin, want 3: %v", voters, lr.Node.Status().Servers)
+	}
+	// It serves: its own store (stale), a linearizable read and a write
+	// through it.
+	waitReady(t, c, f)
+	fctx := actx
+	var any string
+	for id := range written {
+		any = id
+		break
+	}
+	for _, lvl := range []pb.Consistency{pb.Consistency_CONSISTENCY_STALE, pb.Consistency_CONSISTENCY_LINEARIZABLE} {
+		if got, err := c.Cases(f).GetCase(fctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl}); err != nil || got.Id != any {
+			t.Fatalf("read %s through the rejoined replica (%v): %v", any, lvl, err)
+		}
+	}
+	r := report("rejoin-after", "after the rejoin")
+	r.Actor, r.Role, r.Source = "", pb.Role_ROLE_UNSPECIFIED, pb.Source_SOURCE_HOTLINE_12345
+	if resp, err := c.Cases(f).ReportCase(fctx, r); err != nil || written[resp.GetCase().GetId()] {
+		t.Fatalf("write through the rejoined replica: %v (case %s)", err, resp.GetCase().GetId())
+	}
+}
+
+// clerkContext logs in as the first administrator, creates an intake clerk
+// and returns ctx with the clerk's token.
+func clerkContext(ctx context.Context, t *testing.T, c *testcluster.Cluster, i int) context.Context {
+	t.Helper()
+	authc := pb.NewAuthServiceClient(c.Conn(i))
+	var admin string
+	testcluster.WaitFor(t, readyWait, "the administrator's login", func() bool {
+		tok, err := authc.Login(ctx, &pb.LoginRequest{Username: "admin", Password: "rejoin-admin-password"})
+		if err == nil {
+			admin = tok.AccessToken
+		}
+		return err == nil
+	})
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+admin)
+	if _, err := authc.CreateAccount(actx, &pb.CreateAccountRequest{RequestId: "rejoin-clerk", Name: "clerk", Role: pb.Role_ROLE_INTAKE_CLERK, Password: "rejoin-clerk-password"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := authc.Login(ctx, &pb.LoginRequest{Username: "clerk", Password: "rejoin-clerk-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok.AccessToken)
+}
+
+// waitAllApplied waits until every running replica has applied the
+// leader's last entry.
+func waitAllApplied(t *testing.T, c *testcluster.Cluster) {
+	t.Helper()
+	l := c.WaitLeader(readyWait)
+	last := c.Replica(l).Node.Raft().LastIndex()
+	for _, i := range c.Up() {
+		testcluster.WaitFor(t, readyWait, c.Members[i].ID+" applied the writes", func() bool {
+			return c.Replica(i).Node.AppliedIndex() >= last
+		})
+	}
+}
