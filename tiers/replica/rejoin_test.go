@@ -41,6 +41,7 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 		cfg.Auth.Disabled = false
 		cfg.Auth.AdminPasswordFile = pw
 		cfg.Raft.TrailingLogs = 20
+		cfg.Raft.WALSegmentSize = 64 << 10 // compaction drops whole segments
 		cfg.Raft.SnapshotThreshold = 1 << 20
 		cfg.Raft.SnapshotInterval = time.Hour
 	})
@@ -54,7 +55,7 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 		t.Helper()
 		l := c.WaitLeader(readyWait)
 		for k := from; k < to; k++ {
-			r := report(fmt.Sprintf("rejoin-%d", k), fmt.Sprintf("rejoin case %d", k))
+			r := report(fmt.Sprintf("rejoin-%d", k), fmt.Sprintf("rejoin case %d: %s", k, strings.Repeat("路面破损 ", 20)))
 			r.Actor, r.Role, r.Source = "", pb.Role_ROLE_UNSPECIFIED, pb.Source_SOURCE_HOTLINE_12345
 			resp, err := c.Cases(l).ReportCase(actx, r)
 			if err != nil {
@@ -63,7 +64,7 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 			written[resp.Case.Id] = true
 		}
 	}
-	write(0, 100)
+	write(0, 300)
 	f := (leader + 1) % 3
 	// Everyone has the first cases; the leader snapshots and compacts its
 	// log, so the rejoined replica can only be sent a snapshot.
@@ -71,7 +72,7 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	if err := c.Replica(leader).Node.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
-	write(100, 130)
+	write(300, 330)
 	waitAllApplied(t, c)
 
 	c.Stop(f)
@@ -84,7 +85,7 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	if !errors.Is(err, node.ErrDamaged) || !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), "--rejoin") {
 		t.Fatalf("start with the raft metadata gone: %v, want a refusal naming %s and --rejoin", err, meta)
 	}
-	write(130, 160) // while the replica is down
+	write(330, 360) // while the replica is down
 
 	if err := c.StartWith(f, func(o *replica.Options) { o.Rejoin = true }); err != nil {
 		t.Fatalf("rejoin: %v", err)
@@ -101,7 +102,8 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 		return fr.Node.AppliedIndex() >= lr.Node.Raft().CommitIndex() && len(casesOf(t, fr.Node.Store())) == len(written)
 	})
 	if len(snapshotDirs(t, dir)) == 0 {
-		t.Fatal("the rejoined replica holds no snapshot: raft did not send it one")
+		m, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "*"))
+		t.Fatalf("the rejoined replica holds no snapshot: raft did not send it one (leader %v; files %v)", lr.Node.Raft().Stats(), m)
 	}
 	want, have := casesOf(t, lr.Node.Store()), casesOf(t, c.Replica(f).Node.Store())
 	for id := range written {
