@@ -3,8 +3,10 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
@@ -56,19 +58,64 @@ const maxProblems = 8
 // count existed) gets it recorded, when nothing else is wrong.
 func (s *Store) Verify(opts VerifyOptions) (VerifyReport, error) {
 	v := newVerifier(opts)
+	// Decoding the cases is most of the work: workers decode batches of
+	// them while this goroutine reads the store and checks the rest.
+	workers := max(1, runtime.GOMAXPROCS(0))
+	batches := make(chan []caseRec, workers)
+	accs := make([]*caseAcc, workers)
+	var wg sync.WaitGroup
+	for w := range accs {
+		accs[w] = newCaseAcc()
+		wg.Add(1)
+		go func(acc *caseAcc) {
+			defer wg.Done()
+			for batch := range batches {
+				for _, r := range batch {
+					acc.add(r.id, r.val)
+				}
+			}
+		}(accs[w])
+	}
+	var batch []caseRec
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
+		// No value prefetching: badger starts a goroutine per item for it,
+		// and the values are in the tables, read where they lie.
+		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
-			if err := item.Value(func(val []byte) error { return v.record(item.Key(), val) }); err != nil {
-				return fmt.Errorf("%w: read %q: %v", ErrDamaged, item.Key(), err)
+			key := item.Key()
+			if len(key) > len(pfxCase) && string(key[:len(pfxCase)]) == pfxCase {
+				v.rep.Keys++
+				v.rep.Cases++
+				v.data = true
+				val, err := item.ValueCopy(nil)
+				if err != nil {
+					return fmt.Errorf("%w: read %q: %v", ErrDamaged, key, err)
+				}
+				batch = append(batch, caseRec{id: string(key[len(pfxCase):]), val: val})
+				if len(batch) == caseBatch {
+					batches <- batch
+					batch = make([]caseRec, 0, caseBatch)
+				}
+				continue
+			}
+			if err := item.Value(func(val []byte) error { return v.record(key, val) }); err != nil {
+				return fmt.Errorf("%w: read %q: %v", ErrDamaged, key, err)
 			}
 		}
 		return nil
 	})
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	wg.Wait()
 	if err != nil {
 		return v.rep, err
+	}
+	for _, acc := range accs {
+		v.merge(acc)
 	}
 	v.finish()
 	if len(v.problems) > 0 {
@@ -98,33 +145,87 @@ type famSum struct {
 func (f *famSum) add(h uint64) { f.n++; f.sum += h }
 
 type verifier struct {
-	opts       VerifyOptions
-	rep        VerifyReport
-	c          pb.Case
-	states     map[pb.State]int64
-	counters   map[pb.State]int64
-	want, have map[string]*famSum
-	maxSeq     map[string]uint64 // "<prefix>/<date>" -> highest case number seen
-	seqs       map[string]uint64 // q/ values
-	ledger     uint64
-	hasLedger  bool
-	restoring  bool
-	data       bool // any record besides m/
-	problems   []string
-	nProblems  int
-	h          *xxhash.Digest
+	opts      VerifyOptions
+	rep       VerifyReport
+	cases     *caseAcc // merged from the workers
+	counters  map[pb.State]int64
+	have      map[string]*famSum
+	seqs      map[string]uint64 // q/ values
+	ledger    uint64
+	hasLedger bool
+	restoring bool
+	data      bool // any record besides m/
+	problems  []string
+	nProblems int
+	h         *xxhash.Digest
+}
+
+// caseRec is a case record handed to a worker.
+type caseRec struct {
+	id  string
+	val []byte
+}
+
+// caseBatch is how many case records a worker takes at a time.
+const caseBatch = 256
+
+// caseAcc is what one worker gathers from the cases it decodes: what they
+// need of the other families, their states, the highest case number of
+// each day, and the problems.
+type caseAcc struct {
+	c         pb.Case
+	states    map[pb.State]int64
+	want      map[string]*famSum
+	maxSeq    map[string]uint64 // "<prefix>/<date>" -> highest case number seen
+	problems  []string
+	nProblems int
+	h         *xxhash.Digest
+}
+
+func newCaseAcc() *caseAcc {
+	a := &caseAcc{states: map[pb.State]int64{}, want: map[string]*famSum{}, maxSeq: map[string]uint64{}, h: xxhash.New()}
+	for _, f := range checkedFamilies {
+		a.want[f] = &famSum{}
+	}
+	return a
+}
+
+func (a *caseAcc) problem(format string, args ...any) {
+	a.nProblems++
+	if len(a.problems) < maxProblems {
+		a.problems = append(a.problems, fmt.Sprintf(format, args...))
+	}
 }
 
 // checkedFamilies are compared entry for entry with what the cases need.
 var checkedFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview, pfxDigest, pfxLegacy}
 
 func newVerifier(opts VerifyOptions) *verifier {
-	v := &verifier{opts: opts, states: map[pb.State]int64{}, counters: map[pb.State]int64{},
-		want: map[string]*famSum{}, have: map[string]*famSum{}, maxSeq: map[string]uint64{}, seqs: map[string]uint64{}, h: xxhash.New()}
+	v := &verifier{opts: opts, cases: newCaseAcc(), counters: map[pb.State]int64{},
+		have: map[string]*famSum{}, seqs: map[string]uint64{}, h: xxhash.New()}
 	for _, f := range checkedFamilies {
-		v.want[f], v.have[f] = &famSum{}, &famSum{}
+		v.have[f] = &famSum{}
 	}
 	return v
+}
+
+// merge adds a worker's findings.
+func (v *verifier) merge(a *caseAcc) {
+	m := v.cases
+	for st, n := range a.states {
+		m.states[st] += n
+	}
+	for f, s := range a.want {
+		m.want[f].n += s.n
+		m.want[f].sum += s.sum
+	}
+	for day, n := range a.maxSeq {
+		m.maxSeq[day] = max(m.maxSeq[day], n)
+	}
+	for _, p := range a.problems {
+		v.problem("%s", p)
+	}
+	v.nProblems += a.nProblems - len(a.problems)
 }
 
 func (v *verifier) problem(format string, a ...any) {
@@ -134,14 +235,16 @@ func (v *verifier) problem(format string, a ...any) {
 	}
 }
 
-func (v *verifier) hash(key, val []byte) uint64 {
-	v.h.Reset()
-	_, _ = v.h.Write(key)
+func (v *verifier) hash(key, val []byte) uint64 { return hashKV(v.h, key, val) }
+
+func hashKV(h *xxhash.Digest, key, val []byte) uint64 {
+	h.Reset()
+	_, _ = h.Write(key)
 	if val != nil {
-		_, _ = v.h.Write([]byte{0})
-		_, _ = v.h.Write(val)
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write(val)
 	}
-	return v.h.Sum64()
+	return h.Sum64()
 }
 
 func (v *verifier) record(key, val []byte) error {
@@ -154,8 +257,6 @@ func (v *verifier) record(key, val []byte) error {
 		v.data = true
 	}
 	switch fam {
-	case pfxCase:
-		v.caseRecord(key, val)
 	case pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview:
 		v.have[fam].add(v.hash(key, nil))
 	case pfxDigest, pfxLegacy:
@@ -196,48 +297,48 @@ func (v *verifier) record(key, val []byte) error {
 	return nil
 }
 
-func (v *verifier) caseRecord(key, val []byte) {
-	v.rep.Cases++
-	id := string(key[len(pfxCase):])
-	c := &v.c
+// add decodes one case and adds what it needs of the other families.
+func (a *caseAcc) add(id string, val []byte) {
+	c := &a.c
 	if err := proto.Unmarshal(val, c); err != nil {
-		v.problem("case %s does not decode: %v", id, err)
+		a.problem("case %s does not decode: %v", id, err)
 		return
 	}
 	if c.Id != id {
-		v.problem("the record of case %s holds case %q", id, c.Id)
+		a.problem("the record of case %s holds case %q", id, c.Id)
 		return
 	}
-	v.states[c.State]++
+	a.states[c.State]++
 	for _, k := range indexKeys(c) {
-		v.want[string(k[:2])].add(v.hash(k, nil))
+		a.want[string(k[:2])].add(hashKV(a.h, k, nil))
 	}
-	v.want[pfxDigest].add(v.hash(digestKey(id), digestOf(c, val).encode()))
+	a.want[pfxDigest].add(hashKV(a.h, digestKey(id), digestOf(c, val).encode()))
 	if c.LegacyId != "" {
-		v.want[pfxLegacy].add(v.hash(legacyKey(c.ReportedAtNode, c.LegacyId), []byte(id)))
+		a.want[pfxLegacy].add(hashKV(a.h, legacyKey(c.ReportedAtNode, c.LegacyId), []byte(id)))
 	}
 	// <prefix>-<YYYYMMDD>-<number>: the prefix may hold dashes.
 	if i := strings.LastIndexByte(id, '-'); i > 9 && id[i-9] == '-' {
 		if n, err := strconv.ParseUint(id[i+1:], 10, 64); err == nil {
 			day := id[:i-9] + "/" + id[i-8:i]
-			v.maxSeq[day] = max(v.maxSeq[day], n)
+			a.maxSeq[day] = max(a.maxSeq[day], n)
 		}
 	}
 }
 
 func (v *verifier) finish() {
-	for st, n := range v.states {
+	cs := v.cases
+	for st, n := range cs.states {
 		if v.counters[st] != n {
 			v.problem("%d cases are in %s but its counter says %d", n, st, v.counters[st])
 		}
 	}
 	for st, n := range v.counters {
-		if _, seen := v.states[st]; !seen && n != 0 {
+		if _, seen := cs.states[st]; !seen && n != 0 {
 			v.problem("no case is in %s but its counter says %d", st, n)
 		}
 	}
 	for _, f := range checkedFamilies {
-		w, h := v.want[f], v.have[f]
+		w, h := cs.want[f], v.have[f]
 		switch {
 		case w.n != h.n:
 			v.problem("%s holds %d entries, the cases need %d", f, h.n, w.n)
@@ -245,7 +346,7 @@ func (v *verifier) finish() {
 			v.problem("%s holds %d entries that differ from the ones the cases need", f, h.n)
 		}
 	}
-	for day, n := range v.maxSeq {
+	for day, n := range cs.maxSeq {
 		seq, ok := v.seqs[day]
 		prefix, date, _ := strings.Cut(day, "/")
 		switch {
