@@ -10,7 +10,11 @@
 # 401 / Unauthenticated; a seat outside its role or scope: 403 / PermissionDenied
 # naming the permission; plain text to the TLS ports fails) and the audit
 # trail, SIGKILLs the leader, keeps working on the survivors, restarts the
-# killed replica and checks it caught up. The replicas forward writes and run raft over mutual TLS (development
+# killed replica and checks it caught up. Then a follower's raft metadata is
+# deleted while it is stopped: it refuses to start (exit status 3, naming
+# the file), and `cityhubd --rejoin` replaces its data from the group (the
+# leader removes and re-adds it and sends it a snapshot) with no
+# administrator's login; it catches up and serves. The replicas forward writes and run raft over mutual TLS (development
 # certificates for the group 320582, given through CITYHUB_INTERNAL_*); the
 # script checks that the public listener has no ForwardService and that the
 # internal listener refuses a caller without the group's certificate.
@@ -265,4 +269,34 @@ wait_until 30 "$leader ready again" ready $n
 catch_up() { [ "$(as lead-1 --addr 127.0.0.1:710$n -o json cases get "$id3" --consistency stale 2>/dev/null | json_field state)" = STATE_FILED ]; }
 wait_until 30 "$leader to catch up" catch_up
 step "$leader restarted and caught up (sees $id3 in STATE_FILED from its own store)"
+
+# A damaged replica: stop a follower, delete its raft metadata; it refuses
+# to start, naming the file; --rejoin replaces its data from the group.
+status_of() { curl -s --cacert "$ca" -H "authorization: Bearer ${tok[lead-1]}" "https://127.0.0.1:720$1/v1/cluster/status"; }
+leader=$(status_of "$n" | json_field leader_id)
+d=$(( ${leader#n} % 3 + 1 ))
+step "stopping follower n$d and deleting data/n$d/raft/wal-meta.db"
+kill "${pids[$d]}"; wait "${pids[$d]}" 2>/dev/null || true; pids[$d]=""
+rm "$work/data/n$d/raft/wal-meta.db"
+set +e
+(cd "$work" && "$bin/cityhubd" --config "$repo/config/examples/tier-3/n$d.yaml" >"$work/refused.log" 2>&1)
+code=$?
+set -e
+[ "$code" = 3 ] || fail "n$d started on damaged data (exit $code): $(tail -3 "$work/refused.log")"
+grep -q "data/n$d/raft/wal-meta.db is missing" "$work/refused.log" || fail "the refusal does not name the file: $(tail -3 "$work/refused.log")"
+grep -q -- "--rejoin" "$work/refused.log" || fail "the refusal does not give the way out: $(tail -3 "$work/refused.log")"
+step "n$d refused to start, exit 3: $(grep -o 'raft log damaged: [^:]*' "$work/refused.log" | head -1)"
+id4=$(as clerk-3 --addr "127.0.0.1:710${leader#n}" -o json cases report --source hotline-12319 --kind event --major 05 --minor 05 \
+  --grid 320582110152104 --desc "共享单车乱停放 bikes on the pavement" 2>/dev/null | json_field id) || true
+(cd "$work" && exec "$bin/cityhubd" --config "$repo/config/examples/tier-3/n$d.yaml" --rejoin >>"$work/n$d.log" 2>&1) &
+pids[$d]=$!
+wait_until 60 "n$d ready after --rejoin" ready $d
+ls -d "$work/data/n$d/raft.rejoin-"* >/dev/null 2>&1 || fail "n$d's raft directory was not moved aside"
+caught() { [ "$(as lead-1 --addr 127.0.0.1:710$d -o json cases get "$1" --consistency stale 2>/dev/null | json_field state)" = "$2" ]; }
+wait_until 60 "n$d to hold $id1" caught "$id1" STATE_CLOSED
+wait_until 30 "n$d to hold $id3" caught "$id3" STATE_FILED
+[ -z "$id4" ] || wait_until 30 "n$d to hold $id4" caught "$id4" STATE_REPORTED
+voters=$(status_of "$d" | grep -o '"suffrage": *"Voter"' | wc -l)
+[ "$voters" = 3 ] || fail "the group has $voters voters after the rejoin"
+step "n$d rejoined with --rejoin (data moved aside, the leader re-added it and sent it the log), holds every case and serves; 3 voters"
 echo "e2e-tier: 1 passed, 0 failed"

@@ -41,7 +41,7 @@ func openWAL(opts Options, hl hclog.Logger) (l Log, err error) {
 	}
 	switch _, err := os.Stat(metaPath); {
 	case errors.Is(err, fs.ErrNotExist) && len(segs) > 0:
-		return nil, fmt.Errorf("%w: %s is missing while %d segment files remain (%s): the log's index, raft's term and vote are lost",
+		return nil, fmt.Errorf("%w: %s is missing while %d segment file(s) remain (%s): the log's index, raft's term and vote are lost",
 			ErrDamaged, metaPath, len(segs), filepath.Base(segs[0]))
 	case err == nil:
 		if err := checkBolt(metaPath); err != nil {
