@@ -329,7 +329,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Node: NodeConfig{ID: "n7", DataDir: "/var/lib/cityhub", Tier: "street", Jurisdiction: "320582100", TimeZone: "UTC"},
+		Node: NodeConfig{ID: "n7", DataDir: "/var/lib/cityhub", Tier: "street", Jurisdiction: "320582100", TimeZone: "UTC", VerifyState: true},
 		Raft: RaftConfig{
 			Addr: "0.0.0.0:8001", Advertise: "10.0.0.7:8001",
 			Join:             []string{"127.0.0.1:9101", "127.0.0.1:9102"},
@@ -439,7 +439,7 @@ func TestPrecedence(t *testing.T) {
 			"--join", "127.0.0.1:7101", "--join", "127.0.0.1:7102,127.0.0.1:7103",
 			"--grpc-addr", "127.0.0.1:7108", "--http-addr", "127.0.0.1:7208")
 		want := Config{
-			Node: NodeConfig{ID: "n9", DataDir: "/srv/n2", Tier: "community", Jurisdiction: "320582100001", TimeZone: "Asia/Shanghai"},
+			Node: NodeConfig{ID: "n9", DataDir: "/srv/n2", Tier: "community", Jurisdiction: "320582100001", TimeZone: "Asia/Shanghai", VerifyState: true},
 			GRPC: ListenConfig{Addr: "127.0.0.1:7108"},
 			HTTP: ListenConfig{Addr: "127.0.0.1:7208"},
 			Log:  LogConfig{Level: "debug", Format: "text"},

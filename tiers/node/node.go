@@ -91,6 +91,9 @@ type Config struct {
 	RaftTLS *RaftTLS
 	// RaftSegmentSize is the size of raft-wal's segment files (0: 64 MiB).
 	RaftSegmentSize int
+	// SkipVerify leaves out the full check of the state store's records at
+	// start (store.Verify); its files are still checked.
+	SkipVerify bool
 	// Rejoin moves the replica's data (state, raft log, snapshots) aside
 	// before it starts and skips bootstrapping: the group's leader adds it
 	// back and sends it a snapshot (see Rejoin).

@@ -140,6 +140,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
 		LogEngine: raftlog.Engine(cfg.Raft.LogEngine), RaftSegmentSize: cfg.Raft.WALSegmentSize,
+		SkipVerify:   !cfg.Node.VerifyState,
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 	}
 	for _, p := range cfg.Raft.Peers {

@@ -310,7 +310,9 @@ func (a *caseAcc) add(id string, val []byte) {
 	}
 	a.states[c.State]++
 	for _, k := range indexKeys(c) {
-		a.want[string(k[:2])].add(hashKV(a.h, k, nil))
+		if f, ok := a.want[string(k[:2])]; ok { // a family added since is not checked
+			f.add(hashKV(a.h, k, nil))
+		}
 	}
 	a.want[pfxDigest].add(hashKV(a.h, digestKey(id), digestOf(c, val).encode()))
 	if c.LegacyId != "" {
