@@ -47,7 +47,7 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(size)/(1<<20), "MiB")
-		b.ReportMetric((cpuTime() - cpu0).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 	})
 	b.Run(fmt.Sprintf("Verify/%d", n), func(b *testing.B) {
 		s := openDisk(b, dir)
@@ -59,7 +59,7 @@ func BenchmarkVerify(b *testing.B) {
 				b.Fatalf("verify: %+v %v", rep, err)
 			}
 		}
-		b.ReportMetric((cpuTime() - cpu0).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 	})
 }
 
