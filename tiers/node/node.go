@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/raftlog"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -90,6 +91,13 @@ type Config struct {
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS
+	// DiskReserve (bytes) and DiskReservePercent (of the filesystem's
+	// size, the larger counts) are the free space of the data directory
+	// below which the leader proposes nothing (disk.go); 0 and 0: no
+	// reserve. DiskCheckInterval is how often it is read (default 1s).
+	DiskReserve        uint64
+	DiskReservePercent float64
+	DiskCheckInterval  time.Duration
 }
 
 // Node is one running replica.
@@ -101,6 +109,7 @@ type Node struct {
 	store *store.Store
 	logs  raftlog.Log
 	trans *raft.NetworkTransport
+	disk  *diskspace.Monitor // the data directory's free space (disk.go)
 
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
@@ -141,10 +150,13 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{}), settleKick: make(chan struct{}, 1)}
 	n.appliedCond = sync.NewCond(&n.appliedMu)
 	n.appliedCh = make(chan struct{})
+	// Before open: its goroutines may propose (registration).
+	n.disk = newDiskMonitor(cfg)
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
 	}
+	go n.disk.Run(n.done)
 	return n, nil
 }
 
