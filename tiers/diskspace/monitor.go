@@ -93,8 +93,12 @@ type State struct {
 }
 
 // Resume is the free space at which a low node takes writes again: the
-// reserve plus a sixteenth of it.
-func (s State) Resume() uint64 { return s.Reserve + s.Reserve/16 }
+// reserve plus a sixteenth of it, at most 64 MiB more.
+func (s State) Resume() uint64 { return s.Reserve + min(s.Reserve/16, maxMargin) }
+
+// maxMargin bounds the resume margin (a reserve of 100 GiB resumes 64 MiB
+// above it, not 6 GiB).
+const maxMargin = 64 << 20
 
 // Monitor watches the filesystems of Options.Dirs.
 type Monitor struct {

@@ -111,6 +111,15 @@ func TestMonitorPercentAndWorstDirectory(t *testing.T) {
 	}
 }
 
+func TestResumeMargin(t *testing.T) {
+	if got := (State{Reserve: 512 << 20}).Resume(); got != 544<<20 {
+		t.Errorf("512 MiB resumes at %d", got)
+	}
+	if got := (State{Reserve: 100 << 30}).Resume(); got != 100<<30+64<<20 {
+		t.Errorf("100 GiB resumes at %d", got)
+	}
+}
+
 func TestMonitorZeroReserveNeverRefuses(t *testing.T) {
 	m, fs, _ := newFake(t, Options{Dirs: []string{"/data"}})
 	fs.set("/data", 0, 1<<30)
