@@ -21,6 +21,7 @@ import (
 	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/replica"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
 
@@ -49,6 +50,9 @@ const (
 // log grows, while a replay of an acknowledged request and every read
 // still answer. With the ballast gone the same refused request succeeds
 // when retried, without a restart, and every acknowledged case is there.
+// The leader's own jobs pause too: a case that falls overdue below the
+// reserve is not marked (the sweeper's proposal is refused and counted)
+// until space returns, and then it is.
 func TestWritesStopBelowDiskReserve(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: run without -short")
@@ -76,10 +80,12 @@ func diskReserveScenario(t *testing.T, replicas int) {
 		reserve = u.Free - portableGap
 		t.Logf("no tmpfs (%v): reserve %s, %s below the free space of %s", why, diskspace.Bytes(reserve), diskspace.Bytes(portableGap), root)
 	}
-	c := testcluster.New(t, replicas, func(cfg *config.Config) {
+	clk := testcluster.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.FixedZone("CST", 8*3600))) // a Monday
+	c := testcluster.NewWith(t, replicas, func(config.Config) replica.Options { return replica.Options{Clock: clk} }, func(cfg *config.Config) {
 		cfg.Node.DataDir = filepath.Join(root, cfg.Node.ID)
 		cfg.Limits.DiskReserveBytes = int64(reserve)
 		cfg.Limits.DiskCheckInterval = 20 * time.Millisecond
+		cfg.Deadlines.SweepInterval = 50 * time.Millisecond
 	})
 	leader := c.Leader()
 	via := []int{leader}
@@ -106,14 +112,24 @@ func diskReserveScenario(t *testing.T, replicas int) {
 			}
 		}
 	}
-	var someID string
+	var someID, dueID string
 	for id := range acked {
-		someID = id
-		break
+		if someID == "" {
+			someID = id
+		} else if dueID == "" {
+			dueID = id
+		}
 	}
-	if _, err := c.Cases(leader).Act(ctx, &pb.ActRequest{CaseId: someID, RequestId: "disk-file-before", Action: pb.Action_ACTION_FILE,
-		Actor: "lead", Role: pb.Role_ROLE_SHIFT_LEADER, Note: "立案"}); err != nil {
-		t.Fatalf("file before filling: %v", err)
+	for _, id := range []string{someID, dueID} {
+		if _, err := c.Cases(leader).Act(ctx, &pb.ActRequest{CaseId: id, RequestId: "disk-file-before-" + id, Action: pb.Action_ACTION_FILE,
+			Actor: "lead", Role: pb.Role_ROLE_SHIFT_LEADER, Note: "立案"}); err != nil {
+			t.Fatalf("file before filling: %v", err)
+		}
+	}
+	// dueID's handling deadline is 09:30.
+	if _, err := c.Cases(leader).Dispatch(ctx, &pb.ActRequest{CaseId: dueID, RequestId: "disk-dispatch-before", Actor: "disp",
+		Role: pb.Role_ROLE_DISPATCHER, Unit: "sanitation", TimeLimitMinutes: 30}); err != nil {
+		t.Fatalf("dispatch before filling: %v", err)
 	}
 	for _, i := range c.Up() {
 		if st := c.Members[i].R.Node.DiskSpace().State(); st.Low || st.Reserve != reserve {
@@ -140,6 +156,13 @@ func diskReserveScenario(t *testing.T, replicas int) {
 		}
 		return true
 	})
+	// The sweeper's marks are refused: nothing is marked, nothing written.
+	clk.Set(time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)))
+	sweeps := c.Members[leader].R.Node.DiskSpace()
+	testcluster.WaitFor(t, 30*time.Second, "the sweeper's mark refused", func() bool { return sweeps.Refused()["mark_overdue_batch"] > 0 })
+	if cs, err := c.Members[leader].R.Node.Store().GetCase(dueID); err != nil || cs.Overdue {
+		t.Fatalf("%s marked overdue below the reserve: %v", dueID, err)
+	}
 	before := quietIndexes(t, c)
 
 	// Writes are refused at once, through the leader and a follower.
@@ -233,6 +256,12 @@ func diskReserveScenario(t *testing.T, replicas int) {
 			t.Fatalf("%s still low after the write went through", c.Members[i].ID)
 		}
 	}
+
+	// The sweeper resumes by itself: the case that fell due is marked.
+	testcluster.WaitFor(t, 30*time.Second, dueID+" marked overdue after space returned", func() bool {
+		cs, err := c.Members[leader].R.Node.Store().GetCase(dueID)
+		return err == nil && cs.Overdue && cs.OverdueCount == 1
+	})
 
 	// Nothing acknowledged is lost, nothing refused was written, on every
 	// replica.
