@@ -260,7 +260,7 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 // registry, so followers can find the leader's API. It retries until it
 // succeeds or the node shuts down.
 func (n *Node) registerSelf() {
-	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr}
+	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: fsm.LogVersion}
 	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 250*time.Millisecond) {
 		if known, err := n.registered(reg); err == nil && known {
 			return

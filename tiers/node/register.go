@@ -24,13 +24,23 @@ var (
 // names every address, so a member that moves registers again.
 func registerCommand(reg *pb.RegisterNode) *pb.Command {
 	return &pb.Command{
-		RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr + "/" + reg.InternalAddr,
+		RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr + "/" + reg.InternalAddr + registerVersionSuffix(reg.LogVersion),
 		Body:      &pb.Command_RegisterNode{RegisterNode: reg},
 	}
 }
 
+// registerVersionSuffix keeps the request id of a registration without a
+// log version (an older release's) as it was, and names the version
+// otherwise, so an upgraded replica registers again.
+func registerVersionSuffix(v uint32) string {
+	if v == 0 {
+		return ""
+	}
+	return fmt.Sprintf("/v%d", v)
+}
+
 func nodeInfo(reg *pb.RegisterNode) *pb.NodeInfo {
-	return &pb.NodeInfo{NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr, InternalAddr: reg.InternalAddr}
+	return &pb.NodeInfo{NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr, InternalAddr: reg.InternalAddr, LogVersion: reg.LogVersion}
 }
 
 // register records this node's addresses: directly on the leader, through
@@ -77,6 +87,7 @@ func (n *Node) RegisterMember(ctx context.Context, reg *pb.RegisterNode) error {
 	}
 	_, err := n.ProposeLocal(ctx, registerCommand(&pb.RegisterNode{
 		NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr, InternalAddr: reg.InternalAddr,
+		LogVersion: reg.LogVersion,
 	}))
 	return err
 }
