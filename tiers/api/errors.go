@@ -64,6 +64,7 @@ var errorCodes = []struct {
 	{reconcile.ErrRunning, codes.Aborted},
 	{reconcile.ErrNoRun, codes.NotFound},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
+	{node.ErrUpgradeInProgress, codes.Unavailable},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},

@@ -79,7 +79,7 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		c, res, err = act(tx, cmd, body.Act, fv)
 	case *pb.Command_RegisterNode:
 		r := body.RegisterNode
-		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr, InternalAddr: r.InternalAddr})
+		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr, InternalAddr: r.InternalAddr, LogVersion: r.LogVersion})
 	case *pb.Command_SetTopology:
 		return setTopology(tx, body.SetTopology, fed)
 	case *pb.Command_Deliver:
@@ -104,6 +104,11 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		}
 		return &Result{}, nil
 	default:
+		if fromNewerRelease(cmd) {
+			// Refusing it would diverge from the replicas that apply it:
+			// stop this replica until its binary is upgraded.
+			panic(fmt.Sprintf("cityhub fsm: index %d: %v: upgrade this replica's binary, then restart it", l.Index, ErrNewerLog))
+		}
 		return &Result{Err: fmt.Errorf("%w: index %d has no body", ErrBadCommand, l.Index)}, nil
 	}
 	if err != nil || res != nil {

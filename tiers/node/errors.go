@@ -18,4 +18,8 @@ var (
 	// ErrNoOtherVoter is returned when leadership cannot move because no
 	// other voter exists.
 	ErrNoOtherVoter = errors.New("no other voter to transfer leadership to")
+	// ErrUpgradeInProgress is returned for a command type that a member
+	// of the group cannot apply yet (an older binary during a rolling
+	// upgrade). Retry once every replica runs the new release.
+	ErrUpgradeInProgress = errors.New("a replica of the group runs an older release that cannot apply this command")
 )

@@ -268,20 +268,29 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 	return nil
 }
 
-// registerSelf records this node's API addresses in the replicated
-// registry, so followers can find the leader's API. It retries until it
-// succeeds or the node shuts down.
+// registerSelf records this node's API addresses and log version in the
+// replicated registry, so followers can find the leader's API and the
+// leader knows what this binary applies. It retries until this replica's
+// store holds the registration as sent, or the node shuts down: a leader of
+// an older release (a rolling upgrade) accepts the registration but drops
+// the log version, so a registration is done only once it reads back
+// whole; asking again costs no log entry while the old leader leads (the
+// same request id is a replay) and lands once a new one does.
 func (n *Node) registerSelf() {
-	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr}
-	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 250*time.Millisecond) {
+	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: fsm.LogVersion}
+	for backoff := 50 * time.Millisecond; ; {
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := n.register(ctx, reg)
 		cancel()
-		if err == nil {
-			return
+		if err != nil {
+			backoff = min(backoff*2, 250*time.Millisecond)
+		} else {
+			// Accepted: wait for it to apply here, and look again less
+			// often if it does not read back whole.
+			backoff = min(max(backoff*2, 250*time.Millisecond), 5*time.Second)
 		}
 		select {
 		case <-n.done:

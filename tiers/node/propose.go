@@ -143,6 +143,9 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 			return res, err
 		}
 	}
+	if err := n.versionGate(cmd); err != nil {
+		return nil, err
+	}
 	// Past the precheck (a replay or a refusal it decided still answers),
 	// nothing goes into the log while the disk is below the reserve.
 	if err := n.admitWrite(cmd); err != nil {
