@@ -9,8 +9,8 @@ import (
 // Published reference points of the GCJ-02 algorithm (WGS-84 → GCJ-02),
 // from eviltransform's test suite.
 var gcjReference = []struct{ wLat, wLng, gLat, gLng float64 }{
-	{31.1774276, 121.5272106, 31.17530398364597, 121.531541859215},  // Shanghai
-	{22.543847, 113.912316, 22.540796131694766, 113.9171764808363},  // Shenzhen
+	{31.1774276, 121.5272106, 31.17530398364597, 121.531541859215}, // Shanghai
+	{22.543847, 113.912316, 22.540796131694766, 113.9171764808363}, // Shenzhen
 	{39.911954, 116.377817, 39.91334545536069, 116.38404722455657}, // Beijing
 }
 
