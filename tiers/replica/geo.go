@@ -19,6 +19,7 @@ type grids struct {
 	topo   *topology.Topology // nil outside a federation
 	self   string             // this node's name
 	prefix string             // the grid codes this node covers
+	jur    string             // this node's jurisdiction code
 }
 
 // loadGrids reads geo.grids, or takes the sample city's layer when none is
@@ -27,7 +28,7 @@ type grids struct {
 // neither applies. A configured layer whose grids lie outside the
 // federation's city is refused.
 func loadGrids(cfg config.Config, topo *topology.Topology) (*grids, error) {
-	g := &grids{topo: topo, self: cfg.Group(), prefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction)}
+	g := &grids{topo: topo, self: cfg.Group(), prefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), jur: cfg.Node.Jurisdiction}
 	area := g.prefix
 	if topo != nil {
 		area = topo.Root().Jurisdiction[:4]
@@ -86,6 +87,7 @@ func (g *grids) Locate(lat, lng float64) (*pb.LocateResponse, bool) {
 		cityCode = g.topo.Root().Jurisdiction
 	} else if strings.HasPrefix(code, g.prefix) {
 		resp.Node = g.self
+		nodes[standaloneTier(len(g.jur), g.jur == cityCode)] = g.self
 	}
 	for _, j := range []struct {
 		tier       pb.Tier
@@ -99,6 +101,22 @@ func (g *grids) Locate(lat, lng float64) (*pb.LocateResponse, bool) {
 		resp.Chain = append(resp.Chain, &pb.Jurisdiction{Tier: j.tier, Code: j.code, Name: j.name, Node: nodes[j.tier]})
 	}
 	return resp, true
+}
+
+// standaloneTier is the tier of a node outside a federation from its
+// jurisdiction code.
+func standaloneTier(n int, city bool) pb.Tier {
+	switch {
+	case city:
+		return pb.Tier_TIER_CITY
+	case n == 6:
+		return pb.Tier_TIER_DISTRICT
+	case n == 9:
+		return pb.Tier_TIER_STREET
+	case n == 12:
+		return pb.Tier_TIER_COMMUNITY
+	}
+	return pb.Tier_TIER_UNSPECIFIED
 }
 
 // NodePrefix implements api.Geo.
