@@ -55,6 +55,7 @@ type Config struct {
 	Auth       AuthConfig       `mapstructure:"auth"`
 	TLS        APITLSConfig     `mapstructure:"tls"`
 	Limits     LimitsConfig     `mapstructure:"limits"`
+	Geo        GeoConfig        `mapstructure:"geo"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.

@@ -180,6 +180,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 
 	// Ownership (责任清单): reconcile.go, owner.go.
 	root.AddCommand(a.reconcileCmd(), a.reviewCmd(), a.ownerCmd())
+	root.AddCommand(a.geoCmd()) // geo: grids and point → grid
 
 	// Identity: login.go, accounts.go.
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.accountsCmd(), a.keysCmd(), a.auditCmd())

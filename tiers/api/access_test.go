@@ -515,6 +515,7 @@ func TestUnauthenticated(t *testing.T) {
 		pb.File_cityhub_v1_cluster_service_proto.Services().ByName("ClusterService"),
 		pb.File_cityhub_v1_ownership_proto.Services().ByName("OwnershipService"),
 		pb.File_cityhub_v1_auth_service_proto.Services().ByName("AuthService"),
+		pb.File_cityhub_v1_geo_service_proto.Services().ByName("GeoService"),
 	}
 	n := 0
 	for _, sd := range services {

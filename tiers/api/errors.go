@@ -59,6 +59,7 @@ var errorCodes = []struct {
 	{errNoCatalogue, codes.FailedPrecondition},
 	{errNoReconciler, codes.FailedPrecondition},
 	{errNoAntiEntropy, codes.FailedPrecondition},
+	{errNoGeometry, codes.FailedPrecondition},
 	{reconcile.ErrInvalid, codes.InvalidArgument},
 	{reconcile.ErrNotLeader, codes.Unavailable},
 	{reconcile.ErrRunning, codes.Aborted},

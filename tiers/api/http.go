@@ -96,6 +96,7 @@ type gatewayServices struct {
 	cl  *ClusterServer
 	own *OwnershipServer
 	as  *AuthServer
+	geo *GeoServer
 }
 
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
@@ -121,6 +122,9 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		return nil, err
 	}
 	if err := pb.RegisterAuthServiceHandlerServer(ctx, gw, svc.as); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterGeoServiceHandlerServer(ctx, gw, svc.geo); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -181,6 +185,7 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 	}
 	registerEvaluationDownloads(v1, cs) // GET /v1/evaluation.csv, .xlsx
 	registerReconcileDownload(v1, own)  // GET /v1/reconcile/report.csv
+	registerGeoDownload(v1, svc.geo)    // GET /v1/geo/grids.geojson
 	// Under /v1/: the concurrency limit, then authentication, then the
 	// caller's rate (by principal). Health, readiness, metrics and the
 	// OpenAPI document are exempt from both.

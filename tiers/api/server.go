@@ -39,6 +39,9 @@ type Options struct {
 	Schemes map[string]evaluation.Scheme
 	// Nearby, when set, offers possible duplicates of a new report.
 	Nearby Nearby
+	// Geo, when set, is the grid register: reports with a location and no
+	// grid code are located in it, and GeoService answers from it.
+	Geo Geo
 	// Federation, when set, gates writes on the topology being applied and
 	// serves link status and lag metrics.
 	Federation Federation
@@ -102,6 +105,7 @@ func NewServer(opts Options) (*Server, error) {
 	cs.gridPrefix = opts.GridPrefix
 	cs.fed = opts.Federation
 	cs.nearby = opts.Nearby
+	cs.geo = opts.Geo
 	cs.schemes = opts.Schemes
 	cs.g = g
 	cl := NewClusterServer(opts.Replica, opts.Peers)
@@ -118,12 +122,14 @@ func NewServer(opts Options) (*Server, error) {
 	own := newOwnershipServer(opts, log)
 	own.g = g
 	pb.RegisterOwnershipServiceServer(gs, own)
+	geoSrv := &GeoServer{geo: opts.Geo, gridPrefix: opts.GridPrefix, g: g}
+	pb.RegisterGeoServiceServer(gs, geoSrv)
 	// No ForwardService here: it takes raw commands from the group's
 	// replicas only, on the internal listener (InternalServer).
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as}, g, lim, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv}, g, lim, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}

@@ -108,6 +108,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			own = &owners{cat: cat, loc: loc}
 		}
 	}
+	gr, err := loadGrids(cfg, topo)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		il.Close()
+		return nil, err
+	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	dialOpts, err := peerDialOptions(cfg)
 	if err != nil {
@@ -168,6 +175,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		Limits: apiLimits(cfg.Limits)}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
+	}
+	if gr != nil {
+		apiOpts.Geo = gr
 	}
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
