@@ -23,6 +23,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
 	"github.com/cityhub/cityhub/tiers/raftlog"
+	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // Options beyond the configuration file.
@@ -135,6 +136,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
 		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
+		Feed:         store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
