@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
 		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
-		Feed:         store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
+		Feed: store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
