@@ -43,8 +43,8 @@ func DefaultFeed() FeedConfig {
 
 func (c *Config) validateFeed(v *validator) {
 	f := c.Feed
-	if f.Window < 1000 || f.Window > 1<<32 {
-		v.add("feed.window", "%d must be between 1000 and 4294967296 changes", f.Window)
+	if f.Window < 10 || f.Window > 1<<32 {
+		v.add("feed.window", "%d must be between 10 and 4294967296 changes", f.Window)
 	}
 	if f.MaxAge != 0 && f.MaxAge < time.Minute {
 		v.add("feed.max_age", "%v must be 0 (the window alone) or at least 1m", f.MaxAge)

@@ -35,19 +35,12 @@ const ssePath = "/v1/cases:watch"
 
 // longLived reports whether a REST path holds its request open (the
 // feed's SSE stream and long poll): such requests take no in-flight slot
-// (limits.max_concurrent; feed.max_watchers bounds them) and clear the
-// server's read deadline, which would otherwise end them.
+// (limits.max_concurrent); feed.max_watchers bounds them instead. The
+// server's read timeout does not end them: it bounds reading the request,
+// and net/http lifts it once a bodiless request is read.
 func longLived(path string) bool { return path == ssePath || path == "/v1/cases:poll" }
 
-// clearReadDeadline lifts the REST server's read timeout (limits.read_timeout)
-// from a long-lived request: it bounds reading the request, and past it
-// the server would cancel the request's context.
-func clearReadDeadline(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-}
-
 func (f *FeedServer) serveSSE(w http.ResponseWriter, req *http.Request) {
-	clearReadDeadline(w)
 	r := &pb.WatchCasesRequest{}
 	if err := runtime.PopulateQueryParameters(r, req.URL.Query(), &utilities.DoubleArray{}); err != nil {
 		writeError(w, status.Convert(toStatus(invalid("query", "%v", err))))

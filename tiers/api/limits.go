@@ -450,8 +450,7 @@ func (l *limiter) httpAdmit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if longLived(req.URL.Path) {
 			// The change feed's stream and long poll: bounded by
-			// feed.max_watchers instead, and not by the read timeout.
-			clearReadDeadline(w)
+			// feed.max_watchers instead.
 			h.ServeHTTP(w, req)
 			return
 		}
