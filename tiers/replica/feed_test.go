@@ -65,7 +65,10 @@ func (fw *feedWriter) walk(ctx context.Context, worker, cases int, seed uint64) 
 	for k := 0; k < cases; k++ {
 		rid := func(step int) string { return fmt.Sprintf("feed-%d-%d-%d", worker, k, step) }
 		resp, err := fw.send(ctx, rng, func(ctx context.Context, cs pb.CaseServiceClient) (*pb.CaseResponse, error) {
-			return cs.ReportCase(ctx, report(rid(0), fmt.Sprintf("变更流 feed %d/%d", worker, k)))
+			r := report(rid(0), fmt.Sprintf("变更流 feed %d/%d", worker, k))
+			// A grid per case: a report's duplicate search reads its grid.
+			r.GridCode = fmt.Sprintf("320582%09d", 110000000+worker*1000+k)
+			return cs.ReportCase(ctx, r)
 		})
 		if err != nil {
 			return fmt.Errorf("report %s: %w", rid(0), err)
