@@ -208,7 +208,7 @@ func (f *FeedServer) message(wt *watch, changes []*pb.CaseChange) *pb.WatchCases
 	pos := wt.w.Position()
 	return &pb.WatchCasesResponse{
 		Changes: changes, Revision: pos, ResumeToken: feed.Token(f.opts.Group, pos),
-		Head: max(f.hub.Head(), pos), Heartbeat: len(changes) == 0,
+		Head: f.hub.Head(), Heartbeat: len(changes) == 0,
 	}
 }
 

@@ -494,9 +494,11 @@ type WatchCasesResponse struct {
 	Changes []*CaseChange          `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"` // in revision order, after the filter and the caller's scope
 	// The position this message brings the watcher to: resume after it. A
 	// heartbeat (no changes) moves it past changes the filter left out.
-	Revision      uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	ResumeToken   string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
-	Head          uint64 `protobuf:"varint,4,opt,name=head,proto3" json:"head,omitempty"` // the newest revision on the answering replica
+	Revision    uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	ResumeToken string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// The newest revision on the answering replica (below `revision` when
+	// the watcher came from a replica further ahead: this one catches up).
+	Head          uint64 `protobuf:"varint,4,opt,name=head,proto3" json:"head,omitempty"`
 	Heartbeat     bool   `protobuf:"varint,5,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
