@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 	c.validateReconcile(v)
 	c.validateAuth(v)
 	c.validateLimits(v)
+	c.validateFeed(v)
 	return errors.Join(v.errs...)
 }
 

@@ -9,6 +9,7 @@
 //	    --grid 320582110152102 --desc "garbage at the bus stop" --actor 王五 --role inspector
 //	cityhubctl cases act 320582-20261122-000001 file --actor 李四 --role shift-leader
 //	cityhubctl cases get 320582-20261122-000001
+//	cityhubctl cases watch --state dispatched --unit huanwei-01   # the change feed, one line per change
 //	cityhubctl cluster status
 //	cityhubctl federation status
 //	cityhubctl --addr 127.0.0.1:7102 reconcile --dry-run

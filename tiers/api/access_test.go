@@ -516,6 +516,7 @@ func TestUnauthenticated(t *testing.T) {
 		pb.File_cityhub_v1_ownership_proto.Services().ByName("OwnershipService"),
 		pb.File_cityhub_v1_auth_service_proto.Services().ByName("AuthService"),
 		pb.File_cityhub_v1_geo_service_proto.Services().ByName("GeoService"),
+		pb.File_cityhub_v1_feed_proto.Services().ByName("FeedService"),
 	}
 	n := 0
 	for _, sd := range services {
@@ -569,7 +570,7 @@ func TestUnauthenticated(t *testing.T) {
 	if paths < 40 {
 		t.Errorf("only %d REST operations checked", paths)
 	}
-	for _, p := range []string{"/v1/evaluation.csv", "/v1/reconcile/report.csv"} {
+	for _, p := range []string{"/v1/evaluation.csv", "/v1/reconcile/report.csv", "/v1/cases:watch"} {
 		if code, _ := restCall(t, cl, "", http.MethodGet, p, nil); code != codes.Unauthenticated {
 			t.Errorf("GET %s without credentials: %v", p, code)
 		}

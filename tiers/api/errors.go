@@ -14,6 +14,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -66,6 +67,14 @@ var errorCodes = []struct {
 	{reconcile.ErrNoRun, codes.NotFound},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{node.ErrUpgradeInProgress, codes.Unavailable},
+	// The change feed: a position older than the window (REST 410 Gone),
+	// a watcher cut off as too slow or one too many, a feed that stopped.
+	{store.ErrCompacted, codes.OutOfRange},
+	{feed.ErrSlowWatcher, codes.ResourceExhausted},
+	{feed.ErrTooManyWatchers, codes.ResourceExhausted},
+	{feed.ErrBadToken, codes.InvalidArgument},
+	{feed.ErrClosed, codes.Unavailable},
+	{errNoFeed, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},

@@ -21,10 +21,14 @@ import (
 
 // httpStatus maps gRPC codes to HTTP statuses. It follows grpc-gateway's
 // table except that a forbidden transition (FailedPrecondition) is a 409
-// Conflict with the case's current state, as the API promises.
+// Conflict with the case's current state, as the API promises, and a
+// change feed position that was compacted away (OutOfRange) is 410 Gone.
 func httpStatus(c codes.Code) int {
-	if c == codes.FailedPrecondition {
+	switch c {
+	case codes.FailedPrecondition:
 		return http.StatusConflict
+	case codes.OutOfRange: // a change feed position compacted away
+		return http.StatusGone
 	}
 	return runtime.HTTPStatusFromCode(c)
 }
@@ -48,7 +52,11 @@ type errorDetail struct {
 	Permission string `json:"permission,omitempty"`
 	// Reason is the refusal's ErrorInfo reason, when it has one
 	// (DISK_SPACE_LOW: a write refused below the disk reserve, 503).
-	Reason string `json:"reason,omitempty"`
+	// With CurrentRevision and ResumeToken it tells a change feed client
+	// where to start again (410: re-list first; 429: a cut-off watcher).
+	Reason          string `json:"reason,omitempty"`
+	CurrentRevision string `json:"current_revision,omitempty"`
+	ResumeToken     string `json:"resume_token,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, st *status.Status) {
@@ -58,19 +66,29 @@ func writeError(w http.ResponseWriter, st *status.Status) {
 // writeErrorCode is writeError with an HTTP status of its own (413 for a
 // body too large, whose gRPC code is ResourceExhausted).
 func writeErrorCode(w http.ResponseWriter, st *status.Status, httpCode int) {
+	body := restError(st, httpCode)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(body.Error.HTTPStatus)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// restError is the REST error body of st.
+func restError(st *status.Status, httpCode int) errorBody {
 	body := errorBody{Error: errorDetail{HTTPStatus: httpCode, Code: st.Code().String(), Message: st.Message()}}
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
 			body.Error.Field = br.GetFieldViolations()[0].GetField()
 		}
 		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			body.Error.Permission = ei.GetMetadata()["permission"]
+			md := ei.GetMetadata()
+			body.Error.Permission = md["permission"]
 			body.Error.Reason = ei.GetReason()
+			if md["current_revision"] != "" {
+				body.Error.CurrentRevision, body.Error.ResumeToken = md["current_revision"], md["resume_token"]
+			}
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(body.Error.HTTPStatus)
-	_ = json.NewEncoder(w).Encode(body)
+	return body
 }
 
 // gatewayError answers a failed REST call; a body cut by a limit is
@@ -97,6 +115,7 @@ type gatewayServices struct {
 	own *OwnershipServer
 	as  *AuthServer
 	geo *GeoServer
+	fs  *FeedServer
 }
 
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
@@ -125,6 +144,9 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		return nil, err
 	}
 	if err := pb.RegisterGeoServiceHandlerServer(ctx, gw, svc.geo); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterFeedServiceHandlerServer(ctx, gw, svc.fs); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -186,6 +208,7 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 	registerEvaluationDownloads(v1, cs) // GET /v1/evaluation.csv, .xlsx
 	registerReconcileDownload(v1, own)  // GET /v1/reconcile/report.csv
 	registerGeoDownload(v1, svc.geo)    // GET /v1/geo/grids.geojson
+	v1.HandleFunc("GET "+ssePath, svc.fs.serveSSE)
 	// Under /v1/: the concurrency limit, then authentication, then the
 	// caller's rate (by principal). Health, readiness, metrics and the
 	// OpenAPI document are exempt from both.
@@ -232,6 +255,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (the change
+// feed's SSE stream flushes and sets its own deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func instrument(h http.Handler, m *Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

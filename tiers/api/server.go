@@ -63,6 +63,10 @@ type Options struct {
 	// Limits bound requests, connections and callers (limits.go); the
 	// zero value is no limit.
 	Limits Limits
+	// Feed, when set, serves the change feed (FeedService, SSE at
+	// GET /v1/cases:watch) with FeedOptions.
+	Feed        ChangeFeed
+	FeedOptions FeedOptions
 }
 
 // Server serves one replica over gRPC and REST.
@@ -124,12 +128,17 @@ func NewServer(opts Options) (*Server, error) {
 	pb.RegisterOwnershipServiceServer(gs, own)
 	geoSrv := &GeoServer{geo: opts.Geo, gridPrefix: opts.GridPrefix, g: g}
 	pb.RegisterGeoServiceServer(gs, geoSrv)
+	fs := newFeedServer(opts.Feed, opts.Replica, opts.FeedOptions, g, log)
+	pb.RegisterFeedServiceServer(gs, fs)
+	if opts.Feed != nil {
+		registerFeedMetrics(m.Registry, opts.Feed)
+	}
 	// No ForwardService here: it takes raw commands from the group's
 	// replicas only, on the internal listener (InternalServer).
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv}, g, lim, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs}, g, lim, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}

@@ -59,6 +59,9 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if f := oversizedKeyField(cmd); f != "" {
 		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
 	}
+	// The changes this command makes enter the feed with its index and
+	// stamped time.
+	tx.SetChangeContext(l.Index, cmd.StampedUnixMs)
 	fp := fingerprint(cmd)
 	if res, err := recorded(tx, tx.GetCase, cmd, fp); res != nil || err != nil {
 		return res, err

@@ -88,6 +88,9 @@ type Config struct {
 	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
 	// LogEngine selects the raft log implementation (default raft-wal).
 	LogEngine raftlog.Engine
+	// Feed bounds the change log the state machine keeps (feed.window,
+	// feed.max_age).
+	Feed store.FeedOptions
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS
@@ -166,7 +169,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	var err error
-	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store")}); err != nil {
+	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store"), Feed: cfg.Feed}); err != nil {
 		return err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {

@@ -19,10 +19,12 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
 	"github.com/cityhub/cityhub/tiers/raftlog"
+	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // Options beyond the configuration file.
@@ -50,6 +52,7 @@ type Replica struct {
 	// catalogue.
 	reconciler *reconcile.Reconciler
 	admin      *firstAdmin // nil unless auth.admin_password_file is set
+	feed       *feed.Hub
 	log        *slog.Logger
 }
 
@@ -144,6 +147,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 		DiskReserve: uint64(max(cfg.Limits.DiskReserveBytes, 0)), DiskReservePercent: cfg.Limits.DiskReservePercent,
 		DiskCheckInterval: cfg.Limits.DiskCheckInterval,
+		Feed: store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
@@ -157,6 +161,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	finder.SetStore(n.Store())
+	hub := feed.NewHub(n, feed.Options{Buffer: cfg.Feed.Buffer, MaxWatchers: cfg.Feed.MaxWatchers, Logger: logger})
+	hub.Start()
 	var fed *federation
 	tlsCert, err := apiTLS(cfg)
 	var authn *auth.Authenticator
@@ -164,6 +170,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		authn, err = newAuthenticator(cfg, n)
 	}
 	if err != nil {
+		hub.Stop()
 		_ = n.Shutdown()
 		gl.Close()
 		hl.Close()
@@ -172,7 +179,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction,
-		Limits: apiLimits(cfg.Limits)}
+		Limits: apiLimits(cfg.Limits), Feed: hub,
+		FeedOptions: api.FeedOptions{Group: cfg.Group(), Heartbeat: cfg.Feed.Heartbeat, PollMaxWait: cfg.Feed.PollMaxWait, WriteTimeout: cfg.Feed.WriteTimeout}}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
 	}
@@ -182,6 +190,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
 		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
+			hub.Stop()
 			_ = n.Shutdown()
 			gl.Close()
 			hl.Close()
@@ -211,6 +220,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		if fed != nil {
 			fed.close(false)
 		}
+		hub.Stop()
 		_ = n.Shutdown()
 		gl.Close()
 		hl.Close()
@@ -222,7 +232,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
+	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
@@ -293,6 +303,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 	}
 	r.API.Stop(ctx)
 	r.Internal.Stop(ctx)
+	r.feed.Stop()
 	err := r.Node.Shutdown()
 	r.peers.Close()
 	return err
@@ -311,9 +322,13 @@ func (r *Replica) Kill() {
 	if r.fed != nil {
 		r.fed.close(false)
 	}
+	r.feed.Stop()
 	_ = r.Node.Shutdown()
 	r.peers.Close()
 }
+
+// Feed is the replica's change feed.
+func (r *Replica) Feed() *feed.Hub { return r.feed }
 
 // Reconciler is the replica's reconciler (nil outside a federation or
 // without a responsibility catalogue).

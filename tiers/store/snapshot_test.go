@@ -504,8 +504,8 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	nextSeq(t, src, "1", "1")
 	setApplied(t, src, 12, 2)
 	good := snapshotBytes(t, src)
-	if n := len(parseSnapshot(t, good)); n != 11 {
-		t.Fatalf("fixture snapshot has %d records, want 11 (one of each family, a case digest included)", n)
+	if n := len(parseSnapshot(t, good)); n != 13 {
+		t.Fatalf("fixture snapshot has %d records, want 13 (one of each family, a case digest, feed entry and feed bounds included)", n)
 	}
 
 	dst := openMem(t)
