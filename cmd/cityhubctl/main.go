@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/cityhub/cityhub/cmd/internal/version"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -149,6 +150,7 @@ and --role are needed only against a node with authentication off.
 Exit status: 0 success, 1 the call failed, 2 usage error.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       version.Read().String(),
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.output != "table" && a.output != "json" {
 				return usagef("--output %q: must be table or json", a.output)
@@ -162,6 +164,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 			return nil
 		},
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.addr, "addr", addr, "gRPC address of any replica (env "+addrEnv+")")
