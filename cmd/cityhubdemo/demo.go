@@ -159,7 +159,7 @@ func start(ctx context.Context, lay *layout, logger *slog.Logger) (*demo, error)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, RaftLog: io.Discard})
+				r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, RaftLogLevel: slog.LevelError})
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {

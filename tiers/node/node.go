@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
@@ -84,7 +82,10 @@ type Config struct {
 	Stamper   Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
-	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
+	// RaftLogLevel is the least level of raft's own records (elections,
+	// snapshots, replication errors) passed to Logger, as component=raft;
+	// the zero value is info.
+	RaftLogLevel slog.Level
 	// LogEngine selects the raft log implementation (default raft-wal).
 	LogEngine raftlog.Engine
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
@@ -161,11 +162,7 @@ func (n *Node) open() error {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
-	raftOut := cfg.RaftLog
-	if raftOut == nil {
-		raftOut = os.Stderr
-	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	hl := newSlogHCLog(cfg.Logger, cfg.RaftLogLevel)
 	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ package replica
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -28,7 +27,9 @@ import (
 // Options beyond the configuration file.
 type Options struct {
 	Logger  *slog.Logger
-	RaftLog io.Writer  // raft's own log output; nil is stderr
+	// RaftLogLevel is the least level of raft's own records passed to
+	// Logger (zero: info).
+	RaftLogLevel slog.Level
 	Clock   node.Clock // nil is the system clock
 	// FederationDialer, when set, makes the connections to neighbours
 	// (tests use it to cut links; nil dials TCP).
@@ -132,7 +133,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
-		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
+		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLogLevel: opts.RaftLogLevel,
 		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 	}
