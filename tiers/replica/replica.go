@@ -26,11 +26,11 @@ import (
 
 // Options beyond the configuration file.
 type Options struct {
-	Logger  *slog.Logger
+	Logger *slog.Logger
 	// RaftLogLevel is the least level of raft's own records passed to
 	// Logger (zero: info).
 	RaftLogLevel slog.Level
-	Clock   node.Clock // nil is the system clock
+	Clock        node.Clock // nil is the system clock
 	// FederationDialer, when set, makes the connections to neighbours
 	// (tests use it to cut links; nil dials TCP).
 	FederationDialer func(ctx context.Context, addr string) (net.Conn, error)
