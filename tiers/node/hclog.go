@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -61,10 +62,32 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 	if !h.enabled(lv) {
 		return
 	}
+	args = slogArgs(args)
 	if h.name != "raft" {
 		args = append(args, "logger", h.name)
 	}
 	h.l.Log(context.Background(), lv, msg, args...)
+}
+
+// slogArgs makes hclog's key/value arguments slog's: hclog.Fmt values are
+// formatted, and keys the node's logger uses itself ("node": raft names
+// its own server so; "component") become raft_<key>, so a JSON record
+// never has the same key twice.
+func slogArgs(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		if i%2 == 0 {
+			if k, ok := a.(string); ok && (k == "node" || k == "component") {
+				a = "raft_" + k
+			}
+		} else if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				a = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		out[i] = a
+	}
+	return out
 }
 
 func (h *slogHCLog) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
@@ -83,7 +106,7 @@ func (h *slogHCLog) ImpliedArgs() []any { return h.implied }
 
 func (h *slogHCLog) With(args ...any) hclog.Logger {
 	c := *h
-	c.l = h.l.With(args...)
+	c.l = h.l.With(slogArgs(args)...)
 	c.implied = append(append([]any(nil), h.implied...), args...)
 	return &c
 }

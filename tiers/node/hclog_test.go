@@ -49,7 +49,7 @@ func TestSlogHCLog(t *testing.T) {
 	var buf lockedBuffer
 	base := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "n1")
 	h := newSlogHCLog(base, slog.LevelDebug)
-	h.Warn("heartbeat timeout reached", "last-leader-addr", "127.0.0.1:7001")
+	h.Warn("heartbeat timeout reached", "last-leader-addr", "127.0.0.1:7001", "node", "Node at 127.0.0.1:7001 [Candidate]", "servers", hclog.Fmt("%+v", []int{1, 2}))
 	h.Named("net").With("peer", "n2").Error("failed to appendEntries", "error", "connection refused")
 	h.Trace("below the handler's level")
 	if !h.IsDebug() || h.IsTrace() || h.GetLevel() != hclog.Debug {
@@ -64,7 +64,8 @@ func TestSlogHCLog(t *testing.T) {
 		t.Fatalf("got %d records, want 3: %v", len(recs), recs)
 	}
 	want := []map[string]any{
-		{"level": "WARN", "msg": "heartbeat timeout reached", "component": "raft", "node": "n1", "last-leader-addr": "127.0.0.1:7001"},
+		{"level": "WARN", "msg": "heartbeat timeout reached", "component": "raft", "node": "n1", "last-leader-addr": "127.0.0.1:7001",
+			"raft_node": "Node at 127.0.0.1:7001 [Candidate]", "servers": "[1 2]"},
 		{"level": "ERROR", "msg": "failed to appendEntries", "component": "raft", "node": "n1", "peer": "n2", "error": "connection refused", "logger": "raft.net"},
 		{"level": "ERROR", "msg": "raft-net: failed to accept", "component": "raft"},
 	}

@@ -111,6 +111,7 @@ type Node struct {
 	// (settle.go): every entry up to it is applied.
 	barrier    atomic.Pointer[position]
 	settleKick chan struct{}
+	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -173,10 +174,13 @@ func (n *Node) open() error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.logCache = logCache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
+	files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
+	installRaftMetrics() // before raft starts reporting
+	n.snapMetrics = newSnapshotMetrics()
+	snaps := &countingSnapshots{SnapshotStore: files, m: n.snapMetrics}
 	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)

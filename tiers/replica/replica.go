@@ -164,7 +164,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction,
-		Limits: apiLimits(cfg.Limits)}
+		Limits: apiLimits(cfg.Limits), Collectors: collectors(cfg, policy.Calendar)}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
 	}
