@@ -109,8 +109,8 @@ type Node struct {
 
 	// barrier is the last raft barrier this replica completed as leader
 	// (settle.go): every entry up to it is applied.
-	barrier    atomic.Pointer[position]
-	settleKick chan struct{}
+	barrier     atomic.Pointer[position]
+	settleKick  chan struct{}
 	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore

@@ -18,7 +18,7 @@ import (
 func collectors(cfg config.Config, cal *calendar.Calendar) []prometheus.Collector {
 	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_node_info",
-			Help: "The replica's node: raft id, group (the tier node it is a replica of), tier, jurisdiction (always 1; join on instance for the group).",
+			Help:        "The replica's node: raft id, group (the tier node it is a replica of), tier, jurisdiction (always 1; join on instance for the group).",
 			ConstLabels: prometheus.Labels{"node": cfg.Node.ID, "group": cfg.Group(), "tier": cfg.Node.Tier, "jurisdiction": cfg.Node.Jurisdiction}},
 			func() float64 { return 1 }),
 	}
