@@ -22,7 +22,7 @@ GOBUILDFLAGS ?= -buildvcs=auto
 # Flags of the demo: make run ARGS="--port-base 20000 --replicas 3".
 ARGS ?=
 
-.PHONY: tools help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
+.PHONY: tools help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -82,6 +82,12 @@ bench: ## benchmarks (see BENCHMARKS.md)
 
 run: build ## the main job: the whole default federation (15 nodes) in one process with a case generator (Ctrl-C stops it); flags in ARGS="--port-base 20000"
 	$(BIN)/cityhubdemo $(ARGS)
+
+image: ## the container image without a container engine (umoci): bin/image/oci and an OCI archive; config/deploy/Dockerfile does the same with Docker
+	./scripts/image.sh
+
+deploy-check: ## the image (config, user, cityhubd --version from it), the systemd unit (systemd-analyze), alert rules and dashboard (promtool, exported metrics); what CI runs
+	./scripts/check-deploy.sh
 
 certs: ## dev mTLS certificates for the default federation into data/certs
 	$(GO) run ./cmd/cityhubctl certs create --dir data/certs $(CERTS_FLAGS) $(FEDERATION_NODES)
