@@ -42,6 +42,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// Times are shown in the operator's zone (TZ): on a host without
+	// /usr/share/zoneinfo too.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
