@@ -43,11 +43,15 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// Times are shown in the operator's zone (TZ): on a host without
+	// /usr/share/zoneinfo too.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/cityhub/cityhub/cmd/internal/version"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -150,6 +154,7 @@ and --role are needed only against a node with authentication off.
 Exit status: 0 success, 1 the call failed, 2 usage error.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       version.Read().String(),
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.output != "table" && a.output != "json" {
 				return usagef("--output %q: must be table or json", a.output)
@@ -163,6 +168,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 			return nil
 		},
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.addr, "addr", addr, "gRPC address of any replica (env "+addrEnv+")")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -121,6 +122,7 @@ type gatewayServices struct {
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
 	cs, cl, own := svc.cs, svc.cl, svc.own
 	gw := runtime.NewServeMux(
+		runtime.WithMiddlewares(recordRoute),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
 		runtime.WithErrorHandler(gatewayError(l)),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, req *http.Request, code int) {
@@ -160,33 +162,7 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": r.ID()})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := r.Status()
-		ready := st.LeaderId != "" && st.AppliedIndex+readyLag >= st.CommitIndex
-		body := map[string]any{"ready": ready, "node": st.NodeId, "state": st.State, "leader": st.LeaderId,
-			"applied_index": st.AppliedIndex, "commit_index": st.CommitIndex}
-		// A tier node says ready only when a linearizable read would
-		// answer now here (node.Readiness: the leader has applied an
-		// entry of its term; a follower hears from the leader and has
-		// seen its term commit).
-		if rr, ok := r.(readinessReporter); ok {
-			rd := rr.Readiness(readyLag)
-			ready = rd.Ready
-			body["ready"], body["term"], body["applied_term"] = ready, rd.Term, rd.AppliedTerm
-			body["applied_index"], body["commit_index"] = rd.AppliedIndex, rd.CommitIndex
-			if !ready {
-				body["reason"] = rd.Reason
-			}
-		}
-		// The disk reserve does not make a replica unready (it still
-		// answers reads), but says whether it takes writes: a leader below
-		// it refuses them, a follower below it still appends the leader's.
-		if dw, ok := r.(diskWatcher); ok && dw.DiskSpace() != nil {
-			ds := dw.DiskSpace().State()
-			body["disk"] = map[string]any{"dir": ds.Dir, "free_bytes": ds.Free, "reserve_bytes": ds.Reserve, "low": ds.Low}
-			if ds.Low {
-				body["writes"] = "refused: free disk space below the reserve (limits.disk_reserve_bytes); free space in the data directory"
-			}
-		}
+		ready, body := readiness(r)
 		code := http.StatusOK
 		if !ready {
 			code = http.StatusServiceUnavailable
@@ -216,7 +192,38 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})
-	return instrument(l.httpBody(mux), m), nil
+	return instrument(l.httpBody(mux), m, mux, v1), nil
+}
+
+// readiness is /readyz's answer (and cityhub_ready's, and gRPC health's):
+// a tier node says ready only when a linearizable read would answer now
+// here (node.Readiness: the leader has applied an entry of its term; a
+// follower hears from the leader and has seen its term commit).
+func readiness(r Replica) (bool, map[string]any) {
+	st := r.Status()
+	ready := st.LeaderId != "" && st.AppliedIndex+readyLag >= st.CommitIndex
+	body := map[string]any{"ready": ready, "node": st.NodeId, "state": st.State, "leader": st.LeaderId,
+		"applied_index": st.AppliedIndex, "commit_index": st.CommitIndex}
+	if rr, ok := r.(readinessReporter); ok {
+		rd := rr.Readiness(readyLag)
+		ready = rd.Ready
+		body["ready"], body["term"], body["applied_term"] = ready, rd.Term, rd.AppliedTerm
+		body["applied_index"], body["commit_index"] = rd.AppliedIndex, rd.CommitIndex
+		if !ready {
+			body["reason"] = rd.Reason
+		}
+	}
+	// The disk reserve does not make a replica unready (it still answers
+	// reads), but says whether it takes writes: a leader below it refuses
+	// them, a follower below it still appends the leader's.
+	if dw, ok := r.(diskWatcher); ok && dw.DiskSpace() != nil {
+		ds := dw.DiskSpace().State()
+		body["disk"] = map[string]any{"dir": ds.Dir, "free_bytes": ds.Free, "reserve_bytes": ds.Reserve, "low": ds.Low}
+		if ds.Low {
+			body["writes"] = "refused: free disk space below the reserve (limits.disk_reserve_bytes); free space in the data directory"
+		}
+	}
+	return ready, body
 }
 
 // readyLag is how many committed entries a replica may still have to apply
@@ -260,11 +267,58 @@ func (s *statusRecorder) WriteHeader(code int) {
 // feed's SSE stream flushes and sets its own deadlines).
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func instrument(h http.Handler, m *Metrics) http.Handler {
+// instrument records each request's latency by method, route and
+// status. The route is a pattern, never the path, so the label's values
+// are bounded: the gateway's (recordRoute: "/v1/cases/{id}:act"), else
+// the pattern the muxes matched ("/healthz", "/v1/evaluation.csv"), else
+// "/v1/" (a call refused before routing: authentication, limits; or no
+// route) or "/" (anything else).
+func instrument(h http.Handler, m *Metrics, top, v1 *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		h.ServeHTTP(rec, req)
-		m.observeHTTP(req.Method, rec.code, time.Since(start))
+		route := &routeHolder{}
+		h.ServeHTTP(rec, req.WithContext(context.WithValue(req.Context(), routeKey{}, route)))
+		m.observeHTTP(req.Method, route.label(req, top, v1), rec.code, time.Since(start))
 	})
+}
+
+type routeKey struct{}
+
+// routeHolder carries the gateway's pattern of a request out to
+// instrument.
+type routeHolder struct{ pattern string }
+
+// recordRoute is the gateway's middleware that notes the route's pattern.
+func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request, params map[string]string) {
+		if h, ok := req.Context().Value(routeKey{}).(*routeHolder); ok {
+			if p, ok := runtime.HTTPPattern(req.Context()); ok {
+				h.pattern = gatewayRoute(p.String())
+			}
+		}
+		next(w, req, params)
+	}
+}
+
+// gatewayRoute writes a gateway pattern as the REST paths are written:
+// "/v1/cases/{id=*}:act" is "/v1/cases/{id}:act".
+func gatewayRoute(p string) string { return strings.ReplaceAll(p, "=*}", "}") }
+
+func (h *routeHolder) label(req *http.Request, top, v1 *http.ServeMux) string {
+	if h.pattern != "" {
+		return h.pattern
+	}
+	_, p := top.Handler(req)
+	if p == "/v1/" {
+		_, p = v1.Handler(req)
+	}
+	// "GET /healthz": the method has its own label.
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		p = p[i+1:]
+	}
+	if p == "" {
+		p = "/"
+	}
+	return p
 }

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -67,6 +69,9 @@ type Options struct {
 	// GET /v1/cases:watch) with FeedOptions.
 	Feed        ChangeFeed
 	FeedOptions FeedOptions
+	// Collectors are further Prometheus collectors for /metrics (the
+	// replica's: calendar, certificates, node info).
+	Collectors []prometheus.Collector
 }
 
 // Server serves one replica over gRPC and REST.
@@ -76,6 +81,10 @@ type Server struct {
 	grpc    *grpc.Server
 	http    *http.Server
 	Metrics *Metrics
+	// health is gRPC's health service, kept in step with readiness.
+	health     *health.Server
+	stopHealth chan struct{}
+	stopOnce   sync.Once
 }
 
 // NewServer wires the services; Serve starts them.
@@ -87,7 +96,7 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("api: a catalogue is required")
 	}
 	log := opts.Logger.With("component", "api")
-	m := NewMetrics(opts.Replica)
+	m := NewMetrics(opts.Replica, opts.Collectors...)
 	var authn Authenticator
 	if opts.Auth != nil {
 		authn = opts.Auth
@@ -98,7 +107,7 @@ func NewServer(opts Options) (*Server, error) {
 		// Concurrency before authentication, the caller's rate after it
 		// (keyed by the principal it found).
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), lim.unaryAdmit, g.unary, lim.unaryRate),
-		grpc.ChainStreamInterceptor(g.stream, lim.streamRate),
+		grpc.ChainStreamInterceptor(m.StreamInterceptor, g.stream, lim.streamRate),
 	}
 	gopts = append(gopts, lim.grpcOptions()...)
 	if opts.TLS != nil {
@@ -135,7 +144,12 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	// No ForwardService here: it takes raw commands from the group's
 	// replicas only, on the internal listener (InternalServer).
-	healthpb.RegisterHealthServer(gs, health.NewServer())
+	hs0 := health.NewServer()
+	// NOT_SERVING until the first readiness check (Serve).
+	for _, svc := range healthServices {
+		hs0.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	healthpb.RegisterHealthServer(gs, hs0)
 	reflection.Register(gs)
 
 	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs}, g, lim, opts.Replica, m, opts.Pprof)
@@ -144,7 +158,50 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	hs := &http.Server{Handler: h, TLSConfig: opts.TLS}
 	lim.httpServer(hs)
-	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m}, nil
+	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m, health: hs0, stopHealth: make(chan struct{})}, nil
+}
+
+// healthServices are the names gRPC health answers for: "" (the server)
+// and each public service; all follow readiness.
+var healthServices = []string{"", pb.CaseService_ServiceDesc.ServiceName, pb.ClusterService_ServiceDesc.ServiceName,
+	pb.OwnershipService_ServiceDesc.ServiceName, pb.AuthService_ServiceDesc.ServiceName}
+
+// healthEvery is how often gRPC health is brought in step with readiness.
+const healthEvery = 500 * time.Millisecond
+
+// watchHealth keeps gRPC health in step with /readyz: SERVING exactly when
+// a linearizable read would answer now on this replica (a load balancer
+// or Kubernetes' grpc probe then sends calls only to replicas that can
+// answer them).
+func (s *Server) watchHealth() {
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	last := healthpb.HealthCheckResponse_UNKNOWN
+	for {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if ready, _ := readiness(s.opts.Replica); ready {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		if st != last {
+			for _, svc := range healthServices {
+				s.health.SetServingStatus(svc, st)
+			}
+			last = st
+		}
+		select {
+		case <-s.stopHealth:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// stopWatchingHealth ends watchHealth and answers NOT_SERVING from now on.
+func (s *Server) stopWatchingHealth() {
+	s.stopOnce.Do(func() {
+		close(s.stopHealth)
+		s.health.Shutdown()
+	})
 }
 
 // Serve starts serving on the listeners and returns at once.
@@ -163,11 +220,13 @@ func (s *Server) Serve() {
 			s.log.Error("HTTP server stopped", "error", err)
 		}
 	}()
+	go s.watchHealth()
 	s.log.Info("serving", "grpc", s.opts.GRPCListener.Addr().String(), "http", s.opts.HTTPListener.Addr().String())
 }
 
 // Stop drains both servers, giving up when ctx ends.
 func (s *Server) Stop(ctx context.Context) {
+	s.stopWatchingHealth()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -183,6 +242,7 @@ func (s *Server) Stop(ctx context.Context) {
 
 // Kill stops both servers at once, dropping calls in flight (tests).
 func (s *Server) Kill() {
+	s.stopWatchingHealth()
 	s.grpc.Stop()
 	_ = s.http.Close()
 }

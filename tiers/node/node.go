@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
@@ -85,7 +83,10 @@ type Config struct {
 	Stamper   Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
-	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
+	// RaftLogLevel is the least level of raft's own records (elections,
+	// snapshots, replication errors) passed to Logger, as component=raft;
+	// the zero value is info.
+	RaftLogLevel slog.Level
 	// LogEngine selects the raft log implementation (default raft-wal).
 	LogEngine raftlog.Engine
 	// Feed bounds the change log the state machine keeps (feed.window,
@@ -120,8 +121,9 @@ type Node struct {
 
 	// barrier is the last raft barrier this replica completed as leader
 	// (settle.go): every entry up to it is applied.
-	barrier    atomic.Pointer[position]
-	settleKick chan struct{}
+	barrier     atomic.Pointer[position]
+	settleKick  chan struct{}
+	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -176,11 +178,7 @@ func (n *Node) open() error {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
-	raftOut := cfg.RaftLog
-	if raftOut == nil {
-		raftOut = os.Stderr
-	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	hl := newSlogHCLog(cfg.Logger, cfg.RaftLogLevel)
 	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
 		return err
 	}
@@ -191,10 +189,13 @@ func (n *Node) open() error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.logCache = logCache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
+	files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
+	installRaftMetrics() // before raft starts reporting
+	n.snapMetrics = newSnapshotMetrics()
+	snaps := &countingSnapshots{SnapshotStore: files, m: n.snapMetrics}
 	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)

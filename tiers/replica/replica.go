@@ -7,7 +7,6 @@ package replica
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -29,9 +28,11 @@ import (
 
 // Options beyond the configuration file.
 type Options struct {
-	Logger  *slog.Logger
-	RaftLog io.Writer  // raft's own log output; nil is stderr
-	Clock   node.Clock // nil is the system clock
+	Logger *slog.Logger
+	// RaftLogLevel is the least level of raft's own records passed to
+	// Logger (zero: info).
+	RaftLogLevel slog.Level
+	Clock        node.Clock // nil is the system clock
 	// FederationDialer, when set, makes the connections to neighbours
 	// (tests use it to cut links; nil dials TCP).
 	FederationDialer func(ctx context.Context, addr string) (net.Conn, error)
@@ -142,7 +143,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
-		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
+		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLogLevel: opts.RaftLogLevel,
 		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 		DiskReserve: uint64(max(cfg.Limits.DiskReserveBytes, 0)), DiskReservePercent: cfg.Limits.DiskReservePercent,
@@ -179,7 +180,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction,
-		Limits: apiLimits(cfg.Limits), Feed: hub,
+		Limits: apiLimits(cfg.Limits), Feed: hub, Collectors: collectors(cfg, policy.Calendar),
 		FeedOptions: api.FeedOptions{Group: cfg.Group(), Heartbeat: cfg.Feed.Heartbeat, PollMaxWait: cfg.Feed.PollMaxWait, WriteTimeout: cfg.Feed.WriteTimeout}}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
