@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 		DiskReserve: uint64(max(cfg.Limits.DiskReserveBytes, 0)), DiskReservePercent: cfg.Limits.DiskReservePercent,
 		DiskCheckInterval: cfg.Limits.DiskCheckInterval,
-		Feed: store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
+		Feed:              store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
