@@ -62,7 +62,7 @@ func authCluster(t *testing.T) (*testcluster.Cluster, string, []*seat) {
 	cl.WaitLeader(10 * time.Second)
 	authc := pb.NewAuthServiceClient(cl.Conn(0))
 	var admin string
-	testcluster.WaitFor(t, 20*time.Second, "the first administrator", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the first administrator", func() bool {
 		tok, err := authc.Login(context.Background(), &pb.LoginRequest{Username: "admin", Password: adminPassword})
 		if err == nil {
 			admin = tok.AccessToken
