@@ -46,6 +46,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
+	"github.com/cityhub/cityhub/cmd/internal/version"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -81,7 +82,12 @@ func main() {
 	flag.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
 	flag.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
 	flag.StringVar(&o.pass, "password", os.Getenv("CITYHUB_PASSWORD"), "password of --user (env CITYHUB_PASSWORD)")
+	showVersion := version.Flag(nil)
 	flag.Parse()
+	if *showVersion {
+		version.Print(os.Stdout, "cityhubload")
+		return
+	}
 	if addrs == "" {
 		addrs = map[string]string{"grpc": "127.0.0.1:7101", "rest": "http://127.0.0.1:7201"}[o.proto]
 	}

@@ -59,6 +59,9 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if f := oversizedKeyField(cmd); f != "" {
 		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
 	}
+	// The changes this command makes enter the feed with its index and
+	// stamped time.
+	tx.SetChangeContext(l.Index, cmd.StampedUnixMs)
 	fp := fingerprint(cmd)
 	if res, err := recorded(tx, tx.GetCase, cmd, fp); res != nil || err != nil {
 		return res, err
@@ -79,7 +82,7 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		c, res, err = act(tx, cmd, body.Act, fv)
 	case *pb.Command_RegisterNode:
 		r := body.RegisterNode
-		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr, InternalAddr: r.InternalAddr})
+		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr, InternalAddr: r.InternalAddr, LogVersion: r.LogVersion})
 	case *pb.Command_SetTopology:
 		return setTopology(tx, body.SetTopology, fed)
 	case *pb.Command_Deliver:
@@ -104,6 +107,11 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		}
 		return &Result{}, nil
 	default:
+		if fromNewerRelease(cmd) {
+			// Refusing it would diverge from the replicas that apply it:
+			// stop this replica until its binary is upgraded.
+			panic(fmt.Sprintf("cityhub fsm: index %d: %v: upgrade this replica's binary, then restart it", l.Index, ErrNewerLog))
+		}
 		return &Result{Err: fmt.Errorf("%w: index %d has no body", ErrBadCommand, l.Index)}, nil
 	}
 	if err != nil || res != nil {

@@ -9,12 +9,12 @@
 package nearby
 
 import (
-	"math"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/geo"
 	"github.com/cityhub/cityhub/tiers/store"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
@@ -122,11 +122,8 @@ func (f *Finder) close(a, b *pb.Case) bool {
 
 func located(l *pb.Location) bool { return l != nil && (l.Lat != 0 || l.Lng != 0) }
 
-// Distance is the great-circle distance in metres between two WGS-84 points.
-func Distance(lat1, lng1, lat2, lng2 float64) float64 {
-	const r = 6371000.0
-	rad := math.Pi / 180
-	dLat, dLng := (lat2-lat1)*rad, (lng2-lng1)*rad
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLng/2)*math.Sin(dLng/2)
-	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
-}
+// Distance is the great-circle distance in metres between two WGS-84
+// points (geo.Distance). Stored cases are in WGS-84: the API converts a
+// GCJ-02 or BD-09 report before proposing it, so the radius is measured on
+// one datum, never across the hundreds of metres between them.
+func Distance(lat1, lng1, lat2, lng2 float64) float64 { return geo.Distance(lat1, lng1, lat2, lng2) }

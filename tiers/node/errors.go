@@ -21,4 +21,8 @@ var (
 	// ErrRejoinSelf is returned when the leader is asked to take itself
 	// back into the group.
 	ErrRejoinSelf = errors.New("the leader cannot rejoin its own group")
+	// ErrUpgradeInProgress is returned for a command type that a member
+	// of the group cannot apply yet (an older binary during a rolling
+	// upgrade). Retry once every replica runs the new release.
+	ErrUpgradeInProgress = errors.New("a replica of the group runs an older release that cannot apply this command")
 )

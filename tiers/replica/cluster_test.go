@@ -14,6 +14,7 @@ import (
 
 	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -382,4 +383,26 @@ func TestNoQuorumAnswers(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("write without quorum took %v (apply timeout 2 s)", d)
 	}
+}
+
+// Every replica registers the log version its binary applies, the
+// version gate's input during a rolling upgrade (tiers/node/version.go).
+func TestReplicasRegisterTheirLogVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test: run without -short")
+	}
+	c := testcluster.New(t, 3)
+	l := c.WaitLeader(20 * time.Second)
+	testcluster.WaitFor(t, 20*time.Second, "every replica registered with its log version", func() bool {
+		nodes, err := c.Replica(l).Node.Store().Nodes()
+		if err != nil || len(nodes) != 3 {
+			return false
+		}
+		for _, ni := range nodes {
+			if ni.LogVersion != fsm.LogVersion {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -117,6 +117,9 @@ func (tx *Tx) DeleteCase(id string) error {
 			return err
 		}
 	}
+	if err := tx.appendChange(pb.ChangeKind_CHANGE_KIND_REMOVED, c); err != nil {
+		return err
+	}
 	return tx.addCount(c.State, -1)
 }
 

@@ -504,8 +504,8 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	nextSeq(t, src, "1", "1")
 	setApplied(t, src, 12, 2)
 	good := snapshotBytes(t, src)
-	if n := len(parseSnapshot(t, good)); n != 12 {
-		t.Fatalf("fixture snapshot has %d records, want 12 (one of each family, a case digest and the count of request records included)", n)
+	if n := len(parseSnapshot(t, good)); n != 14 {
+		t.Fatalf("fixture snapshot has %d records, want 14 (one of each family, a case digest, feed entry, feed bounds and the count of request records included)", n)
 	}
 
 	dst := openMem(t)

@@ -21,12 +21,15 @@ type Options struct {
 	Logger *slog.Logger
 	// InMemory keeps everything in memory (tests and benchmarks only).
 	InMemory bool
+	// Feed bounds the change log (feed.go).
+	Feed FeedOptions
 }
 
 // Store is the badger-backed state of one tier node.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
+	db   *badger.DB
+	log  *slog.Logger
+	feed FeedOptions
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -45,7 +48,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	return &Store{db: db, log: logger}, nil
+	return &Store{db: db, log: logger, feed: opts.Feed}, nil
 }
 
 // badgerOptions are the state store's badger options.
@@ -87,8 +90,11 @@ func (s *Store) Sync() error { return s.db.Sync() }
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := &Tx{txn: txn}
+	tx := &Tx{txn: txn, feedOpts: s.feed}
 	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushFeed(); err != nil {
 		return err
 	}
 	if err := tx.bumpLedger(); err != nil {

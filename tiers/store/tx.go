@@ -20,6 +20,9 @@ type Tx struct {
 	// GetRequest found missing, which PutRequest then knows is new.
 	newRequests   int64
 	absentRequest string
+	// feed is the change log's state in this transaction (feed.go).
+	feed     feedState
+	feedOpts FeedOptions
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
@@ -103,6 +106,13 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 		if err := tx.set(legacyKey(c.ReportedAtNode, c.LegacyId), []byte(c.Id)); err != nil {
 			return err
 		}
+	}
+	kind := pb.ChangeKind_CHANGE_KIND_UPDATED
+	if old == nil {
+		kind = pb.ChangeKind_CHANGE_KIND_CREATED
+	}
+	if err := tx.appendChange(kind, c); err != nil {
+		return err
 	}
 	if old == nil || old.State != c.State {
 		if old != nil {

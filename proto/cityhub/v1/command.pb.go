@@ -786,12 +786,16 @@ func (x *MarkOverdueBatch) GetMarks() []*MarkOverdue {
 // RegisterNode records the API addresses of a replica so followers can
 // forward to the leader.
 type RegisterNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	GrpcAddr      string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
-	InternalAddr  string                 `protobuf:"bytes,5,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"` // the replica's internal listener (forwarding between replicas)
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddr     string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	GrpcAddr     string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpAddr     string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	InternalAddr string                 `protobuf:"bytes,5,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"` // the replica's internal listener (forwarding between replicas)
+	// log_version is the newest log format the replica's binary applies
+	// (tiers/fsm/versions.go); 0 (a release before it was sent) reads as 1.
+	// The leader proposes a command type only when every member applies it.
+	LogVersion    uint32 `protobuf:"varint,6,opt,name=log_version,json=logVersion,proto3" json:"log_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -861,6 +865,13 @@ func (x *RegisterNode) GetInternalAddr() string {
 	return ""
 }
 
+func (x *RegisterNode) GetLogVersion() uint32 {
+	if x != nil {
+		return x.LogVersion
+	}
+	return 0
+}
+
 // NodeInfo is a registered replica as stored by the state machine.
 type NodeInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -869,6 +880,7 @@ type NodeInfo struct {
 	GrpcAddr      string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	InternalAddr  string                 `protobuf:"bytes,5,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"`
+	LogVersion    uint32                 `protobuf:"varint,6,opt,name=log_version,json=logVersion,proto3" json:"log_version,omitempty"` // see RegisterNode.log_version
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -936,6 +948,13 @@ func (x *NodeInfo) GetInternalAddr() string {
 		return x.InternalAddr
 	}
 	return ""
+}
+
+func (x *NodeInfo) GetLogVersion() uint32 {
+	if x != nil {
+		return x.LogVersion
+	}
+	return 0
 }
 
 // RequestRecord is what the state machine keeps per request id.
@@ -1607,19 +1626,23 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"A\n" +
 	"\x10MarkOverdueBatch\x12-\n" +
-	"\x05marks\x18\x01 \x03(\v2\x17.cityhub.v1.MarkOverdueR\x05marks\"\xa3\x01\n" +
+	"\x05marks\x18\x01 \x03(\v2\x17.cityhub.v1.MarkOverdueR\x05marks\"\xc4\x01\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12#\n" +
-	"\rinternal_addr\x18\x05 \x01(\tR\finternalAddr\"\x9f\x01\n" +
+	"\rinternal_addr\x18\x05 \x01(\tR\finternalAddr\x12\x1f\n" +
+	"\vlog_version\x18\x06 \x01(\rR\n" +
+	"logVersion\"\xc0\x01\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12#\n" +
-	"\rinternal_addr\x18\x05 \x01(\tR\finternalAddr\"\x81\x01\n" +
+	"\rinternal_addr\x18\x05 \x01(\tR\finternalAddr\x12\x1f\n" +
+	"\vlog_version\x18\x06 \x01(\rR\n" +
+	"logVersion\"\x81\x01\n" +
 	"\rRequestRecord\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +

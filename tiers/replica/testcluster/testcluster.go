@@ -190,7 +190,7 @@ func (c *Cluster) StartWith(i int, adjust func(*replica.Options)) error {
 	if c.ro != nil {
 		o = c.ro(m.Cfg)
 	}
-	o.Logger, o.RaftLog = c.Logger, io.Discard
+	o.Logger = c.Logger
 	adjust(&o)
 	r, err := replica.Start(context.Background(), m.Cfg, o)
 	if err != nil {
