@@ -153,7 +153,7 @@ func TestDashboardAndAlertsNameExportedMetrics(t *testing.T) {
 	leader := city.WaitLeader(20 * time.Second)
 	authc := pb.NewAuthServiceClient(city.Conn(leader))
 	var admin string
-	testcluster.WaitFor(t, 30*time.Second, "the city's first administrator", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the city's first administrator", func() bool {
 		tok, err := authc.Login(context.Background(), &pb.LoginRequest{Username: "admin", Password: adminPW})
 		if err == nil {
 			admin = tok.AccessToken

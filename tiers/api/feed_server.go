@@ -35,6 +35,9 @@ type FeedOptions struct {
 	Heartbeat    time.Duration // default 15s
 	PollMaxWait  time.Duration // default 30s
 	WriteTimeout time.Duration // SSE: default 30s
+	// BatchDelay: a watch gathers the changes that follow a first one for
+	// this long before it sends them (0: send each applied chunk at once).
+	BatchDelay time.Duration
 }
 
 // Bounds of a feed request.
@@ -164,7 +167,11 @@ func (f *FeedServer) start(pos position) (after uint64, fromNow bool, err error)
 		}
 		return oldest - 1, false, nil
 	}
-	return f.hub.Head(), true, nil
+	// Now is the newest change this replica applied (the store's head:
+	// the hub may be a moment behind it, and a client that has just
+	// written expects its write to be in the past).
+	_, head, err := f.hub.Bounds()
+	return head, true, err
 }
 
 // pass filters a page of changes for the watch and attaches the cases
@@ -236,12 +243,34 @@ func (f *FeedServer) follow(ctx context.Context, wt *watch, send func(*pb.WatchC
 		if err != nil {
 			return err
 		}
-		if out := f.pass(ctx, wt, page); len(out) > 0 {
-			if err := send(f.message(wt, out)); err != nil {
-				return err
-			}
-			last = time.Now()
+		out := f.pass(ctx, wt, page)
+		if len(out) == 0 {
+			continue
 		}
+		// Gather what follows for BatchDelay before sending: one message
+		// for a burst instead of one per applied chunk, which is what
+		// many watchers of a busy node cost.
+		var gatherErr error
+		for read, until := len(page), time.Now().Add(f.opts.BatchDelay); read < feedPage && f.opts.BatchDelay > 0; {
+			rest := time.Until(until)
+			if rest <= 0 {
+				break
+			}
+			more, err := wt.w.Next(ctx, feedPage-read, rest)
+			if err != nil || len(more) == 0 {
+				gatherErr = err
+				break
+			}
+			read += len(more)
+			out = append(out, f.pass(ctx, wt, more)...)
+		}
+		if err := send(f.message(wt, out)); err != nil {
+			return err
+		}
+		if gatherErr != nil {
+			return gatherErr
+		}
+		last = time.Now()
 	}
 }
 

@@ -199,19 +199,27 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 // a tier node says ready only when a linearizable read would answer now
 // here (node.Readiness: the leader has applied an entry of its term; a
 // follower hears from the leader and has seen its term commit).
+//
+// It is cheap (no trip through raft's main loop, no store read): gRPC
+// health and cityhub_ready ask it often.
 func readiness(r Replica) (bool, map[string]any) {
-	st := r.Status()
-	ready := st.LeaderId != "" && st.AppliedIndex+readyLag >= st.CommitIndex
-	body := map[string]any{"ready": ready, "node": st.NodeId, "state": st.State, "leader": st.LeaderId,
-		"applied_index": st.AppliedIndex, "commit_index": st.CommitIndex}
+	var (
+		ready bool
+		body  map[string]any
+	)
 	if rr, ok := r.(readinessReporter); ok {
 		rd := rr.Readiness(readyLag)
 		ready = rd.Ready
-		body["ready"], body["term"], body["applied_term"] = ready, rd.Term, rd.AppliedTerm
-		body["applied_index"], body["commit_index"] = rd.AppliedIndex, rd.CommitIndex
-		if !ready {
+		body = map[string]any{"ready": rd.Ready, "node": r.ID(), "state": rd.State, "leader": rd.Leader,
+			"term": rd.Term, "applied_term": rd.AppliedTerm, "applied_index": rd.AppliedIndex, "commit_index": rd.CommitIndex}
+		if !rd.Ready {
 			body["reason"] = rd.Reason
 		}
+	} else {
+		st := r.Status()
+		ready = st.LeaderId != "" && st.AppliedIndex+readyLag >= st.CommitIndex
+		body = map[string]any{"ready": ready, "node": st.NodeId, "state": st.State, "leader": st.LeaderId,
+			"applied_index": st.AppliedIndex, "commit_index": st.CommitIndex}
 	}
 	// The disk reserve does not make a replica unready (it still answers
 	// reads), but says whether it takes writes: a leader below it refuses

@@ -167,7 +167,7 @@ var healthServices = []string{"", pb.CaseService_ServiceDesc.ServiceName, pb.Clu
 	pb.OwnershipService_ServiceDesc.ServiceName, pb.AuthService_ServiceDesc.ServiceName}
 
 // healthEvery is how often gRPC health is brought in step with readiness.
-const healthEvery = 500 * time.Millisecond
+const healthEvery = time.Second
 
 // watchHealth keeps gRPC health in step with /readyz: SERVING exactly when
 // a linearizable read would answer now on this replica (a load balancer

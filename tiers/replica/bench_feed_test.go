@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
@@ -31,8 +32,9 @@ import (
 //
 //	go test -run '^$' -bench FeedFanOut -benchtime 1x ./tiers/replica/
 //
-// FEEDBENCH_RATE (500), FEEDBENCH_SECONDS (20) and FEEDBENCH_WATCHERS
-// ("1,200": a sub-benchmark each, for the ratio) change the load.
+// FEEDBENCH_RATE (500), FEEDBENCH_SECONDS (20), FEEDBENCH_WATCHERS
+// ("1,200": a sub-benchmark each, for the ratio) and FEEDBENCH_DELAYS
+// (feed.batch_delay, "0s,20ms") change the load.
 func BenchmarkFeedFanOut(b *testing.B) {
 	rate := envInt("FEEDBENCH_RATE", 500)
 	secs := envInt("FEEDBENCH_SECONDS", 20)
@@ -47,12 +49,25 @@ func BenchmarkFeedFanOut(b *testing.B) {
 			counts = append(counts, n)
 		}
 	}
-	for _, w := range counts {
-		b.Run(fmt.Sprintf("watchers=%d/rate=%d", w, rate), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				feedFanOut(b, w, rate, time.Duration(secs)*time.Second)
+	delays := []time.Duration{0, 20 * time.Millisecond}
+	if v := os.Getenv("FEEDBENCH_DELAYS"); v != "" {
+		delays = nil
+		for _, s := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				b.Fatalf("FEEDBENCH_DELAYS: %v", err)
 			}
-		})
+			delays = append(delays, d)
+		}
+	}
+	for _, d := range delays {
+		for _, w := range counts {
+			b.Run(fmt.Sprintf("batch_delay=%v/watchers=%d/rate=%d", d, w, rate), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					feedFanOut(b, w, rate, time.Duration(secs)*time.Second, d)
+				}
+			})
+		}
 	}
 }
 
@@ -63,9 +78,9 @@ func envInt(key string, def int) int {
 	return def
 }
 
-func feedFanOut(b *testing.B, watchers, rate int, dur time.Duration) {
+func feedFanOut(b *testing.B, watchers, rate int, dur, delay time.Duration) {
 	b.StopTimer()
-	c := testcluster.New(b, 3)
+	c := testcluster.New(b, 3, func(cfg *config.Config) { cfg.Feed.BatchDelay = delay })
 	leader := c.WaitLeader(10 * time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -186,6 +201,9 @@ func feedFanOut(b *testing.B, watchers, rate int, dur time.Duration) {
 	b.ReportMetric(pct(0.99), "lag-p99-ms")
 	b.ReportMetric(float64(lags[len(lags)-1])/float64(time.Millisecond), "lag-max-ms")
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
+	// The whole process (raft, writer, watchers' clients) per delivery: a
+	// figure that a machine shared with other work changes less than lag.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lags)), "cpu-us/delivery")
 	b.ReportMetric(float64(len(lags)), "deliveries")
 	b.ReportMetric(float64(missed.Load()), "late-ticks")
 }
