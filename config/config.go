@@ -149,7 +149,7 @@ type NodeConfig struct {
 	Group string `mapstructure:"group"`
 	// VerifyState reads the whole state store at every start and checks its
 	// records against each other before the replica serves (tiers/store
-	// Verify; about 1 CPU-second per 100,000 cases). Turn it off only to
+	// Verify; about 17 CPU-seconds for a million cases). Turn it off only to
 	// start a replica whose check is wrong, never as a habit: without it a
 	// store that lost part of its files serves what is left.
 	VerifyState bool `mapstructure:"verify_state"`
