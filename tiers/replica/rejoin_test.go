@@ -46,7 +46,9 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 		cfg.Raft.SnapshotInterval = time.Hour
 	})
 	leader := c.WaitLeader(readyWait)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A generous bound for the whole test: under -race on a loaded 2-core
+	// machine its 360 writes alone took minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	actx := clerkContext(ctx, t, c, leader)
 
