@@ -14,11 +14,12 @@ import (
 
 // Tx is one badger transaction seen through the state machine's records.
 type Tx struct {
-	txn *badger.Txn
+	txn   *badger.Txn
+	stats *Stats // nil: not counting
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
-	item, err := tx.txn.Get(key)
+	item, err := tx.get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return ErrNotFound
 	}
@@ -42,6 +43,9 @@ func (tx *Tx) putProto(key []byte, m proto.Message) error {
 }
 
 func (tx *Tx) set(key, val []byte) error {
+	if tx.stats != nil {
+		tx.stats.Writes.Add(1)
+	}
 	if err := tx.txn.Set(key, val); err != nil {
 		return fmt.Errorf("write %q: %w", key, err)
 	}
@@ -49,6 +53,9 @@ func (tx *Tx) set(key, val []byte) error {
 }
 
 func (tx *Tx) del(key []byte) error {
+	if tx.stats != nil {
+		tx.stats.Writes.Add(1)
+	}
 	if err := tx.txn.Delete(key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
@@ -64,6 +71,7 @@ func (tx *Tx) GetCase(id string) (*pb.Case, error) {
 		}
 		return nil, err
 	}
+	tx.decoded()
 	return c, nil
 }
 
@@ -88,6 +96,9 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 		if err := tx.set(k, nil); err != nil {
 			return err
 		}
+	}
+	if err := tx.putNearby(old, c); err != nil {
+		return err
 	}
 	if old.GetLegacyId() != "" && (old.GetLegacyId() != c.LegacyId || old.GetReportedAtNode() != c.ReportedAtNode) {
 		if err := tx.del(legacyKey(old.ReportedAtNode, old.LegacyId)); err != nil {
@@ -164,7 +175,7 @@ func (tx *Tx) addCount(st pb.State, d int64) error {
 }
 
 func (tx *Tx) getUint64(k []byte) (uint64, error) {
-	item, err := tx.txn.Get(k)
+	item, err := tx.get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -212,7 +223,7 @@ func (tx *Tx) PutNode(n *pb.NodeInfo) error { return tx.putProto(nodeKey(n.NodeI
 
 // Applied returns the last applied Raft index and term.
 func (tx *Tx) Applied() (index, term uint64, err error) {
-	item, err := tx.txn.Get([]byte(keyApplied))
+	item, err := tx.get([]byte(keyApplied))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, 0, nil
 	}
@@ -233,7 +244,11 @@ func (tx *Tx) Applied() (index, term uint64, err error) {
 // transaction, so data and applied index are committed together.
 func (tx *Tx) SetApplied(index, term uint64) error {
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
-	return tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term))
+	if err := tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term)); err != nil {
+		return err
+	}
+	// The nearby index is kept up to here too (see ensureNearby).
+	return tx.set([]byte(keyNearMark), v[:8])
 }
 
 // LastStep is the last entry of c's history that moved it, passing over
