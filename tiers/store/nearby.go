@@ -180,43 +180,82 @@ func (s *Store) NearbyClosed(k NearbyClass, since, until time.Time, fn func(Near
 	return s.nearby(pfxNearClosed, k, until, since, fn)
 }
 
+// forwardMax bounds the entries a look-up collects walking forward from
+// the start of its window; a window holding more is walked backwards from
+// its end instead. Forward is the cheap direction (badger's memtable is a
+// skiplist without back links: each step back is a search), and a window
+// normally holds a handful of a grid's cases of one class.
+const forwardMax = 256
+
 func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := nearClassPrefix(family, k)
+	sinceMs := since.UnixMilli()
+	inWindow := func(e NearbyEntry) bool { return !e.At.Before(since) && (until.IsZero() || !e.At.After(until)) }
 	return s.View(func(tx *Tx) error {
-		it := tx.iterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: false})
+		entries, whole, err := nearbyForward(tx, prefix, sinceMs, until)
+		if err != nil {
+			return err
+		}
+		if whole {
+			for i := len(entries) - 1; i >= 0; i-- {
+				if inWindow(entries[i]) && !fn(entries[i]) {
+					return nil
+				}
+			}
+			return nil
+		}
+		it := tx.iterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
 		defer it.Close()
 		// Reverse iteration seeks the last key at or before the seek key.
 		seek := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 9)...)
 		if !until.IsZero() {
 			seek = appendNearTime(bytes.Clone(prefix), until.UnixMilli()+1)
 		}
-		sinceMs := since.UnixMilli()
 		for it.Seek(seek); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.Key()
-			if len(key) < len(prefix)+8 {
-				continue
-			}
-			if int64(binary.BigEndian.Uint64(key[len(prefix):])^(1<<63)) < sinceMs {
-				return nil
-			}
-			val, err := item.ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("read %q: %w", key, err)
-			}
-			e, err := decodeNear(prefix, key, val)
+			e, err := readNear(prefix, it.Item())
 			if err != nil {
 				return err
 			}
-			if e.At.Before(since) || (!until.IsZero() && e.At.After(until)) {
-				continue // same millisecond, outside by a fraction of it
+			if e.At.UnixMilli() < sinceMs {
+				return nil
 			}
-			if !fn(e) {
+			if inWindow(e) && !fn(e) {
 				return nil
 			}
 		}
 		return nil
 	})
+}
+
+// nearbyForward collects the entries of prefix from sinceMs up to until
+// (zero: the end), oldest first; whole is false when there were more than
+// forwardMax.
+func nearbyForward(tx *Tx, prefix []byte, sinceMs int64, until time.Time) (entries []NearbyEntry, whole bool, err error) {
+	it := tx.iterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Seek(appendNearTime(bytes.Clone(prefix), sinceMs)); it.Valid(); it.Next() {
+		if len(entries) == forwardMax {
+			return nil, false, nil
+		}
+		e, err := readNear(prefix, it.Item())
+		if err != nil {
+			return nil, false, err
+		}
+		if !until.IsZero() && e.At.UnixMilli() > until.UnixMilli() {
+			break
+		}
+		entries = append(entries, e)
+	}
+	return entries, true, nil
+}
+
+func readNear(prefix []byte, item *badger.Item) (NearbyEntry, error) {
+	var e NearbyEntry
+	err := item.Value(func(v []byte) (err error) {
+		e, err = decodeNear(prefix, item.Key(), v)
+		return err
+	})
+	return e, err
 }
 
 // nearbyMark reads N/m: the applied index the index was kept up to, and
