@@ -16,7 +16,7 @@ FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s
 	c-320506001001 c-320506001002 c-320506002001 c-320506002002
 CERTS_FLAGS ?=
 
-.PHONY: tools help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
+.PHONY: tools etcdbench bench-tier help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,13 @@ e2e-federation: ## end-to-end: city→community federation as real processes und
 tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
 	@mkdir -p $(BIN)
 	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
+
+etcdbench: ## build the etcd anchor of the write benchmark (scripts/etcdbench, a separate module) into bin/etcdbench
+	@mkdir -p $(BIN)
+	cd scripts/etcdbench && GOWORK=off $(GO) build -o $(BIN)/etcdbench .
+
+bench-tier: ## case creation of a 3-replica tier against etcd (3 members) at 1, 64, 256 clients, same run (ports 7001-7403, 12379-32380)
+	./scripts/bench-tier.sh
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)
