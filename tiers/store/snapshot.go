@@ -143,6 +143,9 @@ func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Has
 	if err := s.ensureNearby(); err != nil {
 		return err
 	}
+	if err := s.buildRequestFilter(); err != nil {
+		return err
+	}
 	return s.db.Sync()
 }
 

@@ -48,7 +48,9 @@ func (s *Store) EnableStats() *Stats {
 	return s.stats.Load()
 }
 
-func (s *Store) tx(txn *badger.Txn) *Tx { return &Tx{txn: txn, stats: s.stats.Load()} }
+func (s *Store) tx(txn *badger.Txn) *Tx {
+	return &Tx{txn: txn, stats: s.stats.Load(), requests: s.requests.Load()}
+}
 
 func (tx *Tx) get(key []byte) (*badger.Item, error) {
 	if tx.stats != nil {

@@ -29,6 +29,8 @@ type Store struct {
 	db    *badger.DB
 	log   *slog.Logger
 	stats atomic.Pointer[Stats] // nil until EnableStats
+	// requests holds every stored request id (requests.go).
+	requests atomic.Pointer[requestFilter]
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -59,7 +61,11 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: logger}
-	if err := s.ensureNearby(); err != nil {
+	err = s.ensureNearby()
+	if err == nil {
+		err = s.buildRequestFilter()
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}

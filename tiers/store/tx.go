@@ -14,8 +14,9 @@ import (
 
 // Tx is one badger transaction seen through the state machine's records.
 type Tx struct {
-	txn   *badger.Txn
-	stats *Stats // nil: not counting
+	txn      *badger.Txn
+	stats    *Stats         // nil: not counting
+	requests *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
@@ -206,6 +207,9 @@ func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
 
 // GetRequest returns the record of an applied request id, or ErrNotFound.
 func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
+	if !tx.requests.mayHave(id) {
+		return nil, ErrNotFound
+	}
 	r := &pb.RequestRecord{}
 	if err := tx.getProto(requestKey(id), r); err != nil {
 		return nil, err
@@ -215,6 +219,7 @@ func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
 
 // PutRequest records an applied request id.
 func (tx *Tx) PutRequest(id string, r *pb.RequestRecord) error {
+	tx.requests.add(id)
 	return tx.putProto(requestKey(id), r)
 }
 
