@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -71,41 +72,55 @@ func Retryable(err error) bool {
 // ProposeLocal stamps cmd and applies it on this node, which must lead.
 // The API's forward handler calls it, so a forwarded command is never
 // forwarded again.
+// A report's answer carries its possible duplicates as the leader found
+// them while stamping it (a non-nil list, empty when there are none), when
+// a NearbyStamper is set.
 func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
-	res, err := n.ApplyLocal(ctx, cmd)
+	res, dups, err := n.applyStamped(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
+	resp := &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}
+	if dups != nil && res.Case != nil {
+		// A replayed report finds the case it made.
+		resp.PossibleDuplicates = slices.DeleteFunc(dups, func(id string) bool { return id == res.Case.Id })
+	}
+	return resp, nil
 }
 
 // ApplyLocal stamps cmd, commits it through raft on this node, which must
 // lead, and returns the state machine's result. A command the state machine
 // refused is returned as the error.
 func (n *Node) ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	res, _, err := n.applyStamped(ctx, cmd)
+	return res, err
+}
+
+// applyStamped is ApplyLocal, also returning what the NearbyStamper found.
+func (n *Node) applyStamped(ctx context.Context, cmd *pb.Command) (*fsm.Result, []string, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := n.applyLocal(ctx, cmd)
+		res, dups, err := n.applyLocal(ctx, cmd)
 		// A deadline stamped from a copy of the case that an entry still
 		// in flight has changed: stamp again once it is applied.
 		if !errors.Is(err, deadline.ErrStale) || attempt == 5 {
-			return res, err
+			return res, dups, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
 }
 
-func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
+func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, []string, error) {
 	select {
 	case <-n.done:
-		return nil, ErrShutdown
+		return nil, nil, ErrShutdown
 	default:
 	}
 	if !n.IsLeader() {
-		return nil, ErrNotLeader
+		return nil, nil, ErrNotLeader
 	}
 	cmd = proto.Clone(cmd).(*pb.Command)
 	// An entry of this term applied (a command, or the barrier of
@@ -123,52 +138,53 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 	var (
 		pre     *fsm.Result
 		stamped bool
+		dups    []string
 	)
 	// One read-only view for the stamper's reads and the precheck's: the
 	// case an action names is read and decoded once for both.
 	err := n.store.View(func(tx *store.Tx) error {
 		read := caseOnce(tx)
-		n.stamp(cmd, read)
+		dups = n.stamp(cmd, read)
 		stamped = true
 		var err error
 		pre, err = n.fsm.Precheck(tx, cmd, read)
 		return err
 	})
 	if !stamped {
-		n.stamp(cmd, n.store.GetCase)
+		dups = n.stamp(cmd, n.store.GetCase)
 	}
 	// A store that cannot be read here leaves the decision to Apply.
 	if err == nil && pre != nil {
 		if res, done, err := n.answerPrecheck(pre, settled, term); done {
-			return res, err
+			return res, dups, err
 		}
 	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("encode command: %w", err)
+		return nil, nil, fmt.Errorf("encode command: %w", err)
 	}
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
+		return nil, nil, context.DeadlineExceeded
 	}
 	f := n.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
-			return nil, fmt.Errorf("%w: raft queue full: %w", context.DeadlineExceeded, err)
+			return nil, nil, fmt.Errorf("%w: raft queue full: %w", context.DeadlineExceeded, err)
 		}
-		return nil, fmt.Errorf("raft apply: %w", err)
+		return nil, nil, fmt.Errorf("raft apply: %w", err)
 	}
 	res, ok := f.Response().(*fsm.Result)
 	if !ok || res == nil {
-		return nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
+		return nil, nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
 	if res.Err != nil {
-		return nil, res.Err
+		return nil, nil, res.Err
 	}
-	return res, nil
+	return res, dups, nil
 }
 
 // answerPrecheck answers a command the precheck decided, without the
@@ -227,7 +243,7 @@ const DefaultTimeLimit = 8 * time.Hour
 
 // stamp writes the leader's clock and identity into cmd, so Apply never
 // reads them itself.
-func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
+func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) (duplicates []string) {
 	now := n.cfg.Clock.Now()
 	cmd.StampedUnixMs = now.UnixMilli()
 	cmd.StampedBy = n.cfg.ID
@@ -235,6 +251,9 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 	cmd.LocalOffsetS = int32(off)
 	if n.cfg.Stamper != nil {
 		n.cfg.Stamper.Stamp(now, cmd, read)
+	}
+	if n.cfg.Nearby != nil {
+		duplicates = n.cfg.Nearby.StampReport(now, cmd)
 	}
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
@@ -254,6 +273,7 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 			b.Act.DeadlineUnixMs = now.Add(time.Duration(limit) * time.Minute).UnixMilli()
 		}
 	}
+	return duplicates
 }
 
 // dispatches reports whether action a sends the case to a unit with a
