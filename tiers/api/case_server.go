@@ -73,11 +73,8 @@ func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*
 	}
 	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: report}}
 	resp, err := s.propose(ctx, cmd)
-	if err == nil && s.nearby != nil && resp.Case != nil && resp.PossibleDuplicates == nil {
+	if err == nil && s.nearby != nil && resp.Case != nil {
 		// A hint from this replica's store: the report stands either way.
-		// The leader names them while it stamps the report (node.Nearby);
-		// a follower whose leader found none (an empty list does not
-		// travel) or an older leader leaves it to this store.
 		resp.PossibleDuplicates = s.nearby.Duplicates(resp.Case, s.now())
 	}
 	if err == nil {

@@ -7,10 +7,7 @@
 // Candidates come from the store's nearby index (grid, class, time): a
 // lookup reads the index entries of the new case's grid and class inside
 // the window, never a case and never the cases outside the window, so a
-// report costs the same with ten cases stored or a million. The leader
-// does both look-ups in one read while it stamps a report (StampReport)
-// and answers with the duplicates it found then: cases of the place being
-// reported at the very same moment (not yet applied) are not among them.
+// report costs the same with ten cases stored or a million.
 package nearby
 
 import (
@@ -61,22 +58,9 @@ func (f *Finder) Duplicates(c *pb.Case, now time.Time) []string {
 	if st == nil || c.GetGridCode() == "" {
 		return nil
 	}
-	var ids []string
-	if err := st.View(func(tx *store.Tx) (err error) {
-		r := tx.NearbyReader()
-		defer r.Close()
-		ids, err = f.duplicates(r, c, now)
-		return err
-	}); err != nil {
-		return nil
-	}
-	return ids
-}
-
-func (f *Finder) duplicates(r *store.NearbyReader, c *pb.Case, now time.Time) ([]string, error) {
 	var out []store.NearbyEntry
 	seen := 0
-	err := r.Open(store.NearbyClassOf(c), now.Add(-f.opts.DuplicateWindow), func(e store.NearbyEntry) bool {
+	err := st.NearbyOpen(store.NearbyClassOf(c), now.Add(-f.opts.DuplicateWindow), func(e store.NearbyEntry) bool {
 		if e.ID != c.GetId() && f.close(candidate(e), c) {
 			out = append(out, e)
 		}
@@ -84,14 +68,14 @@ func (f *Finder) duplicates(r *store.NearbyReader, c *pb.Case, now time.Time) ([
 		return seen < maxCandidates
 	})
 	if err != nil {
-		return nil, err
+		return nil
 	}
 	slices.SortStableFunc(out, func(a, b store.NearbyEntry) int { return b.At.Compare(a.At) })
 	ids := make([]string, len(out))
 	for i, e := range out {
 		ids[i] = e.ID
 	}
-	return ids, nil
+	return ids
 }
 
 // Recurrence returns the most recently closed case of c's class at c's
@@ -102,22 +86,9 @@ func (f *Finder) Recurrence(c *pb.Case, now time.Time) string {
 	if st == nil || c.GetGridCode() == "" {
 		return ""
 	}
-	var id string
-	if err := st.View(func(tx *store.Tx) (err error) {
-		r := tx.NearbyReader()
-		defer r.Close()
-		id, err = f.recurrence(r, c, now)
-		return err
-	}); err != nil {
-		return ""
-	}
-	return id
-}
-
-func (f *Finder) recurrence(r *store.NearbyReader, c *pb.Case, now time.Time) (string, error) {
 	var best *store.NearbyEntry
 	seen := 0
-	err := r.Closed(store.NearbyClassOf(c), now.Add(-f.opts.RecurrenceWindow), now, func(e store.NearbyEntry) bool {
+	err := st.NearbyClosed(store.NearbyClassOf(c), now.Add(-f.opts.RecurrenceWindow), now, func(e store.NearbyEntry) bool {
 		// Entries come by millisecond, newest first: once one matched,
 		// only the rest of its millisecond can beat it.
 		if best != nil && e.At.UnixMilli() != best.At.UnixMilli() {
@@ -131,9 +102,9 @@ func (f *Finder) recurrence(r *store.NearbyReader, c *pb.Case, now time.Time) (s
 		return seen < maxCandidates
 	})
 	if err != nil || best == nil {
-		return "", err
+		return ""
 	}
-	return best.ID, nil
+	return best.ID
 }
 
 // Stamp links a report to the case it brings back (the leader calls it
@@ -142,38 +113,6 @@ func (f *Finder) Stamp(now time.Time, cmd *pb.Command, _ func(string) (*pb.Case,
 	if r := cmd.GetReport(); r != nil && r.GetCase() != nil {
 		r.Case.RecurrenceOf = f.Recurrence(r.Case, now)
 	}
-}
-
-// StampReport stamps a report as Stamp does and, from the same read of
-// the store, returns its possible duplicates (as Duplicates at now, never
-// nil when the store could be read), which the leader hands back with its
-// answer: one read of the nearby index per report instead of one before
-// the commit and one after. A command that is not a report gets nil.
-func (f *Finder) StampReport(now time.Time, cmd *pb.Command) []string {
-	r := cmd.GetReport()
-	st := f.store.Load()
-	if r == nil || r.GetCase() == nil || st == nil {
-		return nil
-	}
-	c := r.Case
-	c.RecurrenceOf = ""
-	if c.GetGridCode() == "" {
-		return []string{}
-	}
-	var dups []string
-	if err := st.View(func(tx *store.Tx) (err error) {
-		r := tx.NearbyReader()
-		defer r.Close()
-		if c.RecurrenceOf, err = f.recurrence(r, c, now); err != nil {
-			return err
-		}
-		dups, err = f.duplicates(r, c, now)
-		return err
-	}); err != nil {
-		c.RecurrenceOf = ""
-		return nil
-	}
-	return dups
 }
 
 func (f *Finder) close(a, b *pb.Case) bool {

@@ -43,15 +43,6 @@ type Stamper interface {
 	Stamp(now time.Time, cmd *pb.Command, read func(id string) (*pb.Case, error))
 }
 
-// NearbyStamper stamps what the leader finds at a report's place: the case
-// the report brings back (recurrence, into the command) and its possible
-// duplicates, which it returns for the answer (a hint to the reporter, not
-// state). It returns nil for a command that is not a report or when it
-// could not look. tiers/nearby.Finder implements it.
-type NearbyStamper interface {
-	StampReport(now time.Time, cmd *pb.Command) (duplicates []string)
-}
-
 // Forwarder sends a command to the leader's internal listener; the api
 // package implements it over gRPC (mutual TLS between the group's replicas).
 type Forwarder interface {
@@ -90,10 +81,7 @@ type Config struct {
 	Clock Clock // default: the system clock
 	// Stamper, when set, stamps what the leader derives into commands:
 	// working-time deadlines, recurrence links.
-	Stamper Stamper
-	// Nearby, when set, stamps a report's recurrence and finds its
-	// possible duplicates (ProposeLocal answers with them).
-	Nearby    NearbyStamper
+	Stamper   Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
 	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)

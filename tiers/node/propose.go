@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -72,55 +71,41 @@ func Retryable(err error) bool {
 // ProposeLocal stamps cmd and applies it on this node, which must lead.
 // The API's forward handler calls it, so a forwarded command is never
 // forwarded again.
-// A report's answer carries its possible duplicates as the leader found
-// them while stamping it (a non-nil list, empty when there are none), when
-// a NearbyStamper is set.
 func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
-	res, dups, err := n.applyStamped(ctx, cmd)
+	res, err := n.ApplyLocal(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}
-	if dups != nil && res.Case != nil {
-		// A replayed report finds the case it made.
-		resp.PossibleDuplicates = slices.DeleteFunc(dups, func(id string) bool { return id == res.Case.Id })
-	}
-	return resp, nil
+	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
 }
 
 // ApplyLocal stamps cmd, commits it through raft on this node, which must
 // lead, and returns the state machine's result. A command the state machine
 // refused is returned as the error.
 func (n *Node) ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
-	res, _, err := n.applyStamped(ctx, cmd)
-	return res, err
-}
-
-// applyStamped is ApplyLocal, also returning what the NearbyStamper found.
-func (n *Node) applyStamped(ctx context.Context, cmd *pb.Command) (*fsm.Result, []string, error) {
 	for attempt := 0; ; attempt++ {
-		res, dups, err := n.applyLocal(ctx, cmd)
+		res, err := n.applyLocal(ctx, cmd)
 		// A deadline stamped from a copy of the case that an entry still
 		// in flight has changed: stamp again once it is applied.
 		if !errors.Is(err, deadline.ErrStale) || attempt == 5 {
-			return res, dups, err
+			return res, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
 }
 
-func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, []string, error) {
+func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	select {
 	case <-n.done:
-		return nil, nil, ErrShutdown
+		return nil, ErrShutdown
 	default:
 	}
 	if !n.IsLeader() {
-		return nil, nil, ErrNotLeader
+		return nil, ErrNotLeader
 	}
 	cmd = proto.Clone(cmd).(*pb.Command)
 	// An entry of this term applied (a command, or the barrier of
@@ -138,53 +123,52 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, []
 	var (
 		pre     *fsm.Result
 		stamped bool
-		dups    []string
 	)
 	// One read-only view for the stamper's reads and the precheck's: the
 	// case an action names is read and decoded once for both.
 	err := n.store.View(func(tx *store.Tx) error {
 		read := caseOnce(tx)
-		dups = n.stamp(cmd, read)
+		n.stamp(cmd, read)
 		stamped = true
 		var err error
 		pre, err = n.fsm.Precheck(tx, cmd, read)
 		return err
 	})
 	if !stamped {
-		dups = n.stamp(cmd, n.store.GetCase)
+		n.stamp(cmd, n.store.GetCase)
 	}
 	// A store that cannot be read here leaves the decision to Apply.
 	if err == nil && pre != nil {
 		if res, done, err := n.answerPrecheck(pre, settled, term); done {
-			return res, dups, err
+			return res, err
 		}
 	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode command: %w", err)
+		return nil, fmt.Errorf("encode command: %w", err)
 	}
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 {
-		return nil, nil, context.DeadlineExceeded
+		return nil, context.DeadlineExceeded
 	}
 	f := n.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
-			return nil, nil, fmt.Errorf("%w: raft queue full: %w", context.DeadlineExceeded, err)
+			return nil, fmt.Errorf("%w: raft queue full: %w", context.DeadlineExceeded, err)
 		}
-		return nil, nil, fmt.Errorf("raft apply: %w", err)
+		return nil, fmt.Errorf("raft apply: %w", err)
 	}
 	res, ok := f.Response().(*fsm.Result)
 	if !ok || res == nil {
-		return nil, nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
+		return nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
 	if res.Err != nil {
-		return nil, nil, res.Err
+		return nil, res.Err
 	}
-	return res, dups, nil
+	return res, nil
 }
 
 // answerPrecheck answers a command the precheck decided, without the
@@ -243,7 +227,7 @@ const DefaultTimeLimit = 8 * time.Hour
 
 // stamp writes the leader's clock and identity into cmd, so Apply never
 // reads them itself.
-func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) (duplicates []string) {
+func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 	now := n.cfg.Clock.Now()
 	cmd.StampedUnixMs = now.UnixMilli()
 	cmd.StampedBy = n.cfg.ID
@@ -251,9 +235,6 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) (d
 	cmd.LocalOffsetS = int32(off)
 	if n.cfg.Stamper != nil {
 		n.cfg.Stamper.Stamp(now, cmd, read)
-	}
-	if n.cfg.Nearby != nil {
-		duplicates = n.cfg.Nearby.StampReport(now, cmd)
 	}
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
@@ -273,7 +254,6 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) (d
 			b.Act.DeadlineUnixMs = now.Add(time.Duration(limit) * time.Minute).UnixMilli()
 		}
 	}
-	return duplicates
 }
 
 // dispatches reports whether action a sends the case to a unit with a

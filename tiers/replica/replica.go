@@ -117,15 +117,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	peers := api.NewPeers(dialOpts...)
 	peers.UseInternal(ip.dial)
-	// The finder stamps reports through Nearby (recurrence, and the
-	// possible duplicates of the answer, from one read).
-	stamp := stampers{policy}
+	stamp := stampers{policy, finder}
 	if own != nil {
 		stamp = append(stamp, *own)
 	}
 	nc := node.Config{
-		Stamper: stamp, Nearby: finder,
-		ID: cfg.Node.ID, DataDir: cfg.Node.DataDir,
+		Stamper: stamp,
+		ID:      cfg.Node.ID, DataDir: cfg.Node.DataDir,
 		RaftAddr: cfg.Raft.Addr, Advertise: cfg.Raft.Advertise,
 		GRPCAddr: gl.Addr().String(), HTTPAddr: hl.Addr().String(),
 		Bootstrap: cfg.Raft.Bootstrap, Jurisdiction: cfg.Node.Jurisdiction, Tier: cfg.Node.Tier, Location: loc,

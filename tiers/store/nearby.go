@@ -167,50 +167,17 @@ func decodeNear(prefix []byte, key, val []byte) (NearbyEntry, error) {
 
 // NearbyOpen calls fn with the open cases of class k reported at or after
 // since, the most recently reported first (by millisecond, then id), until
-// fn returns false. It reads only the index entries of k from since on.
+// fn returns false. It reads only the index entries of k from the newest
+// back to since.
 func (s *Store) NearbyOpen(k NearbyClass, since time.Time, fn func(NearbyEntry) bool) error {
-	return s.View(func(tx *Tx) error {
-		r := tx.NearbyReader()
-		defer r.Close()
-		return r.Open(k, since, fn)
-	})
+	return s.nearby(pfxNearOpen, k, time.Time{}, since, fn)
 }
 
 // NearbyClosed calls fn with the closed cases of class k closed in
 // [since, until], the most recently closed first (by millisecond, then
 // id), until fn returns false.
 func (s *Store) NearbyClosed(k NearbyClass, since, until time.Time, fn func(NearbyEntry) bool) error {
-	return s.View(func(tx *Tx) error {
-		r := tx.NearbyReader()
-		defer r.Close()
-		return r.Closed(k, since, until, fn)
-	})
-}
-
-// NearbyReader reads the nearby index of one transaction through one
-// iterator, so a report's two look-ups (recurrence, duplicates) open it
-// once. Close it before the transaction ends.
-type NearbyReader struct {
-	tx *Tx
-	it *iter
-}
-
-// NearbyReader opens a reader of the nearby index in tx.
-func (tx *Tx) NearbyReader() *NearbyReader {
-	return &NearbyReader{tx: tx, it: tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxNear)})}
-}
-
-// Close releases the reader's iterator.
-func (r *NearbyReader) Close() { r.it.Close() }
-
-// Open is Store.NearbyOpen in the reader's transaction.
-func (r *NearbyReader) Open(k NearbyClass, since time.Time, fn func(NearbyEntry) bool) error {
-	return r.walk(pfxNearOpen, k, time.Time{}, since, fn)
-}
-
-// Closed is Store.NearbyClosed in the reader's transaction.
-func (r *NearbyReader) Closed(k NearbyClass, since, until time.Time, fn func(NearbyEntry) bool) error {
-	return r.walk(pfxNearClosed, k, until, since, fn)
+	return s.nearby(pfxNearClosed, k, until, since, fn)
 }
 
 // forwardMax bounds the entries a look-up collects walking forward from
@@ -220,50 +187,53 @@ func (r *NearbyReader) Closed(k NearbyClass, since, until time.Time, fn func(Nea
 // normally holds a handful of a grid's cases of one class.
 const forwardMax = 256
 
-func (r *NearbyReader) walk(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
+func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := nearClassPrefix(family, k)
 	sinceMs := since.UnixMilli()
 	inWindow := func(e NearbyEntry) bool { return !e.At.Before(since) && (until.IsZero() || !e.At.After(until)) }
-	entries, whole, err := r.forward(prefix, sinceMs, until)
-	if err != nil {
-		return err
-	}
-	if whole {
-		for i := len(entries) - 1; i >= 0; i-- {
-			if inWindow(entries[i]) && !fn(entries[i]) {
+	return s.View(func(tx *Tx) error {
+		entries, whole, err := nearbyForward(tx, prefix, sinceMs, until)
+		if err != nil {
+			return err
+		}
+		if whole {
+			for i := len(entries) - 1; i >= 0; i-- {
+				if inWindow(entries[i]) && !fn(entries[i]) {
+					return nil
+				}
+			}
+			return nil
+		}
+		it := tx.iterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer it.Close()
+		// Reverse iteration seeks the last key at or before the seek key.
+		seek := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 9)...)
+		if !until.IsZero() {
+			seek = appendNearTime(bytes.Clone(prefix), until.UnixMilli()+1)
+		}
+		for it.Seek(seek); it.Valid(); it.Next() {
+			e, err := readNear(prefix, it.Item())
+			if err != nil {
+				return err
+			}
+			if e.At.UnixMilli() < sinceMs {
+				return nil
+			}
+			if inWindow(e) && !fn(e) {
 				return nil
 			}
 		}
 		return nil
-	}
-	it := r.tx.iterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
-	defer it.Close()
-	// Reverse iteration seeks the last key at or before the seek key.
-	seek := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 9)...)
-	if !until.IsZero() {
-		seek = appendNearTime(bytes.Clone(prefix), until.UnixMilli()+1)
-	}
-	for it.Seek(seek); it.Valid(); it.Next() {
-		e, err := readNear(prefix, it.Item())
-		if err != nil {
-			return err
-		}
-		if e.At.UnixMilli() < sinceMs {
-			return nil
-		}
-		if inWindow(e) && !fn(e) {
-			return nil
-		}
-	}
-	return nil
+	})
 }
 
-// forward collects the entries of prefix from sinceMs up to until (zero:
-// the end), oldest first; whole is false when there were more than
+// nearbyForward collects the entries of prefix from sinceMs up to until
+// (zero: the end), oldest first; whole is false when there were more than
 // forwardMax.
-func (r *NearbyReader) forward(prefix []byte, sinceMs int64, until time.Time) (entries []NearbyEntry, whole bool, err error) {
-	it := r.it
-	for it.Seek(appendNearTime(bytes.Clone(prefix), sinceMs)); it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix); it.Next() {
+func nearbyForward(tx *Tx, prefix []byte, sinceMs int64, until time.Time) (entries []NearbyEntry, whole bool, err error) {
+	it := tx.iterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Seek(appendNearTime(bytes.Clone(prefix), sinceMs)); it.Valid(); it.Next() {
 		if len(entries) == forwardMax {
 			return nil, false, nil
 		}
