@@ -22,7 +22,7 @@ GOBUILDFLAGS ?= -buildvcs=auto
 # Flags of the demo: make run ARGS="--port-base 20000 --replicas 3".
 ARGS ?=
 
-.PHONY: tools help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
+.PHONY: tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,13 @@ e2e-upgrade: ## end-to-end: rolling upgrade of a 3-replica tier from the previou
 tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
 	@mkdir -p $(BIN)
 	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
+
+etcdbench: ## build the etcd anchor of the write benchmark (scripts/etcdbench, a separate module) into bin/etcdbench
+	@mkdir -p $(BIN)
+	cd scripts/etcdbench && GOWORK=off $(GO) build -o $(BIN)/etcdbench .
+
+bench-tier: ## case creation of a 3-replica tier against etcd (3 members) at 1, 64, 256 clients, same run (ports 7001-7403, 12379-32380)
+	./scripts/bench-tier.sh
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)

@@ -75,7 +75,7 @@ func NewInternalServer(opts InternalOptions) (*InternalServer, error) {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 		interceptors = append([]grpc.UnaryServerInterceptor{groupInterceptor(opts.Group)}, interceptors...)
 	}
-	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...))
+	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers))
 	gs := grpc.NewServer(sopts...)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica, opts.Catalogue, opts.GridPrefix))
 	return &InternalServer{opts: opts, log: log, grpc: gs}, nil
