@@ -98,6 +98,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return repair(tx, cmd, body.Repair, fv)
 	case *pb.Command_Auth:
 		return applyAuth(tx, cmd, body.Auth, l.Index)
+	case *pb.Command_AttachEvidence:
+		return attachEvidence(tx, cmd, body.AttachEvidence, fv, l.Index)
 	case *pb.Command_TrimOutbox:
 		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
 			return nil, err
@@ -401,6 +403,13 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = b.MarkOverdue
 	case *pb.Command_MarkOverdueBatch:
 		m = b.MarkOverdueBatch
+	case *pb.Command_AttachEvidence:
+		ae := proto.Clone(b.AttachEvidence).(*pb.AttachEvidence)
+		if ref := ae.GetAttach().GetRef(); ref != nil {
+			// The leader's stamps are not the client's request.
+			ref.UploadedAt, ref.Node, ref.RequestId = nil, "", ""
+		}
+		m = ae
 	default:
 		return nil
 	}
@@ -430,6 +439,10 @@ func oversizedKeyField(cmd *pb.Command) string {
 		return "from"
 	case len(cmd.GetTrimOutbox().GetLink()) > maxKeyField:
 		return "link"
+	case len(cmd.GetAttachEvidence().GetChunk().GetSha256()) > maxKeyField,
+		len(cmd.GetAttachEvidence().GetAttach().GetRef().GetSha256()) > maxKeyField,
+		len(cmd.GetAttachEvidence().GetPurge().GetSha256()) > maxKeyField:
+		return "sha256"
 	}
 	return ""
 }
