@@ -55,6 +55,7 @@ type Config struct {
 	Auth       AuthConfig       `mapstructure:"auth"`
 	TLS        APITLSConfig     `mapstructure:"tls"`
 	Limits     LimitsConfig     `mapstructure:"limits"`
+	Evidence   EvidenceConfig   `mapstructure:"evidence"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.
@@ -248,6 +249,7 @@ func Default() Config {
 		Cases:     CasesConfig{DuplicateRadiusM: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour},
 		Reconcile: ReconcileConfig{BatchSize: 500, FollowInterval: 2 * time.Second},
 		Limits:    DefaultLimits(),
+		Evidence:  DefaultEvidence(),
 		Auth:      AuthConfig{TokenTTL: 15 * time.Minute, SessionTTL: 12 * time.Hour, KeyRotation: 24 * time.Hour, AdminUser: "admin"},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",

@@ -51,6 +51,7 @@ func (c *Config) Validate() error {
 	c.validateReconcile(v)
 	c.validateAuth(v)
 	c.validateLimits(v)
+	c.validateEvidence(v)
 	return errors.Join(v.errs...)
 }
 

@@ -92,6 +92,7 @@ type gatewayServices struct {
 	cl  *ClusterServer
 	own *OwnershipServer
 	as  *AuthServer
+	ev  *EvidenceServer
 }
 
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
@@ -167,6 +168,7 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 	}
 	registerEvaluationDownloads(v1, cs) // GET /v1/evaluation.csv, .xlsx
 	registerReconcileDownload(v1, own)  // GET /v1/reconcile/report.csv
+	registerEvidenceRoutes(v1, svc.ev)  // /v1/evidence/…: streamed uploads and downloads
 	// Under /v1/: the concurrency limit, then authentication, then the
 	// caller's rate (by principal). Health, readiness, metrics and the
 	// OpenAPI document are exempt from both.

@@ -365,7 +365,10 @@ func (l *limiter) bodyLimit(route string) int64 {
 // may get (methods with a smaller one are checked by the interceptor).
 func (l *limiter) maxMessage() int64 {
 	m := l.cfg.MaxRequestBytes
-	for _, n := range l.cfg.RouteMaxBytes {
+	for route, n := range l.cfg.RouteMaxBytes {
+		if strings.HasPrefix(route, "/v1/") {
+			continue // a REST route's: gRPC methods are "/package.Service/Method"
+		}
 		m = max(m, n)
 	}
 	return m
