@@ -278,4 +278,3 @@ func (s *Service) DeleteObject(ctx context.Context, b *pb.EvidenceBlob) error {
 	}
 	return s.o.Objects.Delete(ctx, b.ObjectKey)
 }
-

@@ -167,9 +167,19 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
 	}
+	ev, err := newEvidence(ctx, cfg, n, logger)
+	if err != nil {
+		_ = n.Shutdown()
+		gl.Close()
+		hl.Close()
+		il.Close()
+		peers.Close()
+		return nil, err
+	}
+	apiOpts.Evidence, apiOpts.EvidenceMaxPerCase = ev, cfg.Evidence.MaxPerCase
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
-		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
+		if fed, err = startFederation(cfg, n, ev, logger, opts.FederationDialer); err != nil {
 			_ = n.Shutdown()
 			gl.Close()
 			hl.Close()
@@ -178,6 +188,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			return nil, err
 		}
 		apiOpts.Federation = fed
+		apiOpts.EvidenceFetcher, apiOpts.FederationNode = fed.evidence, cfg.Federation.Node
 		if own != nil {
 			apiOpts.Resolver = *own
 			rc = startReconciler(cfg, n, topo, own, logger)
