@@ -296,7 +296,7 @@ func validateAct(requestID string, a *pb.CaseAction, now time.Time) error {
 	}
 	req := &pb.ActRequest{
 		CaseId: a.CaseId, RequestId: requestID, Action: a.Action, Actor: a.Actor, Role: a.Role,
-		Note: a.Note, Attachments: a.Attachments, Unit: a.Unit, UnitTier: a.UnitTier,
+		Note: a.Note, Attachments: a.Attachments, Evidence: a.Evidence, Unit: a.Unit, UnitTier: a.UnitTier,
 		TimeLimitMinutes: a.TimeLimitMinutes, ExtensionMinutes: a.ExtensionMinutes, ExpectedVersion: a.ExpectedVersion,
 	}
 	if a.DeadlineUnixMs != 0 {

@@ -13,6 +13,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
 // MaxChunkBytes bounds one evidence chunk (one log entry's data). The
@@ -348,4 +349,15 @@ func precheckEvidence(tx *store.Tx, ae *pb.AttachEvidence, fv *fedView, getCase 
 		}
 	}
 	return nil, nil
+}
+
+// checkNamedEvidence refuses an action that names evidence the case does
+// not carry (upload it first).
+func checkNamedEvidence(c *pb.Case, shas []string) error {
+	for _, sha := range shas {
+		if !slices.ContainsFunc(c.GetEvidence(), func(r *pb.EvidenceRef) bool { return r.Sha256 == sha }) {
+			return &workflow.FieldError{Field: "evidence", Reason: fmt.Sprintf("case %s carries no evidence %s: upload it to the case first", c.GetId(), sha), Err: workflow.ErrInvalidArgument}
+		}
+	}
+	return nil
 }

@@ -263,6 +263,7 @@ func decideAction(cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) 
 		Role:             a.Role,
 		Note:             a.Note,
 		Attachments:      a.Attachments,
+		Evidence:         a.Evidence,
 		Unit:             a.Unit,
 		UnitTier:         a.UnitTier,
 		DeadlineUnixMs:   a.DeadlineUnixMs,
@@ -280,6 +281,9 @@ func decideAction(cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) 
 		return nil, err
 	}
 	if err := checkOwnershipAction(old, a); err != nil {
+		return nil, err
+	}
+	if err := checkNamedEvidence(old, a.Evidence); err != nil {
 		return nil, err
 	}
 	c = proto.Clone(old).(*pb.Case)

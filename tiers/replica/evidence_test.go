@@ -288,3 +288,34 @@ func TestEvidenceRefusals(t *testing.T) {
 		t.Errorf("REST list: %+v", list)
 	}
 }
+
+// An action names the evidence it stands on: the handling names its
+// after-photo by SHA-256 (or as an "evidence:" attachment), kept in the
+// history entry; evidence the case does not carry is refused naming the
+// field, before the log.
+func TestActionNamesEvidence(t *testing.T) {
+	c := testcluster.New(t, 1, func(cfg *config.Config) {
+		cfg.Node.Jurisdiction = "110105"
+		cfg.Node.Tier = config.TierDistrict
+	})
+	c.WaitLeader(10 * time.Second)
+	cs := reportOne(t, c, 0, "an-r1")
+	after := photo(t, 11, 5<<10)
+	uploadRetry(t, c, 0, &pb.UploadEvidenceHeader{CaseId: cs.Id, RequestId: "an-u1", Stage: pb.EvidenceStage_EVIDENCE_STAGE_HANDLING, Kind: pb.EvidenceKind_EVIDENCE_KIND_AFTER}, after)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.Cases(0).Act(ctx, &pb.ActRequest{CaseId: cs.Id, RequestId: "an-a0", Action: pb.Action_ACTION_VERIFY, Actor: "insp", Role: pb.Role_ROLE_INSPECTOR,
+		Evidence: []string{strings.Repeat("0", 64)}})
+	if status.Code(err) != codes.InvalidArgument || fieldOf(err) != "evidence" {
+		t.Fatalf("unknown evidence: %v (field %q), want InvalidArgument naming evidence", err, fieldOf(err))
+	}
+	resp, err := c.Cases(0).Act(ctx, &pb.ActRequest{CaseId: cs.Id, RequestId: "an-a1", Action: pb.Action_ACTION_VERIFY, Actor: "insp", Role: pb.Role_ROLE_INSPECTOR,
+		Attachments: []string{"photo://legacy.jpg", "evidence:" + shaHex(after)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := resp.Case.History[len(resp.Case.History)-1]
+	if len(h.Evidence) != 1 || h.Evidence[0] != shaHex(after) || len(h.Attachments) != 1 || h.Attachments[0] != "photo://legacy.jpg" {
+		t.Errorf("history entry: evidence %v attachments %v", h.Evidence, h.Attachments)
+	}
+}

@@ -533,9 +533,12 @@ type CaseAction struct {
 	HasBaseDeadline     bool  `protobuf:"varint,15,opt,name=has_base_deadline,json=hasBaseDeadline,proto3" json:"has_base_deadline,omitempty"`
 	// Stamped on FILE, REASSIGN, REFER_REVIEW and DECIDE_OWNER: the case's
 	// ownership after the action (the catalogue's answer, or the decision).
-	Ownership     *Ownership `protobuf:"bytes,16,opt,name=ownership,proto3" json:"ownership,omitempty"`
-	Principal     string     `protobuf:"bytes,17,opt,name=principal,proto3" json:"principal,omitempty"`                  // the authenticated caller (HistoryEntry.principal)
-	ActorUnit     string     `protobuf:"bytes,18,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"` // the caller's unit
+	Ownership *Ownership `protobuf:"bytes,16,opt,name=ownership,proto3" json:"ownership,omitempty"`
+	Principal string     `protobuf:"bytes,17,opt,name=principal,proto3" json:"principal,omitempty"`                  // the authenticated caller (HistoryEntry.principal)
+	ActorUnit string     `protobuf:"bytes,18,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"` // the caller's unit
+	// SHA-256 of evidence attached to the case that the action names; Apply
+	// refuses one the case does not carry (HistoryEntry.evidence).
+	Evidence      []string `protobuf:"bytes,19,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,6 +697,13 @@ func (x *CaseAction) GetActorUnit() string {
 		return x.ActorUnit
 	}
 	return ""
+}
+
+func (x *CaseAction) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
 }
 
 // MarkOverdue marks a case whose stage deadline passed, once per deadline:
@@ -1924,7 +1934,7 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\tprincipal\x18\t \x01(\tR\tprincipal\x12\x1d\n" +
 	"\n" +
 	"actor_unit\x18\n" +
-	" \x01(\tR\tactorUnit\"\xbc\x05\n" +
+	" \x01(\tR\tactorUnit\"\xd8\x05\n" +
 	"\n" +
 	"CaseAction\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12*\n" +
@@ -1946,7 +1956,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\townership\x18\x10 \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12\x1c\n" +
 	"\tprincipal\x18\x11 \x01(\tR\tprincipal\x12\x1d\n" +
 	"\n" +
-	"actor_unit\x18\x12 \x01(\tR\tactorUnit\"P\n" +
+	"actor_unit\x18\x12 \x01(\tR\tactorUnit\x12\x1a\n" +
+	"\bevidence\x18\x13 \x03(\tR\bevidence\"P\n" +
 	"\vMarkOverdue\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"A\n" +
