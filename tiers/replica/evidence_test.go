@@ -24,6 +24,7 @@ import (
 	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/evidence"
+	"github.com/cityhub/cityhub/tiers/replica"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
 
@@ -317,5 +318,49 @@ func TestActionNamesEvidence(t *testing.T) {
 	h := resp.Case.History[len(resp.Case.History)-1]
 	if len(h.Evidence) != 1 || h.Evidence[0] != shaHex(after) || len(h.Attachments) != 1 || h.Attachments[0] != "photo://legacy.jpg" {
 		t.Errorf("history entry: evidence %v attachments %v", h.Evidence, h.Attachments)
+	}
+}
+
+// Retention removes the bytes of evidence whose cases all ended longer ago
+// than evidence.retention, through the log on every replica; the reference
+// stays, and a read answers NotFound. Evidence of an open case is kept.
+func TestEvidenceRetention(t *testing.T) {
+	clk := testcluster.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	c := testcluster.NewWith(t, 1, func(config.Config) replica.Options { return replica.Options{Clock: clk} }, func(cfg *config.Config) {
+		cfg.Node.Jurisdiction = "110105"
+		cfg.Node.Tier = config.TierDistrict
+		cfg.Evidence.Retention = 30 * 24 * time.Hour
+		cfg.Evidence.RetentionInterval = time.Hour // the test sweeps itself
+	})
+	c.WaitLeader(10 * time.Second)
+	closed, open := reportOne(t, c, 0, "rt-r1"), reportOne(t, c, 0, "rt-r2")
+	p1, p2 := photo(t, 21, 4<<10), photo(t, 22, 4<<10)
+	uploadRetry(t, c, 0, &pb.UploadEvidenceHeader{CaseId: closed.Id, RequestId: "rt-u1", Stage: pb.EvidenceStage_EVIDENCE_STAGE_REPORT}, p1)
+	uploadRetry(t, c, 0, &pb.UploadEvidenceHeader{CaseId: open.Id, RequestId: "rt-u2", Stage: pb.EvidenceStage_EVIDENCE_STAGE_REPORT}, p2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Cases(0).Act(ctx, &pb.ActRequest{CaseId: closed.Id, RequestId: "rt-a1", Action: pb.Action_ACTION_SELF_HANDLE, Actor: "insp", Role: pb.Role_ROLE_INSPECTOR, Note: "自行处置"}); err != nil {
+		t.Fatal(err)
+	}
+	ret := c.Replica(0).Retention()
+	if n, err := ret.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep within retention: %d %v", n, err)
+	}
+	clk.Set(clk.Now().Add(31 * 24 * time.Hour))
+	if n, err := ret.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep past retention: %d %v, want 1", n, err)
+	}
+	if _, err := download(t, c, 0, closed.Id, shaHex(p1)); status.Code(err) != codes.NotFound {
+		t.Errorf("read of purged evidence: %v, want NotFound", err)
+	}
+	if got, err := download(t, c, 0, open.Id, shaHex(p2)); err != nil || !bytes.Equal(got, p2) {
+		t.Errorf("evidence of the open case: %d bytes, %v", len(got), err)
+	}
+	st, _ := c.Replica(0).Node.Store().EvidenceStats()
+	if st.Purged != 1 || st.RaftBytes != int64(len(p2)) {
+		t.Errorf("stats %+v", st)
+	}
+	if n, _ := ret.Sweep(ctx); n != 0 {
+		t.Errorf("a second sweep purged %d", n)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/evidence"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
@@ -49,8 +50,10 @@ type Replica struct {
 	// reconciler is nil outside a federation or without a responsibility
 	// catalogue.
 	reconciler *reconcile.Reconciler
-	admin      *firstAdmin // nil unless auth.admin_password_file is set
-	log        *slog.Logger
+	// retention removes evidence past evidence.retention (nil: kept for ever).
+	retention *evidence.Retention
+	admin     *firstAdmin // nil unless auth.admin_password_file is set
+	log       *slog.Logger
 }
 
 // Start opens the node and serves its API. With raft.join set and no state
@@ -221,7 +224,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
+	var retention *evidence.Retention
+	if cfg.Evidence.Retention > 0 {
+		var now func() time.Time
+		if opts.Clock != nil {
+			now = opts.Clock.Now
+		}
+		retention = evidence.NewRetention(n, ev, cfg.Evidence.Retention, cfg.Evidence.RetentionInterval, now, logger)
+		retention.Start()
+	}
+	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, retention: retention,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
@@ -284,6 +296,7 @@ func (r *Replica) join(ctx context.Context) error {
 func (r *Replica) Stop(ctx context.Context) error {
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -304,6 +317,7 @@ func (r *Replica) Kill() {
 	r.Internal.Kill()
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -317,6 +331,10 @@ func (r *Replica) Kill() {
 // Reconciler is the replica's reconciler (nil outside a federation or
 // without a responsibility catalogue).
 func (r *Replica) Reconciler() *reconcile.Reconciler { return r.reconciler }
+
+// Retention is the replica's evidence retention (nil when evidence is kept
+// for ever).
+func (r *Replica) Retention() *evidence.Retention { return r.retention }
 
 // Sweeper is the replica's overdue sweeper.
 func (r *Replica) Sweeper() *overdue.Sweeper { return r.sweeper }
