@@ -36,9 +36,10 @@ e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (p
 e2e-federation: ## end-to-end: city→community federation as real processes under load, leader SIGKILLs, a toxiproxy partition (ports 17001-17423)
 	./scripts/e2e-federation.sh
 
-tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
+tools: ## build the real servers the tests run, each a separate module: the OpenID Connect provider (ory/hydra) into bin/hydra (CITYHUB_HYDRA) and the S3 server (SeaweedFS) into bin/weed (CITYHUB_WEED)
 	@mkdir -p $(BIN)
 	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
+	cd tiers/evidence/testdata/seaweedfs && GOWORK=off $(GO) build -o $(BIN)/weed github.com/seaweedfs/seaweedfs/weed
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)
