@@ -250,6 +250,14 @@ func evidenceAttach(tx *store.Tx, cmd *pb.Command, a *pb.EvidenceAttach, fv *fed
 	if err := tx.PutEvidenceBlob(blob); err != nil {
 		return nil, err
 	}
+	if slices.ContainsFunc(old.Evidence, func(r *pb.EvidenceRef) bool { return r.Sha256 == sha }) {
+		// Bytes that retention had removed, stored again: the case keeps
+		// the reference it has.
+		if err := recordEvidenceRequest(tx, cmd, old, fp, index); err != nil {
+			return nil, err
+		}
+		return &Result{Case: old}, nil
+	}
 	c := proto.Clone(old).(*pb.Case)
 	ref := proto.Clone(a.Ref).(*pb.EvidenceRef)
 	ref.ContentType, ref.Size = blob.ContentType, blob.Size

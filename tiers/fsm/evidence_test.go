@@ -150,3 +150,27 @@ func TestEvidenceBadCommands(t *testing.T) {
 	refused(t, f, 20, attachCmd("a6", caseID(99), sha, 1, 1, 1024, stamp), store.ErrNotFound)
 	sameRecords(t, "after refused evidence commands", before, records(t, s, true))
 }
+
+// Content whose bytes retention removed, uploaded again to the case that
+// carries it: the bytes are stored again, the case keeps its one reference.
+func TestEvidenceStoredAgainAfterPurge(t *testing.T) {
+	s := openStore(t)
+	f := newFSM(t, s)
+	c := mustApply(t, f, 1, report("r1", stamp, "x")).Case
+	data := []byte("a photo's bytes")
+	sha := shaOf(data)
+	mustApply(t, f, 2, chunkCmd(sha, 0, 1, data))
+	v := mustApply(t, f, 3, attachCmd("u1", c.Id, sha, int64(len(data)), 1, 1024, stamp)).Case.Version
+	mustApply(t, f, 4, &pb.Command{StampedUnixMs: stamp, Body: &pb.Command_AttachEvidence{AttachEvidence: &pb.AttachEvidence{Op: &pb.AttachEvidence_Purge{Purge: &pb.EvidencePurge{Sha256: sha}}}}})
+	mustApply(t, f, 5, chunkCmd(sha, 0, 1, data))
+	r := mustApply(t, f, 6, attachCmd("u2", c.Id, sha, int64(len(data)), 1, 1024, stamp))
+	if len(r.Case.Evidence) != 1 || r.Case.Version != v {
+		t.Errorf("after storing again: %d refs, version %d (was %d)", len(r.Case.Evidence), r.Case.Version, v)
+	}
+	if b, _ := s.EvidenceBlob(sha); b.Purged {
+		t.Error("still purged")
+	}
+	if st, _ := s.EvidenceStats(); st.Blobs != 1 || st.Purged != 0 || st.RaftBytes != int64(len(data)) {
+		t.Errorf("stats %+v", st)
+	}
+}

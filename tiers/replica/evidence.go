@@ -170,7 +170,13 @@ func (e *evidenceLinks) FetchEvidence(ctx context.Context, caseID, sha, holder s
 func (e *evidenceLinks) ServeEvidence(ctx context.Context, from, caseID, sha, holder string, w func(*pb.EvidenceBlob, []byte) error) error {
 	n := e.f.node
 	c, err := n.Store().GetCase(caseID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !slices.ContainsFunc(c.Evidence, func(r *pb.EvidenceRef) bool { return r.Sha256 == sha })) {
+	var ref *pb.EvidenceRef
+	if err == nil {
+		if i := slices.IndexFunc(c.Evidence, func(r *pb.EvidenceRef) bool { return r.Sha256 == sha }); i >= 0 {
+			ref = c.Evidence[i]
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ref == nil) {
 		if !n.IsLeader() {
 			return status.Errorf(codes.Unavailable, "node %s: this replica does not have case %s with evidence %s yet", e.f.self, caseID, sha)
 		}
@@ -200,6 +206,9 @@ func (e *evidenceLinks) ServeEvidence(ctx context.Context, from, caseID, sha, ho
 	case !errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.Internal, err.Error())
 	}
+	// Onward toward the node this node's copy of the case names, not the
+	// caller's word.
+	holder = ref.Node
 	if holder == "" || holder == e.f.self {
 		return status.Errorf(codes.Unavailable, "node %s: this replica does not keep evidence %s", e.f.self, sha)
 	}
