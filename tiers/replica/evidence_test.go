@@ -112,7 +112,9 @@ func TestEvidenceReplicatedAndIdempotent(t *testing.T) {
 	h := &pb.UploadEvidenceHeader{CaseId: cs.Id, RequestId: "ev-u1", Stage: pb.EvidenceStage_EVIDENCE_STAGE_REPORT,
 		Kind: pb.EvidenceKind_EVIDENCE_KIND_BEFORE, FileName: "现场.jpg"}
 	resp := uploadRetry(t, c, f, h, data)
-	if resp.Replayed || resp.Evidence.GetSha256() != sha || resp.Evidence.ContentType != "image/jpeg" || resp.Evidence.Size != int64(len(data)) {
+	// (Replayed may be true: a retry after an Unavailable whose attach had
+	// committed answers with the first result.)
+	if resp.Evidence.GetSha256() != sha || resp.Evidence.ContentType != "image/jpeg" || resp.Evidence.Size != int64(len(data)) {
 		t.Fatalf("upload answer: %v", resp.Evidence)
 	}
 	if resp.Case.Version != cs.Version+1 || len(resp.Case.Evidence) != 1 {
