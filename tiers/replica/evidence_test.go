@@ -13,6 +13,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +291,30 @@ func TestEvidenceRefusals(t *testing.T) {
 	resp.Body.Close()
 	if len(list.Evidence) != 2 || list.Evidence[1].Sha256 != shaHex(small) || list.Evidence[1].Stage != "EVIDENCE_STAGE_HANDLING" {
 		t.Errorf("REST list: %+v", list)
+	}
+	// Metrics: the bytes kept, the uploads by outcome.
+	resp, err = http.Get(c.HTTPBase(0) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf("cityhub_evidence_stored_bytes{storage=\"raft\"} %d\n", len(first)+len(small)),
+		"cityhub_evidence_blobs 2\n",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
+	// Seven refusals above (an Unavailable retried while the group
+	// registered its log version counts too).
+	var refused int
+	if m := regexp.MustCompile(`cityhub_evidence_uploads_total\{outcome="refused"\} (\d+)`).FindSubmatch(metrics); m != nil {
+		refused, _ = strconv.Atoi(string(m[1]))
+	}
+	if refused < 7 {
+		t.Errorf("refused uploads counted %d, want at least 7", refused)
 	}
 }
 
