@@ -45,9 +45,10 @@ e2e-federation: ## end-to-end: city→community federation as real processes und
 e2e-upgrade: ## end-to-end: rolling upgrade of a 3-replica tier from the previous release (UPGRADE_FROM, built from git history) to this tree with writes flowing (ports 7001-7203, 7401-7403)
 	./scripts/e2e-upgrade.sh
 
-tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
+tools: ## build the real servers the tests run, each a separate module: the OpenID Connect provider (ory/hydra) into bin/hydra (CITYHUB_HYDRA) and the S3 server (SeaweedFS) into bin/weed (CITYHUB_WEED)
 	@mkdir -p $(BIN)
 	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
+	cd tiers/evidence/testdata/seaweedfs && GOWORK=off $(GO) build -o $(BIN)/weed github.com/seaweedfs/seaweedfs/weed
 
 etcdbench: ## build the etcd anchor of the write benchmark (scripts/etcdbench, a separate module) into bin/etcdbench
 	@mkdir -p $(BIN)

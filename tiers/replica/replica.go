@@ -19,6 +19,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/feed"
+	"github.com/cityhub/cityhub/tiers/evidence"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
@@ -52,6 +53,8 @@ type Replica struct {
 	// reconciler is nil outside a federation or without a responsibility
 	// catalogue.
 	reconciler *reconcile.Reconciler
+	// retention removes evidence past evidence.retention (nil: kept for ever).
+	retention  *evidence.Retention
 	admin      *firstAdmin // nil unless auth.admin_password_file is set
 	feed       *feed.Hub
 	log        *slog.Logger
@@ -188,9 +191,20 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	if gr != nil {
 		apiOpts.Geo = gr
 	}
+	ev, err := newEvidence(ctx, cfg, n, logger)
+	if err != nil {
+		hub.Stop()
+		_ = n.Shutdown()
+		gl.Close()
+		hl.Close()
+		il.Close()
+		peers.Close()
+		return nil, err
+	}
+	apiOpts.Evidence, apiOpts.EvidenceMaxPerCase = ev, cfg.Evidence.MaxPerCase
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
-		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
+		if fed, err = startFederation(cfg, n, ev, logger, opts.FederationDialer); err != nil {
 			hub.Stop()
 			_ = n.Shutdown()
 			gl.Close()
@@ -200,6 +214,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			return nil, err
 		}
 		apiOpts.Federation = fed
+		apiOpts.EvidenceFetcher, apiOpts.FederationNode = fed.evidence, cfg.Federation.Node
 		if own != nil {
 			apiOpts.Resolver = *own
 			rc = startReconciler(cfg, n, topo, own, logger)
@@ -233,7 +248,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub,
+	var retention *evidence.Retention
+	if cfg.Evidence.Retention > 0 {
+		var now func() time.Time
+		if opts.Clock != nil {
+			now = opts.Clock.Now
+		}
+		retention = evidence.NewRetention(n, ev, cfg.Evidence.Retention, cfg.Evidence.RetentionInterval, now, logger)
+		retention.Start()
+	}
+	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub, retention: retention,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
@@ -296,6 +320,7 @@ func (r *Replica) join(ctx context.Context) error {
 func (r *Replica) Stop(ctx context.Context) error {
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -317,6 +342,7 @@ func (r *Replica) Kill() {
 	r.Internal.Kill()
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -334,6 +360,10 @@ func (r *Replica) Feed() *feed.Hub { return r.feed }
 // Reconciler is the replica's reconciler (nil outside a federation or
 // without a responsibility catalogue).
 func (r *Replica) Reconciler() *reconcile.Reconciler { return r.reconciler }
+
+// Retention is the replica's evidence retention (nil when evidence is kept
+// for ever).
+func (r *Replica) Retention() *evidence.Retention { return r.retention }
 
 // Sweeper is the replica's overdue sweeper.
 func (r *Replica) Sweeper() *overdue.Sweeper { return r.sweeper }
