@@ -18,8 +18,8 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
-	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/evidence"
+	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
@@ -54,10 +54,10 @@ type Replica struct {
 	// catalogue.
 	reconciler *reconcile.Reconciler
 	// retention removes evidence past evidence.retention (nil: kept for ever).
-	retention  *evidence.Retention
-	admin      *firstAdmin // nil unless auth.admin_password_file is set
-	feed       *feed.Hub
-	log        *slog.Logger
+	retention *evidence.Retention
+	admin     *firstAdmin // nil unless auth.admin_password_file is set
+	feed      *feed.Hub
+	log       *slog.Logger
 }
 
 // Start opens the node and serves its API. With raft.join set and no state
