@@ -189,7 +189,7 @@ func TestEvidenceRefusals(t *testing.T) {
 	})
 	c.WaitLeader(10 * time.Second)
 	cs := reportOne(t, c, 0, "ref-r1")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl := pb.NewEvidenceServiceClient(c.Conn(0))
 	applied := func() uint64 { i, _, _ := c.Replica(0).Node.Store().Applied(); return i }
@@ -365,7 +365,7 @@ func TestEvidenceRetention(t *testing.T) {
 	p1, p2 := photo(t, 21, 4<<10), photo(t, 22, 4<<10)
 	uploadRetry(t, c, 0, &pb.UploadEvidenceHeader{CaseId: closed.Id, RequestId: "rt-u1", Stage: pb.EvidenceStage_EVIDENCE_STAGE_REPORT}, p1)
 	uploadRetry(t, c, 0, &pb.UploadEvidenceHeader{CaseId: open.Id, RequestId: "rt-u2", Stage: pb.EvidenceStage_EVIDENCE_STAGE_REPORT}, p2)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := c.Cases(0).Act(ctx, &pb.ActRequest{CaseId: closed.Id, RequestId: "rt-a1", Action: pb.Action_ACTION_SELF_HANDLE, Actor: "insp", Role: pb.Role_ROLE_INSPECTOR, Note: "自行处置"}); err != nil {
 		t.Fatal(err)
