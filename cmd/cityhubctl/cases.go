@@ -17,7 +17,7 @@ func (a *app) casesCmd() *cobra.Command {
 		Aliases: []string{"case"},
 		Short:   "Report cases, act on them and read them back",
 	}
-	c.AddCommand(a.reportCmd(), a.actCmd(), a.getCmd(), a.listCmd())
+	c.AddCommand(a.reportCmd(), a.actCmd(), a.getCmd(), a.listCmd(), a.watchCmd())
 	return c
 }
 

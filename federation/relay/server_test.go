@@ -2,8 +2,10 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -21,10 +24,14 @@ type fakeLocal struct {
 	st       *store.Store
 	proposed []*pb.Command
 	hw       uint64
+	err      error // when set, ApplyLocal refuses with it (nothing proposed)
 }
 
 func (f *fakeLocal) IsLeader() bool { return f.leader }
 func (f *fakeLocal) ApplyLocal(_ context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
 	f.proposed = append(f.proposed, cmd)
 	es := cmd.GetDeliver().GetEntries()
 	f.hw = es[len(es)-1].Seq
@@ -108,5 +115,24 @@ func TestDeliverProposesOneBatchAndAnswersTheMark(t *testing.T) {
 	resp, err = s.Deliver(context.Background(), &pb.DeliverRequest{From: "s1", To: "d1"})
 	if err != nil || resp.HighWater != 0 || len(l.proposed) != 1 {
 		t.Fatalf("empty batch: %v %v, %d proposals", resp, err, len(l.proposed))
+	}
+}
+
+// TestDeliverBelowTheDiskReserve: a leader below its disk reserve answers
+// a delivery with a retryable Unavailable that says why (DISK_SPACE_LOW,
+// a retry delay), and the sending side's peer does not pass it over to
+// another replica as it would "not the leader".
+func TestDeliverBelowTheDiskReserve(t *testing.T) {
+	s, l := testServer(t, nil)
+	l.err = fmt.Errorf("propose: %w", &diskspace.LowError{Dir: "/data/d1", Free: 1 << 20, Reserve: 512 << 20})
+	_, err := s.Deliver(context.Background(), &pb.DeliverRequest{From: "city", To: "d1", Entries: entries(1)})
+	if status.Code(err) != codes.Unavailable || !diskspace.IsRefusal(err) || !strings.Contains(err.Error(), "below the reserve") {
+		t.Fatalf("Deliver below the reserve: %v", err)
+	}
+	if PassOver(err) {
+		t.Fatal("a refusal for low disk space is passed over to the next replica")
+	}
+	if !PassOver(status.Error(codes.Unavailable, "not the leader")) {
+		t.Fatal("not the leader is no longer passed over")
 	}
 }

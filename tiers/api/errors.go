@@ -13,6 +13,8 @@ import (
 	"github.com/cityhub/cityhub/federation/reconcile"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -62,12 +64,21 @@ var errorCodes = []struct {
 	{errNoCatalogue, codes.FailedPrecondition},
 	{errNoReconciler, codes.FailedPrecondition},
 	{errNoAntiEntropy, codes.FailedPrecondition},
+	{errNoGeometry, codes.FailedPrecondition},
 	{reconcile.ErrInvalid, codes.InvalidArgument},
 	{reconcile.ErrNotLeader, codes.Unavailable},
 	{reconcile.ErrRunning, codes.Aborted},
 	{reconcile.ErrNoRun, codes.NotFound},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{node.ErrUpgradeInProgress, codes.Unavailable},
+	// The change feed: a position older than the window (REST 410 Gone),
+	// a watcher cut off as too slow or one too many, a feed that stopped.
+	{store.ErrCompacted, codes.OutOfRange},
+	{feed.ErrSlowWatcher, codes.ResourceExhausted},
+	{feed.ErrTooManyWatchers, codes.ResourceExhausted},
+	{feed.ErrBadToken, codes.InvalidArgument},
+	{feed.ErrClosed, codes.Unavailable},
+	{errNoFeed, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},
@@ -81,6 +92,15 @@ var errorCodes = []struct {
 	{errAuthOff, codes.FailedPrecondition},
 	{store.ErrNotFound, codes.NotFound},
 	{node.ErrUnknownServer, codes.NotFound},
+	// Below the disk reserve: Unavailable, not ResourceExhausted. The
+	// condition is the node's, not the caller's quota, and clears without
+	// the caller changing anything; gRPC clients and our own forwarders
+	// retry Unavailable, and REST answers 503 with Retry-After, which
+	// HTTP clients and proxies read as "come back later" (429, the
+	// gateway's ResourceExhausted, would blame the caller's rate). The
+	// status carries ErrorInfo DISK_SPACE_LOW to tell it from "not the
+	// leader" (diskspace.WithDetails).
+	{diskspace.ErrLow, codes.Unavailable},
 	{node.ErrNoLeader, codes.Unavailable},
 	{node.ErrNotLeader, codes.Unavailable},
 	{node.ErrShutdown, codes.Unavailable},
@@ -109,7 +129,7 @@ func toStatus(err error) error {
 			break
 		}
 	}
-	st := status.New(code, err.Error())
+	st := diskspace.WithDetails(status.New(code, err.Error()), err)
 	if field, reason, ok := fieldOf(err); ok {
 		if d, derr := st.WithDetails(fieldViolation(field, reason)); derr == nil {
 			st = d

@@ -76,7 +76,7 @@ func NewInternalServer(opts InternalOptions) (*InternalServer, error) {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 		interceptors = append([]grpc.UnaryServerInterceptor{groupInterceptor(opts.Group)}, interceptors...)
 	}
-	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...))
+	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers))
 	gs := grpc.NewServer(sopts...)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica, opts.Catalogue, opts.GridPrefix))
 	return &InternalServer{opts: opts, log: log, grpc: gs}, nil
@@ -272,10 +272,13 @@ func validateReport(cat *catalogue.Catalogue, gridPrefix, requestID string, rp *
 	if c == nil {
 		return invalid("command.report.case", "required")
 	}
-	want, err := reportToCase(cat, &pb.ReportCaseRequest{
+	// The follower converted the location and found the grid: the leader
+	// converts what the reporter sent again (deterministic, the same bits)
+	// and takes the grid code as given.
+	want, err := reportToCase(cat, nil, &pb.ReportCaseRequest{
 		RequestId: requestID, Actor: rp.Actor, Role: rp.Role, Note: rp.Note,
 		Source: c.Source, Kind: c.Kind, MajorCode: c.MajorCode, MinorCode: c.MinorCode,
-		GridCode: c.GridCode, ComponentId: c.ComponentId, Location: c.Location,
+		GridCode: c.GridCode, ComponentId: c.ComponentId, Location: reportedLocation(c.Location),
 		Description: c.Description, Media: c.Media, Reporter: c.Reporter, Urgency: c.Urgency,
 	})
 	if err != nil {

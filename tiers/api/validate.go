@@ -1,7 +1,6 @@
 package api
 
 import (
-	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -82,8 +81,11 @@ func checkRefs(field string, refs []string) error {
 	return nil
 }
 
-// reportToCase validates a report and builds the case the command carries.
-func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, error) {
+// reportToCase validates a report and builds the case the command carries:
+// its location in WGS-84 (converted from the coordinate system it names),
+// and its grid code, found from the location when the report gives none
+// (locate nil: this node has no grid geometry).
+func reportToCase(cat *catalogue.Catalogue, locate locateFunc, r *pb.ReportCaseRequest) (*pb.Case, error) {
 	if err := checkRequestID(r.RequestId); err != nil {
 		return nil, err
 	}
@@ -96,10 +98,29 @@ func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, 
 	if _, ok := pb.Kind_name[int32(r.Kind)]; !ok || r.Kind == pb.Kind_KIND_UNSPECIFIED {
 		return nil, invalid("kind", "required: COMPONENT (部件) or EVENT (事件)")
 	}
-	if err := catalogue.ValidateGridCode(r.GridCode); err != nil {
-		return nil, &catalogue.FieldError{Field: "grid_code", Reason: err.Error(), Err: catalogue.ErrInvalidCode}
+	loc, err := toWGS84(r.Location, "location.")
+	if err != nil {
+		return nil, err
 	}
-	if err := cat.ValidateClass(r.Kind, r.MajorCode, r.MinorCode, r.ComponentId, r.GridCode); err != nil {
+	if loc != nil {
+		if err := checkText("location.address", loc.Address, MaxAddress); err != nil {
+			return nil, err
+		}
+	}
+	grid := r.GridCode
+	if grid == "" {
+		if grid, err = locateGrid(locate, loc); err != nil {
+			return nil, err
+		}
+	}
+	if err := catalogue.ValidateGridCode(grid); err != nil {
+		reason := err.Error()
+		if grid == "" {
+			reason = "required: the 15-digit grid code, or location (lat, lng and crs) to find it from"
+		}
+		return nil, &catalogue.FieldError{Field: "grid_code", Reason: reason, Err: catalogue.ErrInvalidCode}
+	}
+	if err := cat.ValidateClass(r.Kind, r.MajorCode, r.MinorCode, r.ComponentId, grid); err != nil {
 		return nil, err
 	}
 	if r.Description == "" {
@@ -110,17 +131,6 @@ func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, 
 	}
 	if err := checkText("note", r.Note, MaxNote); err != nil {
 		return nil, err
-	}
-	if loc := r.Location; loc != nil {
-		if math.IsNaN(loc.Lat) || loc.Lat < -90 || loc.Lat > 90 {
-			return nil, invalid("location.lat", "must be a latitude between -90 and 90")
-		}
-		if math.IsNaN(loc.Lng) || loc.Lng < -180 || loc.Lng > 180 {
-			return nil, invalid("location.lng", "must be a longitude between -180 and 180")
-		}
-		if err := checkText("location.address", loc.Address, MaxAddress); err != nil {
-			return nil, err
-		}
 	}
 	if err := checkRefs("media", r.Media); err != nil {
 		return nil, err
@@ -144,9 +154,9 @@ func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, 
 		Kind:        r.Kind,
 		MajorCode:   r.MajorCode,
 		MinorCode:   r.MinorCode,
-		GridCode:    r.GridCode,
+		GridCode:    grid,
 		ComponentId: r.ComponentId,
-		Location:    r.Location,
+		Location:    loc,
 		Description: r.Description,
 		Media:       r.Media,
 		Reporter:    r.Reporter,

@@ -59,6 +59,9 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if f := oversizedKeyField(cmd); f != "" {
 		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
 	}
+	// The changes this command makes enter the feed with its index and
+	// stamped time.
+	tx.SetChangeContext(l.Index, cmd.StampedUnixMs)
 	fp := fingerprint(cmd)
 	if res, err := recorded(tx, tx.GetCase, cmd, fp); res != nil || err != nil {
 		return res, err
@@ -361,12 +364,23 @@ func fingerprint(cmd *pb.Command) []byte {
 	var m proto.Message
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
-		r := proto.Clone(b.Report).(*pb.ReportCase)
+		// Blank the stamped fields in place and put them back after, rather
+		// than clone the report with its case: the command is the caller's
+		// alone (decoded for this entry, or the leader's own copy).
+		r := b.Report
+		date, prefix, stage, own := r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership
 		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = "", "", 0, nil
+		var recurrence string
 		if r.Case != nil {
-			r.Case.RecurrenceOf = "" // found by the leader, not asked for
+			recurrence, r.Case.RecurrenceOf = r.Case.RecurrenceOf, "" // found by the leader, not asked for
 		}
-		m = r
+		raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = date, prefix, stage, own
+		if r.Case != nil {
+			r.Case.RecurrenceOf = recurrence
+		}
+		sum := sha256.Sum256(raw)
+		return sum[:]
 	case *pb.Command_Act:
 		a := proto.Clone(b.Act).(*pb.CaseAction)
 		if a.TimeLimitMinutes != 0 {

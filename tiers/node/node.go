@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/raftlog"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -84,12 +83,25 @@ type Config struct {
 	Stamper   Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
-	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
+	// RaftLogLevel is the least level of raft's own records (elections,
+	// snapshots, replication errors) passed to Logger, as component=raft;
+	// the zero value is info.
+	RaftLogLevel slog.Level
 	// LogEngine selects the raft log implementation (default raft-wal).
 	LogEngine raftlog.Engine
+	// Feed bounds the change log the state machine keeps (feed.window,
+	// feed.max_age).
+	Feed store.FeedOptions
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS
+	// DiskReserve (bytes) and DiskReservePercent (of the filesystem's
+	// size, the larger counts) are the free space of the data directory
+	// below which the leader proposes nothing (disk.go); 0 and 0: no
+	// reserve. DiskCheckInterval is how often it is read (default 1s).
+	DiskReserve        uint64
+	DiskReservePercent float64
+	DiskCheckInterval  time.Duration
 }
 
 // Node is one running replica.
@@ -101,6 +113,7 @@ type Node struct {
 	store *store.Store
 	logs  raftlog.Log
 	trans *raft.NetworkTransport
+	disk  *diskspace.Monitor // the data directory's free space (disk.go)
 
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
@@ -108,8 +121,9 @@ type Node struct {
 
 	// barrier is the last raft barrier this replica completed as leader
 	// (settle.go): every entry up to it is applied.
-	barrier    atomic.Pointer[position]
-	settleKick chan struct{}
+	barrier     atomic.Pointer[position]
+	settleKick  chan struct{}
+	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -141,10 +155,13 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{}), settleKick: make(chan struct{}, 1)}
 	n.appliedCond = sync.NewCond(&n.appliedMu)
 	n.appliedCh = make(chan struct{})
+	// Before open: its goroutines may propose (registration).
+	n.disk = newDiskMonitor(cfg)
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
 	}
+	go n.disk.Run(n.done)
 	return n, nil
 }
 
@@ -154,18 +171,14 @@ func (n *Node) open() error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	var err error
-	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store")}); err != nil {
+	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store"), Feed: cfg.Feed}); err != nil {
 		return err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
-	raftOut := cfg.RaftLog
-	if raftOut == nil {
-		raftOut = os.Stderr
-	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	hl := newSlogHCLog(cfg.Logger, cfg.RaftLogLevel)
 	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
 		return err
 	}
@@ -176,10 +189,13 @@ func (n *Node) open() error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.logCache = logCache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
+	files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
+	installRaftMetrics() // before raft starts reporting
+	n.snapMetrics = newSnapshotMetrics()
+	snaps := &countingSnapshots{SnapshotStore: files, m: n.snapMetrics}
 	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
@@ -256,20 +272,29 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 	return nil
 }
 
-// registerSelf records this node's API addresses in the replicated
-// registry, so followers can find the leader's API. It retries until it
-// succeeds or the node shuts down.
+// registerSelf records this node's API addresses and log version in the
+// replicated registry, so followers can find the leader's API and the
+// leader knows what this binary applies. It retries until this replica's
+// store holds the registration as sent, or the node shuts down: a leader of
+// an older release (a rolling upgrade) accepts the registration but drops
+// the log version, so a registration is done only once it reads back
+// whole; asking again costs no log entry while the old leader leads (the
+// same request id is a replay) and lands once a new one does.
 func (n *Node) registerSelf() {
 	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: fsm.LogVersion}
-	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 250*time.Millisecond) {
+	for backoff := 50 * time.Millisecond; ; {
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := n.register(ctx, reg)
 		cancel()
-		if err == nil {
-			return
+		if err != nil {
+			backoff = min(backoff*2, 250*time.Millisecond)
+		} else {
+			// Accepted: wait for it to apply here, and look again less
+			// often if it does not read back whole.
+			backoff = min(max(backoff*2, 250*time.Millisecond), 5*time.Second)
 		}
 		select {
 		case <-n.done:

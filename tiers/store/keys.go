@@ -37,6 +37,8 @@ const (
 	pfxInLink   = "i/"         // i/<peer>                      → uint64 BE: high-water mark received
 	keyTopology = "f/topology" // FederationTopology the state machine routes by
 	unitSep     = "\x00"
+
+	// The change feed (F/e/, F/m) is in feed.go.
 )
 
 func caseKey(id string) []byte { return []byte(pfxCase + id) }

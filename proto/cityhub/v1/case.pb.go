@@ -525,11 +525,74 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_cityhub_v1_case_proto_rawDescGZIP(), []int{6}
 }
 
+// Crs is the coordinate system a point is given in (DOMAIN.md section 12).
+// Unspecified is WGS-84, as before the field existed.
+type Crs int32
+
+const (
+	Crs_CRS_UNSPECIFIED Crs = 0
+	Crs_CRS_WGS84       Crs = 1 // GPS, international maps; CGCS2000 agrees to centimetres
+	Crs_CRS_GCJ02       Crs = 2 // maps published in China (Amap/高德, Tencent)
+	Crs_CRS_BD09        Crs = 3 // Baidu
+)
+
+// Enum value maps for Crs.
+var (
+	Crs_name = map[int32]string{
+		0: "CRS_UNSPECIFIED",
+		1: "CRS_WGS84",
+		2: "CRS_GCJ02",
+		3: "CRS_BD09",
+	}
+	Crs_value = map[string]int32{
+		"CRS_UNSPECIFIED": 0,
+		"CRS_WGS84":       1,
+		"CRS_GCJ02":       2,
+		"CRS_BD09":        3,
+	}
+)
+
+func (x Crs) Enum() *Crs {
+	p := new(Crs)
+	*p = x
+	return p
+}
+
+func (x Crs) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Crs) Descriptor() protoreflect.EnumDescriptor {
+	return file_cityhub_v1_case_proto_enumTypes[7].Descriptor()
+}
+
+func (Crs) Type() protoreflect.EnumType {
+	return &file_cityhub_v1_case_proto_enumTypes[7]
+}
+
+func (x Crs) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Crs.Descriptor instead.
+func (Crs) EnumDescriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_proto_rawDescGZIP(), []int{7}
+}
+
+// Location is where a problem is. In a report, lat/lng are in crs; in a
+// stored case they are always WGS-84 (the API converts before proposing)
+// and the point as the reporter sent it is kept in reported_*.
 type Location struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lat           float64                `protobuf:"fixed64,1,opt,name=lat,proto3" json:"lat,omitempty"`
-	Lng           float64                `protobuf:"fixed64,2,opt,name=lng,proto3" json:"lng,omitempty"`
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Lat     float64                `protobuf:"fixed64,1,opt,name=lat,proto3" json:"lat,omitempty"`
+	Lng     float64                `protobuf:"fixed64,2,opt,name=lng,proto3" json:"lng,omitempty"`
+	Address string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Crs     Crs                    `protobuf:"varint,4,opt,name=crs,proto3,enum=cityhub.v1.Crs" json:"crs,omitempty"`
+	// Set by the API, never by a client: the coordinate system and the
+	// coordinates the report gave, when it was not WGS-84.
+	ReportedCrs   Crs     `protobuf:"varint,5,opt,name=reported_crs,json=reportedCrs,proto3,enum=cityhub.v1.Crs" json:"reported_crs,omitempty"`
+	ReportedLat   float64 `protobuf:"fixed64,6,opt,name=reported_lat,json=reportedLat,proto3" json:"reported_lat,omitempty"`
+	ReportedLng   float64 `protobuf:"fixed64,7,opt,name=reported_lng,json=reportedLng,proto3" json:"reported_lng,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -583,6 +646,34 @@ func (x *Location) GetAddress() string {
 		return x.Address
 	}
 	return ""
+}
+
+func (x *Location) GetCrs() Crs {
+	if x != nil {
+		return x.Crs
+	}
+	return Crs_CRS_UNSPECIFIED
+}
+
+func (x *Location) GetReportedCrs() Crs {
+	if x != nil {
+		return x.ReportedCrs
+	}
+	return Crs_CRS_UNSPECIFIED
+}
+
+func (x *Location) GetReportedLat() float64 {
+	if x != nil {
+		return x.ReportedLat
+	}
+	return 0
+}
+
+func (x *Location) GetReportedLng() float64 {
+	if x != nil {
+		return x.ReportedLng
+	}
+	return 0
 }
 
 type Reporter struct {
@@ -1418,11 +1509,15 @@ var File_cityhub_v1_case_proto protoreflect.FileDescriptor
 const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\n" +
 	"\x15cityhub/v1/case.proto\x12\n" +
-	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19cityhub/v1/evidence.proto\"H\n" +
+	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19cityhub/v1/evidence.proto\"\xe5\x01\n" +
 	"\bLocation\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\x12\x18\n" +
-	"\aaddress\x18\x03 \x01(\tR\aaddress\"D\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12!\n" +
+	"\x03crs\x18\x04 \x01(\x0e2\x0f.cityhub.v1.CrsR\x03crs\x122\n" +
+	"\freported_crs\x18\x05 \x01(\x0e2\x0f.cityhub.v1.CrsR\vreportedCrs\x12!\n" +
+	"\freported_lat\x18\x06 \x01(\x01R\vreportedLat\x12!\n" +
+	"\freported_lng\x18\a \x01(\x01R\vreportedLng\"D\n" +
 	"\bReporter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x0e\n" +
@@ -1606,7 +1701,12 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x0eROLE_EVALUATOR\x10\t\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\n" +
-	"B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"*F\n" +
+	"\x03Crs\x12\x13\n" +
+	"\x0fCRS_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tCRS_WGS84\x10\x01\x12\r\n" +
+	"\tCRS_GCJ02\x10\x02\x12\f\n" +
+	"\bCRS_BD09\x10\x03B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_case_proto_rawDescOnce sync.Once
@@ -1620,7 +1720,7 @@ func file_cityhub_v1_case_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_case_proto_rawDescData
 }
 
-var file_cityhub_v1_case_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_cityhub_v1_case_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
 var file_cityhub_v1_case_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cityhub_v1_case_proto_goTypes = []any{
 	(Source)(0),                   // 0: cityhub.v1.Source
@@ -1630,52 +1730,55 @@ var file_cityhub_v1_case_proto_goTypes = []any{
 	(State)(0),                    // 4: cityhub.v1.State
 	(Action)(0),                   // 5: cityhub.v1.Action
 	(Role)(0),                     // 6: cityhub.v1.Role
-	(*Location)(nil),              // 7: cityhub.v1.Location
-	(*Reporter)(nil),              // 8: cityhub.v1.Reporter
-	(*HistoryEntry)(nil),          // 9: cityhub.v1.HistoryEntry
-	(*Pending)(nil),               // 10: cityhub.v1.Pending
-	(*Case)(nil),                  // 11: cityhub.v1.Case
-	(*Ownership)(nil),             // 12: cityhub.v1.Ownership
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*EvidenceRef)(nil),           // 14: cityhub.v1.EvidenceRef
+	(Crs)(0),                      // 7: cityhub.v1.Crs
+	(*Location)(nil),              // 8: cityhub.v1.Location
+	(*Reporter)(nil),              // 9: cityhub.v1.Reporter
+	(*HistoryEntry)(nil),          // 10: cityhub.v1.HistoryEntry
+	(*Pending)(nil),               // 11: cityhub.v1.Pending
+	(*Case)(nil),                  // 12: cityhub.v1.Case
+	(*Ownership)(nil),             // 13: cityhub.v1.Ownership
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*EvidenceRef)(nil),           // 15: cityhub.v1.EvidenceRef
 }
 var file_cityhub_v1_case_proto_depIdxs = []int32{
-	5,  // 0: cityhub.v1.HistoryEntry.action:type_name -> cityhub.v1.Action
-	6,  // 1: cityhub.v1.HistoryEntry.role:type_name -> cityhub.v1.Role
-	13, // 2: cityhub.v1.HistoryEntry.at:type_name -> google.protobuf.Timestamp
-	4,  // 3: cityhub.v1.HistoryEntry.from_state:type_name -> cityhub.v1.State
-	4,  // 4: cityhub.v1.HistoryEntry.to_state:type_name -> cityhub.v1.State
-	5,  // 5: cityhub.v1.Pending.action:type_name -> cityhub.v1.Action
-	4,  // 6: cityhub.v1.Pending.from_state:type_name -> cityhub.v1.State
-	13, // 7: cityhub.v1.Pending.at:type_name -> google.protobuf.Timestamp
-	0,  // 8: cityhub.v1.Case.source:type_name -> cityhub.v1.Source
-	1,  // 9: cityhub.v1.Case.kind:type_name -> cityhub.v1.Kind
-	7,  // 10: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
-	8,  // 11: cityhub.v1.Case.reporter:type_name -> cityhub.v1.Reporter
-	2,  // 12: cityhub.v1.Case.urgency:type_name -> cityhub.v1.Urgency
-	3,  // 13: cityhub.v1.Case.owner_tier:type_name -> cityhub.v1.Tier
-	4,  // 14: cityhub.v1.Case.state:type_name -> cityhub.v1.State
-	4,  // 15: cityhub.v1.Case.suspended_from:type_name -> cityhub.v1.State
-	10, // 16: cityhub.v1.Case.pending:type_name -> cityhub.v1.Pending
-	13, // 17: cityhub.v1.Case.reported_at:type_name -> google.protobuf.Timestamp
-	13, // 18: cityhub.v1.Case.filed_at:type_name -> google.protobuf.Timestamp
-	13, // 19: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	13, // 20: cityhub.v1.Case.deadline:type_name -> google.protobuf.Timestamp
-	13, // 21: cityhub.v1.Case.suspended_at:type_name -> google.protobuf.Timestamp
-	13, // 22: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	13, // 23: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
-	9,  // 24: cityhub.v1.Case.history:type_name -> cityhub.v1.HistoryEntry
-	13, // 25: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
-	13, // 26: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
-	12, // 27: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
-	5,  // 28: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
-	14, // 29: cityhub.v1.Case.evidence:type_name -> cityhub.v1.EvidenceRef
-	3,  // 30: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	7,  // 0: cityhub.v1.Location.crs:type_name -> cityhub.v1.Crs
+	7,  // 1: cityhub.v1.Location.reported_crs:type_name -> cityhub.v1.Crs
+	5,  // 2: cityhub.v1.HistoryEntry.action:type_name -> cityhub.v1.Action
+	6,  // 3: cityhub.v1.HistoryEntry.role:type_name -> cityhub.v1.Role
+	14, // 4: cityhub.v1.HistoryEntry.at:type_name -> google.protobuf.Timestamp
+	4,  // 5: cityhub.v1.HistoryEntry.from_state:type_name -> cityhub.v1.State
+	4,  // 6: cityhub.v1.HistoryEntry.to_state:type_name -> cityhub.v1.State
+	5,  // 7: cityhub.v1.Pending.action:type_name -> cityhub.v1.Action
+	4,  // 8: cityhub.v1.Pending.from_state:type_name -> cityhub.v1.State
+	14, // 9: cityhub.v1.Pending.at:type_name -> google.protobuf.Timestamp
+	0,  // 10: cityhub.v1.Case.source:type_name -> cityhub.v1.Source
+	1,  // 11: cityhub.v1.Case.kind:type_name -> cityhub.v1.Kind
+	8,  // 12: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
+	9,  // 13: cityhub.v1.Case.reporter:type_name -> cityhub.v1.Reporter
+	2,  // 14: cityhub.v1.Case.urgency:type_name -> cityhub.v1.Urgency
+	3,  // 15: cityhub.v1.Case.owner_tier:type_name -> cityhub.v1.Tier
+	4,  // 16: cityhub.v1.Case.state:type_name -> cityhub.v1.State
+	4,  // 17: cityhub.v1.Case.suspended_from:type_name -> cityhub.v1.State
+	11, // 18: cityhub.v1.Case.pending:type_name -> cityhub.v1.Pending
+	14, // 19: cityhub.v1.Case.reported_at:type_name -> google.protobuf.Timestamp
+	14, // 20: cityhub.v1.Case.filed_at:type_name -> google.protobuf.Timestamp
+	14, // 21: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	14, // 22: cityhub.v1.Case.deadline:type_name -> google.protobuf.Timestamp
+	14, // 23: cityhub.v1.Case.suspended_at:type_name -> google.protobuf.Timestamp
+	14, // 24: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	14, // 25: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 26: cityhub.v1.Case.history:type_name -> cityhub.v1.HistoryEntry
+	14, // 27: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
+	14, // 28: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
+	13, // 29: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
+	5,  // 30: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
+	15, // 31: cityhub.v1.Case.evidence:type_name -> cityhub.v1.EvidenceRef
+	3,  // 32: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_proto_init() }
@@ -1689,7 +1792,7 @@ func file_cityhub_v1_case_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_case_proto_rawDesc), len(file_cityhub_v1_case_proto_rawDesc)),
-			NumEnums:      7,
+			NumEnums:      8,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
