@@ -310,12 +310,11 @@ func (s *Store) ensureNearby() error {
 	if marked && mark == applied || !marked && !any {
 		return nil
 	}
-	start := time.Now()
 	n, err := s.rebuildNearby(applied)
 	if err != nil {
 		return fmt.Errorf("rebuild the nearby index: %w", err)
 	}
-	s.log.Info("nearby index rebuilt", "cases", n, "applied_index", applied, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("nearby index rebuilt", "cases", n, "applied_index", applied)
 	return nil
 }
 
