@@ -22,7 +22,7 @@ GOBUILDFLAGS ?= -buildvcs=auto
 # Flags of the demo: make run ARGS="--port-base 20000 --replicas 3".
 ARGS ?=
 
-.PHONY: tools help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
+.PHONY: tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,9 +45,17 @@ e2e-federation: ## end-to-end: city→community federation as real processes und
 e2e-upgrade: ## end-to-end: rolling upgrade of a 3-replica tier from the previous release (UPGRADE_FROM, built from git history) to this tree with writes flowing (ports 7001-7203, 7401-7403)
 	./scripts/e2e-upgrade.sh
 
-tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
+tools: ## build the real servers the tests run, each a separate module: the OpenID Connect provider (ory/hydra) into bin/hydra (CITYHUB_HYDRA) and the S3 server (SeaweedFS) into bin/weed (CITYHUB_WEED)
 	@mkdir -p $(BIN)
 	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
+	cd tiers/evidence/testdata/seaweedfs && GOWORK=off $(GO) build -o $(BIN)/weed github.com/seaweedfs/seaweedfs/weed
+
+etcdbench: ## build the etcd anchor of the write benchmark (scripts/etcdbench, a separate module) into bin/etcdbench
+	@mkdir -p $(BIN)
+	cd scripts/etcdbench && GOWORK=off $(GO) build -o $(BIN)/etcdbench .
+
+bench-tier: ## case creation of a 3-replica tier against etcd (3 members) at 1, 64, 256 clients, same run (ports 7001-7403, 12379-32380)
+	./scripts/bench-tier.sh
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)

@@ -57,6 +57,7 @@ type Config struct {
 	Limits     LimitsConfig     `mapstructure:"limits"`
 	Geo        GeoConfig        `mapstructure:"geo"`
 	Feed       FeedConfig       `mapstructure:"feed"`
+	Evidence   EvidenceConfig   `mapstructure:"evidence"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.
@@ -263,6 +264,7 @@ func Default() Config {
 		Reconcile: ReconcileConfig{BatchSize: 500, FollowInterval: 2 * time.Second},
 		Limits:    DefaultLimits(),
 		Feed:      DefaultFeed(),
+		Evidence:  DefaultEvidence(),
 		Auth:      AuthConfig{TokenTTL: 15 * time.Minute, SessionTTL: 12 * time.Hour, KeyRotation: 24 * time.Hour, AdminUser: "admin"},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",

@@ -348,6 +348,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Cases:      Default().Cases,
 		Reconcile:  Default().Reconcile,
 		Evaluation: Default().Evaluation,
+		Evidence:   Default().Evidence,
 		Auth:       Default().Auth,
 		Limits:     Default().Limits,
 		Feed:       Default().Feed,

@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 	c.validateAuth(v)
 	c.validateLimits(v)
 	c.validateFeed(v)
+	c.validateEvidence(v)
 	return errors.Join(v.errs...)
 }
 

@@ -98,6 +98,14 @@ func writeCase(w io.Writer, c *pb.Case, history bool, now time.Time) error {
 	if len(c.GetMedia()) > 0 {
 		row(tw, "media:", strings.Join(c.GetMedia(), ", "))
 	}
+	for i, e := range c.GetEvidence() {
+		label := ""
+		if i == 0 {
+			label = "evidence:"
+		}
+		row(tw, label, fmt.Sprintf("%s %s/%s %s %d bytes by %s", e.GetSha256()[:min(12, len(e.GetSha256()))],
+			evidenceStages.name(e.GetStage()), evidenceKinds.name(e.GetKind()), e.GetContentType(), e.GetSize(), orDash(e.GetUploadedBy())))
+	}
 	row(tw, "owner:", owner(c))
 	if c.GetHolder() != "" {
 		row(tw, "holder:", c.GetHolder())
@@ -190,6 +198,13 @@ func writeHistory(w io.Writer, hs []*pb.HistoryEntry) error {
 		note := oneLine(h.GetNote())
 		if as := h.GetAttachments(); len(as) > 0 {
 			note = join(" ", note, "[attachments: "+strings.Join(as, ", ")+"]")
+		}
+		if ev := h.GetEvidence(); len(ev) > 0 {
+			short := make([]string, len(ev))
+			for i, sha := range ev {
+				short[i] = sha[:min(12, len(sha))]
+			}
+			note = join(" ", note, "[evidence: "+strings.Join(short, ", ")+"]")
 		}
 		row(tw,
 			fmtTime(h.GetAt(), zoneTime),

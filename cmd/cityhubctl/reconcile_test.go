@@ -26,6 +26,7 @@ import (
 	"github.com/cityhub/cityhub/federation/fedtest"
 	"github.com/cityhub/cityhub/federation/reconcile"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
@@ -239,10 +240,15 @@ func TestReconcileReviewAgainstSampleCity(t *testing.T) {
 		t.Fatalf("progress went to stdout:\n%s", out)
 	}
 	got := parseSummary(t, out)
-	stored, err := own.GetReconcileReport(ctx, &pb.ReconcileReportRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Member 0 may be a follower that passed the run to the leader: the
+	// run's finish mark is committed when the run answers, and applied
+	// here a moment later (the report is read from this replica's store).
+	var stored *pb.ReconcileReport
+	testcluster.WaitFor(t, 60*time.Second, "the finished run's report on member 0", func() bool {
+		var err error
+		stored, err = own.GetReconcileReport(ctx, &pb.ReconcileReportRequest{})
+		return err == nil && stored.Finished
+	})
 	if !got.matches(stored) || got.runID == "" || !stored.Finished {
 		t.Fatalf("printed %+v, stored %s", got, summaryOf(stored))
 	}

@@ -56,6 +56,10 @@ var errorCodes = []struct {
 	{fsm.ErrNotInReview, codes.FailedPrecondition},
 	{fsm.ErrInReview, codes.FailedPrecondition},
 	{fsm.ErrNotFederated, codes.FailedPrecondition},
+	{fsm.ErrEvidenceIncomplete, codes.Aborted},
+	{fsm.ErrEvidenceMismatch, codes.InvalidArgument},
+	{fsm.ErrEvidenceLimit, codes.FailedPrecondition},
+	{errEvidenceOff, codes.FailedPrecondition},
 	{errFederationNotReady, codes.Unavailable},
 	{errNoCatalogue, codes.FailedPrecondition},
 	{errNoReconciler, codes.FailedPrecondition},
@@ -128,7 +132,7 @@ func toStatus(err error) error {
 	}
 	st := diskspace.WithDetails(status.New(code, err.Error()), err)
 	if field, reason, ok := fieldOf(err); ok {
-		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}); derr == nil {
+		if d, derr := st.WithDetails(fieldViolation(field, reason)); derr == nil {
 			st = d
 		}
 	}
@@ -151,4 +155,9 @@ func fieldOf(err error) (field, reason string, ok bool) {
 // invalid builds a field error for request validation in this package.
 func invalid(field, format string, args ...any) error {
 	return &workflow.FieldError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid}
+}
+
+// fieldViolation is the detail that names a request field in a status.
+func fieldViolation(field, reason string) *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}
 }

@@ -117,6 +117,7 @@ type gatewayServices struct {
 	as  *AuthServer
 	geo *GeoServer
 	fs  *FeedServer
+	ev  *EvidenceServer
 }
 
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
@@ -185,6 +186,7 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 	registerReconcileDownload(v1, own)  // GET /v1/reconcile/report.csv
 	registerGeoDownload(v1, svc.geo)    // GET /v1/geo/grids.geojson
 	v1.HandleFunc("GET "+ssePath, svc.fs.serveSSE)
+	registerEvidenceRoutes(v1, svc.ev) // /v1/evidence/…: streamed uploads and downloads
 	// Under /v1/: the concurrency limit, then authentication, then the
 	// caller's rate (by principal). Health, readiness, metrics and the
 	// OpenAPI document are exempt from both.

@@ -151,7 +151,7 @@ func TestMetricsRoutesRaftAndBadger(t *testing.T) {
 func waitHealth(t *testing.T, c *testcluster.Cluster, i int, service string, want healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
 	hc := healthpb.NewHealthClient(c.Conn(i))
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -163,7 +163,7 @@ func waitHealth(t *testing.T, c *testcluster.Cluster, i int, service string, wan
 		last = fmt.Sprint(resp.GetStatus(), err)
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("member %d health %q: %s after 20s, want %s", i, service, last, want)
+	t.Fatalf("member %d health %q: %s after 60s, want %s", i, service, last, want)
 }
 
 // TestGRPCHealthFollowsReadiness: every replica of a group is SERVING once

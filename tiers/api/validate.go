@@ -2,11 +2,13 @@ package api
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/fsm"
 )
 
 // Limits on request fields.
@@ -182,13 +184,18 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 	if err := checkRefs("attachments", r.Attachments); err != nil {
 		return nil, err
 	}
+	attachments, evidence, err := splitEvidence(r.Attachments, r.Evidence)
+	if err != nil {
+		return nil, err
+	}
 	a := &pb.CaseAction{
 		CaseId:          r.CaseId,
 		Action:          r.Action,
 		Actor:           r.Actor,
 		Role:            r.Role,
 		Note:            r.Note,
-		Attachments:     r.Attachments,
+		Attachments:     attachments,
+		Evidence:        evidence,
 		ExpectedVersion: r.ExpectedVersion,
 	}
 	switch r.Action {
@@ -265,4 +272,34 @@ func workflowVerb(a pb.Action) string {
 		return "the joint review's decision (会诊裁定)"
 	}
 	return a.String()
+}
+
+// EvidencePrefix marks an attachment that names evidence uploaded to the
+// case ("evidence:<sha256>"): it is moved to the action's evidence.
+const EvidencePrefix = "evidence:"
+
+// splitEvidence moves "evidence:<sha256>" attachments to the evidence list
+// and checks every evidence reference (lower-case hex SHA-256, no repeats).
+// Other attachments ("photo://…", from before evidence existed) stay.
+func splitEvidence(attachments, evidence []string) (rest, shas []string, err error) {
+	for _, a := range attachments {
+		if sha, ok := strings.CutPrefix(a, EvidencePrefix); ok {
+			evidence = append(evidence, sha)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if len(evidence) > MaxRefs {
+		return nil, nil, invalid("evidence", "%d references, at most %d allowed", len(evidence), MaxRefs)
+	}
+	for i, sha := range evidence {
+		if !fsm.ValidSHA256(sha) {
+			return nil, nil, invalid("evidence", "reference %d must be the SHA-256 of evidence uploaded to the case (64 lower-case hex digits)", i)
+		}
+		if slices.Contains(shas, sha) {
+			continue
+		}
+		shas = append(shas, sha)
+	}
+	return rest, shas, nil
 }

@@ -89,6 +89,8 @@ func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, getCase func(id string
 		if refused != nil {
 			return &Result{Err: refused}, nil
 		}
+	case *pb.Command_AttachEvidence:
+		return precheckEvidence(tx, body.AttachEvidence, fv, getCase)
 	}
 	return nil, nil
 }

@@ -14,7 +14,7 @@ import (
 // the leader proposes a type only when every member of the group applies
 // it (tiers/node's version gate), so a rolling upgrade never writes an
 // entry that an older replica would refuse while newer ones apply it.
-const LogVersion uint32 = 1
+const LogVersion uint32 = 2
 
 // commandVersions gives each Command body (by its type number, the oneof
 // field number) the log version that introduced it. Every body has an
@@ -33,6 +33,7 @@ var commandVersions = map[protoreflect.FieldNumber]uint32{
 	20: 1, // RepairCases
 	21: 1, // MarkOverdueBatch
 	22: 1, // AuthChange
+	23: 2, // AttachEvidence (photos and files: chunks through the log)
 }
 
 // RequiredVersion is the log version a replica needs to apply cmd: that of

@@ -18,6 +18,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/evidence"
 	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -58,9 +59,11 @@ type Replica struct {
 	// reconciler is nil outside a federation or without a responsibility
 	// catalogue.
 	reconciler *reconcile.Reconciler
-	admin      *firstAdmin // nil unless auth.admin_password_file is set
-	feed       *feed.Hub
-	log        *slog.Logger
+	// retention removes evidence past evidence.retention (nil: kept for ever).
+	retention *evidence.Retention
+	admin     *firstAdmin // nil unless auth.admin_password_file is set
+	feed      *feed.Hub
+	log       *slog.Logger
 }
 
 // Start opens the node and serves its API. With raft.join set and no state
@@ -205,9 +208,20 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	if gr != nil {
 		apiOpts.Geo = gr
 	}
+	ev, err := newEvidence(ctx, cfg, n, logger)
+	if err != nil {
+		hub.Stop()
+		_ = n.Shutdown()
+		gl.Close()
+		hl.Close()
+		il.Close()
+		peers.Close()
+		return nil, err
+	}
+	apiOpts.Evidence, apiOpts.EvidenceMaxPerCase = ev, cfg.Evidence.MaxPerCase
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
-		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
+		if fed, err = startFederation(cfg, n, ev, logger, opts.FederationDialer); err != nil {
 			hub.Stop()
 			_ = n.Shutdown()
 			gl.Close()
@@ -217,6 +231,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			return nil, err
 		}
 		apiOpts.Federation = fed
+		apiOpts.EvidenceFetcher, apiOpts.FederationNode = fed.evidence, cfg.Federation.Node
 		if own != nil {
 			apiOpts.Resolver = *own
 			rc = startReconciler(cfg, n, topo, own, logger)
@@ -250,7 +265,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub,
+	var retention *evidence.Retention
+	if cfg.Evidence.Retention > 0 {
+		var now func() time.Time
+		if opts.Clock != nil {
+			now = opts.Clock.Now
+		}
+		retention = evidence.NewRetention(n, ev, cfg.Evidence.Retention, cfg.Evidence.RetentionInterval, now, logger)
+		retention.Start()
+	}
+	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub, retention: retention,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	switch {
 	case opts.Rejoin:
@@ -319,6 +343,7 @@ func (r *Replica) join(ctx context.Context) error {
 func (r *Replica) Stop(ctx context.Context) error {
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -340,6 +365,7 @@ func (r *Replica) Kill() {
 	r.Internal.Kill()
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -357,6 +383,10 @@ func (r *Replica) Feed() *feed.Hub { return r.feed }
 // Reconciler is the replica's reconciler (nil outside a federation or
 // without a responsibility catalogue).
 func (r *Replica) Reconciler() *reconcile.Reconciler { return r.reconciler }
+
+// Retention is the replica's evidence retention (nil when evidence is kept
+// for ever).
+func (r *Replica) Retention() *evidence.Retention { return r.retention }
 
 // Sweeper is the replica's overdue sweeper.
 func (r *Replica) Sweeper() *overdue.Sweeper { return r.sweeper }

@@ -132,7 +132,7 @@ func (s *Store) Outbox(peer string, from uint64, max, maxBytes int) ([]*pb.LinkE
 	var out []*pb.LinkEntry
 	err := s.View(func(tx *Tx) error {
 		pfx := outboxPrefix(peer)
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: min(max, 100)})
+		it := tx.iterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: min(max, 100)})
 		defer it.Close()
 		size := 0
 		for it.Seek(outboxKey(peer, from)); it.Valid() && len(out) < max; it.Next() {

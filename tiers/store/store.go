@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
@@ -27,9 +28,12 @@ type Options struct {
 
 // Store is the badger-backed state of one tier node.
 type Store struct {
-	db   *badger.DB
-	log  *slog.Logger
-	feed FeedOptions
+	db    *badger.DB
+	log   *slog.Logger
+	feed  FeedOptions
+	stats atomic.Pointer[Stats] // nil until EnableStats
+	// requests holds every stored request id (requests.go).
+	requests atomic.Pointer[requestFilter]
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -48,7 +52,16 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	return &Store{db: db, log: logger, feed: opts.Feed}, nil
+	s := &Store{db: db, log: logger, feed: opts.Feed}
+	err = s.ensureNearby()
+	if err == nil {
+		err = s.buildRequestFilter()
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
+	}
+	return s, nil
 }
 
 // badgerOptions are the state store's badger options.
@@ -90,7 +103,7 @@ func (s *Store) Sync() error { return s.db.Sync() }
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := &Tx{txn: txn, feedOpts: s.feed}
+	tx := s.tx(txn)
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -108,7 +121,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+	return s.db.View(func(txn *badger.Txn) error { return fn(s.tx(txn)) })
 }
 
 // GetCase reads one case.
@@ -134,7 +147,7 @@ func (s *Store) Applied() (index, term uint64, err error) {
 func (s *Store) Nodes() ([]*pb.NodeInfo, error) {
 	var out []*pb.NodeInfo
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxNode), PrefetchValues: true, PrefetchSize: 16})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxNode), PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n := &pb.NodeInfo{}
@@ -152,7 +165,7 @@ func (s *Store) Nodes() ([]*pb.NodeInfo, error) {
 func (s *Store) CountByState() (map[pb.State]int64, error) {
 	out := map[pb.State]int64{}
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCount), PrefetchValues: true, PrefetchSize: 16})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxCount), PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			var st int

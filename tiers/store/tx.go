@@ -23,10 +23,12 @@ type Tx struct {
 	// feed is the change log's state in this transaction (feed.go).
 	feed     feedState
 	feedOpts FeedOptions
+	stats    *Stats         // nil: not counting
+	requests *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
-	item, err := tx.txn.Get(key)
+	item, err := tx.get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return ErrNotFound
 	}
@@ -50,6 +52,9 @@ func (tx *Tx) putProto(key []byte, m proto.Message) error {
 }
 
 func (tx *Tx) set(key, val []byte) error {
+	if tx.stats != nil {
+		tx.stats.Writes.Add(1)
+	}
 	if err := tx.txn.Set(key, val); err != nil {
 		return fmt.Errorf("write %q: %w", key, err)
 	}
@@ -57,6 +62,9 @@ func (tx *Tx) set(key, val []byte) error {
 }
 
 func (tx *Tx) del(key []byte) error {
+	if tx.stats != nil {
+		tx.stats.Writes.Add(1)
+	}
 	if err := tx.txn.Delete(key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
@@ -72,6 +80,7 @@ func (tx *Tx) GetCase(id string) (*pb.Case, error) {
 		}
 		return nil, err
 	}
+	tx.decoded()
 	return c, nil
 }
 
@@ -96,6 +105,9 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 		if err := tx.set(k, nil); err != nil {
 			return err
 		}
+	}
+	if err := tx.putNearby(old, c); err != nil {
+		return err
 	}
 	if old.GetLegacyId() != "" && (old.GetLegacyId() != c.LegacyId || old.GetReportedAtNode() != c.ReportedAtNode) {
 		if err := tx.del(legacyKey(old.ReportedAtNode, old.LegacyId)); err != nil {
@@ -179,7 +191,7 @@ func (tx *Tx) addCount(st pb.State, d int64) error {
 }
 
 func (tx *Tx) getUint64(k []byte) (uint64, error) {
-	item, err := tx.txn.Get(k)
+	item, err := tx.get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -210,6 +222,10 @@ func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
 
 // GetRequest returns the record of an applied request id, or ErrNotFound.
 func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
+	if !tx.requests.mayHave(id) {
+		tx.absentRequest = id // the filter has every stored id
+		return nil, ErrNotFound
+	}
 	r := &pb.RequestRecord{}
 	if err := tx.getProto(requestKey(id), r); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -232,6 +248,7 @@ func (tx *Tx) PutRequest(id string, r *pb.RequestRecord) error {
 			return fmt.Errorf("read %q: %w", requestKey(id), err)
 		}
 	}
+	tx.requests.add(id)
 	if err := tx.putProto(requestKey(id), r); err != nil {
 		return err
 	}
@@ -247,7 +264,7 @@ func (tx *Tx) PutNode(n *pb.NodeInfo) error { return tx.putProto(nodeKey(n.NodeI
 
 // Applied returns the last applied Raft index and term.
 func (tx *Tx) Applied() (index, term uint64, err error) {
-	item, err := tx.txn.Get([]byte(keyApplied))
+	item, err := tx.get([]byte(keyApplied))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, 0, nil
 	}
@@ -268,7 +285,11 @@ func (tx *Tx) Applied() (index, term uint64, err error) {
 // transaction, so data and applied index are committed together.
 func (tx *Tx) SetApplied(index, term uint64) error {
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
-	return tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term))
+	if err := tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term)); err != nil {
+		return err
+	}
+	// The nearby index is kept up to here too (see ensureNearby).
+	return tx.set([]byte(keyNearMark), v[:8])
 }
 
 // LastStep is the last entry of c's history that moved it, passing over

@@ -752,8 +752,13 @@ type HistoryEntry struct {
 	RequestId   string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // the write that made this entry
 	// The authenticated principal that made the entry (留痕): "acct:<name>",
 	// "key:<id>", "oidc:<subject>", "node:<name>" or "system"; and its unit.
-	Principal     string `protobuf:"bytes,12,opt,name=principal,proto3" json:"principal,omitempty"`
-	ActorUnit     string `protobuf:"bytes,13,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"`
+	Principal string `protobuf:"bytes,12,opt,name=principal,proto3" json:"principal,omitempty"`
+	ActorUnit string `protobuf:"bytes,13,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"`
+	// The evidence (SHA-256 of photos attached to the case, Case.evidence)
+	// the action names: the handling's after-photos, the check's photos.
+	// attachments stays for references from before evidence existed
+	// ("photo://…"); an "evidence:<sha256>" attachment is moved here.
+	Evidence      []string `protobuf:"bytes,14,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -877,6 +882,13 @@ func (x *HistoryEntry) GetActorUnit() string {
 		return x.ActorUnit
 	}
 	return ""
+}
+
+func (x *HistoryEntry) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
 }
 
 // Pending holds a request that waits for approval (return, extension, suspension).
@@ -1023,7 +1035,11 @@ type Case struct {
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
 	// The authenticated principal that reported the case (an integrator reads
 	// the status of its own reports by it).
-	ReportedBy    string `protobuf:"bytes,41,opt,name=reported_by,json=reportedBy,proto3" json:"reported_by,omitempty"`
+	ReportedBy string `protobuf:"bytes,41,opt,name=reported_by,json=reportedBy,proto3" json:"reported_by,omitempty"`
+	// Photos and files attached to the case (content-addressed; see
+	// evidence.proto). media stays for references from before evidence
+	// existed ("photo://…").
+	Evidence      []*EvidenceRef `protobuf:"bytes,42,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1345,6 +1361,13 @@ func (x *Case) GetReportedBy() string {
 	return ""
 }
 
+func (x *Case) GetEvidence() []*EvidenceRef {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
 // Ownership is the one responsible body (责任主体) of a case: the unit that
 // must act, the node that hosts it, and why. The leader resolves it from the
 // responsibility catalogue and stamps it into the command (Apply never reads
@@ -1486,7 +1509,7 @@ var File_cityhub_v1_case_proto protoreflect.FileDescriptor
 const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\n" +
 	"\x15cityhub/v1/case.proto\x12\n" +
-	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x01\n" +
+	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19cityhub/v1/evidence.proto\"\xe5\x01\n" +
 	"\bLocation\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\x12\x18\n" +
@@ -1498,7 +1521,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\bReporter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"\xc2\x03\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"\xde\x03\n" +
 	"\fHistoryEntry\x12*\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12$\n" +
@@ -1516,7 +1539,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"request_id\x18\v \x01(\tR\trequestId\x12\x1c\n" +
 	"\tprincipal\x18\f \x01(\tR\tprincipal\x12\x1d\n" +
 	"\n" +
-	"actor_unit\x18\r \x01(\tR\tactorUnit\"\xee\x01\n" +
+	"actor_unit\x18\r \x01(\tR\tactorUnit\x12\x1a\n" +
+	"\bevidence\x18\x0e \x03(\tR\bevidence\"\xee\x01\n" +
 	"\aPending\x12*\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
@@ -1524,7 +1548,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xed\r\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xa2\x0e\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1575,7 +1599,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\townership\x18' \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12;\n" +
 	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions\x12\x1f\n" +
 	"\vreported_by\x18) \x01(\tR\n" +
-	"reportedBy\"\xe3\x02\n" +
+	"reportedBy\x123\n" +
+	"\bevidence\x18* \x03(\v2\x17.cityhub.v1.EvidenceRefR\bevidence\"\xe3\x02\n" +
 	"\tOwnership\x12\x12\n" +
 	"\x04unit\x18\x01 \x01(\tR\x04unit\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\x12\x12\n" +
@@ -1713,6 +1738,7 @@ var file_cityhub_v1_case_proto_goTypes = []any{
 	(*Case)(nil),                  // 12: cityhub.v1.Case
 	(*Ownership)(nil),             // 13: cityhub.v1.Ownership
 	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*EvidenceRef)(nil),           // 15: cityhub.v1.EvidenceRef
 }
 var file_cityhub_v1_case_proto_depIdxs = []int32{
 	7,  // 0: cityhub.v1.Location.crs:type_name -> cityhub.v1.Crs
@@ -1746,12 +1772,13 @@ var file_cityhub_v1_case_proto_depIdxs = []int32{
 	14, // 28: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
 	13, // 29: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
 	5,  // 30: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
-	3,  // 31: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	15, // 31: cityhub.v1.Case.evidence:type_name -> cityhub.v1.EvidenceRef
+	3,  // 32: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_proto_init() }
@@ -1759,6 +1786,7 @@ func file_cityhub_v1_case_proto_init() {
 	if File_cityhub_v1_case_proto != nil {
 		return
 	}
+	file_cityhub_v1_evidence_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
