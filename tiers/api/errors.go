@@ -64,6 +64,7 @@ var errorCodes = []struct {
 	{reconcile.ErrNoRun, codes.NotFound},
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{node.ErrUpgradeInProgress, codes.Unavailable},
+	{fsm.ErrCatchingUp, codes.Unavailable},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},
