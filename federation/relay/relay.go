@@ -16,9 +16,14 @@ import (
 )
 
 // ErrReceiverBehind reports a neighbour whose high-water mark is below what
-// it acknowledged before: it lost state, and the entries between were
-// already trimmed. The link stalls (and says so in its status and the log)
-// until an operator repairs the neighbour.
+// it acknowledged before: it lost state (restored from an older backup,
+// say), and the entries between were already trimmed here. The relay then
+// moves the neighbour's mark forward explicitly (a delivery with advance)
+// and asks anti-entropy to repair the cases of the entries skipped
+// (Options.OnJumped); the error stays in the link's status until the
+// neighbour's mark is back at or above the acknowledged one. A neighbour
+// that does not take the advance (a release before it) stalls the link
+// loudly, as before.
 var ErrReceiverBehind = errors.New("receiver is behind its own acknowledgement")
 
 // Options configure a Relay.
@@ -39,6 +44,11 @@ type Options struct {
 	// CallTimeout bounds one Deliver call.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+	// OnJumped, when set, is told of a neighbour whose mark skipped
+	// entries it never applied (it lost state, or this node was restored
+	// and its floor passed the neighbour's mark): the replica starts
+	// anti-entropy with it to repair their cases. It must not block.
+	OnJumped func(peer string)
 }
 
 func (o *Options) defaults() {
@@ -145,73 +155,98 @@ func (r *Relay) Stop() {
 
 // send is the loop of one link: wait for leadership and for entries, send
 // a batch, move the cursor to the mark the receiver answers.
+//
+// Every batch carries this node's incarnation and the link's acknowledged
+// mark (the floor), read with the entries: a receiver that sees a new
+// incarnation (this node was restored from a backup and numbers its
+// outbox again from there) restarts its mark at the floor. A receiver
+// whose mark is below the floor lost state: the next batch asks it to
+// advance to the floor, and anti-entropy repairs the rest
+// (federation/DESIGN.md, "After a restore").
 func (r *Relay) send(ctx context.Context, l *link) {
 	local := r.opts.Local
 	var cursor uint64 // last sequence number known delivered; 0: read the acked mark
-	var floor uint64  // the acked mark: the receiver can never be behind it
+	var advance bool  // the receiver is behind the floor: move it forward
 	backoff := r.opts.RetryMin
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for ctx.Err() == nil {
 		applied := local.Applied()
 		if !local.IsLeader() {
-			cursor = 0
+			cursor, advance = 0, false
 			l.setSending(false)
 			r.wait(ctx, applied, 200*time.Millisecond, idle)
 			continue
 		}
 		l.setSending(true)
-		if cursor == 0 {
-			ls, err := local.Store().Link(l.peer)
-			if err != nil {
-				r.log.Error("read link state", "peer", l.peer, "error", err)
-				r.wait(ctx, nil, backoff, idle)
-				continue
-			}
-			cursor, floor = ls.Out.Acked, ls.Out.Acked
-		}
-		batch, err := local.Store().Outbox(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
+		// From the start of the outbox when the cursor is unknown: what is
+		// acknowledged is trimmed, so the batch starts after the floor.
+		b, err := local.Store().NextBatch(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
 		if err != nil {
 			r.log.Error("read outbox", "peer", l.peer, "error", err)
 			r.wait(ctx, nil, backoff, idle)
 			continue
 		}
-		if len(batch) == 0 {
+		if cursor == 0 {
+			cursor = b.Acked
+		}
+		if len(b.Entries) == 0 {
 			r.wait(ctx, applied, 500*time.Millisecond, idle)
 			continue
 		}
+		req := &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: b.Entries, Incarnation: b.Incarnation, Floor: b.Acked, Advance: advance}
 		cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
-		resp, err := l.client.deliver(cctx, &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: batch})
+		resp, err := l.client.deliver(cctx, req)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			l.setErr(err)
-			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(batch), "error", err)
+			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(b.Entries), "error", err)
 			r.wait(ctx, nil, backoff, idle)
 			backoff = min(2*backoff, r.opts.RetryMax)
 			cursor = 0 // re-read the acked mark: leadership may have moved here too
 			continue
 		}
-		if resp.HighWater < floor {
+		if resp.Jumped > 0 {
+			r.log.Warn("neighbour's mark skipped entries it never applied: anti-entropy repairs their cases",
+				"peer", l.peer, "entries", resp.Jumped, "floor", b.Acked, "incarnation", b.Incarnation, "advance", advance)
+			if r.opts.OnJumped != nil {
+				r.opts.OnJumped(l.peer)
+			}
+		}
+		if resp.HighWater < b.Acked {
 			// The receiver acknowledged entries it no longer has (restored
 			// from an old backup, say): they are trimmed here and cannot be
-			// resent. Say so loudly instead of looping on the gap.
-			err := fmt.Errorf("%w: %s answers high-water %d, below the acknowledged %d", ErrReceiverBehind, l.peer, resp.HighWater, floor)
+			// resent. Move its mark forward explicitly; if it does not
+			// move (a release without advance), say so loudly instead of
+			// looping on the gap.
+			err := fmt.Errorf("%w: %s answers high-water %d, below the acknowledged %d", ErrReceiverBehind, l.peer, resp.HighWater, b.Acked)
 			l.setErr(err)
+			if !advance {
+				r.log.Warn("neighbour behind its acknowledgement: moving its mark forward", "peer", l.peer, "high_water", resp.HighWater, "acked", b.Acked)
+				advance, cursor = true, 0
+				r.wait(ctx, nil, r.opts.RetryMin, idle)
+				continue
+			}
 			r.log.Error("link stalled", "peer", l.peer, "error", err)
 			r.wait(ctx, nil, r.opts.RetryMax, idle)
 			cursor = 0
 			continue
 		}
+		advance = false
 		backoff = r.opts.RetryMin
 		l.setErr(nil)
 		// The receiver's mark is authoritative: it is past the batch when
 		// everything applied, and behind it after a gap (the next batch
-		// starts right after it).
-		cursor = resp.HighWater
-		l.ack(resp.HighWater)
+		// starts right after it). A mark beyond the last entry sent is
+		// another life's numbering (this node was restored and its new
+		// incarnation is not fixed yet): the cursor stays on this life's
+		// entries.
+		hw := min(resp.HighWater, b.Entries[len(b.Entries)-1].Seq)
+		cursor = hw
+		l.ack(hw)
 	}
 }
 
