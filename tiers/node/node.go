@@ -148,13 +148,26 @@ func Open(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// Layout is where a replica keeps its state under its data directory: the
+// state store, the raft log and stable store, raft's snapshots.
+type Layout struct{ State, Raft, Snapshots string }
+
+// LayoutOf is the layout of data directory dir.
+func LayoutOf(dir string) Layout {
+	return Layout{State: filepath.Join(dir, "state"), Raft: filepath.Join(dir, "raft"), Snapshots: filepath.Join(dir, "snapshots")}
+}
+
+// SnapshotsRetained is how many raft snapshots a replica keeps.
+const SnapshotsRetained = 2
+
 func (n *Node) open() error {
 	cfg := n.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	dirs := LayoutOf(cfg.DataDir)
 	var err error
-	if n.store, err = store.Open(store.Options{Dir: filepath.Join(cfg.DataDir, "state"), Logger: cfg.Logger.With("component", "store")}); err != nil {
+	if n.store, err = store.Open(store.Options{Dir: dirs.State, Logger: cfg.Logger.With("component", "store")}); err != nil {
 		return err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
@@ -166,7 +179,7 @@ func (n *Node) open() error {
 		raftOut = os.Stderr
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
-	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: filepath.Join(cfg.DataDir, "raft"), Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
+	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: dirs.Raft, Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
 		return err
 	}
 	// Recent entries are served from memory to the replication and FSM
@@ -176,7 +189,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.logCache = logCache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dirs.Snapshots, SnapshotsRetained, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
@@ -323,6 +336,10 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // last entry, or a later barrier of the leader's (settle.go) when every
 // entry up to it is applied.
 func (n *Node) AppliedIndex() uint64 { return n.appliedPosition().index }
+
+// StateIndex is the last log index the state store holds (the FSM's last
+// entry, what a snapshot of the store records).
+func (n *Node) StateIndex() uint64 { return n.fsm.AppliedIndex() }
 
 // IsLeader reports whether this replica currently leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
