@@ -26,7 +26,7 @@ const (
 	// ClusterBackup: a snapshot of the whole state (cityhubctl snapshot
 	// save). It holds every case, the reporters' contacts and the
 	// identities' hashes, so it is the administrator's alone.
-	ClusterBackup Permission = "cluster.backup"
+	ClusterBackup  Permission = "cluster.backup"
 	OwnerResolve   Permission = "ownership.resolve"
 	ImportRun      Permission = "import.run"
 	ReconcileRun   Permission = "reconcile.run" // runs, dry runs and anti-entropy
