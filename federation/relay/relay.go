@@ -44,6 +44,11 @@ type Options struct {
 	// CallTimeout bounds one Deliver call.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+	// ProbeInterval is how often an idle link asks the neighbour for its
+	// mark (an empty batch): a neighbour restored from a backup is found
+	// behind, or learns this node's new incarnation, without waiting for
+	// the next entry. Default 5 s.
+	ProbeInterval time.Duration
 	// OnJumped, when set, is told of a neighbour whose mark skipped
 	// entries it never applied (it lost state, or this node was restored
 	// and its floor passed the neighbour's mark): the replica starts
@@ -66,6 +71,9 @@ func (o *Options) defaults() {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -167,6 +175,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 	local := r.opts.Local
 	var cursor uint64 // last sequence number known delivered; 0: read the acked mark
 	var advance bool  // the receiver is behind the floor: move it forward
+	var lastContact time.Time
 	backoff := r.opts.RetryMin
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
@@ -190,8 +199,11 @@ func (r *Relay) send(ctx context.Context, l *link) {
 		if cursor == 0 {
 			cursor = b.Acked
 		}
-		if len(b.Entries) == 0 {
-			r.wait(ctx, applied, 500*time.Millisecond, idle)
+		// An idle link asks for the neighbour's mark now and then (and
+		// at once when it must advance it): an empty batch.
+		probe := len(b.Entries) == 0
+		if probe && !advance && time.Since(lastContact) < r.opts.ProbeInterval {
+			r.wait(ctx, applied, min(500*time.Millisecond, r.opts.ProbeInterval), idle)
 			continue
 		}
 		req := &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: b.Entries, Incarnation: b.Incarnation, Floor: b.Acked, Advance: advance}
@@ -209,6 +221,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 			cursor = 0 // re-read the acked mark: leadership may have moved here too
 			continue
 		}
+		lastContact = time.Now()
 		if resp.Jumped > 0 {
 			r.log.Warn("neighbour's mark skipped entries it never applied: anti-entropy repairs their cases",
 				"peer", l.peer, "entries", resp.Jumped, "floor", b.Acked, "incarnation", b.Incarnation, "advance", advance)
@@ -244,9 +257,15 @@ func (r *Relay) send(ctx context.Context, l *link) {
 		// another life's numbering (this node was restored and its new
 		// incarnation is not fixed yet): the cursor stays on this life's
 		// entries.
-		hw := min(resp.HighWater, b.Entries[len(b.Entries)-1].Seq)
+		last := b.LastSeq
+		if !probe {
+			last = b.Entries[len(b.Entries)-1].Seq
+		}
+		hw := min(resp.HighWater, last)
 		cursor = hw
-		l.ack(hw)
+		if !probe {
+			l.ack(hw)
+		}
 	}
 }
 

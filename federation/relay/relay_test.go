@@ -227,6 +227,7 @@ func TestRelayAdvancesAReceiverThatLostState(t *testing.T) {
 	if len(seen) != 2 || seen[0] != 4 || j != 2 {
 		t.Fatalf("receiver: mark %d, applied %v, jumped %d; want 4 and 5 applied after jumping 2", mark, seen, j)
 	}
+	waitUntil(t, "anti-entropy asked for", func() bool { mu.Lock(); defer mu.Unlock(); return len(jumped) > 0 })
 	mu.Lock()
 	if len(jumped) != 1 || jumped[0] != "city" {
 		t.Errorf("anti-entropy asked for %v, want [city]", jumped)
@@ -269,4 +270,28 @@ func TestRelayCursorStaysOnItsOwnEntries(t *testing.T) {
 	if _, _, j := peer.state(); j != 0 {
 		t.Errorf("jumped %d entries, want none", j)
 	}
+}
+
+// An idle link (everything acknowledged) still finds a neighbour that
+// lost state: its probe sees the mark below the floor and advances it.
+func TestRelayProbeAdvancesAnIdleLink(t *testing.T) {
+	peer := &markPeer{mark: 1}
+	jumped := make(chan string, 4)
+	r, _ := startRelay(t, peer, 3, 3, func(p string) { jumped <- p })
+	waitUntil(t, "the idle neighbour's mark moved to 3", func() bool { m, _, _ := peer.state(); return m == 3 })
+	select {
+	case p := <-jumped:
+		if p != "city" {
+			t.Fatalf("anti-entropy asked for %s", p)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("anti-entropy not asked for")
+	}
+	if _, seen, j := peer.state(); len(seen) != 0 || j != 2 {
+		t.Fatalf("applied %v, jumped %d; want nothing applied, 2 jumped", seen, j)
+	}
+	waitUntil(t, "the link's error to clear", func() bool {
+		st, err := r.Status()
+		return err == nil && st[0].LastError == ""
+	})
 }

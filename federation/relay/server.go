@@ -76,16 +76,17 @@ func (s *Server) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.Deliv
 	mu := s.linkLock(req.From)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(req.Entries) == 0 {
+	d := &pb.DeliverEntries{From: req.From, Entries: req.Entries}
+	if err := s.markMoves(req, d); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if len(req.Entries) == 0 && d.Floor == 0 && d.Incarnation == 0 {
+		// A probe: the mark, and nothing to write.
 		hw, err := s.highWater(req.From)
 		if err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 		return &pb.DeliverResponse{HighWater: hw}, nil
-	}
-	d := &pb.DeliverEntries{From: req.From, Entries: req.Entries}
-	if err := s.markMoves(req, d); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
 	}
 	res, err := s.local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_Deliver{Deliver: d}})
 	if err != nil {
