@@ -177,7 +177,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 	pf.BoolVar(&a.insecureSkipVerify, "insecure-skip-verify", false, "TLS without checking the node's certificate: development only")
 
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
-	root.AddCommand(a.snapshotCmd()) // snapshot: backup and restore
+	root.AddCommand(a.snapshotCmd())   // snapshot: backup and restore
 	root.AddCommand(a.evaluationCmd()) // report: 综合评价
 	root.AddCommand(a.importCmd())     // import: an old system's backlog
 
