@@ -16,7 +16,7 @@ FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s
 	c-320506001001 c-320506001002 c-320506002001 c-320506002002
 CERTS_FLAGS ?=
 
-.PHONY: tools help build test test-short e2e e2e-federation proto proto-tools proto-check lint fmt vet bench run certs clean
+.PHONY: tools help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,9 @@ e2e: ## end-to-end: a 3-replica tier as real processes, SIGKILL of the leader (p
 
 e2e-federation: ## end-to-end: city→community federation as real processes under load, leader SIGKILLs, a toxiproxy partition (ports 17001-17423)
 	./scripts/e2e-federation.sh
+
+e2e-upgrade: ## end-to-end: rolling upgrade of a 3-replica tier from the previous release (UPGRADE_FROM, built from git history) to this tree with writes flowing (ports 7001-7203, 7401-7403)
+	./scripts/e2e-upgrade.sh
 
 tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
 	@mkdir -p $(BIN)

@@ -5,7 +5,10 @@ import "time"
 // LimitsConfig bounds what one request, one connection and one caller may
 // take of a node's client API (gRPC and REST; see tiers/api/limits.go).
 // Refusals answer 413 / 429 / ResourceExhausted before anything is
-// proposed, and are counted in cityhub_limit_refusals_total.
+// proposed, and are counted in cityhub_limit_refusals_total. The disk
+// reserve bounds what writes may take of the data directory's filesystem
+// (tiers/diskspace): below it the node proposes nothing and answers
+// Unavailable / 503 with Retry-After.
 type LimitsConfig struct {
 	// MaxRequestBytes bounds a REST request body and a gRPC message.
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
@@ -37,6 +40,17 @@ type LimitsConfig struct {
 	// count.
 	LoginRate  float64 `mapstructure:"login_rate"`
 	LoginBurst int     `mapstructure:"login_burst"`
+	// DiskReserveBytes is the free space of the data directory's
+	// filesystem (node.data_dir and its raft, state and snapshots
+	// folders) below which the node refuses every write it would propose
+	// (clients' and its own jobs'), so the disk never fills under the
+	// state store. 0 turns the guard off.
+	DiskReserveBytes int64 `mapstructure:"disk_reserve_bytes"`
+	// DiskReservePercent, when set, raises the reserve to that share of
+	// the filesystem's size (the larger of the two counts).
+	DiskReservePercent float64 `mapstructure:"disk_reserve_percent"`
+	// DiskCheckInterval is how often the free space is read (statfs).
+	DiskCheckInterval time.Duration `mapstructure:"disk_check_interval"`
 }
 
 // DefaultLimits are the built-in limits.
@@ -53,6 +67,11 @@ func DefaultLimits() LimitsConfig {
 		Burst:             200,
 		LoginRate:         0.1,
 		LoginBurst:        5,
+		// Above what the state store may claim at once (its mapped
+		// memtables of 32 MiB, a value log file of 64 MiB, compactions'
+		// new tables), with room for an operator to act.
+		DiskReserveBytes:  512 << 20,
+		DiskCheckInterval: time.Second,
 	}
 }
 
@@ -81,6 +100,15 @@ func (c *Config) validateLimits(v *validator) {
 	}
 	if l.QueueWait < 0 || l.QueueWait > 10*time.Second {
 		v.add("limits.queue_wait", "%v must be between 0 (refuse at once) and 10s", l.QueueWait)
+	}
+	if l.DiskReserveBytes < 0 || l.DiskReserveBytes > 1<<40 {
+		v.add("limits.disk_reserve_bytes", "%d must be between 0 (no reserve) and 1099511627776 (1 TiB)", l.DiskReserveBytes)
+	}
+	if l.DiskReservePercent < 0 || l.DiskReservePercent > 50 || l.DiskReservePercent != l.DiskReservePercent {
+		v.add("limits.disk_reserve_percent", "%v must be between 0 (none) and 50", l.DiskReservePercent)
+	}
+	if l.DiskCheckInterval < 10*time.Millisecond || l.DiskCheckInterval > time.Minute {
+		v.add("limits.disk_check_interval", "%v must be between 10ms and 1m", l.DiskCheckInterval)
 	}
 	rateKeys(v, "limits.rate", "limits.burst", l.Rate, l.Burst)
 	rateKeys(v, "limits.login_rate", "limits.login_burst", l.LoginRate, l.LoginBurst)

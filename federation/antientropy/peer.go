@@ -11,6 +11,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/relay"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 )
 
 // Peer is the other end of a link: the anti-entropy calls of its
@@ -93,6 +94,10 @@ func (p *grpcPeer) once(ctx context.Context, fn func(context.Context, pb.Federat
 	}, func(err error) bool {
 		if ctx.Err() != nil {
 			again = false
+			return false
+		}
+		if diskspace.IsRefusal(err) {
+			again = false // the leader, below its disk reserve: the next period tries again
 			return false
 		}
 		switch status.Code(err) {

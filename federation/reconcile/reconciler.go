@@ -10,6 +10,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -401,7 +402,13 @@ func (r *Reconciler) Start() {
 			if !r.opts.Local.IsLeader() {
 				continue
 			}
-			if err := r.Follow(ctx); err != nil && !errors.Is(err, ErrRunning) && !errors.Is(err, ErrNotLeader) && ctx.Err() == nil {
+			switch err := r.Follow(ctx); {
+			case err == nil || errors.Is(err, ErrRunning) || errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
+			case diskspace.IsRefusal(err):
+				// Paused below the disk reserve (the monitor logs the
+				// crossing); the cases wait in their index.
+				r.log.Debug("follow reconciliation paused: disk space below the reserve", "error", err)
+			default:
 				r.log.Warn("follow reconciliation", "error", err)
 			}
 			if time.Now().Before(nextResume) {
@@ -410,6 +417,12 @@ func (r *Reconciler) Start() {
 			switch err := r.resumeUnfinished(ctx); {
 			case err == nil || errors.Is(err, ErrRunning) || ctx.Err() != nil:
 				backoff = r.opts.FollowInterval
+			case diskspace.IsRefusal(err):
+				// The run stays unfinished and resumes where it stopped
+				// once space returns: try again soon, without growing the
+				// backoff of runs that fail for other reasons.
+				r.log.Debug("resume reconciliation run paused: disk space below the reserve", "error", err)
+				nextResume = time.Now().Add(diskspace.RetryAfter)
 			default:
 				r.log.Warn("resume reconciliation run", "error", err, "retry_in", backoff)
 				nextResume = time.Now().Add(backoff)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 )
 
 // Peer is the client side of a neighbour group's FederationService: one
@@ -96,10 +97,13 @@ func (p *Peer) Call(ctx context.Context, fn func(context.Context, pb.FederationS
 
 // PassOver reports whether a replica's error sends a call on to the next
 // replica: Unavailable (not the leader, or not reachable) or
-// DeadlineExceeded (too slow).
+// DeadlineExceeded (too slow). A leader below its disk reserve is the
+// leader all the same: its refusal ends the round (the relay backs off).
 func PassOver(err error) bool {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded:
+	case codes.Unavailable:
+		return !diskspace.IsRefusal(err)
+	case codes.DeadlineExceeded:
 		return true
 	}
 	return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -170,6 +171,10 @@ func callStatus(err error) error {
 	}
 	code := codes.Internal
 	switch {
+	case errors.Is(err, diskspace.ErrLow):
+		// Below the disk reserve: retryable, and not worth trying on
+		// another replica (the status says DISK_SPACE_LOW).
+		return diskspace.WithDetails(status.New(codes.Unavailable, err.Error()), err).Err()
 	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrShutdown), errors.Is(err, node.ErrNoLeader),
 		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):

@@ -2,8 +2,10 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -24,12 +27,16 @@ type fakeLocal struct {
 	mu       sync.Mutex
 	proposed []*pb.Command
 	hw       uint64
+	err      error // when set, ApplyLocal refuses with it (nothing proposed)
 }
 
 func (f *fakeLocal) IsLeader() bool { return f.leader }
 func (f *fakeLocal) ApplyLocal(_ context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
 	f.proposed = append(f.proposed, cmd)
 	if t := cmd.GetTrimOutbox(); t != nil {
 		return &fsm.Result{}, f.st.Update(func(tx *store.Tx) error { _, err := tx.Trim(t.Link, t.Upto); return err })
@@ -147,5 +154,24 @@ func TestDeliverPassesMarkMovesOnlyWhenTheyMatter(t *testing.T) {
 			t.Errorf("%s: proposed incarnation %d floor %d advance %v, want %d %d %v", tc.name, d.Incarnation, d.Floor, d.Advance,
 				tc.want.Incarnation, tc.want.Floor, tc.want.Advance)
 		}
+	}
+}
+
+// TestDeliverBelowTheDiskReserve: a leader below its disk reserve answers
+// a delivery with a retryable Unavailable that says why (DISK_SPACE_LOW,
+// a retry delay), and the sending side's peer does not pass it over to
+// another replica as it would "not the leader".
+func TestDeliverBelowTheDiskReserve(t *testing.T) {
+	s, l := testServer(t, nil)
+	l.err = fmt.Errorf("propose: %w", &diskspace.LowError{Dir: "/data/d1", Free: 1 << 20, Reserve: 512 << 20})
+	_, err := s.Deliver(context.Background(), &pb.DeliverRequest{From: "city", To: "d1", Entries: entries(1)})
+	if status.Code(err) != codes.Unavailable || !diskspace.IsRefusal(err) || !strings.Contains(err.Error(), "below the reserve") {
+		t.Fatalf("Deliver below the reserve: %v", err)
+	}
+	if PassOver(err) {
+		t.Fatal("a refusal for low disk space is passed over to the next replica")
+	}
+	if !PassOver(status.Error(codes.Unavailable, "not the leader")) {
+		t.Fatal("not the leader is no longer passed over")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cityhub/cityhub/federation/reconcile"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -78,6 +79,15 @@ var errorCodes = []struct {
 	{errAuthOff, codes.FailedPrecondition},
 	{store.ErrNotFound, codes.NotFound},
 	{node.ErrUnknownServer, codes.NotFound},
+	// Below the disk reserve: Unavailable, not ResourceExhausted. The
+	// condition is the node's, not the caller's quota, and clears without
+	// the caller changing anything; gRPC clients and our own forwarders
+	// retry Unavailable, and REST answers 503 with Retry-After, which
+	// HTTP clients and proxies read as "come back later" (429, the
+	// gateway's ResourceExhausted, would blame the caller's rate). The
+	// status carries ErrorInfo DISK_SPACE_LOW to tell it from "not the
+	// leader" (diskspace.WithDetails).
+	{diskspace.ErrLow, codes.Unavailable},
 	{node.ErrNoLeader, codes.Unavailable},
 	{node.ErrNotLeader, codes.Unavailable},
 	{node.ErrShutdown, codes.Unavailable},
@@ -106,7 +116,7 @@ func toStatus(err error) error {
 			break
 		}
 	}
-	st := status.New(code, err.Error())
+	st := diskspace.WithDetails(status.New(code, err.Error()), err)
 	if field, reason, ok := fieldOf(err); ok {
 		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}); derr == nil {
 			st = d

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
@@ -30,6 +31,12 @@ func TestErrorTable(t *testing.T) {
 	st := status.Convert(toStatus(&workflow.FieldError{Field: "unit", Reason: "required"}))
 	if st.Code() != codes.InvalidArgument || len(st.Details()) != 1 {
 		t.Fatalf("field error: %v %v", st.Code(), st.Details())
+	}
+	// Below the disk reserve: Unavailable (503) that says why and when to
+	// retry, so forwarders do not take it for "not the leader".
+	st = status.Convert(toStatus(fmt.Errorf("propose: %w", &diskspace.LowError{Dir: "/d", Free: 1, Reserve: 2})))
+	if st.Code() != codes.Unavailable || !diskspace.IsRefusal(st.Err()) || !hasRetryInfo(st) || httpStatus(st.Code()) != 503 || retryAfter(st) != "10" {
+		t.Fatalf("disk refusal: %v %v", st.Code(), st.Details())
 	}
 	if httpStatus(codes.FailedPrecondition) != 409 || httpStatus(codes.InvalidArgument) != 400 || httpStatus(codes.NotFound) != 404 {
 		t.Fatal("http status table")

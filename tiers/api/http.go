@@ -46,6 +46,9 @@ type errorDetail struct {
 	Field      string `json:"field,omitempty"`
 	// Permission is the permission a refused caller lacks (403).
 	Permission string `json:"permission,omitempty"`
+	// Reason is the refusal's ErrorInfo reason, when it has one
+	// (DISK_SPACE_LOW: a write refused below the disk reserve, 503).
+	Reason string `json:"reason,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, st *status.Status) {
@@ -60,8 +63,9 @@ func writeErrorCode(w http.ResponseWriter, st *status.Status, httpCode int) {
 		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
 			body.Error.Field = br.GetFieldViolations()[0].GetField()
 		}
-		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetMetadata()["permission"] != "" {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
 			body.Error.Permission = ei.GetMetadata()["permission"]
+			body.Error.Reason = ei.GetReason()
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -77,7 +81,7 @@ func gatewayError(l *limiter) runtime.ErrorHandlerFunc {
 			return
 		}
 		st := status.Convert(err)
-		if st.Code() == codes.ResourceExhausted {
+		if st.Code() == codes.ResourceExhausted || hasRetryInfo(st) {
 			w.Header().Set("Retry-After", retryAfter(st))
 		}
 		writeError(w, st)
@@ -147,6 +151,16 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 				body["reason"] = rd.Reason
 			}
 		}
+		// The disk reserve does not make a replica unready (it still
+		// answers reads), but says whether it takes writes: a leader below
+		// it refuses them, a follower below it still appends the leader's.
+		if dw, ok := r.(diskWatcher); ok && dw.DiskSpace() != nil {
+			ds := dw.DiskSpace().State()
+			body["disk"] = map[string]any{"dir": ds.Dir, "free_bytes": ds.Free, "reserve_bytes": ds.Reserve, "low": ds.Low}
+			if ds.Low {
+				body["writes"] = "refused: free disk space below the reserve (limits.disk_reserve_bytes); free space in the data directory"
+			}
+		}
 		code := http.StatusOK
 		if !ready {
 			code = http.StatusServiceUnavailable
@@ -185,6 +199,17 @@ const readyLag = 1000
 // implements it).
 type readinessReporter interface {
 	Readiness(maxLag uint64) node.Readiness
+}
+
+// hasRetryInfo reports whether st suggests when to retry (a write refused
+// below the disk reserve, say): REST then answers with Retry-After.
+func hasRetryInfo(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RetryInfo); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

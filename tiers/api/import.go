@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/auth"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/legacy"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -146,7 +147,7 @@ func (s *OwnershipServer) applyImport(ctx context.Context, cmd *pb.Command, r *p
 			if resp, err = s.forwardImport(ctx, addr, r); err == nil {
 				return nil, resp, nil
 			}
-			if status.Code(err) != codes.Unavailable {
+			if status.Code(err) != codes.Unavailable || diskspace.IsRefusal(err) {
 				return nil, nil, err
 			}
 		}

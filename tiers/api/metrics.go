@@ -74,6 +74,9 @@ func NewMetrics(r Replica) *Metrics {
 				return float64(n)
 			}),
 	)
+	if dw, ok := r.(diskWatcher); ok && dw.DiskSpace() != nil {
+		m.Registry.MustRegister(newDiskCollector(dw.DiskSpace()))
+	}
 	return m
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -103,7 +104,9 @@ func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command)
 		return nil, fmt.Errorf("%w: %w", node.ErrNoLeader, err)
 	}
 	resp, err := pb.NewForwardServiceClient(c).Propose(forwardCtx(ctx), &pb.ProposeRequest{Command: cmd})
-	if status.Code(err) == codes.Unavailable {
+	// A leader below its disk reserve answers for itself: the caller gets
+	// its refusal at once, not retries until the deadline.
+	if status.Code(err) == codes.Unavailable && !diskspace.IsRefusal(err) {
 		return nil, fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
 	}
 	return resp, err
@@ -116,7 +119,7 @@ func (p *Peers) Register(ctx context.Context, leaderAddr string, reg *pb.Registe
 		return fmt.Errorf("%w: %w", node.ErrNoLeader, err)
 	}
 	_, err = pb.NewForwardServiceClient(c).Register(ctx, &pb.RegisterRequest{Node: reg})
-	if status.Code(err) == codes.Unavailable {
+	if status.Code(err) == codes.Unavailable && !diskspace.IsRefusal(err) {
 		return fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
 	}
 	return err

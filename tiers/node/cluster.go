@@ -51,7 +51,7 @@ func (n *Node) registerPeer(ctx context.Context, req *pb.JoinRequest) error {
 		return nil
 	}
 	reg := &pb.RegisterNode{NodeId: req.NodeId, RaftAddr: req.RaftAddr, GrpcAddr: req.GrpcAddr, HttpAddr: req.HttpAddr, InternalAddr: req.InternalAddr}
-	_, err := n.ProposeLocal(ctx, registerCommand(reg))
+	_, err := n.ProposeLocal(ctx, registerCommand(reg, n.raft.CurrentTerm()))
 	return err
 }
 
@@ -148,6 +148,7 @@ func (n *Node) Status() *pb.ClusterStatus {
 			if nodes, err := n.store.Nodes(); err == nil {
 				for _, ni := range nodes {
 					if ni.NodeId == srv.Id {
+						srv.LogVersion = ni.LogVersion
 						srv.HttpAddr = ni.HttpAddr
 					}
 				}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/raftlog"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -90,6 +91,13 @@ type Config struct {
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS
+	// DiskReserve (bytes) and DiskReservePercent (of the filesystem's
+	// size, the larger counts) are the free space of the data directory
+	// below which the leader proposes nothing (disk.go); 0 and 0: no
+	// reserve. DiskCheckInterval is how often it is read (default 1s).
+	DiskReserve        uint64
+	DiskReservePercent float64
+	DiskCheckInterval  time.Duration
 }
 
 // Node is one running replica.
@@ -101,6 +109,7 @@ type Node struct {
 	store *store.Store
 	logs  raftlog.Log
 	trans *raft.NetworkTransport
+	disk  *diskspace.Monitor // the data directory's free space (disk.go)
 
 	appliedMu   sync.Mutex
 	appliedCond *sync.Cond
@@ -141,10 +150,13 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{}), settleKick: make(chan struct{}, 1)}
 	n.appliedCond = sync.NewCond(&n.appliedMu)
 	n.appliedCh = make(chan struct{})
+	// Before open: its goroutines may propose (registration).
+	n.disk = newDiskMonitor(cfg)
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
 	}
+	go n.disk.Run(n.done)
 	return n, nil
 }
 
@@ -269,20 +281,29 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 	return nil
 }
 
-// registerSelf records this node's API addresses in the replicated
-// registry, so followers can find the leader's API. It retries until it
-// succeeds or the node shuts down.
+// registerSelf records this node's API addresses and log version in the
+// replicated registry, so followers can find the leader's API and the
+// leader knows what this binary applies. It retries until this replica's
+// store holds the registration as sent, or the node shuts down: a leader of
+// an older release (a rolling upgrade) accepts the registration but drops
+// the log version, so a registration is done only once it reads back
+// whole; asking again costs no log entry while the old leader leads (the
+// same request id is a replay) and lands once a new one does.
 func (n *Node) registerSelf() {
 	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: fsm.LogVersion}
-	for backoff := 50 * time.Millisecond; ; backoff = min(backoff*2, 250*time.Millisecond) {
+	for backoff := 50 * time.Millisecond; ; {
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := n.register(ctx, reg)
 		cancel()
-		if err == nil {
-			return
+		if err != nil {
+			backoff = min(backoff*2, 250*time.Millisecond)
+		} else {
+			// Accepted: wait for it to apply here, and look again less
+			// often if it does not read back whole.
+			backoff = min(max(backoff*2, 250*time.Millisecond), 5*time.Second)
 		}
 		select {
 		case <-n.done:

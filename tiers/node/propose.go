@@ -146,6 +146,11 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 	if err := n.versionGate(cmd); err != nil {
 		return nil, err
 	}
+	// Past the precheck (a replay or a refusal it decided still answers),
+	// nothing goes into the log while the disk is below the reserve.
+	if err := n.admitWrite(cmd); err != nil {
+		return nil, err
+	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)

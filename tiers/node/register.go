@@ -20,23 +20,26 @@ var (
 	ErrInvalidRegistration = errors.New("invalid registration")
 )
 
-// registerCommand is the RegisterNode command for reg; its request id
-// names every address, so a member that moves registers again.
-func registerCommand(reg *pb.RegisterNode) *pb.Command {
+// registerCommand is the RegisterNode command for reg, proposed by the
+// leader in term; its request id names every address, so a member that
+// moves registers again, and the log version and the term, so that a
+// member whose registration an older leader accepted without its log
+// version (a rolling upgrade) registers again under a newer one.
+func registerCommand(reg *pb.RegisterNode, term uint64) *pb.Command {
 	return &pb.Command{
-		RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr + "/" + reg.InternalAddr + registerVersionSuffix(reg.LogVersion),
+		RequestId: "register/" + reg.NodeId + "/" + reg.RaftAddr + "/" + reg.GrpcAddr + "/" + reg.HttpAddr + "/" + reg.InternalAddr + registerVersionSuffix(reg.LogVersion, term),
 		Body:      &pb.Command_RegisterNode{RegisterNode: reg},
 	}
 }
 
 // registerVersionSuffix keeps the request id of a registration without a
-// log version (an older release's) as it was, and names the version
-// otherwise, so an upgraded replica registers again.
-func registerVersionSuffix(v uint32) string {
+// log version as an older release made it, and names the version and the
+// leader's term otherwise.
+func registerVersionSuffix(v uint32, term uint64) string {
 	if v == 0 {
 		return ""
 	}
-	return fmt.Sprintf("/v%d", v)
+	return fmt.Sprintf("/v%d/t%d", v, term)
 }
 
 func nodeInfo(reg *pb.RegisterNode) *pb.NodeInfo {
@@ -49,7 +52,7 @@ func nodeInfo(reg *pb.RegisterNode) *pb.NodeInfo {
 // checking it against the raft configuration (RegisterMember).
 func (n *Node) register(ctx context.Context, reg *pb.RegisterNode) error {
 	if n.IsLeader() {
-		_, err := n.ProposeLocal(ctx, registerCommand(reg))
+		_, err := n.ProposeLocal(ctx, registerCommand(reg, n.raft.CurrentTerm()))
 		return err
 	}
 	addr := n.leaderInternalAddr()
@@ -88,7 +91,7 @@ func (n *Node) RegisterMember(ctx context.Context, reg *pb.RegisterNode) error {
 	_, err := n.ProposeLocal(ctx, registerCommand(&pb.RegisterNode{
 		NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr, InternalAddr: reg.InternalAddr,
 		LogVersion: reg.LogVersion,
-	}))
+	}, n.raft.CurrentTerm()))
 	return err
 }
 

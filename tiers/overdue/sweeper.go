@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -75,7 +76,14 @@ func (s *Sweeper) Start() {
 				return
 			case <-t.C:
 				if s.local.IsLeader() {
-					if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+					switch _, err := s.Sweep(ctx); {
+					case err == nil || ctx.Err() != nil:
+					case diskspace.IsRefusal(err):
+						// Paused below the disk reserve (the monitor logs
+						// the crossing); deadlines are state: the first
+						// sweep after space returns marks what fell due.
+						s.log.Debug("sweep paused: disk space below the reserve", "error", err)
+					default:
 						s.log.Warn("sweep", "error", err)
 					}
 				}
@@ -128,6 +136,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			if err != nil {
 				if !s.local.IsLeader() {
 					return n, nil
+				}
+				if diskspace.IsRefusal(err) {
+					return n, err // every later batch would be refused too
 				}
 				s.log.Debug("mark overdue refused", "cases", len(batch), "error", err)
 			}

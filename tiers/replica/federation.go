@@ -21,6 +21,7 @@ import (
 	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -152,9 +153,12 @@ func (f *federation) applyTopology() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_, err := f.node.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_SetTopology{SetTopology: &pb.SetTopology{Topology: want}}})
 			cancel()
-			if err != nil {
+			switch {
+			case diskspace.IsRefusal(err):
+				f.log.Debug("apply topology: paused below the disk reserve", "error", err)
+			case err != nil:
 				f.log.Warn("apply topology", "error", err)
-			} else {
+			default:
 				f.log.Info("topology applied", "nodes", len(want.Nodes))
 				continue
 			}

@@ -135,6 +135,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
 		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
+		DiskReserve: uint64(max(cfg.Limits.DiskReserveBytes, 0)), DiskReservePercent: cfg.Limits.DiskReservePercent,
+		DiskCheckInterval: cfg.Limits.DiskCheckInterval,
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})

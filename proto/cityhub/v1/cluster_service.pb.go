@@ -69,14 +69,18 @@ func (x *GetStatusRequest) GetLinearizable() bool {
 }
 
 type Server struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	GrpcAddr      string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
-	Suffrage      string                 `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"` // Voter, Nonvoter
-	Leader        bool                   `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
-	InternalAddr  string                 `protobuf:"bytes,7,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr     string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	GrpcAddr     string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpAddr     string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	Suffrage     string                 `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"` // Voter, Nonvoter
+	Leader       bool                   `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	InternalAddr string                 `protobuf:"bytes,7,opt,name=internal_addr,json=internalAddr,proto3" json:"internal_addr,omitempty"`
+	// The log version the member's binary registered (0: not registered, or
+	// a release before versions; the leader proposes a newer command type
+	// only when every member's is high enough).
+	LogVersion    uint32 `protobuf:"varint,8,opt,name=log_version,json=logVersion,proto3" json:"log_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +162,13 @@ func (x *Server) GetInternalAddr() string {
 		return x.InternalAddr
 	}
 	return ""
+}
+
+func (x *Server) GetLogVersion() uint32 {
+	if x != nil {
+		return x.LogVersion
+	}
+	return 0
 }
 
 type ClusterStatus struct {
@@ -731,7 +742,7 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	" cityhub/v1/cluster_service.proto\x12\n" +
 	"cityhub.v1\x1a\x17cityhub/v1/backup.proto\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"6\n" +
 	"\x10GetStatusRequest\x12\"\n" +
-	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xc8\x01\n" +
+	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xe9\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -739,7 +750,9 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x1a\n" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12\x16\n" +
 	"\x06leader\x18\x06 \x01(\bR\x06leader\x12#\n" +
-	"\rinternal_addr\x18\a \x01(\tR\finternalAddr\"\x8e\x03\n" +
+	"\rinternal_addr\x18\a \x01(\tR\finternalAddr\x12\x1f\n" +
+	"\vlog_version\x18\b \x01(\rR\n" +
+	"logVersion\"\x8e\x03\n" +
 	"\rClusterStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
