@@ -15,14 +15,20 @@ FEDERATION_NODES := city d-320505 d-320506 s-320505001 s-320505002 s-320506001 s
 	c-320505001001 c-320505001002 c-320505002001 c-320505002002 \
 	c-320506001001 c-320506001002 c-320506002001 c-320506002002
 CERTS_FLAGS ?=
+# -buildvcs=auto records the git revision, its time and whether the tree was
+# modified in every binary (--version, cityhub_build_info) when built in a
+# git clone (not in a git worktree: the go command looks for a .git folder).
+GOBUILDFLAGS ?= -buildvcs=auto
+# Flags of the demo: make run ARGS="--port-base 20000 --replicas 3".
+ARGS ?=
 
-.PHONY: tools help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean
+.PHONY: tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build cityhubd and cityhubctl into bin/
-	$(GO) build -o $(BIN)/ ./cmd/...
+build: ## build every binary (cityhubd, cityhubctl, cityhubdemo, cityhubload, …) into bin/
+	$(GO) build $(GOBUILDFLAGS) -o $(BIN)/ ./cmd/...
 
 test: ## run every test with the race detector, one package at a time so cluster tests never starve each other (what CI runs)
 	$(GO) test $(TEST_FLAGS) ./...
@@ -39,9 +45,17 @@ e2e-federation: ## end-to-end: city→community federation as real processes und
 e2e-upgrade: ## end-to-end: rolling upgrade of a 3-replica tier from the previous release (UPGRADE_FROM, built from git history) to this tree with writes flowing (ports 7001-7203, 7401-7403)
 	./scripts/e2e-upgrade.sh
 
-tools: ## build the real OpenID Connect provider the OIDC tests run (ory/hydra, a separate module) into bin/hydra (CITYHUB_HYDRA=bin/hydra)
+tools: ## build the real servers the tests run, each a separate module: the OpenID Connect provider (ory/hydra) into bin/hydra (CITYHUB_HYDRA) and the S3 server (SeaweedFS) into bin/weed (CITYHUB_WEED)
 	@mkdir -p $(BIN)
 	cd tiers/auth/testdata/hydra && CGO_ENABLED=1 GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o $(BIN)/hydra github.com/ory/hydra/v2
+	cd tiers/evidence/testdata/seaweedfs && GOWORK=off $(GO) build -o $(BIN)/weed github.com/seaweedfs/seaweedfs/weed
+
+etcdbench: ## build the etcd anchor of the write benchmark (scripts/etcdbench, a separate module) into bin/etcdbench
+	@mkdir -p $(BIN)
+	cd scripts/etcdbench && GOWORK=off $(GO) build -o $(BIN)/etcdbench .
+
+bench-tier: ## case creation of a 3-replica tier against etcd (3 members) at 1, 64, 256 clients, same run (ports 7001-7403, 12379-32380)
+	./scripts/bench-tier.sh
 
 proto-tools: ## build the protoc plugins pinned in go.mod (tool directives)
 	@mkdir -p $(BIN)
@@ -77,8 +91,14 @@ lint: vet ## gofmt, go vet, the state-machine determinism lint and the proto dri
 bench: ## benchmarks (see BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./tiers/...
 
-run: ## the main job: the whole default federation (15 nodes) in one process with a case generator (Ctrl-C stops it)
-	$(GO) run ./cmd/cityhubdemo
+run: build ## the main job: the whole default federation (15 nodes) in one process with a case generator (Ctrl-C stops it); flags in ARGS="--port-base 20000"
+	$(BIN)/cityhubdemo $(ARGS)
+
+image: ## the container image without a container engine (umoci): bin/image/oci and an OCI archive; config/deploy/Dockerfile does the same with Docker
+	./scripts/image.sh
+
+deploy-check: ## the image (config, user, cityhubd --version from it), the systemd unit (systemd-analyze), alert rules and dashboard (promtool, exported metrics); what CI runs
+	./scripts/check-deploy.sh
 
 certs: ## dev mTLS certificates for the default federation into data/certs
 	$(GO) run ./cmd/cityhubctl certs create --dir data/certs $(CERTS_FLAGS) $(FEDERATION_NODES)

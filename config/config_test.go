@@ -348,8 +348,10 @@ func TestEnvWithoutFile(t *testing.T) {
 		Cases:      Default().Cases,
 		Reconcile:  Default().Reconcile,
 		Evaluation: Default().Evaluation,
+		Evidence:   Default().Evidence,
 		Auth:       Default().Auth,
 		Limits:     Default().Limits,
+		Feed:       Default().Feed,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)
@@ -620,5 +622,21 @@ func TestValidateOIDC(t *testing.T) {
 	c.Auth.OIDC.Audience = "cityhub"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFeedKeysValidated(t *testing.T) {
+	c := Default()
+	c.Feed.Window, c.Feed.Buffer, c.Feed.MaxWatchers, c.Feed.BatchDelay = 5, 10, 0, -time.Millisecond
+	c.Feed.Heartbeat, c.Feed.PollMaxWait, c.Feed.WriteTimeout, c.Feed.MaxAge = time.Millisecond, 0, 0, time.Second
+	err := c.Validate()
+	for _, key := range []string{"feed.window", "feed.buffer", "feed.max_watchers", "feed.batch_delay", "feed.heartbeat", "feed.poll_max_wait", "feed.write_timeout", "feed.max_age"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("Validate does not name %s: %v", key, err)
+		}
+	}
+	d := Default()
+	if err := d.Validate(); err != nil && strings.Contains(err.Error(), "feed.") {
+		t.Errorf("the default feed keys are refused: %v", err)
 	}
 }

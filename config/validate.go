@@ -48,9 +48,12 @@ func (c *Config) Validate() error {
 	c.validateInternal(v)
 	c.validatePolicies(v)
 	c.validateOwnership(v)
+	c.validateGeo(v)
 	c.validateReconcile(v)
 	c.validateAuth(v)
 	c.validateLimits(v)
+	c.validateFeed(v)
+	c.validateEvidence(v)
 	return errors.Join(v.errs...)
 }
 

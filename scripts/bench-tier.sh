@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
 # Case-create throughput and latency of a 3-replica tier (three cityhubd
-# processes on loopback, config/examples/tier-3), for BENCHMARKS.md.
-#   scripts/bench-tier.sh [engines] [seconds]      e.g. scripts/bench-tier.sh "wal badger" 15
-# For each raft log engine it starts a fresh group, finds the leader and runs
-# cityhubload over gRPC and REST with 1 and 64 clients against the leader.
-# It measures the engine: the client API in plain text, authentication and
-# the per-caller rate limit off (BenchmarkCreateAuth in tiers/replica
-# measures what TLS and authentication add).
+# processes on loopback, config/examples/tier-3) against the anchor, etcd
+# with 3 members as separate processes (scripts/etcdbench, 256-byte puts),
+# in the same run, for BENCHMARKS.md.
+#
+#   scripts/bench-tier.sh [-d seconds] [-w warmup] [-c "1 64 256"] [-b cases] [-e engine] [-E]
+#
+#   -d  measured seconds per point (10)      -w  warmup seconds per point (3)
+#   -c  client counts ("1 64 256")           -e  raft log engine: wal or badger (wal)
+#   -b  also measure the tier with this many cases stored first (e.g.
+#       1000000: an old system's backlog through ImportCases, the fastest
+#       way in; 0 skips it)
+#   -E  skip etcd
+#
+# For each client count it prints cityhub's gRPC creates/s and p99, etcd's
+# puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
+# the CPU per create (the three cityhubd processes' user+system time over
+# the run, divided by the requests, warmup included); then, with -b, the
+# same gRPC points on the tier holding the backlog and the ratio to the
+# empty tier. Every line carries the load average at its start: the figures
+# mean little on a busy machine. The engine is measured: the client API in
+# plain text, authentication and the per-caller rate limit off
+# (BenchmarkCreateAuth in tiers/replica measures what TLS and
+# authentication add).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-engines=${1:-wal badger}
-secs=${2:-15}
+secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1
+while getopts "d:w:c:b:e:E" opt; do
+  case $opt in
+    d) secs=$OPTARG ;; w) warm=$OPTARG ;; c) clients=$OPTARG ;; b) backlog=$OPTARG ;; e) engine=$OPTARG ;; E) etcd=0 ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  esac
+done
 work=$(mktemp -d)
 pids=()
 stop_all() {
@@ -19,30 +40,98 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$work"' EXIT
 (cd "$repo" && go build -o "$work/bin/" ./cmd/cityhubd ./cmd/cityhubload ./cmd/cityhubctl)
-for port in 7001 7002 7003 7101 7102 7103 7201 7202 7203; do
+[ $etcd = 1 ] && (cd "$repo/scripts/etcdbench" && GOWORK=off go build -o "$work/bin/etcdbench" .)
+for port in 7001 7002 7003 7101 7102 7103 7201 7202 7203 7401 7402 7403 12379 12380 22379 22380 32379 32380; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "port $port is in use" >&2; exit 1; fi
 done
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3)"
-for engine in $engines; do
-  rm -rf "$work/run" && mkdir -p "$work/run/data/tier-3"
-  # The files the example configs name (unused with TLS and auth off).
-  "$work/bin/cityhubctl" certs create --dir "$work/run/data/certs" 320582 >/dev/null
-  head -c 15 /dev/urandom | base64 >"$work/run/data/tier-3/admin-password"
+load() { awk '{print "load " $1 " " $2 " " $3}' /proc/loadavg; }
+# cpu_ticks PID...: user+system clock ticks of the processes so far.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+# field NAME JSON: one number of cityhubload's (or etcdbench's) JSON.
+field() { tr -d '\n ' <<<"$2" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
+declare -A tput p99 cpu
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), ${secs}s per point after ${warm}s warmup, raft log $engine"
+
+# run_point KEY PIDS -- COMMAND...: runs one load, records throughput, p99
+# and CPU per request of PIDS under KEY and prints the line.
+run_point() {
+  local key=$1 ps=$2; shift 3
+  local l t0 t1 out
+  l=$(load)
+  t0=$(cpu_ticks $ps)
+  out=$("$@" --json 2>"$work/last.err") || { echo "$key: failed: $(tail -3 "$work/last.err")"; return 0; }
+  t1=$(cpu_ticks $ps)
+  tput[$key]=$(printf '%.0f' "$(field throughput_rps "$out")")
+  p99[$key]=$(printf '%.1f' "$(field p99_ms "$out")")
+  local total elapsed
+  elapsed=$(awk -v a="$(field elapsed_s "$out")" -v w="$warm" 'BEGIN{print a + w}')
+  total=$(awk -v r="$(field throughput_rps "$out")" -v e="$elapsed" 'BEGIN{print r * e}')
+  cpu[$key]=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$total" 'BEGIN{ if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print 0 }')
+  printf '%-12s ok=%-7s failed=%-4s req/s=%-6s p50=%-6.1f p99=%-6s ms  cpu/req=%s us  (%s)\n' "$key" "$(field ok "$out")" "$(field failed "$out")" \
+    "${tput[$key]}" "$(field p50_ms "$out")" "${p99[$key]}" "${cpu[$key]}" "$l"
+}
+
+if [ $etcd = 1 ]; then
+  mkdir -p "$work/etcd"
+  cluster="m1=127.0.0.1:12380,m2=127.0.0.1:22380,m3=127.0.0.1:32380"
+  epids=()
   for n in 1 2 3; do
-    (cd "$work/run" && CITYHUB_TLS_DISABLED=true CITYHUB_AUTH_DISABLED=true CITYHUB_LIMITS_RATE=0 CITYHUB_RAFT_LOG_ENGINE=$engine exec "$work/bin/cityhubd" --config "$repo/config/examples/tier-3/n$n.yaml" --log-level warn >"$work/n$n.log" 2>&1) &
-    pids+=($!)
+    "$work/bin/etcdbench" member --name m$n --dir "$work/etcd/m$n" --client 127.0.0.1:${n}2379 --peer 127.0.0.1:${n}2380 --cluster $cluster >"$work/etcd/m$n.log" 2>&1 &
+    pids+=($!) epids+=($!)
   done
-  for _ in $(seq 1 100); do curl -sf 127.0.0.1:7201/readyz >/dev/null && break; sleep 0.1; done
-  leader=$(curl -s 127.0.0.1:7201/v1/cluster/status | grep -o '"leader_id": *"[^"]*"' | cut -d'"' -f4)
-  L=${leader#n}
-  for proto in grpc rest; do
-    port=710$L; [ $proto = rest ] && port=720$L
-    for c in 1 64; do
-      printf '%-7s %-5s %3d clients: ' "$engine" "$proto" "$c"
-      "$work/bin/cityhubload" --proto $proto --addrs 127.0.0.1:$port --clients $c --duration ${secs}s --warmup 3s --json 2>/dev/null |
-        tr -d '\n ' | sed 's/.*"ok":\([0-9]*\).*"failed":\([0-9]*\).*"throughput_rps":\([0-9.]*\).*"p50_ms":\([0-9.]*\).*"p90_ms":\([0-9.]*\).*"p99_ms":\([0-9.]*\).*/ok=\1 failed=\2 req\/s=\3 p50=\4ms p90=\5ms p99=\6ms/'
-      echo
-    done
+  for c in $clients; do
+    run_point "etcd/$c" "${epids[*]}" -- "$work/bin/etcdbench" load --endpoints 127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379 \
+      --clients "$c" --duration "${secs}s" --warmup "${warm}s"
   done
   stop_all
+fi
+
+rm -rf "$work/run" && mkdir -p "$work/run/data/tier-3"
+# The files the example configs name (unused with TLS and auth off).
+"$work/bin/cityhubctl" certs create --dir "$work/run/data/certs" 320582 >/dev/null
+head -c 15 /dev/urandom | base64 >"$work/run/data/tier-3/admin-password"
+cpids=()
+for n in 1 2 3; do
+  (cd "$work/run" && CITYHUB_TLS_DISABLED=true CITYHUB_AUTH_DISABLED=true CITYHUB_LIMITS_RATE=0 CITYHUB_RAFT_LOG_ENGINE=$engine exec "$work/bin/cityhubd" --config "$repo/config/examples/tier-3/n$n.yaml" --log-level warn >"$work/n$n.log" 2>&1) &
+  pids+=($!) cpids+=($!)
 done
+for _ in $(seq 1 200); do curl -sf 127.0.0.1:7201/readyz >/dev/null && break; sleep 0.1; done
+leader=$(curl -s 127.0.0.1:7201/v1/cluster/status | grep -o '"leader_id": *"[^"]*"' | cut -d'"' -f4)
+L=${leader#n}
+cityhub() { run_point "$1" "${cpids[*]}" -- "$work/bin/cityhubload" --proto "$2" --addrs "$3" --clients "$4" --duration "${secs}s" --warmup "${warm}s"; }
+for c in $clients; do cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"; done
+cityhub "rest/64" rest 127.0.0.1:720$L 64
+[ -n "${tput[grpc/64]:-}" ] || cityhub "grpc/64" grpc 127.0.0.1:710$L 64
+if [ "$backlog" -gt 0 ]; then
+  l=$(load)
+  start=$(date +%s)
+  "$work/bin/cityhubload" --addrs 127.0.0.1:710$L --backlog "$backlog" --clients 4 2>&1 | tail -1
+  echo "backlog of $backlog cases stored in $(($(date +%s) - start)) s ($l)"
+  # Measure once the tier is quiet again: badger compacts what the import
+  # wrote for a while (at most 10 minutes; then it is measured as it is).
+  start=$(date +%s)
+  for _ in $(seq 1 200); do
+    a=$(cpu_ticks ${cpids[*]}); sleep 3; b=$(cpu_ticks ${cpids[*]})
+    [ $(( (b - a) * 100 / (3 * hz) )) -lt 10 ] && break
+  done
+  echo "tier quiet after $(($(date +%s) - start)) s (the three replicas under 10 % of a core)"
+  for c in $clients; do cityhub "stored/$c" grpc 127.0.0.1:710$L "$c"; done
+fi
+stop_all
+
+echo
+echo "| clients | cityhub creates/s | etcd puts/s | ratio | cityhub p99 ms | etcd p99 ms |"
+echo "|---:|---:|---:|---:|---:|---:|"
+for c in $clients; do
+  ratio=$(awk -v a="${tput[grpc/$c]:-0}" -v b="${tput[etcd/$c]:-0}" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }')
+  echo "| $c | ${tput[grpc/$c]:--} | ${tput[etcd/$c]:--} | $ratio | ${p99[grpc/$c]:--} | ${p99[etcd/$c]:--} |"
+done
+echo
+awk -v r="${cpu[rest/64]:-0}" -v g="${cpu[grpc/64]:-0}" 'BEGIN{ if (g > 0) printf "REST / gRPC CPU per create at 64 clients: %d / %d us = %.2f\n", r, g, r / g }'
+if [ "$backlog" -gt 0 ]; then
+  for c in $clients; do
+    awk -v s="${tput[stored/$c]:-0}" -v e="${tput[grpc/$c]:-0}" -v c="$c" -v n="$backlog" \
+      'BEGIN{ if (e > 0) printf "%d clients: with %d cases stored / empty: %.2f\n", c, n, s / e }'
+  done
+fi

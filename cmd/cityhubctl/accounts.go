@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/text/width"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -119,7 +118,7 @@ func (a *app) accountsListCmd() *cobra.Command {
 			if a.output == "json" {
 				return writeJSON(a.stdout, resp)
 			}
-			tw := newWideTable(a.stdout)
+			tw := newTable(a.stdout)
 			tw.row("NAME", "DISPLAY NAME", "ROLE", "UNIT", "GRIDS", "STATUS", "CREATED", "BY")
 			for _, ac := range resp.GetAccounts() {
 				tw.row(ac.GetName(), orDash(oneLine(ac.GetDisplayName())), roles.name(ac.GetRole()), orDash(ac.GetUnit()),
@@ -371,7 +370,7 @@ func (a *app) keysListCmd() *cobra.Command {
 			if a.output == "json" {
 				return writeJSON(a.stdout, resp)
 			}
-			tw := newWideTable(a.stdout)
+			tw := newTable(a.stdout)
 			tw.row("ID", "NAME", "ROLE", "SOURCES", "READS", "UNIT", "CREATED", "BY", "REVOKED")
 			for _, k := range resp.GetKeys() {
 				tw.row(k.GetId(), oneLine(k.GetName()), roles.name(k.GetRole()), orDash(sourceNames(k.GetSources())), keyReads(k),
@@ -496,7 +495,7 @@ local zone.`,
 			if len(out.Events) == 0 {
 				fmt.Fprintln(a.stderr, "no audit events in the range")
 			}
-			tw := newWideTable(a.stdout)
+			tw := newTable(a.stdout)
 			tw.row("TIME", "PRINCIPAL", "ACTOR", "ROLE", "UNIT", "ACTION", "CASE", "DETAIL")
 			for _, e := range out.Events {
 				caseRef := e.GetCaseId()
@@ -530,55 +529,4 @@ func auditAction(s string) string {
 		return actions.name(pb.Action(v))
 	}
 	return orDash(s)
-}
-
-// wideTable is a table whose columns line up on a terminal with Chinese
-// text in them: cells are padded by display width (a Han character takes
-// two columns), which text/tabwriter does not know about.
-type wideTable struct {
-	w    io.Writer
-	rows [][]string
-}
-
-func newWideTable(w io.Writer) *wideTable { return &wideTable{w: w} }
-
-func (t *wideTable) row(cells ...string) { t.rows = append(t.rows, cells) }
-
-// Flush writes the rows, two spaces between columns.
-func (t *wideTable) Flush() error {
-	var widths []int
-	for _, r := range t.rows {
-		for i, c := range r {
-			if i >= len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[i] = max(widths[i], displayWidth(c))
-		}
-	}
-	var b strings.Builder
-	for _, r := range t.rows {
-		for i, c := range r {
-			b.WriteString(c)
-			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-displayWidth(c)+2))
-			}
-		}
-		b.WriteByte('\n')
-	}
-	_, err := io.WriteString(t.w, b.String())
-	return err
-}
-
-// displayWidth is how many terminal columns s takes.
-func displayWidth(s string) int {
-	n := 0
-	for _, r := range s {
-		switch width.LookupRune(r).Kind() {
-		case width.EastAsianWide, width.EastAsianFullwidth:
-			n += 2
-		default:
-			n++
-		}
-	}
-	return n
 }

@@ -17,7 +17,7 @@ func (a *app) casesCmd() *cobra.Command {
 		Aliases: []string{"case"},
 		Short:   "Report cases, act on them and read them back",
 	}
-	c.AddCommand(a.reportCmd(), a.actCmd(), a.getCmd(), a.listCmd())
+	c.AddCommand(a.reportCmd(), a.actCmd(), a.getCmd(), a.listCmd(), a.watchCmd())
 	return c
 }
 
@@ -176,6 +176,7 @@ and, like dispatch, an optional --time-limit or --deadline; refer-review
 	f.StringVar(&role, "role", "", "role of the actor: "+roles.help()+" (needed only when not logged in)")
 	f.StringVar(&req.Note, "note", "", "note for the history; the reason for returns, transfers up, extensions, suspensions")
 	f.StringArrayVar(&req.Attachments, "attach", nil, "attachment reference, e.g. a photo URL (repeatable)")
+	f.StringArrayVar(&req.Evidence, "evidence", nil, "SHA-256 of a photo uploaded to the case (cityhubctl evidence upload) the action names, e.g. the after-photo of a handling (repeatable)")
 	f.StringVar(&req.Unit, "unit", "", "dispatch: id of the unit that must handle the case")
 	f.StringVar(&tier, "unit-tier", "", "dispatch: tier of the unit: "+tiers.help())
 	f.StringVar(&timeLimit, "time-limit", "", "dispatch: handling time limit, e.g. 30m, 4h, 2d")

@@ -195,7 +195,7 @@ func (a *app) useCredentials() error {
 	}
 	if exp := tok.GetRefreshExpiresAt(); exp != nil && time.Now().After(exp.AsTime()) {
 		return status.Errorf(codes.Unauthenticated, "the login kept in %s ended at %s: log in again (cityhubctl --addr %s login --user %s)",
-			path, exp.AsTime().In(displayLoc).Format(rowTime+" MST"), a.addr, orDash(sl.User))
+			path, exp.AsTime().In(displayLoc).Format(zoneTime), a.addr, orDash(sl.User))
 	}
 	a.creds.set(authclient.Resume(a.conn, tok, func(t *pb.TokenResponse) {
 		if err := writeLogin(path, sl, t); err != nil {
@@ -259,9 +259,6 @@ func (a *app) transport() (credentials.TransportCredentials, error) {
 	}
 	return credentials.NewTLS(cfg), nil
 }
-
-// zoneTime shows an instant in the operator's zone, with the zone.
-const zoneTime = rowTime + " MST"
 
 // readSecret reads a password: the first line of stdin with --password-stdin,
 // else from the terminal without echo (twice when confirm is set).

@@ -9,6 +9,7 @@
 //	    --grid 320582110152102 --desc "garbage at the bus stop" --actor 王五 --role inspector
 //	cityhubctl cases act 320582-20261122-000001 file --actor 李四 --role shift-leader
 //	cityhubctl cases get 320582-20261122-000001
+//	cityhubctl cases watch --state dispatched --unit huanwei-01   # the change feed, one line per change
 //	cityhubctl cluster status
 //	cityhubctl federation status
 //	cityhubctl --addr 127.0.0.1:7102 reconcile --dry-run
@@ -44,11 +45,15 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// Times are shown in the operator's zone (TZ): on a host without
+	// /usr/share/zoneinfo too.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/cityhub/cityhub/cmd/internal/version"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -151,6 +156,7 @@ and --role are needed only against a node with authentication off.
 Exit status: 0 success, 1 the call failed, 2 usage error.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       version.Read().String(),
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.output != "table" && a.output != "json" {
 				return usagef("--output %q: must be table or json", a.output)
@@ -164,6 +170,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 			return nil
 		},
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.addr, "addr", addr, "gRPC address of any replica (env "+addrEnv+")")
@@ -178,11 +185,13 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
 	root.AddCommand(a.snapshotCmd())   // snapshot: backup and restore
+	root.AddCommand(a.evidenceCmd())   // evidence: photos and files of cases
 	root.AddCommand(a.evaluationCmd()) // report: 综合评价
 	root.AddCommand(a.importCmd())     // import: an old system's backlog
 
 	// Ownership (责任清单): reconcile.go, owner.go.
 	root.AddCommand(a.reconcileCmd(), a.reviewCmd(), a.ownerCmd())
+	root.AddCommand(a.geoCmd()) // geo: grids and point → grid
 
 	// Identity: login.go, accounts.go.
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.accountsCmd(), a.keysCmd(), a.auditCmd())

@@ -201,3 +201,19 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestVersionAndHelp: --version prints the build on one line and --help
+// exits 0, without a node to talk to.
+func TestVersionAndHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &out, &errOut); code != 0 {
+		t.Fatalf("--version exited %d: %s", code, errOut.String())
+	}
+	if l := out.String(); !strings.HasPrefix(l, "cityhubctl ") || !strings.Contains(l, " go1.") || strings.Count(l, "\n") != 1 {
+		t.Errorf("--version printed %q", l)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "--addr") {
+		t.Errorf("--help exited %d, printed %q", code, out.String())
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -19,14 +18,19 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
-// displayLoc is the zone times are shown in (the operator's).
+// displayLoc is the zone times are shown in: the operator's (TZ, else the
+// system's; TZ=Asia/Shanghai shows the city's where the machine runs on
+// UTC). Case ids are dated in the node's zone (node.time_zone).
 var displayLoc = time.Local
 
-// Time layouts: full RFC 3339 in a case's details (it can be pasted into
-// --deadline or --due-before), shorter in table rows.
+// Time layouts, every one with its zone: full RFC 3339 with the offset in
+// a case's details and in CSV (it can be pasted into --deadline or
+// --due-before), the date, the time and the zone's name in table rows.
 const (
 	detailTime = time.RFC3339
 	rowTime    = "2006-01-02 15:04:05"
+	// zoneTime is rowTime with the zone's abbreviation (CST, UTC).
+	zoneTime = rowTime + " MST"
 )
 
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}
@@ -67,10 +71,6 @@ func writeStatusError(w io.Writer, st *status.Status) {
 	}
 }
 
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-}
-
 // row writes one tab-separated line.
 func row(tw io.Writer, cells ...string) {
 	fmt.Fprintln(tw, strings.Join(cells, "\t"))
@@ -97,6 +97,14 @@ func writeCase(w io.Writer, c *pb.Case, history bool, now time.Time) error {
 	}
 	if len(c.GetMedia()) > 0 {
 		row(tw, "media:", strings.Join(c.GetMedia(), ", "))
+	}
+	for i, e := range c.GetEvidence() {
+		label := ""
+		if i == 0 {
+			label = "evidence:"
+		}
+		row(tw, label, fmt.Sprintf("%s %s/%s %s %d bytes by %s", e.GetSha256()[:min(12, len(e.GetSha256()))],
+			evidenceStages.name(e.GetStage()), evidenceKinds.name(e.GetKind()), e.GetContentType(), e.GetSize(), orDash(e.GetUploadedBy())))
 	}
 	row(tw, "owner:", owner(c))
 	if c.GetHolder() != "" {
@@ -184,16 +192,22 @@ func ownershipRows(tw io.Writer, o *pb.Ownership) {
 // writeHistory prints a case's history, one action per row.
 func writeHistory(w io.Writer, hs []*pb.HistoryEntry) error {
 	tw := newTable(w)
-	// tabwriter counts runes, not display columns, so wide (Chinese) text
-	// goes last: actor and note, which are free text.
+	// Free text (actor, note) goes last: it is the longest.
 	row(tw, "TIME", "V", "ACTION", "ROLE", "FROM→TO", "UNIT", "ACTOR", "NOTE")
 	for _, h := range hs {
 		note := oneLine(h.GetNote())
 		if as := h.GetAttachments(); len(as) > 0 {
 			note = join(" ", note, "[attachments: "+strings.Join(as, ", ")+"]")
 		}
+		if ev := h.GetEvidence(); len(ev) > 0 {
+			short := make([]string, len(ev))
+			for i, sha := range ev {
+				short[i] = sha[:min(12, len(sha))]
+			}
+			note = join(" ", note, "[evidence: "+strings.Join(short, ", ")+"]")
+		}
 		row(tw,
-			fmtTime(h.GetAt(), rowTime),
+			fmtTime(h.GetAt(), zoneTime),
 			strconv.FormatUint(h.GetVersion(), 10),
 			actions.name(h.GetAction()),
 			roles.name(h.GetRole()),
@@ -213,7 +227,7 @@ func writeCaseList(w io.Writer, resp *pb.ListCasesResponse, now time.Time) error
 	for _, c := range resp.GetCases() {
 		dl := "-"
 		if c.GetDeadline() != nil {
-			dl = fmtTime(c.GetDeadline(), rowTime)
+			dl = fmtTime(c.GetDeadline(), zoneTime)
 			if isOpen(c.GetState()) && c.GetDeadline().AsTime().Before(now) {
 				dl += " (overdue)"
 			}
@@ -272,7 +286,7 @@ func writeCatalogue(w io.Writer, cat *pb.Catalogue) error {
 		fmt.Fprintf(w, "catalogue version: %s\n", v)
 	}
 	tw := newTable(w)
-	// One name column, last: tabwriter does not know Chinese is double width.
+	// One name column, last: the longest.
 	row(tw, "KIND", "MAJOR", "MINOR", "NAME")
 	for _, c := range cat.GetClasses() {
 		row(tw, kinds.name(c.GetKind()), c.GetMajorCode(), c.GetMinorCode(), join(" / ", c.GetMajorName(), c.GetName()))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +140,7 @@ func TestWriteCaseList(t *testing.T) {
 	out := buf.String()
 	t.Log("\n" + out)
 	for _, want := range []string{"ID", "STATE", "OWNER", "HOLDER", "DEADLINE", "REWORK", "c-320582001001",
-		"320582-20261122-000001", "accepted", "2026-11-22 17:00:00 (overdue)", "huanwei-01 (district)",
+		"320582-20261122-000001", "accepted", "2026-11-22 17:00:00 UTC (overdue)", "huanwei-01 (district)",
 		"320582-20261122-000002", "closed", "next-page-token: tok-2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q", want)
@@ -207,5 +208,37 @@ func TestWriteCatalogue(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("catalogue lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestTimesCarryTheirZone: every time a table or a case's details show is
+// in the operator's zone and says which (the issue: a table without a
+// zone beside UTC "Z" beside case ids dated in the node's zone).
+func TestTimesCarryTheirZone(t *testing.T) {
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := displayLoc
+	displayLoc = shanghai
+	t.Cleanup(func() { displayLoc = old })
+	c := sampleCase() // deadline 2026-11-22T17:00:00Z
+	var list, details bytes.Buffer
+	if err := writeCaseList(&list, &pb.ListCasesResponse{Cases: []*pb.Case{c}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCase(&details, c, true, t0); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(list.String(), "2026-11-23 01:00:00 CST") {
+		t.Errorf("the list does not show the deadline in Shanghai time with its zone:\n%s", list.String())
+	}
+	if !strings.Contains(details.String(), "2026-11-23T01:00:00+08:00") {
+		t.Errorf("the details do not show the deadline with its offset:\n%s", details.String())
+	}
+	// History rows: date, time and zone.
+	hist := details.String()[strings.Index(details.String(), "history:"):]
+	if !regexp.MustCompile(`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} CST`).MatchString(hist) {
+		t.Errorf("history rows without the zone:\n%s", hist)
 	}
 }

@@ -262,7 +262,7 @@ func writeReviewList(w io.Writer, cases []*pb.Case, now time.Time) error {
 		return nil
 	}
 	tw := newTable(w)
-	// Free text goes last: tabwriter does not know Chinese is double width.
+	// Free text goes last: it is the longest.
 	row(tw, "ID", "CLASS", "GRID", "AGE", "HELD AT", "REJECTIONS", "DISPUTE", "REASONS")
 	for _, c := range cases {
 		o := c.GetOwnership()
@@ -279,7 +279,7 @@ func writeReviewCSV(w io.Writer, cases []*pb.Case, now time.Time) error {
 	for _, c := range cases {
 		reported, age := "", ""
 		if t := c.GetReportedAt(); t != nil {
-			reported = t.AsTime().UTC().Format(time.RFC3339)
+			reported = t.AsTime().In(displayLoc).Format(time.RFC3339)
 			age = strconv.Itoa(int(now.Sub(t.AsTime()) / (24 * time.Hour)))
 		}
 		o := c.GetOwnership()

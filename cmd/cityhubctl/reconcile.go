@@ -241,9 +241,9 @@ var dimensionTitles = []struct{ dim, title, header string }{
 func writeReconcileReport(w io.Writer, rep *pb.ReconcileReport, limit int) error {
 	fmt.Fprintln(w, reconcileSummary(rep))
 	if t := rep.GetStartedAt(); t != nil {
-		line := "started " + fmtTime(t, rowTime)
+		line := "started " + fmtTime(t, zoneTime)
 		if f := rep.GetFinishedAt(); f != nil {
-			line += ", finished " + fmtTime(f, rowTime)
+			line += ", finished " + fmtTime(f, zoneTime)
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -324,7 +324,7 @@ func writePlanCSV(w io.Writer, plan []*pb.ReconcileRecord) error {
 	for _, r := range plan {
 		reported := ""
 		if ms := r.GetReportedUnixMs(); ms != 0 {
-			reported = time.UnixMilli(ms).UTC().Format(time.RFC3339)
+			reported = time.UnixMilli(ms).In(displayLoc).Format(time.RFC3339)
 		}
 		kind := kinds.name(r.GetKind())
 		if kind == "-" {

@@ -107,7 +107,7 @@ func retry[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, 
 	return last, err
 }
 
-func (r *backlogResult) print(w io.Writer, districtAddr string) {
+func (r *backlogResult) print(w io.Writer, ctl, password, districtAddr, cityAddr string) {
 	lines := make([]string, len(r.badLines))
 	for i, l := range r.badLines {
 		lines[i] = fmt.Sprint(l)
@@ -115,9 +115,9 @@ func (r *backlogResult) print(w io.Writer, districtAddr string) {
 	rep := r.report
 	fmt.Fprintf(w, `Backlog of %s: %d rows of its old system's export (testdata/city/%s): %d imported, %d imported before, %d quarantined (lines %s).
 Reconciled (run %s): %d cases scanned, %d in place, %d moved to their owners, %d pending, %d disputed and %d rejected sent to the city's joint review queue.
-  cityhubctl --addr %-15s reconcile report   the run's report (by kind, class, unit, age, destination; log in there first: login --user lead)
-  cityhubctl review list                                 the city's joint review queue (疑难案件会诊)
+  %[15]s --addr %[17]s login --user admin --password-stdin <<< '%[16]s'; %[15]s --addr %[17]s reconcile report   the run's report (by kind, class, unit, age, destination)
+  %[15]s --addr %[18]s review list   the city's joint review queue (疑难案件会诊; after logging in there as lead, above)
 
 `, backlogNode, r.rows, backlogFile, r.imported, r.already, r.quarantined, strings.Join(lines, ", "),
-		rep.GetRunId(), rep.GetScanned(), rep.GetInPlace(), rep.GetMoved(), rep.GetPending(), rep.GetDisputed(), rep.GetRejected(), districtAddr)
+		rep.GetRunId(), rep.GetScanned(), rep.GetInPlace(), rep.GetMoved(), rep.GetPending(), rep.GetDisputed(), rep.GetRejected(), ctl, password, districtAddr, cityAddr)
 }

@@ -88,7 +88,7 @@ func run(ctx context.Context, o options) error {
 			}
 			return err
 		}
-		res.print(o.out, d.grpcAddr(backlogNode))
+		res.print(o.out, ctlCommand(), d.lay.password, d.grpcAddr(backlogNode), d.grpcAddr(d.lay.nodes[0].node.Name))
 	}
 
 	// --duration counts from here: the generator runs that long (or until
@@ -159,7 +159,7 @@ func start(ctx context.Context, lay *layout, logger *slog.Logger) (*demo, error)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, RaftLog: io.Discard})
+				r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, RaftLogLevel: slog.LevelError})
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -308,10 +308,7 @@ func (d *demo) banner(w io.Writer, rate float64, took time.Duration) {
 	}
 	tw.Flush()
 	city, comm := l.nodes[0].cfgs[0], d.firstOf(topology.Community)
-	cityAddr := "" // cityhubctl's default address is the city's gRPC port
-	if city.GRPC.Addr != config.Default().GRPC.Addr {
-		cityAddr = " --addr " + city.GRPC.Addr
-	}
+	ctl := ctlCommand()
 	pw := d.lay.password
 	fmt.Fprintf(w, `
 Authentication is on: every API call but login needs "Authorization: Bearer <token or key>" (metrics, health and /openapi.json do not).
@@ -326,10 +323,10 @@ Authentication is on: every API call but login needs "Authorization: Bearer <tok
 	login := fmt.Sprintf(`login() { curl -s -X POST "$1/v1/auth/login" -d '{"username":"lead","password":"%s"}' | sed -E 's/.*"access_token": *"([^"]+)".*/\1/'; }`, pw)
 	fmt.Fprintf(w, `
 Where to look (the city mirrors every case of the federation; a node acts only on the cases it holds):
-  go run ./cmd/cityhubctl%[4]s login --user lead --password-stdin <<< '%[7]s'   keeps the login for the next commands
-  go run ./cmd/cityhubctl%[4]s cases list --limit 10
-  go run ./cmd/cityhubctl%[4]s federation status
-  go run ./cmd/cityhubctl --addr %[5]s login --user lead --password-stdin <<< '%[7]s'; go run ./cmd/cityhubctl --addr %[5]s federation status   (%[3]s)
+  %[10]s --addr %[4]s login --user lead --password-stdin <<< '%[7]s'   keeps the login (for that address) for the next commands
+  %[10]s --addr %[4]s cases list --limit 10
+  %[10]s --addr %[4]s federation status
+  %[10]s --addr %[5]s login --user lead --password-stdin <<< '%[7]s'; %[10]s --addr %[5]s federation status   (%[3]s)
   %[8]s   # a shift leader's token from a node's REST API
   curl -s '%[1]s/v1/cases?page_size=5' -H "Authorization: Bearer $(login %[1]s)"     the city's cases: "holder" says which node holds each
   curl -s %[1]s/v1/federation/links -H "Authorization: Bearer $(login %[1]s)"        its links: queued, acknowledged, lag
@@ -338,8 +335,8 @@ Where to look (the city mirrors every case of the federation; a node acts only o
   curl -s %[1]s/v1/auth/whoami -H "Authorization: Bearer %[9]s"   the 12345 hotline's key
 Reporting about %.0[6]f cases a second at every tier and walking them to the end. Ctrl-C stops.
 
-`, "http://"+city.HTTP.Addr, "http://"+comm.cfgs[0].HTTP.Addr, comm.node.Name, cityAddr, comm.cfgs[0].GRPC.Addr, rate, pw, login,
-		orNone(d.ids.key(l.nodes[0].node.Name, "hotline-12345")))
+`, "http://"+city.HTTP.Addr, "http://"+comm.cfgs[0].HTTP.Addr, comm.node.Name, city.GRPC.Addr, comm.cfgs[0].GRPC.Addr, rate, pw, login,
+		orNone(d.ids.key(l.nodes[0].node.Name, "hotline-12345")), ctl)
 }
 
 func orNone(s string) string {

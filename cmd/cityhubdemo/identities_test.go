@@ -148,3 +148,30 @@ func TestIdentities(t *testing.T) {
 		t.Errorf("unitAccount: %q", got)
 	}
 }
+
+// TestCtlCommand: the hints name the cityhubctl beside the demo's binary
+// (make run: bin/cityhubctl, relative to the working directory), else go
+// run.
+func TestCtlCommand(t *testing.T) {
+	repo := t.TempDir()
+	bin := filepath.Join(repo, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	demo := filepath.Join(bin, "cityhubdemo")
+	if got := ctlCommandFor(demo, repo); got != "go run ./cmd/cityhubctl" {
+		t.Errorf("without bin/cityhubctl: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "cityhubctl"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := ctlCommandFor(demo, repo); got != filepath.Join("bin", "cityhubctl") {
+		t.Errorf("from the repository: %q, want bin/cityhubctl", got)
+	}
+	if got := ctlCommandFor(demo, bin); got != "./cityhubctl" {
+		t.Errorf("from bin/: %q, want ./cityhubctl", got)
+	}
+	if got := ctlCommandFor(demo, t.TempDir()); got != filepath.Join(bin, "cityhubctl") {
+		t.Errorf("from elsewhere: %q, want the absolute path", got)
+	}
+}

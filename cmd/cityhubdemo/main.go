@@ -32,6 +32,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/cityhub/cityhub/cmd/internal/version"
 )
 
 // options of one run.
@@ -68,7 +70,12 @@ func main() {
 	flag.BoolVar(&o.tls, "tls", false, "mutual TLS between nodes, with development certificates made in <data>/certs (default: plain text on loopback)")
 	flag.IntVar(&o.portBase, "port-base", 7000, "ports: raft base+i, gRPC base+100+i, REST base+200+i, federation base+300+i for replica i")
 	flag.BoolVar(&o.noBacklog, "no-backlog", false, "do not import and reconcile the sample district's legacy backlog (testdata/city/legacy) at start")
+	showVersion := version.Flag(nil)
 	flag.Parse()
+	if *showVersion {
+		version.Print(os.Stdout, "cityhubdemo")
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// A second Ctrl-C kills at once.
 	context.AfterFunc(ctx, stop)

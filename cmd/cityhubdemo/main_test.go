@@ -322,9 +322,19 @@ func TestDemoFlowAndRestart(t *testing.T) {
 			t.Errorf("banner lacks %q", want)
 		}
 	}
+	// Every cityhubctl hint names the node it talks to, and the command
+	// exists (the test binary has no cityhubctl beside it: go run).
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "cityhubctl ") && !strings.Contains(line, "--addr 127.0.0.1:") {
+			t.Errorf("a cityhubctl hint without --addr: %q", line)
+		}
+		if strings.Contains(line, "cityhubctl ") && !strings.Contains(line, "go run ./cmd/cityhubctl ") {
+			t.Errorf("a cityhubctl hint that is neither bin/cityhubctl nor go run: %q", line)
+		}
+	}
 	// One line per tier, then the flow, every few seconds.
 	for _, tier := range []string{"city", "district", "street", "community"} {
-		if !regexp.MustCompile(`(?m)^.{8}  ` + tier + ` +\d+ nodes? +held +\d+ \( *\d+ open, +\d+ overdue\) +mirrored +\d+ +links: +\d+ queued, oldest +[\d.]+s`).MatchString(text) {
+		if !regexp.MustCompile(`(?m)^(\d\d:\d\d:\d\d \S+| +)  ` + tier + ` +\d+ nodes? +held +\d+ \( *\d+ open, +\d+ overdue\) +mirrored +\d+ +links: +\d+ queued, oldest +[\d.]+s`).MatchString(text) {
 			t.Errorf("no status line for %s:\n%s", tier, text)
 		}
 	}

@@ -73,15 +73,17 @@ func (d *demo) tierStatuses() map[topology.Tier]*tierStatus {
 func (d *demo) printStatus(w io.Writer, sim *simulator) {
 	sts := d.tierStatuses()
 	var b strings.Builder
-	stamp := time.Now().Format("15:04:05")
+	// The time with its zone, on the first line of the block.
+	stamp := time.Now().Format("15:04:05 MST")
+	pad := len(stamp)
 	for _, t := range tiers {
 		ts := sts[t]
 		plural := "s"
 		if ts.nodes == 1 {
 			plural = " "
 		}
-		fmt.Fprintf(&b, "%-8s  %-9s %2d node%s  held %5d (%4d open, %3d overdue)  mirrored %5d  links: %4d queued, oldest %4.1fs",
-			stamp, t, ts.nodes, plural, ts.held, ts.heldOpen, ts.overdue, ts.mirrored, ts.queued, ts.oldest)
+		fmt.Fprintf(&b, "%-*s  %-9s %2d node%s  held %5d (%4d open, %3d overdue)  mirrored %5d  links: %4d queued, oldest %4.1fs",
+			pad, stamp, t, ts.nodes, plural, ts.held, ts.heldOpen, ts.overdue, ts.mirrored, ts.queued, ts.oldest)
 		if ts.failing > 0 {
 			fmt.Fprintf(&b, ", %d failing", ts.failing)
 		}
@@ -93,8 +95,8 @@ func (d *demo) printStatus(w io.Writer, sim *simulator) {
 	}
 	st := &sim.stats
 	open, awaiting := sim.open()
-	fmt.Fprintf(&b, "%-8s  flow: %d reported (city %d, districts %d, streets %d, communities %d) · %d handed down · %d transferred up (上交) · %d finished · %d open, %d awaiting a hand-off",
-		"", st.reported[topology.City].Load()+st.reported[topology.District].Load()+st.reported[topology.Street].Load()+st.reported[topology.Community].Load(),
+	fmt.Fprintf(&b, "%-*s  flow: %d reported (city %d, districts %d, streets %d, communities %d) · %d handed down · %d transferred up (上交) · %d finished · %d open, %d awaiting a hand-off",
+		pad, "", st.reported[topology.City].Load()+st.reported[topology.District].Load()+st.reported[topology.Street].Load()+st.reported[topology.Community].Load(),
 		st.reported[topology.City].Load(), st.reported[topology.District].Load(), st.reported[topology.Street].Load(), st.reported[topology.Community].Load(),
 		st.handedDown.Load(), st.transferredUp.Load(), st.finished.Load(), open, awaiting)
 	if n := st.failed.Load(); n > 0 {

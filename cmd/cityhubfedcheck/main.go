@@ -50,6 +50,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
+	"github.com/cityhub/cityhub/cmd/internal/version"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -97,7 +98,12 @@ func main() {
 	flag.StringVar(&o.ca, "ca", "", "PEM CA of the nodes' client API certificates: talk TLS (default: plain text)")
 	flag.StringVar(&o.adminPW, "admin-password-file", "", "the administrator's password of every node, or a directory with one file per node name: log in and make the driver's seats (default: no credentials, for nodes with auth.disabled)")
 	flag.StringVar(&o.adminUser, "admin-user", "admin", "the nodes' administrator account")
+	showVersion := version.Flag(nil)
 	flag.Parse()
+	if *showVersion {
+		version.Print(os.Stdout, "cityhubfedcheck")
+		return
+	}
 	if len(o.nodes) == 0 || o.grid == "" {
 		fmt.Fprintln(os.Stderr, "cityhubfedcheck: --node and --grid are required")
 		os.Exit(2)

@@ -45,10 +45,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/cityhub/cityhub/cmd/internal/version"
 )
 
 func main() {
@@ -62,8 +65,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: cityhublint dir [dir ...]")
 		fmt.Fprintln(stderr, "Reports nondeterministic calls (clock, randomness, environment) in Raft state machine packages.")
 	}
+	showVersion := version.Flag(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
+	}
+	if *showVersion {
+		version.Print(stdout, "cityhublint")
+		return 0
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

@@ -29,7 +29,7 @@ func TestLoadWithAuth(t *testing.T) {
 	})
 	ctx := context.Background()
 	var admin *authclient.Session
-	testcluster.WaitFor(t, 20*time.Second, "the first administrator", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the first administrator", func() bool {
 		var err error
 		admin, err = authclient.Login(ctx, c.Conn(0), "admin", "admin-password-1")
 		return err == nil

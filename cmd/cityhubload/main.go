@@ -18,6 +18,12 @@
 // reports from every source) or give a key whose sources cover the mix.
 //
 //	cityhubload --addrs 127.0.0.1:7101 --user clerk --password "$PW" --clients 16 --duration 20s
+//
+// With --backlog N it measures nothing: it stores N cases in the tier (an
+// old system's backlog through ImportCases, the fastest way in) and exits,
+// so a run can measure a tier that holds a million cases.
+//
+//	cityhubload --addrs 127.0.0.1:7101 --backlog 1000000 --clients 4
 package main
 
 import (
@@ -46,6 +52,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
+	"github.com/cityhub/cityhub/cmd/internal/version"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -81,7 +88,13 @@ func main() {
 	flag.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
 	flag.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
 	flag.StringVar(&o.pass, "password", os.Getenv("CITYHUB_PASSWORD"), "password of --user (env CITYHUB_PASSWORD)")
+	showVersion := version.Flag(nil)
+	backlog := flag.Int64("backlog", 0, "instead of measuring, import this many cases as an old system's backlog (ImportCases over gRPC, 1,000 rows a call, --clients calls in flight) and exit")
 	flag.Parse()
+	if *showVersion {
+		version.Print(os.Stdout, "cityhubload")
+		return
+	}
 	if addrs == "" {
 		addrs = map[string]string{"grpc": "127.0.0.1:7101", "rest": "http://127.0.0.1:7201"}[o.proto]
 	}
@@ -89,6 +102,17 @@ func main() {
 		if a = strings.TrimSpace(a); a != "" {
 			o.addrs = append(o.addrs, a)
 		}
+	}
+	if *backlog > 0 {
+		if o.proto != "grpc" || o.clients < 1 {
+			fmt.Fprintln(os.Stderr, "cityhubload: --backlog imports over gRPC with --clients >= 1")
+			os.Exit(2)
+		}
+		if err := importBacklog(o, *backlog); err != nil {
+			fmt.Fprintln(os.Stderr, "cityhubload:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	res, err := run(o)
 	if err != nil {

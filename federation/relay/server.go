@@ -38,6 +38,8 @@ type Server struct {
 	// antiEntropy serves Digest, CaseVersions, FetchCases and Repair (nil:
 	// Unimplemented); see antientropy.go.
 	antiEntropy AntiEntropyHandler
+	// evidence serves FetchEvidence (nil: Unimplemented); see evidence.go.
+	evidence EvidenceSource
 
 	mu    sync.Mutex
 	links map[string]*sync.Mutex // one batch at a time per sending neighbour

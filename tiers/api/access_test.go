@@ -62,7 +62,7 @@ func authCluster(t *testing.T) (*testcluster.Cluster, string, []*seat) {
 	cl.WaitLeader(10 * time.Second)
 	authc := pb.NewAuthServiceClient(cl.Conn(0))
 	var admin string
-	testcluster.WaitFor(t, 20*time.Second, "the first administrator", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the first administrator", func() bool {
 		tok, err := authc.Login(context.Background(), &pb.LoginRequest{Username: "admin", Password: adminPassword})
 		if err == nil {
 			admin = tok.AccessToken
@@ -527,6 +527,9 @@ func TestUnauthenticated(t *testing.T) {
 		pb.File_cityhub_v1_cluster_service_proto.Services().ByName("ClusterService"),
 		pb.File_cityhub_v1_ownership_proto.Services().ByName("OwnershipService"),
 		pb.File_cityhub_v1_auth_service_proto.Services().ByName("AuthService"),
+		pb.File_cityhub_v1_geo_service_proto.Services().ByName("GeoService"),
+		pb.File_cityhub_v1_feed_proto.Services().ByName("FeedService"),
+		pb.File_cityhub_v1_evidence_service_proto.Services().ByName("EvidenceService"),
 	}
 	n := 0
 	for _, sd := range services {
@@ -580,10 +583,14 @@ func TestUnauthenticated(t *testing.T) {
 	if paths < 40 {
 		t.Errorf("only %d REST operations checked", paths)
 	}
-	for _, p := range []string{"/v1/evaluation.csv", "/v1/reconcile/report.csv"} {
+	for _, p := range []string{"/v1/evaluation.csv", "/v1/reconcile/report.csv", "/v1/cases:watch", "/v1/evidence/320582-20261203-000001",
+		"/v1/evidence/320582-20261203-000001/" + strings.Repeat("ab", 32)} {
 		if code, _ := restCall(t, cl, "", http.MethodGet, p, nil); code != codes.Unauthenticated {
 			t.Errorf("GET %s without credentials: %v", p, code)
 		}
+	}
+	if code, _ := restCall(t, cl, "", http.MethodPost, "/v1/evidence/320582-20261203-000001?request_id=x&stage=report", map[string]any{}); code != codes.Unauthenticated {
+		t.Errorf("POST /v1/evidence without credentials: %v", code)
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
 		resp, err := http.Get(cl.HTTPBase(0) + p)

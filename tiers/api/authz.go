@@ -31,7 +31,16 @@ func asPrincipal(p *auth.Principal, actor *string, role *pb.Role) error {
 // patrol, an integrator its own reports. It returns the filter for the
 // cases the query cannot narrow by itself (nil: none needed).
 func (s *CaseServer) listScope(ctx context.Context, r *pb.ListCasesRequest) (func(*pb.Case) bool, error) {
-	p := s.g.principal(ctx)
+	return caseScope(ctx, s.g, &r.OwnerUnit, &r.GridPrefix)
+}
+
+// caseScope is the scope check of every call that returns many cases (the
+// lists and the change feed): it narrows the query's owner unit or grid
+// prefix where the caller's scope (auth.CaseList) fixes them, refuses an
+// owner unit outside it, and returns the filter for the rest (nil: none
+// needed).
+func caseScope(ctx context.Context, g *guard, ownerUnit, gridPrefix *string) (func(*pb.Case) bool, error) {
+	p := g.principal(ctx)
 	if p == nil {
 		return nil, nil
 	}
@@ -40,14 +49,14 @@ func (s *CaseServer) listScope(ctx context.Context, r *pb.ListCasesRequest) (fun
 	case auth.ScopeNode:
 		return nil, nil
 	case auth.ScopeUnit:
-		if r.OwnerUnit != "" && r.OwnerUnit != p.Unit {
-			return nil, s.g.require(ctx, auth.CaseList, &pb.Case{OwnerUnit: r.OwnerUnit})
+		if *ownerUnit != "" && *ownerUnit != p.Unit {
+			return nil, g.require(ctx, auth.CaseList, &pb.Case{OwnerUnit: *ownerUnit})
 		}
-		r.OwnerUnit = p.Unit
+		*ownerUnit = p.Unit
 		return nil, nil
 	case auth.ScopeGrids:
-		if len(p.Grids) == 1 && (r.GridPrefix == "" || strings.HasPrefix(p.Grids[0], r.GridPrefix)) {
-			r.GridPrefix = p.Grids[0]
+		if len(p.Grids) == 1 && (*gridPrefix == "" || strings.HasPrefix(p.Grids[0], *gridPrefix)) {
+			*gridPrefix = p.Grids[0]
 			return nil, nil
 		}
 	}

@@ -37,6 +37,7 @@ type CaseServer struct {
 	gridPrefix string
 	fed        Federation // nil outside a federation
 	nearby     Nearby     // nil: no duplicate hints
+	geo        Geo        // nil: no grid geometry (reports need a grid code)
 	schemes    map[string]evaluation.Scheme
 	g          *guard // authentication and authorization (nil: off)
 }
@@ -51,17 +52,31 @@ func NewCaseServer(r Replica, cat *catalogue.Catalogue, peers *Peers, logger *sl
 	return &CaseServer{replica: r, cat: cat, peers: peers, log: logger, now: time.Now}
 }
 
-// ReportCase validates a report and proposes it.
+// locate is the grid register's point → grid, nil without geometry.
+func (s *CaseServer) locate() locateFunc {
+	if s.geo == nil {
+		return nil
+	}
+	return s.geo.Locate
+}
+
+// ReportCase validates a report and proposes it. A report with a location
+// and no grid code gets its grid from the register here, before the
+// command is proposed: the command carries the grid code and WGS-84
+// coordinates, so the state machine never converts or locates.
 func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*pb.CaseResponse, error) {
 	p := s.g.principal(ctx)
 	if err := asPrincipal(p, &r.Actor, &r.Role); err != nil {
 		return nil, err
 	}
-	c, err := reportToCase(s.cat, r)
+	c, err := reportToCase(s.cat, s.locate(), r)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	if !strings.HasPrefix(c.GridCode, s.gridPrefix) {
+		if r.GridCode == "" { // located from the coordinates
+			return nil, toStatus(locatedElsewhere(s.locate(), c.Location, c.GridCode, s.gridPrefix))
+		}
 		return nil, toStatus(invalid("grid_code", "%s lies outside this node's jurisdiction (grid codes %s…)", c.GridCode, s.gridPrefix))
 	}
 	if err := s.g.require(ctx, auth.CaseReport, c); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -55,10 +56,15 @@ var errorCodes = []struct {
 	{fsm.ErrNotInReview, codes.FailedPrecondition},
 	{fsm.ErrInReview, codes.FailedPrecondition},
 	{fsm.ErrNotFederated, codes.FailedPrecondition},
+	{fsm.ErrEvidenceIncomplete, codes.Aborted},
+	{fsm.ErrEvidenceMismatch, codes.InvalidArgument},
+	{fsm.ErrEvidenceLimit, codes.FailedPrecondition},
+	{errEvidenceOff, codes.FailedPrecondition},
 	{errFederationNotReady, codes.Unavailable},
 	{errNoCatalogue, codes.FailedPrecondition},
 	{errNoReconciler, codes.FailedPrecondition},
 	{errNoAntiEntropy, codes.FailedPrecondition},
+	{errNoGeometry, codes.FailedPrecondition},
 	{reconcile.ErrInvalid, codes.InvalidArgument},
 	{reconcile.ErrNotLeader, codes.Unavailable},
 	{reconcile.ErrRunning, codes.Aborted},
@@ -66,6 +72,14 @@ var errorCodes = []struct {
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{node.ErrUpgradeInProgress, codes.Unavailable},
 	{fsm.ErrCatchingUp, codes.Unavailable},
+	// The change feed: a position older than the window (REST 410 Gone),
+	// a watcher cut off as too slow or one too many, a feed that stopped.
+	{store.ErrCompacted, codes.OutOfRange},
+	{feed.ErrSlowWatcher, codes.ResourceExhausted},
+	{feed.ErrTooManyWatchers, codes.ResourceExhausted},
+	{feed.ErrBadToken, codes.InvalidArgument},
+	{feed.ErrClosed, codes.Unavailable},
+	{errNoFeed, codes.FailedPrecondition},
 	{workflow.ErrRoleNotAllowed, codes.PermissionDenied},
 	{workflow.ErrVersionMismatch, codes.Aborted},
 	{workflow.ErrInconsistent, codes.Internal},
@@ -118,7 +132,7 @@ func toStatus(err error) error {
 	}
 	st := diskspace.WithDetails(status.New(code, err.Error()), err)
 	if field, reason, ok := fieldOf(err); ok {
-		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}); derr == nil {
+		if d, derr := st.WithDetails(fieldViolation(field, reason)); derr == nil {
 			st = d
 		}
 	}
@@ -141,4 +155,9 @@ func fieldOf(err error) (field, reason string, ok bool) {
 // invalid builds a field error for request validation in this package.
 func invalid(field, format string, args ...any) error {
 	return &workflow.FieldError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid}
+}
+
+// fieldViolation is the detail that names a request field in a status.
+func fieldViolation(field, reason string) *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}}}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cityhub/cityhub/federation/certs"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -75,7 +76,7 @@ func NewInternalServer(opts InternalOptions) (*InternalServer, error) {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 		interceptors = append([]grpc.UnaryServerInterceptor{groupInterceptor(opts.Group)}, interceptors...)
 	}
-	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...))
+	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers))
 	gs := grpc.NewServer(sopts...)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica, opts.Catalogue, opts.GridPrefix))
 	return &InternalServer{opts: opts, log: log, grpc: gs}, nil
@@ -214,6 +215,8 @@ func validateCommand(cat *catalogue.Catalogue, gridPrefix string, cmd *pb.Comman
 		return validateAct(cmd.RequestId, b.Act, now)
 	case *pb.Command_Auth:
 		return validateAuthChange(cmd.RequestId, b.Auth)
+	case *pb.Command_AttachEvidence:
+		return validateEvidence(cmd.RequestId, b.AttachEvidence)
 	case nil:
 		return invalid("command", "required")
 	default:
@@ -269,10 +272,13 @@ func validateReport(cat *catalogue.Catalogue, gridPrefix, requestID string, rp *
 	if c == nil {
 		return invalid("command.report.case", "required")
 	}
-	want, err := reportToCase(cat, &pb.ReportCaseRequest{
+	// The follower converted the location and found the grid: the leader
+	// converts what the reporter sent again (deterministic, the same bits)
+	// and takes the grid code as given.
+	want, err := reportToCase(cat, nil, &pb.ReportCaseRequest{
 		RequestId: requestID, Actor: rp.Actor, Role: rp.Role, Note: rp.Note,
 		Source: c.Source, Kind: c.Kind, MajorCode: c.MajorCode, MinorCode: c.MinorCode,
-		GridCode: c.GridCode, ComponentId: c.ComponentId, Location: c.Location,
+		GridCode: c.GridCode, ComponentId: c.ComponentId, Location: reportedLocation(c.Location),
 		Description: c.Description, Media: c.Media, Reporter: c.Reporter, Urgency: c.Urgency,
 	})
 	if err != nil {
@@ -293,7 +299,7 @@ func validateAct(requestID string, a *pb.CaseAction, now time.Time) error {
 	}
 	req := &pb.ActRequest{
 		CaseId: a.CaseId, RequestId: requestID, Action: a.Action, Actor: a.Actor, Role: a.Role,
-		Note: a.Note, Attachments: a.Attachments, Unit: a.Unit, UnitTier: a.UnitTier,
+		Note: a.Note, Attachments: a.Attachments, Evidence: a.Evidence, Unit: a.Unit, UnitTier: a.UnitTier,
 		TimeLimitMinutes: a.TimeLimitMinutes, ExtensionMinutes: a.ExtensionMinutes, ExpectedVersion: a.ExpectedVersion,
 	}
 	if a.DeadlineUnixMs != 0 {
@@ -308,4 +314,40 @@ func validateAct(requestID string, a *pb.CaseAction, now time.Time) error {
 		return invalid("command.act", "carries fields the %s action does not take", a.Action)
 	}
 	return nil
+}
+
+// validateEvidence checks an evidence command a replica's API built from an
+// upload: a chunk (no request id: idempotent by sha256 and index) or an
+// attach with the leader's stamps empty. Purges are the leader's own.
+func validateEvidence(requestID string, ae *pb.AttachEvidence) error {
+	switch op := ae.GetOp().(type) {
+	case *pb.AttachEvidence_Chunk:
+		ch := op.Chunk
+		if requestID != "" {
+			return invalid("command.request_id", "a chunk carries none: it is idempotent by sha256 and index")
+		}
+		if ch == nil || !fsm.ValidSHA256(ch.Sha256) || ch.Count == 0 || ch.Index >= ch.Count || len(ch.Data) == 0 || len(ch.Data) > fsm.MaxChunkBytes {
+			return invalid("command.attach_evidence.chunk", "a chunk needs a sha256, an index below its count and 1 to %d bytes", fsm.MaxChunkBytes)
+		}
+		return nil
+	case *pb.AttachEvidence_Attach:
+		a := op.Attach
+		if err := checkRequestID(requestID); err != nil {
+			return err
+		}
+		if err := checkCaseID(a.GetCaseId()); err != nil {
+			return err
+		}
+		ref := a.GetRef()
+		if ref == nil || !fsm.ValidSHA256(ref.Sha256) || ref.Size <= 0 || ref.ContentType == "" {
+			return invalid("command.attach_evidence.attach.ref", "a reference needs a sha256, a size and a content type")
+		}
+		if ref.UploadedAt != nil || ref.Node != "" || ref.RequestId != "" {
+			return invalid("command.attach_evidence.attach.ref", "uploaded_at, node and request_id are the leader's to set")
+		}
+		return checkUploadHeader(&pb.UploadEvidenceHeader{CaseId: a.CaseId, RequestId: requestID, Stage: ref.Stage, Kind: ref.Kind, FileName: ref.FileName, Note: ref.Note}, 0)
+	case *pb.AttachEvidence_Purge:
+		return fmt.Errorf("%w: attach_evidence.purge (the leader's retention proposes it itself)", errNotForwardable)
+	}
+	return invalid("command.attach_evidence", "an operation is required")
 }

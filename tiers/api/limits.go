@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/auth"
 )
 
@@ -365,7 +366,10 @@ func (l *limiter) bodyLimit(route string) int64 {
 // may get (methods with a smaller one are checked by the interceptor).
 func (l *limiter) maxMessage() int64 {
 	m := l.cfg.MaxRequestBytes
-	for _, n := range l.cfg.RouteMaxBytes {
+	for route, n := range l.cfg.RouteMaxBytes {
+		if strings.HasPrefix(route, "/v1/") {
+			continue // a REST route's: gRPC methods are "/package.Service/Method"
+		}
 		m = max(m, n)
 	}
 	return m
@@ -429,7 +433,9 @@ func (l *limiter) httpBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		c := &restCaller{host: hostOf(req.RemoteAddr), limit: l.bodyLimit(req.URL.Path)}
 		if c.limit > 0 {
-			if req.ContentLength > c.limit {
+			// The evidence upload route answers a declared length over its
+			// limit itself, naming evidence.max_bytes and the field.
+			if req.ContentLength > c.limit && !strings.HasPrefix(req.URL.Path, EvidenceRoute) {
 				l.refused(refuseBody, "rest")
 				w.Header().Set("Connection", "close")
 				writeErrorCode(w, l.tooLargeStatus(c.limit), http.StatusRequestEntityTooLarge)
@@ -447,6 +453,12 @@ func (l *limiter) httpBody(h http.Handler) http.Handler {
 // authentication: a flood of bad credentials takes slots too).
 func (l *limiter) httpAdmit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if longLived(req.URL.Path) {
+			// The change feed's stream and long poll: bounded by
+			// feed.max_watchers instead.
+			h.ServeHTTP(w, req)
+			return
+		}
 		if !l.acquire(req.Context()) {
 			l.refused(refuseConcurrency, "rest")
 			w.Header().Set("Retry-After", "1")
@@ -531,7 +543,9 @@ func (l *limiter) grpcOptions() []grpc.ServerOption {
 // unaryAdmit applies the concurrency limit and per-method message limits
 // to unary gRPC calls (before authentication).
 func (l *limiter) unaryAdmit(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if rateExempt(info.FullMethod) {
+	// Health takes no slot; nor does the change feed's long poll, which
+	// waits (feed.max_watchers bounds it).
+	if rateExempt(info.FullMethod) || info.FullMethod == pb.FeedService_PollCases_FullMethodName {
 		return h(ctx, req)
 	}
 	if len(l.cfg.RouteMaxBytes) > 0 {

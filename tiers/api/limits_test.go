@@ -455,7 +455,7 @@ func TestRatePerPrincipal(t *testing.T) {
 	})
 	// Wait for the first administrator in the store, not by logging in:
 	// those attempts would spend the address's rate.
-	testcluster.WaitFor(t, 20*time.Second, "the first administrator", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the first administrator", func() bool {
 		_, err := cl.Replica(0).Node.Store().GetAccount("admin")
 		return err == nil
 	})

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -23,16 +25,23 @@ type Metrics struct {
 
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// NewMetrics registers the node's collectors.
-func NewMetrics(r Replica) *Metrics {
+// collectorSource is a replica with Prometheus collectors of its own
+// (node.Node: raft's internals, snapshots, badger).
+type collectorSource interface {
+	Collectors() []prometheus.Collector
+}
+
+// NewMetrics registers the node's collectors, and extra ones (the
+// replica's: calendar, certificates, node info).
+func NewMetrics(r Replica, extra ...prometheus.Collector) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		grpcDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "cityhub_grpc_request_duration_seconds", Help: "gRPC request latency by method and code.", Buckets: latencyBuckets,
+			Name: "cityhub_grpc_request_duration_seconds", Help: "gRPC request latency by method and code (a stream: its whole life).", Buckets: latencyBuckets,
 		}, []string{"method", "code"}),
 		httpDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "cityhub_http_request_duration_seconds", Help: "REST request latency by method and status.", Buckets: latencyBuckets,
-		}, []string{"method", "status"}),
+			Name: "cityhub_http_request_duration_seconds", Help: "REST request latency by HTTP method, route (the gateway's path pattern, not the path) and status.", Buckets: latencyBuckets,
+		}, []string{"method", "route", "status"}),
 	}
 	raftStates := []string{"Follower", "Candidate", "Leader", "Shutdown"}
 	stateGauges := make([]prometheus.Collector, 0, len(raftStates))
@@ -77,7 +86,42 @@ func NewMetrics(r Replica) *Metrics {
 	if dw, ok := r.(diskWatcher); ok && dw.DiskSpace() != nil {
 		m.Registry.MustRegister(newDiskCollector(dw.DiskSpace()))
 	}
+	m.Registry.MustRegister(buildInfo(), readyGauge(r))
+	if cs, ok := r.(collectorSource); ok {
+		m.Registry.MustRegister(cs.Collectors()...)
+	}
+	m.Registry.MustRegister(extra...)
 	return m
+}
+
+// buildInfo is cityhub_build_info{version,revision,goversion} 1, from the
+// binary's build information (see cmd/internal/version).
+func buildInfo() prometheus.Collector {
+	version, revision, goVersion := "(devel)", "", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_build_info", Help: "The running binary's build: module version, VCS revision, Go version (always 1).",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion}}, func() float64 { return 1 })
+}
+
+// readyGauge is /readyz as a metric.
+func readyGauge(r Replica) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_ready", Help: "1 when this replica is ready (/readyz: a linearizable read would answer now), 0 otherwise."},
+		func() float64 {
+			if ready, _ := readiness(r); ready {
+				return 1
+			}
+			return 0
+		})
 }
 
 func indexGauge(name, help string, f func(*pb.ClusterStatus) uint64, r Replica) prometheus.Collector {
@@ -115,6 +159,14 @@ func (m *Metrics) UnaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	return resp, err
 }
 
-func (m *Metrics) observeHTTP(method string, code int, d time.Duration) {
-	m.httpDur.WithLabelValues(method, strconv.Itoa(code)).Observe(d.Seconds())
+// StreamInterceptor records how long each stream lasted and how it ended.
+func (m *Metrics) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.grpcDur.WithLabelValues(info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
+	return err
+}
+
+func (m *Metrics) observeHTTP(method, route string, code int, d time.Duration) {
+	m.httpDur.WithLabelValues(method, route, strconv.Itoa(code)).Observe(d.Seconds())
 }

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -20,6 +22,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/evaluation"
+	"github.com/cityhub/cityhub/tiers/evidence"
 )
 
 // Options configure a Server.
@@ -39,6 +42,9 @@ type Options struct {
 	Schemes map[string]evaluation.Scheme
 	// Nearby, when set, offers possible duplicates of a new report.
 	Nearby Nearby
+	// Geo, when set, is the grid register: reports with a location and no
+	// grid code are located in it, and GeoService answers from it.
+	Geo Geo
 	// Federation, when set, gates writes on the topology being applied and
 	// serves link status and lag metrics.
 	Federation Federation
@@ -60,7 +66,31 @@ type Options struct {
 	// Limits bound requests, connections and callers (limits.go); the
 	// zero value is no limit.
 	Limits Limits
+	// Feed, when set, serves the change feed (FeedService, SSE at
+	// GET /v1/cases:watch) with FeedOptions.
+	Feed        ChangeFeed
+	FeedOptions FeedOptions
+	// Collectors are further Prometheus collectors for /metrics (the
+	// replica's: calendar, certificates, node info).
+	Collectors []prometheus.Collector
+	// Evidence keeps the photos and files of cases (nil: EvidenceService
+	// answers FailedPrecondition); EvidenceFetcher reads those another
+	// node of the federation stores; EvidenceMaxPerCase bounds one case's.
+	Evidence           *evidence.Service
+	EvidenceFetcher    EvidenceFetcher
+	EvidenceMaxPerCase int
+	// FederationNode is this node's name in the federation topology ("":
+	// not federated).
+	FederationNode string
 }
+
+// StreamWorkers is how many goroutines of the gRPC servers handle calls
+// and stay for the next (calls beyond them get a goroutine of their own,
+// as without workers). A goroutine started per call begins with a small
+// stack and grows it through the handler's protobuf and raft calls
+// (runtime.copystack was 8 % of a node's CPU under 64 clients); a worker
+// keeps its grown stack.
+const StreamWorkers = 256
 
 // Server serves one replica over gRPC and REST.
 type Server struct {
@@ -69,6 +99,10 @@ type Server struct {
 	grpc    *grpc.Server
 	http    *http.Server
 	Metrics *Metrics
+	// health is gRPC's health service, kept in step with readiness.
+	health     *health.Server
+	stopHealth chan struct{}
+	stopOnce   sync.Once
 }
 
 // NewServer wires the services; Serve starts them.
@@ -80,18 +114,30 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("api: a catalogue is required")
 	}
 	log := opts.Logger.With("component", "api")
-	m := NewMetrics(opts.Replica)
+	m := NewMetrics(opts.Replica, opts.Collectors...)
 	var authn Authenticator
 	if opts.Auth != nil {
 		authn = opts.Auth
 	}
 	g := newGuard(authn, log, m.Registry)
+	if opts.Evidence != nil && opts.Evidence.MaxBytes() > 0 {
+		// The upload route takes evidence.max_bytes (and a multipart
+		// form's few headers), not the API's body limit. gRPC uploads
+		// stream in pieces under the message limit instead, so the
+		// server's receive limit is not raised for every method.
+		rm := map[string]int64{EvidenceRoute: opts.Evidence.MaxBytes() + 64<<10}
+		for k, v := range opts.Limits.RouteMaxBytes {
+			rm[k] = v
+		}
+		opts.Limits.RouteMaxBytes = rm
+	}
 	lim := newLimiter(opts.Limits, log, m.Registry)
 	gopts := []grpc.ServerOption{
 		// Concurrency before authentication, the caller's rate after it
 		// (keyed by the principal it found).
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), lim.unaryAdmit, g.unary, lim.unaryRate),
-		grpc.ChainStreamInterceptor(g.stream, lim.streamRate),
+		grpc.ChainStreamInterceptor(m.StreamInterceptor, g.stream, lim.streamRate),
+		grpc.NumStreamWorkers(StreamWorkers),
 	}
 	gopts = append(gopts, lim.grpcOptions()...)
 	if opts.TLS != nil {
@@ -102,6 +148,7 @@ func NewServer(opts Options) (*Server, error) {
 	cs.gridPrefix = opts.GridPrefix
 	cs.fed = opts.Federation
 	cs.nearby = opts.Nearby
+	cs.geo = opts.Geo
 	cs.schemes = opts.Schemes
 	cs.g = g
 	cl := NewClusterServer(opts.Replica, opts.Peers)
@@ -119,18 +166,75 @@ func NewServer(opts Options) (*Server, error) {
 	own := newOwnershipServer(opts, log)
 	own.g = g
 	pb.RegisterOwnershipServiceServer(gs, own)
+	geoSrv := &GeoServer{geo: opts.Geo, gridPrefix: opts.GridPrefix, g: g}
+	pb.RegisterGeoServiceServer(gs, geoSrv)
+	fs := newFeedServer(opts.Feed, opts.Replica, opts.FeedOptions, g, log)
+	pb.RegisterFeedServiceServer(gs, fs)
+	if opts.Feed != nil {
+		registerFeedMetrics(m.Registry, opts.Feed)
+	}
+	ev := newEvidenceServer(opts, g, log, m.Registry)
+	pb.RegisterEvidenceServiceServer(gs, ev)
 	// No ForwardService here: it takes raw commands from the group's
 	// replicas only, on the internal listener (InternalServer).
-	healthpb.RegisterHealthServer(gs, health.NewServer())
+	hs0 := health.NewServer()
+	// NOT_SERVING until the first readiness check (Serve).
+	for _, svc := range healthServices {
+		hs0.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	healthpb.RegisterHealthServer(gs, hs0)
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as}, g, lim, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs, ev}, g, lim, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}
 	hs := &http.Server{Handler: h, TLSConfig: opts.TLS}
 	lim.httpServer(hs)
-	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m}, nil
+	return &Server{opts: opts, log: log, grpc: gs, http: hs, Metrics: m, health: hs0, stopHealth: make(chan struct{})}, nil
+}
+
+// healthServices are the names gRPC health answers for: "" (the server)
+// and each public service; all follow readiness.
+var healthServices = []string{"", pb.CaseService_ServiceDesc.ServiceName, pb.ClusterService_ServiceDesc.ServiceName,
+	pb.OwnershipService_ServiceDesc.ServiceName, pb.AuthService_ServiceDesc.ServiceName}
+
+// healthEvery is how often gRPC health is brought in step with readiness.
+const healthEvery = time.Second
+
+// watchHealth keeps gRPC health in step with /readyz: SERVING exactly when
+// a linearizable read would answer now on this replica (a load balancer
+// or Kubernetes' grpc probe then sends calls only to replicas that can
+// answer them).
+func (s *Server) watchHealth() {
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	last := healthpb.HealthCheckResponse_UNKNOWN
+	for {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if ready, _ := readiness(s.opts.Replica); ready {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		if st != last {
+			for _, svc := range healthServices {
+				s.health.SetServingStatus(svc, st)
+			}
+			last = st
+		}
+		select {
+		case <-s.stopHealth:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// stopWatchingHealth ends watchHealth and answers NOT_SERVING from now on.
+func (s *Server) stopWatchingHealth() {
+	s.stopOnce.Do(func() {
+		close(s.stopHealth)
+		s.health.Shutdown()
+	})
 }
 
 // Serve starts serving on the listeners and returns at once.
@@ -149,11 +253,13 @@ func (s *Server) Serve() {
 			s.log.Error("HTTP server stopped", "error", err)
 		}
 	}()
+	go s.watchHealth()
 	s.log.Info("serving", "grpc", s.opts.GRPCListener.Addr().String(), "http", s.opts.HTTPListener.Addr().String())
 }
 
 // Stop drains both servers, giving up when ctx ends.
 func (s *Server) Stop(ctx context.Context) {
+	s.stopWatchingHealth()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -169,6 +275,7 @@ func (s *Server) Stop(ctx context.Context) {
 
 // Kill stops both servers at once, dropping calls in flight (tests).
 func (s *Server) Kill() {
+	s.stopWatchingHealth()
 	s.grpc.Stop()
 	_ = s.http.Close()
 }

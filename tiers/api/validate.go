@@ -1,13 +1,14 @@
 package api
 
 import (
-	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/fsm"
 )
 
 // Limits on request fields.
@@ -80,8 +81,11 @@ func checkRefs(field string, refs []string) error {
 	return nil
 }
 
-// reportToCase validates a report and builds the case the command carries.
-func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, error) {
+// reportToCase validates a report and builds the case the command carries:
+// its location in WGS-84 (converted from the coordinate system it names),
+// and its grid code, found from the location when the report gives none
+// (locate nil: this node has no grid geometry).
+func reportToCase(cat *catalogue.Catalogue, locate locateFunc, r *pb.ReportCaseRequest) (*pb.Case, error) {
 	if err := checkRequestID(r.RequestId); err != nil {
 		return nil, err
 	}
@@ -94,10 +98,29 @@ func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, 
 	if _, ok := pb.Kind_name[int32(r.Kind)]; !ok || r.Kind == pb.Kind_KIND_UNSPECIFIED {
 		return nil, invalid("kind", "required: COMPONENT (部件) or EVENT (事件)")
 	}
-	if err := catalogue.ValidateGridCode(r.GridCode); err != nil {
-		return nil, &catalogue.FieldError{Field: "grid_code", Reason: err.Error(), Err: catalogue.ErrInvalidCode}
+	loc, err := toWGS84(r.Location, "location.")
+	if err != nil {
+		return nil, err
 	}
-	if err := cat.ValidateClass(r.Kind, r.MajorCode, r.MinorCode, r.ComponentId, r.GridCode); err != nil {
+	if loc != nil {
+		if err := checkText("location.address", loc.Address, MaxAddress); err != nil {
+			return nil, err
+		}
+	}
+	grid := r.GridCode
+	if grid == "" {
+		if grid, err = locateGrid(locate, loc); err != nil {
+			return nil, err
+		}
+	}
+	if err := catalogue.ValidateGridCode(grid); err != nil {
+		reason := err.Error()
+		if grid == "" {
+			reason = "required: the 15-digit grid code, or location (lat, lng and crs) to find it from"
+		}
+		return nil, &catalogue.FieldError{Field: "grid_code", Reason: reason, Err: catalogue.ErrInvalidCode}
+	}
+	if err := cat.ValidateClass(r.Kind, r.MajorCode, r.MinorCode, r.ComponentId, grid); err != nil {
 		return nil, err
 	}
 	if r.Description == "" {
@@ -108,17 +131,6 @@ func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, 
 	}
 	if err := checkText("note", r.Note, MaxNote); err != nil {
 		return nil, err
-	}
-	if loc := r.Location; loc != nil {
-		if math.IsNaN(loc.Lat) || loc.Lat < -90 || loc.Lat > 90 {
-			return nil, invalid("location.lat", "must be a latitude between -90 and 90")
-		}
-		if math.IsNaN(loc.Lng) || loc.Lng < -180 || loc.Lng > 180 {
-			return nil, invalid("location.lng", "must be a longitude between -180 and 180")
-		}
-		if err := checkText("location.address", loc.Address, MaxAddress); err != nil {
-			return nil, err
-		}
 	}
 	if err := checkRefs("media", r.Media); err != nil {
 		return nil, err
@@ -142,9 +154,9 @@ func reportToCase(cat *catalogue.Catalogue, r *pb.ReportCaseRequest) (*pb.Case, 
 		Kind:        r.Kind,
 		MajorCode:   r.MajorCode,
 		MinorCode:   r.MinorCode,
-		GridCode:    r.GridCode,
+		GridCode:    grid,
 		ComponentId: r.ComponentId,
-		Location:    r.Location,
+		Location:    loc,
 		Description: r.Description,
 		Media:       r.Media,
 		Reporter:    r.Reporter,
@@ -172,13 +184,18 @@ func actToCommand(r *pb.ActRequest, nowMs int64) (*pb.CaseAction, error) {
 	if err := checkRefs("attachments", r.Attachments); err != nil {
 		return nil, err
 	}
+	attachments, evidence, err := splitEvidence(r.Attachments, r.Evidence)
+	if err != nil {
+		return nil, err
+	}
 	a := &pb.CaseAction{
 		CaseId:          r.CaseId,
 		Action:          r.Action,
 		Actor:           r.Actor,
 		Role:            r.Role,
 		Note:            r.Note,
-		Attachments:     r.Attachments,
+		Attachments:     attachments,
+		Evidence:        evidence,
 		ExpectedVersion: r.ExpectedVersion,
 	}
 	switch r.Action {
@@ -255,4 +272,34 @@ func workflowVerb(a pb.Action) string {
 		return "the joint review's decision (会诊裁定)"
 	}
 	return a.String()
+}
+
+// EvidencePrefix marks an attachment that names evidence uploaded to the
+// case ("evidence:<sha256>"): it is moved to the action's evidence.
+const EvidencePrefix = "evidence:"
+
+// splitEvidence moves "evidence:<sha256>" attachments to the evidence list
+// and checks every evidence reference (lower-case hex SHA-256, no repeats).
+// Other attachments ("photo://…", from before evidence existed) stay.
+func splitEvidence(attachments, evidence []string) (rest, shas []string, err error) {
+	for _, a := range attachments {
+		if sha, ok := strings.CutPrefix(a, EvidencePrefix); ok {
+			evidence = append(evidence, sha)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if len(evidence) > MaxRefs {
+		return nil, nil, invalid("evidence", "%d references, at most %d allowed", len(evidence), MaxRefs)
+	}
+	for i, sha := range evidence {
+		if !fsm.ValidSHA256(sha) {
+			return nil, nil, invalid("evidence", "reference %d must be the SHA-256 of evidence uploaded to the case (64 lower-case hex digits)", i)
+		}
+		if slices.Contains(shas, sha) {
+			continue
+		}
+		shas = append(shas, sha)
+	}
+	return rest, shas, nil
 }

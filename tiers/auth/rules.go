@@ -34,6 +34,12 @@ const (
 	AccountsManage Permission = "accounts.manage"
 	KeysManage     Permission = "keys.manage"
 	AuditRead      Permission = "audit.read"
+	// GeoRead: locate a point in the grid register and draw its polygons
+	// (any staff role; not integrators, whose reports are located for them).
+	GeoRead Permission = "geo.read"
+	// EvidenceUpload: attach photos and files to a case (reading them is
+	// CaseRead: whoever may read the case may see its evidence).
+	EvidenceUpload Permission = "evidence.upload"
 )
 
 // ActPermission is the permission to take workflow action a on a case.
@@ -88,20 +94,20 @@ func join(gs ...[]Grant) []Grant { return slices.Concat(gs...) }
 var Rules = map[pb.Role][]Grant{
 	// 监督员: reports, verifies and checks in the grids they patrol.
 	pb.Role_ROLE_INSPECTOR: join(
-		grants(ScopeGrids, CaseReport, CaseRead, CaseList),
-		grants(ScopeNode, CatalogueGet),
+		grants(ScopeGrids, CaseReport, CaseRead, CaseList, EvidenceUpload),
+		grants(ScopeNode, CatalogueGet, GeoRead),
 		acts(ScopeGrids, pb.Action_ACTION_VERIFY, pb.Action_ACTION_SELF_HANDLE, pb.Action_ACTION_CHECK_PASS, pb.Action_ACTION_CHECK_FAIL),
 	),
 	// 受理员: takes hotline and app calls, calls citizens back.
-	pb.Role_ROLE_INTAKE_CLERK: grants(ScopeNode, CaseReport, CaseRead, CaseList, CaseContact, CatalogueGet, OwnerResolve),
+	pb.Role_ROLE_INTAKE_CLERK: grants(ScopeNode, CaseReport, CaseRead, CaseList, CaseContact, CatalogueGet, OwnerResolve, GeoRead, EvidenceUpload),
 	// The citizens' app and camera analytics (integrator keys): report as
 	// their own sources, read their own reports.
-	pb.Role_ROLE_CITIZEN: join(grants(ScopeOwn, CaseReport, CaseRead, CaseList), grants(ScopeNode, CatalogueGet)),
-	pb.Role_ROLE_SYSTEM:  join(grants(ScopeOwn, CaseReport, CaseRead, CaseList), grants(ScopeNode, CatalogueGet)),
+	pb.Role_ROLE_CITIZEN: join(grants(ScopeOwn, CaseReport, CaseRead, CaseList, EvidenceUpload), grants(ScopeNode, CatalogueGet)),
+	pb.Role_ROLE_SYSTEM:  join(grants(ScopeOwn, CaseReport, CaseRead, CaseList, EvidenceUpload), grants(ScopeNode, CatalogueGet)),
 	// 值班长: files, closes, voids, approves, decides joint reviews.
 	pb.Role_ROLE_SHIFT_LEADER: join(
 		grants(ScopeNode, CaseReport, CaseRead, CaseList, CaseContact, CatalogueGet, EvaluationRead,
-			FederationRead, ClusterRead, OwnerResolve, ReconcileRead),
+			FederationRead, ClusterRead, OwnerResolve, ReconcileRead, GeoRead, EvidenceUpload),
 		acts(ScopeNode, pb.Action_ACTION_FILE, pb.Action_ACTION_REJECT, pb.Action_ACTION_DISPATCH,
 			pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_CLOSE,
 			pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_DENY_EXTENSION,
@@ -112,29 +118,29 @@ var Rules = map[pb.Role][]Grant{
 	),
 	// 派遣员: dispatches and decides returns and extensions.
 	pb.Role_ROLE_DISPATCHER: join(
-		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, FederationRead, ClusterRead, OwnerResolve, ReconcileRead),
+		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, FederationRead, ClusterRead, OwnerResolve, ReconcileRead, GeoRead),
 		acts(ScopeNode, pb.Action_ACTION_DISPATCH, pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN,
 			pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_DENY_EXTENSION, pb.Action_ACTION_TRANSFER_UP,
 			pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_HAND_DOWN),
 	),
 	// 专业部门 / 网格站: works the cases dispatched to its unit.
 	pb.Role_ROLE_HANDLING_UNIT: join(
-		grants(ScopeUnit, CaseRead, CaseList),
-		grants(ScopeNode, CatalogueGet),
+		grants(ScopeUnit, CaseRead, CaseList, EvidenceUpload),
+		grants(ScopeNode, CatalogueGet, GeoRead),
 		acts(ScopeUnit, pb.Action_ACTION_ACCEPT, pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_HANDLE,
 			pb.Action_ACTION_REQUEST_EXTENSION, pb.Action_ACTION_REQUEST_SUSPEND),
 	),
 	// 督办: supervises the subtree and reads the scores.
 	pb.Role_ROLE_SUPERVISOR: join(
-		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, FederationRead, ReconcileRead),
+		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, FederationRead, ReconcileRead, GeoRead),
 		acts(ScopeNode, pb.Action_ACTION_SUPERVISE),
 	),
 	// 考评: reads cases and scores.
-	pb.Role_ROLE_EVALUATOR: grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead),
+	pb.Role_ROLE_EVALUATOR: grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, GeoRead),
 	// The node's administrator: identities, membership, import and
 	// reconciliation; not the cases' content.
 	pb.Role_ROLE_ADMIN: grants(ScopeNode, CatalogueGet, AccountsManage, KeysManage, AuditRead, ClusterRead,
-		ClusterManage, ClusterBackup, FederationRead, OwnerResolve, ImportRun, ReconcileRun, ReconcileRead),
+		ClusterManage, ClusterBackup, FederationRead, OwnerResolve, ImportRun, ReconcileRun, ReconcileRead, GeoRead),
 }
 
 // Grants lists what role may do, in table order.

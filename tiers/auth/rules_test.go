@@ -106,3 +106,16 @@ func TestAuthorizeScopes(t *testing.T) {
 		t.Errorf("nil principal: %v", err)
 	}
 }
+
+// Every staff role may read the grid geometry and locate points; an
+// integrator's key may not (its reports are located for it).
+func TestGeoReadIsForStaff(t *testing.T) {
+	for v, name := range pb.Role_name {
+		role := pb.Role(v)
+		_, ok := ScopeOf(role, GeoRead)
+		want := role != pb.Role_ROLE_UNSPECIFIED && role != pb.Role_ROLE_CITIZEN && role != pb.Role_ROLE_SYSTEM
+		if ok != want {
+			t.Errorf("%s holds geo.read: %v, want %v", name, ok, want)
+		}
+	}
+}

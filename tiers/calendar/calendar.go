@@ -3,6 +3,7 @@ package calendar
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -230,6 +231,23 @@ func (c *Calendar) Spec() Spec {
 	s.Holidays = append([]string(nil), s.Holidays...)
 	s.MakeupDays = append([]string(nil), s.MakeupDays...)
 	return s
+}
+
+// HolidayYears are the years for which the calendar lists at least one
+// holiday, ascending. China's official holidays (and their make-up days)
+// are published each year for the next: a year missing here is a year
+// whose deadlines run over its holidays as if they were working days.
+func (c *Calendar) HolidayYears() []int {
+	seen := map[int]bool{}
+	for d := range c.holidays {
+		seen[d.y] = true
+	}
+	years := make([]int, 0, len(seen))
+	for y := range seen {
+		years = append(years, y)
+	}
+	sort.Ints(years)
+	return years
 }
 
 // Location is the calendar's time zone. Every time.Time the calendar

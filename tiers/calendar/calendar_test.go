@@ -642,3 +642,14 @@ func BenchmarkAdd4WorkingHours(b *testing.B) {
 		_ = c.Add(start, 4*time.Hour)
 	}
 }
+
+func TestHolidayYears(t *testing.T) {
+	c := MustNew(Spec{Windows: []Window{{Start: "08:30", End: "12:00"}}, Holidays: []string{"2027-01-01", "2026-10-01..2026-10-07", "2026-12-31..2027-01-01"}})
+	got := c.HolidayYears()
+	if len(got) != 2 || got[0] != 2026 || got[1] != 2027 {
+		t.Errorf("HolidayYears() = %v, want [2026 2027]", got)
+	}
+	if y := MustNew(Spec{Windows: []Window{{Start: "08:30", End: "12:00"}}}).HolidayYears(); len(y) != 0 {
+		t.Errorf("no holidays: %v", y)
+	}
+}

@@ -17,6 +17,12 @@ import (
 // raft hands over.
 const txnChunk = 32
 
+// txnBytes bounds the log data that shares one badger transaction: a
+// batch of evidence chunks (up to MaxChunkBytes each) would otherwise
+// exceed badger's transaction size, a storage failure that stops every
+// replica on the same entry. A single larger entry still gets its own.
+const txnBytes = 2 << 20
+
 // FSM applies committed log entries to the store.
 type FSM struct {
 	store   *store.Store
@@ -64,14 +70,20 @@ func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
 // Apply applies one entry.
 func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch applies entries in order, up to txnChunk per transaction. An
+// ApplyBatch applies entries in order, up to txnChunk (and about txnBytes
+// of data) per transaction. An
 // entry at or below the stored applied index was applied before a restart
 // and is skipped: replaying the log after a crash never applies twice.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
-	for start := 0; start < len(logs); start += txnChunk {
-		end := min(start+txnChunk, len(logs))
+	for start := 0; start < len(logs); {
+		end, size := start, 0
+		for end < len(logs) && end-start < txnChunk && (end == start || size+len(logs[end].Data) <= txnBytes) {
+			size += len(logs[end].Data)
+			end++
+		}
 		f.applyChunk(logs[start:end], out[start:end])
+		start = end
 	}
 	return out
 }

@@ -102,6 +102,8 @@ func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, rs *pb.RestoreState, g
 		if refused != nil {
 			return &Result{Err: refused}, nil
 		}
+	case *pb.Command_AttachEvidence:
+		return precheckEvidence(tx, body.AttachEvidence, fv, getCase)
 	}
 	return nil, nil
 }

@@ -64,6 +64,9 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if f := oversizedKeyField(cmd); f != "" {
 		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
 	}
+	// The changes this command makes enter the feed with its index and
+	// stamped time.
+	tx.SetChangeContext(l.Index, cmd.StampedUnixMs)
 	rs, err := noteIncarnation(tx, cmd, fed)
 	if err != nil {
 		return nil, err
@@ -109,6 +112,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return repair(tx, cmd, body.Repair, fv, fed)
 	case *pb.Command_Auth:
 		return applyAuth(tx, cmd, body.Auth, l.Index)
+	case *pb.Command_AttachEvidence:
+		return attachEvidence(tx, cmd, body.AttachEvidence, fv, l.Index)
 	case *pb.Command_TrimOutbox:
 		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
 			return nil, err
@@ -272,6 +277,7 @@ func decideAction(cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) 
 		Role:             a.Role,
 		Note:             a.Note,
 		Attachments:      a.Attachments,
+		Evidence:         a.Evidence,
 		Unit:             a.Unit,
 		UnitTier:         a.UnitTier,
 		DeadlineUnixMs:   a.DeadlineUnixMs,
@@ -289,6 +295,9 @@ func decideAction(cmd *pb.Command, old *pb.Case, a *pb.CaseAction, fv *fedView) 
 		return nil, err
 	}
 	if err := checkOwnershipAction(old, a); err != nil {
+		return nil, err
+	}
+	if err := checkNamedEvidence(old, a.Evidence); err != nil {
 		return nil, err
 	}
 	c = proto.Clone(old).(*pb.Case)
@@ -366,12 +375,23 @@ func fingerprint(cmd *pb.Command) []byte {
 	var m proto.Message
 	switch b := cmd.Body.(type) {
 	case *pb.Command_Report:
-		r := proto.Clone(b.Report).(*pb.ReportCase)
+		// Blank the stamped fields in place and put them back after, rather
+		// than clone the report with its case: the command is the caller's
+		// alone (decoded for this entry, or the leader's own copy).
+		r := b.Report
+		date, prefix, stage, own := r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership
 		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = "", "", 0, nil
+		var recurrence string
 		if r.Case != nil {
-			r.Case.RecurrenceOf = "" // found by the leader, not asked for
+			recurrence, r.Case.RecurrenceOf = r.Case.RecurrenceOf, "" // found by the leader, not asked for
 		}
-		m = r
+		raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = date, prefix, stage, own
+		if r.Case != nil {
+			r.Case.RecurrenceOf = recurrence
+		}
+		sum := sha256.Sum256(raw)
+		return sum[:]
 	case *pb.Command_Act:
 		a := proto.Clone(b.Act).(*pb.CaseAction)
 		if a.TimeLimitMinutes != 0 {
@@ -412,6 +432,13 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = b.MarkOverdue
 	case *pb.Command_MarkOverdueBatch:
 		m = b.MarkOverdueBatch
+	case *pb.Command_AttachEvidence:
+		ae := proto.Clone(b.AttachEvidence).(*pb.AttachEvidence)
+		if ref := ae.GetAttach().GetRef(); ref != nil {
+			// The leader's stamps are not the client's request.
+			ref.UploadedAt, ref.Node, ref.RequestId = nil, "", ""
+		}
+		m = ae
 	default:
 		return nil
 	}
@@ -441,6 +468,10 @@ func oversizedKeyField(cmd *pb.Command) string {
 		return "from"
 	case len(cmd.GetTrimOutbox().GetLink()) > maxKeyField:
 		return "link"
+	case len(cmd.GetAttachEvidence().GetChunk().GetSha256()) > maxKeyField,
+		len(cmd.GetAttachEvidence().GetAttach().GetRef().GetSha256()) > maxKeyField,
+		len(cmd.GetAttachEvidence().GetPurge().GetSha256()) > maxKeyField:
+		return "sha256"
 	}
 	return ""
 }

@@ -15,9 +15,10 @@ import (
 // it (tiers/node's version gate), so a rolling upgrade never writes an
 // entry that an older replica would refuse while newer ones apply it.
 //
-// Version 2: a delivery's incarnation, floor and advance and a repair's
-// caught_up (federation/DESIGN.md, "After a restore"); a version 1 replica
-// would apply such an entry without them (fieldVersion).
+// Version 2: evidence (AttachEvidence); a delivery's incarnation, floor and
+// advance and a repair's caught_up (federation/DESIGN.md, "After a
+// restore"), which a version 1 replica would apply without them
+// (fieldVersion).
 const LogVersion uint32 = 2
 
 // commandVersions gives each Command body (by its type number, the oneof
@@ -37,6 +38,7 @@ var commandVersions = map[protoreflect.FieldNumber]uint32{
 	20: 1, // RepairCases
 	21: 1, // MarkOverdueBatch
 	22: 1, // AuthChange
+	23: 2, // AttachEvidence (photos and files: chunks through the log)
 }
 
 // RequiredVersion is the log version a replica needs to apply cmd: that of

@@ -4,19 +4,20 @@
 // the new report brings back (反弹, recurrence), which the leader stamps
 // into the report so the state machine links the two.
 //
-// Candidates come from the store's grid index (the new case's 15-digit unit
-// grid), so a lookup reads one grid's cases, never the whole store.
+// Candidates come from the store's nearby index (grid, class, time): a
+// lookup reads the index entries of the new case's grid and class inside
+// the window, never a case and never the cases outside the window, so a
+// report costs the same with ten cases stored or a million.
 package nearby
 
 import (
-	"math"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/geo"
 	"github.com/cityhub/cityhub/tiers/store"
-	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
 // Options set what counts as the same place and time.
@@ -43,65 +44,67 @@ func New(opts Options) *Finder { return &Finder{opts: opts} }
 // SetStore sets the store lookups read.
 func (f *Finder) SetStore(s *store.Store) { f.store.Store(s) }
 
-// maxCandidates bounds one lookup (a grid is about 10,000 m²).
+// maxCandidates bounds the index entries one lookup visits, the most
+// recent first (a grid is about 10,000 m²).
 const maxCandidates = 500
 
-func (f *Finder) candidates(c *pb.Case) []*pb.Case {
-	st := f.store.Load()
-	if st == nil || len(c.GetGridCode()) == 0 {
-		return nil
-	}
-	cases, _, err := st.List(store.Query{GridPrefix: c.GetGridCode(), PageSize: maxCandidates})
-	if err != nil {
-		return nil
-	}
-	out := cases[:0]
-	for _, o := range cases {
-		if o.GetId() != c.GetId() && o.GetGridCode() == c.GetGridCode() && o.GetKind() == c.GetKind() &&
-			o.GetMajorCode() == c.GetMajorCode() && o.GetMinorCode() == c.GetMinorCode() && f.close(o, c) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
+// candidate is an index entry seen as a case, for the distance check.
+func candidate(e store.NearbyEntry) *pb.Case { return &pb.Case{Id: e.ID, Location: e.Location} }
 
 // Duplicates lists open cases of c's class at c's place reported within
 // the duplicate window before now, most recent first.
 func (f *Finder) Duplicates(c *pb.Case, now time.Time) []string {
-	var out []*pb.Case
-	for _, o := range f.candidates(c) {
-		if workflow.IsOpen(o.GetState()) && o.GetReportedAt() != nil && now.Sub(o.GetReportedAt().AsTime()) <= f.opts.DuplicateWindow {
-			out = append(out, o)
-		}
+	st := f.store.Load()
+	if st == nil || c.GetGridCode() == "" {
+		return nil
 	}
-	slices.SortFunc(out, func(a, b *pb.Case) int { return b.GetReportedAt().AsTime().Compare(a.GetReportedAt().AsTime()) })
+	var out []store.NearbyEntry
+	seen := 0
+	err := st.NearbyOpen(store.NearbyClassOf(c), now.Add(-f.opts.DuplicateWindow), func(e store.NearbyEntry) bool {
+		if e.ID != c.GetId() && f.close(candidate(e), c) {
+			out = append(out, e)
+		}
+		seen++
+		return seen < maxCandidates
+	})
+	if err != nil {
+		return nil
+	}
+	slices.SortStableFunc(out, func(a, b store.NearbyEntry) int { return b.At.Compare(a.At) })
 	ids := make([]string, len(out))
-	for i, o := range out {
-		ids[i] = o.GetId()
+	for i, e := range out {
+		ids[i] = e.ID
 	}
 	return ids
 }
 
 // Recurrence returns the most recently closed case of c's class at c's
-// place closed within the recurrence window before now, or "".
+// place closed within the recurrence window before now, or "" (of two
+// closed at the same instant, the smaller id).
 func (f *Finder) Recurrence(c *pb.Case, now time.Time) string {
-	var best *pb.Case
-	for _, o := range f.candidates(c) {
-		if o.GetState() != pb.State_STATE_CLOSED || o.GetClosedAt() == nil {
-			continue
-		}
-		closed := o.GetClosedAt().AsTime()
-		if closed.After(now) || now.Sub(closed) > f.opts.RecurrenceWindow {
-			continue
-		}
-		if best == nil || closed.After(best.GetClosedAt().AsTime()) {
-			best = o
-		}
-	}
-	if best == nil {
+	st := f.store.Load()
+	if st == nil || c.GetGridCode() == "" {
 		return ""
 	}
-	return best.GetId()
+	var best *store.NearbyEntry
+	seen := 0
+	err := st.NearbyClosed(store.NearbyClassOf(c), now.Add(-f.opts.RecurrenceWindow), now, func(e store.NearbyEntry) bool {
+		// Entries come by millisecond, newest first: once one matched,
+		// only the rest of its millisecond can beat it.
+		if best != nil && e.At.UnixMilli() != best.At.UnixMilli() {
+			return false
+		}
+		if e.ID != c.GetId() && f.close(candidate(e), c) &&
+			(best == nil || e.At.After(best.At) || e.At.Equal(best.At) && e.ID < best.ID) {
+			best = &e
+		}
+		seen++
+		return seen < maxCandidates
+	})
+	if err != nil || best == nil {
+		return ""
+	}
+	return best.ID
 }
 
 // Stamp links a report to the case it brings back (the leader calls it
@@ -122,11 +125,8 @@ func (f *Finder) close(a, b *pb.Case) bool {
 
 func located(l *pb.Location) bool { return l != nil && (l.Lat != 0 || l.Lng != 0) }
 
-// Distance is the great-circle distance in metres between two WGS-84 points.
-func Distance(lat1, lng1, lat2, lng2 float64) float64 {
-	const r = 6371000.0
-	rad := math.Pi / 180
-	dLat, dLng := (lat2-lat1)*rad, (lng2-lng1)*rad
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLng/2)*math.Sin(dLng/2)
-	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
-}
+// Distance is the great-circle distance in metres between two WGS-84
+// points (geo.Distance). Stored cases are in WGS-84: the API converts a
+// GCJ-02 or BD-09 report before proposing it, so the radius is measured on
+// one datum, never across the hundreds of metres between them.
+func Distance(lat1, lng1, lat2, lng2 float64) float64 { return geo.Distance(lat1, lng1, lat2, lng2) }

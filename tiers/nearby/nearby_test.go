@@ -1,6 +1,7 @@
 package nearby
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -83,5 +84,50 @@ func TestDistance(t *testing.T) {
 	// One thousandth of a degree of latitude is about 111 m.
 	if d := Distance(31.0, 120.0, 31.001, 120.0); d < 110 || d > 112 {
 		t.Fatalf("distance %v", d)
+	}
+}
+
+// TestLookupsFindRecentCasesBehindABacklog: a grid holding a backlog of
+// old cases of the same class (an imported one, say) still offers the
+// recent duplicate and the recent recurrence, whatever their ids.
+func TestLookupsFindRecentCasesBehindABacklog(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const lat, lng = 31.30, 120.60
+	if err := st.Update(func(tx *store.Tx) error {
+		for i := 0; i < 1200; i++ {
+			// ids that sort before the recent ones, times outside both windows.
+			if err := tx.PutCase(nil, mk(fmt.Sprintf("a-open-%04d", i), pb.State_STATE_DISPATCHED, "02", lat, lng, 400*24*time.Hour, 0)); err != nil {
+				return err
+			}
+			if err := tx.PutCase(nil, mk(fmt.Sprintf("a-closed-%04d", i), pb.State_STATE_CLOSED, "02", lat, lng, 400*24*time.Hour, 300*24*time.Hour)); err != nil {
+				return err
+			}
+		}
+		for _, c := range []*pb.Case{
+			mk("z-recent", pb.State_STATE_REPORTED, "02", lat, lng, time.Hour, 0),
+			mk("z-closed", pb.State_STATE_CLOSED, "02", lat, lng, 20*24*time.Hour, 24*time.Hour),
+			mk("z-closed-same-instant", pb.State_STATE_CLOSED, "02", lat, lng, 20*24*time.Hour, 24*time.Hour),
+		} {
+			if err := tx.PutCase(nil, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := New(Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
+	f.SetStore(st)
+	fresh := mk("new", pb.State_STATE_REPORTED, "02", lat, lng, 0, 0)
+	if got := f.Duplicates(fresh, now); !slices.Equal(got, []string{"z-recent"}) {
+		t.Fatalf("duplicates %v, want [z-recent]", got)
+	}
+	// Two closed at the same instant: the smaller id, as before the index.
+	if got := f.Recurrence(fresh, now); got != "z-closed" {
+		t.Fatalf("recurrence of %q, want z-closed", got)
 	}
 }

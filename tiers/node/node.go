@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
@@ -85,9 +83,15 @@ type Config struct {
 	Stamper   Stamper
 	Forwarder Forwarder // nil: followers answer ErrNotLeader
 	Logger    *slog.Logger
-	RaftLog   io.Writer // raft's own log output (default: stderr, warnings only)
+	// RaftLogLevel is the least level of raft's own records (elections,
+	// snapshots, replication errors) passed to Logger, as component=raft;
+	// the zero value is info.
+	RaftLogLevel slog.Level
 	// LogEngine selects the raft log implementation (default raft-wal).
 	LogEngine raftlog.Engine
+	// Feed bounds the change log the state machine keeps (feed.window,
+	// feed.max_age).
+	Feed store.FeedOptions
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS
@@ -117,8 +121,9 @@ type Node struct {
 
 	// barrier is the last raft barrier this replica completed as leader
 	// (settle.go): every entry up to it is applied.
-	barrier    atomic.Pointer[position]
-	settleKick chan struct{}
+	barrier     atomic.Pointer[position]
+	settleKick  chan struct{}
+	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -179,18 +184,14 @@ func (n *Node) open() error {
 	}
 	dirs := LayoutOf(cfg.DataDir)
 	var err error
-	if n.store, err = store.Open(store.Options{Dir: dirs.State, Logger: cfg.Logger.With("component", "store")}); err != nil {
+	if n.store, err = store.Open(store.Options{Dir: dirs.State, Logger: cfg.Logger.With("component", "store"), Feed: cfg.Feed}); err != nil {
 		return err
 	}
 	if n.fsm, err = fsm.New(n.store, cfg.Logger.With("component", "fsm")); err != nil {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
-	raftOut := cfg.RaftLog
-	if raftOut == nil {
-		raftOut = os.Stderr
-	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: raftOut})
+	hl := newSlogHCLog(cfg.Logger, cfg.RaftLogLevel)
 	if n.logs, err = raftlog.OpenEngine(cfg.LogEngine, raftlog.Options{Dir: dirs.Raft, Logger: cfg.Logger.With("component", "raftlog")}, hl); err != nil {
 		return err
 	}
@@ -201,10 +202,13 @@ func (n *Node) open() error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.logCache = logCache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dirs.Snapshots, SnapshotsRetained, hl)
+	files, err := raft.NewFileSnapshotStoreWithLogger(dirs.Snapshots, SnapshotsRetained, hl)
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
+	installRaftMetrics() // before raft starts reporting
+	n.snapMetrics = newSnapshotMetrics()
+	snaps := &countingSnapshots{SnapshotStore: files, m: n.snapMetrics}
 	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)

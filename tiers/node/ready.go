@@ -18,6 +18,9 @@ type Readiness struct {
 	Term, AppliedTerm uint64
 	// AppliedIndex and CommitIndex as the decision saw them.
 	AppliedIndex, CommitIndex uint64
+	// State is raft's state (Leader, Follower, …) and Leader the leader's
+	// id ("" when none is known).
+	State, Leader string
 }
 
 // Readiness reports whether a linearizable read would answer now here:
@@ -34,8 +37,9 @@ func (n *Node) Readiness(maxLag uint64) Readiness {
 	term := n.raft.CurrentTerm()
 	applied := n.appliedPosition()
 	commit := n.raft.CommitIndex()
-	r := Readiness{Term: term, AppliedTerm: applied.term, AppliedIndex: applied.index, CommitIndex: commit}
 	laddr, lid := n.raft.LeaderWithID()
+	r := Readiness{Term: term, AppliedTerm: applied.term, AppliedIndex: applied.index, CommitIndex: commit,
+		State: n.raft.State().String(), Leader: string(lid)}
 	switch {
 	case lid == "":
 		r.Reason = "no leader known"

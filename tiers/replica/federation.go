@@ -22,6 +22,7 @@ import (
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/evidence"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -44,6 +45,10 @@ type federation struct {
 
 	// antiEntropy compares this node with its neighbours (antientropy.go).
 	antiEntropy *antientropy.Runner
+	// dial gives the options of a connection to a neighbour; evidence
+	// serves and fetches evidence over the links (evidence.go).
+	dial     dialFunc
+	evidence *evidenceLinks
 
 	mu    sync.Mutex
 	ready bool
@@ -56,7 +61,7 @@ type federation struct {
 // neighbour's node name in its certificate, or plain text.
 type dialFunc func(peer string) []grpc.DialOption
 
-func startFederation(cfg config.Config, n *node.Node, logger *slog.Logger, dialer func(context.Context, string) (net.Conn, error)) (*federation, error) {
+func startFederation(cfg config.Config, n *node.Node, ev *evidence.Service, logger *slog.Logger, dialer func(context.Context, string) (net.Conn, error)) (*federation, error) {
 	topo, err := cfg.LoadTopology()
 	if err != nil {
 		return nil, fmt.Errorf("federation.topology: %w", err)
@@ -99,8 +104,9 @@ func startFederation(cfg config.Config, n *node.Node, logger *slog.Logger, diale
 	}
 	f := &federation{
 		self: self.Name, tier: self.Tier, topo: topo, node: n, lis: lis, stop: make(chan struct{}),
-		log: logger.With("component", "federation", "node", self.Name),
+		log: logger.With("component", "federation", "node", self.Name), dial: dial,
 	}
+	f.evidence = &evidenceLinks{f: f, svc: ev, peers: map[string]*relay.Peer{}}
 	srvOpts = append(srvOpts, grpc.MaxRecvMsgSize(8<<20))
 	f.srv = grpc.NewServer(srvOpts...)
 	rs := relay.NewServer(self.Name, topo, n, identity, logger)
@@ -108,6 +114,7 @@ func startFederation(cfg config.Config, n *node.Node, logger *slog.Logger, diale
 		lis.Close()
 		return nil, err
 	}
+	rs.SetEvidence(f.evidence)
 	pb.RegisterFederationServiceServer(f.srv, rs)
 	f.relay, err = relay.New(relay.Options{
 		Self: self.Name, Topology: topo, Local: n, Dial: dial,
@@ -214,6 +221,7 @@ func (f *federation) close(graceful bool) {
 	close(f.stop)
 	f.antiEntropy.Stop()
 	f.relay.Stop()
+	f.evidence.close()
 	if graceful {
 		f.srv.GracefulStop()
 	} else {

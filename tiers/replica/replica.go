@@ -7,7 +7,6 @@ package replica
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -19,17 +18,22 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/evidence"
+	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/nearby"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/overdue"
 	"github.com/cityhub/cityhub/tiers/raftlog"
+	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // Options beyond the configuration file.
 type Options struct {
-	Logger  *slog.Logger
-	RaftLog io.Writer  // raft's own log output; nil is stderr
-	Clock   node.Clock // nil is the system clock
+	Logger *slog.Logger
+	// RaftLogLevel is the least level of raft's own records passed to
+	// Logger (zero: info).
+	RaftLogLevel slog.Level
+	Clock        node.Clock // nil is the system clock
 	// FederationDialer, when set, makes the connections to neighbours
 	// (tests use it to cut links; nil dials TCP).
 	FederationDialer func(ctx context.Context, addr string) (net.Conn, error)
@@ -49,8 +53,11 @@ type Replica struct {
 	// reconciler is nil outside a federation or without a responsibility
 	// catalogue.
 	reconciler *reconcile.Reconciler
-	admin      *firstAdmin // nil unless auth.admin_password_file is set
-	log        *slog.Logger
+	// retention removes evidence past evidence.retention (nil: kept for ever).
+	retention *evidence.Retention
+	admin     *firstAdmin // nil unless auth.admin_password_file is set
+	feed      *feed.Hub
+	log       *slog.Logger
 }
 
 // Start opens the node and serves its API. With raft.join set and no state
@@ -108,6 +115,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			own = &owners{cat: cat, loc: loc}
 		}
 	}
+	gr, err := loadGrids(cfg, topo)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		il.Close()
+		return nil, err
+	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	dialOpts, err := peerDialOptions(cfg)
 	if err != nil {
@@ -132,11 +146,12 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
-		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLog: opts.RaftLog,
+		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLogLevel: opts.RaftLogLevel,
 		LogEngine:    raftlog.Engine(cfg.Raft.LogEngine),
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
 		DiskReserve: uint64(max(cfg.Limits.DiskReserveBytes, 0)), DiskReservePercent: cfg.Limits.DiskReservePercent,
 		DiskCheckInterval: cfg.Limits.DiskCheckInterval,
+		Feed:              store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})
@@ -150,6 +165,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	finder.SetStore(n.Store())
+	hub := feed.NewHub(n, feed.Options{Buffer: cfg.Feed.Buffer, MaxWatchers: cfg.Feed.MaxWatchers, Logger: logger})
+	hub.Start()
 	var fed *federation
 	tlsCert, err := apiTLS(cfg)
 	var authn *auth.Authenticator
@@ -157,6 +174,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		authn, err = newAuthenticator(cfg, n)
 	}
 	if err != nil {
+		hub.Stop()
 		_ = n.Shutdown()
 		gl.Close()
 		hl.Close()
@@ -165,13 +183,29 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	}
 	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction,
-		Limits: apiLimits(cfg.Limits)}
+		Limits: apiLimits(cfg.Limits), Feed: hub, Collectors: collectors(cfg, policy.Calendar),
+		FeedOptions: api.FeedOptions{Group: cfg.Group(), Heartbeat: cfg.Feed.Heartbeat, PollMaxWait: cfg.Feed.PollMaxWait, WriteTimeout: cfg.Feed.WriteTimeout, BatchDelay: cfg.Feed.BatchDelay}}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
 	}
+	if gr != nil {
+		apiOpts.Geo = gr
+	}
+	ev, err := newEvidence(ctx, cfg, n, logger)
+	if err != nil {
+		hub.Stop()
+		_ = n.Shutdown()
+		gl.Close()
+		hl.Close()
+		il.Close()
+		peers.Close()
+		return nil, err
+	}
+	apiOpts.Evidence, apiOpts.EvidenceMaxPerCase = ev, cfg.Evidence.MaxPerCase
 	var rc *reconcile.Reconciler
 	if cfg.Federation.Enabled() {
-		if fed, err = startFederation(cfg, n, logger, opts.FederationDialer); err != nil {
+		if fed, err = startFederation(cfg, n, ev, logger, opts.FederationDialer); err != nil {
+			hub.Stop()
 			_ = n.Shutdown()
 			gl.Close()
 			hl.Close()
@@ -180,6 +214,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			return nil, err
 		}
 		apiOpts.Federation = fed
+		apiOpts.EvidenceFetcher, apiOpts.FederationNode = fed.evidence, cfg.Federation.Node
 		if own != nil {
 			apiOpts.Resolver = *own
 			rc = startReconciler(cfg, n, topo, own, logger)
@@ -201,6 +236,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		if fed != nil {
 			fed.close(false)
 		}
+		hub.Stop()
 		_ = n.Shutdown()
 		gl.Close()
 		hl.Close()
@@ -212,7 +248,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
 	sweeper.Start()
-	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc,
+	var retention *evidence.Retention
+	if cfg.Evidence.Retention > 0 {
+		var now func() time.Time
+		if opts.Clock != nil {
+			now = opts.Clock.Now
+		}
+		retention = evidence.NewRetention(n, ev, cfg.Evidence.Retention, cfg.Evidence.RetentionInterval, now, logger)
+		retention.Start()
+	}
+	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub, retention: retention,
 		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
 	if len(cfg.Raft.Join) > 0 {
 		if err := r.join(ctx); err != nil {
@@ -275,6 +320,7 @@ func (r *Replica) join(ctx context.Context) error {
 func (r *Replica) Stop(ctx context.Context) error {
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
@@ -283,6 +329,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 	}
 	r.API.Stop(ctx)
 	r.Internal.Stop(ctx)
+	r.feed.Stop()
 	err := r.Node.Shutdown()
 	r.peers.Close()
 	return err
@@ -295,19 +342,28 @@ func (r *Replica) Kill() {
 	r.Internal.Kill()
 	r.admin.stop()
 	r.sweeper.Stop()
+	r.retention.Stop()
 	if r.reconciler != nil {
 		r.reconciler.Stop()
 	}
 	if r.fed != nil {
 		r.fed.close(false)
 	}
+	r.feed.Stop()
 	_ = r.Node.Shutdown()
 	r.peers.Close()
 }
 
+// Feed is the replica's change feed.
+func (r *Replica) Feed() *feed.Hub { return r.feed }
+
 // Reconciler is the replica's reconciler (nil outside a federation or
 // without a responsibility catalogue).
 func (r *Replica) Reconciler() *reconcile.Reconciler { return r.reconciler }
+
+// Retention is the replica's evidence retention (nil when evidence is kept
+// for ever).
+func (r *Replica) Retention() *evidence.Retention { return r.retention }
 
 // Sweeper is the replica's overdue sweeper.
 func (r *Replica) Sweeper() *overdue.Sweeper { return r.sweeper }

@@ -49,7 +49,7 @@ func (tx *Tx) DeleteAccount(name string) error {
 		return err
 	}
 	var ids []string
-	if err := eachProto(tx.txn, []byte(pfxSession), func() proto.Message { return &pb.Session{} }, func(m proto.Message) error {
+	if err := eachProto(tx, []byte(pfxSession), func() proto.Message { return &pb.Session{} }, func(m proto.Message) error {
 		if s := m.(*pb.Session); s.Account == name {
 			ids = append(ids, s.Id)
 		}
@@ -84,7 +84,7 @@ func (tx *Tx) GetSession(id string) (*pb.Session, error) {
 // lapsed before it began (sessions never pile up).
 func (tx *Tx) PutSession(s *pb.Session) error {
 	var stale []string
-	if err := eachProto(tx.txn, []byte(pfxSession), func() proto.Message { return &pb.Session{} }, func(m proto.Message) error {
+	if err := eachProto(tx, []byte(pfxSession), func() proto.Message { return &pb.Session{} }, func(m proto.Message) error {
 		if o := m.(*pb.Session); o.Account == s.Account && o.ExpiresUnixMs <= s.CreatedUnixMs {
 			stale = append(stale, o.Id)
 		}
@@ -112,8 +112,8 @@ func (tx *Tx) PutAudit(index uint64, n int, ev *pb.AuditEvent) error {
 	return tx.putProto(auditKey(ev.AtUnixMs, index, n), ev)
 }
 
-func eachProto(txn *badger.Txn, prefix []byte, mk func() proto.Message, fn func(proto.Message) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+func eachProto(tx *Tx, prefix []byte, mk func() proto.Message, fn func(proto.Message) error) error {
+	it := tx.iterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		m := mk()
@@ -149,7 +149,7 @@ func (s *Store) GetSession(id string) (ss *pb.Session, err error) {
 func (s *Store) Accounts() ([]*pb.Account, error) {
 	var out []*pb.Account
 	err := s.View(func(tx *Tx) error {
-		return eachProto(tx.txn, []byte(pfxAccount), func() proto.Message { return &pb.Account{} }, func(m proto.Message) error {
+		return eachProto(tx, []byte(pfxAccount), func() proto.Message { return &pb.Account{} }, func(m proto.Message) error {
 			out = append(out, m.(*pb.Account))
 			return nil
 		})
@@ -161,7 +161,7 @@ func (s *Store) Accounts() ([]*pb.Account, error) {
 func (s *Store) APIKeys() ([]*pb.APIKey, error) {
 	var out []*pb.APIKey
 	err := s.View(func(tx *Tx) error {
-		return eachProto(tx.txn, []byte(pfxAPIKey), func() proto.Message { return &pb.APIKey{} }, func(m proto.Message) error {
+		return eachProto(tx, []byte(pfxAPIKey), func() proto.Message { return &pb.APIKey{} }, func(m proto.Message) error {
 			out = append(out, m.(*pb.APIKey))
 			return nil
 		})
@@ -173,7 +173,7 @@ func (s *Store) APIKeys() ([]*pb.APIKey, error) {
 func (s *Store) SigningKeys() ([]*pb.SigningKey, error) {
 	var out []*pb.SigningKey
 	err := s.View(func(tx *Tx) error {
-		return eachProto(tx.txn, []byte(pfxSigning), func() proto.Message { return &pb.SigningKey{} }, func(m proto.Message) error {
+		return eachProto(tx, []byte(pfxSigning), func() proto.Message { return &pb.SigningKey{} }, func(m proto.Message) error {
 			out = append(out, m.(*pb.SigningKey))
 			return nil
 		})
@@ -202,7 +202,7 @@ func (s *Store) Audit(sinceMs, untilMs int64, principal string, pageSize int, pa
 		next string
 	)
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxAudit), PrefetchValues: true, PrefetchSize: 64})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxAudit), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Seek(start); it.Valid(); it.Next() {
 			k := it.Item().Key()

@@ -57,7 +57,7 @@ func (s *Store) ScanCounters(prefix []byte, fn func(key []byte, v int64) error) 
 		return fmt.Errorf("scan counters %q: %w", prefix, ErrNotCounterKey)
 	}
 	return s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+		it := tx.iterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()

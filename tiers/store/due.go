@@ -26,7 +26,7 @@ func (s *Store) DueAfter(before time.Time, after *DueCase, max int) ([]DueCase, 
 	limit := before.UnixMilli()
 	err := s.View(func(tx *Tx) error {
 		pfx := []byte(pfxByDue)
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+		it := tx.iterator(badger.IteratorOptions{Prefix: pfx})
 		defer it.Close()
 		start := pfx
 		if after != nil {
@@ -59,7 +59,7 @@ func (s *Store) CountInReview() (int, error) { return s.countKeys(pfxReview) }
 func (s *Store) countKeys(prefix string) (int, error) {
 	n := 0
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++

@@ -183,7 +183,7 @@ func (tx *Tx) outbox(peer string, from uint64, max, maxBytes int) ([]*pb.LinkEnt
 	var out []*pb.LinkEntry
 	err := func() error {
 		pfx := outboxPrefix(peer)
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: min(max, 100)})
+		it := tx.iterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: min(max, 100)})
 		defer it.Close()
 		size := 0
 		for it.Seek(outboxKey(peer, from)); it.Valid() && len(out) < max; it.Next() {

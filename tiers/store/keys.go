@@ -38,6 +38,8 @@ const (
 	pfxInLink   = "i/"         // i/<peer>                      → uint64 BE: high-water mark received [, uint64 BE: the sender's incarnation]
 	keyTopology = "f/topology" // FederationTopology the state machine routes by
 	unitSep     = "\x00"
+
+	// The change feed (F/e/, F/m) is in feed.go.
 )
 
 func caseKey(id string) []byte { return []byte(pfxCase + id) }

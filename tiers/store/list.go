@@ -61,7 +61,7 @@ func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 	)
 	err := s.View(func(tx *Tx) error {
 		byCase := bytes.Equal(prefix, []byte(pfxCase))
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: byCase, PrefetchSize: 64})
+		it := tx.iterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: byCase, PrefetchSize: 64})
 		defer it.Close()
 		scanned := 0
 		for it.Seek(start); it.Valid(); it.Next() {
@@ -75,6 +75,7 @@ func (s *Store) List(q Query) ([]*pb.Case, string, error) {
 			var c *pb.Case
 			if byCase {
 				c = &pb.Case{}
+				tx.decoded()
 				if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, c) }); err != nil {
 					return fmt.Errorf("decode %q: %w", key, err)
 				}
@@ -178,7 +179,7 @@ func (s *Store) listByLegacyID(q Query) ([]*pb.Case, string, error) {
 	}
 	var out []*pb.Case
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxLegacy)})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxLegacy)})
 		defer it.Close()
 		suffix := []byte(unitSep + q.LegacyID)
 		for it.Rewind(); it.Valid(); it.Next() {

@@ -77,7 +77,7 @@ func (s *Store) Digests(fn func(id string, d Digest) error) error {
 	return s.View(func(tx *Tx) error {
 		// Digests are a few dozen bytes, kept inline in the LSM tree:
 		// prefetching them (a goroutine per item) costs more than reading.
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxDigest)})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxDigest)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
@@ -112,10 +112,16 @@ func (tx *Tx) DeleteCase(id string) error {
 	if c.LegacyId != "" {
 		keys = append(keys, legacyKey(c.ReportedAtNode, c.LegacyId))
 	}
+	for _, e := range nearbyEntries(c) {
+		keys = append(keys, e.key)
+	}
 	for _, k := range keys {
 		if err := tx.del(k); err != nil {
 			return err
 		}
+	}
+	if err := tx.appendChange(pb.ChangeKind_CHANGE_KIND_REMOVED, c); err != nil {
+		return err
 	}
 	return tx.addCount(c.State, -1)
 }
@@ -125,7 +131,7 @@ func (tx *Tx) DeleteCase(id string) error {
 // none. It is a point read (an import looks up every row inside one
 // transaction).
 func (tx *Tx) CaseByLegacyID(node, legacyID string) (string, error) {
-	item, err := tx.txn.Get(legacyKey(node, legacyID))
+	item, err := tx.get(legacyKey(node, legacyID))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return "", fmt.Errorf("legacy id %q: %w", legacyID, ErrNotFound)
 	}
@@ -154,7 +160,7 @@ func (tx *Tx) PutReconcileRun(r *pb.ReconcileRun) error { return tx.putProto(run
 // ReconcileRuns returns every run, in run id order.
 func (tx *Tx) ReconcileRuns() ([]*pb.ReconcileRun, error) {
 	var out []*pb.ReconcileRun
-	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxRun), PrefetchValues: true})
+	it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxRun), PrefetchValues: true})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		r := &pb.ReconcileRun{}
@@ -168,7 +174,7 @@ func (tx *Tx) ReconcileRuns() ([]*pb.ReconcileRun, error) {
 
 // HasReconcileRecord reports whether run recorded case id.
 func (tx *Tx) HasReconcileRecord(run, id string) (bool, error) {
-	_, err := tx.txn.Get(runRecordKey(run, id))
+	_, err := tx.get(runRecordKey(run, id))
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
 		return false, nil
@@ -186,7 +192,7 @@ func (tx *Tx) PutReconcileRecord(run string, r *pb.ReconcileRecord) error {
 
 // ReconcileRecords calls fn for every record of run, in case id order.
 func (tx *Tx) ReconcileRecords(run string, fn func(*pb.ReconcileRecord) error) error {
-	it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: runRecordPrefix(run), PrefetchValues: true, PrefetchSize: 256})
+	it := tx.iterator(badger.IteratorOptions{Prefix: runRecordPrefix(run), PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		r := &pb.ReconcileRecord{}

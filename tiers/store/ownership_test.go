@@ -255,7 +255,7 @@ func TestDeleteCaseRemovesEverything(t *testing.T) {
 	got, want := snapshotMap(t, a), snapshotMap(t, b)
 	for _, m := range []map[string]string{got, want} {
 		for k := range m {
-			if strings.HasPrefix(k, "k/") { // counts (a zero stays): checked below
+			if strings.HasPrefix(k, "k/") || strings.HasPrefix(k, "F/") { // counts (a zero stays), the change feed: checked below
 				delete(m, k)
 			}
 		}
@@ -264,7 +264,18 @@ func TestDeleteCaseRemovesEverything(t *testing.T) {
 		t.Fatalf("after delete: extra %q, missing %q", ex, mi)
 	}
 	checkCounts(t, a, []*pb.Case{keep})
-	_, err := a.GetCase(x1.Id)
+	// Each removal is a change watchers see, with the fields their
+	// scope is decided on.
+	removed, _, _, err := a.Changes(3, 10)
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("changes after the three writes = %v, %v; want the two removals", removed, err)
+	}
+	for i, c := range []*pb.Case{x1, x2} {
+		if r := removed[i]; r.Kind != pb.ChangeKind_CHANGE_KIND_REMOVED || r.CaseId != c.Id || r.OwnerUnit != c.OwnerUnit || r.GridCode != c.GridCode {
+			t.Errorf("removal %d = %v, want %s removed", i, r, c.Id)
+		}
+	}
+	_, err = a.GetCase(x1.Id)
 	mustNotFound(t, err, "deleted case")
 	if err := a.View(func(tx *store.Tx) error {
 		_, err := tx.CaseByLegacyID(x1.ReportedAtNode, "OLD-7")

@@ -120,6 +120,13 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	s.log.Info("state restored from snapshot", "records", records)
+	// A snapshot of a replica that did not keep the nearby index yet.
+	if err := s.ensureNearby(); err != nil {
+		return err
+	}
+	if err := s.buildRequestFilter(); err != nil {
+		return err
+	}
 	return s.db.Sync()
 }
 

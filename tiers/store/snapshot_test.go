@@ -412,7 +412,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			stream := snapshotBytes(t, src)
 			recs := parseSnapshot(t, stream)
 			// Every family made it into the stream.
-			for _, p := range []string{"c/", "s/", "u/", "g/", "d/", "r/", "n/", "q/", "k/", "e/", "m/applied", "h/", "x/", "v/", "y/", "z/"} {
+			for _, p := range []string{"c/", "s/", "u/", "g/", "d/", "r/", "n/", "q/", "k/", "e/", "m/applied", "h/", "x/", "v/", "y/", "z/", "N/o/", "N/m"} {
 				if len(keysWithPrefix(recs, p)) == 0 {
 					t.Fatalf("snapshot has no %q records", p)
 				}
@@ -504,8 +504,8 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	nextSeq(t, src, "1", "1")
 	setApplied(t, src, 12, 2)
 	good := snapshotBytes(t, src)
-	if n := len(parseSnapshot(t, good)); n != 11 {
-		t.Fatalf("fixture snapshot has %d records, want 11 (one of each family, a case digest included)", n)
+	if n := len(parseSnapshot(t, good)); n != 14 {
+		t.Fatalf("fixture snapshot has %d records, want 14 (one of each family, a case digest, feed entry and feed bounds and the nearby index's mark included)", n)
 	}
 
 	dst := openMem(t)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
@@ -21,12 +22,18 @@ type Options struct {
 	Logger *slog.Logger
 	// InMemory keeps everything in memory (tests and benchmarks only).
 	InMemory bool
+	// Feed bounds the change log (feed.go).
+	Feed FeedOptions
 }
 
 // Store is the badger-backed state of one tier node.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
+	db    *badger.DB
+	log   *slog.Logger
+	feed  FeedOptions
+	stats atomic.Pointer[Stats] // nil until EnableStats
+	// requests holds every stored request id (requests.go).
+	requests atomic.Pointer[requestFilter]
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -56,7 +63,16 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	return &Store{db: db, log: logger}, nil
+	s := &Store{db: db, log: logger, feed: opts.Feed}
+	err = s.ensureNearby()
+	if err == nil {
+		err = s.buildRequestFilter()
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
+	}
+	return s, nil
 }
 
 // Close closes the store.
@@ -70,7 +86,11 @@ func (s *Store) Sync() error { return s.db.Sync() }
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	if err := fn(&Tx{txn: txn}); err != nil {
+	tx := s.tx(txn)
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushFeed(); err != nil {
 		return err
 	}
 	if err := txn.Commit(); err != nil {
@@ -81,7 +101,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+	return s.db.View(func(txn *badger.Txn) error { return fn(s.tx(txn)) })
 }
 
 // GetCase reads one case.
@@ -107,7 +127,7 @@ func (s *Store) Applied() (index, term uint64, err error) {
 func (s *Store) Nodes() ([]*pb.NodeInfo, error) {
 	var out []*pb.NodeInfo
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxNode), PrefetchValues: true, PrefetchSize: 16})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxNode), PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n := &pb.NodeInfo{}
@@ -125,7 +145,7 @@ func (s *Store) Nodes() ([]*pb.NodeInfo, error) {
 func (s *Store) CountByState() (map[pb.State]int64, error) {
 	out := map[pb.State]int64{}
 	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCount), PrefetchValues: true, PrefetchSize: 16})
+		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxCount), PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			var st int

@@ -15,10 +15,15 @@ import (
 // Tx is one badger transaction seen through the state machine's records.
 type Tx struct {
 	txn *badger.Txn
+	// feed is the change log's state in this transaction (feed.go).
+	feed     feedState
+	feedOpts FeedOptions
+	stats    *Stats         // nil: not counting
+	requests *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
-	item, err := tx.txn.Get(key)
+	item, err := tx.get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return ErrNotFound
 	}
@@ -42,6 +47,9 @@ func (tx *Tx) putProto(key []byte, m proto.Message) error {
 }
 
 func (tx *Tx) set(key, val []byte) error {
+	if tx.stats != nil {
+		tx.stats.Writes.Add(1)
+	}
 	if err := tx.txn.Set(key, val); err != nil {
 		return fmt.Errorf("write %q: %w", key, err)
 	}
@@ -49,6 +57,9 @@ func (tx *Tx) set(key, val []byte) error {
 }
 
 func (tx *Tx) del(key []byte) error {
+	if tx.stats != nil {
+		tx.stats.Writes.Add(1)
+	}
 	if err := tx.txn.Delete(key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
@@ -64,6 +75,7 @@ func (tx *Tx) GetCase(id string) (*pb.Case, error) {
 		}
 		return nil, err
 	}
+	tx.decoded()
 	return c, nil
 }
 
@@ -89,6 +101,9 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 			return err
 		}
 	}
+	if err := tx.putNearby(old, c); err != nil {
+		return err
+	}
 	if old.GetLegacyId() != "" && (old.GetLegacyId() != c.LegacyId || old.GetReportedAtNode() != c.ReportedAtNode) {
 		if err := tx.del(legacyKey(old.ReportedAtNode, old.LegacyId)); err != nil {
 			return err
@@ -98,6 +113,13 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 		if err := tx.set(legacyKey(c.ReportedAtNode, c.LegacyId), []byte(c.Id)); err != nil {
 			return err
 		}
+	}
+	kind := pb.ChangeKind_CHANGE_KIND_UPDATED
+	if old == nil {
+		kind = pb.ChangeKind_CHANGE_KIND_CREATED
+	}
+	if err := tx.appendChange(kind, c); err != nil {
+		return err
 	}
 	if old == nil || old.State != c.State {
 		if old != nil {
@@ -164,7 +186,7 @@ func (tx *Tx) addCount(st pb.State, d int64) error {
 }
 
 func (tx *Tx) getUint64(k []byte) (uint64, error) {
-	item, err := tx.txn.Get(k)
+	item, err := tx.get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -195,6 +217,9 @@ func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
 
 // GetRequest returns the record of an applied request id, or ErrNotFound.
 func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
+	if !tx.requests.mayHave(id) {
+		return nil, ErrNotFound
+	}
 	r := &pb.RequestRecord{}
 	if err := tx.getProto(requestKey(id), r); err != nil {
 		return nil, err
@@ -204,6 +229,7 @@ func (tx *Tx) GetRequest(id string) (*pb.RequestRecord, error) {
 
 // PutRequest records an applied request id.
 func (tx *Tx) PutRequest(id string, r *pb.RequestRecord) error {
+	tx.requests.add(id)
 	return tx.putProto(requestKey(id), r)
 }
 
@@ -212,7 +238,7 @@ func (tx *Tx) PutNode(n *pb.NodeInfo) error { return tx.putProto(nodeKey(n.NodeI
 
 // Applied returns the last applied Raft index and term.
 func (tx *Tx) Applied() (index, term uint64, err error) {
-	item, err := tx.txn.Get([]byte(keyApplied))
+	item, err := tx.get([]byte(keyApplied))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, 0, nil
 	}
@@ -233,7 +259,11 @@ func (tx *Tx) Applied() (index, term uint64, err error) {
 // transaction, so data and applied index are committed together.
 func (tx *Tx) SetApplied(index, term uint64) error {
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
-	return tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term))
+	if err := tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term)); err != nil {
+		return err
+	}
+	// The nearby index is kept up to here too (see ensureNearby).
+	return tx.set([]byte(keyNearMark), v[:8])
 }
 
 // LastStep is the last entry of c's history that moved it, passing over

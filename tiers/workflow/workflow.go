@@ -21,11 +21,12 @@ type Step struct {
 	Role             pb.Role
 	Note             string
 	Attachments      []string
-	Unit             string  // DISPATCH, REASSIGN, DECIDE_OWNER: target unit (required)
-	UnitTier         pb.Tier // DISPATCH, REASSIGN, DECIDE_OWNER: optional
-	DeadlineUnixMs   int64   // DISPATCH, REASSIGN, DECIDE_OWNER: required (>0) handling deadline stamped by leader; CHECK_FAIL: optional new deadline for the rework
-	ExtensionMinutes int64   // REQUEST_EXTENSION: required > 0
-	AtUnixMs         int64   // leader-stamped time of the step (required)
+	Evidence         []string // SHA-256 of evidence the case carries (checked by the caller)
+	Unit             string   // DISPATCH, REASSIGN, DECIDE_OWNER: target unit (required)
+	UnitTier         pb.Tier  // DISPATCH, REASSIGN, DECIDE_OWNER: optional
+	DeadlineUnixMs   int64    // DISPATCH, REASSIGN, DECIDE_OWNER: required (>0) handling deadline stamped by leader; CHECK_FAIL: optional new deadline for the rework
+	ExtensionMinutes int64    // REQUEST_EXTENSION: required > 0
+	AtUnixMs         int64    // leader-stamped time of the step (required)
 	RequestID        string
 	ExpectedVersion  uint64 // if non-zero must equal case version, else ErrVersionMismatch
 	// StageDeadlineUnixMs is the leader-stamped deadline of the first stage
@@ -285,6 +286,7 @@ func record(c *pb.Case, s Step, from, to pb.State, unit string, at *timestamppb.
 		At:          tsFromMs(s.AtUnixMs), // own copy: no aliasing with case fields
 		Note:        s.Note,
 		Attachments: slices.Clone(s.Attachments),
+		Evidence:    slices.Clone(s.Evidence),
 		FromState:   from,
 		ToState:     to,
 		Version:     c.Version,

@@ -11,9 +11,14 @@ package casegen
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
+
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/planar"
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/geo"
 )
 
 // Class is one kind of problem with its share of reports and the unit that
@@ -139,13 +144,9 @@ func (g *Generator) report(grid string, s source) *pb.ReportCaseRequest {
 		MinorCode:   c.Minor,
 		GridCode:    grid,
 		Description: fmt.Sprintf("%s, %s %d 号附近", c.Name, place, 1+g.rng.IntN(300)),
-		Location: &pb.Location{
-			Lat:     31.25 + g.rng.Float64()*0.1,
-			Lng:     120.55 + g.rng.Float64()*0.1,
-			Address: fmt.Sprintf("%s %d 号", place, 1+g.rng.IntN(300)),
-		},
-		Media:   []string{fmt.Sprintf("photo://%s/%d.jpg", g.prefix, g.seq)},
-		Urgency: pb.Urgency_URGENCY_ORDINARY,
+		Location:    g.location(grid, place),
+		Media:       []string{fmt.Sprintf("photo://%s/%d.jpg", g.prefix, g.seq)},
+		Urgency:     pb.Urgency_URGENCY_ORDINARY,
 	}
 	if c.Kind == pb.Kind_KIND_COMPONENT {
 		r.ComponentId = grid[:6] + c.Major + c.Minor + fmt.Sprintf("%06d", 1+g.rng.IntN(999999))
@@ -155,6 +156,35 @@ func (g *Generator) report(grid string, s source) *pb.ReportCaseRequest {
 	}
 	return r
 }
+
+// location is a point in the grid's polygon when the sample city's grid
+// layer has the grid (so maps show cases where they are), else somewhere
+// around 苏州; WGS-84. It draws from the generator as it always did (two
+// floats, then the house number), so a seed gives the same reports.
+func (g *Generator) location(grid, place string) *pb.Location {
+	u, v := g.rng.Float64(), g.rng.Float64()
+	l := &pb.Location{Lat: 31.25 + u*0.1, Lng: 120.55 + v*0.1, Address: fmt.Sprintf("%s %d 号", place, 1+g.rng.IntN(300))}
+	if reg := sampleLayer(); reg != nil {
+		if gr, ok := reg.Grid(grid); ok {
+			b := gr.Bound
+			p := orb.Point{b.Min[0] + v*(b.Max[0]-b.Min[0]), b.Min[1] + u*(b.Max[1]-b.Min[1])}
+			if !planar.MultiPolygonContains(gr.Shape, p) {
+				p, _ = planar.CentroidArea(gr.Shape)
+			}
+			l.Lat, l.Lng = p.Lat(), p.Lon()
+		}
+	}
+	return l
+}
+
+// sampleLayer is the sample city's grid layer (nil if it cannot be read).
+var sampleLayer = sync.OnceValue(func() *geo.Register {
+	reg, err := geo.Sample()
+	if err != nil {
+		return nil
+	}
+	return reg
+})
 
 // ClassOf finds the class of a case (for its handling unit and time limit).
 func ClassOf(c *pb.Case) Class {

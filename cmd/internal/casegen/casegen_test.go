@@ -5,6 +5,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/geo"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
@@ -52,5 +53,29 @@ func TestReportsAreValidAndWalksFinish(t *testing.T) {
 	}
 	if closed < 400 {
 		t.Fatalf("only %d of 500 walks closed", closed)
+	}
+}
+
+// Reports on the sample city's grids stand inside their grid's polygon.
+func TestReportsStandInTheirGrid(t *testing.T) {
+	reg, err := geo.Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(3, "320505001001", "t")
+	inLayer := 0
+	for i := 0; i < 300; i++ {
+		r := g.Report()
+		if _, ok := reg.Grid(r.GridCode); !ok {
+			continue
+		}
+		inLayer++
+		got, ok := reg.Locate(r.Location.Lat, r.Location.Lng)
+		if !ok || got.Code != r.GridCode {
+			t.Errorf("report on %s stands at (%v, %v), in grid %q", r.GridCode, r.Location.Lat, r.Location.Lng, got.Code)
+		}
+	}
+	if inLayer < 100 {
+		t.Fatalf("only %d of 300 reports on grids the layer has", inLayer)
 	}
 }

@@ -525,11 +525,74 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_cityhub_v1_case_proto_rawDescGZIP(), []int{6}
 }
 
+// Crs is the coordinate system a point is given in (DOMAIN.md section 12).
+// Unspecified is WGS-84, as before the field existed.
+type Crs int32
+
+const (
+	Crs_CRS_UNSPECIFIED Crs = 0
+	Crs_CRS_WGS84       Crs = 1 // GPS, international maps; CGCS2000 agrees to centimetres
+	Crs_CRS_GCJ02       Crs = 2 // maps published in China (Amap/高德, Tencent)
+	Crs_CRS_BD09        Crs = 3 // Baidu
+)
+
+// Enum value maps for Crs.
+var (
+	Crs_name = map[int32]string{
+		0: "CRS_UNSPECIFIED",
+		1: "CRS_WGS84",
+		2: "CRS_GCJ02",
+		3: "CRS_BD09",
+	}
+	Crs_value = map[string]int32{
+		"CRS_UNSPECIFIED": 0,
+		"CRS_WGS84":       1,
+		"CRS_GCJ02":       2,
+		"CRS_BD09":        3,
+	}
+)
+
+func (x Crs) Enum() *Crs {
+	p := new(Crs)
+	*p = x
+	return p
+}
+
+func (x Crs) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Crs) Descriptor() protoreflect.EnumDescriptor {
+	return file_cityhub_v1_case_proto_enumTypes[7].Descriptor()
+}
+
+func (Crs) Type() protoreflect.EnumType {
+	return &file_cityhub_v1_case_proto_enumTypes[7]
+}
+
+func (x Crs) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Crs.Descriptor instead.
+func (Crs) EnumDescriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_proto_rawDescGZIP(), []int{7}
+}
+
+// Location is where a problem is. In a report, lat/lng are in crs; in a
+// stored case they are always WGS-84 (the API converts before proposing)
+// and the point as the reporter sent it is kept in reported_*.
 type Location struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lat           float64                `protobuf:"fixed64,1,opt,name=lat,proto3" json:"lat,omitempty"`
-	Lng           float64                `protobuf:"fixed64,2,opt,name=lng,proto3" json:"lng,omitempty"`
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Lat     float64                `protobuf:"fixed64,1,opt,name=lat,proto3" json:"lat,omitempty"`
+	Lng     float64                `protobuf:"fixed64,2,opt,name=lng,proto3" json:"lng,omitempty"`
+	Address string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Crs     Crs                    `protobuf:"varint,4,opt,name=crs,proto3,enum=cityhub.v1.Crs" json:"crs,omitempty"`
+	// Set by the API, never by a client: the coordinate system and the
+	// coordinates the report gave, when it was not WGS-84.
+	ReportedCrs   Crs     `protobuf:"varint,5,opt,name=reported_crs,json=reportedCrs,proto3,enum=cityhub.v1.Crs" json:"reported_crs,omitempty"`
+	ReportedLat   float64 `protobuf:"fixed64,6,opt,name=reported_lat,json=reportedLat,proto3" json:"reported_lat,omitempty"`
+	ReportedLng   float64 `protobuf:"fixed64,7,opt,name=reported_lng,json=reportedLng,proto3" json:"reported_lng,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -583,6 +646,34 @@ func (x *Location) GetAddress() string {
 		return x.Address
 	}
 	return ""
+}
+
+func (x *Location) GetCrs() Crs {
+	if x != nil {
+		return x.Crs
+	}
+	return Crs_CRS_UNSPECIFIED
+}
+
+func (x *Location) GetReportedCrs() Crs {
+	if x != nil {
+		return x.ReportedCrs
+	}
+	return Crs_CRS_UNSPECIFIED
+}
+
+func (x *Location) GetReportedLat() float64 {
+	if x != nil {
+		return x.ReportedLat
+	}
+	return 0
+}
+
+func (x *Location) GetReportedLng() float64 {
+	if x != nil {
+		return x.ReportedLng
+	}
+	return 0
 }
 
 type Reporter struct {
@@ -661,8 +752,13 @@ type HistoryEntry struct {
 	RequestId   string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // the write that made this entry
 	// The authenticated principal that made the entry (留痕): "acct:<name>",
 	// "key:<id>", "oidc:<subject>", "node:<name>" or "system"; and its unit.
-	Principal     string `protobuf:"bytes,12,opt,name=principal,proto3" json:"principal,omitempty"`
-	ActorUnit     string `protobuf:"bytes,13,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"`
+	Principal string `protobuf:"bytes,12,opt,name=principal,proto3" json:"principal,omitempty"`
+	ActorUnit string `protobuf:"bytes,13,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"`
+	// The evidence (SHA-256 of photos attached to the case, Case.evidence)
+	// the action names: the handling's after-photos, the check's photos.
+	// attachments stays for references from before evidence existed
+	// ("photo://…"); an "evidence:<sha256>" attachment is moved here.
+	Evidence      []string `protobuf:"bytes,14,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -786,6 +882,13 @@ func (x *HistoryEntry) GetActorUnit() string {
 		return x.ActorUnit
 	}
 	return ""
+}
+
+func (x *HistoryEntry) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
 }
 
 // Pending holds a request that waits for approval (return, extension, suspension).
@@ -932,7 +1035,11 @@ type Case struct {
 	AllowedActions []Action `protobuf:"varint,40,rep,packed,name=allowed_actions,json=allowedActions,proto3,enum=cityhub.v1.Action" json:"allowed_actions,omitempty"`
 	// The authenticated principal that reported the case (an integrator reads
 	// the status of its own reports by it).
-	ReportedBy    string `protobuf:"bytes,41,opt,name=reported_by,json=reportedBy,proto3" json:"reported_by,omitempty"`
+	ReportedBy string `protobuf:"bytes,41,opt,name=reported_by,json=reportedBy,proto3" json:"reported_by,omitempty"`
+	// Photos and files attached to the case (content-addressed; see
+	// evidence.proto). media stays for references from before evidence
+	// existed ("photo://…").
+	Evidence      []*EvidenceRef `protobuf:"bytes,42,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1254,6 +1361,13 @@ func (x *Case) GetReportedBy() string {
 	return ""
 }
 
+func (x *Case) GetEvidence() []*EvidenceRef {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
 // Ownership is the one responsible body (责任主体) of a case: the unit that
 // must act, the node that hosts it, and why. The leader resolves it from the
 // responsibility catalogue and stamps it into the command (Apply never reads
@@ -1395,15 +1509,19 @@ var File_cityhub_v1_case_proto protoreflect.FileDescriptor
 const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\n" +
 	"\x15cityhub/v1/case.proto\x12\n" +
-	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n" +
+	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19cityhub/v1/evidence.proto\"\xe5\x01\n" +
 	"\bLocation\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\x12\x18\n" +
-	"\aaddress\x18\x03 \x01(\tR\aaddress\"D\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12!\n" +
+	"\x03crs\x18\x04 \x01(\x0e2\x0f.cityhub.v1.CrsR\x03crs\x122\n" +
+	"\freported_crs\x18\x05 \x01(\x0e2\x0f.cityhub.v1.CrsR\vreportedCrs\x12!\n" +
+	"\freported_lat\x18\x06 \x01(\x01R\vreportedLat\x12!\n" +
+	"\freported_lng\x18\a \x01(\x01R\vreportedLng\"D\n" +
 	"\bReporter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\"\xc2\x03\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"\xde\x03\n" +
 	"\fHistoryEntry\x12*\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12$\n" +
@@ -1421,7 +1539,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"request_id\x18\v \x01(\tR\trequestId\x12\x1c\n" +
 	"\tprincipal\x18\f \x01(\tR\tprincipal\x12\x1d\n" +
 	"\n" +
-	"actor_unit\x18\r \x01(\tR\tactorUnit\"\xee\x01\n" +
+	"actor_unit\x18\r \x01(\tR\tactorUnit\x12\x1a\n" +
+	"\bevidence\x18\x0e \x03(\tR\bevidence\"\xee\x01\n" +
 	"\aPending\x12*\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x12.cityhub.v1.ActionR\x06action\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
@@ -1429,7 +1548,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xed\r\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xa2\x0e\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1480,7 +1599,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\townership\x18' \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12;\n" +
 	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions\x12\x1f\n" +
 	"\vreported_by\x18) \x01(\tR\n" +
-	"reportedBy\"\xe3\x02\n" +
+	"reportedBy\x123\n" +
+	"\bevidence\x18* \x03(\v2\x17.cityhub.v1.EvidenceRefR\bevidence\"\xe3\x02\n" +
 	"\tOwnership\x12\x12\n" +
 	"\x04unit\x18\x01 \x01(\tR\x04unit\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\x12\x12\n" +
@@ -1581,7 +1701,12 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x0eROLE_EVALUATOR\x10\t\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\n" +
-	"B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"*F\n" +
+	"\x03Crs\x12\x13\n" +
+	"\x0fCRS_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tCRS_WGS84\x10\x01\x12\r\n" +
+	"\tCRS_GCJ02\x10\x02\x12\f\n" +
+	"\bCRS_BD09\x10\x03B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_case_proto_rawDescOnce sync.Once
@@ -1595,7 +1720,7 @@ func file_cityhub_v1_case_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_case_proto_rawDescData
 }
 
-var file_cityhub_v1_case_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_cityhub_v1_case_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
 var file_cityhub_v1_case_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cityhub_v1_case_proto_goTypes = []any{
 	(Source)(0),                   // 0: cityhub.v1.Source
@@ -1605,50 +1730,55 @@ var file_cityhub_v1_case_proto_goTypes = []any{
 	(State)(0),                    // 4: cityhub.v1.State
 	(Action)(0),                   // 5: cityhub.v1.Action
 	(Role)(0),                     // 6: cityhub.v1.Role
-	(*Location)(nil),              // 7: cityhub.v1.Location
-	(*Reporter)(nil),              // 8: cityhub.v1.Reporter
-	(*HistoryEntry)(nil),          // 9: cityhub.v1.HistoryEntry
-	(*Pending)(nil),               // 10: cityhub.v1.Pending
-	(*Case)(nil),                  // 11: cityhub.v1.Case
-	(*Ownership)(nil),             // 12: cityhub.v1.Ownership
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(Crs)(0),                      // 7: cityhub.v1.Crs
+	(*Location)(nil),              // 8: cityhub.v1.Location
+	(*Reporter)(nil),              // 9: cityhub.v1.Reporter
+	(*HistoryEntry)(nil),          // 10: cityhub.v1.HistoryEntry
+	(*Pending)(nil),               // 11: cityhub.v1.Pending
+	(*Case)(nil),                  // 12: cityhub.v1.Case
+	(*Ownership)(nil),             // 13: cityhub.v1.Ownership
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*EvidenceRef)(nil),           // 15: cityhub.v1.EvidenceRef
 }
 var file_cityhub_v1_case_proto_depIdxs = []int32{
-	5,  // 0: cityhub.v1.HistoryEntry.action:type_name -> cityhub.v1.Action
-	6,  // 1: cityhub.v1.HistoryEntry.role:type_name -> cityhub.v1.Role
-	13, // 2: cityhub.v1.HistoryEntry.at:type_name -> google.protobuf.Timestamp
-	4,  // 3: cityhub.v1.HistoryEntry.from_state:type_name -> cityhub.v1.State
-	4,  // 4: cityhub.v1.HistoryEntry.to_state:type_name -> cityhub.v1.State
-	5,  // 5: cityhub.v1.Pending.action:type_name -> cityhub.v1.Action
-	4,  // 6: cityhub.v1.Pending.from_state:type_name -> cityhub.v1.State
-	13, // 7: cityhub.v1.Pending.at:type_name -> google.protobuf.Timestamp
-	0,  // 8: cityhub.v1.Case.source:type_name -> cityhub.v1.Source
-	1,  // 9: cityhub.v1.Case.kind:type_name -> cityhub.v1.Kind
-	7,  // 10: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
-	8,  // 11: cityhub.v1.Case.reporter:type_name -> cityhub.v1.Reporter
-	2,  // 12: cityhub.v1.Case.urgency:type_name -> cityhub.v1.Urgency
-	3,  // 13: cityhub.v1.Case.owner_tier:type_name -> cityhub.v1.Tier
-	4,  // 14: cityhub.v1.Case.state:type_name -> cityhub.v1.State
-	4,  // 15: cityhub.v1.Case.suspended_from:type_name -> cityhub.v1.State
-	10, // 16: cityhub.v1.Case.pending:type_name -> cityhub.v1.Pending
-	13, // 17: cityhub.v1.Case.reported_at:type_name -> google.protobuf.Timestamp
-	13, // 18: cityhub.v1.Case.filed_at:type_name -> google.protobuf.Timestamp
-	13, // 19: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	13, // 20: cityhub.v1.Case.deadline:type_name -> google.protobuf.Timestamp
-	13, // 21: cityhub.v1.Case.suspended_at:type_name -> google.protobuf.Timestamp
-	13, // 22: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	13, // 23: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
-	9,  // 24: cityhub.v1.Case.history:type_name -> cityhub.v1.HistoryEntry
-	13, // 25: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
-	13, // 26: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
-	12, // 27: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
-	5,  // 28: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
-	3,  // 29: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	7,  // 0: cityhub.v1.Location.crs:type_name -> cityhub.v1.Crs
+	7,  // 1: cityhub.v1.Location.reported_crs:type_name -> cityhub.v1.Crs
+	5,  // 2: cityhub.v1.HistoryEntry.action:type_name -> cityhub.v1.Action
+	6,  // 3: cityhub.v1.HistoryEntry.role:type_name -> cityhub.v1.Role
+	14, // 4: cityhub.v1.HistoryEntry.at:type_name -> google.protobuf.Timestamp
+	4,  // 5: cityhub.v1.HistoryEntry.from_state:type_name -> cityhub.v1.State
+	4,  // 6: cityhub.v1.HistoryEntry.to_state:type_name -> cityhub.v1.State
+	5,  // 7: cityhub.v1.Pending.action:type_name -> cityhub.v1.Action
+	4,  // 8: cityhub.v1.Pending.from_state:type_name -> cityhub.v1.State
+	14, // 9: cityhub.v1.Pending.at:type_name -> google.protobuf.Timestamp
+	0,  // 10: cityhub.v1.Case.source:type_name -> cityhub.v1.Source
+	1,  // 11: cityhub.v1.Case.kind:type_name -> cityhub.v1.Kind
+	8,  // 12: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
+	9,  // 13: cityhub.v1.Case.reporter:type_name -> cityhub.v1.Reporter
+	2,  // 14: cityhub.v1.Case.urgency:type_name -> cityhub.v1.Urgency
+	3,  // 15: cityhub.v1.Case.owner_tier:type_name -> cityhub.v1.Tier
+	4,  // 16: cityhub.v1.Case.state:type_name -> cityhub.v1.State
+	4,  // 17: cityhub.v1.Case.suspended_from:type_name -> cityhub.v1.State
+	11, // 18: cityhub.v1.Case.pending:type_name -> cityhub.v1.Pending
+	14, // 19: cityhub.v1.Case.reported_at:type_name -> google.protobuf.Timestamp
+	14, // 20: cityhub.v1.Case.filed_at:type_name -> google.protobuf.Timestamp
+	14, // 21: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	14, // 22: cityhub.v1.Case.deadline:type_name -> google.protobuf.Timestamp
+	14, // 23: cityhub.v1.Case.suspended_at:type_name -> google.protobuf.Timestamp
+	14, // 24: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	14, // 25: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 26: cityhub.v1.Case.history:type_name -> cityhub.v1.HistoryEntry
+	14, // 27: cityhub.v1.Case.stage_deadline:type_name -> google.protobuf.Timestamp
+	14, // 28: cityhub.v1.Case.handled_at:type_name -> google.protobuf.Timestamp
+	13, // 29: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
+	5,  // 30: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
+	15, // 31: cityhub.v1.Case.evidence:type_name -> cityhub.v1.EvidenceRef
+	3,  // 32: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_proto_init() }
@@ -1656,12 +1786,13 @@ func file_cityhub_v1_case_proto_init() {
 	if File_cityhub_v1_case_proto != nil {
 		return
 	}
+	file_cityhub_v1_evidence_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_case_proto_rawDesc), len(file_cityhub_v1_case_proto_rawDesc)),
-			NumEnums:      7,
+			NumEnums:      8,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,

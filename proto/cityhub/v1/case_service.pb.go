@@ -246,8 +246,12 @@ type ActRequest struct {
 	Deadline         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deadline,proto3" json:"deadline,omitempty"`                                            // dispatch: explicit deadline instead
 	ExtensionMinutes int64                  `protobuf:"varint,12,opt,name=extension_minutes,json=extensionMinutes,proto3" json:"extension_minutes,omitempty"`   // request_extension
 	ExpectedVersion  uint64                 `protobuf:"varint,13,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`      // optional optimistic concurrency check
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Evidence the action names (SHA-256 of photos uploaded to the case:
+	// the handling's after-photos, the check's photos); kept in the history
+	// entry. An attachment "evidence:<sha256>" is read as one too.
+	Evidence      []string `protobuf:"bytes,14,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ActRequest) Reset() {
@@ -369,6 +373,13 @@ func (x *ActRequest) GetExpectedVersion() uint64 {
 		return x.ExpectedVersion
 	}
 	return 0
+}
+
+func (x *ActRequest) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
 }
 
 type CaseResponse struct {
@@ -1190,7 +1201,7 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x05media\x18\f \x03(\tR\x05media\x120\n" +
 	"\breporter\x18\r \x01(\v2\x14.cityhub.v1.ReporterR\breporter\x12-\n" +
 	"\aurgency\x18\x0e \x01(\x0e2\x13.cityhub.v1.UrgencyR\aurgency\x12\x12\n" +
-	"\x04note\x18\x0f \x01(\tR\x04note\"\xe3\x03\n" +
+	"\x04note\x18\x0f \x01(\tR\x04note\"\xff\x03\n" +
 	"\n" +
 	"ActRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x1d\n" +
@@ -1207,7 +1218,8 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	" \x01(\x03R\x10timeLimitMinutes\x126\n" +
 	"\bdeadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12+\n" +
 	"\x11extension_minutes\x18\f \x01(\x03R\x10extensionMinutes\x12)\n" +
-	"\x10expected_version\x18\r \x01(\x04R\x0fexpectedVersion\"\x81\x01\n" +
+	"\x10expected_version\x18\r \x01(\x04R\x0fexpectedVersion\x12\x1a\n" +
+	"\bevidence\x18\x0e \x03(\tR\bevidence\"\x81\x01\n" +
 	"\fCaseResponse\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x12/\n" +

@@ -106,6 +106,7 @@ type Command struct {
 	//	*Command_Repair
 	//	*Command_MarkOverdueBatch
 	//	*Command_Auth
+	//	*Command_AttachEvidence
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -293,6 +294,15 @@ func (x *Command) GetAuth() *AuthChange {
 	return nil
 }
 
+func (x *Command) GetAttachEvidence() *AttachEvidence {
+	if x != nil {
+		if x, ok := x.Body.(*Command_AttachEvidence); ok {
+			return x.AttachEvidence
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -349,6 +359,10 @@ type Command_Auth struct {
 	Auth *AuthChange `protobuf:"bytes,22,opt,name=auth,proto3,oneof"`
 }
 
+type Command_AttachEvidence struct {
+	AttachEvidence *AttachEvidence `protobuf:"bytes,23,opt,name=attach_evidence,json=attachEvidence,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
@@ -374,6 +388,8 @@ func (*Command_Repair) isCommand_Body() {}
 func (*Command_MarkOverdueBatch) isCommand_Body() {}
 
 func (*Command_Auth) isCommand_Body() {}
+
+func (*Command_AttachEvidence) isCommand_Body() {}
 
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
@@ -517,9 +533,12 @@ type CaseAction struct {
 	HasBaseDeadline     bool  `protobuf:"varint,15,opt,name=has_base_deadline,json=hasBaseDeadline,proto3" json:"has_base_deadline,omitempty"`
 	// Stamped on FILE, REASSIGN, REFER_REVIEW and DECIDE_OWNER: the case's
 	// ownership after the action (the catalogue's answer, or the decision).
-	Ownership     *Ownership `protobuf:"bytes,16,opt,name=ownership,proto3" json:"ownership,omitempty"`
-	Principal     string     `protobuf:"bytes,17,opt,name=principal,proto3" json:"principal,omitempty"`                  // the authenticated caller (HistoryEntry.principal)
-	ActorUnit     string     `protobuf:"bytes,18,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"` // the caller's unit
+	Ownership *Ownership `protobuf:"bytes,16,opt,name=ownership,proto3" json:"ownership,omitempty"`
+	Principal string     `protobuf:"bytes,17,opt,name=principal,proto3" json:"principal,omitempty"`                  // the authenticated caller (HistoryEntry.principal)
+	ActorUnit string     `protobuf:"bytes,18,opt,name=actor_unit,json=actorUnit,proto3" json:"actor_unit,omitempty"` // the caller's unit
+	// SHA-256 of evidence attached to the case that the action names; Apply
+	// refuses one the case does not carry (HistoryEntry.evidence).
+	Evidence      []string `protobuf:"bytes,19,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -678,6 +697,13 @@ func (x *CaseAction) GetActorUnit() string {
 		return x.ActorUnit
 	}
 	return ""
+}
+
+func (x *CaseAction) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
 }
 
 // MarkOverdue marks a case whose stage deadline passed, once per deadline:
@@ -1557,12 +1583,320 @@ func (x *ReconcileRunMark) GetRun() *ReconcileRun {
 	return nil
 }
 
+// AttachEvidence stores a blob's chunk, attaches a stored blob to a case, or
+// purges a blob's bytes (retention). An upload in the embedded mode is
+// its chunks, each its own entry (idempotent by sha256 and index: a retry
+// never stores twice), then one attach, which checks that the chunks are
+// all there and hash to the address before it records the blob and adds
+// the reference to the case (a new version, carried by the federation).
+// In the object-store mode the bytes are in the bucket before the attach
+// is proposed, and no chunk goes through the log.
+type AttachEvidence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*AttachEvidence_Chunk
+	//	*AttachEvidence_Attach
+	//	*AttachEvidence_Purge
+	Op            isAttachEvidence_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachEvidence) Reset() {
+	*x = AttachEvidence{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachEvidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachEvidence) ProtoMessage() {}
+
+func (x *AttachEvidence) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachEvidence.ProtoReflect.Descriptor instead.
+func (*AttachEvidence) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AttachEvidence) GetOp() isAttachEvidence_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *AttachEvidence) GetChunk() *EvidenceChunk {
+	if x != nil {
+		if x, ok := x.Op.(*AttachEvidence_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *AttachEvidence) GetAttach() *EvidenceAttach {
+	if x != nil {
+		if x, ok := x.Op.(*AttachEvidence_Attach); ok {
+			return x.Attach
+		}
+	}
+	return nil
+}
+
+func (x *AttachEvidence) GetPurge() *EvidencePurge {
+	if x != nil {
+		if x, ok := x.Op.(*AttachEvidence_Purge); ok {
+			return x.Purge
+		}
+	}
+	return nil
+}
+
+type isAttachEvidence_Op interface {
+	isAttachEvidence_Op()
+}
+
+type AttachEvidence_Chunk struct {
+	Chunk *EvidenceChunk `protobuf:"bytes,1,opt,name=chunk,proto3,oneof"`
+}
+
+type AttachEvidence_Attach struct {
+	Attach *EvidenceAttach `protobuf:"bytes,2,opt,name=attach,proto3,oneof"`
+}
+
+type AttachEvidence_Purge struct {
+	Purge *EvidencePurge `protobuf:"bytes,3,opt,name=purge,proto3,oneof"`
+}
+
+func (*AttachEvidence_Chunk) isAttachEvidence_Op() {}
+
+func (*AttachEvidence_Attach) isAttachEvidence_Op() {}
+
+func (*AttachEvidence_Purge) isAttachEvidence_Op() {}
+
+// EvidenceChunk is chunk `index` of `count` of the blob `sha256`.
+type EvidenceChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceChunk) Reset() {
+	*x = EvidenceChunk{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceChunk) ProtoMessage() {}
+
+func (x *EvidenceChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceChunk.ProtoReflect.Descriptor instead.
+func (*EvidenceChunk) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *EvidenceChunk) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *EvidenceChunk) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *EvidenceChunk) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *EvidenceChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// EvidenceAttach attaches blob ref.sha256 to case case_id. The leader
+// stamps ref.uploaded_at from the command's time.
+type EvidenceAttach struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	Ref           *EvidenceRef           `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	Storage       EvidenceStorage        `protobuf:"varint,3,opt,name=storage,proto3,enum=cityhub.v1.EvidenceStorage" json:"storage,omitempty"`
+	Chunks        uint32                 `protobuf:"varint,4,opt,name=chunks,proto3" json:"chunks,omitempty"`                        // RAFT: the chunk count
+	ChunkSize     int64                  `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // RAFT: bytes of every chunk but the last
+	ObjectKey     string                 `protobuf:"bytes,6,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`  // S3: where the bytes are
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceAttach) Reset() {
+	*x = EvidenceAttach{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceAttach) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceAttach) ProtoMessage() {}
+
+func (x *EvidenceAttach) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceAttach.ProtoReflect.Descriptor instead.
+func (*EvidenceAttach) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *EvidenceAttach) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *EvidenceAttach) GetRef() *EvidenceRef {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
+func (x *EvidenceAttach) GetStorage() EvidenceStorage {
+	if x != nil {
+		return x.Storage
+	}
+	return EvidenceStorage_EVIDENCE_STORAGE_UNSPECIFIED
+}
+
+func (x *EvidenceAttach) GetChunks() uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+func (x *EvidenceAttach) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *EvidenceAttach) GetObjectKey() string {
+	if x != nil {
+		return x.ObjectKey
+	}
+	return ""
+}
+
+// EvidencePurge removes the bytes of a blob whose cases all ended longer
+// ago than the retention (evidence.retention); its metadata and the cases'
+// references stay, marked purged.
+type EvidencePurge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidencePurge) Reset() {
+	*x = EvidencePurge{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidencePurge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidencePurge) ProtoMessage() {}
+
+func (x *EvidencePurge) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidencePurge.ProtoReflect.Descriptor instead.
+func (*EvidencePurge) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EvidencePurge) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\"\x99\a\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\x1a\x19cityhub/v1/evidence.proto\"\xe0\a\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -1584,7 +1918,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\rreconcile_run\x18\x13 \x01(\v2\x1c.cityhub.v1.ReconcileRunMarkH\x00R\freconcileRun\x121\n" +
 	"\x06repair\x18\x14 \x01(\v2\x17.cityhub.v1.RepairCasesH\x00R\x06repair\x12L\n" +
 	"\x12mark_overdue_batch\x18\x15 \x01(\v2\x1c.cityhub.v1.MarkOverdueBatchH\x00R\x10markOverdueBatch\x12,\n" +
-	"\x04auth\x18\x16 \x01(\v2\x16.cityhub.v1.AuthChangeH\x00R\x04authB\x06\n" +
+	"\x04auth\x18\x16 \x01(\v2\x16.cityhub.v1.AuthChangeH\x00R\x04auth\x12E\n" +
+	"\x0fattach_evidence\x18\x17 \x01(\v2\x1a.cityhub.v1.AttachEvidenceH\x00R\x0eattachEvidenceB\x06\n" +
 	"\x04body\"\xdf\x02\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
@@ -1599,7 +1934,7 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\tprincipal\x18\t \x01(\tR\tprincipal\x12\x1d\n" +
 	"\n" +
 	"actor_unit\x18\n" +
-	" \x01(\tR\tactorUnit\"\xbc\x05\n" +
+	" \x01(\tR\tactorUnit\"\xd8\x05\n" +
 	"\n" +
 	"CaseAction\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12*\n" +
@@ -1621,7 +1956,8 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\townership\x18\x10 \x01(\v2\x15.cityhub.v1.OwnershipR\townership\x12\x1c\n" +
 	"\tprincipal\x18\x11 \x01(\tR\tprincipal\x12\x1d\n" +
 	"\n" +
-	"actor_unit\x18\x12 \x01(\tR\tactorUnit\"P\n" +
+	"actor_unit\x18\x12 \x01(\tR\tactorUnit\x12\x1a\n" +
+	"\bevidence\x18\x13 \x03(\tR\bevidence\"P\n" +
 	"\vMarkOverdue\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"A\n" +
@@ -1691,7 +2027,28 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"incomplete\x18\b \x01(\bR\n" +
 	"incomplete\">\n" +
 	"\x10ReconcileRunMark\x12*\n" +
-	"\x03run\x18\x01 \x01(\v2\x18.cityhub.v1.ReconcileRunR\x03run*\xef\x01\n" +
+	"\x03run\x18\x01 \x01(\v2\x18.cityhub.v1.ReconcileRunR\x03run\"\xb2\x01\n" +
+	"\x0eAttachEvidence\x121\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x19.cityhub.v1.EvidenceChunkH\x00R\x05chunk\x124\n" +
+	"\x06attach\x18\x02 \x01(\v2\x1a.cityhub.v1.EvidenceAttachH\x00R\x06attach\x121\n" +
+	"\x05purge\x18\x03 \x01(\v2\x19.cityhub.v1.EvidencePurgeH\x00R\x05purgeB\x04\n" +
+	"\x02op\"g\n" +
+	"\rEvidenceChunk\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\xe1\x01\n" +
+	"\x0eEvidenceAttach\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12)\n" +
+	"\x03ref\x18\x02 \x01(\v2\x17.cityhub.v1.EvidenceRefR\x03ref\x125\n" +
+	"\astorage\x18\x03 \x01(\x0e2\x1b.cityhub.v1.EvidenceStorageR\astorage\x12\x16\n" +
+	"\x06chunks\x18\x04 \x01(\rR\x06chunks\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\x12\x1d\n" +
+	"\n" +
+	"object_key\x18\x06 \x01(\tR\tobjectKey\"'\n" +
+	"\rEvidencePurge\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256*\xef\x01\n" +
 	"\x10ReconcileOutcome\x12!\n" +
 	"\x1dRECONCILE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aRECONCILE_OUTCOME_IN_PLACE\x10\x01\x12\x1b\n" +
@@ -1714,7 +2071,7 @@ func file_cityhub_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cityhub_v1_command_proto_goTypes = []any{
 	(ReconcileOutcome)(0),    // 0: cityhub.v1.ReconcileOutcome
 	(*Command)(nil),          // 1: cityhub.v1.Command
@@ -1732,55 +2089,67 @@ var file_cityhub_v1_command_proto_goTypes = []any{
 	(*ReconcileRecord)(nil),  // 13: cityhub.v1.ReconcileRecord
 	(*ReconcileRun)(nil),     // 14: cityhub.v1.ReconcileRun
 	(*ReconcileRunMark)(nil), // 15: cityhub.v1.ReconcileRunMark
-	(*SetTopology)(nil),      // 16: cityhub.v1.SetTopology
-	(*DeliverEntries)(nil),   // 17: cityhub.v1.DeliverEntries
-	(*TrimOutbox)(nil),       // 18: cityhub.v1.TrimOutbox
-	(*RepairCases)(nil),      // 19: cityhub.v1.RepairCases
-	(*AuthChange)(nil),       // 20: cityhub.v1.AuthChange
-	(*Case)(nil),             // 21: cityhub.v1.Case
-	(Role)(0),                // 22: cityhub.v1.Role
-	(*Ownership)(nil),        // 23: cityhub.v1.Ownership
-	(Action)(0),              // 24: cityhub.v1.Action
-	(Tier)(0),                // 25: cityhub.v1.Tier
-	(Kind)(0),                // 26: cityhub.v1.Kind
+	(*AttachEvidence)(nil),   // 16: cityhub.v1.AttachEvidence
+	(*EvidenceChunk)(nil),    // 17: cityhub.v1.EvidenceChunk
+	(*EvidenceAttach)(nil),   // 18: cityhub.v1.EvidenceAttach
+	(*EvidencePurge)(nil),    // 19: cityhub.v1.EvidencePurge
+	(*SetTopology)(nil),      // 20: cityhub.v1.SetTopology
+	(*DeliverEntries)(nil),   // 21: cityhub.v1.DeliverEntries
+	(*TrimOutbox)(nil),       // 22: cityhub.v1.TrimOutbox
+	(*RepairCases)(nil),      // 23: cityhub.v1.RepairCases
+	(*AuthChange)(nil),       // 24: cityhub.v1.AuthChange
+	(*Case)(nil),             // 25: cityhub.v1.Case
+	(Role)(0),                // 26: cityhub.v1.Role
+	(*Ownership)(nil),        // 27: cityhub.v1.Ownership
+	(Action)(0),              // 28: cityhub.v1.Action
+	(Tier)(0),                // 29: cityhub.v1.Tier
+	(Kind)(0),                // 30: cityhub.v1.Kind
+	(*EvidenceRef)(nil),      // 31: cityhub.v1.EvidenceRef
+	(EvidenceStorage)(0),     // 32: cityhub.v1.EvidenceStorage
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
 	2,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
 	3,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
 	6,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
-	16, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
-	17, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
-	18, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
+	20, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
+	21, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
+	22, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
 	4,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
 	10, // 7: cityhub.v1.Command.import_cases:type_name -> cityhub.v1.ImportCases
 	12, // 8: cityhub.v1.Command.reconcile:type_name -> cityhub.v1.ReconcileCases
 	15, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
-	19, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
+	23, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
 	5,  // 11: cityhub.v1.Command.mark_overdue_batch:type_name -> cityhub.v1.MarkOverdueBatch
-	20, // 12: cityhub.v1.Command.auth:type_name -> cityhub.v1.AuthChange
-	21, // 13: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	22, // 14: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	23, // 15: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
-	24, // 16: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	22, // 17: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	25, // 18: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	23, // 19: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
-	4,  // 20: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
-	21, // 21: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
-	9,  // 22: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
-	0,  // 23: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	3,  // 24: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
-	13, // 25: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
-	11, // 26: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
-	26, // 27: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
-	0,  // 28: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	24, // 29: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
-	14, // 30: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	24, // 12: cityhub.v1.Command.auth:type_name -> cityhub.v1.AuthChange
+	16, // 13: cityhub.v1.Command.attach_evidence:type_name -> cityhub.v1.AttachEvidence
+	25, // 14: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	26, // 15: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	27, // 16: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
+	28, // 17: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	26, // 18: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	29, // 19: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	27, // 20: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
+	4,  // 21: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
+	25, // 22: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
+	9,  // 23: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
+	0,  // 24: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	3,  // 25: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
+	13, // 26: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
+	11, // 27: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
+	30, // 28: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
+	0,  // 29: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	28, // 30: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
+	14, // 31: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
+	17, // 32: cityhub.v1.AttachEvidence.chunk:type_name -> cityhub.v1.EvidenceChunk
+	18, // 33: cityhub.v1.AttachEvidence.attach:type_name -> cityhub.v1.EvidenceAttach
+	19, // 34: cityhub.v1.AttachEvidence.purge:type_name -> cityhub.v1.EvidencePurge
+	31, // 35: cityhub.v1.EvidenceAttach.ref:type_name -> cityhub.v1.EvidenceRef
+	32, // 36: cityhub.v1.EvidenceAttach.storage:type_name -> cityhub.v1.EvidenceStorage
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -1791,6 +2160,7 @@ func file_cityhub_v1_command_proto_init() {
 	file_cityhub_v1_case_proto_init()
 	file_cityhub_v1_federation_proto_init()
 	file_cityhub_v1_auth_proto_init()
+	file_cityhub_v1_evidence_proto_init()
 	file_cityhub_v1_command_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Report)(nil),
 		(*Command_Act)(nil),
@@ -1805,6 +2175,12 @@ func file_cityhub_v1_command_proto_init() {
 		(*Command_Repair)(nil),
 		(*Command_MarkOverdueBatch)(nil),
 		(*Command_Auth)(nil),
+		(*Command_AttachEvidence)(nil),
+	}
+	file_cityhub_v1_command_proto_msgTypes[15].OneofWrappers = []any{
+		(*AttachEvidence_Chunk)(nil),
+		(*AttachEvidence_Attach)(nil),
+		(*AttachEvidence_Purge)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1812,7 +2188,7 @@ func file_cityhub_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_command_proto_rawDesc), len(file_cityhub_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

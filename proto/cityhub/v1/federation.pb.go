@@ -1500,12 +1500,142 @@ func (x *RepairCases) GetCaughtUp() bool {
 	return false
 }
 
+type FetchEvidenceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	CaseId        string                 `protobuf:"bytes,3,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"` // a case both nodes have, to which the evidence is attached
+	Sha256        string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Holder        string                 `protobuf:"bytes,5,opt,name=holder,proto3" json:"holder,omitempty"` // the node that stores the bytes (EvidenceRef.node)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchEvidenceRequest) Reset() {
+	*x = FetchEvidenceRequest{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchEvidenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchEvidenceRequest) ProtoMessage() {}
+
+func (x *FetchEvidenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchEvidenceRequest.ProtoReflect.Descriptor instead.
+func (*FetchEvidenceRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FetchEvidenceRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FetchEvidenceRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *FetchEvidenceRequest) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *FetchEvidenceRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *FetchEvidenceRequest) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+// FetchEvidenceResponse: the first message carries the blob's metadata,
+// every message (the first included) a piece of its bytes in order.
+type FetchEvidenceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blob          *EvidenceBlob          `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchEvidenceResponse) Reset() {
+	*x = FetchEvidenceResponse{}
+	mi := &file_cityhub_v1_federation_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchEvidenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchEvidenceResponse) ProtoMessage() {}
+
+func (x *FetchEvidenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_federation_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchEvidenceResponse.ProtoReflect.Descriptor instead.
+func (*FetchEvidenceResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_federation_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FetchEvidenceResponse) GetBlob() *EvidenceBlob {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
+func (x *FetchEvidenceResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_cityhub_v1_federation_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"\x1bcityhub/v1/federation.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\"\xb8\x01\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x19cityhub/v1/evidence.proto\"\xb8\x01\n" +
 	"\x0eFederationNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\x12\"\n" +
@@ -1613,14 +1743,24 @@ const file_cityhub_v1_federation_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12&\n" +
 	"\x05cases\x18\x02 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12\x12\n" +
 	"\x04drop\x18\x03 \x03(\tR\x04drop\x12\x1b\n" +
-	"\tcaught_up\x18\x04 \x01(\bR\bcaughtUp2\xf9\x02\n" +
+	"\tcaught_up\x18\x04 \x01(\bR\bcaughtUp\"\x83\x01\n" +
+	"\x14FetchEvidenceRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x17\n" +
+	"\acase_id\x18\x03 \x01(\tR\x06caseId\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\x12\x16\n" +
+	"\x06holder\x18\x05 \x01(\tR\x06holder\"Y\n" +
+	"\x15FetchEvidenceResponse\x12,\n" +
+	"\x04blob\x18\x01 \x01(\v2\x18.cityhub.v1.EvidenceBlobR\x04blob\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\xd1\x03\n" +
 	"\x11FederationService\x12B\n" +
 	"\aDeliver\x12\x1a.cityhub.v1.DeliverRequest\x1a\x1b.cityhub.v1.DeliverResponse\x12?\n" +
 	"\x06Digest\x12\x19.cityhub.v1.DigestRequest\x1a\x1a.cityhub.v1.DigestResponse\x12Q\n" +
 	"\fCaseVersions\x12\x1f.cityhub.v1.CaseVersionsRequest\x1a .cityhub.v1.CaseVersionsResponse\x12K\n" +
 	"\n" +
 	"FetchCases\x12\x1d.cityhub.v1.FetchCasesRequest\x1a\x1e.cityhub.v1.FetchCasesResponse\x12?\n" +
-	"\x06Repair\x12\x19.cityhub.v1.RepairRequest\x1a\x1a.cityhub.v1.RepairResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\x06Repair\x12\x19.cityhub.v1.RepairRequest\x1a\x1a.cityhub.v1.RepairResponse\x12V\n" +
+	"\rFetchEvidence\x12 .cityhub.v1.FetchEvidenceRequest\x1a!.cityhub.v1.FetchEvidenceResponse0\x01B7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_federation_proto_rawDescOnce sync.Once
@@ -1634,7 +1774,7 @@ func file_cityhub_v1_federation_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_federation_proto_rawDescData
 }
 
-var file_cityhub_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cityhub_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_cityhub_v1_federation_proto_goTypes = []any{
 	(*FederationNode)(nil),           // 0: cityhub.v1.FederationNode
 	(*FederationTopology)(nil),       // 1: cityhub.v1.FederationTopology
@@ -1659,37 +1799,43 @@ var file_cityhub_v1_federation_proto_goTypes = []any{
 	(*RepairRequest)(nil),            // 20: cityhub.v1.RepairRequest
 	(*RepairResponse)(nil),           // 21: cityhub.v1.RepairResponse
 	(*RepairCases)(nil),              // 22: cityhub.v1.RepairCases
-	(Tier)(0),                        // 23: cityhub.v1.Tier
-	(*Case)(nil),                     // 24: cityhub.v1.Case
+	(*FetchEvidenceRequest)(nil),     // 23: cityhub.v1.FetchEvidenceRequest
+	(*FetchEvidenceResponse)(nil),    // 24: cityhub.v1.FetchEvidenceResponse
+	(Tier)(0),                        // 25: cityhub.v1.Tier
+	(*Case)(nil),                     // 26: cityhub.v1.Case
+	(*EvidenceBlob)(nil),             // 27: cityhub.v1.EvidenceBlob
 }
 var file_cityhub_v1_federation_proto_depIdxs = []int32{
-	23, // 0: cityhub.v1.FederationNode.tier:type_name -> cityhub.v1.Tier
+	25, // 0: cityhub.v1.FederationNode.tier:type_name -> cityhub.v1.Tier
 	0,  // 1: cityhub.v1.FederationTopology.nodes:type_name -> cityhub.v1.FederationNode
-	24, // 2: cityhub.v1.LinkEntry.case:type_name -> cityhub.v1.Case
+	26, // 2: cityhub.v1.LinkEntry.case:type_name -> cityhub.v1.Case
 	1,  // 3: cityhub.v1.SetTopology.topology:type_name -> cityhub.v1.FederationTopology
 	2,  // 4: cityhub.v1.DeliverEntries.entries:type_name -> cityhub.v1.LinkEntry
 	2,  // 5: cityhub.v1.DeliverRequest.entries:type_name -> cityhub.v1.LinkEntry
 	9,  // 6: cityhub.v1.FederationStatusResponse.links:type_name -> cityhub.v1.LinkStatus
 	13, // 7: cityhub.v1.DigestResponse.buckets:type_name -> cityhub.v1.BucketDigest
 	16, // 8: cityhub.v1.CaseVersionsResponse.cases:type_name -> cityhub.v1.CaseVersion
-	24, // 9: cityhub.v1.FetchCasesResponse.cases:type_name -> cityhub.v1.Case
-	24, // 10: cityhub.v1.RepairRequest.cases:type_name -> cityhub.v1.Case
-	24, // 11: cityhub.v1.RepairCases.cases:type_name -> cityhub.v1.Case
-	7,  // 12: cityhub.v1.FederationService.Deliver:input_type -> cityhub.v1.DeliverRequest
-	12, // 13: cityhub.v1.FederationService.Digest:input_type -> cityhub.v1.DigestRequest
-	15, // 14: cityhub.v1.FederationService.CaseVersions:input_type -> cityhub.v1.CaseVersionsRequest
-	18, // 15: cityhub.v1.FederationService.FetchCases:input_type -> cityhub.v1.FetchCasesRequest
-	20, // 16: cityhub.v1.FederationService.Repair:input_type -> cityhub.v1.RepairRequest
-	8,  // 17: cityhub.v1.FederationService.Deliver:output_type -> cityhub.v1.DeliverResponse
-	14, // 18: cityhub.v1.FederationService.Digest:output_type -> cityhub.v1.DigestResponse
-	17, // 19: cityhub.v1.FederationService.CaseVersions:output_type -> cityhub.v1.CaseVersionsResponse
-	19, // 20: cityhub.v1.FederationService.FetchCases:output_type -> cityhub.v1.FetchCasesResponse
-	21, // 21: cityhub.v1.FederationService.Repair:output_type -> cityhub.v1.RepairResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	26, // 9: cityhub.v1.FetchCasesResponse.cases:type_name -> cityhub.v1.Case
+	26, // 10: cityhub.v1.RepairRequest.cases:type_name -> cityhub.v1.Case
+	26, // 11: cityhub.v1.RepairCases.cases:type_name -> cityhub.v1.Case
+	27, // 12: cityhub.v1.FetchEvidenceResponse.blob:type_name -> cityhub.v1.EvidenceBlob
+	7,  // 13: cityhub.v1.FederationService.Deliver:input_type -> cityhub.v1.DeliverRequest
+	12, // 14: cityhub.v1.FederationService.Digest:input_type -> cityhub.v1.DigestRequest
+	15, // 15: cityhub.v1.FederationService.CaseVersions:input_type -> cityhub.v1.CaseVersionsRequest
+	18, // 16: cityhub.v1.FederationService.FetchCases:input_type -> cityhub.v1.FetchCasesRequest
+	20, // 17: cityhub.v1.FederationService.Repair:input_type -> cityhub.v1.RepairRequest
+	23, // 18: cityhub.v1.FederationService.FetchEvidence:input_type -> cityhub.v1.FetchEvidenceRequest
+	8,  // 19: cityhub.v1.FederationService.Deliver:output_type -> cityhub.v1.DeliverResponse
+	14, // 20: cityhub.v1.FederationService.Digest:output_type -> cityhub.v1.DigestResponse
+	17, // 21: cityhub.v1.FederationService.CaseVersions:output_type -> cityhub.v1.CaseVersionsResponse
+	19, // 22: cityhub.v1.FederationService.FetchCases:output_type -> cityhub.v1.FetchCasesResponse
+	21, // 23: cityhub.v1.FederationService.Repair:output_type -> cityhub.v1.RepairResponse
+	24, // 24: cityhub.v1.FederationService.FetchEvidence:output_type -> cityhub.v1.FetchEvidenceResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_federation_proto_init() }
@@ -1698,13 +1844,14 @@ func file_cityhub_v1_federation_proto_init() {
 		return
 	}
 	file_cityhub_v1_case_proto_init()
+	file_cityhub_v1_evidence_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_federation_proto_rawDesc), len(file_cityhub_v1_federation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FederationService_Deliver_FullMethodName      = "/cityhub.v1.FederationService/Deliver"
-	FederationService_Digest_FullMethodName       = "/cityhub.v1.FederationService/Digest"
-	FederationService_CaseVersions_FullMethodName = "/cityhub.v1.FederationService/CaseVersions"
-	FederationService_FetchCases_FullMethodName   = "/cityhub.v1.FederationService/FetchCases"
-	FederationService_Repair_FullMethodName       = "/cityhub.v1.FederationService/Repair"
+	FederationService_Deliver_FullMethodName       = "/cityhub.v1.FederationService/Deliver"
+	FederationService_Digest_FullMethodName        = "/cityhub.v1.FederationService/Digest"
+	FederationService_CaseVersions_FullMethodName  = "/cityhub.v1.FederationService/CaseVersions"
+	FederationService_FetchCases_FullMethodName    = "/cityhub.v1.FederationService/FetchCases"
+	FederationService_Repair_FullMethodName        = "/cityhub.v1.FederationService/Repair"
+	FederationService_FetchEvidence_FullMethodName = "/cityhub.v1.FederationService/FetchEvidence"
 )
 
 // FederationServiceClient is the client API for FederationService service.
@@ -46,6 +47,13 @@ type FederationServiceClient interface {
 	CaseVersions(ctx context.Context, in *CaseVersionsRequest, opts ...grpc.CallOption) (*CaseVersionsResponse, error)
 	FetchCases(ctx context.Context, in *FetchCasesRequest, opts ...grpc.CallOption) (*FetchCasesResponse, error)
 	Repair(ctx context.Context, in *RepairRequest, opts ...grpc.CallOption) (*RepairResponse, error)
+	// FetchEvidence streams the bytes of a photo or file attached to a case
+	// the two nodes share: the receiver serves it from its own group when it
+	// keeps the bytes, and otherwise fetches it from its neighbour toward
+	// `holder` (the node that stores them), so a tier that mirrors a case
+	// reads its evidence through the links it already trusts. Any replica
+	// may answer; one that lacks the bytes answers Unavailable.
+	FetchEvidence(ctx context.Context, in *FetchEvidenceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchEvidenceResponse], error)
 }
 
 type federationServiceClient struct {
@@ -106,6 +114,25 @@ func (c *federationServiceClient) Repair(ctx context.Context, in *RepairRequest,
 	return out, nil
 }
 
+func (c *federationServiceClient) FetchEvidence(ctx context.Context, in *FetchEvidenceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchEvidenceResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FederationService_ServiceDesc.Streams[0], FederationService_FetchEvidence_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchEvidenceRequest, FetchEvidenceResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FederationService_FetchEvidenceClient = grpc.ServerStreamingClient[FetchEvidenceResponse]
+
 // FederationServiceServer is the server API for FederationService service.
 // All implementations must embed UnimplementedFederationServiceServer
 // for forward compatibility.
@@ -126,6 +153,13 @@ type FederationServiceServer interface {
 	CaseVersions(context.Context, *CaseVersionsRequest) (*CaseVersionsResponse, error)
 	FetchCases(context.Context, *FetchCasesRequest) (*FetchCasesResponse, error)
 	Repair(context.Context, *RepairRequest) (*RepairResponse, error)
+	// FetchEvidence streams the bytes of a photo or file attached to a case
+	// the two nodes share: the receiver serves it from its own group when it
+	// keeps the bytes, and otherwise fetches it from its neighbour toward
+	// `holder` (the node that stores them), so a tier that mirrors a case
+	// reads its evidence through the links it already trusts. Any replica
+	// may answer; one that lacks the bytes answers Unavailable.
+	FetchEvidence(*FetchEvidenceRequest, grpc.ServerStreamingServer[FetchEvidenceResponse]) error
 	mustEmbedUnimplementedFederationServiceServer()
 }
 
@@ -150,6 +184,9 @@ func (UnimplementedFederationServiceServer) FetchCases(context.Context, *FetchCa
 }
 func (UnimplementedFederationServiceServer) Repair(context.Context, *RepairRequest) (*RepairResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Repair not implemented")
+}
+func (UnimplementedFederationServiceServer) FetchEvidence(*FetchEvidenceRequest, grpc.ServerStreamingServer[FetchEvidenceResponse]) error {
+	return status.Error(codes.Unimplemented, "method FetchEvidence not implemented")
 }
 func (UnimplementedFederationServiceServer) mustEmbedUnimplementedFederationServiceServer() {}
 func (UnimplementedFederationServiceServer) testEmbeddedByValue()                           {}
@@ -262,6 +299,17 @@ func _FederationService_Repair_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FederationService_FetchEvidence_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchEvidenceRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FederationServiceServer).FetchEvidence(m, &grpc.GenericServerStream[FetchEvidenceRequest, FetchEvidenceResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FederationService_FetchEvidenceServer = grpc.ServerStreamingServer[FetchEvidenceResponse]
+
 // FederationService_ServiceDesc is the grpc.ServiceDesc for FederationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -290,6 +338,12 @@ var FederationService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FederationService_Repair_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FetchEvidence",
+			Handler:       _FederationService_FetchEvidence_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cityhub/v1/federation.proto",
 }

@@ -161,7 +161,7 @@ func (c *Cluster) Start(i int) {
 		if c.ro != nil {
 			o = c.ro(m.Cfg)
 		}
-		o.Logger, o.RaftLog = c.Logger, io.Discard
+		o.Logger = c.Logger
 		r, err = replica.Start(context.Background(), m.Cfg, o)
 		if err == nil {
 			break

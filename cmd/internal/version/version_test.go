@@ -1,0 +1,31 @@
+package version
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestString(t *testing.T) {
+	i := Info{Version: "v0.0.0-20261122155233-a7bd697abcde+dirty", Revision: "a7bd697abcde", Time: "2026-11-22T15:52:33Z", Modified: true, GoVersion: "go1.26.8"}
+	want := "v0.0.0-20261122155233-a7bd697abcde+dirty (revision a7bd697abcde, 2026-11-22T15:52:33Z, modified) go1.26.8 " + runtime.GOOS + "/" + runtime.GOARCH
+	if got := i.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	bare := Info{Version: "(devel)", GoVersion: "go1.26.8"}
+	if got := bare.String(); got != "(devel) go1.26.8 "+runtime.GOOS+"/"+runtime.GOARCH {
+		t.Errorf("without VCS: %q", got)
+	}
+}
+
+// TestRead: a test binary has build information; its toolchain is the
+// running one.
+func TestRead(t *testing.T) {
+	i := Read()
+	if i.GoVersion != runtime.Version() {
+		t.Errorf("GoVersion %q, running %q", i.GoVersion, runtime.Version())
+	}
+	if i.Version == "" || !strings.HasPrefix(Line("x"), "x ") {
+		t.Errorf("Read() = %+v, Line = %q", i, Line("x"))
+	}
+}

@@ -1,0 +1,351 @@
+package node
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	gometrics "github.com/hashicorp/go-metrics"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// hashicorp/raft (v1.8) reports its internals through hashicorp/go-metrics'
+// process-wide sink. raftSink is that sink: it keeps the metrics an
+// operator needs as Prometheus collectors with snake_case names, times in
+// seconds and peers as a label (raft also emits variants with the peer id
+// inside the key; those, and anything not in raftMetrics, are dropped, so
+// the families and their cardinality are fixed). Every node registers it
+// in its registry: with one replica per process (cityhubd) these are that
+// replica's; where several replicas share a process (the demo, tests) they
+// add up.
+type raftSink struct {
+	hist     map[string]*prometheus.HistogramVec
+	counters map[string]*prometheus.CounterVec
+	gauges   map[string]*prometheus.GaugeVec
+	// route maps raft's key (dot-joined) to its family and fixed labels.
+	route map[string]raftMetric
+	// labels is how many variable labels each family has.
+	labels map[string]int
+}
+
+// raftMetric is one of raft's keys as exported.
+type raftMetric struct {
+	name string
+	// fixed are label values the key implies (rpc="append_entries").
+	fixed []string
+	// ms: the value is milliseconds (go-metrics timers), exported in
+	// seconds.
+	ms bool
+}
+
+type raftFamily struct {
+	name, help string
+	kind       string   // histogram, counter, gauge
+	labels     []string // fixed labels first, then "peer" when raft labels it
+	buckets    []float64
+}
+
+var raftSecondsBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+var raftFamilies = []raftFamily{
+	{name: "cityhub_raft_commit_seconds", kind: "histogram", help: "Leader: time from writing an entry to its log to its commit by a quorum."},
+	{name: "cityhub_raft_leader_dispatch_seconds", kind: "histogram", help: "Leader: time to write a batch of new entries to its own log."},
+	{name: "cityhub_raft_leader_last_contact_seconds", kind: "histogram", help: "Leader: time since it last heard from the follower it heard from least recently (checked every lease timeout)."},
+	{name: "cityhub_raft_fsm_apply_batch_seconds", kind: "histogram", help: "Time the state machine takes to apply a batch of committed entries."},
+	{name: "cityhub_raft_fsm_apply_batch_entries", kind: "histogram", help: "Entries in each batch the state machine applies.", buckets: prometheus.ExponentialBuckets(1, 2, 11)},
+	{name: "cityhub_raft_fsm_enqueue_seconds", kind: "histogram", help: "Time committed entries wait to be handed to the state machine."},
+	{name: "cityhub_raft_follower_store_logs_seconds", kind: "histogram", help: "Follower: time to write replicated entries to its log."},
+	{name: "cityhub_raft_rpc_seconds", kind: "histogram", labels: []string{"rpc"}, help: "Time this replica takes to handle a raft RPC, by RPC."},
+	{name: "cityhub_raft_replication_seconds", kind: "histogram", labels: []string{"rpc", "peer"}, help: "Leader: round trip of a replication RPC to a follower, by RPC and follower."},
+	{name: "cityhub_raft_replicated_entries_total", kind: "counter", labels: []string{"peer"}, help: "Leader: entries sent to each follower."},
+	{name: "cityhub_raft_snapshot_seconds", kind: "histogram", labels: []string{"phase"}, help: "Time to take a snapshot (total), to create its file (create), to write the state into it (persist), to capture the state machine (fsm)."},
+	{name: "cityhub_raft_fsm_restore_seconds", kind: "histogram", help: "Time to restore the state machine from a snapshot."},
+	{name: "cityhub_raft_compact_logs_seconds", kind: "histogram", help: "Time to delete log entries a snapshot covers."},
+	{name: "cityhub_raft_election_seconds", kind: "histogram", help: "Candidate: time to start an election (vote for itself, ask the others)."},
+	{name: "cityhub_raft_apply_total", kind: "counter", help: "Leader: commands handed to raft to replicate."},
+	{name: "cityhub_raft_barrier_total", kind: "counter", help: "Leader: barriers handed to raft."},
+	{name: "cityhub_raft_state_changes_total", kind: "counter", labels: []string{"state"}, help: "Times raft entered a state (leader, follower, candidate)."},
+	{name: "cityhub_raft_heartbeat_timeouts_total", kind: "counter", help: "Follower: times it lost contact with the leader for the heartbeat timeout."},
+	{name: "cityhub_raft_leader_lease_timeouts_total", kind: "counter", help: "Leader: times it lost contact with a quorum for the lease timeout and stepped down."},
+	{name: "cityhub_raft_peers", kind: "gauge", help: "Servers in the latest raft configuration."},
+	{name: "cityhub_raft_oldest_log_age_seconds", kind: "gauge", help: "Age of the oldest entry in the raft log (how far back a lagging follower can catch up from the log)."},
+}
+
+// raftMetrics routes raft's keys to the families. Keys not listed are
+// dropped: the legacy forms with a peer id inside the key
+// (raft.replication.heartbeat.<peer>), raft.net.* (transport decode and
+// enqueue times), raft.verify_leader, raft.fsm.apply (per entry: the
+// batch is what this FSM applies), dispatch and commit batch sizes.
+var raftMetrics = map[string]raftMetric{
+	"raft.commitTime":                      {name: "cityhub_raft_commit_seconds", ms: true},
+	"raft.leader.dispatchLog":              {name: "cityhub_raft_leader_dispatch_seconds", ms: true},
+	"raft.leader.lastContact":              {name: "cityhub_raft_leader_last_contact_seconds", ms: true},
+	"raft.fsm.applyBatch":                  {name: "cityhub_raft_fsm_apply_batch_seconds", ms: true},
+	"raft.fsm.applyBatchNum":               {name: "cityhub_raft_fsm_apply_batch_entries"},
+	"raft.fsm.enqueue":                     {name: "cityhub_raft_fsm_enqueue_seconds", ms: true},
+	"raft.rpc.appendEntries.storeLogs":     {name: "cityhub_raft_follower_store_logs_seconds", ms: true},
+	"raft.rpc.appendEntries":               {name: "cityhub_raft_rpc_seconds", fixed: []string{"append_entries"}, ms: true},
+	"raft.rpc.processHeartbeat":            {name: "cityhub_raft_rpc_seconds", fixed: []string{"heartbeat"}, ms: true},
+	"raft.rpc.requestVote":                 {name: "cityhub_raft_rpc_seconds", fixed: []string{"request_vote"}, ms: true},
+	"raft.rpc.requestPreVote":              {name: "cityhub_raft_rpc_seconds", fixed: []string{"request_pre_vote"}, ms: true},
+	"raft.rpc.installSnapshot":             {name: "cityhub_raft_rpc_seconds", fixed: []string{"install_snapshot"}, ms: true},
+	"raft.replication.appendEntries.rpc":   {name: "cityhub_raft_replication_seconds", fixed: []string{"append_entries"}, ms: true},
+	"raft.replication.heartbeat":           {name: "cityhub_raft_replication_seconds", fixed: []string{"heartbeat"}, ms: true},
+	"raft.replication.installSnapshot":     {name: "cityhub_raft_replication_seconds", fixed: []string{"install_snapshot"}, ms: true},
+	"raft.replication.appendEntries.logs":  {name: "cityhub_raft_replicated_entries_total"},
+	"raft.snapshot.takeSnapshot":           {name: "cityhub_raft_snapshot_seconds", fixed: []string{"total"}, ms: true},
+	"raft.snapshot.create":                 {name: "cityhub_raft_snapshot_seconds", fixed: []string{"create"}, ms: true},
+	"raft.snapshot.persist":                {name: "cityhub_raft_snapshot_seconds", fixed: []string{"persist"}, ms: true},
+	"raft.fsm.snapshot":                    {name: "cityhub_raft_snapshot_seconds", fixed: []string{"fsm"}, ms: true},
+	"raft.fsm.restore":                     {name: "cityhub_raft_fsm_restore_seconds", ms: true},
+	"raft.compactLogs":                     {name: "cityhub_raft_compact_logs_seconds", ms: true},
+	"raft.candidate.electSelf":             {name: "cityhub_raft_election_seconds", ms: true},
+	"raft.apply":                           {name: "cityhub_raft_apply_total"},
+	"raft.barrier":                         {name: "cityhub_raft_barrier_total"},
+	"raft.state.leader":                    {name: "cityhub_raft_state_changes_total", fixed: []string{"leader"}},
+	"raft.state.follower":                  {name: "cityhub_raft_state_changes_total", fixed: []string{"follower"}},
+	"raft.state.candidate":                 {name: "cityhub_raft_state_changes_total", fixed: []string{"candidate"}},
+	"raft.transition.heartbeat_timeout":    {name: "cityhub_raft_heartbeat_timeouts_total"},
+	"raft.transition.leader_lease_timeout": {name: "cityhub_raft_leader_lease_timeouts_total"},
+	"raft.peers":                           {name: "cityhub_raft_peers"},
+	"raft.leader.oldestLogAge":             {name: "cityhub_raft_oldest_log_age_seconds", ms: true},
+}
+
+func newRaftSink() *raftSink {
+	s := &raftSink{
+		hist:     map[string]*prometheus.HistogramVec{},
+		counters: map[string]*prometheus.CounterVec{},
+		gauges:   map[string]*prometheus.GaugeVec{},
+		route:    raftMetrics,
+		labels:   map[string]int{},
+	}
+	for _, f := range raftFamilies {
+		s.labels[f.name] = len(f.labels)
+		switch f.kind {
+		case "histogram":
+			b := f.buckets
+			if b == nil {
+				b = raftSecondsBuckets
+			}
+			s.hist[f.name] = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: f.name, Help: f.help, Buckets: b}, f.labels)
+		case "counter":
+			s.counters[f.name] = prometheus.NewCounterVec(prometheus.CounterOpts{Name: f.name, Help: f.help}, f.labels)
+		case "gauge":
+			s.gauges[f.name] = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: f.name, Help: f.help}, f.labels)
+		}
+	}
+	return s
+}
+
+// labelValues are the family's label values for one record: the key's
+// fixed ones, then the peer raft names (peer_id), if the family has it.
+func (s *raftSink) labelValues(m raftMetric, labels []gometrics.Label, want int) ([]string, bool) {
+	vals := append([]string(nil), m.fixed...)
+	if len(vals) < want {
+		for _, l := range labels {
+			if l.Name == "peer_id" {
+				vals = append(vals, l.Value)
+			}
+		}
+	}
+	return vals, len(vals) == want
+}
+
+func (s *raftSink) lookup(key []string) (raftMetric, bool) {
+	m, ok := s.route[strings.Join(key, ".")]
+	return m, ok
+}
+
+func (s *raftSink) SetGauge(key []string, val float32) { s.SetGaugeWithLabels(key, val, nil) }
+
+func (s *raftSink) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
+	m, ok := s.lookup(key)
+	if !ok {
+		return
+	}
+	g := s.gauges[m.name]
+	if g == nil {
+		return
+	}
+	if vals, ok := s.labelValues(m, labels, s.labels[m.name]); ok {
+		g.WithLabelValues(vals...).Set(m.value(val))
+	}
+}
+
+func (s *raftSink) EmitKey([]string, float32) {}
+
+func (s *raftSink) IncrCounter(key []string, val float32) { s.IncrCounterWithLabels(key, val, nil) }
+
+func (s *raftSink) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
+	m, ok := s.lookup(key)
+	if !ok || val < 0 {
+		return
+	}
+	c := s.counters[m.name]
+	if c == nil {
+		return
+	}
+	if vals, ok := s.labelValues(m, labels, s.labels[m.name]); ok {
+		c.WithLabelValues(vals...).Add(float64(val))
+	}
+}
+
+func (s *raftSink) AddSample(key []string, val float32) { s.AddSampleWithLabels(key, val, nil) }
+
+func (s *raftSink) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
+	m, ok := s.lookup(key)
+	if !ok {
+		return
+	}
+	h := s.hist[m.name]
+	if h == nil {
+		return
+	}
+	if vals, ok := s.labelValues(m, labels, s.labels[m.name]); ok {
+		h.WithLabelValues(vals...).Observe(m.value(val))
+	}
+}
+
+func (m raftMetric) value(v float32) float64 {
+	if m.ms {
+		return float64(v) / 1000
+	}
+	return float64(v)
+}
+
+// Describe and Collect make the sink one Prometheus collector.
+func (s *raftSink) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range s.collectors() {
+		c.Describe(ch)
+	}
+}
+
+func (s *raftSink) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range s.collectors() {
+		c.Collect(ch)
+	}
+}
+
+func (s *raftSink) collectors() []prometheus.Collector {
+	out := make([]prometheus.Collector, 0, len(raftFamilies))
+	for _, f := range raftFamilies {
+		switch f.kind {
+		case "histogram":
+			out = append(out, s.hist[f.name])
+		case "counter":
+			out = append(out, s.counters[f.name])
+		case "gauge":
+			out = append(out, s.gauges[f.name])
+		}
+	}
+	return out
+}
+
+var (
+	raftSinkOnce sync.Once
+	theRaftSink  *raftSink
+)
+
+// installRaftMetrics makes raftSink go-metrics' global sink, once per
+// process, and returns it.
+func installRaftMetrics() *raftSink {
+	raftSinkOnce.Do(func() {
+		theRaftSink = newRaftSink()
+		conf := gometrics.DefaultConfig("")
+		conf.EnableHostname = false
+		conf.EnableRuntimeMetrics = false // the Go collector has them
+		conf.EnableServiceLabel = false
+		conf.TimerGranularity = time.Millisecond
+		_, _ = gometrics.NewGlobal(conf, theRaftSink)
+	})
+	return theRaftSink
+}
+
+// snapshotMetrics count this replica's snapshots: taken (by raft's
+// threshold or interval) and installed from the leader; a failure is a
+// snapshot file that could not be created, written or closed.
+type snapshotMetrics struct {
+	total, failed prometheus.Counter
+	lastOK        prometheus.Gauge
+}
+
+func newSnapshotMetrics() *snapshotMetrics {
+	return &snapshotMetrics{
+		total: prometheus.NewCounter(prometheus.CounterOpts{Name: "cityhub_raft_snapshots_total",
+			Help: "Snapshots this replica wrote: taken from its state or received from the leader, failed or not."}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "cityhub_raft_snapshot_failures_total",
+			Help: "Snapshots this replica could not create, write or close (disk full, I/O error); raft keeps its log until one succeeds."}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cityhub_raft_snapshot_last_success_timestamp_seconds",
+			Help: "When this replica last wrote a snapshot completely (Unix seconds; 0: not since it started)."}),
+	}
+}
+
+func (m *snapshotMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.total, m.failed, m.lastOK}
+}
+
+// countingSnapshots is raft's snapshot store with the outcome of every
+// snapshot counted.
+type countingSnapshots struct {
+	raft.SnapshotStore
+	m *snapshotMetrics
+}
+
+func (c *countingSnapshots) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
+	sink, err := c.SnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
+	if err != nil {
+		c.m.total.Inc()
+		c.m.failed.Inc()
+		return nil, err
+	}
+	return &countingSink{SnapshotSink: sink, m: c.m}, nil
+}
+
+// countingSink records one outcome: Close without error is a success,
+// Cancel (raft's answer to a failed write) or a failed Close a failure.
+type countingSink struct {
+	raft.SnapshotSink
+	m    *snapshotMetrics
+	once sync.Once
+}
+
+func (s *countingSink) outcome(ok bool) {
+	s.once.Do(func() {
+		s.m.total.Inc()
+		if ok {
+			s.m.lastOK.SetToCurrentTime()
+		} else {
+			s.m.failed.Inc()
+		}
+	})
+}
+
+func (s *countingSink) Close() error {
+	err := s.SnapshotSink.Close()
+	s.outcome(err == nil)
+	return err
+}
+
+func (s *countingSink) Cancel() error {
+	s.outcome(false)
+	return s.SnapshotSink.Cancel()
+}
+
+// Collectors are the node's Prometheus collectors, for the API's
+// registry: raft's internals (process-wide, see raftSink), this replica's
+// snapshots and whether it knows a leader, and its state store's.
+func (n *Node) Collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{installRaftMetrics()}
+	cs = append(cs, n.snapMetrics.collectors()...)
+	cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_raft_has_leader",
+		Help: "1 when this replica knows its group's leader (it leads, or hears from one), 0 otherwise."},
+		func() float64 {
+			if _, id := n.raft.LeaderWithID(); id != "" {
+				return 1
+			}
+			return 0
+		}))
+	return append(cs, n.store.Collectors()...)
+}

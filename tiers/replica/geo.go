@@ -1,0 +1,145 @@
+package replica
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cityhub/cityhub/config"
+	"github.com/cityhub/cityhub/federation/topology"
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/geo"
+)
+
+// grids is the node's grid register with the federation around it: which
+// node holds a grid and which grids a node's area covers (api.Geo).
+type grids struct {
+	reg    *geo.Register
+	topo   *topology.Topology // nil outside a federation
+	self   string             // this node's name
+	prefix string             // the grid codes this node covers
+	jur    string             // this node's jurisdiction code
+}
+
+// loadGrids reads geo.grids, or takes the sample city's layer when none is
+// configured and the node's area (the federation's city, or its own
+// jurisdiction when it stands alone) holds any of its grids; nil when
+// neither applies. A configured layer whose grids lie outside the
+// federation's city is refused.
+func loadGrids(cfg config.Config, topo *topology.Topology) (*grids, error) {
+	g := &grids{topo: topo, self: cfg.Group(), prefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), jur: cfg.Node.Jurisdiction}
+	area := g.prefix
+	if topo != nil {
+		area = topo.Root().Jurisdiction[:4]
+		g.self = cfg.Federation.Node
+	}
+	data, err := cfg.LoadGridsFile()
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		reg, err := geo.Sample()
+		if err != nil {
+			return nil, fmt.Errorf("the sample city's grids: %w", err)
+		}
+		if len(reg.Grids(area)) == 0 {
+			return nil, nil
+		}
+		g.reg = reg
+		return g, nil
+	}
+	if g.reg, err = geo.Parse(data); err != nil {
+		return nil, fmt.Errorf("geo.grids: %w", err)
+	}
+	if topo != nil {
+		var errs []error
+		for _, gr := range g.reg.Grids("") {
+			if _, err := topo.PathTo(gr.Code); err != nil && len(errs) < 10 {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("geo.grids: grids outside the federation's city: %w", errors.Join(errs...))
+		}
+	}
+	return g, nil
+}
+
+// Locate implements api.Geo.
+func (g *grids) Locate(lat, lng float64) (*pb.LocateResponse, bool) {
+	gr, ok := g.reg.Locate(lat, lng)
+	if !ok {
+		return nil, false
+	}
+	code := gr.Code
+	resp := &pb.LocateResponse{GridCode: code, GridName: gr.Name, Lat: lat, Lng: lng}
+	nodes := map[pb.Tier]string{}
+	cityCode := code[:4] + "00"
+	if g.topo != nil {
+		path, err := g.topo.PathTo(code)
+		if err == nil {
+			for _, n := range path {
+				nodes[pb.Tier(n.Tier)] = n.Name
+			}
+			resp.Node = path[len(path)-1].Name
+		}
+		cityCode = g.topo.Root().Jurisdiction
+	} else if strings.HasPrefix(code, g.prefix) {
+		resp.Node = g.self
+		nodes[standaloneTier(len(g.jur), g.jur == cityCode)] = g.self
+	}
+	for _, j := range []struct {
+		tier       pb.Tier
+		code, name string
+	}{
+		{pb.Tier_TIER_COMMUNITY, code[:12], g.reg.Name(code[:12])},
+		{pb.Tier_TIER_STREET, code[:9], g.reg.Name(code[:9])},
+		{pb.Tier_TIER_DISTRICT, code[:6], g.reg.Name(code[:6])},
+		{pb.Tier_TIER_CITY, cityCode, g.reg.Name(code[:4])},
+	} {
+		resp.Chain = append(resp.Chain, &pb.Jurisdiction{Tier: j.tier, Code: j.code, Name: j.name, Node: nodes[j.tier]})
+	}
+	return resp, true
+}
+
+// standaloneTier is the tier of a node outside a federation from its
+// jurisdiction code.
+func standaloneTier(n int, city bool) pb.Tier {
+	switch {
+	case city:
+		return pb.Tier_TIER_CITY
+	case n == 6:
+		return pb.Tier_TIER_DISTRICT
+	case n == 9:
+		return pb.Tier_TIER_STREET
+	case n == 12:
+		return pb.Tier_TIER_COMMUNITY
+	}
+	return pb.Tier_TIER_UNSPECIFIED
+}
+
+// NodePrefix implements api.Geo.
+func (g *grids) NodePrefix(name string) (string, bool) {
+	if g.topo == nil {
+		return g.prefix, name == g.self
+	}
+	n, ok := g.topo.Node(name)
+	if !ok {
+		return "", false
+	}
+	if n.Tier == topology.City {
+		return n.Jurisdiction[:4], true
+	}
+	return n.Jurisdiction, true
+}
+
+// Features implements api.Geo.
+func (g *grids) Features(prefix string, level geo.Level) ([]byte, int, error) {
+	fc := g.reg.Features(prefix, level)
+	b, err := json.Marshal(fc)
+	if err != nil {
+		return nil, 0, fmt.Errorf("grid geometry: %w", err)
+	}
+	return b, len(fc.Features), nil
+}
