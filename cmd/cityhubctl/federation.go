@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +53,12 @@ func writeFederationStatus(w io.Writer, st *pb.FederationStatusResponse) error {
 	row(tw, "node:", st.GetNode())
 	row(tw, "tier:", orDash(st.GetTier()))
 	row(tw, "parent:", orDash(st.GetParent()))
+	switch {
+	case st.GetCatchingUp():
+		row(tw, "restored:", "catching up: writes wait for anti-entropy with "+strings.Join(st.GetWaitingFor(), ", ")+" (恢复后核对中)")
+	case st.GetIncarnation() != 0:
+		row(tw, "restored:", "from a backup; incarnation "+strconv.FormatUint(st.GetIncarnation(), 10))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@
 //	cityhubctl accounts create lead-1 --role shift-leader --display-name 李四
 //	cityhubctl keys create --name "12345 热线平台" --role intake-clerk --sources 12345
 //	cityhubctl audit --since 2h
+//	cityhubctl snapshot save /backup/d-320505.snap
+//	cityhubctl snapshot restore /backup/d-320505.snap --data-dir /var/lib/cityhub --name n1 --initial-cluster n1=10.0.0.1:7001,...
 //
 // A node authenticates every call (but login): cityhubctl sends the login
 // kept by 'cityhubctl login' in a token file (refreshed as needed), or
@@ -182,6 +184,7 @@ Exit status: 0 success, 1 the call failed, 2 usage error.`,
 	pf.BoolVar(&a.insecureSkipVerify, "insecure-skip-verify", false, "TLS without checking the node's certificate: development only")
 
 	root.AddCommand(a.casesCmd(), a.clusterCmd(), a.catalogueCmd(), a.certsCmd(), a.federationCmd())
+	root.AddCommand(a.snapshotCmd())   // snapshot: backup and restore
 	root.AddCommand(a.evidenceCmd())   // evidence: photos and files of cases
 	root.AddCommand(a.evaluationCmd()) // report: 综合评价
 	root.AddCommand(a.importCmd())     // import: an old system's backlog

@@ -60,6 +60,8 @@ type Runner struct {
 	mu   sync.Mutex
 	hint map[string]uint64 // shared count of the last comparison, per peer
 
+	kicks *kicks // runs asked for after a restore (catchup.go)
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -89,7 +91,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, log: opts.Logger.With("component", "antientropy", "node", opts.Self),
-		peers: map[string]Peer{}, sem: make(chan struct{}, 1), hint: map[string]uint64{},
+		peers: map[string]Peer{}, sem: make(chan struct{}, 1), hint: map[string]uint64{}, kicks: newKicks(),
 	}
 	for _, name := range opts.Topology.Neighbours(opts.Self) {
 		if opts.Peer != nil {
@@ -110,10 +112,13 @@ func New(opts Options) (*Runner, error) {
 // Metrics are the runner's collectors.
 func (r *Runner) Metrics() *Metrics { return r.opts.Metrics }
 
-// Start runs the periodic comparison with the children until Stop.
+// Start runs the periodic comparison with the children, and the runs a
+// restore asks for (catchup.go), until Stop.
 func (r *Runner) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.followUp(ctx) }()
 	if r.opts.Interval <= 0 {
 		return
 	}

@@ -16,9 +16,14 @@ import (
 )
 
 // ErrReceiverBehind reports a neighbour whose high-water mark is below what
-// it acknowledged before: it lost state, and the entries between were
-// already trimmed. The link stalls (and says so in its status and the log)
-// until an operator repairs the neighbour.
+// it acknowledged before: it lost state (restored from an older backup,
+// say), and the entries between were already trimmed here. The relay then
+// moves the neighbour's mark forward explicitly (a delivery with advance)
+// and asks anti-entropy to repair the cases of the entries skipped
+// (Options.OnJumped); the error stays in the link's status until the
+// neighbour's mark is back at or above the acknowledged one. A neighbour
+// that does not take the advance (a release before it) stalls the link
+// loudly, as before.
 var ErrReceiverBehind = errors.New("receiver is behind its own acknowledgement")
 
 // Options configure a Relay.
@@ -39,6 +44,16 @@ type Options struct {
 	// CallTimeout bounds one Deliver call.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+	// ProbeInterval is how often an idle link asks the neighbour for its
+	// mark (an empty batch): a neighbour restored from a backup is found
+	// behind, or learns this node's new incarnation, without waiting for
+	// the next entry. Default 5 s.
+	ProbeInterval time.Duration
+	// OnJumped, when set, is told of a neighbour whose mark skipped
+	// entries it never applied (it lost state, or this node was restored
+	// and its floor passed the neighbour's mark): the replica starts
+	// anti-entropy with it to repair their cases. It must not block.
+	OnJumped func(peer string)
 }
 
 func (o *Options) defaults() {
@@ -56,6 +71,9 @@ func (o *Options) defaults() {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -145,73 +163,109 @@ func (r *Relay) Stop() {
 
 // send is the loop of one link: wait for leadership and for entries, send
 // a batch, move the cursor to the mark the receiver answers.
+//
+// Every batch carries this node's incarnation and the link's acknowledged
+// mark (the floor), read with the entries: a receiver that sees a new
+// incarnation (this node was restored from a backup and numbers its
+// outbox again from there) restarts its mark at the floor. A receiver
+// whose mark is below the floor lost state: the next batch asks it to
+// advance to the floor, and anti-entropy repairs the rest
+// (federation/DESIGN.md, "After a restore").
 func (r *Relay) send(ctx context.Context, l *link) {
 	local := r.opts.Local
 	var cursor uint64 // last sequence number known delivered; 0: read the acked mark
-	var floor uint64  // the acked mark: the receiver can never be behind it
+	var advance bool  // the receiver is behind the floor: move it forward
+	var lastContact time.Time
 	backoff := r.opts.RetryMin
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for ctx.Err() == nil {
 		applied := local.Applied()
 		if !local.IsLeader() {
-			cursor = 0
+			cursor, advance = 0, false
 			l.setSending(false)
 			r.wait(ctx, applied, 200*time.Millisecond, idle)
 			continue
 		}
 		l.setSending(true)
-		if cursor == 0 {
-			ls, err := local.Store().Link(l.peer)
-			if err != nil {
-				r.log.Error("read link state", "peer", l.peer, "error", err)
-				r.wait(ctx, nil, backoff, idle)
-				continue
-			}
-			cursor, floor = ls.Out.Acked, ls.Out.Acked
-		}
-		batch, err := local.Store().Outbox(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
+		// From the start of the outbox when the cursor is unknown: what is
+		// acknowledged is trimmed, so the batch starts after the floor.
+		b, err := local.Store().NextBatch(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
 		if err != nil {
 			r.log.Error("read outbox", "peer", l.peer, "error", err)
 			r.wait(ctx, nil, backoff, idle)
 			continue
 		}
-		if len(batch) == 0 {
-			r.wait(ctx, applied, 500*time.Millisecond, idle)
+		if cursor == 0 {
+			cursor = b.Acked
+		}
+		// An idle link asks for the neighbour's mark now and then (and
+		// at once when it must advance it): an empty batch.
+		probe := len(b.Entries) == 0
+		if probe && !advance && time.Since(lastContact) < r.opts.ProbeInterval {
+			r.wait(ctx, applied, min(500*time.Millisecond, r.opts.ProbeInterval), idle)
 			continue
 		}
+		req := &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: b.Entries, Incarnation: b.Incarnation, Floor: b.Acked, Advance: advance}
 		cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
-		resp, err := l.client.deliver(cctx, &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: batch})
+		resp, err := l.client.deliver(cctx, req)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			l.setErr(err)
-			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(batch), "error", err)
+			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(b.Entries), "error", err)
 			r.wait(ctx, nil, backoff, idle)
 			backoff = min(2*backoff, r.opts.RetryMax)
 			cursor = 0 // re-read the acked mark: leadership may have moved here too
 			continue
 		}
-		if resp.HighWater < floor {
+		lastContact = time.Now()
+		if resp.Jumped > 0 {
+			r.log.Warn("neighbour's mark skipped entries it never applied: anti-entropy repairs their cases",
+				"peer", l.peer, "entries", resp.Jumped, "floor", b.Acked, "incarnation", b.Incarnation, "advance", advance)
+			if r.opts.OnJumped != nil {
+				r.opts.OnJumped(l.peer)
+			}
+		}
+		if resp.HighWater < b.Acked {
 			// The receiver acknowledged entries it no longer has (restored
 			// from an old backup, say): they are trimmed here and cannot be
-			// resent. Say so loudly instead of looping on the gap.
-			err := fmt.Errorf("%w: %s answers high-water %d, below the acknowledged %d", ErrReceiverBehind, l.peer, resp.HighWater, floor)
+			// resent. Move its mark forward explicitly; if it does not
+			// move (a release without advance), say so loudly instead of
+			// looping on the gap.
+			err := fmt.Errorf("%w: %s answers high-water %d, below the acknowledged %d", ErrReceiverBehind, l.peer, resp.HighWater, b.Acked)
 			l.setErr(err)
+			if !advance {
+				r.log.Warn("neighbour behind its acknowledgement: moving its mark forward", "peer", l.peer, "high_water", resp.HighWater, "acked", b.Acked)
+				advance, cursor = true, 0
+				r.wait(ctx, nil, r.opts.RetryMin, idle)
+				continue
+			}
 			r.log.Error("link stalled", "peer", l.peer, "error", err)
 			r.wait(ctx, nil, r.opts.RetryMax, idle)
 			cursor = 0
 			continue
 		}
+		advance = false
 		backoff = r.opts.RetryMin
 		l.setErr(nil)
 		// The receiver's mark is authoritative: it is past the batch when
 		// everything applied, and behind it after a gap (the next batch
-		// starts right after it).
-		cursor = resp.HighWater
-		l.ack(resp.HighWater)
+		// starts right after it). A mark beyond the last entry sent is
+		// another life's numbering (this node was restored and its new
+		// incarnation is not fixed yet): the cursor stays on this life's
+		// entries.
+		last := b.LastSeq
+		if !probe {
+			last = b.Entries[len(b.Entries)-1].Seq
+		}
+		hw := min(resp.HighWater, last)
+		cursor = hw
+		if !probe {
+			l.ack(hw)
+		}
 	}
 }
 

@@ -79,21 +79,50 @@ func (s *Server) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.Deliv
 	mu := s.linkLock(req.From)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(req.Entries) == 0 {
+	d := &pb.DeliverEntries{From: req.From, Entries: req.Entries}
+	if err := s.markMoves(req, d); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if len(req.Entries) == 0 && d.Floor == 0 && d.Incarnation == 0 {
+		// A probe: the mark, and nothing to write.
 		hw, err := s.highWater(req.From)
 		if err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 		return &pb.DeliverResponse{HighWater: hw}, nil
 	}
-	res, err := s.local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_Deliver{Deliver: &pb.DeliverEntries{From: req.From, Entries: req.Entries}}})
+	res, err := s.local.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_Deliver{Deliver: d}})
 	if err != nil {
 		return nil, callStatus(fmt.Errorf("apply batch from %s: %w", req.From, err))
 	}
 	if res.Skipped > 0 {
 		s.log.Debug("entries not newer than the copy held", "from", req.From, "skipped", res.Skipped)
 	}
-	return &pb.DeliverResponse{HighWater: res.HighWater}, nil
+	if res.Reset || res.Jumped > 0 {
+		s.log.Warn("link mark moved after a restore", "from", req.From, "incarnation", d.Incarnation, "advance", d.Advance,
+			"floor", d.Floor, "jumped", res.Jumped, "high_water", res.HighWater)
+	}
+	return &pb.DeliverResponse{HighWater: res.HighWater, Jumped: res.Jumped}, nil
+}
+
+// markMoves passes the sender's incarnation, floor and advance into the
+// command only when they can move the link's mark: a new incarnation, or
+// an advance over a mark below the floor (federation/DESIGN.md, "After a
+// restore"). Any other delivery stays a version 1 entry, which every
+// release applies alike. Batches from one sender are applied one at a
+// time (linkLock), so the mark read here is the one Apply starts from.
+func (s *Server) markMoves(req *pb.DeliverRequest, d *pb.DeliverEntries) error {
+	if req.Incarnation == 0 && !req.Advance {
+		return nil
+	}
+	ls, err := s.local.Store().Link(req.From)
+	if err != nil {
+		return fmt.Errorf("read link %s: %w", req.From, err)
+	}
+	if (req.Incarnation != 0 && req.Incarnation != ls.InIncarnation) || (req.Advance && req.Floor > ls.InHighWater) {
+		d.Incarnation, d.Floor, d.Advance = req.Incarnation, req.Floor, req.Advance
+	}
+	return nil
 }
 
 func (s *Server) authorize(ctx context.Context, from string) error {

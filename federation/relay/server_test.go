@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -19,9 +20,11 @@ import (
 )
 
 // fakeLocal records what the server proposes instead of running raft.
+// A trim is applied to the store (the relay's tests read the marks).
 type fakeLocal struct {
 	leader   bool
 	st       *store.Store
+	mu       sync.Mutex
 	proposed []*pb.Command
 	hw       uint64
 	err      error // when set, ApplyLocal refuses with it (nothing proposed)
@@ -29,10 +32,15 @@ type fakeLocal struct {
 
 func (f *fakeLocal) IsLeader() bool { return f.leader }
 func (f *fakeLocal) ApplyLocal(_ context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
 	f.proposed = append(f.proposed, cmd)
+	if t := cmd.GetTrimOutbox(); t != nil {
+		return &fsm.Result{}, f.st.Update(func(tx *store.Tx) error { _, err := tx.Trim(t.Link, t.Upto); return err })
+	}
 	es := cmd.GetDeliver().GetEntries()
 	f.hw = es[len(es)-1].Seq
 	return &fsm.Result{HighWater: f.hw}, nil
@@ -115,6 +123,37 @@ func TestDeliverProposesOneBatchAndAnswersTheMark(t *testing.T) {
 	resp, err = s.Deliver(context.Background(), &pb.DeliverRequest{From: "s1", To: "d1"})
 	if err != nil || resp.HighWater != 0 || len(l.proposed) != 1 {
 		t.Fatalf("empty batch: %v %v, %d proposals", resp, err, len(l.proposed))
+	}
+}
+
+// The sender's incarnation, floor and advance reach the log only when they
+// can move the mark; any other delivery stays a version 1 entry.
+func TestDeliverPassesMarkMovesOnlyWhenTheyMatter(t *testing.T) {
+	s, l := testServer(t, nil)
+	if err := l.st.Update(func(tx *store.Tx) error { return tx.SetInLink("city", 5, 77) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  *pb.DeliverRequest
+		want *pb.DeliverEntries
+	}{
+		{"same incarnation", &pb.DeliverRequest{Incarnation: 77, Floor: 2}, &pb.DeliverEntries{}},
+		{"never restored", &pb.DeliverRequest{Floor: 2}, &pb.DeliverEntries{}},
+		{"new incarnation", &pb.DeliverRequest{Incarnation: 99, Floor: 2}, &pb.DeliverEntries{Incarnation: 99, Floor: 2}},
+		{"advance below the mark", &pb.DeliverRequest{Incarnation: 77, Floor: 4, Advance: true}, &pb.DeliverEntries{}},
+		{"advance above the mark", &pb.DeliverRequest{Incarnation: 77, Floor: 8, Advance: true}, &pb.DeliverEntries{Incarnation: 77, Floor: 8, Advance: true}},
+	} {
+		tc.req.From, tc.req.To, tc.req.Entries = "city", "d1", entries(9)
+		l.proposed = nil
+		if _, err := s.Deliver(context.Background(), tc.req); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		d := l.proposed[0].GetDeliver()
+		if d.Incarnation != tc.want.Incarnation || d.Floor != tc.want.Floor || d.Advance != tc.want.Advance {
+			t.Errorf("%s: proposed incarnation %d floor %d advance %v, want %d %d %v", tc.name, d.Incarnation, d.Floor, d.Advance,
+				tc.want.Incarnation, tc.want.Floor, tc.want.Advance)
+		}
 	}
 }
 

@@ -452,8 +452,8 @@ func TestAccessReads(t *testing.T) {
 	}
 }
 
-// TestAccessManagement: membership, import, reconciliation and account
-// management belong to the administrator; nobody else gets past them and
+// TestAccessManagement: membership, backups, import, reconciliation and
+// account management belong to the administrator; nobody else gets past them and
 // the log does not grow.
 func TestAccessManagement(t *testing.T) {
 	cl, _, seats := authCluster(t)
@@ -473,6 +473,18 @@ func TestAccessManagement(t *testing.T) {
 		},
 		"Remove": func(ctx context.Context) error {
 			_, err := cl.ClusterAdmin(0).Remove(ctx, &pb.RemoveRequest{NodeId: "n1"})
+			return err
+		},
+		// A backup holds every case and identity: the administrator's alone.
+		"SaveSnapshot": func(ctx context.Context) error {
+			st, err := cl.ClusterAdmin(0).SaveSnapshot(ctx, &pb.SaveSnapshotRequest{})
+			if err != nil {
+				return err
+			}
+			m, err := st.Recv()
+			if err == nil && m.GetInfo() == nil {
+				return fmt.Errorf("the stream starts without the snapshot's info")
+			}
 			return err
 		},
 		"ImportCases": func(ctx context.Context) error {

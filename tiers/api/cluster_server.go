@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -18,17 +19,34 @@ type ClusterServer struct {
 	peers   *Peers
 	fed     Federation // nil outside a federation
 	g       *guard
+	log     *slog.Logger
 }
 
 // NewClusterServer returns the cluster service of replica.
 func NewClusterServer(r Replica, peers *Peers) *ClusterServer {
-	return &ClusterServer{replica: r, peers: peers}
+	return &ClusterServer{replica: r, peers: peers, log: slog.Default()}
 }
 
-// GetStatus describes this replica and its group.
-func (s *ClusterServer) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.ClusterStatus, error) {
+// GetStatus describes this replica and its group. A linearizable status
+// comes from the leader after a read barrier: its state index then covers
+// every write acknowledged before the call (what a snapshot must hold).
+func (s *ClusterServer) GetStatus(ctx context.Context, r *pb.GetStatusRequest) (*pb.ClusterStatus, error) {
 	if err := s.g.require(ctx, auth.ClusterRead, nil); err != nil {
 		return nil, err
+	}
+	if !r.GetLinearizable() {
+		return s.replica.Status(), nil
+	}
+	err := s.replica.ReadBarrier(ctx, pb.Consistency_CONSISTENCY_LINEARIZABLE)
+	if s.forward(ctx, err) {
+		cl, cerr := s.peers.leaderCluster(s.replica)
+		if cerr != nil {
+			return nil, toStatus(cerr)
+		}
+		return cl.GetStatus(forwardCtx(ctx), r)
+	}
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	return s.replica.Status(), nil
 }

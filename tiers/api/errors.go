@@ -72,6 +72,7 @@ var errorCodes = []struct {
 	{node.ErrNoOtherVoter, codes.FailedPrecondition},
 	{node.ErrRejoinSelf, codes.FailedPrecondition},
 	{node.ErrUpgradeInProgress, codes.Unavailable},
+	{fsm.ErrCatchingUp, codes.Unavailable},
 	// The change feed: a position older than the window (REST 410 Gone),
 	// a watcher cut off as too slow or one too many, a feed that stopped.
 	{store.ErrCompacted, codes.OutOfRange},

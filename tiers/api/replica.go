@@ -13,6 +13,8 @@ type Replica interface {
 	Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error)
 	ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error)
 	ReadBarrier(ctx context.Context, level pb.Consistency) error
+	// WaitApplied blocks until this replica's state holds log index i.
+	WaitApplied(ctx context.Context, i uint64) error
 	Store() *store.Store
 	Leader() (id, grpcAddr string)
 	IsLeader() bool

@@ -154,6 +154,7 @@ func NewServer(opts Options) (*Server, error) {
 	cl := NewClusterServer(opts.Replica, opts.Peers)
 	cl.fed = opts.Federation
 	cl.g = g
+	cl.log = log.With("service", "cluster")
 	as := &AuthServer{replica: opts.Replica, authn: opts.Auth, g: g, lim: lim, now: time.Now}
 	pb.RegisterAuthServiceServer(gs, as)
 	if opts.Federation != nil {

@@ -23,6 +23,10 @@ const (
 	FederationRead Permission = "federation.read" // link status
 	ClusterRead    Permission = "cluster.read"    // group status
 	ClusterManage  Permission = "cluster.manage"  // membership, leadership transfer
+	// ClusterBackup: a snapshot of the whole state (cityhubctl snapshot
+	// save). It holds every case, the reporters' contacts and the
+	// identities' hashes, so it is the administrator's alone.
+	ClusterBackup  Permission = "cluster.backup"
 	OwnerResolve   Permission = "ownership.resolve"
 	ImportRun      Permission = "import.run"
 	ReconcileRun   Permission = "reconcile.run" // runs, dry runs and anti-entropy
@@ -136,7 +140,7 @@ var Rules = map[pb.Role][]Grant{
 	// The node's administrator: identities, membership, import and
 	// reconciliation; not the cases' content.
 	pb.Role_ROLE_ADMIN: grants(ScopeNode, CatalogueGet, AccountsManage, KeysManage, AuditRead, ClusterRead,
-		ClusterManage, FederationRead, OwnerResolve, ImportRun, ReconcileRun, ReconcileRead, GeoRead),
+		ClusterManage, ClusterBackup, FederationRead, OwnerResolve, ImportRun, ReconcileRun, ReconcileRead, GeoRead),
 }
 
 // Grants lists what role may do, in table order.

@@ -57,6 +57,11 @@ type fedCache struct {
 	loaded bool
 	view   *fedView
 	shared atomic.Pointer[sharedView]
+
+	// The restore record (restore.go), cached and published the same way.
+	rsLoaded bool
+	rs       *pb.RestoreState
+	sharedRS atomic.Pointer[sharedRestore]
 }
 
 // sharedView holds a loaded view; its view is nil outside a federation.
@@ -118,6 +123,8 @@ func loadFedView(tx *store.Tx) (*fedView, error) {
 func (fc *fedCache) reset() {
 	fc.loaded, fc.view = false, nil
 	fc.shared.Store(nil)
+	fc.rsLoaded, fc.rs = false, nil
+	fc.sharedRS.Store(nil)
 }
 
 func (fv *fedView) selfName() string {
@@ -229,6 +236,14 @@ func setTopology(tx *store.Tx, st *pb.SetTopology, fc *fedCache) (*Result, error
 // below the link's high-water mark were applied before and are skipped; a
 // gap ends the batch (the sender resends from the mark it gets back). Each
 // new entry replaces the node's copy only when it is newer, and travels on.
+//
+// Before the entries, the mark may move (federation/DESIGN.md, "After a
+// restore"): to the sender's floor when the sender's incarnation is new
+// (it was restored and numbers its outbox again from its backup), or up to
+// the floor when the sender asks to advance a mark below it (this node
+// lost entries that are trimmed there). Result.Jumped counts the entries
+// the mark passed over without applying them; anti-entropy repairs their
+// cases.
 func deliver(tx *store.Tx, cmd *pb.Command, d *pb.DeliverEntries, fv *fedView) (*Result, error) {
 	if fv == nil {
 		return &Result{Err: ErrNotFederated}, nil
@@ -236,11 +251,26 @@ func deliver(tx *store.Tx, cmd *pb.Command, d *pb.DeliverEntries, fv *fedView) (
 	if !fv.topo.IsNeighbour(fv.self, d.From) {
 		return &Result{Err: fmt.Errorf("%w: %q is not a neighbour of %q", ErrBadCommand, d.From, fv.self)}, nil
 	}
-	hw, err := tx.InHighWater(d.From)
+	hw, inc, err := tx.InLink(d.From)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{}
+	switch {
+	case d.Incarnation != 0 && d.Incarnation != inc:
+		// A new life of the sender: its entries above its floor are new
+		// (those this node applied before are not newer and change
+		// nothing); what lies between a mark below the floor and the
+		// floor is lost on this link.
+		if d.Floor > hw {
+			res.Jumped = d.Floor - hw
+		}
+		hw, inc = d.Floor, d.Incarnation
+		res.Reset = true
+	case d.Advance && d.Floor > hw:
+		res.Jumped = d.Floor - hw
+		hw = d.Floor
+	}
 	for _, e := range d.Entries {
 		if e.Seq <= hw {
 			continue
@@ -258,7 +288,7 @@ func deliver(tx *store.Tx, cmd *pb.Command, d *pb.DeliverEntries, fv *fedView) (
 		}
 	}
 	res.HighWater = hw
-	return res, tx.SetInHighWater(d.From, hw)
+	return res, tx.SetInLink(d.From, hw, inc)
 }
 
 func applyEntry(tx *store.Tx, from string, e *pb.LinkEntry, fv *fedView, atMs int64, offsetS int32) (bool, error) {
@@ -278,6 +308,9 @@ func applyEntry(tx *store.Tx, from string, e *pb.LinkEntry, fv *fedView, atMs in
 	}
 	c.AllowedActions = nil
 	if err := putCase(tx, old, c, offsetS); err != nil {
+		return false, err
+	}
+	if err := bumpOwnSeq(tx, c, fv); err != nil {
 		return false, err
 	}
 	// The next link's lag counts from when this node queued the entry.

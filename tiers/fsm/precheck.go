@@ -15,6 +15,8 @@ import (
 //
 //   - a request id applied before: the first result (Replayed), or
 //     ErrRequestReused when the body differs (any command);
+//   - a write a group restored from a backup takes only once it has caught
+//     up with its neighbours (ErrCatchingUp, restore.go);
 //   - a report the workflow refuses (role, fields);
 //   - an action on an unknown case, on a case held by another node, stamped
 //     from a deadline the case no longer has (deadline.ErrStale), against
@@ -38,7 +40,11 @@ func (f *FSM) Precheck(tx *store.Tx, cmd *pb.Command, getCase func(id string) (*
 	if err != nil {
 		return nil, err
 	}
-	return precheck(tx, cmd, fv, getCase)
+	rs, err := f.fed.currentRestore(tx)
+	if err != nil {
+		return nil, err
+	}
+	return precheck(tx, cmd, fv, rs, getCase)
 }
 
 // Precheck is FSM.Precheck for a store without a running state machine
@@ -49,13 +55,17 @@ func Precheck(st *store.Store, cmd *pb.Command) (res *Result, err error) {
 		if err != nil {
 			return err
 		}
-		res, err = precheck(tx, cmd, fv, nil)
+		rs, err := tx.RestoreState()
+		if err != nil {
+			return err
+		}
+		res, err = precheck(tx, cmd, fv, rs, nil)
 		return err
 	})
 	return res, err
 }
 
-func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, getCase func(id string) (*pb.Case, error)) (*Result, error) {
+func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, rs *pb.RestoreState, getCase func(id string) (*pb.Case, error)) (*Result, error) {
 	if getCase == nil {
 		getCase = tx.GetCase
 	}
@@ -66,6 +76,9 @@ func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, getCase func(id string
 	// every write) costs one point lookup.
 	if res, err := recorded(tx, getCase, cmd, nil); res != nil || err != nil {
 		return res, err
+	}
+	if err := catchUpRefusal(cmd, rs, fv); err != nil {
+		return &Result{Err: err}, nil
 	}
 	switch body := cmd.Body.(type) {
 	case *pb.Command_Report:

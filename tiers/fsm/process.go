@@ -31,8 +31,13 @@ type Result struct {
 	Case     *pb.Case
 	Replayed bool // the request id was applied before; nothing changed
 	Err      error
-	// HighWater is the link's high-water mark after a DeliverEntries.
+	// HighWater is the link's high-water mark after a DeliverEntries;
+	// Jumped counts the entries its mark passed over without applying
+	// them, and Reset says it restarted for a sender's new incarnation
+	// (federation/DESIGN.md, "After a restore").
 	HighWater uint64
+	Jumped    uint64
+	Reset     bool
 	// Skipped counts delivered entries that were not newer than the copy
 	// held (duplicates, reordered copies) or were malformed, and
 	// reconciliation moves planned against a copy that has changed since.
@@ -62,6 +67,10 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	// The changes this command makes enter the feed with its index and
 	// stamped time.
 	tx.SetChangeContext(l.Index, cmd.StampedUnixMs)
+	rs, err := noteIncarnation(tx, cmd, fed)
+	if err != nil {
+		return nil, err
+	}
 	fp := fingerprint(cmd)
 	if res, err := recorded(tx, tx.GetCase, cmd, fp); res != nil || err != nil {
 		return res, err
@@ -69,11 +78,13 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	var (
 		c   *pb.Case
 		res *Result
-		err error
 	)
 	fv, err := fed.load(tx)
 	if err != nil {
 		return nil, err
+	}
+	if err := catchUpRefusal(cmd, rs, fv); err != nil {
+		return &Result{Err: err}, nil
 	}
 	switch body := cmd.Body.(type) {
 	case *pb.Command_Report:
@@ -98,7 +109,7 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	case *pb.Command_ReconcileRun:
 		return reconcileRun(tx, body.ReconcileRun)
 	case *pb.Command_Repair:
-		return repair(tx, cmd, body.Repair, fv)
+		return repair(tx, cmd, body.Repair, fv, fed)
 	case *pb.Command_Auth:
 		return applyAuth(tx, cmd, body.Auth, l.Index)
 	case *pb.Command_AttachEvidence:

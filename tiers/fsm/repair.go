@@ -34,7 +34,7 @@ import (
 // Entries that are malformed, refused or change nothing are skipped and
 // counted in Result.Skipped; the command as a whole is refused only when
 // it does not come from a neighbour.
-func repair(tx *store.Tx, cmd *pb.Command, r *pb.RepairCases, fv *fedView) (*Result, error) {
+func repair(tx *store.Tx, cmd *pb.Command, r *pb.RepairCases, fv *fedView, fc *fedCache) (*Result, error) {
 	if fv == nil {
 		return &Result{Err: ErrNotFederated}, nil
 	}
@@ -59,6 +59,10 @@ func repair(tx *store.Tx, cmd *pb.Command, r *pb.RepairCases, fv *fedView) (*Res
 		if !ok {
 			res.Skipped++
 		}
+	}
+	if r.CaughtUp {
+		// A restored group ran anti-entropy with r.From (restore.go).
+		return res, caughtUp(tx, r.From, fv, fc)
 	}
 	return res, nil
 }
@@ -92,6 +96,9 @@ func repairCase(tx *store.Tx, cmd *pb.Command, from string, c *pb.Case, fv *fedV
 		}
 	}
 	if err := putCase(tx, old, c, cmd.LocalOffsetS); err != nil {
+		return false, err
+	}
+	if err := bumpOwnSeq(tx, c, fv); err != nil {
 		return false, err
 	}
 	if !protocol.Newer(c, old) {

@@ -14,6 +14,11 @@ import (
 // the leader proposes a type only when every member of the group applies
 // it (tiers/node's version gate), so a rolling upgrade never writes an
 // entry that an older replica would refuse while newer ones apply it.
+//
+// Version 2: evidence (AttachEvidence); a delivery's incarnation, floor and
+// advance and a repair's caught_up (federation/DESIGN.md, "After a
+// restore"), which a version 1 replica would apply without them
+// (fieldVersion).
 const LogVersion uint32 = 2
 
 // commandVersions gives each Command body (by its type number, the oneof
@@ -44,10 +49,27 @@ func RequiredVersion(cmd *pb.Command) uint32 {
 		return 1
 	}
 	if v, ok := commandVersions[fd.Number()]; ok {
-		return v
+		return max(v, fieldVersion(cmd))
 	}
 	// A body this table does not know cannot be applied here.
 	return LogVersion + 1
+}
+
+// fieldVersion is the log version needed by fields added to a body type
+// after it was introduced, when they are set: an older replica would apply
+// the entry as if they were not.
+func fieldVersion(cmd *pb.Command) uint32 {
+	switch b := cmd.Body.(type) {
+	case *pb.Command_Deliver:
+		if b.Deliver.GetIncarnation() != 0 || b.Deliver.GetAdvance() {
+			return 2
+		}
+	case *pb.Command_Repair:
+		if b.Repair.GetCaughtUp() {
+			return 2
+		}
+	}
+	return 1
 }
 
 // EffectiveVersion reads a registered log version: 0, from a release that

@@ -28,3 +28,23 @@ func TestEveryCommandHasAVersion(t *testing.T) {
 		t.Errorf("RequiredVersion(report) = %d", got)
 	}
 }
+
+// Fields added to deliveries and repairs for restores need version 2
+// when set: a version 1 replica would apply the entry without them.
+func TestRestoreFieldsNeedVersion2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cmd  *pb.Command
+		want uint32
+	}{
+		{"plain delivery", &pb.Command{Body: &pb.Command_Deliver{Deliver: &pb.DeliverEntries{From: "city", Floor: 3}}}, 1},
+		{"delivery of a restored sender", &pb.Command{Body: &pb.Command_Deliver{Deliver: &pb.DeliverEntries{From: "city", Incarnation: 9}}}, 2},
+		{"advance", &pb.Command{Body: &pb.Command_Deliver{Deliver: &pb.DeliverEntries{From: "city", Floor: 3, Advance: true}}}, 2},
+		{"plain repair", &pb.Command{Body: &pb.Command_Repair{Repair: &pb.RepairCases{From: "city"}}}, 1},
+		{"caught up", &pb.Command{Body: &pb.Command_Repair{Repair: &pb.RepairCases{From: "city", CaughtUp: true}}}, 2},
+	} {
+		if got := RequiredVersion(tc.cmd); got != tc.want {
+			t.Errorf("%s: RequiredVersion = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

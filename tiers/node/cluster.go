@@ -150,6 +150,7 @@ func (n *Node) Status() *pb.ClusterStatus {
 		Term:           n.raft.CurrentTerm(),
 		CommitIndex:    n.raft.CommitIndex(),
 		AppliedIndex:   n.AppliedIndex(),
+		StateIndex:     n.fsm.AppliedIndex(),
 		LastLogIndex:   n.raft.LastIndex(),
 		Jurisdiction:   n.cfg.Jurisdiction,
 		Tier:           n.cfg.Tier,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,6 +180,18 @@ func Open(cfg Config) (*Node, error) {
 	go n.disk.Run(n.done)
 	return n, nil
 }
+
+// Layout is where a replica keeps its state under its data directory: the
+// state store, the raft log and stable store, raft's snapshots.
+type Layout struct{ State, Raft, Snapshots string }
+
+// LayoutOf is the layout of data directory dir.
+func LayoutOf(dir string) Layout {
+	return Layout{State: filepath.Join(dir, stateDir), Raft: filepath.Join(dir, raftDir), Snapshots: filepath.Join(dir, snapDir)}
+}
+
+// SnapshotsRetained is how many raft snapshots a replica keeps.
+const SnapshotsRetained = 2
 
 func (n *Node) open() error {
 	cfg := n.cfg
@@ -364,6 +377,10 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // last entry, or a later barrier of the leader's (settle.go) when every
 // entry up to it is applied.
 func (n *Node) AppliedIndex() uint64 { return n.appliedPosition().index }
+
+// StateIndex is the last log index the state store holds (the FSM's last
+// entry, what a snapshot of the store records).
+func (n *Node) StateIndex() uint64 { return n.fsm.AppliedIndex() }
 
 // IsLeader reports whether this replica currently leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

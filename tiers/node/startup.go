@@ -141,7 +141,7 @@ func (n *Node) checkSnapshots(o *opened) error {
 			n.moveSnapshotAside(o, e.Name(), problem)
 		}
 	}
-	if o.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Dir(dir), 2, n.hclog); err != nil {
+	if o.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Dir(dir), SnapshotsRetained, n.hclog); err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
 	return n.listSnapshots(o)

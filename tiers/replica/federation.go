@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,6 +121,9 @@ func startFederation(cfg config.Config, n *node.Node, ev *evidence.Service, logg
 		BatchSize: cfg.Federation.BatchSize, BatchBytes: cfg.Federation.BatchBytes,
 		RetryMin: cfg.Federation.RetryMin, RetryMax: cfg.Federation.RetryMax,
 		Logger: logger,
+		// A neighbour's mark that skipped entries (a restore on either
+		// side): compare with it now rather than at the next period.
+		OnJumped: f.antiEntropy.Kick,
 	})
 	if err != nil {
 		lis.Close()
@@ -192,7 +196,22 @@ func (f *federation) Status() (*pb.FederationStatusResponse, error) {
 		return nil, err
 	}
 	self, _ := f.topo.Node(f.self)
-	return &pb.FederationStatusResponse{Node: f.self, Tier: f.tier.String(), Parent: self.Parent, Links: links}, nil
+	resp := &pb.FederationStatusResponse{Node: f.self, Tier: f.tier.String(), Parent: self.Parent, Links: links}
+	rs, err := f.node.Store().RestoreState()
+	if err != nil {
+		return nil, err
+	}
+	if rs != nil {
+		resp.Incarnation, resp.CatchingUp = rs.Incarnation, rs.CatchingUp
+		if rs.CatchingUp {
+			for _, n := range f.topo.Neighbours(f.self) {
+				if !slices.Contains(rs.CaughtUp, n) {
+					resp.WaitingFor = append(resp.WaitingFor, n)
+				}
+			}
+		}
+	}
+	return resp, nil
 }
 
 // Addr is the federation listener's address.

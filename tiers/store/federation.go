@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -77,11 +76,19 @@ func (tx *Tx) Trim(peer string, upto uint64) (bool, error) {
 }
 
 // InHighWater is the last sequence number applied from the link of peer.
-func (tx *Tx) InHighWater(peer string) (uint64, error) { return tx.getUint64(inLinkKey(peer)) }
+func (tx *Tx) InHighWater(peer string) (uint64, error) {
+	hw, _, err := tx.InLink(peer)
+	return hw, err
+}
 
-// SetInHighWater records the high-water mark of the link from peer.
+// SetInHighWater records the high-water mark of the link from peer,
+// keeping the sender's incarnation.
 func (tx *Tx) SetInHighWater(peer string, seq uint64) error {
-	return tx.set(inLinkKey(peer), binary.BigEndian.AppendUint64(nil, seq))
+	_, inc, err := tx.InLink(peer)
+	if err != nil {
+		return err
+	}
+	return tx.SetInLink(peer, seq, inc)
 }
 
 // Topology reads the stored federation topology (ErrNotFound outside a
@@ -99,6 +106,9 @@ func (s *Store) Topology() (*pb.FederationTopology, error) {
 type LinkState struct {
 	Out         *pb.OutLink
 	InHighWater uint64
+	// InIncarnation is the incarnation of the neighbour that numbered the
+	// entries received (0: never restored).
+	InIncarnation uint64
 	// OldestUnacked is the enqueue time (unix ms) of the first entry not
 	// yet acknowledged; 0 when none is waiting.
 	OldestUnacked int64
@@ -111,7 +121,7 @@ func (s *Store) Link(peer string) (LinkState, error) {
 		if ls.Out, err = tx.OutLink(peer); err != nil {
 			return err
 		}
-		if ls.InHighWater, err = tx.InHighWater(peer); err != nil {
+		if ls.InHighWater, ls.InIncarnation, err = tx.InLink(peer); err != nil {
 			return err
 		}
 		if ls.Out.LastSeq > ls.Out.Acked {
@@ -126,11 +136,52 @@ func (s *Store) Link(peer string) (LinkState, error) {
 	return ls, err
 }
 
+// OutboxBatch is what the relay sends next on a link, read in one view:
+// the entries, and the sender's incarnation and acknowledged mark as they
+// were when those entries were read.
+type OutboxBatch struct {
+	Entries     []*pb.LinkEntry
+	Incarnation uint64
+	Acked       uint64
+	LastSeq     uint64
+}
+
+// NextBatch reads up to max entries (and at most maxBytes, but always at
+// least one) of the link to peer from sequence from, with this node's
+// incarnation and the link's marks in the same view.
+func (s *Store) NextBatch(peer string, from uint64, max, maxBytes int) (OutboxBatch, error) {
+	var b OutboxBatch
+	err := s.View(func(tx *Tx) error {
+		rs, err := tx.RestoreState()
+		if err != nil {
+			return err
+		}
+		b.Incarnation = rs.GetIncarnation()
+		l, err := tx.OutLink(peer)
+		if err != nil {
+			return err
+		}
+		b.Acked, b.LastSeq = l.Acked, l.LastSeq
+		b.Entries, err = tx.outbox(peer, from, max, maxBytes)
+		return err
+	})
+	return b, err
+}
+
 // Outbox reads up to max entries (and at most maxBytes of encoded entries,
 // but always at least one) of the link to peer, starting at sequence from.
 func (s *Store) Outbox(peer string, from uint64, max, maxBytes int) ([]*pb.LinkEntry, error) {
 	var out []*pb.LinkEntry
-	err := s.View(func(tx *Tx) error {
+	err := s.View(func(tx *Tx) (err error) {
+		out, err = tx.outbox(peer, from, max, maxBytes)
+		return err
+	})
+	return out, err
+}
+
+func (tx *Tx) outbox(peer string, from uint64, max, maxBytes int) ([]*pb.LinkEntry, error) {
+	var out []*pb.LinkEntry
+	err := func() error {
 		pfx := outboxPrefix(peer)
 		it := tx.iterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: min(max, 100)})
 		defer it.Close()
@@ -151,6 +202,6 @@ func (s *Store) Outbox(peer string, from uint64, max, maxBytes int) ([]*pb.LinkE
 			out = append(out, e)
 		}
 		return nil
-	})
+	}()
 	return out, err
 }

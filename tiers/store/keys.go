@@ -22,6 +22,7 @@ const (
 	pfxCount   = "k/"        // k/<state:2>                      → int64 BE (cases per state)
 	pfxEval    = "e/"        // e/<period:5><dim><key>\x00<ind> → int64 BE (evaluation counters, see tiers/evaluation; zero ones deleted)
 	keyApplied = "m/applied" // index, term: 16 bytes BE
+	keyRestore = "m/restore" // RestoreState: a group restored from a backup (tiers/backup)
 
 	// Ownership and reconciliation (see federation/DESIGN.md).
 	pfxLegacy    = "x/" // x/<reporting node>\x00<legacy id>   → case id (imported cases; a point key, read inside Apply)
@@ -34,7 +35,7 @@ const (
 	// Federation (see federation/DESIGN.md).
 	pfxOutbox   = "o/"         // o/<peer>\x00<seq:8 BE>       → LinkEntry
 	pfxOutLink  = "l/"         // l/<peer>                      → OutLink (last seq, acked)
-	pfxInLink   = "i/"         // i/<peer>                      → uint64 BE: high-water mark received
+	pfxInLink   = "i/"         // i/<peer>                      → uint64 BE: high-water mark received [, uint64 BE: the sender's incarnation]
 	keyTopology = "f/topology" // FederationTopology the state machine routes by
 	unitSep     = "\x00"
 

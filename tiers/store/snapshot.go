@@ -85,17 +85,20 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	return n + int64(m), err
 }
 
+// Applied is the raft index and term the snapshot's state holds (its
+// m/applied record: 0, 0 for a store that never applied an entry).
+func (sn *Snapshot) Applied() (index, term uint64, err error) {
+	return (&Tx{txn: sn.txn}).Applied()
+}
+
 // Release frees the snapshot's read view.
 func (sn *Snapshot) Release() { sn.txn.Discard() }
 
 // Restore replaces the whole store with the snapshot read from r.
 func (s *Store) Restore(r io.Reader) error {
-	crc := crc32.New(crcTable)
-	br := bufio.NewReaderSize(r, 256<<10)
-	tr := &teeByteReader{r: br, h: crc}
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(tr, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("%w: missing header", ErrBadSnapshot)
+	sr, err := newSnapshotReader(r)
+	if err != nil {
+		return err
 	}
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
@@ -108,50 +111,30 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("%w: mark restore: %w", ErrStateLost, err)
 	}
-	if err := s.restoreRecords(tr, br, crc); err != nil {
+	if err := s.restoreRecords(sr); err != nil {
 		return fmt.Errorf("%w: %w", ErrStateLost, err)
 	}
 	return nil
 }
 
-func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Hash32) error {
+func (s *Store) restoreRecords(sr *snapshotReader) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	records := 0
 	var requests uint64
 	var ledger []byte
-	for {
-		key, err := readChunk(tr)
-		if err != nil {
-			return fmt.Errorf("%w: record %d key: %v", ErrBadSnapshot, records, err)
-		}
-		if len(key) == 0 {
-			break
-		}
-		val, err := readChunk(tr)
-		if err != nil {
-			return fmt.Errorf("%w: record %d value: %v", ErrBadSnapshot, records, err)
-		}
+	records, err := sr.each(func(key, val []byte) error {
 		switch {
 		case string(key) == keyRestoring:
-			continue // not ours to copy: this restore sets and clears it
+			return nil // not ours to copy: this restore sets and clears it
 		case string(key) == keyRequests:
-			ledger = val
+			ledger = append([]byte(nil), val...)
 		case len(key) > len(pfxRequest) && string(key[:len(pfxRequest)]) == pfxRequest:
 			requests++
 		}
-		if err := wb.Set(key, val); err != nil {
-			return fmt.Errorf("restore record %d: %w", records, err)
-		}
-		records++
-	}
-	want := crc.Sum32()
-	var sum [4]byte
-	if _, err := io.ReadFull(br, sum[:]); err != nil {
-		return fmt.Errorf("%w: missing checksum", ErrBadSnapshot)
-	}
-	if got := binary.BigEndian.Uint32(sum[:]); got != want {
-		return fmt.Errorf("%w: checksum %08x, computed %08x", ErrBadSnapshot, got, want)
+		return wb.Set(key, val)
+	})
+	if err != nil {
+		return err
 	}
 	if ledger != nil && (len(ledger) != 8 || binary.BigEndian.Uint64(ledger) != requests) {
 		return fmt.Errorf("%w: it holds %d request records but counted %x", ErrBadSnapshot, requests, ledger)
@@ -180,6 +163,70 @@ func (s *Store) restoreRecords(tr *teeByteReader, br *bufio.Reader, crc hash.Has
 		return err
 	}
 	return s.db.Sync()
+}
+
+// ReadSnapshot reads a snapshot stream written by WriteTo, hands each
+// record to fn in order and checks the stream's CRC-32C at the end: an
+// error wrapping ErrBadSnapshot when the stream is not one of ours or is
+// damaged (fn may have seen records by then). It returns the number of
+// records. fn must not keep key or val.
+func ReadSnapshot(r io.Reader, fn func(key, val []byte) error) (int, error) {
+	sr, err := newSnapshotReader(r)
+	if err != nil {
+		return 0, err
+	}
+	return sr.each(fn)
+}
+
+// snapshotReader reads a snapshot stream after its magic line.
+type snapshotReader struct {
+	tr  *teeByteReader
+	br  *bufio.Reader
+	crc hash.Hash32
+}
+
+func newSnapshotReader(r io.Reader) (*snapshotReader, error) {
+	crc := crc32.New(crcTable)
+	br := bufio.NewReaderSize(r, 256<<10)
+	tr := &teeByteReader{r: br, h: crc}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(tr, magic); err != nil || string(magic) != snapshotMagic {
+		return nil, fmt.Errorf("%w: missing header", ErrBadSnapshot)
+	}
+	return &snapshotReader{tr: tr, br: br, crc: crc}, nil
+}
+
+// each hands every record to fn, then checks the checksum. It may read
+// ahead of the stream's end: a container that puts anything after a
+// snapshot stream must hand over the stream alone.
+func (sr *snapshotReader) each(fn func(key, val []byte) error) (int, error) {
+	records := 0
+	for {
+		key, err := readChunk(sr.tr)
+		if err != nil {
+			return records, fmt.Errorf("%w: record %d key: %v", ErrBadSnapshot, records, err)
+		}
+		if len(key) == 0 {
+			break
+		}
+		val, err := readChunk(sr.tr)
+		if err != nil {
+			return records, fmt.Errorf("%w: record %d value: %v", ErrBadSnapshot, records, err)
+		}
+		if err := fn(key, val); err != nil {
+			return records, fmt.Errorf("record %d: %w", records, err)
+		}
+		records++
+	}
+	want := sr.crc.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(sr.br, sum[:]); err != nil {
+		return records, fmt.Errorf("%w: missing checksum", ErrBadSnapshot)
+	}
+	if got := binary.BigEndian.Uint32(sum[:]); got != want {
+		return records, fmt.Errorf("%w: checksum %08x, computed %08x", ErrBadSnapshot, got, want)
+	}
+	return records, nil
 }
 
 // maxChunk bounds one key or value in a snapshot, so a damaged length

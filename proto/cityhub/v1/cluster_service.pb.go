@@ -22,7 +22,11 @@ const (
 )
 
 type GetStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// linearizable: answer from the leader (a follower forwards) after a
+	// linearizable read barrier, so state_index covers every write
+	// acknowledged before the call.
+	Linearizable  bool `protobuf:"varint,1,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -55,6 +59,13 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
 	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetStatusRequest) GetLinearizable() bool {
+	if x != nil {
+		return x.Linearizable
+	}
+	return false
 }
 
 type Server struct {
@@ -173,8 +184,12 @@ type ClusterStatus struct {
 	Servers        []*Server              `protobuf:"bytes,9,rep,name=servers,proto3" json:"servers,omitempty"`
 	Jurisdiction   string                 `protobuf:"bytes,10,opt,name=jurisdiction,proto3" json:"jurisdiction,omitempty"`
 	Tier           string                 `protobuf:"bytes,11,opt,name=tier,proto3" json:"tier,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// state_index is the last log index the state store holds (what a
+	// snapshot of it records); applied_index may be a later barrier of the
+	// leader's that the store does not see.
+	StateIndex    uint64 `protobuf:"varint,12,opt,name=state_index,json=stateIndex,proto3" json:"state_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterStatus) Reset() {
@@ -282,6 +297,13 @@ func (x *ClusterStatus) GetTier() string {
 		return x.Tier
 	}
 	return ""
+}
+
+func (x *ClusterStatus) GetStateIndex() uint64 {
+	if x != nil {
+		return x.StateIndex
+	}
+	return 0
 }
 
 type JoinRequest struct {
@@ -718,8 +740,9 @@ var File_cityhub_v1_cluster_service_proto protoreflect.FileDescriptor
 const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	" cityhub/v1/cluster_service.proto\x12\n" +
-	"cityhub.v1\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\xe9\x01\n" +
+	"cityhub.v1\x1a\x17cityhub/v1/backup.proto\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"6\n" +
+	"\x10GetStatusRequest\x12\"\n" +
+	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xe9\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -729,7 +752,7 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x06leader\x18\x06 \x01(\bR\x06leader\x12#\n" +
 	"\rinternal_addr\x18\a \x01(\tR\finternalAddr\x12\x1f\n" +
 	"\vlog_version\x18\b \x01(\rR\n" +
-	"logVersion\"\xed\x02\n" +
+	"logVersion\"\x8e\x03\n" +
 	"\rClusterStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -742,7 +765,9 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\aservers\x18\t \x03(\v2\x12.cityhub.v1.ServerR\aservers\x12\"\n" +
 	"\fjurisdiction\x18\n" +
 	" \x01(\tR\fjurisdiction\x12\x12\n" +
-	"\x04tier\x18\v \x01(\tR\x04tier\"\xbe\x01\n" +
+	"\x04tier\x18\v \x01(\tR\x04tier\x12\x1f\n" +
+	"\vstate_index\x18\f \x01(\x04R\n" +
+	"stateIndex\"\xbe\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -764,13 +789,14 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand\"?\n" +
 	"\x0fRegisterRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.cityhub.v1.RegisterNodeR\x04node\"\x12\n" +
-	"\x10RegisterResponse2\x96\x03\n" +
+	"\x10RegisterResponse2\xe4\x03\n" +
 	"\x0eClusterService\x12D\n" +
 	"\tGetStatus\x12\x1c.cityhub.v1.GetStatusRequest\x1a\x19.cityhub.v1.ClusterStatus\x129\n" +
 	"\x04Join\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponse\x12?\n" +
 	"\x06Remove\x12\x19.cityhub.v1.RemoveRequest\x1a\x1a.cityhub.v1.RemoveResponse\x12c\n" +
 	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse\x12]\n" +
-	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse2\xd5\x01\n" +
+	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse\x12L\n" +
+	"\fSaveSnapshot\x12\x1f.cityhub.v1.SaveSnapshotRequest\x1a\x19.cityhub.v1.SnapshotChunk0\x012\xd5\x01\n" +
 	"\x0eForwardService\x12?\n" +
 	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponse\x12E\n" +
 	"\bRegister\x12\x1b.cityhub.v1.RegisterRequest\x1a\x1c.cityhub.v1.RegisterResponse\x12;\n" +
@@ -805,8 +831,10 @@ var file_cityhub_v1_cluster_service_proto_goTypes = []any{
 	(*Command)(nil),                    // 12: cityhub.v1.Command
 	(*RegisterNode)(nil),               // 13: cityhub.v1.RegisterNode
 	(*FederationStatusRequest)(nil),    // 14: cityhub.v1.FederationStatusRequest
-	(*FederationStatusResponse)(nil),   // 15: cityhub.v1.FederationStatusResponse
-	(*CaseResponse)(nil),               // 16: cityhub.v1.CaseResponse
+	(*SaveSnapshotRequest)(nil),        // 15: cityhub.v1.SaveSnapshotRequest
+	(*FederationStatusResponse)(nil),   // 16: cityhub.v1.FederationStatusResponse
+	(*SnapshotChunk)(nil),              // 17: cityhub.v1.SnapshotChunk
+	(*CaseResponse)(nil),               // 18: cityhub.v1.CaseResponse
 }
 var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: cityhub.v1.ClusterStatus.servers:type_name -> cityhub.v1.Server
@@ -819,19 +847,21 @@ var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	5,  // 7: cityhub.v1.ClusterService.Remove:input_type -> cityhub.v1.RemoveRequest
 	7,  // 8: cityhub.v1.ClusterService.TransferLeadership:input_type -> cityhub.v1.TransferLeadershipRequest
 	14, // 9: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
-	9,  // 10: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
-	10, // 11: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
-	3,  // 12: cityhub.v1.ForwardService.Rejoin:input_type -> cityhub.v1.JoinRequest
-	2,  // 13: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
-	4,  // 14: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
-	6,  // 15: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
-	8,  // 16: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
-	15, // 17: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
-	16, // 18: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
-	11, // 19: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
-	4,  // 20: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
-	13, // [13:21] is the sub-list for method output_type
-	5,  // [5:13] is the sub-list for method input_type
+	15, // 10: cityhub.v1.ClusterService.SaveSnapshot:input_type -> cityhub.v1.SaveSnapshotRequest
+	9,  // 11: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
+	10, // 12: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
+	3,  // 13: cityhub.v1.ForwardService.Rejoin:input_type -> cityhub.v1.JoinRequest
+	2,  // 14: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
+	4,  // 15: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
+	6,  // 16: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
+	8,  // 17: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
+	16, // 18: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
+	17, // 19: cityhub.v1.ClusterService.SaveSnapshot:output_type -> cityhub.v1.SnapshotChunk
+	18, // 20: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
+	11, // 21: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
+	4,  // 22: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
+	14, // [14:23] is the sub-list for method output_type
+	5,  // [5:14] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -842,6 +872,7 @@ func file_cityhub_v1_cluster_service_proto_init() {
 	if File_cityhub_v1_cluster_service_proto != nil {
 		return
 	}
+	file_cityhub_v1_backup_proto_init()
 	file_cityhub_v1_case_service_proto_init()
 	file_cityhub_v1_command_proto_init()
 	file_cityhub_v1_federation_proto_init()

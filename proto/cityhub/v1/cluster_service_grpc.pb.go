@@ -24,6 +24,7 @@ const (
 	ClusterService_Remove_FullMethodName             = "/cityhub.v1.ClusterService/Remove"
 	ClusterService_TransferLeadership_FullMethodName = "/cityhub.v1.ClusterService/TransferLeadership"
 	ClusterService_FederationStatus_FullMethodName   = "/cityhub.v1.ClusterService/FederationStatus"
+	ClusterService_SaveSnapshot_FullMethodName       = "/cityhub.v1.ClusterService/SaveSnapshot"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -38,6 +39,13 @@ type ClusterServiceClient interface {
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	// FederationStatus lists this node's links with their lag.
 	FederationStatus(ctx context.Context, in *FederationStatusRequest, opts ...grpc.CallOption) (*FederationStatusResponse, error)
+	// SaveSnapshot streams a consistent snapshot of the group's state
+	// (cityhubctl snapshot save): a SnapshotInfo, then the state's bytes. It
+	// is taken on a follower when one answers, after that follower has
+	// applied everything the group had acknowledged when the call arrived;
+	// on the leader otherwise. Administrators only (cluster.backup). Not on
+	// the REST gateway.
+	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 }
 
 type clusterServiceClient struct {
@@ -98,6 +106,25 @@ func (c *clusterServiceClient) FederationStatus(ctx context.Context, in *Federat
 	return out, nil
 }
 
+func (c *clusterServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[0], ClusterService_SaveSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveSnapshotRequest, SnapshotChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_SaveSnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -110,6 +137,13 @@ type ClusterServiceServer interface {
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	// FederationStatus lists this node's links with their lag.
 	FederationStatus(context.Context, *FederationStatusRequest) (*FederationStatusResponse, error)
+	// SaveSnapshot streams a consistent snapshot of the group's state
+	// (cityhubctl snapshot save): a SnapshotInfo, then the state's bytes. It
+	// is taken on a follower when one answers, after that follower has
+	// applied everything the group had acknowledged when the call arrived;
+	// on the leader otherwise. Administrators only (cluster.backup). Not on
+	// the REST gateway.
+	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -134,6 +168,9 @@ func (UnimplementedClusterServiceServer) TransferLeadership(context.Context, *Tr
 }
 func (UnimplementedClusterServiceServer) FederationStatus(context.Context, *FederationStatusRequest) (*FederationStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FederationStatus not implemented")
+}
+func (UnimplementedClusterServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
+	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -246,6 +283,17 @@ func _ClusterService_FederationStatus_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_SaveSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).SaveSnapshot(m, &grpc.GenericServerStream[SaveSnapshotRequest, SnapshotChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_SaveSnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -274,7 +322,13 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ClusterService_FederationStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SaveSnapshot",
+			Handler:       _ClusterService_SaveSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cityhub/v1/cluster_service.proto",
 }
 

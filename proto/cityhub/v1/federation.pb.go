@@ -334,9 +334,22 @@ func (x *SetTopology) GetTopology() *FederationTopology {
 // DeliverEntries applies a batch received on the link from `from`. Entries at
 // or below the link's high-water mark are skipped; a gap stops the batch.
 type DeliverEntries struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	Entries       []*LinkEntry           `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	From    string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Entries []*LinkEntry           `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// incarnation of the sender (0: never restored). When it is not 0 and
+	// differs from the one recorded for the link, the sender was restored
+	// from a backup and numbers its outbox again from there: the link's
+	// high-water mark restarts at floor (federation/DESIGN.md, "After a
+	// restore").
+	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// floor is the sender's acknowledged mark: entries up to it are trimmed
+	// there and can never be sent again.
+	Floor uint64 `protobuf:"varint,4,opt,name=floor,proto3" json:"floor,omitempty"`
+	// advance: the sender found this node's mark below floor (it lost state)
+	// and moves the mark forward to floor explicitly; anti-entropy repairs
+	// the cases of the entries skipped.
+	Advance       bool `protobuf:"varint,5,opt,name=advance,proto3" json:"advance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +396,27 @@ func (x *DeliverEntries) GetEntries() []*LinkEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *DeliverEntries) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *DeliverEntries) GetFloor() uint64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
+func (x *DeliverEntries) GetAdvance() bool {
+	if x != nil {
+		return x.Advance
+	}
+	return false
 }
 
 // TrimOutbox records the receiver's acknowledgement of a link and deletes
@@ -444,6 +478,9 @@ type DeliverRequest struct {
 	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"` // sending node
 	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`     // receiving node (checked, so a misrouted batch is refused)
 	Entries       []*LinkEntry           `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the sender's incarnation (DeliverEntries)
+	Floor         uint64                 `protobuf:"varint,5,opt,name=floor,proto3" json:"floor,omitempty"`             // the sender's acknowledged mark
+	Advance       bool                   `protobuf:"varint,6,opt,name=advance,proto3" json:"advance,omitempty"`         // move a mark below floor up to it (DeliverEntries)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -499,9 +536,34 @@ func (x *DeliverRequest) GetEntries() []*LinkEntry {
 	return nil
 }
 
+func (x *DeliverRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *DeliverRequest) GetFloor() uint64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
+func (x *DeliverRequest) GetAdvance() bool {
+	if x != nil {
+		return x.Advance
+	}
+	return false
+}
+
 type DeliverResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HighWater     uint64                 `protobuf:"varint,1,opt,name=high_water,json=highWater,proto3" json:"high_water,omitempty"` // last sequence number of the link applied by the receiver
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	HighWater uint64                 `protobuf:"varint,1,opt,name=high_water,json=highWater,proto3" json:"high_water,omitempty"` // last sequence number of the link applied by the receiver
+	// jumped counts the entries the receiver's mark skipped in this call
+	// (restored sender's new incarnation or an explicit advance over
+	// entries it lost): the sender asks anti-entropy to repair their cases.
+	Jumped        uint64 `protobuf:"varint,2,opt,name=jumped,proto3" json:"jumped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +601,13 @@ func (*DeliverResponse) Descriptor() ([]byte, []int) {
 func (x *DeliverResponse) GetHighWater() uint64 {
 	if x != nil {
 		return x.HighWater
+	}
+	return 0
+}
+
+func (x *DeliverResponse) GetJumped() uint64 {
+	if x != nil {
+		return x.Jumped
 	}
 	return 0
 }
@@ -689,11 +758,17 @@ func (*FederationStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type FederationStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"` // topology name of this node; empty outside a federation
-	Tier          string                 `protobuf:"bytes,2,opt,name=tier,proto3" json:"tier,omitempty"`
-	Parent        string                 `protobuf:"bytes,3,opt,name=parent,proto3" json:"parent,omitempty"`
-	Links         []*LinkStatus          `protobuf:"bytes,4,rep,name=links,proto3" json:"links,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Node   string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"` // topology name of this node; empty outside a federation
+	Tier   string                 `protobuf:"bytes,2,opt,name=tier,proto3" json:"tier,omitempty"`
+	Parent string                 `protobuf:"bytes,3,opt,name=parent,proto3" json:"parent,omitempty"`
+	Links  []*LinkStatus          `protobuf:"bytes,4,rep,name=links,proto3" json:"links,omitempty"`
+	// After a restore from a backup: client writes wait until anti-entropy
+	// has run with every neighbour (catching_up); waiting_for lists the
+	// neighbours not caught up yet.
+	CatchingUp    bool     `protobuf:"varint,5,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
+	WaitingFor    []string `protobuf:"bytes,6,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	Incarnation   uint64   `protobuf:"varint,7,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // this node's incarnation (0: never restored)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -754,6 +829,27 @@ func (x *FederationStatusResponse) GetLinks() []*LinkStatus {
 		return x.Links
 	}
 	return nil
+}
+
+func (x *FederationStatusResponse) GetCatchingUp() bool {
+	if x != nil {
+		return x.CatchingUp
+	}
+	return false
+}
+
+func (x *FederationStatusResponse) GetWaitingFor() []string {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return nil
+}
+
+func (x *FederationStatusResponse) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 // DigestRequest asks for the digests of the cases shared with `from`,
@@ -1334,10 +1430,14 @@ func (x *RepairResponse) GetApplied() uint32 {
 // and drops stray mirrors. It never replaces a copy this node holds with an
 // older one, and never drops a case this node holds.
 type RepairCases struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	Cases         []*Case                `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
-	Drop          []string               `protobuf:"bytes,3,rep,name=drop,proto3" json:"drop,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Cases []*Case                `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
+	Drop  []string               `protobuf:"bytes,3,rep,name=drop,proto3" json:"drop,omitempty"`
+	// caught_up: this node, restored from a backup, has run anti-entropy
+	// with `from` (every repair of the run applied): `from` no longer holds
+	// its client writes back (RestoreState).
+	CaughtUp      bool `protobuf:"varint,4,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1391,6 +1491,13 @@ func (x *RepairCases) GetDrop() []string {
 		return x.Drop
 	}
 	return nil
+}
+
+func (x *RepairCases) GetCaughtUp() bool {
+	if x != nil {
+		return x.CaughtUp
+	}
+	return false
 }
 
 type FetchEvidenceRequest struct {
@@ -1548,21 +1655,28 @@ const file_cityhub_v1_federation_proto_rawDesc = "" +
 	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x14\n" +
 	"\x05acked\x18\x02 \x01(\x04R\x05acked\"I\n" +
 	"\vSetTopology\x12:\n" +
-	"\btopology\x18\x01 \x01(\v2\x1e.cityhub.v1.FederationTopologyR\btopology\"U\n" +
+	"\btopology\x18\x01 \x01(\v2\x1e.cityhub.v1.FederationTopologyR\btopology\"\xa7\x01\n" +
 	"\x0eDeliverEntries\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12/\n" +
-	"\aentries\x18\x02 \x03(\v2\x15.cityhub.v1.LinkEntryR\aentries\"4\n" +
+	"\aentries\x18\x02 \x03(\v2\x15.cityhub.v1.LinkEntryR\aentries\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05floor\x18\x04 \x01(\x04R\x05floor\x12\x18\n" +
+	"\aadvance\x18\x05 \x01(\bR\aadvance\"4\n" +
 	"\n" +
 	"TrimOutbox\x12\x12\n" +
 	"\x04link\x18\x01 \x01(\tR\x04link\x12\x12\n" +
-	"\x04upto\x18\x02 \x01(\x04R\x04upto\"e\n" +
+	"\x04upto\x18\x02 \x01(\x04R\x04upto\"\xb7\x01\n" +
 	"\x0eDeliverRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12/\n" +
-	"\aentries\x18\x03 \x03(\v2\x15.cityhub.v1.LinkEntryR\aentries\"0\n" +
+	"\aentries\x18\x03 \x03(\v2\x15.cityhub.v1.LinkEntryR\aentries\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05floor\x18\x05 \x01(\x04R\x05floor\x12\x18\n" +
+	"\aadvance\x18\x06 \x01(\bR\aadvance\"H\n" +
 	"\x0fDeliverResponse\x12\x1d\n" +
 	"\n" +
-	"high_water\x18\x01 \x01(\x04R\thighWater\"\x9e\x02\n" +
+	"high_water\x18\x01 \x01(\x04R\thighWater\x12\x16\n" +
+	"\x06jumped\x18\x02 \x01(\x04R\x06jumped\"\x9e\x02\n" +
 	"\n" +
 	"LinkStatus\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x1c\n" +
@@ -1578,12 +1692,17 @@ const file_cityhub_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\b \x01(\tR\tlastError\x12\x1a\n" +
 	"\brelaying\x18\t \x01(\bR\brelaying\"\x19\n" +
-	"\x17FederationStatusRequest\"\x88\x01\n" +
+	"\x17FederationStatusRequest\"\xec\x01\n" +
 	"\x18FederationStatusResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
 	"\x06parent\x18\x03 \x01(\tR\x06parent\x12,\n" +
-	"\x05links\x18\x04 \x03(\v2\x16.cityhub.v1.LinkStatusR\x05links\"M\n" +
+	"\x05links\x18\x04 \x03(\v2\x16.cityhub.v1.LinkStatusR\x05links\x12\x1f\n" +
+	"\vcatching_up\x18\x05 \x01(\bR\n" +
+	"catchingUp\x12\x1f\n" +
+	"\vwaiting_for\x18\x06 \x03(\tR\n" +
+	"waitingFor\x12 \n" +
+	"\vincarnation\x18\a \x01(\x04R\vincarnation\"M\n" +
 	"\rDigestRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
@@ -1619,11 +1738,12 @@ const file_cityhub_v1_federation_proto_rawDesc = "" +
 	"\x05cases\x18\x03 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12\x12\n" +
 	"\x04drop\x18\x04 \x03(\tR\x04drop\"*\n" +
 	"\x0eRepairResponse\x12\x18\n" +
-	"\aapplied\x18\x01 \x01(\rR\aapplied\"]\n" +
+	"\aapplied\x18\x01 \x01(\rR\aapplied\"z\n" +
 	"\vRepairCases\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12&\n" +
 	"\x05cases\x18\x02 \x03(\v2\x10.cityhub.v1.CaseR\x05cases\x12\x12\n" +
-	"\x04drop\x18\x03 \x03(\tR\x04drop\"\x83\x01\n" +
+	"\x04drop\x18\x03 \x03(\tR\x04drop\x12\x1b\n" +
+	"\tcaught_up\x18\x04 \x01(\bR\bcaughtUp\"\x83\x01\n" +
 	"\x14FetchEvidenceRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x17\n" +
