@@ -223,7 +223,9 @@ func TestVerifyFindsDashboardDamage(t *testing.T) {
 	}{
 		{"counter wrong", func(s *store.Store) error { return s.RawSet("D/c/06/110105/05", []byte{0, 0, 0, 0, 0, 0, 0, 7}) }, "D/ counters holds"},
 		{"counter lost", func(s *store.Store) error { return s.RawDelete("D/c/04/1101/01") }, "D/ counters holds"},
-		{"flow counter extra", func(s *store.Store) error { return s.RawSet("D/f/2026050100/04/1101/r", []byte{0, 0, 0, 0, 0, 0, 0, 1}) }, "D/ counters holds"},
+		{"flow counter extra", func(s *store.Store) error {
+			return s.RawSet("D/f/2026050100/04/1101/r", []byte{0, 0, 0, 0, 0, 0, 0, 1})
+		}, "D/ counters holds"},
 		{"overdue entry extra", func(s *store.Store) error { return s.RawSet("D/o/1101/\x00\x00\x00\x00\x00\x00\x00\x01x", nil) }, "D/ overdue lists holds"},
 		{"mark lags", func(s *store.Store) error { return s.RawSet("D/m", []byte{0, 0, 0, 0, 0, 0, 0, 1}) }, "dashboard counters were kept up to index 1"},
 		{"malformed", func(s *store.Store) error { return s.RawSet("D/zz", nil) }, "malformed"},
