@@ -21,19 +21,22 @@ import (
 // a few short scans whatever the number of cases:
 //
 //	D/c/<LL>/<area>/<sfx>            int64 BE: cases of an area (grid code prefix of length LL:
-//	                                 04 city, 06 district, 09 street, 12 community, 15 grid) by
+//	                                 06 district, 09 street, 12 community, 15 grid) by
 //	                                 state (sfx = state:2), open and overdue ("OV"), open and in
 //	                                 joint review ("RV")
 //	D/c/UU/<unit>\x00<sfx>           int64 BE: the same for the cases owned by a unit
 //	D/f/<hour>/<LL>/<area>/<kind>    int64 BE: history steps of a kind (r report, f file,
 //	                                 d dispatch, h handle, c close) stamped in that UTC hour
-//	                                 (YYYYMMDDHH), by area
+//	                                 (YYYYMMDDHH), by area (the same levels)
 //	D/o/<area>/<due ms:8 BE><id>     "": open overdue cases by stage deadline, per area level
+//	                                 (the city's 4-digit prefix too)
 //	D/p/<unit>\x00<due ms:8 BE><id>  "": the same per owning unit
 //	D/m                              uint64 BE: the applied index the family was kept up to
 //
-// Counters at zero are deleted. A day in the node's time zone is the sum
-// of its UTC hours (the reader's business), so Apply needs no time zone.
+// Counters at zero are deleted. The city's numbers are the sum of its
+// districts' (a city has tens of them), which spares every write a
+// counter per level. A day in the node's time zone is the sum of its UTC
+// hours (the reader's business), so Apply needs no time zone.
 const (
 	pfxDash      = "D/"
 	pfxDashCount = "D/c/"
@@ -46,9 +49,15 @@ const (
 	sfxReview    = "RV"
 )
 
-// AreaLevels are the lengths of grid code prefixes the dashboard counts:
-// city, district, street, community, grid.
+// AreaLevels are the lengths of grid code prefixes the dashboard answers
+// for: city, district, street, community, grid. Counters are kept from
+// the district down (countedLevels).
 var AreaLevels = []int{4, 6, 9, 12, 15}
+
+var countedLevels = AreaLevels[1:]
+
+// levelNames are the LL of the keys, by length.
+var levelNames = map[int]string{4: "04", 6: "06", 9: "09", 12: "12", 15: "15"}
 
 // FlowKind is one kind of step of the day's flow.
 type FlowKind int
@@ -86,8 +95,28 @@ func flowOf(a pb.Action) (FlowKind, bool) {
 // FlowHour is the key of the UTC hour t lies in.
 func FlowHour(t time.Time) string { return t.UTC().Format("2006010215") }
 
-func lvl(n int) string { return fmt.Sprintf("%02d", n) }
+func lvl(n int) string {
+	if s, ok := levelNames[n]; ok {
+		return s
+	}
+	return fmt.Sprintf("%02d", n)
+}
 
+// stateSfx are the two-digit suffixes of the states.
+var stateSfx = func() map[pb.State]string {
+	m := map[pb.State]string{}
+	for n := range pb.State_name {
+		m[pb.State(n)] = fmt.Sprintf("%02d", n)
+	}
+	return m
+}()
+
+func stateSuffix(st pb.State) string {
+	if s, ok := stateSfx[st]; ok {
+		return s
+	}
+	return fmt.Sprintf("%02d", int32(st))
+}
 func dashCountKey(l int, area, sfx string) string {
 	return pfxDashCount + lvl(l) + "/" + area + "/" + sfx
 }
@@ -121,7 +150,7 @@ func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
 	}
 	grid := c.GridCode
 	levels := 0
-	for _, l := range AreaLevels {
+	for _, l := range countedLevels {
 		if len(grid) >= l {
 			levels++
 		}
@@ -132,14 +161,14 @@ func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
 			continue
 		}
 		hour := FlowHour(h.At.AsTime())
-		for _, l := range AreaLevels[:levels] {
+		for _, l := range countedLevels[:levels] {
 			r.counters = append(r.counters, dashFlowKey(hour, l, grid[:l], k))
 		}
 	}
 	if flowOnly {
 		return r
 	}
-	st := fmt.Sprintf("%02d", int32(c.State))
+	st := stateSuffix(c.State)
 	open := isOpen(c.State)
 	overdue := open && c.Overdue
 	review := open && c.GetOwnership().GetInReview()
@@ -147,7 +176,10 @@ func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
 	if d := dueTime(c); d != nil {
 		dueMs = d.AsTime().UnixMilli()
 	}
-	for _, l := range AreaLevels[:levels] {
+	if overdue && len(grid) >= AreaLevels[0] {
+		r.index = append(r.index, string(appendDue([]byte(pfxDashOver+grid[:AreaLevels[0]]+"/"), dueMs, c.Id)))
+	}
+	for _, l := range countedLevels[:levels] {
 		a := grid[:l]
 		r.counters = append(r.counters, dashCountKey(l, a, st))
 		if overdue {
@@ -188,8 +220,24 @@ func sameSteps(old, c *pb.Case) bool {
 
 // putDash moves c's D/ records from old's (either may be nil).
 func (tx *Tx) putDash(old, c *pb.Case) error {
+	if old == nil {
+		// A new case: every record is new (a key listed twice is added
+		// twice; the transaction reads its own writes).
+		r := dashOf(c, false, 0)
+		for _, k := range r.counters {
+			if err := tx.addDash([]byte(k), 1); err != nil {
+				return err
+			}
+		}
+		for _, k := range r.index {
+			if err := tx.set([]byte(k), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var was, is dashRecords
-	if old != nil && c != nil && sameSteps(old, c) {
+	if c != nil && sameSteps(old, c) {
 		// Steps were appended: the old ones' flow stays as it is.
 		was, is = dashOf(old, false, len(old.History)), dashOf(c, false, len(c.History))
 		is.counters = append(is.counters, dashOf(c, true, len(old.History)).counters...)
@@ -252,6 +300,17 @@ type AreaTally struct {
 	Overdue  int64
 	InReview int64
 	Flow     [numFlow]int64 // of the hours asked for
+}
+
+func (a *AreaTally) add(b *AreaTally) {
+	for st, n := range b.States {
+		a.States[st] += n
+	}
+	a.Overdue += b.Overdue
+	a.InReview += b.InReview
+	for i := range a.Flow {
+		a.Flow[i] += b.Flow[i]
+	}
 }
 
 // Open counts the cases not in a terminal state.
@@ -332,8 +391,11 @@ func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
 		}
 		res.Area = AreaTally{Code: q.Area, States: map[pb.State]int64{}}
 		l := len(q.Area)
-		if err := tx.scanTally(pfxDashCount+lvl(l)+"/"+q.Area+"/", false, func(string) *AreaTally { return &res.Area }); err != nil {
-			return err
+		city := l == AreaLevels[0] // no counters of its own: the sum of its children
+		if !city {
+			if err := tx.scanTally(pfxDashCount+lvl(l)+"/"+q.Area+"/", false, func(string) *AreaTally { return &res.Area }); err != nil {
+				return err
+			}
 		}
 		byCode := map[string]*AreaTally{}
 		childOf := func(code string) *AreaTally {
@@ -350,9 +412,14 @@ func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
 			}
 		}
 		for _, h := range q.Hours {
+			if city {
+				break
+			}
 			if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(l)+"/"+q.Area+"/", func(string) *AreaTally { return &res.Area }); err != nil {
 				return err
 			}
+		}
+		for _, h := range q.Hours {
 			if child > 0 {
 				if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(child)+"/"+q.Area, childOf); err != nil {
 					return err
@@ -361,6 +428,9 @@ func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
 		}
 		for _, t := range byCode {
 			res.Children = append(res.Children, *t)
+			if city {
+				res.Area.add(t)
+			}
 		}
 		slices.SortFunc(res.Children, func(a, b AreaTally) int { return strings.Compare(a.Code, b.Code) })
 		res.Overdue, err = tx.overdueTop(pfxDashOver+q.Area+"/", q.OverdueLimit)

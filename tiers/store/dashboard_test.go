@@ -222,7 +222,7 @@ func TestVerifyFindsDashboardDamage(t *testing.T) {
 		want   string
 	}{
 		{"counter wrong", func(s *store.Store) error { return s.RawSet("D/c/06/110105/05", []byte{0, 0, 0, 0, 0, 0, 0, 7}) }, "D/ counters holds"},
-		{"counter lost", func(s *store.Store) error { return s.RawDelete("D/c/04/1101/01") }, "D/ counters holds"},
+		{"counter lost", func(s *store.Store) error { return s.RawDelete("D/c/09/110105001/01") }, "D/ counters holds"},
 		{"flow counter extra", func(s *store.Store) error {
 			return s.RawSet("D/f/2026050100/04/1101/r", []byte{0, 0, 0, 0, 0, 0, 0, 1})
 		}, "D/ counters holds"},
