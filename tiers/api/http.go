@@ -118,6 +118,7 @@ type gatewayServices struct {
 	geo *GeoServer
 	fs  *FeedServer
 	ev  *EvidenceServer
+	ds  *DashboardServer
 }
 
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
@@ -150,6 +151,9 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		return nil, err
 	}
 	if err := pb.RegisterFeedServiceHandlerServer(ctx, gw, svc.fs); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterDashboardServiceHandlerServer(ctx, gw, svc.ds); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
