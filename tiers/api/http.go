@@ -118,6 +118,7 @@ type gatewayServices struct {
 	geo *GeoServer
 	fs  *FeedServer
 	ev  *EvidenceServer
+	ds  *DashboardServer
 	// console serves the web console at / (GET and HEAD of any path the
 	// muxes do not route); nil: / answers 404 as before.
 	console http.Handler
@@ -153,6 +154,9 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		return nil, err
 	}
 	if err := pb.RegisterFeedServiceHandlerServer(ctx, gw, svc.fs); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterDashboardServiceHandlerServer(ctx, gw, svc.ds); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()

@@ -178,6 +178,8 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	ev := newEvidenceServer(opts, g, log, m.Registry)
 	pb.RegisterEvidenceServiceServer(gs, ev)
+	ds := newDashboardServer(opts, g)
+	pb.RegisterDashboardServiceServer(gs, ds)
 	// No ForwardService here: it takes raw commands from the group's
 	// replicas only, on the internal listener (InternalServer).
 	hs0 := health.NewServer()
@@ -188,7 +190,7 @@ func NewServer(opts Options) (*Server, error) {
 	healthpb.RegisterHealthServer(gs, hs0)
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs, ev, opts.Console}, g, lim, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs, ev, ds, opts.Console}, g, lim, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}
