@@ -389,7 +389,11 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(title("STATE_CLOSED"))),
 	)
 
-	screen.run(t, "the 大屏 shows the close", chromedp.WaitVisible(chromedp.CSS(change("STATE_CLOSED"))))
+	screen.run(t, "the 大屏 shows the close, and its numbers follow",
+		chromedp.WaitVisible(chromedp.CSS(change("STATE_CLOSED"))),
+		// Today's flow from the dashboard's counters, read again after changes.
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=flow][data-closed="1"]`)),
+	)
 	var after float64
 	screen.run(t, "the screen's load mark again", eval(`window.__screenLoadedAt`, &after))
 	if after != loadedAt {

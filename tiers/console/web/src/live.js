@@ -6,7 +6,10 @@
 import { onBeforeUnmount, ref, shallowRef } from 'vue'
 import { listAll, watch } from './api.js'
 
-export function useLiveCases(query = {}, { max = 20000 } = {}) {
+// states, when given, lists only those states (one query each, max cases
+// in all): the 大屏 draws the open cases; its numbers come from the
+// dashboard's counters, not from the list.
+export function useLiveCases(query = {}, { max = 20000, states = null } = {}) {
   const cases = shallowRef(new Map())
   const tick = ref(0) // bumped on every change (views redraw from it)
   const status = ref('connecting') // live, reconnecting
@@ -27,8 +30,17 @@ export function useLiveCases(query = {}, { max = 20000 } = {}) {
   async function relist() {
     loading.value = true
     try {
-      const list = await listAll(query, max)
-      for (const c of list) put(c)
+      if (states) {
+        let left = max
+        for (const st of states) {
+          if (left <= 0) break
+          const list = await listAll({ ...query, state: st }, left)
+          for (const c of list) put(c)
+          left -= list.length
+        }
+      } else {
+        for (const c of await listAll(query, max)) put(c)
+      }
       error.value = ''
     } catch (e) {
       error.value = e.message

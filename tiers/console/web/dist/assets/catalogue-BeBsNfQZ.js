@@ -1,1 +1,0 @@
-import{e as a}from"./index-DgWAt0rE.js";let t=null;function s(){return t||(t=a("/v1/catalogue").then(e=>{const c=new Map;for(const o of e.classes||[])c.set(`${o.kind}/${o.major_code}/${o.minor_code}`,o);return c.list=e.classes||[],c}).catch(e=>{throw t=null,e})),t}export{s as c};
