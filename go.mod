@@ -112,3 +112,6 @@ require (
 	gopkg.in/ini.v1 v1.67.3 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
+
+// npm install writes here (make console); not Go.
+ignore ./tiers/console/web/node_modules
