@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/paulmach/orb/planar"
 	"google.golang.org/grpc/metadata"
@@ -251,6 +253,23 @@ func choose(sel, value string) chromedp.Action[chromedp.Void] {
 	return eval(fmt.Sprintf(`(() => { const s = document.querySelector(%q); s.value = %q; s.dispatchEvent(new Event('change', {bubbles: true})); return s.value })()`, sel, value), &got)
 }
 
+// offline cuts the tab's network (requests fail, navigator.onLine is
+// false) or gives it back (the page gets its online event).
+func offline(on bool) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{Offline: on, DownloadThroughput: -1, UploadThroughput: -1}},
+		}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: on, DownloadThroughput: -1, UploadThroughput: -1})
+		return err
+	})
+}
+
 // gridCentre is the WGS-84 centre of a sample grid.
 func gridCentre(t *testing.T, code string) (lat, lng float64) {
 	t.Helper()
@@ -269,7 +288,8 @@ func gridCentre(t *testing.T, code string) (lat, lng float64) {
 // Acceptance (issue 16): a dispatcher at the city reports a case by
 // clicking the map, files it and dispatches it to a community unit; the
 // community's grid worker, on the phone-sized terminal, accepts it and
-// handles it with a photo; the community's inspector checks it with a
+// handles it with a photo (the acceptance done without signal, queued on
+// the phone and sent when the network is back); the community's inspector checks it with a
 // photo and its shift leader closes it; all the while the city's 大屏,
 // opened in its own tab before the report, shows the case move and close
 // from the change feed, without a reload.
@@ -354,10 +374,19 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 	phone := b.open("phone", 390, 844, true)
 	task := fmt.Sprintf(`article.task[data-case="%s"]`, caseID)
 	phone.login(t, commURL, "grid", "/m", `[data-testid=terminal]`)
-	phone.run(t, "accept on the terminal",
+	phone.run(t, "accept without signal: the step waits on the phone",
 		chromedp.WaitVisible(chromedp.CSS(task+`[data-state=STATE_DISPATCHED]`)),
+		offline(true),
 		chromedp.Click(chromedp.CSS(task+` button[data-action=accept]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=queue][data-queued="1"]`)),
+	)
+	if c, err := f.Groups[comm].Replica(0).Node.Store().GetCase(caseID); err != nil || c.State != pb.State_STATE_DISPATCHED {
+		t.Fatalf("with the phone offline the community has the case in %v (%v); want it still dispatched", c.GetState(), err)
+	}
+	phone.run(t, "signal back: the queued step is sent",
+		offline(false),
 		chromedp.WaitVisible(chromedp.CSS(task+`[data-state=STATE_ACCEPTED]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid=queue][data-queued="1"]`)),
 	)
 	b.shot(phone, "console-terminal")
 	phone.run(t, "handle with a photo",
