@@ -362,6 +362,8 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		choose(`#tier`, "TIER_COMMUNITY"),
 		chromedp.Click(chromedp.CSS(`[data-testid=submit-action]`)),
 		chromedp.WaitVisible(chromedp.CSS(title("STATE_DISPATCHED"))),
+		// Handed down to the community: the city keeps a read-only mirror.
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=mirror]`)),
 	)
 	change := func(state string) string {
 		return fmt.Sprintf(`[data-testid=change][data-case="%s"][data-state=%s]`, caseID, state)
