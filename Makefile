@@ -22,7 +22,9 @@ GOBUILDFLAGS ?= -buildvcs=auto
 # Flags of the demo: make run ARGS="--port-base 20000 --replicas 3".
 ARGS ?=
 
-.PHONY: tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
+CONSOLE_DIR := tiers/console/web
+
+.PHONY: console console-check e2e-console tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,6 +46,18 @@ e2e-federation: ## end-to-end: city→community federation as real processes und
 
 e2e-upgrade: ## end-to-end: rolling upgrade of a 3-replica tier from the previous release (UPGRADE_FROM, built from git history) to this tree with writes flowing (ports 7001-7203, 7401-7403)
 	./scripts/e2e-upgrade.sh
+
+console: ## build the web console (Vue + Vite + ECharts) from tiers/console/web into its dist/, which tiers/console embeds: npm ci && npm run build (Node 18 or newer)
+	cd $(CONSOLE_DIR) && npm ci --no-audit --no-fund && npm run build
+
+console-check: console ## fail when the committed console build differs from `make console` (as proto-check does for generated code)
+	@git diff --exit-code -- $(CONSOLE_DIR)/dist || (echo "console build drifted: run make console and commit $(CONSOLE_DIR)/dist" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- $(CONSOLE_DIR)/dist)" || (git status --porcelain -- $(CONSOLE_DIR)/dist; echo "untracked console build files: run make console and commit them" >&2; exit 1)
+
+e2e-console: ## the console in a real headless Chromium (CITYHUB_CHROMIUM or chromium on the PATH) against an in-process federation; screenshots of a failure in bin/e2e-console/_artifacts; CITYHUB_SCREENSHOTS=docs/screenshots refreshes the README's
+	$(GO) vet -tags browser ./tiers/console/e2e/
+	@mkdir -p $(BIN)/e2e-console/_artifacts
+	$(GO) test -tags browser -count=1 -timeout 15m -v -artifacts -outputdir $(BIN)/e2e-console ./tiers/console/e2e/
 
 tools: ## build the real servers the tests run, each a separate module: the OpenID Connect provider (ory/hydra) into bin/hydra (CITYHUB_HYDRA) and the S3 server (SeaweedFS) into bin/weed (CITYHUB_WEED)
 	@mkdir -p $(BIN)

@@ -58,6 +58,14 @@ type Config struct {
 	Geo        GeoConfig        `mapstructure:"geo"`
 	Feed       FeedConfig       `mapstructure:"feed"`
 	Evidence   EvidenceConfig   `mapstructure:"evidence"`
+	Console    ConsoleConfig    `mapstructure:"console"`
+}
+
+// ConsoleConfig: the web console (tiers/console), served at / on the HTTP
+// address beside the REST API.
+type ConsoleConfig struct {
+	// Enabled serves the console; off, / answers 404 as an API-only node.
+	Enabled bool `mapstructure:"enabled"`
 }
 
 // EvaluationConfig adds the city's own scoring schemes to the presets.
@@ -265,6 +273,7 @@ func Default() Config {
 		Limits:    DefaultLimits(),
 		Feed:      DefaultFeed(),
 		Evidence:  DefaultEvidence(),
+		Console:   ConsoleConfig{Enabled: true},
 		Auth:      AuthConfig{TokenTTL: 15 * time.Minute, SessionTTL: 12 * time.Hour, KeyRotation: 24 * time.Hour, AdminUser: "admin"},
 		Federation: FederationConfig{
 			Addr:       "127.0.0.1:7301",

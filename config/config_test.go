@@ -293,6 +293,7 @@ func TestEnvWithoutFile(t *testing.T) {
 	tlsFiles := internalTLS(t, "320582100")
 	env := map[string]string{
 		"CITYHUB_NODE_ID":                     "n7",
+		"CITYHUB_CONSOLE_ENABLED":             "false",
 		"CITYHUB_NODE_DATA_DIR":               "/var/lib/cityhub",
 		"CITYHUB_NODE_TIER":                   "street",
 		"CITYHUB_NODE_JURISDICTION":           "320582100",
@@ -349,6 +350,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Reconcile:  Default().Reconcile,
 		Evaluation: Default().Evaluation,
 		Evidence:   Default().Evidence,
+		Console:    ConsoleConfig{Enabled: false}, // CITYHUB_CONSOLE_ENABLED
 		Auth:       Default().Auth,
 		Limits:     Default().Limits,
 		Feed:       Default().Feed,

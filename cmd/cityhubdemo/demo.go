@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -320,6 +321,7 @@ Authentication is on: every API call but login needs "Authorization: Bearer <tok
   identities  %[5]d accounts created, %[6]d there already, %[7]d keys made, in %.1[8]fs
 `, pw, passwordFile(l.dataDir), orNone(d.ids.key(l.nodes[0].node.Name, "hotline-12345")), d.ids.keysPath,
 		d.ids.created.Load(), d.ids.existed.Load(), d.ids.keysMade.Load(), d.provisioned.Seconds())
+	d.consoleBanner(w)
 	login := fmt.Sprintf(`login() { curl -s -X POST "$1/v1/auth/login" -d '{"username":"lead","password":"%s"}' | sed -E 's/.*"access_token": *"([^"]+)".*/\1/'; }`, pw)
 	fmt.Fprintf(w, `
 Where to look (the city mirrors every case of the federation; a node acts only on the cases it holds):
@@ -337,6 +339,27 @@ Reporting about %.0[6]f cases a second at every tier and walking them to the end
 
 `, "http://"+city.HTTP.Addr, "http://"+comm.cfgs[0].HTTP.Addr, comm.node.Name, city.GRPC.Addr, comm.cfgs[0].GRPC.Addr, rate, pw, login,
 		orNone(d.ids.key(l.nodes[0].node.Name, "hotline-12345")), ctl)
+}
+
+// consoleBanner prints where the web console is (every node serves it at
+// /) and which demo accounts to open it with.
+func (d *demo) consoleBanner(w io.Writer) {
+	l := d.lay
+	url := func(n nodeLayout, path string) string { return "http://" + n.cfgs[0].HTTP.Addr + path }
+	city, dist, comm := l.nodes[0], d.firstOf(topology.District), d.firstOf(topology.Community)
+	gridSeat, gridName := "", ""
+	for _, u := range comm.node.Units {
+		if gridSeat == "" || strings.HasSuffix(u.ID, "-grid") {
+			gridSeat, gridName = unitAccount(u.ID), u.Name
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nWeb console (中文; every node serves it at /, from this process, no internet needed); log in with the password above:\n")
+	fmt.Fprintf(tw, "  指挥大屏 %s\t%s\tlead (值班长) or super (督办员)\n", city.node.Name, url(city, "/screen"))
+	fmt.Fprintf(tw, "  工作台 %s\t%s\tlead (值班长: 立案, 派遣, 结案), disp (派遣员), clerk (受理员: /intake 地图点选上报)\n", city.node.Name, url(city, "/seat"))
+	fmt.Fprintf(tw, "  区级大屏/工作台 %s\t%s\tlead, disp (派遣员), eval (考评员: /evaluation)\n", dist.node.Name, url(dist, "/screen"))
+	fmt.Fprintf(tw, "  城管通 (phone) %s\t%s\t%s (%s), insp (监督员: 核实, 核查)\n", comm.node.Name, url(comm, "/m"), gridSeat, gridName)
+	tw.Flush()
 }
 
 func orNone(s string) string {

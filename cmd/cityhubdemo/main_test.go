@@ -316,6 +316,8 @@ func TestDemoFlowAndRestart(t *testing.T) {
 	t.Logf("first run: %v; %s", time.Since(began).Round(time.Millisecond), strings.SplitN(text, "\n", 2)[0])
 	cityREST := addr(base, httpBlock, 1)
 	for _, want := range []string{"a federation of 15 nodes", "curl -s 'http://" + cityREST + "/v1/cases?page_size=5'", "/v1/federation/links", "/metrics", "cityhubctl",
+		// The web console and who to open it as.
+		"http://" + cityREST + "/screen", "http://" + addr(base, httpBlock, 4) + "/m", "320505001001-grid (狮山社区网格工作站)",
 		// The sample district's backlog is imported and reconciled.
 		"400 imported, 0 imported before, 7 quarantined (lines 39, 91, 145, 204, 271, 315, 376)", "Reconciled (run d-320505-"} {
 		if !strings.Contains(text, want) {

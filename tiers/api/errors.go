@@ -47,6 +47,7 @@ var errorCodes = []struct {
 	{catalogue.ErrInvalidCode, codes.InvalidArgument},
 	{catalogue.ErrUnknownClass, codes.InvalidArgument},
 	{store.ErrBadPageToken, codes.InvalidArgument},
+	{store.ErrBadArea, codes.InvalidArgument},
 	{fsm.ErrBadCommand, codes.InvalidArgument},
 	{fsm.ErrUnitNotBelow, codes.InvalidArgument},
 	{fsm.ErrBadTopology, codes.InvalidArgument},

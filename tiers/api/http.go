@@ -118,6 +118,10 @@ type gatewayServices struct {
 	geo *GeoServer
 	fs  *FeedServer
 	ev  *EvidenceServer
+	ds  *DashboardServer
+	// console serves the web console at / (GET and HEAD of any path the
+	// muxes do not route); nil: / answers 404 as before.
+	console http.Handler
 }
 
 func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, r Replica, m *Metrics, pprofOn bool) (http.Handler, error) {
@@ -150,6 +154,9 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 		return nil, err
 	}
 	if err := pb.RegisterFeedServiceHandlerServer(ctx, gw, svc.fs); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterDashboardServiceHandlerServer(ctx, gw, svc.ds); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -192,6 +199,10 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 	// OpenAPI document are exempt from both.
 	mux.Handle("/v1/", l.httpAdmit(g.http(l.httpRate(v1))))
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		if svc.console != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+			svc.console.ServeHTTP(w, req)
+			return
+		}
 		writeError(w, status.Newf(codes.NotFound, "no route for %s %s; see /openapi.json", req.Method, req.URL.Path))
 	})
 	return instrument(l.httpBody(mux), m, mux, v1), nil

@@ -35,6 +35,9 @@ type Options struct {
 	Logger       *slog.Logger
 	// Pprof serves Go's profiler under /debug/pprof/.
 	Pprof bool
+	// Console, when set, serves the web console (tiers/console) at / on
+	// the REST listener: GET and HEAD of every path the API does not route.
+	Console http.Handler
 	// GridPrefix, when set, is the grid code prefix this node covers:
 	// reports for grids outside it are refused.
 	GridPrefix string
@@ -175,6 +178,8 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	ev := newEvidenceServer(opts, g, log, m.Registry)
 	pb.RegisterEvidenceServiceServer(gs, ev)
+	ds := newDashboardServer(opts, g)
+	pb.RegisterDashboardServiceServer(gs, ds)
 	// No ForwardService here: it takes raw commands from the group's
 	// replicas only, on the internal listener (InternalServer).
 	hs0 := health.NewServer()
@@ -185,7 +190,7 @@ func NewServer(opts Options) (*Server, error) {
 	healthpb.RegisterHealthServer(gs, hs0)
 	reflection.Register(gs)
 
-	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs, ev}, g, lim, opts.Replica, m, opts.Pprof)
+	h, err := newGateway(context.Background(), gatewayServices{cs, cl, own, as, geoSrv, fs, ev, ds, opts.Console}, g, lim, opts.Replica, m, opts.Pprof)
 	if err != nil {
 		return nil, fmt.Errorf("build REST gateway: %w", err)
 	}

@@ -40,6 +40,10 @@ const (
 	// EvidenceUpload: attach photos and files to a case (reading them is
 	// CaseRead: whoever may read the case may see its evidence).
 	EvidenceUpload Permission = "evidence.upload"
+	// DashboardRead: the command centre's summary of an area (大屏,
+	// DashboardService): counts, today's flow, the overdue list. Every
+	// role that reads cases holds it at the scope it lists them at.
+	DashboardRead Permission = "dashboard.read"
 )
 
 // ActPermission is the permission to take workflow action a on a case.
@@ -94,12 +98,12 @@ func join(gs ...[]Grant) []Grant { return slices.Concat(gs...) }
 var Rules = map[pb.Role][]Grant{
 	// 监督员: reports, verifies and checks in the grids they patrol.
 	pb.Role_ROLE_INSPECTOR: join(
-		grants(ScopeGrids, CaseReport, CaseRead, CaseList, EvidenceUpload),
+		grants(ScopeGrids, CaseReport, CaseRead, CaseList, EvidenceUpload, DashboardRead),
 		grants(ScopeNode, CatalogueGet, GeoRead),
 		acts(ScopeGrids, pb.Action_ACTION_VERIFY, pb.Action_ACTION_SELF_HANDLE, pb.Action_ACTION_CHECK_PASS, pb.Action_ACTION_CHECK_FAIL),
 	),
 	// 受理员: takes hotline and app calls, calls citizens back.
-	pb.Role_ROLE_INTAKE_CLERK: grants(ScopeNode, CaseReport, CaseRead, CaseList, CaseContact, CatalogueGet, OwnerResolve, GeoRead, EvidenceUpload),
+	pb.Role_ROLE_INTAKE_CLERK: grants(ScopeNode, CaseReport, CaseRead, CaseList, CaseContact, CatalogueGet, OwnerResolve, GeoRead, EvidenceUpload, DashboardRead),
 	// The citizens' app and camera analytics (integrator keys): report as
 	// their own sources, read their own reports.
 	pb.Role_ROLE_CITIZEN: join(grants(ScopeOwn, CaseReport, CaseRead, CaseList, EvidenceUpload), grants(ScopeNode, CatalogueGet)),
@@ -107,7 +111,7 @@ var Rules = map[pb.Role][]Grant{
 	// 值班长: files, closes, voids, approves, decides joint reviews.
 	pb.Role_ROLE_SHIFT_LEADER: join(
 		grants(ScopeNode, CaseReport, CaseRead, CaseList, CaseContact, CatalogueGet, EvaluationRead,
-			FederationRead, ClusterRead, OwnerResolve, ReconcileRead, GeoRead, EvidenceUpload),
+			FederationRead, ClusterRead, OwnerResolve, ReconcileRead, GeoRead, EvidenceUpload, DashboardRead),
 		acts(ScopeNode, pb.Action_ACTION_FILE, pb.Action_ACTION_REJECT, pb.Action_ACTION_DISPATCH,
 			pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN, pb.Action_ACTION_CLOSE,
 			pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_DENY_EXTENSION,
@@ -118,25 +122,25 @@ var Rules = map[pb.Role][]Grant{
 	),
 	// 派遣员: dispatches and decides returns and extensions.
 	pb.Role_ROLE_DISPATCHER: join(
-		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, FederationRead, ClusterRead, OwnerResolve, ReconcileRead, GeoRead),
+		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, FederationRead, ClusterRead, OwnerResolve, ReconcileRead, GeoRead, DashboardRead),
 		acts(ScopeNode, pb.Action_ACTION_DISPATCH, pb.Action_ACTION_APPROVE_RETURN, pb.Action_ACTION_DENY_RETURN,
 			pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_DENY_EXTENSION, pb.Action_ACTION_TRANSFER_UP,
 			pb.Action_ACTION_REASSIGN, pb.Action_ACTION_REFER_REVIEW, pb.Action_ACTION_HAND_DOWN),
 	),
 	// 专业部门 / 网格站: works the cases dispatched to its unit.
 	pb.Role_ROLE_HANDLING_UNIT: join(
-		grants(ScopeUnit, CaseRead, CaseList, EvidenceUpload),
+		grants(ScopeUnit, CaseRead, CaseList, EvidenceUpload, DashboardRead),
 		grants(ScopeNode, CatalogueGet, GeoRead),
 		acts(ScopeUnit, pb.Action_ACTION_ACCEPT, pb.Action_ACTION_REQUEST_RETURN, pb.Action_ACTION_HANDLE,
 			pb.Action_ACTION_REQUEST_EXTENSION, pb.Action_ACTION_REQUEST_SUSPEND),
 	),
 	// 督办: supervises the subtree and reads the scores.
 	pb.Role_ROLE_SUPERVISOR: join(
-		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, FederationRead, ReconcileRead, GeoRead),
+		grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, FederationRead, ReconcileRead, GeoRead, DashboardRead),
 		acts(ScopeNode, pb.Action_ACTION_SUPERVISE),
 	),
 	// 考评: reads cases and scores.
-	pb.Role_ROLE_EVALUATOR: grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, GeoRead),
+	pb.Role_ROLE_EVALUATOR: grants(ScopeNode, CaseRead, CaseList, CatalogueGet, EvaluationRead, GeoRead, DashboardRead),
 	// The node's administrator: identities, membership, import and
 	// reconciliation; not the cases' content.
 	pb.Role_ROLE_ADMIN: grants(ScopeNode, CatalogueGet, AccountsManage, KeysManage, AuditRead, ClusterRead,

@@ -143,3 +143,33 @@ func (g *grids) Features(prefix string, level geo.Level) ([]byte, int, error) {
 	}
 	return b, len(fc.Features), nil
 }
+
+// AreaName implements api.AreaNamer: the grid register's name of a grid
+// or of a jurisdiction (its grid code prefix; the city's is 4 digits).
+func (g *grids) AreaName(code string) string {
+	if len(code) == 15 {
+		if gr, ok := g.reg.Grid(code); ok {
+			return gr.Name
+		}
+		return ""
+	}
+	return g.reg.Name(code)
+}
+
+// AreaNode implements api.AreaNamer: the federation node whose
+// jurisdiction is the area ("" when none is).
+func (g *grids) AreaNode(code string) string {
+	if g.topo == nil {
+		if code == g.prefix {
+			return g.self
+		}
+		return ""
+	}
+	if root := g.topo.Root(); len(code) == 4 && strings.HasPrefix(root.Jurisdiction, code) {
+		return root.Name
+	}
+	if name, ok := g.topo.NameByJurisdiction(code); ok {
+		return name
+	}
+	return ""
+}

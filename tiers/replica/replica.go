@@ -18,6 +18,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/api"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/console"
 	"github.com/cityhub/cityhub/tiers/evidence"
 	"github.com/cityhub/cityhub/tiers/feed"
 	"github.com/cityhub/cityhub/tiers/nearby"
@@ -204,6 +205,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		FeedOptions: api.FeedOptions{Group: cfg.Group(), Heartbeat: cfg.Feed.Heartbeat, PollMaxWait: cfg.Feed.PollMaxWait, WriteTimeout: cfg.Feed.WriteTimeout, BatchDelay: cfg.Feed.BatchDelay}}
 	if tlsCert != nil {
 		apiOpts.TLS = tlsCert.ServerTLS()
+	}
+	if cfg.Console.Enabled {
+		if apiOpts.Console, err = console.New(); err != nil {
+			hub.Stop()
+			_ = n.Shutdown()
+			gl.Close()
+			hl.Close()
+			peers.Close()
+			return nil, fmt.Errorf("web console: %w", err)
+		}
 	}
 	if gr != nil {
 		apiOpts.Geo = gr

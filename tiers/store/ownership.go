@@ -120,6 +120,9 @@ func (tx *Tx) DeleteCase(id string) error {
 			return err
 		}
 	}
+	if err := tx.putDash(c, nil); err != nil {
+		return err
+	}
 	if err := tx.appendChange(pb.ChangeKind_CHANGE_KIND_REMOVED, c); err != nil {
 		return err
 	}

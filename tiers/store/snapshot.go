@@ -159,6 +159,9 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 	if err := s.ensureNearby(); err != nil {
 		return err
 	}
+	if err := s.ensureDashboard(); err != nil {
+		return err
+	}
 	if err := s.buildRequestFilter(); err != nil {
 		return err
 	}

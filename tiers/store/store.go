@@ -55,6 +55,9 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{db: db, log: logger, feed: opts.Feed}
 	err = s.ensureNearby()
 	if err == nil {
+		err = s.ensureDashboard()
+	}
+	if err == nil {
 		err = s.buildRequestFilter()
 	}
 	if err != nil {

@@ -109,6 +109,9 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 	if err := tx.putNearby(old, c); err != nil {
 		return err
 	}
+	if err := tx.putDash(old, c); err != nil {
+		return err
+	}
 	if old.GetLegacyId() != "" && (old.GetLegacyId() != c.LegacyId || old.GetReportedAtNode() != c.ReportedAtNode) {
 		if err := tx.del(legacyKey(old.ReportedAtNode, old.LegacyId)); err != nil {
 			return err
@@ -288,7 +291,11 @@ func (tx *Tx) SetApplied(index, term uint64) error {
 	if err := tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term)); err != nil {
 		return err
 	}
-	// The nearby index is kept up to here too (see ensureNearby).
+	// The nearby index and the dashboard counters are kept up to here
+	// too (see ensureNearby, ensureDashboard).
+	if err := tx.set([]byte(keyDashMark), v[:8]); err != nil {
+		return err
+	}
 	return tx.set([]byte(keyNearMark), v[:8])
 }
 

@@ -48,6 +48,10 @@ const maxProblems = 8
 //   - every day's case sequence (q/) is at least the highest case number
 //     of that day (else a new case would reuse an id), and exists for
 //     cases of this node's own prefix;
+//   - the dashboard's counters (D/c/, D/f/) hold exactly the counts the
+//     cases make (summed per key from the cases, then compared like a
+//     family), its overdue lists (D/o/, D/p/) exactly the entries, and its
+//     mark (D/m) the applied index;
 //   - the request records (r/) number what the store counted as it wrote
 //     them (else an acknowledged request id would run again as new);
 //   - the applied index exists when anything else does, and no snapshot
@@ -153,6 +157,8 @@ type verifier struct {
 	seqs      map[string]uint64 // q/ values
 	ledger    uint64
 	hasLedger bool
+	dashMark  uint64
+	dashMarks bool
 	restoring bool
 	data      bool // any record besides m/
 	problems  []string
@@ -177,13 +183,14 @@ type caseAcc struct {
 	states    map[pb.State]int64
 	want      map[string]*famSum
 	maxSeq    map[string]uint64 // "<prefix>/<date>" -> highest case number seen
+	dash      map[string]int64  // D/ counter key -> the count the cases make
 	problems  []string
 	nProblems int
 	h         *xxhash.Digest
 }
 
 func newCaseAcc() *caseAcc {
-	a := &caseAcc{states: map[pb.State]int64{}, want: map[string]*famSum{}, maxSeq: map[string]uint64{}, h: xxhash.New()}
+	a := &caseAcc{states: map[pb.State]int64{}, want: map[string]*famSum{}, maxSeq: map[string]uint64{}, dash: map[string]int64{}, h: xxhash.New()}
 	for _, f := range checkedFamilies {
 		a.want[f] = &famSum{}
 	}
@@ -198,7 +205,14 @@ func (a *caseAcc) problem(format string, args ...any) {
 }
 
 // checkedFamilies are compared entry for entry with what the cases need.
-var checkedFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview, pfxDigest, pfxLegacy}
+var checkedFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview, pfxDigest, pfxLegacy, famDashCount, famDashIndex}
+
+// The dashboard's records are checked as two families: its counters
+// (D/c/, D/f/: key and value) and its overdue lists (D/o/, D/p/: keys).
+const (
+	famDashCount = "D/ counters"
+	famDashIndex = "D/ overdue lists"
+)
 
 func newVerifier(opts VerifyOptions) *verifier {
 	v := &verifier{opts: opts, cases: newCaseAcc(), counters: map[pb.State]int64{},
@@ -221,6 +235,9 @@ func (v *verifier) merge(a *caseAcc) {
 	}
 	for day, n := range a.maxSeq {
 		m.maxSeq[day] = max(m.maxSeq[day], n)
+	}
+	for k, n := range a.dash {
+		m.dash[k] += n
 	}
 	for _, p := range a.problems {
 		v.problem("%s", p)
@@ -261,6 +278,17 @@ func (v *verifier) record(key, val []byte) error {
 		v.have[fam].add(v.hash(key, nil))
 	case pfxDigest, pfxLegacy:
 		v.have[fam].add(v.hash(key, val))
+	case pfxDash:
+		switch {
+		case len(key) > 4 && (string(key[:4]) == pfxDashCount || string(key[:4]) == pfxDashFlow):
+			v.have[famDashCount].add(v.hash(key, val))
+		case len(key) > 4 && (string(key[:4]) == pfxDashOver || string(key[:4]) == pfxDashUnitO):
+			v.have[famDashIndex].add(v.hash(key, nil))
+		case string(key) == keyDashMark && len(val) == 8:
+			v.dashMark, v.dashMarks = binary.BigEndian.Uint64(val), true
+		default:
+			v.problem("dashboard record %q is malformed", key)
+		}
 	case pfxCount:
 		st, err := strconv.Atoi(string(key[len(pfxCount):]))
 		if err != nil || len(val) != 8 {
@@ -315,6 +343,13 @@ func (a *caseAcc) add(id string, val []byte) {
 		}
 	}
 	a.want[pfxDigest].add(hashKV(a.h, digestKey(id), digestOf(c, val).encode()))
+	d := dashOf(c, false, 0)
+	for _, k := range d.counters {
+		a.dash[k]++
+	}
+	for _, k := range d.index {
+		a.want[famDashIndex].add(hashKV(a.h, []byte(k), nil))
+	}
 	if c.LegacyId != "" {
 		a.want[pfxLegacy].add(hashKV(a.h, legacyKey(c.ReportedAtNode, c.LegacyId), []byte(id)))
 	}
@@ -338,6 +373,12 @@ func (v *verifier) finish() {
 		if _, seen := cs.states[st]; !seen && n != 0 {
 			v.problem("no case is in %s but its counter says %d", st, n)
 		}
+	}
+	for k, n := range cs.dash {
+		cs.want[famDashCount].add(v.hash([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
+	}
+	if v.dashMarks && v.dashMark != v.rep.Applied {
+		v.problem("the dashboard counters were kept up to index %d, the applied index is %d", v.dashMark, v.rep.Applied)
 	}
 	for _, f := range checkedFamilies {
 		w, h := cs.want[f], v.have[f]

@@ -1,0 +1,635 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// The command centre's numbers (family D/, the 大屏: DashboardService).
+// Every record is a function of the stored cases, kept by PutCase and
+// DeleteCase in the same transaction as the case, so an area's summary is
+// a few short scans whatever the number of cases:
+//
+//	D/c/<LL>/<area>/<sfx>            int64 BE: cases of an area (grid code prefix of length LL:
+//	                                 06 district, 09 street, 12 community, 15 grid) by
+//	                                 state (sfx = state:2), open and overdue ("OV"), open and in
+//	                                 joint review ("RV")
+//	D/c/UU/<unit>\x00<sfx>           int64 BE: the same for the cases owned by a unit
+//	D/f/<hour>/<LL>/<area>/<kind>    int64 BE: history steps of a kind (r report, f file,
+//	                                 d dispatch, h handle, c close) stamped in that UTC hour
+//	                                 (YYYYMMDDHH), by area (the same levels)
+//	D/o/<area>/<due ms:8 BE><id>     "": open overdue cases by stage deadline, per area level
+//	                                 (the city's 4-digit prefix too)
+//	D/p/<unit>\x00<due ms:8 BE><id>  "": the same per owning unit
+//	D/m                              uint64 BE: the applied index the family was kept up to
+//
+// Counters at zero are deleted. The city's numbers are the sum of its
+// districts' (a city has tens of them), which spares every write a
+// counter per level. A day in the node's time zone is the sum of its UTC
+// hours (the reader's business), so Apply needs no time zone.
+const (
+	pfxDash      = "D/"
+	pfxDashCount = "D/c/"
+	pfxDashFlow  = "D/f/"
+	pfxDashOver  = "D/o/"
+	pfxDashUnitO = "D/p/"
+	keyDashMark  = "D/m"
+	dashUnitLvl  = "UU"
+	sfxOverdue   = "OV"
+	sfxReview    = "RV"
+)
+
+// AreaLevels are the lengths of grid code prefixes the dashboard answers
+// for: city, district, street, community, grid. Counters are kept from
+// the district down (countedLevels).
+var AreaLevels = []int{4, 6, 9, 12, 15}
+
+var countedLevels = AreaLevels[1:]
+
+// levelNames are the LL of the keys, by length.
+var levelNames = map[int]string{4: "04", 6: "06", 9: "09", 12: "12", 15: "15"}
+
+// FlowKind is one kind of step of the day's flow.
+type FlowKind int
+
+// The flow kinds, in DayFlow order.
+const (
+	FlowReported FlowKind = iota
+	FlowFiled
+	FlowDispatched
+	FlowHandled
+	FlowClosed
+	numFlow
+)
+
+const flowLetters = "rfdhc"
+
+// flowOf is the flow kind of a history step; false for a step the flow
+// does not count.
+func flowOf(a pb.Action) (FlowKind, bool) {
+	switch a {
+	case pb.Action_ACTION_REPORT:
+		return FlowReported, true
+	case pb.Action_ACTION_FILE:
+		return FlowFiled, true
+	case pb.Action_ACTION_DISPATCH, pb.Action_ACTION_REASSIGN, pb.Action_ACTION_DECIDE_OWNER:
+		return FlowDispatched, true
+	case pb.Action_ACTION_HANDLE:
+		return FlowHandled, true
+	case pb.Action_ACTION_CLOSE, pb.Action_ACTION_SELF_HANDLE:
+		return FlowClosed, true
+	}
+	return 0, false
+}
+
+// FlowHour is the key of the UTC hour t lies in.
+func FlowHour(t time.Time) string { return t.UTC().Format("2006010215") }
+
+func lvl(n int) string {
+	if s, ok := levelNames[n]; ok {
+		return s
+	}
+	return fmt.Sprintf("%02d", n)
+}
+
+// stateSfx are the two-digit suffixes of the states.
+var stateSfx = func() map[pb.State]string {
+	m := map[pb.State]string{}
+	for n := range pb.State_name {
+		m[pb.State(n)] = fmt.Sprintf("%02d", n)
+	}
+	return m
+}()
+
+func stateSuffix(st pb.State) string {
+	if s, ok := stateSfx[st]; ok {
+		return s
+	}
+	return fmt.Sprintf("%02d", int32(st))
+}
+func dashCountKey(l int, area, sfx string) string {
+	return pfxDashCount + lvl(l) + "/" + area + "/" + sfx
+}
+
+func dashUnitCountKey(unit, sfx string) string {
+	return pfxDashCount + dashUnitLvl + "/" + unit + unitSep + sfx
+}
+
+func dashFlowKey(hour string, l int, area string, k FlowKind) string {
+	return pfxDashFlow + hour + "/" + lvl(l) + "/" + area + "/" + flowLetters[k:k+1]
+}
+
+func appendDue(b []byte, ms int64, id string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(ms))
+	return append(b, id...)
+}
+
+// dashRecords are what one case adds to the D/ family: counter keys (each
+// +1; a key may repeat) and index keys.
+type dashRecords struct {
+	counters []string
+	index    []string
+}
+
+// dashOf lists the D/ records of c: the flow of its history steps from
+// index from on, and unless flowOnly its counts and overdue entries.
+func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
+	var r dashRecords
+	if c == nil {
+		return r
+	}
+	grid := c.GridCode
+	levels := 0
+	for _, l := range countedLevels {
+		if len(grid) >= l {
+			levels++
+		}
+	}
+	for _, h := range c.History[from:] {
+		k, ok := flowOf(h.Action)
+		if !ok || h.At == nil {
+			continue
+		}
+		hour := FlowHour(h.At.AsTime())
+		for _, l := range countedLevels[:levels] {
+			r.counters = append(r.counters, dashFlowKey(hour, l, grid[:l], k))
+		}
+	}
+	if flowOnly {
+		return r
+	}
+	st := stateSuffix(c.State)
+	open := isOpen(c.State)
+	overdue := open && c.Overdue
+	review := open && c.GetOwnership().GetInReview()
+	var dueMs int64
+	if d := dueTime(c); d != nil {
+		dueMs = d.AsTime().UnixMilli()
+	}
+	if overdue && len(grid) >= AreaLevels[0] {
+		r.index = append(r.index, string(appendDue([]byte(pfxDashOver+grid[:AreaLevels[0]]+"/"), dueMs, c.Id)))
+	}
+	for _, l := range countedLevels[:levels] {
+		a := grid[:l]
+		r.counters = append(r.counters, dashCountKey(l, a, st))
+		if overdue {
+			r.counters = append(r.counters, dashCountKey(l, a, sfxOverdue))
+			r.index = append(r.index, string(appendDue([]byte(pfxDashOver+a+"/"), dueMs, c.Id)))
+		}
+		if review {
+			r.counters = append(r.counters, dashCountKey(l, a, sfxReview))
+		}
+	}
+	if u := c.OwnerUnit; u != "" {
+		r.counters = append(r.counters, dashUnitCountKey(u, st))
+		if overdue {
+			r.counters = append(r.counters, dashUnitCountKey(u, sfxOverdue))
+			r.index = append(r.index, string(appendDue([]byte(pfxDashUnitO+u+unitSep), dueMs, c.Id)))
+		}
+		if review {
+			r.counters = append(r.counters, dashUnitCountKey(u, sfxReview))
+		}
+	}
+	return r
+}
+
+// sameSteps reports whether c's history begins with old's steps (the
+// usual new version: steps appended), so only the new steps move the flow.
+func sameSteps(old, c *pb.Case) bool {
+	if old.GridCode != c.GridCode || len(c.History) < len(old.History) {
+		return false
+	}
+	for i, h := range old.History {
+		n := c.History[i]
+		if h.Action != n.Action || h.At.GetSeconds() != n.At.GetSeconds() || h.At.GetNanos() != n.At.GetNanos() {
+			return false
+		}
+	}
+	return true
+}
+
+// putDash moves c's D/ records from old's (either may be nil).
+func (tx *Tx) putDash(old, c *pb.Case) error {
+	if old == nil {
+		// A new case: every record is new (a key listed twice is added
+		// twice; the transaction reads its own writes).
+		r := dashOf(c, false, 0)
+		for _, k := range r.counters {
+			if err := tx.addDash([]byte(k), 1); err != nil {
+				return err
+			}
+		}
+		for _, k := range r.index {
+			if err := tx.set([]byte(k), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var was, is dashRecords
+	if c != nil && sameSteps(old, c) {
+		// Steps were appended: the old ones' flow stays as it is.
+		was, is = dashOf(old, false, len(old.History)), dashOf(c, false, len(c.History))
+		is.counters = append(is.counters, dashOf(c, true, len(old.History)).counters...)
+	} else {
+		was, is = dashOf(old, false, 0), dashOf(c, false, 0)
+	}
+	delta := make(map[string]int64, len(was.counters)+len(is.counters))
+	for _, k := range was.counters {
+		delta[k]--
+	}
+	for _, k := range is.counters {
+		delta[k]++
+	}
+	keys := make([]string, 0, len(delta))
+	for k, d := range delta {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys) // the same writes in the same order on every replica
+	for _, k := range keys {
+		if err := tx.addDash([]byte(k), delta[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range was.index {
+		if !slices.Contains(is.index, k) {
+			if err := tx.del([]byte(k)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range is.index {
+		if !slices.Contains(was.index, k) {
+			if err := tx.set([]byte(k), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addDash adds d to a D/ counter, deleting it at zero.
+func (tx *Tx) addDash(k []byte, d int64) error {
+	n, err := tx.getUint64(k)
+	if err != nil {
+		return err
+	}
+	v := int64(n) + d
+	if v == 0 {
+		return tx.del(k)
+	}
+	return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)))
+}
+
+// AreaTally is the numbers of one area (or unit) from the D/ counters.
+type AreaTally struct {
+	Code     string
+	States   map[pb.State]int64
+	Overdue  int64
+	InReview int64
+	Flow     [numFlow]int64 // of the hours asked for
+}
+
+func (a *AreaTally) add(b *AreaTally) {
+	for st, n := range b.States {
+		a.States[st] += n
+	}
+	a.Overdue += b.Overdue
+	a.InReview += b.InReview
+	for i := range a.Flow {
+		a.Flow[i] += b.Flow[i]
+	}
+}
+
+// Open counts the cases not in a terminal state.
+func (a *AreaTally) Open() int64 {
+	var n int64
+	for st, c := range a.States {
+		if isOpen(st) {
+			n += c
+		}
+	}
+	return n
+}
+
+// Total counts every case.
+func (a *AreaTally) Total() int64 {
+	var n int64
+	for _, c := range a.States {
+		n += c
+	}
+	return n
+}
+
+// DashboardQuery asks for one area's numbers, or one unit's (Unit set).
+type DashboardQuery struct {
+	// Area is a grid code prefix of one of AreaLevels' lengths.
+	Area string
+	// Unit, when set, asks for the cases owned by this unit instead
+	// (no children, no flow).
+	Unit string
+	// Hours are the UTC hours (FlowHour) whose flow to sum: the day.
+	Hours []string
+	// OverdueLimit is how many overdue cases to return, most overdue first.
+	OverdueLimit int
+}
+
+// DashboardResult is an area's numbers in one consistent read view.
+type DashboardResult struct {
+	Area     AreaTally
+	Children []AreaTally // the next level down, by code (areas with cases only)
+	Overdue  []*pb.Case  // most overdue first (earliest stage deadline)
+	Revision uint64      // the change feed's head in the same view
+}
+
+// ErrBadArea is returned for an area code that is not a grid code prefix
+// of a counted length.
+var ErrBadArea = errors.New("not an area code (grid code prefix of 4, 6, 9, 12 or 15 digits)")
+
+// Dashboard reads an area's numbers: its counters, its children's, the
+// day's flow and the top of its overdue list, reading keys in proportion
+// to the children, the hours and the limit, never to the cases.
+func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
+	var res DashboardResult
+	child := 0
+	if q.Unit == "" {
+		i := slices.Index(AreaLevels, len(q.Area))
+		if i < 0 || strings.Trim(q.Area, "0123456789") != "" {
+			return res, fmt.Errorf("area %q: %w", q.Area, ErrBadArea)
+		}
+		if i+1 < len(AreaLevels) {
+			child = AreaLevels[i+1]
+		}
+	} else if strings.Contains(q.Unit, unitSep) {
+		return res, fmt.Errorf("unit %q: %w", q.Unit, ErrBadArea)
+	}
+	err := s.View(func(tx *Tx) error {
+		head, _, err := readFeedMeta(tx.txn)
+		if err != nil {
+			return err
+		}
+		res.Revision = head
+		if q.Unit != "" {
+			res.Area = AreaTally{Code: q.Unit, States: map[pb.State]int64{}}
+			if err := tx.scanTally(pfxDashCount+dashUnitLvl+"/"+q.Unit+unitSep, false, func(string) *AreaTally { return &res.Area }); err != nil {
+				return err
+			}
+			res.Overdue, err = tx.overdueTop(pfxDashUnitO+q.Unit+unitSep, q.OverdueLimit)
+			return err
+		}
+		res.Area = AreaTally{Code: q.Area, States: map[pb.State]int64{}}
+		l := len(q.Area)
+		city := l == AreaLevels[0] // no counters of its own: the sum of its children
+		if !city {
+			if err := tx.scanTally(pfxDashCount+lvl(l)+"/"+q.Area+"/", false, func(string) *AreaTally { return &res.Area }); err != nil {
+				return err
+			}
+		}
+		byCode := map[string]*AreaTally{}
+		childOf := func(code string) *AreaTally {
+			t := byCode[code]
+			if t == nil {
+				t = &AreaTally{Code: code, States: map[pb.State]int64{}}
+				byCode[code] = t
+			}
+			return t
+		}
+		if child > 0 {
+			if err := tx.scanTally(pfxDashCount+lvl(child)+"/"+q.Area, true, childOf); err != nil {
+				return err
+			}
+		}
+		for _, h := range q.Hours {
+			if city {
+				break
+			}
+			if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(l)+"/"+q.Area+"/", func(string) *AreaTally { return &res.Area }); err != nil {
+				return err
+			}
+		}
+		for _, h := range q.Hours {
+			if child > 0 {
+				if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(child)+"/"+q.Area, childOf); err != nil {
+					return err
+				}
+			}
+		}
+		for _, t := range byCode {
+			res.Children = append(res.Children, *t)
+			if city {
+				res.Area.add(t)
+			}
+		}
+		slices.SortFunc(res.Children, func(a, b AreaTally) int { return strings.Compare(a.Code, b.Code) })
+		res.Overdue, err = tx.overdueTop(pfxDashOver+q.Area+"/", q.OverdueLimit)
+		return err
+	})
+	return res, err
+}
+
+// scanTally adds the counters under prefix to the tally area(code) names;
+// with sub, the code is the rest of the key up to its last separator (the
+// child's code), else it is not used.
+func (tx *Tx) scanTally(prefix string, sub bool, area func(code string) *AreaTally) error {
+	it := tx.iterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		k := string(item.Key())
+		cut := strings.LastIndexAny(k, "/"+unitSep)
+		if cut < len(prefix)-1 {
+			continue
+		}
+		code, sfx := "", k[cut+1:]
+		if sub {
+			code = k[len(pfxDashCount)+3 : cut]
+		}
+		v, err := counterValue(item)
+		if err != nil {
+			return err
+		}
+		t := area(code)
+		switch sfx {
+		case sfxOverdue:
+			t.Overdue += v
+		case sfxReview:
+			t.InReview += v
+		default:
+			st, err := strconv.Atoi(sfx)
+			if err != nil {
+				return fmt.Errorf("dashboard counter %q: %w", k, ErrDamaged)
+			}
+			t.States[pb.State(st)] += v
+		}
+	}
+	return nil
+}
+
+// scanFlow adds the flow counters under prefix to area(code).
+func (tx *Tx) scanFlow(prefix string, area func(code string) *AreaTally) error {
+	it := tx.iterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		k := string(item.Key())
+		// D/f/<hour:10>/<LL>/<area>/<kind>
+		rest := k[len(pfxDashFlow)+10+4:]
+		code, kind, ok := strings.Cut(rest, "/")
+		if !ok || len(kind) != 1 || strings.IndexByte(flowLetters, kind[0]) < 0 {
+			return fmt.Errorf("dashboard flow counter %q: %w", k, ErrDamaged)
+		}
+		v, err := counterValue(item)
+		if err != nil {
+			return err
+		}
+		area(code).Flow[strings.IndexByte(flowLetters, kind[0])] += v
+	}
+	return nil
+}
+
+func counterValue(item *badger.Item) (int64, error) {
+	var v int64
+	err := item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("counter %q has %d bytes: %w", item.Key(), len(b), ErrDamaged)
+		}
+		v = int64(binary.BigEndian.Uint64(b))
+		return nil
+	})
+	return v, err
+}
+
+// overdueTop reads the first limit cases of an overdue index prefix.
+func (tx *Tx) overdueTop(prefix string, limit int) ([]*pb.Case, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	it := tx.iterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	defer it.Close()
+	var out []*pb.Case
+	for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+		k := it.Item().Key()
+		if len(k) < len(prefix)+8 {
+			return nil, fmt.Errorf("dashboard overdue entry %q: %w", k, ErrDamaged)
+		}
+		id := string(k[len(prefix)+8:])
+		c, err := tx.GetCase(id)
+		if err != nil {
+			return nil, fmt.Errorf("overdue case %s: %w", id, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// dashMark reads D/m and whether it is there.
+func (tx *Tx) dashMark() (uint64, bool, error) {
+	item, err := tx.get([]byte(keyDashMark))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read the dashboard mark: %w", err)
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("dashboard mark of %d bytes", len(v))
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, true, err
+}
+
+// ensureDashboard rebuilds the D/ family when it does not match the cases:
+// a store (or a snapshot) written by a binary without it, or one an older
+// binary applied entries to since (its mark lags the applied index), as
+// ensureNearby does for the nearby index. Runs at Open and after Restore.
+func (s *Store) ensureDashboard() error {
+	var (
+		applied, mark uint64
+		marked, any   bool
+	)
+	if err := s.View(func(tx *Tx) error {
+		var err error
+		if applied, _, err = tx.Applied(); err != nil {
+			return err
+		}
+		if mark, marked, err = tx.dashMark(); err != nil {
+			return err
+		}
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase)})
+		defer it.Close()
+		it.Rewind()
+		any = it.Valid()
+		return nil
+	}); err != nil {
+		return err
+	}
+	if marked && mark == applied || !marked && !any {
+		return nil
+	}
+	n, err := s.rebuildDashboard(applied)
+	if err != nil {
+		return fmt.Errorf("rebuild the dashboard counters: %w", err)
+	}
+	s.log.Info("dashboard counters rebuilt", "cases", n, "applied_index", applied)
+	return nil
+}
+
+func (s *Store) rebuildDashboard(applied uint64) (int, error) {
+	if err := s.db.DropPrefix([]byte(pfxDash)); err != nil {
+		return 0, err
+	}
+	counters := map[string]int64{}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := s.View(func(tx *Tx) error {
+		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase), PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		c := &pb.Case{}
+		for it.Rewind(); it.Valid(); it.Next() {
+			c.Reset()
+			if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, c) }); err != nil {
+				return fmt.Errorf("decode %q: %w", it.Item().Key(), err)
+			}
+			r := dashOf(c, false, 0)
+			for _, k := range r.counters {
+				counters[k]++
+			}
+			for _, k := range r.index {
+				if err := wb.Set([]byte(k), nil); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	for k, v := range counters {
+		if err := wb.Set([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(v))); err != nil {
+			return n, err
+		}
+	}
+	if err := wb.Set([]byte(keyDashMark), binary.BigEndian.AppendUint64(nil, applied)); err != nil {
+		return n, err
+	}
+	return n, wb.Flush()
+}
