@@ -276,14 +276,14 @@ func sameSteps(old, c *pb.Case) bool {
 
 // putDash moves c's D/ records from old's (either may be nil).
 func (tx *Tx) putDash(old, c *pb.Case) error {
+	if tx.dash == nil {
+		tx.dash = map[string]int64{}
+	}
 	if old == nil {
-		// A new case: every record is new (a key listed twice is added
-		// twice; the transaction reads its own writes).
+		// A new case: every record is new.
 		r := dashOf(c, false, 0)
 		for _, k := range r.counters {
-			if err := tx.addDash([]byte(k), 1); err != nil {
-				return err
-			}
+			tx.dash[k]++
 		}
 		for _, k := range r.index {
 			if err := tx.set([]byte(k), nil); err != nil {
@@ -300,24 +300,11 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 	} else {
 		was, is = dashOf(old, false, 0), dashOf(c, false, 0)
 	}
-	delta := make(map[string]int64, len(was.counters)+len(is.counters))
 	for _, k := range was.counters {
-		delta[k]--
+		tx.dash[k]--
 	}
 	for _, k := range is.counters {
-		delta[k]++
-	}
-	keys := make([]string, 0, len(delta))
-	for k, d := range delta {
-		if d != 0 {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys) // the same writes in the same order on every replica
-	for _, k := range keys {
-		if err := tx.addDash([]byte(k), delta[k]); err != nil {
-			return err
-		}
+		tx.dash[k]++
 	}
 	for _, k := range was.index {
 		if !slices.Contains(is.index, k) {
@@ -333,6 +320,29 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 			}
 		}
 	}
+	return nil
+}
+
+// flushDash writes the transaction's counter changes, once per counter
+// however many cases of the batch moved it (Update, before the commit:
+// nothing reads D/ counters inside a write transaction).
+func (tx *Tx) flushDash() error {
+	if len(tx.dash) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(tx.dash))
+	for k, d := range tx.dash {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys) // the same writes in the same order on every replica
+	for _, k := range keys {
+		if err := tx.addDash([]byte(k), tx.dash[k]); err != nil {
+			return err
+		}
+	}
+	clear(tx.dash)
 	return nil
 }
 

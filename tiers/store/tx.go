@@ -23,6 +23,9 @@ type Tx struct {
 	// feed is the change log's state in this transaction (feed.go).
 	feed     feedState
 	feedOpts FeedOptions
+	// dash holds the dashboard counters' changes until the commit
+	// (dashboard.go).
+	dash     map[string]int64
 	stats    *Stats         // nil: not counting
 	requests *requestFilter // nil: look every request id up
 }

@@ -182,7 +182,7 @@ type caseAcc struct {
 	c         pb.Case
 	states    map[pb.State]int64
 	want      map[string]*famSum
-	maxSeq    map[string]uint64 // "<prefix>/<date>" -> highest case number seen
+	maxSeq    map[string]uint64   // "<prefix>/<date>" -> highest case number seen
 	shapes    map[dashShape]int64 // what the D/ counters depend on, per case
 	steps     map[dashStep]int64  // the flow steps of the cases
 	problems  []string
