@@ -129,7 +129,7 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 	if old == nil {
 		kind = pb.ChangeKind_CHANGE_KIND_CREATED
 	}
-	if err := tx.appendChange(kind, c); err != nil {
+	if err := tx.appendChange(kind, old, c); err != nil {
 		return err
 	}
 	if old == nil || old.State != c.State {
