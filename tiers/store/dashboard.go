@@ -141,6 +141,106 @@ type dashRecords struct {
 	index    []string
 }
 
+// dashShape is what of a case its counters depend on, besides its flow.
+type dashShape struct {
+	grid, unit      string
+	state           pb.State
+	overdue, review bool
+}
+
+// dashStep is one step of a case's flow: an hour (Unix hours) and a kind.
+type dashStep struct {
+	grid string
+	hour int64
+	kind FlowKind
+}
+
+func shapeOf(c *pb.Case) dashShape {
+	open := isOpen(c.State)
+	return dashShape{grid: c.GridCode, unit: c.OwnerUnit, state: c.State,
+		overdue: open && c.Overdue, review: open && c.GetOwnership().GetInReview()}
+}
+
+// levelsOf is how many counted levels a grid code reaches.
+func levelsOf(grid string) int {
+	n := 0
+	for _, l := range countedLevels {
+		if len(grid) >= l {
+			n++
+		}
+	}
+	return n
+}
+
+// counters emits the counter keys of a case of this shape (+1 each).
+func (sh dashShape) counters(emit func(string)) {
+	st := stateSuffix(sh.state)
+	for _, l := range countedLevels[:levelsOf(sh.grid)] {
+		a := sh.grid[:l]
+		emit(dashCountKey(l, a, st))
+		if sh.overdue {
+			emit(dashCountKey(l, a, sfxOverdue))
+		}
+		if sh.review {
+			emit(dashCountKey(l, a, sfxReview))
+		}
+	}
+	if u := sh.unit; u != "" {
+		emit(dashUnitCountKey(u, st))
+		if sh.overdue {
+			emit(dashUnitCountKey(u, sfxOverdue))
+		}
+		if sh.review {
+			emit(dashUnitCountKey(u, sfxReview))
+		}
+	}
+}
+
+// counters emits the flow counter keys of one step (+1 each).
+func (st dashStep) counters(emit func(string)) {
+	hour := FlowHour(time.Unix(st.hour*3600, 0))
+	for _, l := range countedLevels[:levelsOf(st.grid)] {
+		emit(dashFlowKey(hour, l, st.grid[:l], st.kind))
+	}
+}
+
+// stepsOf calls fn for each counted step of c's history from index from.
+func stepsOf(c *pb.Case, from int, fn func(dashStep)) {
+	for _, h := range c.History[from:] {
+		k, ok := flowOf(h.Action)
+		if !ok || h.At == nil {
+			continue
+		}
+		hour := h.At.Seconds / 3600
+		if h.At.Seconds < 0 && h.At.Seconds%3600 != 0 {
+			hour--
+		}
+		fn(dashStep{grid: c.GridCode, hour: hour, kind: k})
+	}
+}
+
+// dashIndex lists c's overdue list entries (none unless open and overdue).
+func dashIndex(c *pb.Case, sh dashShape) []string {
+	if !sh.overdue {
+		return nil
+	}
+	var dueMs int64
+	if d := dueTime(c); d != nil {
+		dueMs = d.AsTime().UnixMilli()
+	}
+	var out []string
+	if len(sh.grid) >= AreaLevels[0] {
+		out = append(out, string(appendDue([]byte(pfxDashOver+sh.grid[:AreaLevels[0]]+"/"), dueMs, c.Id)))
+	}
+	for _, l := range countedLevels[:levelsOf(sh.grid)] {
+		out = append(out, string(appendDue([]byte(pfxDashOver+sh.grid[:l]+"/"), dueMs, c.Id)))
+	}
+	if sh.unit != "" {
+		out = append(out, string(appendDue([]byte(pfxDashUnitO+sh.unit+unitSep), dueMs, c.Id)))
+	}
+	return out
+}
+
 // dashOf lists the D/ records of c: the flow of its history steps from
 // index from on, and unless flowOnly its counts and overdue entries.
 func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
@@ -148,58 +248,14 @@ func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
 	if c == nil {
 		return r
 	}
-	grid := c.GridCode
-	levels := 0
-	for _, l := range countedLevels {
-		if len(grid) >= l {
-			levels++
-		}
-	}
-	for _, h := range c.History[from:] {
-		k, ok := flowOf(h.Action)
-		if !ok || h.At == nil {
-			continue
-		}
-		hour := FlowHour(h.At.AsTime())
-		for _, l := range countedLevels[:levels] {
-			r.counters = append(r.counters, dashFlowKey(hour, l, grid[:l], k))
-		}
-	}
+	emit := func(k string) { r.counters = append(r.counters, k) }
+	stepsOf(c, from, func(st dashStep) { st.counters(emit) })
 	if flowOnly {
 		return r
 	}
-	st := stateSuffix(c.State)
-	open := isOpen(c.State)
-	overdue := open && c.Overdue
-	review := open && c.GetOwnership().GetInReview()
-	var dueMs int64
-	if d := dueTime(c); d != nil {
-		dueMs = d.AsTime().UnixMilli()
-	}
-	if overdue && len(grid) >= AreaLevels[0] {
-		r.index = append(r.index, string(appendDue([]byte(pfxDashOver+grid[:AreaLevels[0]]+"/"), dueMs, c.Id)))
-	}
-	for _, l := range countedLevels[:levels] {
-		a := grid[:l]
-		r.counters = append(r.counters, dashCountKey(l, a, st))
-		if overdue {
-			r.counters = append(r.counters, dashCountKey(l, a, sfxOverdue))
-			r.index = append(r.index, string(appendDue([]byte(pfxDashOver+a+"/"), dueMs, c.Id)))
-		}
-		if review {
-			r.counters = append(r.counters, dashCountKey(l, a, sfxReview))
-		}
-	}
-	if u := c.OwnerUnit; u != "" {
-		r.counters = append(r.counters, dashUnitCountKey(u, st))
-		if overdue {
-			r.counters = append(r.counters, dashUnitCountKey(u, sfxOverdue))
-			r.index = append(r.index, string(appendDue([]byte(pfxDashUnitO+u+unitSep), dueMs, c.Id)))
-		}
-		if review {
-			r.counters = append(r.counters, dashUnitCountKey(u, sfxReview))
-		}
-	}
+	sh := shapeOf(c)
+	sh.counters(emit)
+	r.index = dashIndex(c, sh)
 	return r
 }
 
@@ -220,14 +276,14 @@ func sameSteps(old, c *pb.Case) bool {
 
 // putDash moves c's D/ records from old's (either may be nil).
 func (tx *Tx) putDash(old, c *pb.Case) error {
+	if tx.dash == nil {
+		tx.dash = map[string]int64{}
+	}
 	if old == nil {
-		// A new case: every record is new (a key listed twice is added
-		// twice; the transaction reads its own writes).
+		// A new case: every record is new.
 		r := dashOf(c, false, 0)
 		for _, k := range r.counters {
-			if err := tx.addDash([]byte(k), 1); err != nil {
-				return err
-			}
+			tx.dash[k]++
 		}
 		for _, k := range r.index {
 			if err := tx.set([]byte(k), nil); err != nil {
@@ -244,24 +300,11 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 	} else {
 		was, is = dashOf(old, false, 0), dashOf(c, false, 0)
 	}
-	delta := make(map[string]int64, len(was.counters)+len(is.counters))
 	for _, k := range was.counters {
-		delta[k]--
+		tx.dash[k]--
 	}
 	for _, k := range is.counters {
-		delta[k]++
-	}
-	keys := make([]string, 0, len(delta))
-	for k, d := range delta {
-		if d != 0 {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys) // the same writes in the same order on every replica
-	for _, k := range keys {
-		if err := tx.addDash([]byte(k), delta[k]); err != nil {
-			return err
-		}
+		tx.dash[k]++
 	}
 	for _, k := range was.index {
 		if !slices.Contains(is.index, k) {
@@ -277,6 +320,29 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 			}
 		}
 	}
+	return nil
+}
+
+// flushDash writes the transaction's counter changes, once per counter
+// however many cases of the batch moved it (Update, before the commit:
+// nothing reads D/ counters inside a write transaction).
+func (tx *Tx) flushDash() error {
+	if len(tx.dash) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(tx.dash))
+	for k, d := range tx.dash {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys) // the same writes in the same order on every replica
+	for _, k := range keys {
+		if err := tx.addDash([]byte(k), tx.dash[k]); err != nil {
+			return err
+		}
+	}
+	clear(tx.dash)
 	return nil
 }
 

@@ -99,6 +99,16 @@ func TestDashboardFollowsTheCase(t *testing.T) {
 	c3.OwnerUnit, c3.StageDeadline = "sanitation", ts(t0+60*minute)
 	put(c2, c3)
 	check("dispatched", "320505001002", map[pb.State]int64{pb.State_STATE_DISPATCHED: 1}, 1, 0, [5]int64{1, 1, 1})
+	// The feed's change names what the case moved from, so a client can
+	// keep these counts on top of a dashboard.
+	chs, head, _, err := s.Changes(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, last := chs[0], chs[len(chs)-1]; first.Before != nil || last.Revision != head || last.State != pb.State_STATE_DISPATCHED ||
+		last.Before.GetState() != pb.State_STATE_FILED || last.Before.GetOwnerUnit() != "" || last.OwnerUnit != "sanitation" || last.Before.GetGridCode() != dashGrid {
+		t.Fatalf("feed: first change's before %v; last change %v", first.Before, last)
+	}
 	u := dash(t, s, store.DashboardQuery{Unit: "sanitation", OverdueLimit: 10})
 	if u.Area.States[pb.State_STATE_DISPATCHED] != 1 || u.Area.Open() != 1 {
 		t.Fatalf("the unit's counts: %+v", u.Area)

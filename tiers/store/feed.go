@@ -120,8 +120,9 @@ func (tx *Tx) loadFeed() error {
 }
 
 // appendChange records that c changed (kind) at the next revision and
-// trims the oldest changes past the window.
-func (tx *Tx) appendChange(kind pb.ChangeKind, c *pb.Case) error {
+// trims the oldest changes past the window;
+// before is the case as it was (nil for a new one).
+func (tx *Tx) appendChange(kind pb.ChangeKind, before, c *pb.Case) error {
 	if err := tx.loadFeed(); err != nil {
 		return err
 	}
@@ -129,6 +130,11 @@ func (tx *Tx) appendChange(kind pb.ChangeKind, c *pb.Case) error {
 		CaseId: c.Id, Version: c.Version, Kind: kind, State: c.State,
 		Holder: c.Holder, HolderEpoch: c.HolderEpoch, OwnerUnit: c.OwnerUnit, GridCode: c.GridCode,
 		Overdue: c.Overdue, LogIndex: tx.feed.logIndex, ReportedBy: c.ReportedBy,
+		InReview: c.GetOwnership().GetInReview(),
+	}
+	if before != nil {
+		ch.Before = &pb.CaseBefore{State: before.State, Overdue: before.Overdue, InReview: before.GetOwnership().GetInReview(),
+			OwnerUnit: before.OwnerUnit, GridCode: before.GridCode}
 	}
 	if kind != pb.ChangeKind_CHANGE_KIND_REMOVED {
 		if h := c.GetHistory(); len(h) > 0 {

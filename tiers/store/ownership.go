@@ -123,7 +123,7 @@ func (tx *Tx) DeleteCase(id string) error {
 	if err := tx.putDash(c, nil); err != nil {
 		return err
 	}
-	if err := tx.appendChange(pb.ChangeKind_CHANGE_KIND_REMOVED, c); err != nil {
+	if err := tx.appendChange(pb.ChangeKind_CHANGE_KIND_REMOVED, c, c); err != nil {
 		return err
 	}
 	return tx.addCount(c.State, -1)

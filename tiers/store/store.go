@@ -113,6 +113,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := tx.flushFeed(); err != nil {
 		return err
 	}
+	if err := tx.flushDash(); err != nil {
+		return err
+	}
 	if err := tx.bumpLedger(); err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ type Tx struct {
 	// feed is the change log's state in this transaction (feed.go).
 	feed     feedState
 	feedOpts FeedOptions
+	// dash holds the dashboard counters' changes until the commit
+	// (dashboard.go).
+	dash     map[string]int64
 	stats    *Stats         // nil: not counting
 	requests *requestFilter // nil: look every request id up
 }
@@ -126,7 +129,7 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 	if old == nil {
 		kind = pb.ChangeKind_CHANGE_KIND_CREATED
 	}
-	if err := tx.appendChange(kind, c); err != nil {
+	if err := tx.appendChange(kind, old, c); err != nil {
 		return err
 	}
 	if old == nil || old.State != c.State {

@@ -182,15 +182,16 @@ type caseAcc struct {
 	c         pb.Case
 	states    map[pb.State]int64
 	want      map[string]*famSum
-	maxSeq    map[string]uint64 // "<prefix>/<date>" -> highest case number seen
-	dash      map[string]int64  // D/ counter key -> the count the cases make
+	maxSeq    map[string]uint64   // "<prefix>/<date>" -> highest case number seen
+	shapes    map[dashShape]int64 // what the D/ counters depend on, per case
+	steps     map[dashStep]int64  // the flow steps of the cases
 	problems  []string
 	nProblems int
 	h         *xxhash.Digest
 }
 
 func newCaseAcc() *caseAcc {
-	a := &caseAcc{states: map[pb.State]int64{}, want: map[string]*famSum{}, maxSeq: map[string]uint64{}, dash: map[string]int64{}, h: xxhash.New()}
+	a := &caseAcc{states: map[pb.State]int64{}, want: map[string]*famSum{}, maxSeq: map[string]uint64{}, shapes: map[dashShape]int64{}, steps: map[dashStep]int64{}, h: xxhash.New()}
 	for _, f := range checkedFamilies {
 		a.want[f] = &famSum{}
 	}
@@ -236,8 +237,11 @@ func (v *verifier) merge(a *caseAcc) {
 	for day, n := range a.maxSeq {
 		m.maxSeq[day] = max(m.maxSeq[day], n)
 	}
-	for k, n := range a.dash {
-		m.dash[k] += n
+	for k, n := range a.shapes {
+		m.shapes[k] += n
+	}
+	for k, n := range a.steps {
+		m.steps[k] += n
 	}
 	for _, p := range a.problems {
 		v.problem("%s", p)
@@ -343,11 +347,12 @@ func (a *caseAcc) add(id string, val []byte) {
 		}
 	}
 	a.want[pfxDigest].add(hashKV(a.h, digestKey(id), digestOf(c, val).encode()))
-	d := dashOf(c, false, 0)
-	for _, k := range d.counters {
-		a.dash[k]++
-	}
-	for _, k := range d.index {
+	// The D/ counters are summed by shape and step here and spelled out
+	// once at the end: a key per case would cost more than the decoding.
+	sh := shapeOf(c)
+	a.shapes[sh]++
+	stepsOf(c, 0, func(st dashStep) { a.steps[st]++ })
+	for _, k := range dashIndex(c, sh) {
 		a.want[famDashIndex].add(hashKV(a.h, []byte(k), nil))
 	}
 	if c.LegacyId != "" {
@@ -374,7 +379,14 @@ func (v *verifier) finish() {
 			v.problem("no case is in %s but its counter says %d", st, n)
 		}
 	}
-	for k, n := range cs.dash {
+	dash := map[string]int64{}
+	for sh, n := range cs.shapes {
+		sh.counters(func(k string) { dash[k] += n })
+	}
+	for st, n := range cs.steps {
+		st.counters(func(k string) { dash[k] += n })
+	}
+	for k, n := range dash {
 		cs.want[famDashCount].add(v.hash([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
 	}
 	if v.dashMarks && v.dashMark != v.rep.Applied {

@@ -33,9 +33,9 @@ const (
 // (FeedService, GET /v1/cases:watch) from `revision` on.
 //
 // Not here, because they have their own calls: the federation links' health
-// (ClusterService.FederationStatus, GET /v1/federation/status), the rankings
+// (ClusterService.FederationStatus, GET /v1/federation/links), the rankings
 // of the week (CaseService.GetEvaluation, GET /v1/evaluation), backlog
-// reconciliation progress (OwnershipService.GetReconcileReport), the grid
+// reconciliation progress (OwnershipService.GetReconcileReport, GET /v1/reconcile/report), the grid
 // polygons (GeoService.GetGridGeometry, GET /v1/geo/grids.geojson).
 type DashboardServiceClient interface {
 	// GetDashboard answers the summary of one area (permission
@@ -72,9 +72,9 @@ func (c *dashboardServiceClient) GetDashboard(ctx context.Context, in *GetDashbo
 // (FeedService, GET /v1/cases:watch) from `revision` on.
 //
 // Not here, because they have their own calls: the federation links' health
-// (ClusterService.FederationStatus, GET /v1/federation/status), the rankings
+// (ClusterService.FederationStatus, GET /v1/federation/links), the rankings
 // of the week (CaseService.GetEvaluation, GET /v1/evaluation), backlog
-// reconciliation progress (OwnershipService.GetReconcileReport), the grid
+// reconciliation progress (OwnershipService.GetReconcileReport, GET /v1/reconcile/report), the grid
 // polygons (GeoService.GetGridGeometry, GET /v1/geo/grids.geojson).
 type DashboardServiceServer interface {
 	// GetDashboard answers the summary of one area (permission

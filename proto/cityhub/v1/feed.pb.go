@@ -98,7 +98,12 @@ type CaseChange struct {
 	// The case as the node holds it when the change is sent (include_case):
 	// its version may be newer than `version` when later changes follow.
 	// Absent when the case is gone or now outside the caller's scope.
-	Case          *Case `protobuf:"bytes,15,opt,name=case,proto3" json:"case,omitempty"`
+	Case *Case `protobuf:"bytes,15,opt,name=case,proto3" json:"case,omitempty"`
+	// What the change moved away from, for a client that keeps counts on top
+	// of DashboardService.GetDashboard (take `before` away, add the new
+	// values): absent for a created case; for a removal, the case as it was.
+	Before        *CaseBefore `protobuf:"bytes,16,opt,name=before,proto3" json:"before,omitempty"`
+	InReview      bool        `protobuf:"varint,17,opt,name=in_review,json=inReview,proto3" json:"in_review,omitempty"` // in the joint review queue after the change
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +243,99 @@ func (x *CaseChange) GetCase() *Case {
 	return nil
 }
 
+func (x *CaseChange) GetBefore() *CaseBefore {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *CaseChange) GetInReview() bool {
+	if x != nil {
+		return x.InReview
+	}
+	return false
+}
+
+// CaseBefore is what a case's counts depended on before a change. The
+// dashboard counts a case overdue, or in review, only while it is open
+// (not CLOSED, NOT_FILED or VOIDED).
+type CaseBefore struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         State                  `protobuf:"varint,1,opt,name=state,proto3,enum=cityhub.v1.State" json:"state,omitempty"`
+	Overdue       bool                   `protobuf:"varint,2,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	InReview      bool                   `protobuf:"varint,3,opt,name=in_review,json=inReview,proto3" json:"in_review,omitempty"`
+	OwnerUnit     string                 `protobuf:"bytes,4,opt,name=owner_unit,json=ownerUnit,proto3" json:"owner_unit,omitempty"`
+	GridCode      string                 `protobuf:"bytes,5,opt,name=grid_code,json=gridCode,proto3" json:"grid_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseBefore) Reset() {
+	*x = CaseBefore{}
+	mi := &file_cityhub_v1_feed_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseBefore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseBefore) ProtoMessage() {}
+
+func (x *CaseBefore) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_feed_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseBefore.ProtoReflect.Descriptor instead.
+func (*CaseBefore) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CaseBefore) GetState() State {
+	if x != nil {
+		return x.State
+	}
+	return State_STATE_UNSPECIFIED
+}
+
+func (x *CaseBefore) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
+func (x *CaseBefore) GetInReview() bool {
+	if x != nil {
+		return x.InReview
+	}
+	return false
+}
+
+func (x *CaseBefore) GetOwnerUnit() string {
+	if x != nil {
+		return x.OwnerUnit
+	}
+	return ""
+}
+
+func (x *CaseBefore) GetGridCode() string {
+	if x != nil {
+		return x.GridCode
+	}
+	return ""
+}
+
 // ChangeFilter narrows a watch; every field set must match (AND). The
 // caller's scope (tiers/auth) narrows it further, whatever it asks.
 type ChangeFilter struct {
@@ -253,7 +351,7 @@ type ChangeFilter struct {
 
 func (x *ChangeFilter) Reset() {
 	*x = ChangeFilter{}
-	mi := &file_cityhub_v1_feed_proto_msgTypes[1]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +363,7 @@ func (x *ChangeFilter) String() string {
 func (*ChangeFilter) ProtoMessage() {}
 
 func (x *ChangeFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_feed_proto_msgTypes[1]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +376,7 @@ func (x *ChangeFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeFilter.ProtoReflect.Descriptor instead.
 func (*ChangeFilter) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{1}
+	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChangeFilter) GetHolder() string {
@@ -334,7 +432,7 @@ type WatchCasesRequest struct {
 
 func (x *WatchCasesRequest) Reset() {
 	*x = WatchCasesRequest{}
-	mi := &file_cityhub_v1_feed_proto_msgTypes[2]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +444,7 @@ func (x *WatchCasesRequest) String() string {
 func (*WatchCasesRequest) ProtoMessage() {}
 
 func (x *WatchCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_feed_proto_msgTypes[2]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +457,7 @@ func (x *WatchCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCasesRequest.ProtoReflect.Descriptor instead.
 func (*WatchCasesRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{2}
+	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WatchCasesRequest) GetAfterRevision() uint64 {
@@ -412,7 +510,7 @@ type PollCasesRequest struct {
 
 func (x *PollCasesRequest) Reset() {
 	*x = PollCasesRequest{}
-	mi := &file_cityhub_v1_feed_proto_msgTypes[3]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +522,7 @@ func (x *PollCasesRequest) String() string {
 func (*PollCasesRequest) ProtoMessage() {}
 
 func (x *PollCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_feed_proto_msgTypes[3]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +535,7 @@ func (x *PollCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollCasesRequest.ProtoReflect.Descriptor instead.
 func (*PollCasesRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{3}
+	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PollCasesRequest) GetAfterRevision() uint64 {
@@ -506,7 +604,7 @@ type WatchCasesResponse struct {
 
 func (x *WatchCasesResponse) Reset() {
 	*x = WatchCasesResponse{}
-	mi := &file_cityhub_v1_feed_proto_msgTypes[4]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +616,7 @@ func (x *WatchCasesResponse) String() string {
 func (*WatchCasesResponse) ProtoMessage() {}
 
 func (x *WatchCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_feed_proto_msgTypes[4]
+	mi := &file_cityhub_v1_feed_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +629,7 @@ func (x *WatchCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCasesResponse.ProtoReflect.Descriptor instead.
 func (*WatchCasesResponse) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{4}
+	return file_cityhub_v1_feed_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WatchCasesResponse) GetChanges() []*CaseChange {
@@ -574,7 +672,7 @@ var File_cityhub_v1_feed_proto protoreflect.FileDescriptor
 const file_cityhub_v1_feed_proto_rawDesc = "" +
 	"\n" +
 	"\x15cityhub/v1/feed.proto\x12\n" +
-	"cityhub.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15cityhub/v1/case.proto\"\xfd\x03\n" +
+	"cityhub.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15cityhub/v1/case.proto\"\xca\x04\n" +
 	"\n" +
 	"CaseChange\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x17\n" +
@@ -594,7 +692,17 @@ const file_cityhub_v1_feed_proto_rawDesc = "" +
 	"\tlog_index\x18\r \x01(\x04R\blogIndex\x12\x1f\n" +
 	"\vreported_by\x18\x0e \x01(\tR\n" +
 	"reportedBy\x12$\n" +
-	"\x04case\x18\x0f \x01(\v2\x10.cityhub.v1.CaseR\x04case\"\xab\x01\n" +
+	"\x04case\x18\x0f \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12.\n" +
+	"\x06before\x18\x10 \x01(\v2\x16.cityhub.v1.CaseBeforeR\x06before\x12\x1b\n" +
+	"\tin_review\x18\x11 \x01(\bR\binReview\"\xa8\x01\n" +
+	"\n" +
+	"CaseBefore\x12'\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x11.cityhub.v1.StateR\x05state\x12\x18\n" +
+	"\aoverdue\x18\x02 \x01(\bR\aoverdue\x12\x1b\n" +
+	"\tin_review\x18\x03 \x01(\bR\binReview\x12\x1d\n" +
+	"\n" +
+	"owner_unit\x18\x04 \x01(\tR\townerUnit\x12\x1b\n" +
+	"\tgrid_code\x18\x05 \x01(\tR\bgridCode\"\xab\x01\n" +
 	"\fChangeFilter\x12\x16\n" +
 	"\x06holder\x18\x01 \x01(\tR\x06holder\x12)\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x11.cityhub.v1.StateR\x06states\x12\x18\n" +
@@ -651,40 +759,43 @@ func file_cityhub_v1_feed_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_feed_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_cityhub_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cityhub_v1_feed_proto_goTypes = []any{
 	(ChangeKind)(0),               // 0: cityhub.v1.ChangeKind
 	(*CaseChange)(nil),            // 1: cityhub.v1.CaseChange
-	(*ChangeFilter)(nil),          // 2: cityhub.v1.ChangeFilter
-	(*WatchCasesRequest)(nil),     // 3: cityhub.v1.WatchCasesRequest
-	(*PollCasesRequest)(nil),      // 4: cityhub.v1.PollCasesRequest
-	(*WatchCasesResponse)(nil),    // 5: cityhub.v1.WatchCasesResponse
-	(State)(0),                    // 6: cityhub.v1.State
-	(Action)(0),                   // 7: cityhub.v1.Action
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*Case)(nil),                  // 9: cityhub.v1.Case
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*CaseBefore)(nil),            // 2: cityhub.v1.CaseBefore
+	(*ChangeFilter)(nil),          // 3: cityhub.v1.ChangeFilter
+	(*WatchCasesRequest)(nil),     // 4: cityhub.v1.WatchCasesRequest
+	(*PollCasesRequest)(nil),      // 5: cityhub.v1.PollCasesRequest
+	(*WatchCasesResponse)(nil),    // 6: cityhub.v1.WatchCasesResponse
+	(State)(0),                    // 7: cityhub.v1.State
+	(Action)(0),                   // 8: cityhub.v1.Action
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*Case)(nil),                  // 10: cityhub.v1.Case
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
 var file_cityhub_v1_feed_proto_depIdxs = []int32{
 	0,  // 0: cityhub.v1.CaseChange.kind:type_name -> cityhub.v1.ChangeKind
-	6,  // 1: cityhub.v1.CaseChange.state:type_name -> cityhub.v1.State
-	7,  // 2: cityhub.v1.CaseChange.action:type_name -> cityhub.v1.Action
-	8,  // 3: cityhub.v1.CaseChange.at:type_name -> google.protobuf.Timestamp
-	9,  // 4: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
-	6,  // 5: cityhub.v1.ChangeFilter.states:type_name -> cityhub.v1.State
-	2,  // 6: cityhub.v1.WatchCasesRequest.filter:type_name -> cityhub.v1.ChangeFilter
-	2,  // 7: cityhub.v1.PollCasesRequest.filter:type_name -> cityhub.v1.ChangeFilter
-	10, // 8: cityhub.v1.PollCasesRequest.wait:type_name -> google.protobuf.Duration
-	1,  // 9: cityhub.v1.WatchCasesResponse.changes:type_name -> cityhub.v1.CaseChange
-	3,  // 10: cityhub.v1.FeedService.WatchCases:input_type -> cityhub.v1.WatchCasesRequest
-	4,  // 11: cityhub.v1.FeedService.PollCases:input_type -> cityhub.v1.PollCasesRequest
-	5,  // 12: cityhub.v1.FeedService.WatchCases:output_type -> cityhub.v1.WatchCasesResponse
-	5,  // 13: cityhub.v1.FeedService.PollCases:output_type -> cityhub.v1.WatchCasesResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 1: cityhub.v1.CaseChange.state:type_name -> cityhub.v1.State
+	8,  // 2: cityhub.v1.CaseChange.action:type_name -> cityhub.v1.Action
+	9,  // 3: cityhub.v1.CaseChange.at:type_name -> google.protobuf.Timestamp
+	10, // 4: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
+	2,  // 5: cityhub.v1.CaseChange.before:type_name -> cityhub.v1.CaseBefore
+	7,  // 6: cityhub.v1.CaseBefore.state:type_name -> cityhub.v1.State
+	7,  // 7: cityhub.v1.ChangeFilter.states:type_name -> cityhub.v1.State
+	3,  // 8: cityhub.v1.WatchCasesRequest.filter:type_name -> cityhub.v1.ChangeFilter
+	3,  // 9: cityhub.v1.PollCasesRequest.filter:type_name -> cityhub.v1.ChangeFilter
+	11, // 10: cityhub.v1.PollCasesRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 11: cityhub.v1.WatchCasesResponse.changes:type_name -> cityhub.v1.CaseChange
+	4,  // 12: cityhub.v1.FeedService.WatchCases:input_type -> cityhub.v1.WatchCasesRequest
+	5,  // 13: cityhub.v1.FeedService.PollCases:input_type -> cityhub.v1.PollCasesRequest
+	6,  // 14: cityhub.v1.FeedService.WatchCases:output_type -> cityhub.v1.WatchCasesResponse
+	6,  // 15: cityhub.v1.FeedService.PollCases:output_type -> cityhub.v1.WatchCasesResponse
+	14, // [14:16] is the sub-list for method output_type
+	12, // [12:14] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_feed_proto_init() }
@@ -693,15 +804,15 @@ func file_cityhub_v1_feed_proto_init() {
 		return
 	}
 	file_cityhub_v1_case_proto_init()
-	file_cityhub_v1_feed_proto_msgTypes[2].OneofWrappers = []any{}
 	file_cityhub_v1_feed_proto_msgTypes[3].OneofWrappers = []any{}
+	file_cityhub_v1_feed_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_feed_proto_rawDesc), len(file_cityhub_v1_feed_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
