@@ -88,9 +88,10 @@ fmt: ## gofmt every hand-written file
 vet: ## go vet every package
 	$(GO) vet ./...
 
-lint: vet ## gofmt, go vet, the state-machine determinism lint and the proto drift check
+lint: vet ## gofmt, go vet, the state-machine determinism lint, the import rule (docs/ARCHITECTURE.md) and the proto drift check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || (echo "gofmt needed: $$out" >&2; exit 1)
 	$(GO) run ./cmd/cityhublint ./tiers/workflow ./tiers/fsm ./tiers/store ./tiers/calendar ./tiers/deadline ./tiers/evaluation ./federation/protocol ./federation/topology ./federation/ownership
+	$(GO) run ./cmd/cityhublint -imports .
 	$(MAKE) proto-check
 
 bench: ## benchmarks (see BENCHMARKS.md)
