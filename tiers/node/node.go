@@ -131,10 +131,10 @@ type Node struct {
 
 	// barrier is the last raft barrier this replica completed as leader
 	// (settle.go): every entry up to it is applied.
-	barrier     atomic.Pointer[position]
-	settleKick  chan struct{}
+	barrier    atomic.Pointer[position]
+	settleKick chan struct{}
 	// lead runs the leader jobs for each settled term (leader.go).
-	lead leadership
+	lead        leadership
 	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
