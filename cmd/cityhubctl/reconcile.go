@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cityhub/cityhub/federation/reconcile"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/export"
 )
 
 // reconcileTimeout bounds a reconciliation run when --timeout is not given:
@@ -93,7 +93,7 @@ plan, one planned case per row (the first --limit, 0 for all).
 Output: a summary line (run, scanned, in place, moved, pending, disputed,
 rejected), then one table per dimension (kind, class, unit, age of the
 case, destination node). -o json prints the report as protojson (with the
-whole plan of a dry run); -o csv the counts (reconcile.WriteCSV: run_id,
+whole plan of a dry run); -o csv the counts (export.WriteReconcileCSV: run_id,
 dimension, key, moved, pending, disputed, rejected, one row per dimension
 and key, then a "total" row). The plan of a dry run is not part of that
 CSV, which keeps one header; --plan-csv FILE writes it, every record, to a
@@ -201,7 +201,7 @@ func (a *app) printReconcileReport(rep *pb.ReconcileReport, limit int) error {
 	case "json":
 		return writeJSON(a.stdout, rep)
 	case "csv":
-		return reconcile.WriteCSV(a.stdout, rep)
+		return export.WriteReconcileCSV(a.stdout, rep)
 	}
 	return writeReconcileReport(a.stdout, rep, limit)
 }

@@ -24,8 +24,8 @@ import (
 
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/fedtest"
-	"github.com/cityhub/cityhub/federation/reconcile"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/export"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -301,8 +301,8 @@ func TestReconcileReviewAgainstSampleCity(t *testing.T) {
 		t.Fatalf("total row %q (%d rows), report %s", total, len(recs), summaryOf(stored))
 	}
 	var want strings.Builder
-	if err := reconcile.WriteCSV(&want, stored); err != nil || want.String() != out {
-		t.Fatalf("CSV differs from reconcile.WriteCSV:\n%s\nwant\n%s", out, want.String())
+	if err := export.WriteReconcileCSV(&want, stored); err != nil || want.String() != out {
+		t.Fatalf("CSV differs from export.WriteReconcileCSV:\n%s\nwant\n%s", out, want.String())
 	}
 
 	// The disputed cases end at the city, in its joint review queue.

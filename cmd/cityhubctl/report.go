@@ -13,6 +13,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/evaluation"
+	"github.com/cityhub/cityhub/tiers/export"
 )
 
 // evaluationCmd is `cityhubctl report`: the 综合评价 of a period.
@@ -101,7 +102,7 @@ separated, for one sheet (and one table) each.`,
 			case "json":
 				return writeJSON(a.stdout, reports[0])
 			case "csv":
-				return evaluation.WriteCSV(a.stdout, reports[0])
+				return export.WriteEvaluationCSV(a.stdout, reports[0])
 			}
 			for i, rep := range reports {
 				if i > 0 {
@@ -128,7 +129,7 @@ separated, for one sheet (and one table) each.`,
 // writeXLSXFile writes the workbook whole, or leaves no file.
 func writeXLSXFile(path string, reports []*pb.EvaluationReport) error {
 	var buf bytes.Buffer
-	if err := evaluation.WriteXLSX(&buf, reports...); err != nil {
+	if err := export.WriteEvaluationXLSX(&buf, reports...); err != nil {
 		return err
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/tiers/evaluation"
+	"github.com/cityhub/cityhub/tiers/export"
 )
 
 // fakeEval answers GetEvaluation with a fixed two-row report for the
@@ -125,7 +125,7 @@ func TestReportJSONAndCSV(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("csv: exit %d: %s", code, errOut)
 	}
-	rep, err := evaluation.ReadCSV(strings.NewReader(out))
+	rep, err := export.ReadEvaluationCSV(strings.NewReader(out))
 	if err != nil || !proto.Equal(rep, evalReport("inspector")) {
 		t.Fatalf("csv read back %v (%v):\n%s", rep, err, out)
 	}

@@ -42,6 +42,13 @@
 //
 // and the exit status is 1 if there are any, 0 (and no output) otherwise,
 // and 2 on usage errors, unreadable directories or unparsable files.
+//
+// With -imports ROOT it checks instead the module at ROOT against the import
+// rule written in ROOT/docs/ARCHITECTURE.md ("The import rule": the layers,
+// the packages in each, the modules a layer and those below never link) and
+// that every package is named in that document's packages table (imports.go).
+// `make lint` runs `cityhublint -imports .`; TestImportRule runs the same on
+// the repository.
 package main
 
 import (
@@ -62,10 +69,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cityhublint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cityhublint dir [dir ...]")
-		fmt.Fprintln(stderr, "Reports nondeterministic calls (clock, randomness, environment) in Raft state machine packages.")
+		fmt.Fprintln(stderr, "usage: cityhublint dir [dir ...] | cityhublint -imports ROOT")
+		fmt.Fprintln(stderr, "Reports nondeterministic calls (clock, randomness, environment) in Raft state machine packages;")
+		fmt.Fprintln(stderr, "with -imports, imports against the layers of ROOT/docs/ARCHITECTURE.md (\"The import rule\").")
 	}
 	showVersion := version.Flag(fs)
+	imports := fs.String("imports", "", "check the module at this root against the import rule of its docs/ARCHITECTURE.md instead")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -74,6 +83,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *showVersion {
 		version.Print(stdout, "cityhublint")
+		return 0
+	}
+	if *imports != "" {
+		findings, err := CheckImports(*imports)
+		if err != nil {
+			fmt.Fprintf(stderr, "cityhublint: %v\n", err)
+			return 2
+		}
+		for _, f := range findings {
+			fmt.Fprintln(stdout, f)
+		}
+		if len(findings) > 0 {
+			return 1
+		}
 		return 0
 	}
 	if fs.NArg() == 0 {

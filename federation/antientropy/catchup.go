@@ -84,12 +84,10 @@ func (r *Runner) followUp(ctx context.Context) {
 	idle := 500 * time.Millisecond
 	for {
 		wait := idle
-		if r.opts.Local.IsLeader() {
-			if failed, ran := r.followUpOnce(ctx); failed {
-				wait, backoff = backoff, min(2*backoff, r.opts.RetryMax)
-			} else if ran {
-				backoff, wait = r.opts.RetryMin, 0
-			}
+		if failed, ran := r.followUpOnce(ctx); failed {
+			wait, backoff = backoff, min(2*backoff, r.opts.RetryMax)
+		} else if ran {
+			backoff, wait = r.opts.RetryMin, 0
 		}
 		if wait == 0 {
 			continue

@@ -49,8 +49,7 @@ func TestRestoredNodeCatchesUpWithEveryNeighbour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
-	defer r.Stop()
+	lead(t, r)
 	waitFor(t, "the lost case back and two neighbours caught up", func() bool {
 		rs, _ := s1.st.RestoreState()
 		return s1.get(t, lost.Id) != nil && len(rs.CaughtUp) == 2
@@ -90,8 +89,7 @@ func TestKickRunsAntiEntropyWithThatNeighbour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
-	defer r.Stop()
+	lead(t, r)
 	r.Kick("d-1")
 	waitFor(t, "the parent repaired from the kicked run", func() bool { return d1.get(t, mirror.Id) != nil })
 }

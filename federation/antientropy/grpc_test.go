@@ -17,6 +17,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/relay"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // follower is a replica that does not lead.
@@ -25,7 +26,7 @@ type follower struct{ *memLocal }
 func (follower) IsLeader() bool { return false }
 
 // serve starts a FederationService of node self over bufconn.
-func serve(t *testing.T, self string, local relay.Local, withHandler bool) *bufconn.Listener {
+func serve(t *testing.T, self string, local node.Leader, withHandler bool) *bufconn.Listener {
 	topo := testTopo(t)
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()

@@ -11,6 +11,7 @@ import (
 	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
@@ -30,13 +31,13 @@ const (
 type Handler struct {
 	self  string
 	topo  *topology.Topology
-	local relay.Local
+	local node.Leader
 }
 
 var _ relay.AntiEntropyHandler = (*Handler)(nil)
 
 // NewHandler returns node self's side of anti-entropy.
-func NewHandler(self string, topo *topology.Topology, local relay.Local) *Handler {
+func NewHandler(self string, topo *topology.Topology, local node.Leader) *Handler {
 	return &Handler{self: self, topo: topo, local: local}
 }
 

@@ -77,6 +77,7 @@ func openMemLocal(tb testing.TB, t *topology.Topology, self, dir string) *memLoc
 }
 
 func (m *memLocal) IsLeader() bool           { return true }
+func (m *memLocal) Now() time.Time           { return time.Now() }
 func (m *memLocal) Applied() <-chan struct{} { return make(chan struct{}) }
 func (m *memLocal) Store() *store.Store      { return m.st }
 func (m *memLocal) ApplyLocal(_ context.Context, cmd *pb.Command) (*fsm.Result, error) {
@@ -158,4 +159,18 @@ func testCase(n int, reportedAt, holder string, epoch, version uint64, desc stri
 
 func timestampOf(n int) time.Time {
 	return time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute)
+}
+
+// lead runs r as its node's leader job would (node.AddLeaderJob) for one
+// term that lasts until the test ends, then closes it.
+func lead(t *testing.T, r *Runner) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Lead(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		r.Close()
+	})
 }

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -23,7 +22,7 @@ import (
 type Options struct {
 	Self     string
 	Topology *topology.Topology
-	Local    relay.Local
+	Local    node.Leader
 	// Dial returns the node's own gRPC options for calling a neighbour
 	// (transport credentials), as for the relay.
 	Dial func(peer string) []grpc.DialOption
@@ -61,9 +60,6 @@ type Runner struct {
 	hint map[string]uint64 // shared count of the last comparison, per peer
 
 	kicks *kicks // runs asked for after a restore (catchup.go)
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // New builds the runner of opts.Self.
@@ -112,27 +108,24 @@ func New(opts Options) (*Runner, error) {
 // Metrics are the runner's collectors.
 func (r *Runner) Metrics() *Metrics { return r.opts.Metrics }
 
-// Start runs the periodic comparison with the children, and the runs a
-// restore asks for (catchup.go), until Stop.
-func (r *Runner) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.followUp(ctx) }()
-	if r.opts.Interval <= 0 {
-		return
+// Lead runs the periodic comparison with the children, and the runs a
+// restore or the relay asks for (catchup.go), until ctx ends. It is a
+// leader job (node.AddLeaderJob): it runs on the leader of a settled term
+// only, and its context ends with the term (and a run in progress with
+// it).
+func (r *Runner) Lead(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.followUp(ctx) }()
+	if r.opts.Interval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.loop(ctx) }()
 	}
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.loop(ctx) }()
+	wg.Wait()
 }
 
-// Stop ends the periodic run (and a run in progress) and closes the
-// connections.
-func (r *Runner) Stop() {
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.wg.Wait()
+// Close closes the connections, once Lead has returned.
+func (r *Runner) Close() {
 	for _, p := range r.conns {
 		p.close()
 	}
@@ -146,9 +139,6 @@ func (r *Runner) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if !r.opts.Local.IsLeader() {
-			continue
 		}
 		var kids []string
 		for _, c := range r.opts.Topology.Children(r.opts.Self) {

@@ -241,8 +241,7 @@ func TestPeriodicRunRepairsTheChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
-	defer r.Stop()
+	lead(t, r)
 	deadline := time.Now().Add(10 * time.Second)
 	for !proto.Equal(child.get(t, x.Id), x) {
 		if time.Now().After(deadline) {

@@ -11,7 +11,7 @@ import (
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/diskspace"
-	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
@@ -30,19 +30,12 @@ var (
 // cases another node's reconciler handed up to this one.
 const FollowRun = "follow"
 
-// Local is what the reconciler needs of the replica it runs in.
-type Local interface {
-	IsLeader() bool
-	ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
-	Store() *store.Store
-}
-
 // Options configure a Reconciler.
 type Options struct {
 	Self     string
 	Topology *topology.Topology
 	Owners   Owners
-	Local    Local
+	Local    node.Leader
 	// Now is the clock (the run's start time and age buckets); default time.Now.
 	Now func() time.Time
 	// BatchSize is the number of moves per Raft command (default 500).
@@ -65,8 +58,6 @@ type Reconciler struct {
 	// follow loop skips while a run goes on).
 	running sync.Mutex
 	passing sync.Mutex
-	stop    chan struct{}
-	wg      sync.WaitGroup
 }
 
 // New builds a Reconciler.
@@ -84,7 +75,6 @@ func New(opts Options) *Reconciler {
 		opts:    opts,
 		planner: Planner{Self: opts.Self, Topology: opts.Topology, Owners: opts.Owners},
 		log:     opts.Logger.With("component", "reconcile", "node", opts.Self),
-		stop:    make(chan struct{}),
 	}
 }
 
@@ -373,67 +363,56 @@ const maxPasses = 5
 // maxPlan bounds the plan entries a dry run returns (the counts are complete).
 const maxPlan = 10_000
 
-// Start begins the follow loop: on the leader, every FollowInterval, cases
-// another node's reconciler handed to this one are planned and moved on
-// (run "follow"), so a case reaches its owner across several tiers; and a
-// run left unfinished (the leader crashed or lost leadership half-way) is
-// resumed, backing off while it keeps failing.
-func (r *Reconciler) Start() {
+// Lead is the follow loop, a leader job (node.AddLeaderJob: it runs on the
+// leader of a settled term only, until the term ends): every
+// FollowInterval, cases another node's reconciler handed to this one are
+// planned and moved on (run "follow"), so a case reaches its owner across
+// several tiers; and a run left unfinished (the leader crashed or lost
+// leadership half-way) is resumed, backing off while it keeps failing.
+// With no FollowInterval it returns at once.
+func (r *Reconciler) Lead(ctx context.Context) {
 	if r.opts.FollowInterval <= 0 {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer cancel()
-		t := time.NewTicker(r.opts.FollowInterval)
-		defer t.Stop()
-		var (
-			nextResume time.Time
-			backoff    = r.opts.FollowInterval
-		)
-		for {
-			select {
-			case <-r.stop:
-				return
-			case <-t.C:
-			}
-			if !r.opts.Local.IsLeader() {
-				continue
-			}
-			switch err := r.Follow(ctx); {
-			case err == nil || errors.Is(err, ErrRunning) || errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
-			case diskspace.IsRefusal(err):
-				// Paused below the disk reserve (the monitor logs the
-				// crossing); the cases wait in their index.
-				r.log.Debug("follow reconciliation paused: disk space below the reserve", "error", err)
-			default:
-				r.log.Warn("follow reconciliation", "error", err)
-			}
-			if time.Now().Before(nextResume) {
-				continue
-			}
-			switch err := r.resumeUnfinished(ctx); {
-			case err == nil || errors.Is(err, ErrRunning) || ctx.Err() != nil:
-				backoff = r.opts.FollowInterval
-			case diskspace.IsRefusal(err):
-				// The run stays unfinished and resumes where it stopped
-				// once space returns: try again soon, without growing the
-				// backoff of runs that fail for other reasons.
-				r.log.Debug("resume reconciliation run paused: disk space below the reserve", "error", err)
-				nextResume = time.Now().Add(diskspace.RetryAfter)
-			default:
-				r.log.Warn("resume reconciliation run", "error", err, "retry_in", backoff)
-				nextResume = time.Now().Add(backoff)
-				backoff = min(2*backoff, maxResumeBackoff)
-			}
+	t := time.NewTicker(r.opts.FollowInterval)
+	defer t.Stop()
+	var (
+		nextResume time.Time
+		backoff    = r.opts.FollowInterval
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
-	go func() {
-		<-r.stop
-		cancel()
-	}()
+		switch err := r.Follow(ctx); {
+		case err == nil || errors.Is(err, ErrRunning) || errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
+		case diskspace.IsRefusal(err):
+			// Paused below the disk reserve (the monitor logs the
+			// crossing); the cases wait in their index.
+			r.log.Debug("follow reconciliation paused: disk space below the reserve", "error", err)
+		default:
+			r.log.Warn("follow reconciliation", "error", err)
+		}
+		if time.Now().Before(nextResume) {
+			continue
+		}
+		switch err := r.resumeUnfinished(ctx); {
+		case err == nil || errors.Is(err, ErrRunning) || ctx.Err() != nil:
+			backoff = r.opts.FollowInterval
+		case diskspace.IsRefusal(err):
+			// The run stays unfinished and resumes where it stopped
+			// once space returns: try again soon, without growing the
+			// backoff of runs that fail for other reasons.
+			r.log.Debug("resume reconciliation run paused: disk space below the reserve", "error", err)
+			nextResume = time.Now().Add(diskspace.RetryAfter)
+		default:
+			r.log.Warn("resume reconciliation run", "error", err, "retry_in", backoff)
+			nextResume = time.Now().Add(backoff)
+			backoff = min(2*backoff, maxResumeBackoff)
+		}
+	}
 }
 
 // maxResumeBackoff bounds the wait between attempts to resume a run that
@@ -458,16 +437,6 @@ func (r *Reconciler) resumeUnfinished(ctx context.Context) error {
 	r.log.Info("resuming a reconciliation run left unfinished", "run", unfinished)
 	_, err := r.Reconcile(ctx, &pb.ReconcileRequest{RunId: unfinished})
 	return err
-}
-
-// Stop ends the follow loop.
-func (r *Reconciler) Stop() {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
-	r.wg.Wait()
 }
 
 // Follow plans and moves on the cases that arrived here from another

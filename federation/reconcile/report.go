@@ -3,12 +3,9 @@ package reconcile
 import (
 	"cmp"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -181,20 +178,6 @@ func (a *aggregate) fill(rep *pb.ReconcileReport) {
 
 func ageIndex(name string) int {
 	return slices.IndexFunc(ageBuckets, func(b ageBucketDef) bool { return b.name == name })
-}
-
-// WriteCSV writes a report's counts as CSV: one row per dimension and key,
-// then a total row.
-func WriteCSV(w io.Writer, rep *pb.ReconcileReport) error {
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"run_id", "dimension", "key", "moved", "pending", "disputed", "rejected", "failed"})
-	n := func(v int64) string { return strconv.FormatInt(v, 10) }
-	for _, c := range rep.Counts {
-		_ = cw.Write([]string{rep.RunId, c.Dimension, c.Key, n(c.Moved), n(c.Pending), n(c.Disputed), n(c.Rejected), n(c.Failed)})
-	}
-	_ = cw.Write([]string{rep.RunId, "total", "", n(rep.Moved), n(rep.Pending), n(rep.Disputed), n(rep.Rejected), n(rep.Failed)})
-	cw.Flush()
-	return cw.Error()
 }
 
 func tsOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

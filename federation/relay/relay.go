@@ -13,6 +13,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // ErrReceiverBehind reports a neighbour whose high-water mark is below what
@@ -30,7 +31,7 @@ var ErrReceiverBehind = errors.New("receiver is behind its own acknowledgement")
 type Options struct {
 	Self     string
 	Topology *topology.Topology
-	Local    Local
+	Local    node.Leader
 	// Dial returns the gRPC options for calling a neighbour (transport
 	// credentials: mTLS expecting the neighbour's name in its certificate,
 	// or insecure when configured for local use).
@@ -81,16 +82,14 @@ func (o *Options) defaults() {
 }
 
 // Relay ships the outbox of each link of one node to the neighbour's
-// leader. Every replica runs it; only the leader sends. A new leader starts
-// from the acknowledged mark in the state store, so nothing is lost, and
-// the receiver's high-water mark drops what was sent twice.
+// leader. It is a leader job (Run): only the leader of a settled term
+// sends. A new leader starts from the acknowledged mark in the state store,
+// so nothing is lost, and the receiver's high-water mark drops what was
+// sent twice.
 type Relay struct {
 	opts  Options
 	log   *slog.Logger
 	links []*link
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // link is the sending side of one link.
@@ -139,30 +138,28 @@ func dialOptions(o Options, peer string) []grpc.DialOption {
 	})}, o.Dial(peer)...)
 }
 
-// Start runs one sender and one trimmer per link until Stop.
-func (r *Relay) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+// Lead runs one sender and one trimmer per link until ctx ends. It is a
+// leader job (node.AddLeaderJob): it runs on the leader of a settled term
+// only, and its context ends with the term.
+func (r *Relay) Lead(ctx context.Context) {
+	var wg sync.WaitGroup
 	for _, l := range r.links {
-		r.wg.Add(2)
-		go func() { defer r.wg.Done(); r.send(ctx, l) }()
-		go func() { defer r.wg.Done(); r.trim(ctx, l) }()
+		wg.Add(2)
+		go func() { defer wg.Done(); r.send(ctx, l) }()
+		go func() { defer wg.Done(); r.trim(ctx, l) }()
 	}
+	wg.Wait()
 }
 
-// Stop ends the relay and closes its connections.
-func (r *Relay) Stop() {
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.wg.Wait()
+// Close closes the relay's connections, once Lead has returned.
+func (r *Relay) Close() {
 	for _, l := range r.links {
 		l.client.close()
 	}
 }
 
-// send is the loop of one link: wait for leadership and for entries, send
-// a batch, move the cursor to the mark the receiver answers.
+// send is the loop of one link for one term: wait for entries, send a
+// batch, move the cursor to the mark the receiver answers.
 //
 // Every batch carries this node's incarnation and the link's acknowledged
 // mark (the floor), read with the entries: a receiver that sees a new
@@ -179,15 +176,10 @@ func (r *Relay) send(ctx context.Context, l *link) {
 	backoff := r.opts.RetryMin
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
+	l.setSending(true)
+	defer l.setSending(false)
 	for ctx.Err() == nil {
 		applied := local.Applied()
-		if !local.IsLeader() {
-			cursor, advance = 0, false
-			l.setSending(false)
-			r.wait(ctx, applied, 200*time.Millisecond, idle)
-			continue
-		}
-		l.setSending(true)
 		// From the start of the outbox when the cursor is unknown: what is
 		// acknowledged is trimmed, so the batch starts after the floor.
 		b, err := local.Store().NextBatch(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
@@ -300,7 +292,7 @@ func (r *Relay) trim(ctx context.Context, l *link) {
 			l.mu.Lock()
 			hw, done := l.hw, l.trimmed
 			l.mu.Unlock()
-			if hw <= done || !r.opts.Local.IsLeader() {
+			if hw <= done {
 				break
 			}
 			cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)

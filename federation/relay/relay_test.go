@@ -78,8 +78,7 @@ func TestRelayReportsAReceiverThatLostState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
-	defer r.Stop()
+	lead(t, r)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := r.Status()
@@ -183,8 +182,7 @@ func startRelay(t *testing.T, peer pb.FederationServiceServer, n int, acked uint
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
-	t.Cleanup(r.Stop)
+	lead(t, r)
 	return r, local
 }
 

@@ -30,7 +30,7 @@ type Server struct {
 	pb.UnimplementedFederationServiceServer
 	self  string
 	topo  *topology.Topology
-	local Local
+	local node.Leader
 	// identity, when set, must name the caller as req.From; nil only in
 	// the explicitly configured plain-text mode.
 	identity PeerIdentity
@@ -46,7 +46,7 @@ type Server struct {
 }
 
 // NewServer returns the FederationService of node self.
-func NewServer(self string, topo *topology.Topology, local Local, identity PeerIdentity, logger *slog.Logger) *Server {
+func NewServer(self string, topo *topology.Topology, local node.Leader, identity PeerIdentity, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,6 +32,7 @@ type fakeLocal struct {
 }
 
 func (f *fakeLocal) IsLeader() bool { return f.leader }
+func (f *fakeLocal) Now() time.Time { return time.Now() }
 func (f *fakeLocal) ApplyLocal(_ context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -174,4 +176,18 @@ func TestDeliverBelowTheDiskReserve(t *testing.T) {
 	if !PassOver(status.Error(codes.Unavailable, "not the leader")) {
 		t.Fatal("not the leader is no longer passed over")
 	}
+}
+
+// lead runs r as its node's leader job would (node.AddLeaderJob) for one
+// term that lasts until the test ends, then closes it.
+func lead(t *testing.T, r *Relay) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Lead(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		r.Close()
+	})
 }

@@ -17,6 +17,7 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/evaluation"
+	"github.com/cityhub/cityhub/tiers/export"
 )
 
 // GetEvaluation scores units, regions or inspectors over a day, week, month
@@ -149,10 +150,10 @@ func serveEvaluation(w http.ResponseWriter, req *http.Request, cs *CaseServer, f
 	var buf bytes.Buffer
 	contentType := "text/csv; charset=utf-8"
 	if format == "csv" {
-		err = evaluation.WriteCSV(&buf, reports[0])
+		err = export.WriteEvaluationCSV(&buf, reports[0])
 	} else {
 		contentType = xlsxContentType
-		err = evaluation.WriteXLSX(&buf, reports...)
+		err = export.WriteEvaluationXLSX(&buf, reports...)
 	}
 	if err != nil {
 		writeError(w, status.New(codes.Internal, "write "+format+": "+err.Error()))

@@ -18,6 +18,7 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/evaluation"
+	"github.com/cityhub/cityhub/tiers/export"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -155,7 +156,7 @@ func TestEvaluationREST(t *testing.T) {
 		!strings.Contains(resp.Header.Get("Content-Disposition"), `filename="evaluation-2025-W11-unit.csv"`) {
 		t.Fatalf("CSV: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
-	back, err := evaluation.ReadCSV(bytes.NewReader(body))
+	back, err := export.ReadEvaluationCSV(bytes.NewReader(body))
 	if err != nil || !proto.Equal(back, want) {
 		t.Fatalf("CSV %s read back as %v (%v)", body, back, err)
 	}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	gateway "github.com/cityhub/cityhub/proto/cityhub/v1/gw"
 	"github.com/cityhub/cityhub/proto/openapi"
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -138,25 +138,25 @@ func newGateway(ctx context.Context, svc gatewayServices, g *guard, l *limiter, 
 			writeError(w, status.Newf(c, "no route for %s %s", req.Method, req.URL.Path))
 		}),
 	)
-	if err := pb.RegisterCaseServiceHandlerServer(ctx, gw, cs); err != nil {
+	if err := gateway.RegisterCaseServiceHandlerServer(ctx, gw, cs); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterClusterServiceHandlerServer(ctx, gw, cl); err != nil {
+	if err := gateway.RegisterClusterServiceHandlerServer(ctx, gw, cl); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterOwnershipServiceHandlerServer(ctx, gw, own); err != nil {
+	if err := gateway.RegisterOwnershipServiceHandlerServer(ctx, gw, own); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterAuthServiceHandlerServer(ctx, gw, svc.as); err != nil {
+	if err := gateway.RegisterAuthServiceHandlerServer(ctx, gw, svc.as); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterGeoServiceHandlerServer(ctx, gw, svc.geo); err != nil {
+	if err := gateway.RegisterGeoServiceHandlerServer(ctx, gw, svc.geo); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterFeedServiceHandlerServer(ctx, gw, svc.fs); err != nil {
+	if err := gateway.RegisterFeedServiceHandlerServer(ctx, gw, svc.fs); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterDashboardServiceHandlerServer(ctx, gw, svc.ds); err != nil {
+	if err := gateway.RegisterDashboardServiceHandlerServer(ctx, gw, svc.ds); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()

@@ -11,11 +11,10 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/cityhub/cityhub/federation/reconcile"
-
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
+	"github.com/cityhub/cityhub/tiers/export"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -179,7 +178,7 @@ func registerReconcileDownload(mux *http.ServeMux, own *OwnershipServer) {
 			return
 		}
 		var buf bytes.Buffer
-		if err := reconcile.WriteCSV(&buf, rep); err != nil {
+		if err := export.WriteReconcileCSV(&buf, rep); err != nil {
 			writeError(w, status.Convert(toStatus(err)))
 			return
 		}

@@ -13,7 +13,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -214,14 +213,14 @@ func (c *Catalogue) ValidateClass(kind pb.Kind, major, minor, componentID, gridC
 }
 
 var defaultCatalogue = sync.OnceValue(func() *Catalogue {
-	c, err := Load(config.DefaultCatalogue)
+	c, err := Load(defaultYAML)
 	if err != nil {
-		panic("catalogue: embedded config/catalogue/default.yaml is broken: " + err.Error())
+		panic("catalogue: embedded default.yaml is broken: " + err.Error())
 	}
 	return c
 })
 
-// Default returns the built-in catalogue (config/catalogue/default.yaml). It
+// Default returns the built-in catalogue (tiers/catalogue/default.yaml). It
 // is parsed once and shared. It panics only if the embedded file is broken,
 // which the package tests rule out.
 func Default() *Catalogue { return defaultCatalogue() }
@@ -239,7 +238,7 @@ func LoadFile(path string) (*Catalogue, error) {
 	return c, nil
 }
 
-// file is the YAML layout of a catalogue (config/catalogue/default.yaml).
+// file is the YAML layout of a catalogue (tiers/catalogue/default.yaml).
 type file struct {
 	Version    string      `yaml:"version"`
 	Name       string      `yaml:"name"`

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -52,7 +51,7 @@ var domainClasses = []struct {
 
 func TestDefaultLoads(t *testing.T) {
 	// Guards the panic in Default: the embedded file must load.
-	c, err := Load(config.DefaultCatalogue)
+	c, err := Load(defaultYAML)
 	if err != nil {
 		t.Fatalf("embedded default catalogue does not load: %v", err)
 	}

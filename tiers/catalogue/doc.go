@@ -7,7 +7,7 @@
 // (3 digits for the 17-digit component series). The table of classes is data,
 // not code: cities extend and re-cut the national table (GB/T 30428.2), add
 // local extension majors, or encode ownership in the class itself. The
-// default table is config/catalogue/default.yaml, embedded in the binary and
+// default table is default.yaml in this package, embedded in the binary and
 // returned by Default; a city supplies its own file to LoadFile. A Catalogue
 // is immutable once loaded, so it can be shared between goroutines and
 // swapped whole when a new version is deployed.

@@ -4,20 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/tiers/fsm"
-	"github.com/cityhub/cityhub/tiers/store"
+	"github.com/cityhub/cityhub/tiers/node"
 )
-
-// RetentionNode is what retention needs of the node (node.Node).
-type RetentionNode interface {
-	IsLeader() bool
-	Store() *store.Store
-	ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
-}
 
 // Retention removes, on the leader, the bytes of evidence whose every case
 // ended (closed, not filed, voided) longer ago than Keep: an EvidencePurge
@@ -25,60 +16,46 @@ type RetentionNode interface {
 // the object in the bucket (S3 mode). The references and the metadata stay,
 // marked purged.
 type Retention struct {
-	n     RetentionNode
+	n     node.Leader
 	svc   *Service
 	keep  time.Duration
 	every time.Duration
 	now   func() time.Time
 	log   *slog.Logger
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // NewRetention returns the retention of node n (keep > 0), looking every
 // `every`; now is the clock (nil: the system's).
-func NewRetention(n RetentionNode, svc *Service, keep, every time.Duration, now func() time.Time, logger *slog.Logger) *Retention {
+func NewRetention(n node.Leader, svc *Service, keep, every time.Duration, now func() time.Time, logger *slog.Logger) *Retention {
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Retention{n: n, svc: svc, keep: keep, every: every, now: now, log: logger.With("component", "evidence-retention"), stop: make(chan struct{})}
+	return &Retention{n: n, svc: svc, keep: keep, every: every, now: now, log: logger.With("component", "evidence-retention")}
 }
 
-// Start runs Sweep every interval until Stop.
-func (r *Retention) Start() {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(r.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), r.every)
-				if n, err := r.Sweep(ctx); err != nil {
-					r.log.Warn("retention sweep", "error", err, "purged", n)
-				} else if n > 0 {
-					r.log.Info("evidence past retention removed", "purged", n)
-				}
-				cancel()
-			}
+// Lead runs Sweep every interval until ctx ends. It is a leader job
+// (node.AddLeaderJob): it runs on the leader of a settled term only, and
+// its context ends with the term.
+func (r *Retention) Lead(ctx context.Context) {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
-}
-
-// Stop ends the loop.
-func (r *Retention) Stop() {
-	if r == nil {
-		return
+		sctx, cancel := context.WithTimeout(ctx, r.every)
+		if n, err := r.Sweep(sctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("retention sweep", "error", err, "purged", n)
+		} else if n > 0 {
+			r.log.Info("evidence past retention removed", "purged", n)
+		}
+		cancel()
 	}
-	close(r.stop)
-	r.wg.Wait()
 }
 
 // ended reports whether c ended before cutoff.

@@ -131,8 +131,10 @@ type Node struct {
 
 	// barrier is the last raft barrier this replica completed as leader
 	// (settle.go): every entry up to it is applied.
-	barrier     atomic.Pointer[position]
-	settleKick  chan struct{}
+	barrier    atomic.Pointer[position]
+	settleKick chan struct{}
+	// lead runs the leader jobs for each settled term (leader.go).
+	lead        leadership
 	snapMetrics *snapshotMetrics
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
@@ -170,6 +172,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node"), done: make(chan struct{}), settleKick: make(chan struct{}, 1)}
 	n.appliedCond = sync.NewCond(&n.appliedMu)
+	n.lead.kick = make(chan struct{}, 1)
 	n.appliedCh = make(chan struct{})
 	// Before open: its goroutines may propose (registration).
 	n.disk = newDiskMonitor(cfg)
@@ -268,6 +271,7 @@ func (n *Node) open() error {
 		}
 	}
 	go n.settleLoop()
+	go n.leaderLoop()
 	go n.registerSelf()
 	return nil
 }
@@ -435,6 +439,8 @@ func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
 func (n *Node) Shutdown() error {
 	var err error
 	n.closeOnce.Do(func() {
+		// The leader jobs use raft and the stores: they end first.
+		n.StopLeaderJobs()
 		close(n.done)
 		if n.raft != nil {
 			err = n.raft.Shutdown().Error()

@@ -85,6 +85,9 @@ func (n *Node) settleLoop() {
 	leaderCh := n.raft.LeaderCh()
 	for {
 		n.settle()
+		// A settled term starts the leader jobs, a lost one stops them
+		// (leader.go).
+		n.kickLeadership()
 		select {
 		case <-n.done:
 			return

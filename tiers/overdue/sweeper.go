@@ -7,24 +7,14 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/diskspace"
-	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
 )
-
-// Local is what the sweeper needs of its replica.
-type Local interface {
-	IsLeader() bool
-	ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
-	Store() *store.Store
-	// Now is the leader's clock (the one it stamps commands with).
-	Now() time.Time
-}
 
 // Sweeper marks the cases whose stage deadline passed, on the leader of the
 // group that holds them. Deadlines are state (the store's deadline index),
@@ -34,68 +24,49 @@ type Local interface {
 // applies once; the state machine also refuses a second mark of the same
 // deadline.
 type Sweeper struct {
-	local    Local
+	local    node.Leader
 	self     string // the federation node name ("" standalone): only held cases are swept
 	interval time.Duration
 	batch    int
 	log      *slog.Logger
 
 	marked atomic.Int64
-	stop   chan struct{}
-	wg     sync.WaitGroup
 }
 
 // NewSweeper returns a sweeper that runs every interval.
-func NewSweeper(local Local, self string, interval time.Duration, logger *slog.Logger) *Sweeper {
+func NewSweeper(local node.Leader, self string, interval time.Duration, logger *slog.Logger) *Sweeper {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Sweeper{local: local, self: self, interval: interval, batch: 1024, log: logger.With("component", "deadline-sweeper"), stop: make(chan struct{})}
+	return &Sweeper{local: local, self: self, interval: interval, batch: 1024, log: logger.With("component", "deadline-sweeper")}
 }
 
-// Start runs the sweeper until Stop.
-func (s *Sweeper) Start() {
-	s.wg.Add(1)
-	// Stop cancels a sweep in progress: marking a large backlog that fell
-	// due takes many commands, and a stopping replica must not wait for it.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-s.stop
-		cancel()
-	}()
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(s.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				if s.local.IsLeader() {
-					switch _, err := s.Sweep(ctx); {
-					case err == nil || ctx.Err() != nil:
-					case diskspace.IsRefusal(err):
-						// Paused below the disk reserve (the monitor logs
-						// the crossing); deadlines are state: the first
-						// sweep after space returns marks what fell due.
-						s.log.Debug("sweep paused: disk space below the reserve", "error", err)
-					default:
-						s.log.Warn("sweep", "error", err)
-					}
-				}
-			}
+// Lead sweeps every interval until ctx ends. It is a leader job
+// (node.AddLeaderJob): it runs on the leader of a settled term only, and
+// its context ends with the term.
+func (s *Sweeper) Lead(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
-}
-
-// Stop ends the sweeper.
-func (s *Sweeper) Stop() {
-	close(s.stop)
-	s.wg.Wait()
+		switch _, err := s.Sweep(ctx); {
+		case err == nil || ctx.Err() != nil:
+		case diskspace.IsRefusal(err):
+			// Paused below the disk reserve (the monitor logs the
+			// crossing); deadlines are state: the first sweep after
+			// space returns marks what fell due.
+			s.log.Debug("sweep paused: disk space below the reserve", "error", err)
+		default:
+			s.log.Warn("sweep", "error", err)
+		}
+	}
 }
 
 // Marked counts the cases this replica marked overdue.

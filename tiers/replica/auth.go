@@ -70,45 +70,33 @@ func peerDialOptions(cfg config.Config) ([]grpc.DialOption, error) {
 	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, nil
 }
 
-// firstAdmin makes the first administrator (auth.admin_password_file):
-// while this replica leads and the account is missing, it proposes it.
+// firstAdmin makes the first administrator (auth.admin_password_file): a
+// leader job that proposes the account while it is missing.
 type firstAdmin struct {
-	n      *node.Node
-	user   string
-	file   string
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
+	n    *node.Node
+	user string
+	file string
+	log  *slog.Logger
 }
 
-func startFirstAdmin(cfg config.Config, n *node.Node, log *slog.Logger) *firstAdmin {
+func startFirstAdmin(cfg config.Config, n *node.Node, log *slog.Logger) {
 	if cfg.Auth.Disabled || cfg.Auth.AdminPasswordFile == "" {
-		return nil
+		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &firstAdmin{n: n, user: cfg.Auth.AdminUser, file: cfg.Auth.AdminPasswordFile, log: log.With("component", "auth"), cancel: cancel, done: make(chan struct{})}
-	go f.run(ctx)
-	return f
+	f := &firstAdmin{n: n, user: cfg.Auth.AdminUser, file: cfg.Auth.AdminPasswordFile, log: log.With("component", "auth")}
+	n.AddLeaderJob("first-admin", f.lead)
 }
 
-func (f *firstAdmin) stop() {
-	if f != nil {
-		f.cancel()
-		<-f.done
-	}
-}
-
-func (f *firstAdmin) run(ctx context.Context) {
-	defer close(f.done)
+// lead makes the account in this term of leadership, retrying until it
+// exists or the term ends.
+func (f *firstAdmin) lead(ctx context.Context) {
 	for {
-		if f.n.IsLeader() {
-			done, err := f.ensure(ctx)
-			if err != nil {
-				f.log.Warn("creating the first administrator", "user", f.user, "error", err)
-			}
-			if done {
-				return
-			}
+		done, err := f.ensure(ctx)
+		if err != nil && ctx.Err() == nil {
+			f.log.Warn("creating the first administrator", "user", f.user, "error", err)
+		}
+		if done {
+			return
 		}
 		select {
 		case <-ctx.Done():

@@ -134,46 +134,67 @@ func startFederation(cfg config.Config, n *node.Node, ev *evidence.Service, logg
 			f.log.Error("federation server stopped", "error", err)
 		}
 	}()
-	f.relay.Start()
-	f.antiEntropy.Start()
+	n.AddLeaderJob("relay", f.relay.Lead)
+	n.AddLeaderJob("antientropy", f.antiEntropy.Lead)
+	n.AddLeaderJob("topology", f.leadTopology)
 	f.wg.Add(1)
-	go func() { defer f.wg.Done(); f.applyTopology() }()
+	go func() { defer f.wg.Done(); f.watchTopology() }()
 	return f, nil
 }
 
-// applyTopology puts the configured topology into the state machine when
-// this replica leads and the stored one differs, and marks the replica
-// ready once its own store holds the configured one.
-func (f *federation) applyTopology() {
+// watchTopology marks the replica ready once its own store holds the
+// configured topology (leadTopology proposes it).
+func (f *federation) watchTopology() {
 	want := f.topo.Proto(f.self)
 	for {
 		applied := f.node.Applied()
 		stored, err := f.node.Store().Topology()
-		same := err == nil && proto.Equal(stored, want)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			f.log.Error("read stored topology", "error", err)
 		}
 		f.mu.Lock()
-		f.ready = same
+		f.ready = err == nil && proto.Equal(stored, want)
 		f.mu.Unlock()
-		if !same && f.node.IsLeader() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := f.node.ApplyLocal(ctx, &pb.Command{Body: &pb.Command_SetTopology{SetTopology: &pb.SetTopology{Topology: want}}})
-			cancel()
-			switch {
-			case diskspace.IsRefusal(err):
-				f.log.Debug("apply topology: paused below the disk reserve", "error", err)
-			case err != nil:
-				f.log.Warn("apply topology", "error", err)
-			default:
-				f.log.Info("topology applied", "nodes", len(want.Nodes))
-				continue
-			}
-		}
 		select {
 		case <-f.stop:
 			return
 		case <-applied:
+		}
+	}
+}
+
+// leadTopology, a leader job, puts the configured topology into the state
+// machine while the stored one differs.
+func (f *federation) leadTopology(ctx context.Context) {
+	want := f.topo.Proto(f.self)
+	for {
+		applied := f.node.Applied()
+		stored, err := f.node.Store().Topology()
+		if err == nil && proto.Equal(stored, want) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-applied:
+				continue
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = f.node.ApplyLocal(actx, &pb.Command{Body: &pb.Command_SetTopology{SetTopology: &pb.SetTopology{Topology: want}}})
+		cancel()
+		switch {
+		case err == nil:
+			f.log.Info("topology applied", "nodes", len(want.Nodes))
+			continue
+		case ctx.Err() != nil:
+			return
+		case diskspace.IsRefusal(err):
+			f.log.Debug("apply topology: paused below the disk reserve", "error", err)
+		default:
+			f.log.Warn("apply topology", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -217,10 +238,12 @@ func (f *federation) Status() (*pb.FederationStatusResponse, error) {
 // Addr is the federation listener's address.
 func (f *federation) Addr() string { return f.lis.Addr().String() }
 
+// close ends the federation's server and connections; the replica has
+// stopped its leader jobs (relay, anti-entropy, topology) before.
 func (f *federation) close(graceful bool) {
 	close(f.stop)
-	f.antiEntropy.Stop()
-	f.relay.Stop()
+	f.antiEntropy.Close()
+	f.relay.Close()
 	f.evidence.close()
 	if graceful {
 		f.srv.GracefulStop()

@@ -13,6 +13,7 @@ import (
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/api"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
@@ -110,13 +111,14 @@ func (o owners) Stamp(now time.Time, cmd *pb.Command, read func(string) (*pb.Cas
 	}
 }
 
-// startReconciler builds the node's reconciler and starts its follow loop.
-func startReconciler(cfg config.Config, n reconcile.Local, topo *topology.Topology, own *owners, logger *slog.Logger) *reconcile.Reconciler {
+// startReconciler builds the node's reconciler and registers its follow
+// loop as a leader job.
+func startReconciler(cfg config.Config, n *node.Node, topo *topology.Topology, own *owners, logger *slog.Logger) *reconcile.Reconciler {
 	rc := reconcile.New(reconcile.Options{
 		Self: cfg.Federation.Node, Topology: topo, Owners: *own, Local: n,
 		BatchSize: cfg.Reconcile.BatchSize, FollowInterval: cfg.Reconcile.FollowInterval,
 		Logger: logger,
 	})
-	rc.Start()
+	n.AddLeaderJob("reconcile", rc.Lead)
 	return rc
 }

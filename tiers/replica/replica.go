@@ -62,7 +62,6 @@ type Replica struct {
 	reconciler *reconcile.Reconciler
 	// retention removes evidence past evidence.retention (nil: kept for ever).
 	retention *evidence.Retention
-	admin     *firstAdmin // nil unless auth.admin_password_file is set
 	feed      *feed.Hub
 	log       *slog.Logger
 }
@@ -258,9 +257,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		})
 	}
 	if err != nil {
-		if rc != nil {
-			rc.Stop()
-		}
+		n.StopLeaderJobs()
 		if fed != nil {
 			fed.close(false)
 		}
@@ -275,7 +272,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 	srv.Serve()
 	isrv.Serve()
 	sweeper := overdue.NewSweeper(n, cfg.Federation.Node, cfg.Deadlines.SweepInterval, logger)
-	sweeper.Start()
+	n.AddLeaderJob("overdue", sweeper.Lead)
 	var retention *evidence.Retention
 	if cfg.Evidence.Retention > 0 {
 		var now func() time.Time
@@ -283,10 +280,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 			now = opts.Clock.Now
 		}
 		retention = evidence.NewRetention(n, ev, cfg.Evidence.Retention, cfg.Evidence.RetentionInterval, now, logger)
-		retention.Start()
+		n.AddLeaderJob("evidence-retention", retention.Lead)
 	}
+	startFirstAdmin(cfg, n, logger)
 	r := &Replica{Config: cfg, Node: n, API: srv, Internal: isrv, peers: peers, fed: fed, sweeper: sweeper, reconciler: rc, feed: hub, retention: retention,
-		admin: startFirstAdmin(cfg, n, logger), log: logger.With("component", "replica")}
+		log: logger.With("component", "replica")}
 	switch {
 	case opts.Rejoin:
 		if err := r.rejoin(ctx); err != nil {
@@ -352,12 +350,9 @@ func (r *Replica) join(ctx context.Context) error {
 
 // Stop drains the API and shuts the node down.
 func (r *Replica) Stop(ctx context.Context) error {
-	r.admin.stop()
-	r.sweeper.Stop()
-	r.retention.Stop()
-	if r.reconciler != nil {
-		r.reconciler.Stop()
-	}
+	// The leader jobs (sweeper, retention, reconciler, relay,
+	// anti-entropy, topology, first administrator) end first.
+	r.Node.StopLeaderJobs()
 	if r.fed != nil {
 		r.fed.close(true)
 	}
@@ -374,12 +369,7 @@ func (r *Replica) Stop(ctx context.Context) error {
 func (r *Replica) Kill() {
 	r.API.Kill() // first: a killed process answers nothing more
 	r.Internal.Kill()
-	r.admin.stop()
-	r.sweeper.Stop()
-	r.retention.Stop()
-	if r.reconciler != nil {
-		r.reconciler.Stop()
-	}
+	r.Node.StopLeaderJobs()
 	if r.fed != nil {
 		r.fed.close(false)
 	}

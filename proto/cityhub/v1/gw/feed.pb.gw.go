@@ -2,11 +2,11 @@
 // source: cityhub/v1/feed.proto
 
 /*
-Package cityhubv1 is a reverse proxy.
+Package gw is the REST gateway of the cityhub services (a reverse proxy).
 
 It translates gRPC into RESTful JSON APIs.
 */
-package cityhubv1
+package gw
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	extCityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 
 var filter_FeedService_PollCases_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_FeedService_PollCases_0(ctx context.Context, marshaler runtime.Marshaler, client FeedServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_FeedService_PollCases_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.FeedServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq PollCasesRequest
+		protoReq extCityhubv1.PollCasesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -55,9 +56,9 @@ func request_FeedService_PollCases_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_FeedService_PollCases_0(ctx context.Context, marshaler runtime.Marshaler, server FeedServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_FeedService_PollCases_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.FeedServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq PollCasesRequest
+		protoReq extCityhubv1.PollCasesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -75,7 +76,7 @@ func local_request_FeedService_PollCases_0(ctx context.Context, marshaler runtim
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterFeedServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterFeedServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server FeedServiceServer) error {
+func RegisterFeedServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extCityhubv1.FeedServiceServer) error {
 	mux.Handle(http.MethodGet, pattern_FeedService_PollCases_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -127,15 +128,15 @@ func RegisterFeedServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.Se
 // RegisterFeedServiceHandler registers the http handlers for service FeedService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterFeedServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterFeedServiceHandlerClient(ctx, mux, NewFeedServiceClient(conn))
+	return RegisterFeedServiceHandlerClient(ctx, mux, extCityhubv1.NewFeedServiceClient(conn))
 }
 
 // RegisterFeedServiceHandlerClient registers the http handlers for service FeedService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "FeedServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "FeedServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extCityhubv1.FeedServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extCityhubv1.FeedServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "FeedServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterFeedServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client FeedServiceClient) error {
+// "extCityhubv1.FeedServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterFeedServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extCityhubv1.FeedServiceClient) error {
 	mux.Handle(http.MethodGet, pattern_FeedService_PollCases_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

@@ -2,11 +2,11 @@
 // source: cityhub/v1/auth_service.proto
 
 /*
-Package cityhubv1 is a reverse proxy.
+Package gw is the REST gateway of the cityhub services (a reverse proxy).
 
 It translates gRPC into RESTful JSON APIs.
 */
-package cityhubv1
+package gw
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	extCityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -35,9 +36,9 @@ var (
 	_ = metadata.Join
 )
 
-func request_AuthService_Login_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_Login_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LoginRequest
+		protoReq extCityhubv1.LoginRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -50,9 +51,9 @@ func request_AuthService_Login_0(ctx context.Context, marshaler runtime.Marshale
 	return msg, metadata, err
 }
 
-func local_request_AuthService_Login_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_Login_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LoginRequest
+		protoReq extCityhubv1.LoginRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -62,9 +63,9 @@ func local_request_AuthService_Login_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func request_AuthService_Refresh_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_Refresh_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RefreshRequest
+		protoReq extCityhubv1.RefreshRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -77,9 +78,9 @@ func request_AuthService_Refresh_0(ctx context.Context, marshaler runtime.Marsha
 	return msg, metadata, err
 }
 
-func local_request_AuthService_Refresh_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_Refresh_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RefreshRequest
+		protoReq extCityhubv1.RefreshRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -89,9 +90,9 @@ func local_request_AuthService_Refresh_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func request_AuthService_Logout_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_Logout_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LogoutRequest
+		protoReq extCityhubv1.LogoutRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -104,9 +105,9 @@ func request_AuthService_Logout_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_AuthService_Logout_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_Logout_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LogoutRequest
+		protoReq extCityhubv1.LogoutRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -116,9 +117,9 @@ func local_request_AuthService_Logout_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func request_AuthService_WhoAmI_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_WhoAmI_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq WhoAmIRequest
+		protoReq extCityhubv1.WhoAmIRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -128,18 +129,18 @@ func request_AuthService_WhoAmI_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_AuthService_WhoAmI_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_WhoAmI_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq WhoAmIRequest
+		protoReq extCityhubv1.WhoAmIRequest
 		metadata runtime.ServerMetadata
 	)
 	msg, err := server.WhoAmI(ctx, &protoReq)
 	return msg, metadata, err
 }
 
-func request_AuthService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAccountRequest
+		protoReq extCityhubv1.CreateAccountRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -152,9 +153,9 @@ func request_AuthService_CreateAccount_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AuthService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAccountRequest
+		protoReq extCityhubv1.CreateAccountRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -164,9 +165,9 @@ func local_request_AuthService_CreateAccount_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_AuthService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateAccountRequest
+		protoReq extCityhubv1.UpdateAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -188,9 +189,9 @@ func request_AuthService_UpdateAccount_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AuthService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateAccountRequest
+		protoReq extCityhubv1.UpdateAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -211,9 +212,9 @@ func local_request_AuthService_UpdateAccount_0(ctx context.Context, marshaler ru
 
 var filter_AuthService_DeleteAccount_0 = &utilities.DoubleArray{Encoding: map[string]int{"name": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AuthService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteAccountRequest
+		protoReq extCityhubv1.DeleteAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -238,9 +239,9 @@ func request_AuthService_DeleteAccount_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AuthService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteAccountRequest
+		protoReq extCityhubv1.DeleteAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -262,9 +263,9 @@ func local_request_AuthService_DeleteAccount_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_AuthService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAccountsRequest
+		protoReq extCityhubv1.ListAccountsRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -274,18 +275,18 @@ func request_AuthService_ListAccounts_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func local_request_AuthService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAccountsRequest
+		protoReq extCityhubv1.ListAccountsRequest
 		metadata runtime.ServerMetadata
 	)
 	msg, err := server.ListAccounts(ctx, &protoReq)
 	return msg, metadata, err
 }
 
-func request_AuthService_CreateAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_CreateAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAPIKeyRequest
+		protoReq extCityhubv1.CreateAPIKeyRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -298,9 +299,9 @@ func request_AuthService_CreateAPIKey_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func local_request_AuthService_CreateAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_CreateAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAPIKeyRequest
+		protoReq extCityhubv1.CreateAPIKeyRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -310,9 +311,9 @@ func local_request_AuthService_CreateAPIKey_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func request_AuthService_ListAPIKeys_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_ListAPIKeys_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAPIKeysRequest
+		protoReq extCityhubv1.ListAPIKeysRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -322,9 +323,9 @@ func request_AuthService_ListAPIKeys_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_AuthService_ListAPIKeys_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_ListAPIKeys_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAPIKeysRequest
+		protoReq extCityhubv1.ListAPIKeysRequest
 		metadata runtime.ServerMetadata
 	)
 	msg, err := server.ListAPIKeys(ctx, &protoReq)
@@ -333,9 +334,9 @@ func local_request_AuthService_ListAPIKeys_0(ctx context.Context, marshaler runt
 
 var filter_AuthService_RevokeAPIKey_0 = &utilities.DoubleArray{Encoding: map[string]int{"id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AuthService_RevokeAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_RevokeAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RevokeAPIKeyRequest
+		protoReq extCityhubv1.RevokeAPIKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -360,9 +361,9 @@ func request_AuthService_RevokeAPIKey_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func local_request_AuthService_RevokeAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_RevokeAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RevokeAPIKeyRequest
+		protoReq extCityhubv1.RevokeAPIKeyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -386,9 +387,9 @@ func local_request_AuthService_RevokeAPIKey_0(ctx context.Context, marshaler run
 
 var filter_AuthService_ListAudit_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_AuthService_ListAudit_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AuthService_ListAudit_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditRequest
+		protoReq extCityhubv1.ListAuditRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -404,9 +405,9 @@ func request_AuthService_ListAudit_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_AuthService_ListAudit_0(ctx context.Context, marshaler runtime.Marshaler, server AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AuthService_ListAudit_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.AuthServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditRequest
+		protoReq extCityhubv1.ListAuditRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -424,7 +425,7 @@ func local_request_AuthService_ListAudit_0(ctx context.Context, marshaler runtim
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterAuthServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterAuthServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server AuthServiceServer) error {
+func RegisterAuthServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extCityhubv1.AuthServiceServer) error {
 	mux.Handle(http.MethodPost, pattern_AuthService_Login_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -696,15 +697,15 @@ func RegisterAuthServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.Se
 // RegisterAuthServiceHandler registers the http handlers for service AuthService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterAuthServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterAuthServiceHandlerClient(ctx, mux, NewAuthServiceClient(conn))
+	return RegisterAuthServiceHandlerClient(ctx, mux, extCityhubv1.NewAuthServiceClient(conn))
 }
 
 // RegisterAuthServiceHandlerClient registers the http handlers for service AuthService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "AuthServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "AuthServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extCityhubv1.AuthServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extCityhubv1.AuthServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "AuthServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterAuthServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client AuthServiceClient) error {
+// "extCityhubv1.AuthServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterAuthServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extCityhubv1.AuthServiceClient) error {
 	mux.Handle(http.MethodPost, pattern_AuthService_Login_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

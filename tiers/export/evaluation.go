@@ -1,4 +1,4 @@
-package evaluation
+package export
 
 import (
 	"encoding/csv"
@@ -11,6 +11,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/evaluation"
 )
 
 // column is one column of the exports: its English (CSV, second header row
@@ -70,8 +71,8 @@ var columns = []column{
 // what it is.
 var reportColumns = []string{"period", "period_key", "dimension", "scheme"}
 
-// CSVHeader is the header line of WriteCSV.
-func CSVHeader() []string {
+// EvaluationCSVHeader is the header line of WriteEvaluationCSV.
+func EvaluationCSVHeader() []string {
 	h := make([]string, 0, len(columns)+len(reportColumns))
 	for _, c := range columns {
 		h = append(h, c.en)
@@ -79,13 +80,13 @@ func CSVHeader() []string {
 	return append(h, reportColumns...)
 }
 
-// WriteCSV writes the report as CSV (RFC 4180, UTF-8, no BOM): a header
-// line of the English column names (CSVHeader), then one line per row in
-// rank order. Rates are percent; numbers are written exactly, so ReadCSV
+// WriteEvaluationCSV writes the report as CSV (RFC 4180, UTF-8, no BOM): a header
+// line of the English column names (EvaluationCSVHeader), then one line per row in
+// rank order. Rates are percent; numbers are written exactly, so ReadEvaluationCSV
 // gives the same report back (an empty report keeps only its header).
-func WriteCSV(w io.Writer, rep *pb.EvaluationReport) error {
+func WriteEvaluationCSV(w io.Writer, rep *pb.EvaluationReport) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(CSVHeader()); err != nil {
+	if err := cw.Write(EvaluationCSVHeader()); err != nil {
 		return err
 	}
 	for _, r := range rep.GetRows() {
@@ -109,14 +110,14 @@ func WriteCSV(w io.Writer, rep *pb.EvaluationReport) error {
 	return cw.Error()
 }
 
-// ReadCSV reads a report written by WriteCSV.
-func ReadCSV(r io.Reader) (*pb.EvaluationReport, error) {
+// ReadEvaluationCSV reads a report written by WriteEvaluationCSV.
+func ReadEvaluationCSV(r io.Reader) (*pb.EvaluationReport, error) {
 	cr := csv.NewReader(r)
 	head, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("evaluation csv: header: %w", err)
 	}
-	if want := CSVHeader(); strings.Join(head, ",") != strings.Join(want, ",") {
+	if want := EvaluationCSVHeader(); strings.Join(head, ",") != strings.Join(want, ",") {
 		return nil, fmt.Errorf("evaluation csv: header %q, want %q", head, want)
 	}
 	rep := &pb.EvaluationReport{}
@@ -144,9 +145,9 @@ func ReadCSV(r io.Reader) (*pb.EvaluationReport, error) {
 	}
 }
 
-var dimensionZH = map[string]string{Unit: "单位", Region: "区域", Inspector: "监督员"}
+var dimensionZH = map[string]string{evaluation.Unit: "单位", evaluation.Region: "区域", evaluation.Inspector: "监督员"}
 
-var periodZH = map[string]string{Day: "日", Week: "周", Month: "月", Quarter: "季度"}
+var periodZH = map[string]string{evaluation.Day: "日", evaluation.Week: "周", evaluation.Month: "月", evaluation.Quarter: "季度"}
 
 // XLSX layout: a title on row 1, Chinese column names on row 2, English on
 // row 3, the rows from row 4 on, in rank order.
@@ -155,12 +156,12 @@ const (
 	xlsxFirstRow   = xlsxHeaderRows + 1
 )
 
-// WriteXLSX writes the reports as one workbook (the weekly bulletin), one
+// WriteEvaluationXLSX writes the reports as one workbook (the weekly bulletin), one
 // sheet per report named "<period key> <dimension>" (deduplicated), with a
 // title row, Chinese and English header rows, frozen headers and number
 // formats: counts as integers, rates as percent with two decimals, scores
 // with two decimals. Keys (unit ids, grid prefixes, inspector ids) are text.
-func WriteXLSX(w io.Writer, reports ...*pb.EvaluationReport) error {
+func WriteEvaluationXLSX(w io.Writer, reports ...*pb.EvaluationReport) error {
 	if len(reports) == 0 {
 		return errors.New("evaluation xlsx: no report to write")
 	}

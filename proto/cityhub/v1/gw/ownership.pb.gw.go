@@ -2,11 +2,11 @@
 // source: cityhub/v1/ownership.proto
 
 /*
-Package cityhubv1 is a reverse proxy.
+Package gw is the REST gateway of the cityhub services (a reverse proxy).
 
 It translates gRPC into RESTful JSON APIs.
 */
-package cityhubv1
+package gw
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	extCityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 
 var filter_OwnershipService_ResolveOwner_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_OwnershipService_ResolveOwner_0(ctx context.Context, marshaler runtime.Marshaler, client OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_OwnershipService_ResolveOwner_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ResolveOwnerRequest
+		protoReq extCityhubv1.ResolveOwnerRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -55,9 +56,9 @@ func request_OwnershipService_ResolveOwner_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_OwnershipService_ResolveOwner_0(ctx context.Context, marshaler runtime.Marshaler, server OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_OwnershipService_ResolveOwner_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ResolveOwnerRequest
+		protoReq extCityhubv1.ResolveOwnerRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -70,9 +71,9 @@ func local_request_OwnershipService_ResolveOwner_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
-func request_OwnershipService_ImportCases_0(ctx context.Context, marshaler runtime.Marshaler, client OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_OwnershipService_ImportCases_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ImportCasesRequest
+		protoReq extCityhubv1.ImportCasesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -85,9 +86,9 @@ func request_OwnershipService_ImportCases_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_OwnershipService_ImportCases_0(ctx context.Context, marshaler runtime.Marshaler, server OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_OwnershipService_ImportCases_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ImportCasesRequest
+		protoReq extCityhubv1.ImportCasesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -97,9 +98,9 @@ func local_request_OwnershipService_ImportCases_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
-func request_OwnershipService_Reconcile_0(ctx context.Context, marshaler runtime.Marshaler, client OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_OwnershipService_Reconcile_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ReconcileRequest
+		protoReq extCityhubv1.ReconcileRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -112,9 +113,9 @@ func request_OwnershipService_Reconcile_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_OwnershipService_Reconcile_0(ctx context.Context, marshaler runtime.Marshaler, server OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_OwnershipService_Reconcile_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ReconcileRequest
+		protoReq extCityhubv1.ReconcileRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -126,9 +127,9 @@ func local_request_OwnershipService_Reconcile_0(ctx context.Context, marshaler r
 
 var filter_OwnershipService_GetReconcileReport_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_OwnershipService_GetReconcileReport_0(ctx context.Context, marshaler runtime.Marshaler, client OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_OwnershipService_GetReconcileReport_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ReconcileReportRequest
+		protoReq extCityhubv1.ReconcileReportRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -144,9 +145,9 @@ func request_OwnershipService_GetReconcileReport_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
-func local_request_OwnershipService_GetReconcileReport_0(ctx context.Context, marshaler runtime.Marshaler, server OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_OwnershipService_GetReconcileReport_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ReconcileReportRequest
+		protoReq extCityhubv1.ReconcileReportRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -159,9 +160,9 @@ func local_request_OwnershipService_GetReconcileReport_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
-func request_OwnershipService_AntiEntropy_0(ctx context.Context, marshaler runtime.Marshaler, client OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_OwnershipService_AntiEntropy_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.OwnershipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AntiEntropyRequest
+		protoReq extCityhubv1.AntiEntropyRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -174,9 +175,9 @@ func request_OwnershipService_AntiEntropy_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_OwnershipService_AntiEntropy_0(ctx context.Context, marshaler runtime.Marshaler, server OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_OwnershipService_AntiEntropy_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.OwnershipServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq AntiEntropyRequest
+		protoReq extCityhubv1.AntiEntropyRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -191,7 +192,7 @@ func local_request_OwnershipService_AntiEntropy_0(ctx context.Context, marshaler
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterOwnershipServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterOwnershipServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server OwnershipServiceServer) error {
+func RegisterOwnershipServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extCityhubv1.OwnershipServiceServer) error {
 	mux.Handle(http.MethodGet, pattern_OwnershipService_ResolveOwner_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -323,15 +324,15 @@ func RegisterOwnershipServiceHandlerFromEndpoint(ctx context.Context, mux *runti
 // RegisterOwnershipServiceHandler registers the http handlers for service OwnershipService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterOwnershipServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterOwnershipServiceHandlerClient(ctx, mux, NewOwnershipServiceClient(conn))
+	return RegisterOwnershipServiceHandlerClient(ctx, mux, extCityhubv1.NewOwnershipServiceClient(conn))
 }
 
 // RegisterOwnershipServiceHandlerClient registers the http handlers for service OwnershipService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "OwnershipServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "OwnershipServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extCityhubv1.OwnershipServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extCityhubv1.OwnershipServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "OwnershipServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterOwnershipServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client OwnershipServiceClient) error {
+// "extCityhubv1.OwnershipServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterOwnershipServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extCityhubv1.OwnershipServiceClient) error {
 	mux.Handle(http.MethodGet, pattern_OwnershipService_ResolveOwner_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

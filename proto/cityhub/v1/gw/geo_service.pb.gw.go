@@ -2,11 +2,11 @@
 // source: cityhub/v1/geo_service.proto
 
 /*
-Package cityhubv1 is a reverse proxy.
+Package gw is the REST gateway of the cityhub services (a reverse proxy).
 
 It translates gRPC into RESTful JSON APIs.
 */
-package cityhubv1
+package gw
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	extCityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 
 var filter_GeoService_Locate_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_GeoService_Locate_0(ctx context.Context, marshaler runtime.Marshaler, client GeoServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_GeoService_Locate_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.GeoServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LocateRequest
+		protoReq extCityhubv1.LocateRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -55,9 +56,9 @@ func request_GeoService_Locate_0(ctx context.Context, marshaler runtime.Marshale
 	return msg, metadata, err
 }
 
-func local_request_GeoService_Locate_0(ctx context.Context, marshaler runtime.Marshaler, server GeoServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_GeoService_Locate_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.GeoServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LocateRequest
+		protoReq extCityhubv1.LocateRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -72,9 +73,9 @@ func local_request_GeoService_Locate_0(ctx context.Context, marshaler runtime.Ma
 
 var filter_GeoService_GetGridGeometry_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_GeoService_GetGridGeometry_0(ctx context.Context, marshaler runtime.Marshaler, client GeoServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_GeoService_GetGridGeometry_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.GeoServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GridGeometryRequest
+		protoReq extCityhubv1.GridGeometryRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -90,9 +91,9 @@ func request_GeoService_GetGridGeometry_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_GeoService_GetGridGeometry_0(ctx context.Context, marshaler runtime.Marshaler, server GeoServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_GeoService_GetGridGeometry_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.GeoServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GridGeometryRequest
+		protoReq extCityhubv1.GridGeometryRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -110,7 +111,7 @@ func local_request_GeoService_GetGridGeometry_0(ctx context.Context, marshaler r
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterGeoServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterGeoServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server GeoServiceServer) error {
+func RegisterGeoServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extCityhubv1.GeoServiceServer) error {
 	mux.Handle(http.MethodGet, pattern_GeoService_Locate_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -182,15 +183,15 @@ func RegisterGeoServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.Ser
 // RegisterGeoServiceHandler registers the http handlers for service GeoService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterGeoServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterGeoServiceHandlerClient(ctx, mux, NewGeoServiceClient(conn))
+	return RegisterGeoServiceHandlerClient(ctx, mux, extCityhubv1.NewGeoServiceClient(conn))
 }
 
 // RegisterGeoServiceHandlerClient registers the http handlers for service GeoService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "GeoServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "GeoServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extCityhubv1.GeoServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extCityhubv1.GeoServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "GeoServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterGeoServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client GeoServiceClient) error {
+// "extCityhubv1.GeoServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterGeoServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extCityhubv1.GeoServiceClient) error {
 	mux.Handle(http.MethodGet, pattern_GeoService_Locate_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

@@ -2,11 +2,11 @@
 // source: cityhub/v1/case_service.proto
 
 /*
-Package cityhubv1 is a reverse proxy.
+Package gw is the REST gateway of the cityhub services (a reverse proxy).
 
 It translates gRPC into RESTful JSON APIs.
 */
-package cityhubv1
+package gw
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	extCityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -35,9 +36,9 @@ var (
 	_ = metadata.Join
 )
 
-func request_CaseService_ReportCase_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_ReportCase_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ReportCaseRequest
+		protoReq extCityhubv1.ReportCaseRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -50,9 +51,9 @@ func request_CaseService_ReportCase_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_CaseService_ReportCase_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_ReportCase_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ReportCaseRequest
+		protoReq extCityhubv1.ReportCaseRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -64,9 +65,9 @@ func local_request_CaseService_ReportCase_0(ctx context.Context, marshaler runti
 
 var filter_CaseService_GetCase_0 = &utilities.DoubleArray{Encoding: map[string]int{"case_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_CaseService_GetCase_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_GetCase_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCaseRequest
+		protoReq extCityhubv1.GetCaseRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -91,9 +92,9 @@ func request_CaseService_GetCase_0(ctx context.Context, marshaler runtime.Marsha
 	return msg, metadata, err
 }
 
-func local_request_CaseService_GetCase_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_GetCase_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCaseRequest
+		protoReq extCityhubv1.GetCaseRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -117,9 +118,9 @@ func local_request_CaseService_GetCase_0(ctx context.Context, marshaler runtime.
 
 var filter_CaseService_ListCases_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_CaseService_ListCases_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_ListCases_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListCasesRequest
+		protoReq extCityhubv1.ListCasesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -135,9 +136,9 @@ func request_CaseService_ListCases_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_CaseService_ListCases_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_ListCases_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListCasesRequest
+		protoReq extCityhubv1.ListCasesRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -150,9 +151,9 @@ func local_request_CaseService_ListCases_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func request_CaseService_GetCatalogue_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_GetCatalogue_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCatalogueRequest
+		protoReq extCityhubv1.GetCatalogueRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -162,18 +163,18 @@ func request_CaseService_GetCatalogue_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func local_request_CaseService_GetCatalogue_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_GetCatalogue_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCatalogueRequest
+		protoReq extCityhubv1.GetCatalogueRequest
 		metadata runtime.ServerMetadata
 	)
 	msg, err := server.GetCatalogue(ctx, &protoReq)
 	return msg, metadata, err
 }
 
-func request_CaseService_Act_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Act_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -195,9 +196,9 @@ func request_CaseService_Act_0(ctx context.Context, marshaler runtime.Marshaler,
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Act_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Act_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -216,9 +217,9 @@ func local_request_CaseService_Act_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func request_CaseService_Verify_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Verify_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -240,9 +241,9 @@ func request_CaseService_Verify_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Verify_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Verify_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -261,9 +262,9 @@ func local_request_CaseService_Verify_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func request_CaseService_File_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_File_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -285,9 +286,9 @@ func request_CaseService_File_0(ctx context.Context, marshaler runtime.Marshaler
 	return msg, metadata, err
 }
 
-func local_request_CaseService_File_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_File_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -306,9 +307,9 @@ func local_request_CaseService_File_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func request_CaseService_Reject_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Reject_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -330,9 +331,9 @@ func request_CaseService_Reject_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Reject_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Reject_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -351,9 +352,9 @@ func local_request_CaseService_Reject_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func request_CaseService_SelfHandle_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_SelfHandle_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -375,9 +376,9 @@ func request_CaseService_SelfHandle_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_CaseService_SelfHandle_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_SelfHandle_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -396,9 +397,9 @@ func local_request_CaseService_SelfHandle_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func request_CaseService_Dispatch_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Dispatch_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -420,9 +421,9 @@ func request_CaseService_Dispatch_0(ctx context.Context, marshaler runtime.Marsh
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Dispatch_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Dispatch_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -441,9 +442,9 @@ func local_request_CaseService_Dispatch_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func request_CaseService_Accept_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Accept_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -465,9 +466,9 @@ func request_CaseService_Accept_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Accept_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Accept_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -486,9 +487,9 @@ func local_request_CaseService_Accept_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func request_CaseService_RequestReturn_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_RequestReturn_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -510,9 +511,9 @@ func request_CaseService_RequestReturn_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_CaseService_RequestReturn_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_RequestReturn_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -531,9 +532,9 @@ func local_request_CaseService_RequestReturn_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_CaseService_ApproveReturn_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_ApproveReturn_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -555,9 +556,9 @@ func request_CaseService_ApproveReturn_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_CaseService_ApproveReturn_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_ApproveReturn_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -576,9 +577,9 @@ func local_request_CaseService_ApproveReturn_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_CaseService_DenyReturn_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_DenyReturn_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -600,9 +601,9 @@ func request_CaseService_DenyReturn_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_CaseService_DenyReturn_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_DenyReturn_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -621,9 +622,9 @@ func local_request_CaseService_DenyReturn_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func request_CaseService_Handle_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Handle_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -645,9 +646,9 @@ func request_CaseService_Handle_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Handle_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Handle_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -666,9 +667,9 @@ func local_request_CaseService_Handle_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func request_CaseService_CheckPass_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_CheckPass_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -690,9 +691,9 @@ func request_CaseService_CheckPass_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_CaseService_CheckPass_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_CheckPass_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -711,9 +712,9 @@ func local_request_CaseService_CheckPass_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func request_CaseService_CheckFail_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_CheckFail_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -735,9 +736,9 @@ func request_CaseService_CheckFail_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_CaseService_CheckFail_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_CheckFail_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -756,9 +757,9 @@ func local_request_CaseService_CheckFail_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func request_CaseService_Close_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Close_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -780,9 +781,9 @@ func request_CaseService_Close_0(ctx context.Context, marshaler runtime.Marshale
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Close_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Close_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -801,9 +802,9 @@ func local_request_CaseService_Close_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func request_CaseService_RequestExtension_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_RequestExtension_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -825,9 +826,9 @@ func request_CaseService_RequestExtension_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_CaseService_RequestExtension_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_RequestExtension_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -846,9 +847,9 @@ func local_request_CaseService_RequestExtension_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
-func request_CaseService_ApproveExtension_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_ApproveExtension_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -870,9 +871,9 @@ func request_CaseService_ApproveExtension_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_CaseService_ApproveExtension_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_ApproveExtension_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -891,9 +892,9 @@ func local_request_CaseService_ApproveExtension_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
-func request_CaseService_DenyExtension_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_DenyExtension_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -915,9 +916,9 @@ func request_CaseService_DenyExtension_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_CaseService_DenyExtension_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_DenyExtension_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -936,9 +937,9 @@ func local_request_CaseService_DenyExtension_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_CaseService_RequestSuspend_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_RequestSuspend_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -960,9 +961,9 @@ func request_CaseService_RequestSuspend_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_CaseService_RequestSuspend_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_RequestSuspend_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -981,9 +982,9 @@ func local_request_CaseService_RequestSuspend_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_CaseService_ApproveSuspend_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_ApproveSuspend_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1005,9 +1006,9 @@ func request_CaseService_ApproveSuspend_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_CaseService_ApproveSuspend_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_ApproveSuspend_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1026,9 +1027,9 @@ func local_request_CaseService_ApproveSuspend_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_CaseService_DenySuspend_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_DenySuspend_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1050,9 +1051,9 @@ func request_CaseService_DenySuspend_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_CaseService_DenySuspend_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_DenySuspend_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1071,9 +1072,9 @@ func local_request_CaseService_DenySuspend_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func request_CaseService_Resume_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Resume_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1095,9 +1096,9 @@ func request_CaseService_Resume_0(ctx context.Context, marshaler runtime.Marshal
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Resume_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Resume_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1116,9 +1117,9 @@ func local_request_CaseService_Resume_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func request_CaseService_Void_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Void_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1140,9 +1141,9 @@ func request_CaseService_Void_0(ctx context.Context, marshaler runtime.Marshaler
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Void_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Void_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1161,9 +1162,9 @@ func local_request_CaseService_Void_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func request_CaseService_Supervise_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Supervise_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1185,9 +1186,9 @@ func request_CaseService_Supervise_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Supervise_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Supervise_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1206,9 +1207,9 @@ func local_request_CaseService_Supervise_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func request_CaseService_TransferUp_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_TransferUp_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1230,9 +1231,9 @@ func request_CaseService_TransferUp_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_CaseService_TransferUp_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_TransferUp_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1251,9 +1252,9 @@ func local_request_CaseService_TransferUp_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func request_CaseService_Reassign_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_Reassign_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1275,9 +1276,9 @@ func request_CaseService_Reassign_0(ctx context.Context, marshaler runtime.Marsh
 	return msg, metadata, err
 }
 
-func local_request_CaseService_Reassign_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_Reassign_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1296,9 +1297,9 @@ func local_request_CaseService_Reassign_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func request_CaseService_ReferReview_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_ReferReview_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1320,9 +1321,9 @@ func request_CaseService_ReferReview_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_CaseService_ReferReview_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_ReferReview_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1341,9 +1342,9 @@ func local_request_CaseService_ReferReview_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func request_CaseService_DecideOwner_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_DecideOwner_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1365,9 +1366,9 @@ func request_CaseService_DecideOwner_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_CaseService_DecideOwner_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_DecideOwner_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ActRequest
+		protoReq extCityhubv1.ActRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1388,9 +1389,9 @@ func local_request_CaseService_DecideOwner_0(ctx context.Context, marshaler runt
 
 var filter_CaseService_GetEvaluation_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_CaseService_GetEvaluation_0(ctx context.Context, marshaler runtime.Marshaler, client CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_CaseService_GetEvaluation_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.CaseServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq EvaluationRequest
+		protoReq extCityhubv1.EvaluationRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -1406,9 +1407,9 @@ func request_CaseService_GetEvaluation_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_CaseService_GetEvaluation_0(ctx context.Context, marshaler runtime.Marshaler, server CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_CaseService_GetEvaluation_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.CaseServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq EvaluationRequest
+		protoReq extCityhubv1.EvaluationRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -1426,7 +1427,7 @@ func local_request_CaseService_GetEvaluation_0(ctx context.Context, marshaler ru
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterCaseServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterCaseServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server CaseServiceServer) error {
+func RegisterCaseServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extCityhubv1.CaseServiceServer) error {
 	mux.Handle(http.MethodPost, pattern_CaseService_ReportCase_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -2098,15 +2099,15 @@ func RegisterCaseServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.Se
 // RegisterCaseServiceHandler registers the http handlers for service CaseService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterCaseServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterCaseServiceHandlerClient(ctx, mux, NewCaseServiceClient(conn))
+	return RegisterCaseServiceHandlerClient(ctx, mux, extCityhubv1.NewCaseServiceClient(conn))
 }
 
 // RegisterCaseServiceHandlerClient registers the http handlers for service CaseService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "CaseServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "CaseServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extCityhubv1.CaseServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extCityhubv1.CaseServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "CaseServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterCaseServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client CaseServiceClient) error {
+// "extCityhubv1.CaseServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterCaseServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extCityhubv1.CaseServiceClient) error {
 	mux.Handle(http.MethodPost, pattern_CaseService_ReportCase_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

@@ -1,8 +1,9 @@
-package evaluation
+package export
 
 import (
 	"bytes"
 	"encoding/csv"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,26 +13,39 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/evaluation"
 )
 
-// monthReports are real reports of a generated month.
+// monthReports are reports of a month as tiers/evaluation ranks them: a
+// week by unit, the same week by community (12-digit grid prefixes, text
+// with leading digits) and the month by inspector under another scheme.
 func monthReports(t *testing.T) []*pb.EvaluationReport {
 	t.Helper()
-	g := newGenerator(t, 47)
-	g.month(300)
-	var out []*pb.EvaluationReport
-	for _, q := range []Query{
-		{Period: Week, At: "2026-11-18", Dimension: Unit},
-		{Period: Week, At: "2026-11-18", Dimension: Region, RegionDigits: 12},
-		{Period: Month, At: "2026-11-18", Dimension: Inspector, Scheme: "jinhua"},
-	} {
-		rep, err := Report(g.w, q)
-		if err != nil || len(rep.Rows) < 3 {
-			t.Fatalf("%+v: %v, %v", q, rep, err)
+	// Rates and scores with two decimals, as Report rounds them.
+	pct := func(a, b int64) float64 { return math.Round(10000*float64(a)/float64(b)) / 100 }
+	rows := func(keys ...string) []*pb.EvaluationRow {
+		out := make([]*pb.EvaluationRow, len(keys))
+		for i, k := range keys {
+			n := int64(len(keys) - i)
+			due := 10*n + 3
+			out[i] = &pb.EvaluationRow{
+				Rank: int32(i + 1), Key: k,
+				Filed: 12*n + 1, Dispatched: 11 * n, Due: due, Closed: 9 * n, ClosedOnTime: 8 * n, HandledOnTime: 7 * n,
+				Rework: n, Overdue: n / 2, Extensions: n % 3, Recurrence: int64(i % 2),
+				ClosureRate: pct(9*n, due), OnTimeClosureRate: pct(8*n, due), OnTimeHandlingRate: pct(7*n, due),
+				ReworkRate: pct(n, due), ExtensionRate: pct(n%3, 11*n), Score: 97.83 - 7.25*float64(i),
+			}
 		}
-		out = append(out, rep)
+		return out
 	}
-	return out
+	return []*pb.EvaluationReport{
+		{Period: evaluation.Week, PeriodKey: "2026-W47", Dimension: evaluation.Unit, Scheme: "default",
+			Rows: rows("u-320505-sw", "u-320505-gl", "u-320505-hb", "u-320505-cg")},
+		{Period: evaluation.Week, PeriodKey: "2026-W47", Dimension: evaluation.Region, Scheme: "default",
+			Rows: rows("320505001001", "320505001002", "320505002001")},
+		{Period: evaluation.Month, PeriodKey: "2026-11", Dimension: evaluation.Inspector, Scheme: "jinhua",
+			Rows: rows("insp-001", "insp-002", "insp-003", "insp-004", "insp-005")},
+	}
 }
 
 func TestCSVRoundTrip(t *testing.T) {
@@ -42,10 +56,10 @@ func TestCSVRoundTrip(t *testing.T) {
 	odd.Rows[2].Score = 1.0 / 3
 	for _, rep := range append(reps, odd, &pb.EvaluationReport{}) {
 		var buf bytes.Buffer
-		if err := WriteCSV(&buf, rep); err != nil {
+		if err := WriteEvaluationCSV(&buf, rep); err != nil {
 			t.Fatal(err)
 		}
-		back, err := ReadCSV(bytes.NewReader(buf.Bytes()))
+		back, err := ReadEvaluationCSV(bytes.NewReader(buf.Bytes()))
 		if err != nil {
 			t.Fatalf("read back: %v\n%s", err, buf.String())
 		}
@@ -59,7 +73,7 @@ func TestCSVRoundTrip(t *testing.T) {
 	}
 	// The file as a spreadsheet sees it.
 	var buf bytes.Buffer
-	if err := WriteCSV(&buf, reps[0]); err != nil {
+	if err := WriteEvaluationCSV(&buf, reps[0]); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(&buf).ReadAll()
@@ -73,9 +87,9 @@ func TestCSVRoundTrip(t *testing.T) {
 	if recs[1][0] != "1" || recs[1][1] != r.Key || recs[1][17] != strconv.FormatFloat(r.Score, 'f', -1, 64) || recs[1][19] != "2026-W47" {
 		t.Fatalf("first row %q for %v", recs[1], r)
 	}
-	for _, bad := range []string{"", "rank,key\n1,a\n", strings.Join(CSVHeader(), ",") + "\nx" + strings.Repeat(",1", len(CSVHeader())-1) + "\n"} {
-		if _, err := ReadCSV(strings.NewReader(bad)); err == nil {
-			t.Errorf("ReadCSV(%q) accepted", bad)
+	for _, bad := range []string{"", "rank,key\n1,a\n", strings.Join(EvaluationCSVHeader(), ",") + "\nx" + strings.Repeat(",1", len(EvaluationCSVHeader())-1) + "\n"} {
+		if _, err := ReadEvaluationCSV(strings.NewReader(bad)); err == nil {
+			t.Errorf("ReadEvaluationCSV(%q) accepted", bad)
 		}
 	}
 }
@@ -84,7 +98,7 @@ func TestXLSX(t *testing.T) {
 	reps := monthReports(t)
 	dup := proto.Clone(reps[0]).(*pb.EvaluationReport) // a second sheet of the same name
 	var buf bytes.Buffer
-	if err := WriteXLSX(&buf, append(reps, dup)...); err != nil {
+	if err := WriteEvaluationXLSX(&buf, append(reps, dup)...); err != nil {
 		t.Fatal(err)
 	}
 	f, err := excelize.OpenReader(bytes.NewReader(buf.Bytes()))
@@ -114,7 +128,7 @@ func TestXLSX(t *testing.T) {
 		if title := cell(sheet, "A1", false); !strings.Contains(title, "综合评价") || !strings.Contains(title, rep.PeriodKey) || !strings.Contains(title, rep.Scheme) {
 			t.Errorf("%s title %q", sheet, title)
 		}
-		zhKey := map[string]string{Unit: "单位", Region: "区域", Inspector: "监督员"}[rep.Dimension]
+		zhKey := map[string]string{evaluation.Unit: "单位", evaluation.Region: "区域", evaluation.Inspector: "监督员"}[rep.Dimension]
 		for ref, want := range map[string]string{"A2": "排名", "B2": zhKey, "C2": "立案数", "E2": "应结案数", "M2": "结案率(%)", "R2": "综合得分",
 			"A3": "rank", "B3": rep.Dimension, "C3": "filed", "M3": "closure_rate", "R3": "score"} {
 			if got := cell(sheet, ref, false); got != want {
@@ -147,7 +161,7 @@ func TestXLSX(t *testing.T) {
 			}
 		}
 		// Region keys stay text: leading zeros and all.
-		if rep.Dimension == Region {
+		if rep.Dimension == evaluation.Region {
 			typ, err := f.GetCellType(sheet, "B4")
 			if err != nil || typ == excelize.CellTypeNumber {
 				t.Errorf("%s!B4 stored as %v (%v)", sheet, typ, err)
@@ -158,7 +172,7 @@ func TestXLSX(t *testing.T) {
 			t.Errorf("%s panes %+v %v", sheet, panes, err)
 		}
 	}
-	if err := WriteXLSX(&buf); err == nil {
+	if err := WriteEvaluationXLSX(&buf); err == nil {
 		t.Error("a workbook of no report written")
 	}
 }

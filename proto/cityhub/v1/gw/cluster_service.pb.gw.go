@@ -2,11 +2,11 @@
 // source: cityhub/v1/cluster_service.proto
 
 /*
-Package cityhubv1 is a reverse proxy.
+Package gw is the REST gateway of the cityhub services (a reverse proxy).
 
 It translates gRPC into RESTful JSON APIs.
 */
-package cityhubv1
+package gw
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 
+	extCityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 
 var filter_ClusterService_GetStatus_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_ClusterService_GetStatus_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_ClusterService_GetStatus_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetStatusRequest
+		protoReq extCityhubv1.GetStatusRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -55,9 +56,9 @@ func request_ClusterService_GetStatus_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func local_request_ClusterService_GetStatus_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_ClusterService_GetStatus_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetStatusRequest
+		protoReq extCityhubv1.GetStatusRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -70,9 +71,9 @@ func local_request_ClusterService_GetStatus_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func request_ClusterService_Join_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_ClusterService_Join_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq JoinRequest
+		protoReq extCityhubv1.JoinRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -85,9 +86,9 @@ func request_ClusterService_Join_0(ctx context.Context, marshaler runtime.Marsha
 	return msg, metadata, err
 }
 
-func local_request_ClusterService_Join_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_ClusterService_Join_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq JoinRequest
+		protoReq extCityhubv1.JoinRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -97,9 +98,9 @@ func local_request_ClusterService_Join_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func request_ClusterService_Remove_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_ClusterService_Remove_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveRequest
+		protoReq extCityhubv1.RemoveRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -118,9 +119,9 @@ func request_ClusterService_Remove_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_ClusterService_Remove_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_ClusterService_Remove_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveRequest
+		protoReq extCityhubv1.RemoveRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -136,9 +137,9 @@ func local_request_ClusterService_Remove_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func request_ClusterService_TransferLeadership_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_ClusterService_TransferLeadership_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq TransferLeadershipRequest
+		protoReq extCityhubv1.TransferLeadershipRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -151,9 +152,9 @@ func request_ClusterService_TransferLeadership_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_ClusterService_TransferLeadership_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_ClusterService_TransferLeadership_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq TransferLeadershipRequest
+		protoReq extCityhubv1.TransferLeadershipRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -163,9 +164,9 @@ func local_request_ClusterService_TransferLeadership_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_ClusterService_FederationStatus_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_ClusterService_FederationStatus_0(ctx context.Context, marshaler runtime.Marshaler, client extCityhubv1.ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq FederationStatusRequest
+		protoReq extCityhubv1.FederationStatusRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -175,9 +176,9 @@ func request_ClusterService_FederationStatus_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func local_request_ClusterService_FederationStatus_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_ClusterService_FederationStatus_0(ctx context.Context, marshaler runtime.Marshaler, server extCityhubv1.ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq FederationStatusRequest
+		protoReq extCityhubv1.FederationStatusRequest
 		metadata runtime.ServerMetadata
 	)
 	msg, err := server.FederationStatus(ctx, &protoReq)
@@ -189,7 +190,7 @@ func local_request_ClusterService_FederationStatus_0(ctx context.Context, marsha
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterClusterServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterClusterServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server ClusterServiceServer) error {
+func RegisterClusterServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extCityhubv1.ClusterServiceServer) error {
 	mux.Handle(http.MethodGet, pattern_ClusterService_GetStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -321,15 +322,15 @@ func RegisterClusterServiceHandlerFromEndpoint(ctx context.Context, mux *runtime
 // RegisterClusterServiceHandler registers the http handlers for service ClusterService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterClusterServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterClusterServiceHandlerClient(ctx, mux, NewClusterServiceClient(conn))
+	return RegisterClusterServiceHandlerClient(ctx, mux, extCityhubv1.NewClusterServiceClient(conn))
 }
 
 // RegisterClusterServiceHandlerClient registers the http handlers for service ClusterService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "ClusterServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "ClusterServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extCityhubv1.ClusterServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extCityhubv1.ClusterServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "ClusterServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterClusterServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client ClusterServiceClient) error {
+// "extCityhubv1.ClusterServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterClusterServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extCityhubv1.ClusterServiceClient) error {
 	mux.Handle(http.MethodGet, pattern_ClusterService_GetStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
