@@ -19,9 +19,13 @@ export function useLiveCases(query = {}, { max = 20000, states = null } = {}) {
   const recent = ref([]) // the last changes, newest first
   const listeners = new Set()
 
+  // At most max cases are held: past it, a change to a case not held
+  // shows in the recent changes only (a flood of changes, say the sweeper
+  // marking a whole backlog overdue, must not grow the page without bound).
   function put(c) {
     const m = cases.value
     const old = m.get(c.id)
+    if (!old && m.size >= max) return false
     if (old && Number(old.version || 0) > Number(c.version || 0)) return false
     m.set(c.id, c)
     return true
