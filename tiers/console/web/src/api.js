@@ -210,6 +210,10 @@ export function uploadEvidence(caseId, file, { rid, stage = 'handling', kind = '
 }
 
 // watch follows the change feed (SSE at /v1/cases:watch) with fetch, since
+// EventSource cannot send the bearer token. The changes come without the
+// case (include_case costs a whole case per change: a flood of them, the
+// sweeper marking a backlog overdue, would keep a page parsing for
+// seconds); a page reads the cases it shows. Previously: since
 // EventSource cannot send the bearer token. It reconnects after a drop from
 // the last event id (every change once, in order); a position the node no
 // longer keeps (410) calls onReset, which re-lists. Returns stop().
@@ -223,7 +227,7 @@ export function watch(query, { onChange, onHeartbeat, onState, onReset }) {
       try {
         const h = { Authorization: `Bearer ${await token()}`, Accept: 'text/event-stream' }
         if (last) h['Last-Event-ID'] = last
-        const r = await fetch(url('/v1/cases:watch', { include_case: true, ...query }), { headers: h, signal: ctl.signal })
+        const r = await fetch(url('/v1/cases:watch', query), { headers: h, signal: ctl.signal })
         if (r.status === 410) {
           last = ''
           onReset && (await onReset())
