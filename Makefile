@@ -30,7 +30,7 @@ CONSOLE_DIR := tiers/console/web
 
 .PHONY: console console-check e2e-console tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
-help:
+help: ## list every target with what it does
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build every binary (cityhubd, cityhubctl, cityhubdemo, cityhubload, …) into bin/

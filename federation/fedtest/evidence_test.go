@@ -36,17 +36,20 @@ type evIdentities struct {
 func evAdmin(t *testing.T, f *Federation, node string) *evIdentities {
 	t.Helper()
 	g := f.Groups[node]
-	// The first administrator is created by the leader: wait for it in a
-	// store rather than by failing logins.
+	// The first administrator is created by the leader: wait for it in
+	// every running replica's store (a login is checked against the
+	// replica it reaches) rather than by failing logins.
 	testcluster.WaitFor(t, 60*time.Second, "the first administrator at "+node, func() bool {
 		for _, i := range g.Up() {
-			if r := g.Replica(i); r != nil {
-				if _, err := r.Node.Store().GetAccount("admin"); err == nil {
-					return true
-				}
+			r := g.Replica(i)
+			if r == nil {
+				return false
+			}
+			if _, err := r.Node.Store().GetAccount("admin"); err != nil {
+				return false
 			}
 		}
-		return false
+		return true
 	})
 	id := &evIdentities{t: t, f: f, node: node}
 	id.admin = id.login("admin", evAdminPassword)

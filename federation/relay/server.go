@@ -2,19 +2,16 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/tiers/diskspace"
-	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/errcode"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -160,33 +157,8 @@ func (s *Server) highWater(peer string) (uint64, error) {
 	return ls.InHighWater, nil
 }
 
-// callStatus is the relay server's one mapping from errors to the status
-// its caller acts on (Deliver and the anti-entropy calls): leadership lost
-// on the way is Unavailable, so the caller tries the next replica; a status
-// from further on keeps its code.
-func callStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		return err
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, diskspace.ErrLow):
-		// Below the disk reserve: retryable, and not worth trying on
-		// another replica (the status says DISK_SPACE_LOW).
-		return diskspace.WithDetails(status.New(codes.Unavailable, err.Error()), err).Err()
-	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrShutdown), errors.Is(err, node.ErrNoLeader),
-		errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
-		code = codes.Unavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, fsm.ErrBadCommand), errors.Is(err, fsm.ErrNotFederated):
-		code = codes.FailedPrecondition
-	}
-	return status.Error(code, err.Error())
-}
+// callStatus is the status the relay server answers its caller (Deliver,
+// the anti-entropy and evidence calls) by the one table (tiers/errcode):
+// leadership lost on the way is Unavailable, so the caller tries the next
+// replica; a status from further on keeps its code.
+func callStatus(err error) error { return errcode.Status(err) }

@@ -18,7 +18,6 @@ import (
 
 // errAuthOff answers the identity calls of a node whose authentication is
 // turned off.
-var errAuthOff = errors.New("authentication is off on this node (auth.disabled)")
 
 // AuthServer implements cityhub.v1.AuthService.
 type AuthServer struct {
@@ -262,7 +261,6 @@ func (s *AuthServer) CreateAccount(ctx context.Context, r *pb.CreateAccountReque
 
 // errAccountExists refuses a second account of the same name before
 // anything is proposed.
-var errAccountExists = errors.New("already exists")
 
 func (s *AuthServer) view(name string) (*pb.AccountView, error) {
 	a, err := s.replica.Store().GetAccount(name)

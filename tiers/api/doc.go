@@ -4,6 +4,6 @@
 //
 // Requests are validated here (bad input never reaches raft), writes become
 // leader-stamped Commands through the node, reads are served at the asked
-// consistency level, and every error leaves through one table (errors.go)
-// that maps the owning packages' sentinel errors to gRPC codes.
+// consistency level, and every error leaves through the one table of
+// tiers/errcode (toStatus, errors.go), which the federation server shares.
 package api

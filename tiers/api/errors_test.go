@@ -9,14 +9,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/errcode"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
 func TestErrorTable(t *testing.T) {
-	for _, e := range errorCodes {
-		wrapped := fmt.Errorf("context: %w", e.err)
-		if got := status.Code(toStatus(wrapped)); got != e.code {
-			t.Errorf("%v: code %v, want %v", e.err, got, e.code)
+	for _, e := range errcode.Table {
+		wrapped := fmt.Errorf("context: %w", e.Err)
+		if got := status.Code(toStatus(wrapped)); got != e.Code {
+			t.Errorf("%v: code %v, want %v", e.Err, got, e.Code)
 		}
 	}
 	if got := status.Code(toStatus(errors.New("surprise"))); got != codes.Internal {

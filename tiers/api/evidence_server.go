@@ -24,14 +24,6 @@ import (
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
-// Evidence refusals the API decides (errorCodes maps them).
-var (
-	errEvidenceOff       = errors.New("this node keeps no evidence")
-	errEvidenceNotHere   = errors.New("the evidence's bytes are not on this node and it cannot fetch them")
-	errEvidencePerCase   = errors.New("case carries the most evidence allowed (evidence.max_per_case)")
-	errEvidenceNotOnCase = errors.New("evidence is not attached to the case")
-)
-
 // EvidenceFetcher reads evidence whose bytes another node of the
 // federation stores (the replica's federation: FetchEvidence toward the
 // holder through the links).

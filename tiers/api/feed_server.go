@@ -73,7 +73,6 @@ func newFeedServer(hub ChangeFeed, r Replica, opts FeedOptions, g *guard, log *s
 }
 
 // errNoFeed answers on a server built without a feed.
-var errNoFeed = errors.New("this server has no change feed")
 
 // watch is one open watch: its position, its filter (the caller's scope
 // in it) and what to attach.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net/http"
 	"strings"
@@ -16,7 +15,6 @@ import (
 )
 
 // errNoGeometry: the node has no grid layer (geo.grids).
-var errNoGeometry = errors.New("no grid geometry is configured on this node (geo.grids)")
 
 // Geo is what the API needs of the grid register (tiers/geo behind the
 // replica, which knows the federation's nodes).

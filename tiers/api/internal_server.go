@@ -185,13 +185,7 @@ func (s *ForwardServer) Register(ctx context.Context, r *pb.RegisterRequest) (*p
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "this replica cannot register members")
 	}
-	err := mr.RegisterMember(ctx, reg)
-	switch {
-	case errors.Is(err, node.ErrNotMember):
-		return nil, status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, node.ErrInvalidRegistration):
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	case err != nil:
+	if err := mr.RegisterMember(ctx, reg); err != nil {
 		return nil, toStatus(err)
 	}
 	return &pb.RegisterResponse{}, nil

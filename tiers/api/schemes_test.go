@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/errcode"
 	"github.com/cityhub/cityhub/tiers/evaluation"
 )
 
@@ -20,7 +21,7 @@ func TestEvaluationQueryUsesConfiguredSchemes(t *testing.T) {
 		t.Fatalf("preset: %+v %v", q, err)
 	}
 	_, err = s.evaluationQuery(&pb.EvaluationRequest{At: "2026-11-20", Scheme: "nope"})
-	field, reason, ok := fieldOf(err)
+	field, reason, ok := errcode.FieldOf(err)
 	if !ok || field != "scheme" || !strings.Contains(reason, "district-2026") {
 		t.Fatalf("unknown scheme: %v", err)
 	}

@@ -79,6 +79,11 @@ type Config struct {
 	ApplyTimeout       time.Duration
 
 	Clock Clock // default: the system clock
+	// LogVersion is the newest log format this replica applies and
+	// registers (RegisterNode) for the version gate: 0 is this binary's
+	// (fsm.LogVersion). A test of a mixed-version group sets it lower to
+	// stand for a replica of an older release.
+	LogVersion uint32
 	// Stamper, when set, stamps what the leader derives into commands:
 	// working-time deadlines, recurrence links.
 	Stamper   Stamper
@@ -314,7 +319,7 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 // whole; asking again costs no log entry while the old leader leads (the
 // same request id is a replay) and lands once a new one does.
 func (n *Node) registerSelf() {
-	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: fsm.LogVersion}
+	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: n.logVersion()}
 	for backoff := 50 * time.Millisecond; ; {
 		if known, err := n.registered(reg); err == nil && known {
 			return

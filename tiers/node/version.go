@@ -19,7 +19,7 @@ func (n *Node) versionGate(cmd *pb.Command) error {
 	if need <= 1 {
 		return nil
 	}
-	if need > fsm.LogVersion {
+	if need > n.logVersion() {
 		return fmt.Errorf("%w: this replica's binary does not know the command (log version %d needed)", ErrUpgradeInProgress, need)
 	}
 	f := n.raft.GetConfiguration()
@@ -31,6 +31,14 @@ func (n *Node) versionGate(cmd *pb.Command) error {
 		return err
 	}
 	return gate(need, f.Configuration().Servers, versions)
+}
+
+// logVersion is the log version this replica applies and registers.
+func (n *Node) logVersion() uint32 {
+	if n.cfg.LogVersion != 0 {
+		return min(n.cfg.LogVersion, fsm.LogVersion)
+	}
+	return fsm.LogVersion
 }
 
 // gate is versionGate's decision: every member, voter or not (each applies

@@ -44,6 +44,10 @@ type Options struct {
 	// internal listeners, to take it back; the leader removes it and adds
 	// it again, and raft sends it a snapshot.
 	Rejoin bool
+	// LogVersion is the log version this replica registers for the
+	// version gate (0: this binary's); tests of a mixed-version group
+	// set it lower (node.Config.LogVersion).
+	LogVersion uint32
 }
 
 // Replica is a running node with its API.
@@ -152,7 +156,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout,
-		Clock:        opts.Clock, Forwarder: peers, Logger: logger, RaftLogLevel: opts.RaftLogLevel,
+		Clock:        opts.Clock, LogVersion: opts.LogVersion, Forwarder: peers, Logger: logger, RaftLogLevel: opts.RaftLogLevel,
 		LogEngine: raftlog.Engine(cfg.Raft.LogEngine), RaftSegmentSize: cfg.Raft.WALSegmentSize,
 		SkipVerify:   !cfg.Node.VerifyState,
 		InternalAddr: ip.advertise, RaftTLS: ip.raft,
