@@ -112,7 +112,7 @@ func TestHandOffDownAndStatusUp(t *testing.T) {
 	act(ctx, t, comm, c.Id, "r-5", pb.Action_ACTION_HANDLE, pb.Role_ROLE_HANDLING_UNIT, nil)
 	act(ctx, t, comm, c.Id, "r-6", pb.Action_ACTION_CHECK_PASS, pb.Role_ROLE_INSPECTOR, nil)
 	final := act(ctx, t, comm, c.Id, "r-7", pb.Action_ACTION_CLOSE, pb.Role_ROLE_SHIFT_LEADER, nil)
-	final.AllowedActions = nil
+	final.AllowedActions, final.WorkingTimeLeft = nil, nil
 	f.WaitSettled(30 * time.Second)
 	for _, n := range chainOrder {
 		got := f.stored(t, n, c.Id)
@@ -161,7 +161,7 @@ func TestTransferUp(t *testing.T) {
 	if final.Holder != "d-320505" || final.HolderEpoch != 3 {
 		t.Fatalf("dispatch to the district's own unit: holder %q epoch %d", final.Holder, final.HolderEpoch)
 	}
-	final.AllowedActions = nil
+	final.AllowedActions, final.WorkingTimeLeft = nil, nil
 	f.WaitSettled(30 * time.Second)
 	// The district's ancestor and the reporting community see the final
 	// version, and so does the street, on the way to the community.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/auth"
@@ -39,7 +40,14 @@ type CaseServer struct {
 	nearby     Nearby     // nil: no duplicate hints
 	geo        Geo        // nil: no grid geometry (reports need a grid code)
 	schemes    map[string]evaluation.Scheme
-	g          *guard // authentication and authorization (nil: off)
+	g          *guard      // authentication and authorization (nil: off)
+	work       WorkingTime // nil: no working time left on reads
+}
+
+// WorkingTime measures working time between two instants on the node's
+// working calendar (tiers/calendar.Calendar implements it).
+type WorkingTime interface {
+	Between(a, b time.Time) time.Duration
 }
 
 // Nearby finds open cases that a new report may duplicate.
@@ -168,7 +176,7 @@ func (s *CaseServer) propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResp
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	withAllowed(resp.Case)
+	s.decorate(resp.Case)
 	return resp, nil
 }
 
@@ -196,7 +204,7 @@ func (s *CaseServer) GetCase(ctx context.Context, r *pb.GetCaseRequest) (*pb.Cas
 		return nil, err
 	}
 	s.redact(ctx, c)
-	return withAllowed(c), nil
+	return s.decorate(c), nil
 }
 
 // ListCases lists cases by state, owner unit, grid prefix or deadline.
@@ -247,7 +255,7 @@ func (s *CaseServer) ListCases(ctx context.Context, r *pb.ListCasesRequest) (*pb
 			continue
 		}
 		s.redact(ctx, c)
-		out = append(out, withAllowed(c))
+		out = append(out, s.decorate(c))
 	}
 	return &pb.ListCasesResponse{Cases: out, NextPageToken: next}, nil
 }
@@ -291,6 +299,38 @@ func (s *CaseServer) readHere(ctx context.Context, level pb.Consistency) (bool, 
 		return false, err
 	}
 	return false, nil
+}
+
+// decorate adds what a read computes: the allowed actions and the working
+// time left to the stage deadline.
+func (s *CaseServer) decorate(c *pb.Case) *pb.Case {
+	if c == nil {
+		return nil
+	}
+	withAllowed(c)
+	c.WorkingTimeLeft = nil
+	if s.work != nil && c.StageDeadline != nil && clockRuns(c.State) {
+		c.WorkingTimeLeft = durationpb.New(workingLeft(s.work, s.now(), c.StageDeadline.AsTime()))
+	}
+	return c
+}
+
+// clockRuns reports whether a case in state st has a deadline running: not
+// once it ended (closed, not filed, voided) nor while it is suspended.
+func clockRuns(st pb.State) bool {
+	switch st {
+	case pb.State_STATE_CLOSED, pb.State_STATE_NOT_FILED, pb.State_STATE_VOIDED, pb.State_STATE_SUSPENDED:
+		return false
+	}
+	return true
+}
+
+// workingLeft is the working time from now to deadline, negative past it.
+func workingLeft(w WorkingTime, now, deadline time.Time) time.Duration {
+	if deadline.Before(now) {
+		return -w.Between(deadline, now)
+	}
+	return w.Between(now, deadline)
 }
 
 func withAllowed(c *pb.Case) *pb.Case {

@@ -48,6 +48,9 @@ type Options struct {
 	// Geo, when set, is the grid register: reports with a location and no
 	// grid code are located in it, and GeoService answers from it.
 	Geo Geo
+	// WorkingTime, when set, is the node's working calendar: case reads
+	// carry the working time left to the stage deadline.
+	WorkingTime WorkingTime
 	// Federation, when set, gates writes on the topology being applied and
 	// serves link status and lag metrics.
 	Federation Federation
@@ -152,6 +155,7 @@ func NewServer(opts Options) (*Server, error) {
 	cs.fed = opts.Federation
 	cs.nearby = opts.Nearby
 	cs.geo = opts.Geo
+	cs.work = opts.WorkingTime
 	cs.schemes = opts.Schemes
 	cs.g = g
 	cl := NewClusterServer(opts.Replica, opts.Peers)

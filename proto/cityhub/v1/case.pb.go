@@ -9,6 +9,7 @@ package cityhubv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1039,9 +1040,15 @@ type Case struct {
 	// Photos and files attached to the case (content-addressed; see
 	// evidence.proto). media stays for references from before evidence
 	// existed ("photo://…").
-	Evidence      []*EvidenceRef `protobuf:"bytes,42,rep,name=evidence,proto3" json:"evidence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Evidence []*EvidenceRef `protobuf:"bytes,42,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	// Computed on read, never stored: the working time (the node's working
+	// calendar: workdays, holidays, daily windows) from the moment of the
+	// read to stage_deadline; negative when the deadline has passed (the
+	// working time since). Absent when the case has no stage deadline or the
+	// answer did not compute it (feed changes, forwarded writes).
+	WorkingTimeLeft *durationpb.Duration `protobuf:"bytes,43,opt,name=working_time_left,json=workingTimeLeft,proto3" json:"working_time_left,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
@@ -1368,6 +1375,13 @@ func (x *Case) GetEvidence() []*EvidenceRef {
 	return nil
 }
 
+func (x *Case) GetWorkingTimeLeft() *durationpb.Duration {
+	if x != nil {
+		return x.WorkingTimeLeft
+	}
+	return nil
+}
+
 // Ownership is the one responsible body (责任主体) of a case: the unit that
 // must act, the node that hosts it, and why. The leader resolves it from the
 // responsibility catalogue and stamps it into the command (Apply never reads
@@ -1509,7 +1523,7 @@ var File_cityhub_v1_case_proto protoreflect.FileDescriptor
 const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\n" +
 	"\x15cityhub/v1/case.proto\x12\n" +
-	"cityhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19cityhub/v1/evidence.proto\"\xe5\x01\n" +
+	"cityhub.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19cityhub/v1/evidence.proto\"\xe5\x01\n" +
 	"\bLocation\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\x12\x18\n" +
@@ -1548,7 +1562,7 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x11extension_minutes\x18\x04 \x01(\x03R\x10extensionMinutes\x120\n" +
 	"\n" +
 	"from_state\x18\x05 \x01(\x0e2\x11.cityhub.v1.StateR\tfromState\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xa2\x0e\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xe9\x0e\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.cityhub.v1.SourceR\x06source\x12$\n" +
@@ -1600,7 +1614,8 @@ const file_cityhub_v1_case_proto_rawDesc = "" +
 	"\x0fallowed_actions\x18( \x03(\x0e2\x12.cityhub.v1.ActionR\x0eallowedActions\x12\x1f\n" +
 	"\vreported_by\x18) \x01(\tR\n" +
 	"reportedBy\x123\n" +
-	"\bevidence\x18* \x03(\v2\x17.cityhub.v1.EvidenceRefR\bevidence\"\xe3\x02\n" +
+	"\bevidence\x18* \x03(\v2\x17.cityhub.v1.EvidenceRefR\bevidence\x12E\n" +
+	"\x11working_time_left\x18+ \x01(\v2\x19.google.protobuf.DurationR\x0fworkingTimeLeft\"\xe3\x02\n" +
 	"\tOwnership\x12\x12\n" +
 	"\x04unit\x18\x01 \x01(\tR\x04unit\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\x12\x12\n" +
@@ -1739,6 +1754,7 @@ var file_cityhub_v1_case_proto_goTypes = []any{
 	(*Ownership)(nil),             // 13: cityhub.v1.Ownership
 	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 	(*EvidenceRef)(nil),           // 15: cityhub.v1.EvidenceRef
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 }
 var file_cityhub_v1_case_proto_depIdxs = []int32{
 	7,  // 0: cityhub.v1.Location.crs:type_name -> cityhub.v1.Crs
@@ -1773,12 +1789,13 @@ var file_cityhub_v1_case_proto_depIdxs = []int32{
 	13, // 29: cityhub.v1.Case.ownership:type_name -> cityhub.v1.Ownership
 	5,  // 30: cityhub.v1.Case.allowed_actions:type_name -> cityhub.v1.Action
 	15, // 31: cityhub.v1.Case.evidence:type_name -> cityhub.v1.EvidenceRef
-	3,  // 32: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	16, // 32: cityhub.v1.Case.working_time_left:type_name -> google.protobuf.Duration
+	3,  // 33: cityhub.v1.Ownership.tier:type_name -> cityhub.v1.Tier
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_proto_init() }
