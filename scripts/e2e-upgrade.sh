@@ -14,7 +14,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # The previous release: the last main that CI landed before this wave.
-from=${UPGRADE_FROM:-fff8d76}
+from=${UPGRADE_FROM:-f311b1c}
 work=$(mktemp -d)
 bin="$work/bin"
 old="$work/old-bin"

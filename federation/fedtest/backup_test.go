@@ -224,7 +224,7 @@ func TestRestoreDistrictFromSnapshot(t *testing.T) {
 		t.Fatalf("load: %d errors, first %v", len(errs), errs[0])
 	}
 	// Everything acknowledged has reached every node that keeps it.
-	f.WaitSettled(2 * time.Minute)
+	f.WaitSettled(10 * time.Minute)
 	byRid := map[string]*bkFlow{}
 	ids := map[string]string{} // case id -> request id
 	for _, fl := range flows {
@@ -302,7 +302,7 @@ func TestRestoreDistrictFromSnapshot(t *testing.T) {
 		}
 		fl.distVersion = c.Version
 	}
-	f.WaitSettled(3 * time.Minute)
+	f.WaitSettled(10 * time.Minute)
 
 	// Every case agrees between its holder, the district, the city and
 	// (where it keeps one) the street; each id is its own report's.

@@ -223,10 +223,10 @@ func TestExactlyOnceThroughFailoverAndPartition(t *testing.T) {
 	wg.Wait()
 	<-faultsDone
 	t.Logf("%d cases walked in %v", cases, time.Since(start).Round(time.Millisecond))
-	f.WaitSettled(2 * time.Minute)
+	f.WaitSettled(10 * time.Minute)
 	// The watch samples until it has seen enough copies, however few
 	// rounds it got while the cases were walked.
-	waitFor(t, 2*time.Minute, "the order watch to sample 1000 copies", func() bool { return watch.n.Load() >= 1000 })
+	waitFor(t, 10*time.Minute, "the order watch to sample 1000 copies", func() bool { return watch.n.Load() >= 1000 })
 	close(stopSampling)
 	bg.Wait()
 	t.Logf("settled after %v; order watch took %d samples", time.Since(start).Round(time.Millisecond), watch.n.Load())

@@ -173,7 +173,7 @@ func TestReconcileGuarantee(t *testing.T) {
 		if failed != rep.Failed {
 			t.Fatalf("seed %d: %d failed records, the report says %d", seed, failed, rep.Failed)
 		}
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(10 * time.Minute)
 		for {
 			ok, _ := f.Settled()
 			p := ""
@@ -183,7 +183,7 @@ func TestReconcileGuarantee(t *testing.T) {
 				}
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("seed %d: the guarantee does not hold after %v: %s (settled %v)", seed, 2*time.Minute, p, ok)
+				t.Fatalf("seed %d: the guarantee does not hold after %v: %s (settled %v)", seed, 10*time.Minute, p, ok)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

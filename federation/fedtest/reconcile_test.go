@@ -163,7 +163,11 @@ func runReconcile(ctx context.Context, t testing.TB, f *Federation, node string,
 	t.Helper()
 	g := f.Groups[node]
 	cl := pb.NewOwnershipServiceClient(g.Conn(g.WaitLeader(10 * time.Second)))
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// A run answers when it has moved everything: 10,000 cases take about
+	// 35 s under -race on an idle 2-core machine and more than 2 minutes
+	// on a loaded one. The bound only keeps a hung run from hanging the
+	// package.
+	cctx, cancel := context.WithTimeout(ctx, 12*time.Minute)
 	defer cancel()
 	return cl.Reconcile(cctx, req)
 }
@@ -247,7 +251,7 @@ func TestReconcileDistrictBacklog(t *testing.T) {
 	if rep.Moved != plan.Moved || rep.Disputed != plan.Disputed || rep.Disputed != int64(mix["to review"]) {
 		t.Fatalf("run %s differs from its plan %s (disputed in the backlog: %d)", summary(rep), summary(plan), mix["to review"])
 	}
-	waitEndState(t, f, want, 2*time.Minute)
+	waitEndState(t, f, want, 10*time.Minute)
 	t.Logf("district run: %s; end state reached %v after the run started", summary(rep), time.Since(start).Round(time.Millisecond))
 
 	// The report is kept: it reads the same later, by run id.
@@ -318,7 +322,7 @@ func TestReconcileResumesAfterACrash(t *testing.T) {
 	if _, err := runReconcile(ctx, t, ref, "d-320505", &pb.ReconcileRequest{BatchSize: 100}); err != nil {
 		t.Fatal(err)
 	}
-	waitEndState(t, ref, want, 2*time.Minute)
+	waitEndState(t, ref, want, 10*time.Minute)
 	refState := endStateByLegacyID(t, ref, refIDs)
 	for _, g := range ref.Groups {
 		g.Close()
@@ -336,7 +340,7 @@ func TestReconcileResumesAfterACrash(t *testing.T) {
 	}()
 	// Kill the node as soon as the run has recorded its first batches.
 	var runID string
-	for deadline := time.Now().Add(time.Minute); ; {
+	for deadline := time.Now().Add(10 * time.Minute); ; {
 		n := 0
 		_ = d.Replica(0).Node.Store().View(func(tx *store.Tx) error {
 			runs, err := tx.ReconcileRuns()
@@ -365,7 +369,7 @@ func TestReconcileResumesAfterACrash(t *testing.T) {
 	// Started again, the node's leader resumes the unfinished run by itself.
 	d.Start(0)
 	d.WaitLeader(30 * time.Second)
-	waitFor(t, 2*time.Minute, "the interrupted run resumed and finished", func() bool {
+	waitFor(t, 10*time.Minute, "the interrupted run resumed and finished", func() bool {
 		done := false
 		_ = d.Replica(0).Node.Store().View(func(tx *store.Tx) error {
 			run, err := tx.ReconcileRun(runID)
@@ -378,7 +382,7 @@ func TestReconcileResumesAfterACrash(t *testing.T) {
 	if err != nil || !rep.Finished || rep.Moved == 0 {
 		t.Fatalf("resumed run %s: %v %s", runID, err, summary(rep))
 	}
-	waitEndState(t, f, want, 2*time.Minute)
+	waitEndState(t, f, want, 10*time.Minute)
 	got := endStateByLegacyID(t, f, ids)
 	for legacy, w := range refState {
 		if got[legacy] != w {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/auth"
 	"github.com/cityhub/cityhub/tiers/catalogue"
 	"github.com/cityhub/cityhub/tiers/export"
+	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // Resolver answers who owns a problem from the responsibility catalogue
@@ -120,6 +122,18 @@ func (s *OwnershipServer) GetReconcileReport(ctx context.Context, r *pb.Reconcil
 	}
 	if s.reconciler == nil {
 		return nil, toStatus(errNoReconciler)
+	}
+	// A report is read like a case (linearizable): a follower that has not
+	// applied the run's latest marks passes the call to the leader.
+	if err := s.replica.ReadBarrier(ctx, pb.Consistency_CONSISTENCY_LINEARIZABLE); err != nil {
+		if isForwarded(ctx) || !errors.Is(err, node.ErrNotLeader) || s.peers == nil {
+			return nil, toStatus(err)
+		}
+		cl, lerr := s.peers.leaderOwnership(s.replica)
+		if lerr != nil {
+			return nil, toStatus(lerr)
+		}
+		return cl.GetReconcileReport(forwardCtx(ctx), r)
 	}
 	rep, err := s.reconciler.Report(ctx, r)
 	if err != nil {

@@ -97,7 +97,7 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 // NewWith is New with extra start options for each replica (ro may be nil).
 func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ro: ro}
+	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: testLogger(), ro: ro}
 	dir := t.TempDir()
 	var peers []config.Peer
 	for i := 0; i < n; i++ {
@@ -151,7 +151,7 @@ func NewWith(t testing.TB, n int, ro func(config.Config) replica.Options, opts .
 // that start replicas on data they prepared (TryStart, Start).
 func FromConfigs(t testing.TB, cfgs ...config.Config) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := &Cluster{t: t, conns: map[string]*grpc.ClientConn{}, Logger: testLogger()}
 	for _, cfg := range cfgs {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("config of %s: %v", cfg.Node.ID, err)
@@ -340,4 +340,15 @@ func InternalTLS(t testing.TB, group string, others ...string) (Option, string) 
 		c.Internal.Insecure = false
 		c.Internal.TLS = config.TLSConfig{CA: f.CA, Cert: f.Cert, Key: f.Key}
 	}, dir
+}
+
+// testLogger discards the replicas' logs unless CITYHUB_TEST_LOG is set
+// (to debug, info, warn or error: that level and above go to stderr), for
+// finding out what a group did in a test that failed.
+func testLogger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("CITYHUB_TEST_LOG"))); err != nil || os.Getenv("CITYHUB_TEST_LOG") == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
