@@ -214,7 +214,7 @@ func (d *driver) checkCase(ctx context.Context, r *caseRun) {
 		d.violate(kCopies, "case %s: holder %s: %v", r.id, r.holder.name, err)
 		return
 	}
-	held.AllowedActions = nil
+	held.AllowedActions, held.WorkingTimeLeft = nil, nil // computed on read
 	if held.Holder != r.holder.name {
 		d.violate(kCopies, "case %s: %s has it with holder %q", r.id, r.holder.name, held.Holder)
 	}
@@ -267,7 +267,7 @@ func (d *driver) checkCase(ctx context.Context, r *caseRun) {
 				cancel()
 				d.reads.Add(1)
 				if err == nil {
-					c.AllowedActions = nil
+					c.AllowedActions, c.WorkingTimeLeft = nil, nil // computed on read
 					if proto.Equal(c, held) {
 						break
 					}

@@ -84,7 +84,7 @@ func (d *driver) walk(ctx context.Context, r *caseRun) error {
 		}
 	}
 	r.closed = time.Now()
-	c.AllowedActions = nil
+	c.AllowedActions, c.WorkingTimeLeft = nil, nil // computed on read
 	r.final = c
 	return nil
 }
