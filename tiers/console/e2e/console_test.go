@@ -188,4 +188,23 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		t.Errorf("case %s: state %s, handled with a photo %v, checked with a photo %v, evidence %d; want closed, both, 1 (the same photo)",
 			caseID, c.State, handled, checked, len(c.Evidence))
 	}
+
+	// The city's shift leader reaches the 会审 queue and the 导入与对账
+	// page from the seat's menu: the queue is empty (no case of this
+	// test is disputed), and the page answers with the latest run's
+	// report or says the city has not reconciled yet (nothing else: an
+	// error would show its own message).
+	var recon string
+	seat.run(t, "the 会审 queue and the 导入与对账 page",
+		chromedp.Click(chromedp.CSS(`nav a[href="/review"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=review-heading]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=review-empty]`)),
+		chromedp.Click(chromedp.CSS(`nav a[href="/reconcile"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=reconcile-heading]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=reconcile-report], [data-testid=reconcile-error]`)),
+		eval(`(() => { const r = document.querySelector('[data-testid=reconcile-report]'); if (r) return 'run ' + r.dataset.run; return document.querySelector('[data-testid=reconcile-error]').textContent })()`, &recon),
+	)
+	if recon != "本节点尚未运行过对账" && (!strings.HasPrefix(recon, "run ") || recon == "run ") {
+		t.Errorf("导入与对账 page shows %q; want a run's report or that the node has not reconciled yet", recon)
+	}
 }
