@@ -41,9 +41,25 @@ export function decode(buf) {
   }
 }
 
-function columnOf(h) {
+// parseMapping reads "OLD=column" pairs (comma, 、 or line separated), as
+// cityhubctl import --map; a column that is not one throws.
+export function parseMapping(text) {
+  const m = {}
+  for (const part of String(text || '').split(/[,，、\n]/)) {
+    if (!part.trim()) continue
+    const i = part.indexOf('=')
+    const old = i < 0 ? '' : part.slice(0, i).trim()
+    const col = i < 0 ? '' : part.slice(i + 1).trim().toLowerCase()
+    if (!old || !COLUMNS.includes(col)) throw new Error(`列映射 “${part.trim()}”：应为 原列名=列名，列名为 ${COLUMNS.join('、')} 之一`)
+    m[old] = col
+  }
+  return m
+}
+
+function columnOf(h, mapping = {}) {
   const k = String(h).trim()
   const l = k.toLowerCase()
+  if (mapping[k]) return mapping[k]
   if (COLUMNS.includes(l)) return l
   if (QUARANTINE.includes(l)) return ''
   return ALIASES[k] || null
@@ -54,10 +70,10 @@ function str(v) {
   return typeof v === 'string' ? v : String(v)
 }
 
-// parse returns {rows, bad, ignored, encoding}; bad: lines that could not be
+// parse returns {rows, bad, ignored, encoding}; mapping: parseMapping's; bad: lines that could not be
 // read ({line, legacy_id, field, reason}, as the node's RowError). A header
 // without a required column, or with one twice, throws.
-export function parse(buf, name) {
+export function parse(buf, name, mapping = {}) {
   const { text, encoding } = decode(buf)
   const jsonl = /\.(jsonl|ndjson|json)$/i.test(name) || /^\s*\{/.test(text)
   const rows = []
@@ -79,7 +95,7 @@ export function parse(buf, name) {
       }
       const r = { line: i + 1 }
       for (const [k, v] of Object.entries(o)) {
-        const c = columnOf(k)
+        const c = columnOf(k, mapping)
         if (c) r[c] = str(v)
         else if (c === null) ignored.add(k)
       }
@@ -91,7 +107,7 @@ export function parse(buf, name) {
   const data = res.data
   if (!data.length) throw new Error('文件为空')
   const header = data[0]
-  const cols = header.map(columnOf)
+  const cols = header.map((h) => columnOf(h, mapping))
   header.forEach((h, i) => cols[i] === null && String(h).trim() && ignored.add(String(h).trim()))
   const seen = new Set()
   for (const c of cols) {
