@@ -358,6 +358,8 @@ func (d *demo) consoleBanner(w io.Writer) {
 	fmt.Fprintf(tw, "  指挥大屏 %s\t%s\tlead (值班长) or super (督办员)\n", city.node.Name, url(city, "/screen"))
 	fmt.Fprintf(tw, "  工作台 %s\t%s\tlead (值班长: 立案, 派遣, 结案), disp (派遣员), clerk (受理员: /intake 地图点选上报)\n", city.node.Name, url(city, "/seat"))
 	fmt.Fprintf(tw, "  区级大屏/工作台 %s\t%s\tlead, disp (派遣员), eval (考评员: /evaluation)\n", dist.node.Name, url(dist, "/screen"))
+	fmt.Fprintf(tw, "  会审 %s\t%s\tlead (值班长: 裁定责任单位)\n", city.node.Name, url(city, "/review"))
+	fmt.Fprintf(tw, "  导入与对账 %s\t%s\tadmin (导入, 对账), lead (查看报告)\n", dist.node.Name, url(dist, "/reconcile"))
 	fmt.Fprintf(tw, "  城管通 (phone) %s\t%s\t%s (%s), insp (监督员: 核实, 核查)\n", comm.node.Name, url(comm, "/m"), gridSeat, gridName)
 	tw.Flush()
 }

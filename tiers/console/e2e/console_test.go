@@ -188,4 +188,28 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		t.Errorf("case %s: state %s, handled with a photo %v, checked with a photo %v, evidence %d; want closed, both, 1 (the same photo)",
 			caseID, c.State, handled, checked, len(c.Evidence))
 	}
+
+	// The city's shift leader reaches the 会审 queue and the 导入与对账
+	// page from the seat's menu: the queue is empty (no case of this
+	// test is disputed), and the page answers with the latest run's
+	// report, or says in Chinese that the city has not reconciled yet or
+	// runs no reconciler (this federation has no responsibility
+	// catalogue); any other answer (an error shown as the node gave it)
+	// fails.
+	var recon string
+	seat.run(t, "the 会审 queue and the 导入与对账 page",
+		chromedp.Click(chromedp.CSS(`nav a[href="/review"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=review-heading]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=review-empty]`)),
+		chromedp.Click(chromedp.CSS(`nav a[href="/reconcile"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=reconcile-heading]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=reconcile-report], [data-testid=reconcile-error]`)),
+		eval(`(() => { const r = document.querySelector('[data-testid=reconcile-report]'); if (r) return 'run ' + r.dataset.run; const e = document.querySelector('[data-testid=reconcile-error]'); return e.dataset.state + ' ' + e.textContent })()`, &recon),
+	)
+	switch {
+	case recon == "none 本节点尚未运行过对账", recon == "off 本节点不运行对账（未加入联邦或未配置责任清单）":
+	case strings.HasPrefix(recon, "run ") && recon != "run ":
+	default:
+		t.Errorf("导入与对账 page shows %q; want a run's report, or that the node has not reconciled or runs no reconciler", recon)
+	}
 }

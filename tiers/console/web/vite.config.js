@@ -25,6 +25,8 @@ export default defineConfig({
         // cached apart from the console's code.
         manualChunks(id) {
           if (id.includes('node_modules/echarts') || id.includes('node_modules/zrender')) return 'echarts'
+          // The CSV parser only the import page needs.
+          if (id.includes('node_modules/papaparse')) return 'papaparse'
           if (id.includes('node_modules/')) return 'vendor'
         },
       },

@@ -167,6 +167,14 @@ export function fmtTime(ts) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`
 }
 
+// WALL_CLOCK_NOTE says what timeLeft counts. The leader stamps a case's
+// deadlines from the working calendar (working hours, workdays, holidays),
+// but the API gives only the deadline instant, not the working minutes
+// left; the console does not hold the calendar, so the time left it shows
+// is wall-clock time to that instant (nights and holidays included) and
+// is labelled so.
+export const WALL_CLOCK_NOTE = '按自然时间计算：时限由工作日历（工作时段、节假日）确定，但此处剩余时间含非工作时段'
+
 // timeLeft: "剩余 3小时20分" or "超时 1天2小时" to a deadline (wall clock).
 export function timeLeft(ts, now = Date.now()) {
   if (!ts) return { text: '无时限', over: false }

@@ -10,6 +10,8 @@ const Intake = () => import('./views/Intake.vue')
 const CaseView = () => import('./views/CaseView.vue')
 const Evaluation = () => import('./views/Evaluation.vue')
 const Terminal = () => import('./views/Terminal.vue')
+const Reconcile = () => import('./views/Reconcile.vue')
+const Review = () => import('./views/Review.vue')
 
 export function home() {
   const role = session.principal && session.principal.role
@@ -26,6 +28,8 @@ export const router = createRouter({
     { path: '/intake', component: Intake, meta: { title: '受理上报' } },
     { path: '/cases/:id', component: CaseView, props: true, meta: { title: '案件详情' } },
     { path: '/evaluation', component: Evaluation, meta: { title: '综合评价' } },
+    { path: '/reconcile', component: Reconcile, meta: { title: '导入与对账' } },
+    { path: '/review', component: Review, meta: { title: '会审' } },
     { path: '/m', component: Terminal, meta: { title: '城管通', bare: true } },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
