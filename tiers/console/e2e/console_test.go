@@ -110,6 +110,15 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 	phone := b.open("phone", 390, 844, true)
 	task := fmt.Sprintf(`article.task[data-case="%s"]`, caseID)
 	phone.login(t, commURL, "grid", "/m", `[data-testid=terminal]`)
+	var left string
+	phone.run(t, "the task's time left, in working hours on the node's calendar",
+		chromedp.WaitVisible(chromedp.CSS(task+`[data-state=STATE_DISPATCHED]`)),
+		chromedp.WaitVisible(chromedp.CSS(task+` [data-testid=task-time]`)),
+		eval(`document.querySelector('`+task+` [data-testid=task-time]').innerText`, &left),
+	)
+	if !strings.Contains(left, "工作时间") || !(strings.Contains(left, "剩余") || strings.Contains(left, "超时")) {
+		t.Fatalf("the task's time left reads %q; want the working time the node computed", left)
+	}
 	phone.run(t, "accept without signal: the step waits on the phone",
 		chromedp.WaitVisible(chromedp.CSS(task+`[data-state=STATE_DISPATCHED]`)),
 		offline(true),

@@ -167,18 +167,17 @@ export function fmtTime(ts) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`
 }
 
-// WALL_CLOCK_NOTE says what timeLeft counts. The leader stamps a case's
-// deadlines from the working calendar (working hours, workdays, holidays),
-// but the API gives only the deadline instant, not the working minutes
-// left; the console does not hold the calendar, so the time left it shows
-// is wall-clock time to that instant (nights and holidays included) and
-// is labelled so.
+// WORK_NOTE and WALL_CLOCK_NOTE say what a time left counts. The leader
+// stamps a case's deadlines from the working calendar (working hours,
+// workdays, holidays); a case read from the API carries the working time
+// left to its stage deadline as the node computed it on that calendar
+// (working_time_left), shown as is. Where a case has no such field (feed
+// changes, a node without a calendar) the console, which does not hold
+// the calendar, falls back to wall-clock time and labels it so.
+export const WORK_NOTE = '按工作时间计算：由节点的工作日历（工作时段、节假日）算出，截至本次读取'
 export const WALL_CLOCK_NOTE = '按自然时间计算：时限由工作日历（工作时段、节假日）确定，但此处剩余时间含非工作时段'
 
-// timeLeft: "剩余 3小时20分" or "超时 1天2小时" to a deadline (wall clock).
-export function timeLeft(ts, now = Date.now()) {
-  if (!ts) return { text: '无时限', over: false }
-  let ms = Date.parse(ts) - now
+function fmtLeft(ms) {
   const over = ms < 0
   ms = Math.abs(ms)
   const m = Math.floor(ms / 60e3)
@@ -187,6 +186,22 @@ export function timeLeft(ts, now = Date.now()) {
   const mm = m % 60
   const s = d > 0 ? `${d}天${h}小时` : h > 0 ? `${h}小时${mm}分` : `${mm}分`
   return { text: over ? `超时 ${s}` : `剩余 ${s}`, over }
+}
+
+// timeLeft: "剩余 3小时20分" or "超时 1天2小时" to a deadline (wall clock).
+export function timeLeft(ts, now = Date.now()) {
+  if (!ts) return { text: '无时限', over: false }
+  return fmtLeft(Date.parse(ts) - now)
+}
+
+// workLeft: a case's time left in working hours when the node gave it
+// (label 工作时间), else wall-clock time to its stage deadline (自然时间).
+export function workLeft(c, now = Date.now()) {
+  const w = c && c.working_time_left
+  if (typeof w === 'string' && !isNaN(parseFloat(w))) {
+    return { ...fmtLeft(parseFloat(w) * 1000), work: true, label: '工作时间', note: WORK_NOTE }
+  }
+  return { ...timeLeft(c && c.stage_deadline, now), work: false, label: '自然时间', note: WALL_CLOCK_NOTE }
 }
 
 export function isToday(ts, now = new Date()) {
