@@ -348,11 +348,23 @@ func (tx *Tx) flushDash() error {
 
 // addDash adds d to a D/ counter, deleting it at zero.
 func (tx *Tx) addDash(k []byte, d int64) error {
-	n, err := tx.getUint64(k)
-	if err != nil {
-		return err
+	n, cached := uint64(0), false
+	if tx.dashCache != nil {
+		n, cached = tx.dashCache.get(string(k))
+	}
+	if !cached {
+		var err error
+		if n, err = tx.getUint64(k); err != nil {
+			return err
+		}
 	}
 	v := int64(n) + d
+	if tx.dashCache != nil {
+		if tx.dashWrites == nil {
+			tx.dashWrites = make(map[string]uint64, len(tx.dash))
+		}
+		tx.dashWrites[string(k)] = uint64(v)
+	}
 	if v == 0 {
 		return tx.del(k)
 	}
@@ -657,6 +669,8 @@ func (s *Store) ensureDashboard() error {
 }
 
 func (s *Store) rebuildDashboard(applied uint64) (int, error) {
+	s.dash.reset()
+	defer s.dash.reset()
 	if err := s.db.DropPrefix([]byte(pfxDash)); err != nil {
 		return 0, err
 	}

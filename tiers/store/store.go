@@ -34,6 +34,8 @@ type Store struct {
 	stats atomic.Pointer[Stats] // nil until EnableStats
 	// requests holds every stored request id (requests.go).
 	requests atomic.Pointer[requestFilter]
+	// dash holds the dashboard counters' committed values (dashcache.go).
+	dash dashCache
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -121,6 +123,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit state: %w", err)
+	}
+	if len(tx.dashWrites) > 0 {
+		s.dash.put(tx.dashWrites)
 	}
 	return nil
 }

@@ -25,9 +25,14 @@ type Tx struct {
 	feedOpts FeedOptions
 	// dash holds the dashboard counters' changes until the commit
 	// (dashboard.go).
-	dash     map[string]int64
-	stats    *Stats         // nil: not counting
-	requests *requestFilter // nil: look every request id up
+	dash map[string]int64
+	// dashCache has the counters' committed values (nil: read them all
+	// through badger); dashWrites the values this transaction gives them,
+	// for the cache once it commits.
+	dashCache  *dashCache
+	dashWrites map[string]uint64
+	stats      *Stats         // nil: not counting
+	requests   *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
