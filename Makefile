@@ -106,6 +106,7 @@ lint: vet ## gofmt, go vet, the state-machine determinism lint, the import rule 
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || (echo "gofmt needed: $$out" >&2; exit 1)
 	$(GO) run ./cmd/cityhublint ./tiers/workflow ./tiers/fsm ./tiers/store ./tiers/calendar ./tiers/deadline ./tiers/evaluation ./federation/protocol ./federation/topology ./federation/ownership
 	$(GO) run ./cmd/cityhublint -imports .
+	@out=$$(grep -nE '\| *(grep -q|head)( |$$)' scripts/*.sh .ci/run); test -z "$$out" || (printf 'a pipe into grep -q or head fails a pipefail script when the writer gets SIGPIPE; use grep -q PATTERN <<<"$$x" or sed -n 1p:\n%s\n' "$$out" >&2; exit 1)
 	$(MAKE) proto-check
 
 bench: ## benchmarks (see BENCHMARKS.md)

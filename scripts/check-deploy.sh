@@ -55,7 +55,7 @@ if [ ! -x "$promtool" ]; then
     install -m 0755 "$work/prom/usr/bin/promtool" "$promtool"
   fi
 fi
-"$promtool" --version 2>&1 | head -1
+"$promtool" --version 2>&1 | sed -n 1p
 
 passed=0
 step "1. the image"
@@ -64,7 +64,7 @@ tag=$(cat bin/image/version)
 oci="$repo/bin/image/oci"
 out=$(CITYHUB_IMAGE="$oci" CITYHUB_IMAGE_TAG="$tag" "$GO" test -count=1 -run '^TestImage$' -v ./config/deploy/ 2>&1) || { echo "$out"; fail "TestImage"; }
 echo "$out" | grep -E '^\s+image_test.go' || true
-echo "$out" | grep -q -- '--- PASS: TestImage' || { echo "$out"; fail "TestImage did not run"; }
+grep -q -- '--- PASS: TestImage' <<<"$out" || { echo "$out"; fail "TestImage did not run"; }
 passed=$((passed + 1))
 if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then
   podman load -q -i "bin/image/cityhub-$tag.tar" >/dev/null
@@ -90,7 +90,7 @@ step "3. Prometheus rules, dashboard and metrics"
 "$promtool" check rules config/deploy/prometheus/alerts.yaml || fail "promtool check rules"
 (cd config/deploy/prometheus && "$promtool" test rules alerts_test.yaml) || fail "promtool test rules"
 out=$(CITYHUB_PROMTOOL="$promtool" "$GO" test -count=1 -run '^TestDashboardAndAlertsNameExportedMetrics$' -v ./config/deploy/ 2>&1) || { echo "$out"; fail "TestDashboardAndAlertsNameExportedMetrics"; }
-echo "$out" | grep -q -- '--- PASS: TestDashboardAndAlertsNameExportedMetrics' || { echo "$out"; fail "the metrics test did not run"; }
-echo "$out" | grep -q 'promtool check metrics skipped' && fail "promtool check metrics did not run"
+grep -q -- '--- PASS: TestDashboardAndAlertsNameExportedMetrics' <<<"$out" || { echo "$out"; fail "the metrics test did not run"; }
+grep -q 'promtool check metrics skipped' <<<"$out" && fail "promtool check metrics did not run"
 passed=$((passed + 1))
 echo "deploy-check: $passed passed, 0 failed"

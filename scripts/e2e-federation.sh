@@ -58,7 +58,7 @@ wait_until() { # seconds, description, command...
   fail "timed out waiting for $what"
 }
 json_field() { # field name: first "field": "value" of stdin
-  grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"\(.*\)"/\1/'
+  grep -o "\"$1\": *\"[^\"]*\"" | sed -n 1p | sed 's/.*: *"\(.*\)"/\1/'
 }
 
 # The chain: name tier jurisdiction replicas, with each node's index k

@@ -66,7 +66,7 @@ wait_until() { # seconds, description, command...
   fail "timed out waiting for $what"
 }
 json_field() { # field name: first "field": "value" of stdin
-  grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"\(.*\)"/\1/'
+  grep -o "\"$1\": *\"[^\"]*\"" | sed -n 1p | sed 's/.*: *"\(.*\)"/\1/'
 }
 state_of() { as lead-1 --addr "$1" -o json cases get "$2" | json_field state; }
 expect_state() { local got; got=$(state_of "$1" "$2"); [ "$got" = "$3" ] || fail "case $2 is $got, want $3"; }
@@ -212,7 +212,7 @@ ok lead-1 "/v1/cases/$id2:file" '{"request_id":"e2e-curl-3"}' >/dev/null
 # A seat outside its role: a handling unit may not dispatch (403 naming the permission).
 out=$(post parks-bureau "/v1/cases/$id2:dispatch" '{"request_id":"e2e-curl-3x","unit":"parks-bureau","time_limit_minutes":240}')
 [ "${out##*$'\n'}" = 403 ] || fail "a handling unit dispatching gave ${out##*$'\n'}, want 403: ${out%$'\n'*}"
-echo "$out" | grep -q '"permission": *"case.act.ACTION_DISPATCH"' || fail "the 403 does not name case.act.ACTION_DISPATCH: ${out%$'\n'*}"
+grep -q '"permission": *"case.act.ACTION_DISPATCH"' <<<"$out" || fail "the 403 does not name case.act.ACTION_DISPATCH: ${out%$'\n'*}"
 ok disp-1 "/v1/cases/$id2:dispatch" '{"request_id":"e2e-curl-4","unit":"parks-bureau","time_limit_minutes":240}' >/dev/null
 ok parks-bureau "/v1/cases/$id2:requestReturn" '{"request_id":"e2e-curl-5","note":"not ours: sanitation"}' >/dev/null
 ok disp-1 "/v1/cases/$id2:approveReturn" '{"request_id":"e2e-curl-6"}' >/dev/null
@@ -226,7 +226,7 @@ ok insp-008 "/v1/cases/$id2:checkPass" '{"request_id":"e2e-curl-10"}' >/dev/null
 ok lead-1 "/v1/cases/$id2:close" '{"request_id":"e2e-curl-11"}' >/dev/null
 # A retry of the same request id changes nothing.
 again=$(ok lead-1 "/v1/cases/$id2:close" '{"request_id":"e2e-curl-11"}')
-echo "$again" | grep -q '"replayed": *true' || fail "retry was not a replay: $again"
+grep -q '"replayed": *true' <<<"$again" || fail "retry was not a replay: $again"
 out=$(post sanitation "/v1/cases/$id2:handle" '{"request_id":"e2e-curl-12"}')
 [ "${out##*$'\n'}" = 409 ] || fail "forbidden REST action gave ${out##*$'\n'}, want 409"
 expect_state $A "$id2" STATE_CLOSED
@@ -285,7 +285,7 @@ set -e
 [ "$code" = 3 ] || fail "n$d started on damaged data (exit $code): $(tail -3 "$work/refused.log")"
 grep -q "data/n$d/raft/wal-meta.db is missing" "$work/refused.log" || fail "the refusal does not name the file: $(tail -3 "$work/refused.log")"
 grep -q -- "--rejoin" "$work/refused.log" || fail "the refusal does not give the way out: $(tail -3 "$work/refused.log")"
-step "n$d refused to start, exit 3: $(grep -o 'raft log damaged: [^:]*' "$work/refused.log" | head -1)"
+step "n$d refused to start, exit 3: $(grep -o 'raft log damaged: [^:]*' "$work/refused.log" | sed -n 1p)"
 id4=$(as clerk-3 --addr "127.0.0.1:710${leader#n}" -o json cases report --source hotline-12319 --kind event --major 05 --minor 05 \
   --grid 320582110152104 --desc "共享单车乱停放 bikes on the pavement" 2>/dev/null | json_field id) || true
 (cd "$work" && exec "$bin/cityhubd" --config "$repo/config/examples/tier-3/n$d.yaml" --rejoin >>"$work/n$d.log" 2>&1) &

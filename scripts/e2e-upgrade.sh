@@ -59,7 +59,7 @@ wait_until() { # seconds, description, command...
   for _ in $(seq 1 $((secs * 10))); do "$@" && return 0; sleep 0.1; done
   fail "timed out waiting for $what"
 }
-json_field() { grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"\(.*\)"/\1/'; }
+json_field() { grep -o "\"$1\": *\"[^\"]*\"" | sed -n 1p | sed 's/.*: *"\(.*\)"/\1/'; }
 
 for port in 7001 7002 7003 7101 7102 7103 7201 7202 7203 7401 7402 7403; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then fail "port $port is already in use: stop whatever listens there"; fi
@@ -141,7 +141,7 @@ for n in 1 2 3; do
   wait_until 60 "n$n to hold the last acknowledged case" caught_up
   listed=$(ctl --addr 127.0.0.1:710$n --token-file "$work/tok/clerk.json" -o json cases list --grid-prefix $grid --limit 500 --consistency stale 2>/dev/null |
     grep -o '"id": *"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/' | sort -u)
-  missing=$(cut -d' ' -f2 "$acked" | sort -u | comm -23 - <(echo "$listed") | head -5)
+  missing=$(cut -d' ' -f2 "$acked" | sort -u | comm -23 - <(echo "$listed") | sed -n 1,5p)
   [ -z "$missing" ] || fail "n$n lacks acknowledged cases: $missing"
   extra=$(( $(echo "$listed" | grep -c .) - total ))
   [ "$extra" = 0 ] || fail "n$n lists $extra cases more than the $total acknowledged (a retried request id made a second case?)"
