@@ -12,6 +12,8 @@
 #       1000000: an old system's backlog through ImportCases, the fastest
 #       way in; 0 skips it)
 #   -E  skip etcd
+#   -P  write CPU profiles of the leader and a follower, taken during the
+#       gRPC point at 64 clients, into this directory (debug.pprof on)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
@@ -25,11 +27,12 @@
 # authentication add).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1
-while getopts "d:w:c:b:e:E" opt; do
+secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1 profiles=
+while getopts "d:w:c:b:e:EP:" opt; do
   case $opt in
     d) secs=$OPTARG ;; w) warm=$OPTARG ;; c) clients=$OPTARG ;; b) backlog=$OPTARG ;; e) engine=$OPTARG ;; E) etcd=0 ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -93,14 +96,32 @@ rm -rf "$work/run" && mkdir -p "$work/run/data/tier-3"
 head -c 15 /dev/urandom | base64 >"$work/run/data/tier-3/admin-password"
 cpids=()
 for n in 1 2 3; do
-  (cd "$work/run" && CITYHUB_TLS_DISABLED=true CITYHUB_AUTH_DISABLED=true CITYHUB_LIMITS_RATE=0 CITYHUB_RAFT_LOG_ENGINE=$engine exec "$work/bin/cityhubd" --config "$repo/config/examples/tier-3/n$n.yaml" --log-level warn >"$work/n$n.log" 2>&1) &
+  (cd "$work/run" && CITYHUB_TLS_DISABLED=true CITYHUB_AUTH_DISABLED=true CITYHUB_LIMITS_RATE=0 CITYHUB_RAFT_LOG_ENGINE=$engine CITYHUB_DEBUG_PPROF=$([ -n "$profiles" ] && echo true || echo false) exec "$work/bin/cityhubd" --config "$repo/config/examples/tier-3/n$n.yaml" --log-level warn >"$work/n$n.log" 2>&1) &
   pids+=($!) cpids+=($!)
 done
 for _ in $(seq 1 200); do curl -sf 127.0.0.1:7201/readyz >/dev/null && break; sleep 0.1; done
 leader=$(curl -s 127.0.0.1:7201/v1/cluster/status | grep -o '"leader_id": *"[^"]*"' | cut -d'"' -f4)
 L=${leader#n}
 cityhub() { run_point "$1" "${cpids[*]}" -- "$work/bin/cityhubload" --proto "$2" --addrs "$3" --clients "$4" --duration "${secs}s" --warmup "${warm}s"; }
-for c in $clients; do cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"; done
+# profile: CPU profiles of the leader and a follower over the measured
+# seconds of the next point (after its warmup).
+profile() {
+  [ -n "$profiles" ] || return 0
+  local f=$(( L % 3 + 1 ))
+  (sleep "$warm"; curl -sf -o "$profiles/leader.pprof" "127.0.0.1:720$L/debug/pprof/profile?seconds=$secs") &
+  ppids+=($!)
+  (sleep "$warm"; curl -sf -o "$profiles/follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
+  ppids+=($!)
+}
+ppids=()
+for c in $clients; do
+  [ "$c" = 64 ] && profile
+  cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"
+done
+if [ ${#ppids[@]} -gt 0 ]; then
+  wait "${ppids[@]}" || echo "a profile was not taken"
+  echo "profiles: $profiles/leader.pprof $profiles/follower.pprof (go tool pprof -top FILE)"
+fi
 cityhub "rest/64" rest 127.0.0.1:720$L 64
 [ -n "${tput[grpc/64]:-}" ] || cityhub "grpc/64" grpc 127.0.0.1:710$L 64
 if [ "$backlog" -gt 0 ]; then
