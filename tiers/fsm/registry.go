@@ -64,7 +64,7 @@ var commandTypes = []commandType{
 	{kind: 11, name: "act", since: 1, client: true,
 		apply:       caseCommand(func(e *entry) (*pb.Case, *Result, error) { return act(e.tx, e.cmd, e.cmd.GetAct(), e.fv) }),
 		fingerprint: actFingerprint, precheck: precheckAct,
-		keyField:    func(cmd *pb.Command) string { return longKey("unit", cmd.GetAct().GetUnit()) }},
+		keyField: func(cmd *pb.Command) string { return longKey("unit", cmd.GetAct().GetUnit()) }},
 	{kind: 12, name: "register_node", since: 1,
 		apply: func(e *entry) (*Result, error) {
 			r := e.cmd.GetRegisterNode()
