@@ -141,6 +141,7 @@ type Node struct {
 	// lead runs the leader jobs for each settled term (leader.go).
 	lead        leadership
 	snapMetrics *snapshotMetrics
+	applyTimer  *applyTimer
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -223,6 +224,8 @@ func (n *Node) open() error {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
+	n.applyTimer = newApplyTimer()
+	n.fsm.ObserveEntries(n.applyTimer)
 	// Recent entries are served from memory to the replication and FSM
 	// goroutines instead of being read back from disk.
 	logCache, err := raft.NewLogCache(512, n.logs)
