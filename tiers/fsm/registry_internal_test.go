@@ -146,3 +146,15 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// A forwarded result carries what a client's command returns.
+func TestResultRoundTrip(t *testing.T) {
+	r := &Result{Case: &pb.Case{Id: "110105-20261203-000001"}, Replayed: true, Imported: 2, Already: 1, CaseIDs: []string{"a", "", "b"}, Skipped: 1}
+	got := ResultFromProto(r.Proto())
+	if got.Case.GetId() != r.Case.Id || !got.Replayed || got.Imported != 2 || got.Already != 1 || got.Skipped != 1 || len(got.CaseIDs) != 3 || got.CaseIDs[2] != "b" {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if ResultFromProto(nil).Case != nil {
+		t.Fatal("a nil result carries a case")
+	}
+}
