@@ -26,7 +26,7 @@ func (t *commandType) fingerprintOf(cmd *pb.Command) []byte {
 	if t.fingerprint != nil {
 		return t.fingerprint(cmd)
 	}
-	return hashMessage(bodyMessage(cmd))
+	return hashMessage(t.bodyMessage(cmd))
 }
 
 // reportFingerprint leaves out the id prefix and date, the stage deadline,

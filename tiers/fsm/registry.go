@@ -3,8 +3,10 @@ package fsm
 import (
 	"crypto/sha256"
 	"fmt"
+	"reflect"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -50,6 +52,8 @@ type commandType struct {
 	// keyField names a field of the body, part of a store key, that is
 	// longer than maxKeyField ("" when none is); nil: no such field.
 	keyField func(cmd *pb.Command) string
+	// field is the body's field in Command (set at init).
+	field protoreflect.FieldDescriptor
 }
 
 // commandTypes is the registry, in number order; numbers are never reused
@@ -137,14 +141,31 @@ var commandTypes = []commandType{
 		}},
 }
 
-// byKind indexes the registry by body number.
-var byKind = func() map[Kind]*commandType {
-	m := make(map[Kind]*commandType, len(commandTypes))
+// byKind indexes the registry by body number, byBody by the Go type of
+// Command.Body that holds the body (a lookup by the interface's dynamic
+// type, cheaper than protoreflect's WhichOneof on every entry).
+var (
+	byKind map[Kind]*commandType
+	byBody map[reflect.Type]*commandType
+)
+
+func init() {
+	byKind = make(map[Kind]*commandType, len(commandTypes))
+	byBody = make(map[reflect.Type]*commandType, len(commandTypes))
 	for i := range commandTypes {
-		m[commandTypes[i].kind] = &commandTypes[i]
+		t := &commandTypes[i]
+		fd := bodyOneof.Fields().ByNumber(protoreflect.FieldNumber(t.kind))
+		if fd == nil {
+			panic(fmt.Sprintf("fsm: registry row %d (%s) names no field of Command.body", t.kind, t.name))
+		}
+		cmd := &pb.Command{}
+		m := cmd.ProtoReflect()
+		m.Set(fd, protoreflect.ValueOfMessage(m.NewField(fd).Message()))
+		t.field = fd
+		byKind[t.kind] = t
+		byBody[reflect.TypeOf(cmd.Body)] = t
 	}
-	return m
-}()
+}
 
 // entry is one command entry being applied.
 type entry struct {
@@ -166,23 +187,13 @@ type pending struct {
 
 var bodyOneof = (&pb.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("body")
 
-// kindOf is cmd's body type (0 without a body, or with one this binary
-// does not know).
-func kindOf(cmd *pb.Command) Kind {
-	fd := cmd.ProtoReflect().WhichOneof(bodyOneof)
-	if fd == nil {
-		return 0
-	}
-	return Kind(fd.Number())
-}
-
 // typeOf is the registry row of cmd's body, nil for a command without a
 // known body (see unknownCommand).
 func typeOf(cmd *pb.Command) *commandType {
 	if cmd == nil || cmd.Body == nil {
 		return nil
 	}
-	return byKind[kindOf(cmd)]
+	return byBody[reflect.TypeOf(cmd.Body)]
 }
 
 // unknownCommand is the one rule for an entry whose body the registry has
@@ -256,10 +267,10 @@ func CommandTypes() []CommandType {
 
 // KindOf is cmd's body type (0 without a known body).
 func KindOf(cmd *pb.Command) Kind {
-	if typeOf(cmd) == nil {
-		return 0
+	if t := typeOf(cmd); t != nil {
+		return t.kind
 	}
-	return kindOf(cmd)
+	return 0
 }
 
 // String is the body's name in command.proto ("invalid" for 0, "unknown"
@@ -286,14 +297,9 @@ type EntryObserver interface {
 	End(kind Kind, begin int64)
 }
 
-// bodyMessage is the message cmd's body holds.
-func bodyMessage(cmd *pb.Command) proto.Message {
-	m := cmd.ProtoReflect()
-	fd := m.WhichOneof(bodyOneof)
-	if fd == nil {
-		return nil
-	}
-	return m.Get(fd).Message().Interface()
+// bodyMessage is the message cmd's body (of type t) holds.
+func (t *commandType) bodyMessage(cmd *pb.Command) proto.Message {
+	return cmd.ProtoReflect().Get(t.field).Message().Interface()
 }
 
 // hashMessage is the SHA-256 of m's deterministic encoding.

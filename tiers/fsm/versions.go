@@ -24,11 +24,11 @@ const LogVersion uint32 = 2
 // its body's type, or of the fields added to it since that it sets (1 for
 // a command without a body).
 func RequiredVersion(cmd *pb.Command) uint32 {
-	if cmd.ProtoReflect().WhichOneof(bodyOneof) == nil {
-		return 1
-	}
 	t := typeOf(cmd)
 	if t == nil {
+		if cmd.GetBody() == nil {
+			return 1
+		}
 		// A body the registry does not know cannot be applied here.
 		return LogVersion + 1
 	}
