@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/certs"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -245,6 +247,14 @@ func TestInternalPlane(t *testing.T) {
 				t.Errorf("register %s at %s: %v, want PermissionDenied", reg.NodeId, reg.RaftAddr, err)
 			}
 		}
+		// node.Propose, a client's write path, refuses a leader's own
+		// command on the leader and on a follower (before forwarding).
+		for _, m := range c.Members {
+			_, err := m.R.Node.Propose(ctx, &pb.Command{RequestId: "raw-propose-trim", Body: &pb.Command_TrimOutbox{TrimOutbox: &pb.TrimOutbox{Link: "city", Upto: 1 << 40}}})
+			if !errors.Is(err, node.ErrNotClientCommand) {
+				t.Errorf("%s: Propose(TrimOutbox): %v, want ErrNotClientCommand", m.ID, err)
+			}
+		}
 		// Nothing reached the log: no replica recorded any of those request
 		// ids, and (unless an election under load added its own entry) the
 		// leader's last index did not move.
@@ -253,7 +263,7 @@ func TestInternalPlane(t *testing.T) {
 		}
 		for i, m := range c.Members {
 			err := c.Members[i].R.Node.Store().View(func(tx *store.Tx) error {
-				for _, id := range []string{"raw-trim", "raw-topo", "raw-repair", "raw-deliver", "raw-overdue", "raw-reconcile", "raw-register", "raw-forged", "raw-bad-report", "raw-owned", "raw-act", "raw-act-2", "raw-stamped", "raw-purge", "raw-import"} {
+				for _, id := range []string{"raw-trim", "raw-topo", "raw-repair", "raw-deliver", "raw-overdue", "raw-reconcile", "raw-register", "raw-forged", "raw-bad-report", "raw-owned", "raw-act", "raw-act-2", "raw-stamped", "raw-purge", "raw-import", "raw-propose-trim"} {
 					if _, err := tx.GetRequest(id); err == nil {
 						t.Errorf("%s applied refused request %s", m.ID, id)
 					}
