@@ -172,12 +172,11 @@ func (s *CaseServer) propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResp
 	if err := s.checkFederationReady(); err != nil {
 		return nil, toStatus(err)
 	}
-	resp, err := s.replica.Propose(ctx, cmd)
+	res, err := s.replica.Propose(ctx, cmd)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.decorate(resp.Case)
-	return resp, nil
+	return &pb.CaseResponse{Case: s.decorate(res.Case), Replayed: res.Replayed}, nil
 }
 
 func (s *CaseServer) actAs(ctx context.Context, a pb.Action, r *pb.ActRequest) (*pb.CaseResponse, error) {

@@ -210,8 +210,11 @@ func TestImportCasesOnAFollower(t *testing.T) {
 	if got := allStored(t, c.Replica(leader).Node.Store()); len(got) != 2 {
 		t.Fatalf("%d cases on the leader", len(got))
 	}
+	first := resp.CaseIds
+	// The retry is a replay: the leader's state machine answers it with
+	// every row's case id, through the follower's forward.
 	resp, err = pb.NewOwnershipServiceClient(c.Conn(follower)).ImportCases(ctx, &pb.ImportCasesRequest{RequestId: "imp-f", Rows: importRows()[:2]})
-	if err != nil || resp.Imported != 0 || resp.Already != 2 {
-		t.Fatalf("replay on a follower: %v %v", resp, err)
+	if err != nil || resp.Imported != 0 || resp.Already != 2 || strings.Join(resp.CaseIds, ",") != strings.Join(first, ",") {
+		t.Fatalf("replay on a follower: %v %v, want case ids %v", resp, err, first)
 	}
 }

@@ -43,6 +43,12 @@ type InternalOptions struct {
 	Logger *slog.Logger
 }
 
+// InternalMaxMessage bounds a message on the internal listener. A
+// forwarded command is built from a public request (at most
+// limits.max_request_bytes) and may be larger than it: an import's cases
+// carry their history beside the rows' fields.
+const InternalMaxMessage = 16 << 20
+
 // InternalServer serves ForwardService on the internal listener, to the
 // group's replicas only. Nothing here is reachable from the public gRPC
 // listener or the REST gateway.
@@ -76,7 +82,8 @@ func NewInternalServer(opts InternalOptions) (*InternalServer, error) {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 		interceptors = append([]grpc.UnaryServerInterceptor{groupInterceptor(opts.Group)}, interceptors...)
 	}
-	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers))
+	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers),
+		grpc.MaxRecvMsgSize(InternalMaxMessage))
 	gs := grpc.NewServer(sopts...)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica, opts.Catalogue, opts.GridPrefix))
 	return &InternalServer{opts: opts, log: log, grpc: gs}, nil
@@ -130,9 +137,11 @@ func groupInterceptor(group string) grpc.UnaryServerInterceptor {
 
 // ForwardServer implements the internal ForwardService: the leader's end
 // of write forwarding. It proposes only what a client request causes on a
-// follower (a report, a case action), checked as the public API checks the
-// request; every other command body is proposed by the leader's own jobs
-// (relay, sweeper, reconciler, anti-entropy, topology) and is refused here.
+// follower (the types the state machine's registry marks so:
+// fsm.ClientMayCause), checked as the public API checks the request; every
+// other command body is proposed by the leader's own jobs (relay, sweeper,
+// reconciler, anti-entropy, topology, membership, retention) through
+// ApplyLocal and is refused here.
 type ForwardServer struct {
 	pb.UnimplementedForwardServiceServer
 	replica    Replica
@@ -149,9 +158,27 @@ func NewForwardServer(r Replica, cat *catalogue.Catalogue, gridPrefix string) *F
 // errNotForwardable refuses a command body no client request causes.
 var errNotForwardable = errors.New("not a command a client request causes")
 
-// Propose validates a forwarded command and applies it here, never
-// forwarding it again.
+// Apply validates a forwarded command, applies it here, never forwarding
+// it again, and answers the state machine's result.
+func (s *ForwardServer) Apply(ctx context.Context, r *pb.ProposeRequest) (*pb.ProposeResponse, error) {
+	res, err := s.apply(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ProposeResponse{Result: res.Proto()}, nil
+}
+
+// Propose is Apply for a follower of a release before Apply: it answers
+// the case only.
 func (s *ForwardServer) Propose(ctx context.Context, r *pb.ProposeRequest) (*pb.CaseResponse, error) {
+	res, err := s.apply(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
+}
+
+func (s *ForwardServer) apply(ctx context.Context, r *pb.ProposeRequest) (*fsm.Result, error) {
 	if r.Command == nil || r.Command.Body == nil {
 		return nil, toStatus(invalid("command", "required"))
 	}
@@ -161,12 +188,12 @@ func (s *ForwardServer) Propose(ctx context.Context, r *pb.ProposeRequest) (*pb.
 		}
 		return nil, toStatus(err)
 	}
-	resp, err := s.replica.ProposeLocal(ctx, r.Command)
+	res, err := s.replica.ApplyLocal(ctx, r.Command)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	withAllowed(resp.Case)
-	return resp, nil
+	withAllowed(res.Case)
+	return res, nil
 }
 
 // memberRegistrar is the leader's end of Register (node.Node has it).
@@ -221,13 +248,20 @@ func (s *ForwardServer) Rejoin(ctx context.Context, r *pb.JoinRequest) (*pb.Join
 }
 
 // validateCommand checks a forwarded command as the public API checked the
-// request it came from: only a report or a case action, with the leader's
-// stamps empty, whose body is exactly what ReportCase or Act builds from a
-// valid request (reportToCase, actToCommand), so nothing the API would have
+// request it came from: only a type a client request causes (the state
+// machine's registry: fsm.ClientMayCause), with the leader's stamps empty,
+// whose body is what the API builds from a valid request (reportToCase,
+// actToCommand, the import's validator…), so nothing the API would have
 // refused or never sets reaches the log this way. The caller's principal
 // and unit (set by the follower that authenticated the client) pass as
 // they are.
 func validateCommand(cat *catalogue.Catalogue, gridPrefix string, cmd *pb.Command, now time.Time) error {
+	if cmd.GetBody() == nil {
+		return invalid("command", "required")
+	}
+	if !fsm.ClientMayCause(cmd) {
+		return fmt.Errorf("%w: %s (only what a client request causes is forwarded)", errNotForwardable, fsm.KindOf(cmd))
+	}
 	if cmd.StampedUnixMs != 0 || cmd.StampedBy != "" || cmd.LocalOffsetS != 0 {
 		return invalid("command", "stamped_unix_ms, stamped_by and local_offset_s are the leader's to set")
 	}
@@ -240,15 +274,49 @@ func validateCommand(cat *catalogue.Catalogue, gridPrefix string, cmd *pb.Comman
 		return validateAuthChange(cmd.RequestId, b.Auth)
 	case *pb.Command_AttachEvidence:
 		return validateEvidence(cmd.RequestId, b.AttachEvidence)
-	case nil:
-		return invalid("command", "required")
+	case *pb.Command_ImportCases:
+		return validateImport(cat, gridPrefix, cmd.RequestId, b.ImportCases)
 	default:
-		name := "unknown"
-		if f := cmd.ProtoReflect().WhichOneof(cmd.ProtoReflect().Descriptor().Oneofs().ByName("body")); f != nil {
-			name = string(f.Name())
-		}
-		return fmt.Errorf("%w: %s (only report and act are forwarded)", errNotForwardable, name)
+		// A type the registry lets clients cause without a check here:
+		// refused until one is written.
+		return fmt.Errorf("%w: %s (no forward check for it)", errNotForwardable, fsm.KindOf(cmd))
 	}
+}
+
+// validateImport checks an import a follower's API built from validated
+// legacy rows (tiers/legacy): at most MaxImportRows cases, each a new case
+// at version 1 with a legacy id, of a class the catalogue knows, in this
+// node's jurisdiction, with its one history entry recording the request,
+// and nothing the leader or the state machine sets (id prefix, ids,
+// holder, owners).
+func validateImport(cat *catalogue.Catalogue, gridPrefix, requestID string, ic *pb.ImportCases) error {
+	if err := checkRequestID(requestID); err != nil {
+		return err
+	}
+	if ic.IdPrefix != "" {
+		return invalid("command.import_cases.id_prefix", "the leader's to set")
+	}
+	if n := len(ic.Cases); n == 0 || n > MaxImportRows {
+		return invalid("command.import_cases.cases", "1 to %d cases, not %d", MaxImportRows, n)
+	}
+	for i, e := range ic.Cases {
+		c := e.GetCase()
+		field := fmt.Sprintf("command.import_cases.cases[%d]", i)
+		switch {
+		case c == nil || c.LegacyId == "" || c.Version != 1:
+			return invalid(field, "a new case (version 1) with a legacy id")
+		case c.Id != "" || c.Holder != "" || c.HolderEpoch != 0 || c.ReportedAtNode != "" || c.Ownership != nil:
+			return invalid(field, "id, holder, reporting node and ownership are the leader's to set")
+		case len(c.History) != 1 || c.History[0].GetRequestId() != requestID:
+			return invalid(field, "one history entry recording the request")
+		case !strings.HasPrefix(c.GridCode, gridPrefix):
+			return invalid(field+".grid_code", "%s lies outside this node's jurisdiction (grid codes %s…)", c.GridCode, gridPrefix)
+		}
+		if err := cat.ValidateClass(c.Kind, c.MajorCode, c.MinorCode, c.ComponentId, c.GridCode); err != nil {
+			return invalid(field, "%v", err)
+		}
+	}
+	return nil
 }
 
 // validateAuthChange checks an identity change a replica's API built

@@ -127,6 +127,13 @@ func TestMetricsRoutesRaftAndBadger(t *testing.T) {
 			t.Errorf("%s has no observations after 6 writes", name)
 		}
 	}
+	// The state machine's apply time per command type: 3 reports, 3
+	// actions on the one replica.
+	for cmd, n := range map[string]uint64{"report": 3, "act": 3} {
+		if got := sampleCount(fams["cityhub_fsm_apply_seconds"], map[string]string{"command": cmd}); got < n {
+			t.Errorf("cityhub_fsm_apply_seconds{command=%q}: %d observations, want at least %d", cmd, got, n)
+		}
+	}
 	if f := fams["cityhub_raft_apply_total"]; f == nil || f.GetMetric()[0].GetCounter().GetValue() < 6 {
 		t.Errorf("cityhub_raft_apply_total: %v", f)
 	}

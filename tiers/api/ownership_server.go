@@ -43,18 +43,17 @@ type AntiEntropy interface {
 // FailedPrecondition.
 type OwnershipServer struct {
 	pb.UnimplementedOwnershipServiceServer
-	replica      Replica
-	cat          *catalogue.Catalogue
-	log          *slog.Logger
-	gridPrefix   string
-	jurisdiction string
-	location     *time.Location
-	resolver     Resolver
-	reconciler   Reconciler
-	antiEntropy  AntiEntropy
-	fed          Federation
-	peers        *Peers
-	g            *guard
+	replica     Replica
+	cat         *catalogue.Catalogue
+	log         *slog.Logger
+	gridPrefix  string
+	location    *time.Location
+	resolver    Resolver
+	reconciler  Reconciler
+	antiEntropy AntiEntropy
+	fed         Federation
+	peers       *Peers
+	g           *guard
 }
 
 func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
@@ -65,7 +64,7 @@ func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
 	return &OwnershipServer{
 		replica: opts.Replica, cat: opts.Catalogue, log: log, gridPrefix: opts.GridPrefix, location: loc,
 		resolver: opts.Resolver, reconciler: opts.Reconciler, antiEntropy: opts.AntiEntropy, fed: opts.Federation,
-		peers: opts.Peers, jurisdiction: opts.Jurisdiction,
+		peers: opts.Peers,
 	}
 }
 

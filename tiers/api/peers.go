@@ -12,13 +12,15 @@ import (
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // Peers keeps one gRPC connection per fellow replica, for forwarding writes,
 // reads and cluster changes to the leader. It implements node.Forwarder:
-// writes go to the leader's internal listener (see UseInternal), reads,
-// imports and cluster changes to its public API as the client's request.
+// writes (imports too) go to the leader's internal listener (see
+// UseInternal), reads and cluster changes to its public API as the
+// client's request.
 type Peers struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -95,21 +97,34 @@ func (p *Peers) Close() {
 }
 
 // Propose sends cmd to the ForwardService on the leader's internal
-// listener. A leader that cannot be reached, or that is no longer the
-// leader, is reported as node.ErrNoLeader so the node retries (the request
-// id makes that safe).
-func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command) (*pb.CaseResponse, error) {
+// listener (Apply) and returns the leader's state machine's result. A
+// leader that cannot be reached, or that is no longer the leader, is
+// reported as node.ErrNoLeader so the node retries (the request id makes
+// that safe). A leader of a release before Apply is asked through
+// Propose, which answers a case only (a rolling upgrade).
+func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command) (*fsm.Result, error) {
 	c, err := p.internalConn(leaderAddr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", node.ErrNoLeader, err)
 	}
-	resp, err := pb.NewForwardServiceClient(c).Propose(forwardCtx(ctx), &pb.ProposeRequest{Command: cmd})
+	fc := pb.NewForwardServiceClient(c)
+	req := &pb.ProposeRequest{Command: cmd}
+	var res *fsm.Result
+	resp, err := fc.Apply(forwardCtx(ctx), req)
+	if status.Code(err) == codes.Unimplemented {
+		var cr *pb.CaseResponse
+		if cr, err = fc.Propose(forwardCtx(ctx), req); err == nil {
+			res = &fsm.Result{Case: cr.Case, Replayed: cr.Replayed}
+		}
+	} else if err == nil {
+		res = fsm.ResultFromProto(resp.GetResult())
+	}
 	// A leader below its disk reserve answers for itself: the caller gets
 	// its refusal at once, not retries until the deadline.
 	if status.Code(err) == codes.Unavailable && !diskspace.IsRefusal(err) {
 		return nil, fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
 	}
-	return resp, err
+	return res, err
 }
 
 // Register asks the leader, over its internal listener, to record reg.

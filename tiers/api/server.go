@@ -56,9 +56,6 @@ type Options struct {
 	Federation Federation
 	// Location is the node's time zone (legacy import reads local times in it).
 	Location *time.Location
-	// Jurisdiction is the node's jurisdiction code: the reporting node of
-	// the cases it imports (their legacy ids are its own).
-	Jurisdiction string
 	// Resolver, Reconciler and AntiEntropy serve OwnershipService; each may
 	// be nil (the call then answers FailedPrecondition).
 	Resolver    Resolver

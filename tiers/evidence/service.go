@@ -18,7 +18,7 @@ import (
 // Proposer commits a command through the group's log (node.Node; the
 // API's Replica). A follower passes it on to the leader.
 type Proposer interface {
-	Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error)
+	Propose(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
 }
 
 // Blobs reads stored blobs (*store.Store).
@@ -146,9 +146,13 @@ func (s *Service) Store(ctx context.Context, up Upload, ref *pb.EvidenceRef, sp 
 			return nil, err
 		}
 	}
-	return s.o.Proposer.Propose(ctx, &pb.Command{RequestId: up.RequestID, Body: &pb.Command_AttachEvidence{
+	res, err := s.o.Proposer.Propose(ctx, &pb.Command{RequestId: up.RequestID, Body: &pb.Command_AttachEvidence{
 		AttachEvidence: &pb.AttachEvidence{Op: &pb.AttachEvidence_Attach{Attach: attach}},
 	}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) putObject(ctx context.Context, key, contentType string, sp *Spooled) error {

@@ -20,7 +20,7 @@ var (
 // applyAuth applies an identity change (AuthChange, command 22). Secrets
 // arrive hashed and signing keys as bytes the leader made: Apply only
 // stores what the command says.
-func applyAuth(tx *store.Tx, cmd *pb.Command, a *pb.AuthChange, index uint64) (*Result, error) {
+func applyAuth(tx *store.Tx, cmd *pb.Command, a *pb.AuthChange, index uint64, fp []byte) (*Result, error) {
 	ev := &pb.AuditEvent{AtUnixMs: cmd.StampedUnixMs, Principal: a.By, RequestId: cmd.RequestId}
 	refuse := func(err error) (*Result, error) { return &Result{Err: err}, nil }
 	switch op := a.Op.(type) {
@@ -124,7 +124,7 @@ func applyAuth(tx *store.Tx, cmd *pb.Command, a *pb.AuthChange, index uint64) (*
 	}
 	if cmd.RequestId != "" {
 		// A retried identity change returns the first result.
-		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{Fingerprint: fingerprint(cmd), LogIndex: index}); err != nil {
+		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{Fingerprint: fp, LogIndex: index}); err != nil {
 			return nil, err
 		}
 	}

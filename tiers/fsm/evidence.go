@@ -53,12 +53,12 @@ func ValidSHA256(s string) bool {
 
 // attachEvidence applies an AttachEvidence command: a chunk, an attach or a
 // purge.
-func attachEvidence(tx *store.Tx, cmd *pb.Command, ae *pb.AttachEvidence, fv *fedView, index uint64) (*Result, error) {
+func attachEvidence(tx *store.Tx, cmd *pb.Command, ae *pb.AttachEvidence, fv *fedView, index uint64, fp []byte) (*Result, error) {
 	switch op := ae.GetOp().(type) {
 	case *pb.AttachEvidence_Chunk:
 		return evidenceChunk(tx, op.Chunk)
 	case *pb.AttachEvidence_Attach:
-		return evidenceAttach(tx, cmd, op.Attach, fv, index)
+		return evidenceAttach(tx, cmd, op.Attach, fv, index, fp)
 	case *pb.AttachEvidence_Purge:
 		return evidencePurge(tx, cmd, op.Purge)
 	}
@@ -197,12 +197,11 @@ func verifyChunks(tx *store.Tx, a *pb.EvidenceAttach) (bool, error) {
 // evidenceAttach records the blob (once per content) and adds the
 // reference to the case: a new version, queued on the federation's links
 // like any other. Content the case already carries changes nothing.
-func evidenceAttach(tx *store.Tx, cmd *pb.Command, a *pb.EvidenceAttach, fv *fedView, index uint64) (*Result, error) {
+func evidenceAttach(tx *store.Tx, cmd *pb.Command, a *pb.EvidenceAttach, fv *fedView, index uint64, fp []byte) (*Result, error) {
 	old, blob, already, refused, err := decideAttach(tx, tx.GetCase, a, fv)
 	if refused != nil || err != nil {
 		return &Result{Err: refused}, err
 	}
-	fp := fingerprint(cmd)
 	if already {
 		if err := recordEvidenceRequest(tx, cmd, old, fp, index); err != nil {
 			return nil, err

@@ -33,6 +33,8 @@ type FSM struct {
 	appliedTerm atomic.Uint64
 	// onApply, when set, is told of every applied index (tests and metrics).
 	onApply func(index uint64)
+	// observer, when set, times each command entry (metrics).
+	observer EntryObserver
 }
 
 var (
@@ -66,6 +68,11 @@ func (f *FSM) AppliedTerm() uint64 { return f.appliedTerm.Load() }
 // OnApply registers fn to be called with each applied index. Not safe to
 // call once raft is running.
 func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
+
+// ObserveEntries registers o to be told of each command entry's
+// processing (tiers/node's apply-time metric). Not safe to call once raft
+// is running.
+func (f *FSM) ObserveEntries(o EntryObserver) { f.observer = o }
 
 // Apply applies one entry.
 func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
@@ -109,7 +116,14 @@ func (f *FSM) applyChunk(logs []*raft.Log, out []any) {
 			if l.Type != raft.LogCommand {
 				continue
 			}
-			res, err := process(tx, l, &f.fed)
+			var begin int64
+			if f.observer != nil {
+				begin = f.observer.Begin()
+			}
+			res, kind, err := process(tx, l, &f.fed)
+			if f.observer != nil {
+				f.observer.End(kind, begin)
+			}
 			if err != nil {
 				return err // storage failure: nothing of the chunk commits
 			}

@@ -17,11 +17,11 @@ import (
 // node as reporting node and holder, and travel on the federation's links
 // like a report. Malformed entries are skipped and counted. The request is
 // recorded, so a retry of the same request id is a replay.
-func importCases(tx *store.Tx, cmd *pb.Command, ic *pb.ImportCases, fv *fedView, index uint64) (*Result, error) {
+// fp is the command's fingerprint, taken before the cases get their ids.
+func importCases(tx *store.Tx, cmd *pb.Command, ic *pb.ImportCases, fv *fedView, index uint64, fp []byte) (*Result, error) {
 	if !validIDPart(ic.GetIdPrefix()) {
 		return &Result{Err: fmt.Errorf("%w: import needs an id prefix", ErrBadCommand)}, nil
 	}
-	fp := fingerprint(cmd) // before the cases below get their ids
 	res := &Result{CaseIDs: make([]string, len(ic.Cases))}
 	first := ""
 	for i, e := range ic.Cases {
@@ -89,4 +89,31 @@ func importable(e *pb.ImportedCase) bool {
 		}
 	}
 	return c.LegacyId != ""
+}
+
+// importReplayed completes the answer to a replayed import from the
+// state: every entry whose legacy id a stored case carries counts as
+// already imported, with its case id (in command order, "" for the
+// others), so a retry answers as the first apply did, wherever it is
+// decided (the leader's precheck or Apply).
+func importReplayed(tx *store.Tx, cmd *pb.Command, res *Result) error {
+	ic := cmd.GetImportCases()
+	res.Case = nil // the record names the batch's first case: not the answer
+	res.CaseIDs = make([]string, len(ic.GetCases()))
+	for i, e := range ic.GetCases() {
+		if !importable(e) {
+			res.Skipped++
+			continue
+		}
+		id, err := tx.CaseByLegacyID(ic.GetIdPrefix(), e.Case.LegacyId)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return err
+		}
+		res.Already++
+		res.CaseIDs[i] = id
+	}
+	return nil
 }

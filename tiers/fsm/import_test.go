@@ -137,10 +137,19 @@ func TestImportAgainChangesNothing(t *testing.T) {
 	}
 	before = records(t, s, true)
 	r = mustApply(t, f, 3, retry)
-	if !r.Replayed || r.Imported != 0 {
-		t.Fatalf("retry: replayed %v imported %d", r.Replayed, r.Imported)
+	// It answers as the first apply did: every row already there, with
+	// its case id (the API answers a retry from this alone).
+	if !r.Replayed || r.Imported != 0 || r.Already != 3 || r.Case != nil ||
+		strings.Join(r.CaseIDs, ",") != strings.Join(first.CaseIDs, ",") {
+		t.Fatalf("retry: replayed %v imported %d already %d case %v ids %v, want ids %v",
+			r.Replayed, r.Imported, r.Already, r.Case, r.CaseIDs, first.CaseIDs)
 	}
 	sameRecords(t, "replay", before, records(t, s, true))
+	// The leader's precheck answers the same without the log.
+	pre, err := fsm.Precheck(s, retry)
+	if err != nil || pre == nil || !pre.Replayed || pre.Already != 3 || strings.Join(pre.CaseIDs, ",") != strings.Join(first.CaseIDs, ",") {
+		t.Fatalf("precheck of the retry: %+v, %v", pre, err)
+	}
 
 	// The same request id for other rows is refused and writes nothing.
 	other := legacyRows()[:1]

@@ -69,41 +69,55 @@ func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, rs *pb.RestoreState, g
 	if getCase == nil {
 		getCase = tx.GetCase
 	}
-	if f := oversizedKeyField(cmd); f != "" {
+	t := typeOf(cmd)
+	if t == nil {
+		// Apply's rule for it (unknownCommand) is not the leader's to run:
+		// a command without a body is bad, and the version gate keeps
+		// one this binary does not know out of the log.
+		return &Result{Err: fmt.Errorf("%w: command has no body this release knows", ErrBadCommand)}, nil
+	}
+	if f := oversizedKeyField(cmd, t); f != "" {
 		return &Result{Err: fmt.Errorf("%w: %s is longer than %d bytes", ErrBadCommand, f, maxKeyField)}, nil
 	}
 	// The fingerprint is computed only for an id found: a new id (nearly
 	// every write) costs one point lookup.
-	if res, err := recorded(tx, getCase, cmd, nil); res != nil || err != nil {
+	if res, err := recorded(tx, getCase, cmd, t, nil); res != nil || err != nil {
 		return res, err
 	}
 	if err := catchUpRefusal(cmd, rs, fv); err != nil {
 		return &Result{Err: err}, nil
 	}
-	switch body := cmd.Body.(type) {
-	case *pb.Command_Report:
-		r := body.Report
-		var c *pb.Case
-		if r.GetCase() != nil {
-			c = proto.Clone(r.Case).(*pb.Case) // NewCase initialises the case it checks
-		}
-		if err := newReport(cmd, r, c); err != nil {
-			return &Result{Err: err}, nil
-		}
-	case *pb.Command_Act:
-		a := body.Act
-		old, refused, err := heldCase(getCase, a.GetCaseId())
-		if err != nil {
-			return nil, err
-		}
-		if refused == nil {
-			_, refused = decideAction(cmd, old, a, fv)
-		}
-		if refused != nil {
-			return &Result{Err: refused}, nil
-		}
-	case *pb.Command_AttachEvidence:
-		return precheckEvidence(tx, body.AttachEvidence, fv, getCase)
+	if t.precheck == nil {
+		return nil, nil
+	}
+	return t.precheck(&pending{tx: tx, cmd: cmd, fv: fv, getCase: getCase})
+}
+
+// precheckReport refuses a report the workflow would refuse.
+func precheckReport(p *pending) (*Result, error) {
+	r := p.cmd.GetReport()
+	var c *pb.Case
+	if r.GetCase() != nil {
+		c = proto.Clone(r.Case).(*pb.Case) // NewCase initialises the case it checks
+	}
+	if err := newReport(p.cmd, r, c); err != nil {
+		return &Result{Err: err}, nil
+	}
+	return nil, nil
+}
+
+// precheckAct refuses an action Apply would refuse (decideAction).
+func precheckAct(p *pending) (*Result, error) {
+	a := p.cmd.GetAct()
+	old, refused, err := heldCase(p.getCase, a.GetCaseId())
+	if err != nil {
+		return nil, err
+	}
+	if refused == nil {
+		_, refused = decideAction(p.cmd, old, a, p.fv)
+	}
+	if refused != nil {
+		return &Result{Err: refused}, nil
 	}
 	return nil, nil
 }

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,14 +53,25 @@ type Result struct {
 	CaseIDs           []string
 }
 
-// process applies one command inside tx. A returned error is a storage
-// failure; a refused command is reported in Result.Err and writes nothing.
-func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
+// process applies one command inside tx through its registry row
+// (registry.go) and returns the result and the command's body type (0: not
+// a valid command). A returned error is a storage failure; a refused
+// command is reported in Result.Err and writes nothing.
+func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, Kind, error) {
 	cmd := &pb.Command{}
 	if err := proto.Unmarshal(l.Data, cmd); err != nil {
-		return &Result{Err: fmt.Errorf("%w: index %d: %v", ErrBadCommand, l.Index, err)}, nil
+		return &Result{Err: fmt.Errorf("%w: index %d: %v", ErrBadCommand, l.Index, err)}, 0, nil
 	}
-	if f := oversizedKeyField(cmd); f != "" {
+	t := typeOf(cmd)
+	if t == nil {
+		return unknownCommand(cmd, l.Index), 0, nil
+	}
+	res, err := processType(tx, l, fed, cmd, t)
+	return res, t.kind, err
+}
+
+func processType(tx *store.Tx, l *raft.Log, fed *fedCache, cmd *pb.Command, t *commandType) (*Result, error) {
+	if f := oversizedKeyField(cmd, t); f != "" {
 		return &Result{Err: fmt.Errorf("%w: index %d: %s is longer than %d bytes", ErrBadCommand, l.Index, f, maxKeyField)}, nil
 	}
 	// The changes this command makes enter the feed with its index and
@@ -71,14 +81,10 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp := fingerprint(cmd)
-	if res, err := recorded(tx, tx.GetCase, cmd, fp); res != nil || err != nil {
+	fp := t.fingerprintOf(cmd)
+	if res, err := recorded(tx, tx.GetCase, cmd, t, fp); res != nil || err != nil {
 		return res, err
 	}
-	var (
-		c   *pb.Case
-		res *Result
-	)
 	fv, err := fed.load(tx)
 	if err != nil {
 		return nil, err
@@ -86,75 +92,19 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if err := catchUpRefusal(cmd, rs, fv); err != nil {
 		return &Result{Err: err}, nil
 	}
-	switch body := cmd.Body.(type) {
-	case *pb.Command_Report:
-		c, res, err = report(tx, cmd, body.Report, fv)
-	case *pb.Command_Act:
-		c, res, err = act(tx, cmd, body.Act, fv)
-	case *pb.Command_RegisterNode:
-		r := body.RegisterNode
-		return &Result{}, tx.PutNode(&pb.NodeInfo{NodeId: r.NodeId, RaftAddr: r.RaftAddr, GrpcAddr: r.GrpcAddr, HttpAddr: r.HttpAddr, InternalAddr: r.InternalAddr, LogVersion: r.LogVersion})
-	case *pb.Command_SetTopology:
-		return setTopology(tx, body.SetTopology, fed)
-	case *pb.Command_Deliver:
-		return deliver(tx, cmd, body.Deliver, fv)
-	case *pb.Command_MarkOverdue:
-		c, res, err = markOverdue(tx, cmd, body.MarkOverdue, fv)
-	case *pb.Command_MarkOverdueBatch:
-		return markOverdueBatch(tx, cmd, body.MarkOverdueBatch, fv)
-	case *pb.Command_ImportCases:
-		return importCases(tx, cmd, body.ImportCases, fv, l.Index)
-	case *pb.Command_Reconcile:
-		return reconcile(tx, cmd, body.Reconcile, fv)
-	case *pb.Command_ReconcileRun:
-		return reconcileRun(tx, body.ReconcileRun)
-	case *pb.Command_Repair:
-		return repair(tx, cmd, body.Repair, fv, fed)
-	case *pb.Command_Auth:
-		return applyAuth(tx, cmd, body.Auth, l.Index)
-	case *pb.Command_AttachEvidence:
-		return attachEvidence(tx, cmd, body.AttachEvidence, fv, l.Index)
-	case *pb.Command_TrimOutbox:
-		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
-			return nil, err
-		}
-		return &Result{}, nil
-	default:
-		if fromNewerRelease(cmd) {
-			// Refusing it would diverge from the replicas that apply it:
-			// stop this replica until its binary is upgraded.
-			panic(fmt.Sprintf("cityhub fsm: index %d: %v: upgrade this replica's binary, then restart it", l.Index, ErrNewerLog))
-		}
-		return &Result{Err: fmt.Errorf("%w: index %d has no body", ErrBadCommand, l.Index)}, nil
-	}
-	if err != nil || res != nil {
-		return res, err
-	}
-	if cmd.RequestId != "" {
-		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{CaseId: c.Id, Version: c.Version, Fingerprint: fp, LogIndex: l.Index}); err != nil {
-			return nil, err
-		}
-	}
-	if err := auditCase(tx, c, l.Index); err != nil {
-		return nil, err
-	}
-	return &Result{Case: c}, nil
+	return t.apply(&entry{tx: tx, cmd: cmd, index: l.Index, fv: fv, fed: fed, fp: fp})
 }
 
-// requests reads the records of applied request ids (a *store.Tx).
-type requests interface {
-	GetRequest(id string) (*pb.RequestRecord, error)
-}
-
-// recorded answers a command whose request id was applied before: the first
-// result (replayed), or ErrRequestReused when the body differs. It returns
-// nil, nil for a command without a request id or with a new one. fp is the
+// recorded answers a command (of type t) whose request id was applied
+// before: the first result (replayed, completed by the type's replayed
+// function), or ErrRequestReused when the body differs. It returns nil,
+// nil for a command without a request id or with a new one. fp is the
 // command's fingerprint; nil computes it when a record is found.
-func recorded(rs requests, getCase func(id string) (*pb.Case, error), cmd *pb.Command, fp []byte) (*Result, error) {
+func recorded(tx *store.Tx, getCase func(id string) (*pb.Case, error), cmd *pb.Command, t *commandType, fp []byte) (*Result, error) {
 	if cmd.RequestId == "" {
 		return nil, nil
 	}
-	rec, err := rs.GetRequest(cmd.RequestId)
+	rec, err := tx.GetRequest(cmd.RequestId)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
@@ -162,9 +112,13 @@ func recorded(rs requests, getCase func(id string) (*pb.Case, error), cmd *pb.Co
 		return nil, err
 	}
 	if fp == nil {
-		fp = fingerprint(cmd)
+		fp = t.fingerprintOf(cmd)
 	}
-	return replay(getCase, cmd, rec, fp)
+	res, err := replay(getCase, cmd, rec, fp)
+	if err != nil || !res.Replayed || t.replayed == nil {
+		return res, err
+	}
+	return res, t.replayed(tx, cmd, res)
 }
 
 func replay(getCase func(id string) (*pb.Case, error), cmd *pb.Command, rec *pb.RequestRecord, fp []byte) (*Result, error) {
@@ -368,110 +322,20 @@ func putCase(tx *store.Tx, old, c *pb.Case, offsetS int32) error {
 	return evaluation.Observe(tx, old, c, offsetS)
 }
 
-// fingerprint hashes what the client asked for, leaving out what the leader
-// stamped (time, id date, computed deadline), so a retry through another
-// leader on another day still matches.
-func fingerprint(cmd *pb.Command) []byte {
-	var m proto.Message
-	switch b := cmd.Body.(type) {
-	case *pb.Command_Report:
-		// Blank the stamped fields in place and put them back after, rather
-		// than clone the report with its case: the command is the caller's
-		// alone (decoded for this entry, or the leader's own copy).
-		r := b.Report
-		date, prefix, stage, own := r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership
-		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = "", "", 0, nil
-		var recurrence string
-		if r.Case != nil {
-			recurrence, r.Case.RecurrenceOf = r.Case.RecurrenceOf, "" // found by the leader, not asked for
-		}
-		raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-		r.IdDate, r.IdPrefix, r.StageDeadlineUnixMs, r.Ownership = date, prefix, stage, own
-		if r.Case != nil {
-			r.Case.RecurrenceOf = recurrence
-		}
-		sum := sha256.Sum256(raw)
-		return sum[:]
-	case *pb.Command_Act:
-		a := proto.Clone(b.Act).(*pb.CaseAction)
-		if a.TimeLimitMinutes != 0 {
-			a.DeadlineUnixMs = 0
-		}
-		// Deadlines the leader derived are not the client's request.
-		a.StageDeadlineUnixMs, a.BaseDeadlineUnixMs, a.HasBaseDeadline = 0, 0, false
-		a.Ownership = nil // the catalogue's answer, stamped by the leader
-		switch a.Action {
-		case pb.Action_ACTION_APPROVE_EXTENSION, pb.Action_ACTION_RESUME:
-			a.DeadlineUnixMs = 0
-		}
-		m = a
-	case *pb.Command_RegisterNode:
-		m = b.RegisterNode
-	case *pb.Command_SetTopology:
-		m = b.SetTopology
-	case *pb.Command_Deliver:
-		m = b.Deliver
-	case *pb.Command_ImportCases:
-		// The owners are the leader's answer, not the client's request.
-		ic := proto.Clone(b.ImportCases).(*pb.ImportCases)
-		for _, c := range ic.Cases {
-			if c.GetCase() != nil { // a malformed entry must not panic Apply
-				c.Case.Ownership = nil
-			}
-		}
-		m = ic
-	case *pb.Command_Reconcile:
-		m = b.Reconcile
-	case *pb.Command_ReconcileRun:
-		m = b.ReconcileRun
-	case *pb.Command_Repair:
-		m = b.Repair
-	case *pb.Command_TrimOutbox:
-		m = b.TrimOutbox
-	case *pb.Command_MarkOverdue:
-		m = b.MarkOverdue
-	case *pb.Command_MarkOverdueBatch:
-		m = b.MarkOverdueBatch
-	case *pb.Command_AttachEvidence:
-		ae := proto.Clone(b.AttachEvidence).(*pb.AttachEvidence)
-		if ref := ae.GetAttach().GetRef(); ref != nil {
-			// The leader's stamps are not the client's request.
-			ref.UploadedAt, ref.Node, ref.RequestId = nil, "", ""
-		}
-		m = ae
-	default:
-		return nil
-	}
-	raw, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	sum := sha256.Sum256(raw)
-	return sum[:]
-}
-
 // maxKeyField bounds the command fields that become part of a store key.
 // Badger refuses keys over 65,000 bytes, and a refused write is a storage
 // failure that stops every replica on the same entry, so such a command is
 // refused as bad instead. The API allows far less.
 const maxKeyField = 4096
 
-// oversizedKeyField names the first key-bearing field longer than maxKeyField.
-func oversizedKeyField(cmd *pb.Command) string {
-	switch {
-	case len(cmd.GetRequestId()) > maxKeyField:
+// oversizedKeyField names the first key-bearing field of cmd (of type t)
+// longer than maxKeyField.
+func oversizedKeyField(cmd *pb.Command, t *commandType) string {
+	if len(cmd.GetRequestId()) > maxKeyField {
 		return "request_id"
-	case len(cmd.GetReport().GetCase().GetGridCode()) > maxKeyField:
-		return "grid_code"
-	case len(cmd.GetAct().GetUnit()) > maxKeyField:
-		return "unit"
-	case len(cmd.GetRegisterNode().GetNodeId()) > maxKeyField:
-		return "node_id"
-	case len(cmd.GetDeliver().GetFrom()) > maxKeyField:
-		return "from"
-	case len(cmd.GetTrimOutbox().GetLink()) > maxKeyField:
-		return "link"
-	case len(cmd.GetAttachEvidence().GetChunk().GetSha256()) > maxKeyField,
-		len(cmd.GetAttachEvidence().GetAttach().GetRef().GetSha256()) > maxKeyField,
-		len(cmd.GetAttachEvidence().GetPurge().GetSha256()) > maxKeyField:
-		return "sha256"
+	}
+	if t.keyField != nil {
+		return t.keyField(cmd)
 	}
 	return ""
 }

@@ -6,26 +6,29 @@ import (
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
-// A new Command body without a log version would be proposed to replicas
-// that cannot apply it.
+// A new Command body without a registry row (and so a log version) would
+// be proposed to replicas that cannot apply it.
 func TestEveryCommandHasAVersion(t *testing.T) {
 	fields := bodyOneof.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
-		v, ok := commandVersions[fd.Number()]
-		if !ok {
-			t.Errorf("command body %s (%d) has no log version in commandVersions", fd.Name(), fd.Number())
+		ct := byKind[Kind(fd.Number())]
+		if ct == nil {
+			t.Errorf("command body %s (%d) has no registry row", fd.Name(), fd.Number())
 			continue
 		}
-		if v < 1 || v > LogVersion {
-			t.Errorf("command body %s has log version %d, outside 1..LogVersion (%d)", fd.Name(), v, LogVersion)
+		if ct.since < 1 || ct.since > LogVersion {
+			t.Errorf("command body %s has log version %d, outside 1..LogVersion (%d)", fd.Name(), ct.since, LogVersion)
 		}
-	}
-	if len(commandVersions) != fields.Len() {
-		t.Errorf("commandVersions has %d entries for %d bodies", len(commandVersions), fields.Len())
+		if got := RequiredVersion(sampleCommand(fd)); got != ct.since {
+			t.Errorf("RequiredVersion(%s) = %d, want %d", fd.Name(), got, ct.since)
+		}
 	}
 	if got := RequiredVersion(&pb.Command{Body: &pb.Command_Report{Report: &pb.ReportCase{}}}); got != 1 {
 		t.Errorf("RequiredVersion(report) = %d", got)
+	}
+	if got := RequiredVersion(&pb.Command{}); got != 1 {
+		t.Errorf("RequiredVersion(no body) = %d", got)
 	}
 }
 

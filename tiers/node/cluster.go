@@ -67,7 +67,7 @@ func (n *Node) registerPeer(ctx context.Context, req *pb.JoinRequest) error {
 		return nil
 	}
 	reg := &pb.RegisterNode{NodeId: req.NodeId, RaftAddr: req.RaftAddr, GrpcAddr: req.GrpcAddr, HttpAddr: req.HttpAddr, InternalAddr: req.InternalAddr}
-	_, err := n.ProposeLocal(ctx, registerCommand(reg, n.raft.CurrentTerm()))
+	_, err := n.ApplyLocal(ctx, registerCommand(reg, n.raft.CurrentTerm()))
 	return err
 }
 

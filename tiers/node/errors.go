@@ -25,4 +25,7 @@ var (
 	// of the group cannot apply yet (an older binary during a rolling
 	// upgrade). Retry once every replica runs the new release.
 	ErrUpgradeInProgress = errors.New("a replica of the group runs an older release that cannot apply this command")
+	// ErrNotClientCommand refuses a command Propose was given whose type
+	// no client request causes (the leader's own jobs use ApplyLocal).
+	ErrNotClientCommand = errors.New("not a command a client request causes")
 )

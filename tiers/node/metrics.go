@@ -335,10 +335,12 @@ func (s *countingSink) Cancel() error {
 
 // Collectors are the node's Prometheus collectors, for the API's
 // registry: raft's internals (process-wide, see raftSink), this replica's
-// snapshots and whether it knows a leader, and its state store's.
+// snapshots, its state machine's apply time per command type, whether it
+// knows a leader, and its state store's.
 func (n *Node) Collectors() []prometheus.Collector {
 	cs := []prometheus.Collector{installRaftMetrics()}
 	cs = append(cs, n.snapMetrics.collectors()...)
+	cs = append(cs, n.applyTimer.vec)
 	cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cityhub_raft_has_leader",
 		Help: "1 when this replica knows its group's leader (it leads, or hears from one), 0 otherwise."},
 		func() float64 {

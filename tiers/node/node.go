@@ -46,8 +46,10 @@ type Stamper interface {
 // Forwarder sends a command to the leader's internal listener; the api
 // package implements it over gRPC (mutual TLS between the group's replicas).
 type Forwarder interface {
-	// Propose hands a client's write (a report or an action) to the leader.
-	Propose(ctx context.Context, leaderInternalAddr string, cmd *pb.Command) (*pb.CaseResponse, error)
+	// Propose hands a client's write (a command of a type a client may
+	// cause: fsm.ClientMayCause) to the leader and returns the leader's
+	// state machine's result. A refusal is the error.
+	Propose(ctx context.Context, leaderInternalAddr string, cmd *pb.Command) (*fsm.Result, error)
 	// Register asks the leader to record this member's addresses
 	// (RegisterMember on the leader's side).
 	Register(ctx context.Context, leaderInternalAddr string, reg *pb.RegisterNode) error
@@ -141,6 +143,7 @@ type Node struct {
 	// lead runs the leader jobs for each settled term (leader.go).
 	lead        leadership
 	snapMetrics *snapshotMetrics
+	applyTimer  *applyTimer
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -223,6 +226,8 @@ func (n *Node) open() error {
 		return err
 	}
 	n.fsm.OnApply(func(uint64) { n.notifyApplied() })
+	n.applyTimer = newApplyTimer()
+	n.fsm.ObserveEntries(n.applyTimer)
 	// Recent entries are served from memory to the replication and FSM
 	// goroutines instead of being read back from disk.
 	logCache, err := raft.NewLogCache(512, n.logs)

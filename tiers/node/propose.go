@@ -15,11 +15,18 @@ import (
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
-// Propose commits cmd through raft and returns its result. On a follower
-// the command goes to the leader through the Forwarder. When leadership is
-// moving, Propose retries until ctx ends: every command carries a request
-// id, so a retry of a command that did commit returns the first result.
-func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+// Propose commits cmd, a client's write, through raft and returns the
+// state machine's result (a refusal is the error). On a follower the
+// command goes to the leader through the Forwarder, and the result comes
+// back from there. When leadership is moving, Propose retries until ctx
+// ends: every command carries a request id, so a retry of a command that
+// did commit returns the first result. Only a command of a type a client
+// may cause is proposed this way (fsm.ClientMayCause; a leader's own jobs
+// use ApplyLocal): anything else is ErrNotClientCommand.
+func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	if !fsm.ClientMayCause(cmd) {
+		return nil, fmt.Errorf("%w: %s", ErrNotClientCommand, fsm.KindOf(cmd))
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		// A caller without a deadline (a REST client, say) still gets an
 		// answer when the group has no leader for long.
@@ -29,9 +36,9 @@ func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, 
 	}
 	backoff := 10 * time.Millisecond
 	for {
-		resp, err := n.proposeOnce(ctx, cmd)
+		res, err := n.proposeOnce(ctx, cmd)
 		if err == nil || !Retryable(err) {
-			return resp, err
+			return res, err
 		}
 		select {
 		case <-ctx.Done():
@@ -44,9 +51,9 @@ func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, 
 	}
 }
 
-func (n *Node) proposeOnce(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
+func (n *Node) proposeOnce(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	if n.IsLeader() {
-		return n.ProposeLocal(ctx, cmd)
+		return n.ApplyLocal(ctx, cmd)
 	}
 	addr := n.leaderInternalAddr()
 	if addr == "" {
@@ -68,20 +75,11 @@ func Retryable(err error) bool {
 		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrAbortedByRestore)
 }
 
-// ProposeLocal stamps cmd and applies it on this node, which must lead.
-// The API's forward handler calls it, so a forwarded command is never
-// forwarded again.
-func (n *Node) ProposeLocal(ctx context.Context, cmd *pb.Command) (*pb.CaseResponse, error) {
-	res, err := n.ApplyLocal(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return &pb.CaseResponse{Case: res.Case, Replayed: res.Replayed}, nil
-}
-
 // ApplyLocal stamps cmd, commits it through raft on this node, which must
 // lead, and returns the state machine's result. A command the state machine
-// refused is returned as the error.
+// refused is returned as the error. The leader's own jobs propose through
+// it, and the API's forward handler, so a forwarded command is never
+// forwarded again.
 func (n *Node) ApplyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := n.applyLocal(ctx, cmd)

@@ -52,7 +52,7 @@ func nodeInfo(reg *pb.RegisterNode) *pb.NodeInfo {
 // checking it against the raft configuration (RegisterMember).
 func (n *Node) register(ctx context.Context, reg *pb.RegisterNode) error {
 	if n.IsLeader() {
-		_, err := n.ProposeLocal(ctx, registerCommand(reg, n.raft.CurrentTerm()))
+		_, err := n.ApplyLocal(ctx, registerCommand(reg, n.raft.CurrentTerm()))
 		return err
 	}
 	addr := n.leaderInternalAddr()
@@ -88,7 +88,7 @@ func (n *Node) RegisterMember(ctx context.Context, reg *pb.RegisterNode) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	_, err := n.ProposeLocal(ctx, registerCommand(&pb.RegisterNode{
+	_, err := n.ApplyLocal(ctx, registerCommand(&pb.RegisterNode{
 		NodeId: reg.NodeId, RaftAddr: reg.RaftAddr, GrpcAddr: reg.GrpcAddr, HttpAddr: reg.HttpAddr, InternalAddr: reg.InternalAddr,
 		LogVersion: reg.LogVersion,
 	}, n.raft.CurrentTerm()))

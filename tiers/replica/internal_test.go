@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cityhub/cityhub/federation/certs"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -222,10 +224,18 @@ func TestInternalPlane(t *testing.T) {
 			{"action with leader stamps", &pb.Command{RequestId: "raw-act", Body: &pb.Command_Act{Act: &pb.CaseAction{CaseId: "320582-20200101-000001", Action: pb.Action_ACTION_CLOSE, Actor: "a", Role: pb.Role_ROLE_SHIFT_LEADER, StageDeadlineUnixMs: 1}}}, codes.InvalidArgument},
 			{"action the API refuses", &pb.Command{RequestId: "raw-act-2", Body: &pb.Command_Act{Act: &pb.CaseAction{CaseId: "320582-20200101-000001", Action: pb.Action_ACTION_DISPATCH, Actor: "a", Role: pb.Role_ROLE_DISPATCHER}}}, codes.InvalidArgument},
 			{"stamped command", &pb.Command{RequestId: "raw-stamped", StampedUnixMs: 1, StampedBy: "n1", Body: &pb.Command_Act{Act: &pb.CaseAction{CaseId: "320582-20200101-000001", Action: pb.Action_ACTION_CLOSE, Actor: "a", Role: pb.Role_ROLE_SHIFT_LEADER}}}, codes.InvalidArgument},
+			{"evidence purge", &pb.Command{RequestId: "raw-purge", Body: &pb.Command_AttachEvidence{AttachEvidence: &pb.AttachEvidence{Op: &pb.AttachEvidence_Purge{Purge: &pb.EvidencePurge{Sha256: strings.Repeat("a", 64)}}}}}, codes.PermissionDenied},
+			{"import of a closed case with an id", &pb.Command{RequestId: "raw-import", Body: &pb.Command_ImportCases{ImportCases: &pb.ImportCases{Cases: []*pb.ImportedCase{{IdDate: "20200101", Case: forgedReport.GetReport().Case}}}}}, codes.InvalidArgument},
 		} {
+			// Apply (the state machine's result) and Propose (a case, for
+			// a follower of an older release) check alike.
 			_, err := fwd.Propose(ctx, &pb.ProposeRequest{Command: tc.cmd})
 			if status.Code(err) != tc.want {
-				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+				t.Errorf("%s: Propose: %v, want %v", tc.name, err, tc.want)
+			}
+			_, err = fwd.Apply(ctx, &pb.ProposeRequest{Command: tc.cmd})
+			if status.Code(err) != tc.want {
+				t.Errorf("%s: Apply: %v, want %v", tc.name, err, tc.want)
 			}
 		}
 		// A registration of an id or address outside the raft configuration.
@@ -237,6 +247,14 @@ func TestInternalPlane(t *testing.T) {
 				t.Errorf("register %s at %s: %v, want PermissionDenied", reg.NodeId, reg.RaftAddr, err)
 			}
 		}
+		// node.Propose, a client's write path, refuses a leader's own
+		// command on the leader and on a follower (before forwarding).
+		for _, m := range c.Members {
+			_, err := m.R.Node.Propose(ctx, &pb.Command{RequestId: "raw-propose-trim", Body: &pb.Command_TrimOutbox{TrimOutbox: &pb.TrimOutbox{Link: "city", Upto: 1 << 40}}})
+			if !errors.Is(err, node.ErrNotClientCommand) {
+				t.Errorf("%s: Propose(TrimOutbox): %v, want ErrNotClientCommand", m.ID, err)
+			}
+		}
 		// Nothing reached the log: no replica recorded any of those request
 		// ids, and (unless an election under load added its own entry) the
 		// leader's last index did not move.
@@ -245,7 +263,7 @@ func TestInternalPlane(t *testing.T) {
 		}
 		for i, m := range c.Members {
 			err := c.Members[i].R.Node.Store().View(func(tx *store.Tx) error {
-				for _, id := range []string{"raw-trim", "raw-topo", "raw-repair", "raw-deliver", "raw-overdue", "raw-reconcile", "raw-register", "raw-forged", "raw-bad-report", "raw-owned", "raw-act", "raw-act-2", "raw-stamped"} {
+				for _, id := range []string{"raw-trim", "raw-topo", "raw-repair", "raw-deliver", "raw-overdue", "raw-reconcile", "raw-register", "raw-forged", "raw-bad-report", "raw-owned", "raw-act", "raw-act-2", "raw-stamped", "raw-purge", "raw-import", "raw-propose-trim"} {
 					if _, err := tx.GetRequest(id); err == nil {
 						t.Errorf("%s applied refused request %s", m.ID, id)
 					}
@@ -264,9 +282,12 @@ func TestInternalPlane(t *testing.T) {
 				return false
 			}
 			conn := dialInternal(t, c.Members[l].Cfg.Internal.Addr, credentials.NewTLS(clientTLS(t, groupFiles, group)))
-			_, err := pb.NewForwardServiceClient(conn).Propose(ctx, &pb.ProposeRequest{Command: reportCommand(good)})
+			resp, err := pb.NewForwardServiceClient(conn).Apply(ctx, &pb.ProposeRequest{Command: reportCommand(good)})
 			if err != nil && status.Code(err) != codes.Unavailable {
 				t.Fatalf("a valid forwarded report: %v", err)
+			}
+			if err == nil && resp.GetResult().GetCase().GetId() == "" {
+				t.Fatalf("a forwarded report's result carries no case: %v", resp)
 			}
 			return err == nil
 		})

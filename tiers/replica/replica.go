@@ -203,7 +203,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		return nil, err
 	}
 	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
-		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc, Jurisdiction: cfg.Node.Jurisdiction,
+		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc,
 		Limits: apiLimits(cfg.Limits), Feed: hub, Collectors: collectors(cfg, policy.Calendar), WorkingTime: policy.Calendar,
 		FeedOptions: api.FeedOptions{Group: cfg.Group(), Heartbeat: cfg.Feed.Heartbeat, PollMaxWait: cfg.Feed.PollMaxWait, WriteTimeout: cfg.Feed.WriteTimeout, BatchDelay: cfg.Feed.BatchDelay}}
 	if tlsCert != nil {

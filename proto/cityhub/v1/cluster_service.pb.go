@@ -654,6 +654,140 @@ func (x *ProposeRequest) GetCommand() *Command {
 	return nil
 }
 
+// ProposeResponse is the leader's answer to a forwarded command: what the
+// state machine returned for it (a refusal is the call's error status).
+type ProposeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *CommandResult         `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeResponse) Reset() {
+	*x = ProposeResponse{}
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeResponse) ProtoMessage() {}
+
+func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
+func (*ProposeResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ProposeResponse) GetResult() *CommandResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// CommandResult is the part of the state machine's result of a command a
+// client request causes that its caller needs (tiers/fsm Result).
+type CommandResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Case     *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`          // the case a report, an action or an attach made
+	Replayed bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"` // the request id was applied before: nothing changed
+	Imported int32                  `protobuf:"varint,3,opt,name=imported,proto3" json:"imported,omitempty"` // an import: cases created
+	Already  int32                  `protobuf:"varint,4,opt,name=already,proto3" json:"already,omitempty"`   // an import: entries whose legacy id was imported before
+	// An import: each entry's case id, in command order ("" for a malformed
+	// entry, counted in skipped).
+	CaseIds       []string `protobuf:"bytes,5,rep,name=case_ids,json=caseIds,proto3" json:"case_ids,omitempty"`
+	Skipped       int32    `protobuf:"varint,6,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandResult) Reset() {
+	*x = CommandResult{}
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandResult) ProtoMessage() {}
+
+func (x *CommandResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
+func (*CommandResult) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CommandResult) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+func (x *CommandResult) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *CommandResult) GetImported() int32 {
+	if x != nil {
+		return x.Imported
+	}
+	return 0
+}
+
+func (x *CommandResult) GetAlready() int32 {
+	if x != nil {
+		return x.Already
+	}
+	return 0
+}
+
+func (x *CommandResult) GetCaseIds() []string {
+	if x != nil {
+		return x.CaseIds
+	}
+	return nil
+}
+
+func (x *CommandResult) GetSkipped() int32 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
 // RegisterRequest: a member tells the leader its addresses.
 type RegisterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -664,7 +798,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +810,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[10]
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +823,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{10}
+	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegisterRequest) GetNode() *RegisterNode {
@@ -707,7 +841,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[11]
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +853,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[11]
+	mi := &file_cityhub_v1_cluster_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +866,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{11}
+	return file_cityhub_v1_cluster_service_proto_rawDescGZIP(), []int{13}
 }
 
 var File_cityhub_v1_cluster_service_proto protoreflect.FileDescriptor
@@ -740,7 +874,7 @@ var File_cityhub_v1_cluster_service_proto protoreflect.FileDescriptor
 const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
 	" cityhub/v1/cluster_service.proto\x12\n" +
-	"cityhub.v1\x1a\x17cityhub/v1/backup.proto\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"6\n" +
+	"cityhub.v1\x1a\x17cityhub/v1/backup.proto\x1a\x15cityhub/v1/case.proto\x1a\x1dcityhub/v1/case_service.proto\x1a\x18cityhub/v1/command.proto\x1a\x1bcityhub/v1/federation.proto\"6\n" +
 	"\x10GetStatusRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xe9\x01\n" +
 	"\x06Server\x12\x0e\n" +
@@ -786,7 +920,16 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\"\n" +
 	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId\"?\n" +
 	"\x0eProposeRequest\x12-\n" +
-	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand\"?\n" +
+	"\acommand\x18\x01 \x01(\v2\x13.cityhub.v1.CommandR\acommand\"D\n" +
+	"\x0fProposeResponse\x121\n" +
+	"\x06result\x18\x01 \x01(\v2\x19.cityhub.v1.CommandResultR\x06result\"\xbc\x01\n" +
+	"\rCommandResult\x12$\n" +
+	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\x12\x1a\n" +
+	"\bimported\x18\x03 \x01(\x05R\bimported\x12\x18\n" +
+	"\aalready\x18\x04 \x01(\x05R\aalready\x12\x19\n" +
+	"\bcase_ids\x18\x05 \x03(\tR\acaseIds\x12\x18\n" +
+	"\askipped\x18\x06 \x01(\x05R\askipped\"?\n" +
 	"\x0fRegisterRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.cityhub.v1.RegisterNodeR\x04node\"\x12\n" +
 	"\x10RegisterResponse2\xe4\x03\n" +
@@ -796,11 +939,12 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x06Remove\x12\x19.cityhub.v1.RemoveRequest\x1a\x1a.cityhub.v1.RemoveResponse\x12c\n" +
 	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse\x12]\n" +
 	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse\x12L\n" +
-	"\fSaveSnapshot\x12\x1f.cityhub.v1.SaveSnapshotRequest\x1a\x19.cityhub.v1.SnapshotChunk0\x012\xd5\x01\n" +
+	"\fSaveSnapshot\x12\x1f.cityhub.v1.SaveSnapshotRequest\x1a\x19.cityhub.v1.SnapshotChunk0\x012\x97\x02\n" +
 	"\x0eForwardService\x12?\n" +
 	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponse\x12E\n" +
 	"\bRegister\x12\x1b.cityhub.v1.RegisterRequest\x1a\x1c.cityhub.v1.RegisterResponse\x12;\n" +
-	"\x06Rejoin\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\x06Rejoin\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponse\x12@\n" +
+	"\x05Apply\x12\x1a.cityhub.v1.ProposeRequest\x1a\x1b.cityhub.v1.ProposeResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_cluster_service_proto_rawDescOnce sync.Once
@@ -814,7 +958,7 @@ func file_cityhub_v1_cluster_service_proto_rawDescGZIP() []byte {
 	return file_cityhub_v1_cluster_service_proto_rawDescData
 }
 
-var file_cityhub_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cityhub_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cityhub_v1_cluster_service_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),           // 0: cityhub.v1.GetStatusRequest
 	(*Server)(nil),                     // 1: cityhub.v1.Server
@@ -826,45 +970,52 @@ var file_cityhub_v1_cluster_service_proto_goTypes = []any{
 	(*TransferLeadershipRequest)(nil),  // 7: cityhub.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 8: cityhub.v1.TransferLeadershipResponse
 	(*ProposeRequest)(nil),             // 9: cityhub.v1.ProposeRequest
-	(*RegisterRequest)(nil),            // 10: cityhub.v1.RegisterRequest
-	(*RegisterResponse)(nil),           // 11: cityhub.v1.RegisterResponse
-	(*Command)(nil),                    // 12: cityhub.v1.Command
-	(*RegisterNode)(nil),               // 13: cityhub.v1.RegisterNode
-	(*FederationStatusRequest)(nil),    // 14: cityhub.v1.FederationStatusRequest
-	(*SaveSnapshotRequest)(nil),        // 15: cityhub.v1.SaveSnapshotRequest
-	(*FederationStatusResponse)(nil),   // 16: cityhub.v1.FederationStatusResponse
-	(*SnapshotChunk)(nil),              // 17: cityhub.v1.SnapshotChunk
-	(*CaseResponse)(nil),               // 18: cityhub.v1.CaseResponse
+	(*ProposeResponse)(nil),            // 10: cityhub.v1.ProposeResponse
+	(*CommandResult)(nil),              // 11: cityhub.v1.CommandResult
+	(*RegisterRequest)(nil),            // 12: cityhub.v1.RegisterRequest
+	(*RegisterResponse)(nil),           // 13: cityhub.v1.RegisterResponse
+	(*Command)(nil),                    // 14: cityhub.v1.Command
+	(*Case)(nil),                       // 15: cityhub.v1.Case
+	(*RegisterNode)(nil),               // 16: cityhub.v1.RegisterNode
+	(*FederationStatusRequest)(nil),    // 17: cityhub.v1.FederationStatusRequest
+	(*SaveSnapshotRequest)(nil),        // 18: cityhub.v1.SaveSnapshotRequest
+	(*FederationStatusResponse)(nil),   // 19: cityhub.v1.FederationStatusResponse
+	(*SnapshotChunk)(nil),              // 20: cityhub.v1.SnapshotChunk
+	(*CaseResponse)(nil),               // 21: cityhub.v1.CaseResponse
 }
 var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	1,  // 0: cityhub.v1.ClusterStatus.servers:type_name -> cityhub.v1.Server
 	2,  // 1: cityhub.v1.JoinResponse.status:type_name -> cityhub.v1.ClusterStatus
 	2,  // 2: cityhub.v1.RemoveResponse.status:type_name -> cityhub.v1.ClusterStatus
-	12, // 3: cityhub.v1.ProposeRequest.command:type_name -> cityhub.v1.Command
-	13, // 4: cityhub.v1.RegisterRequest.node:type_name -> cityhub.v1.RegisterNode
-	0,  // 5: cityhub.v1.ClusterService.GetStatus:input_type -> cityhub.v1.GetStatusRequest
-	3,  // 6: cityhub.v1.ClusterService.Join:input_type -> cityhub.v1.JoinRequest
-	5,  // 7: cityhub.v1.ClusterService.Remove:input_type -> cityhub.v1.RemoveRequest
-	7,  // 8: cityhub.v1.ClusterService.TransferLeadership:input_type -> cityhub.v1.TransferLeadershipRequest
-	14, // 9: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
-	15, // 10: cityhub.v1.ClusterService.SaveSnapshot:input_type -> cityhub.v1.SaveSnapshotRequest
-	9,  // 11: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
-	10, // 12: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
-	3,  // 13: cityhub.v1.ForwardService.Rejoin:input_type -> cityhub.v1.JoinRequest
-	2,  // 14: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
-	4,  // 15: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
-	6,  // 16: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
-	8,  // 17: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
-	16, // 18: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
-	17, // 19: cityhub.v1.ClusterService.SaveSnapshot:output_type -> cityhub.v1.SnapshotChunk
-	18, // 20: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
-	11, // 21: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
-	4,  // 22: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
-	14, // [14:23] is the sub-list for method output_type
-	5,  // [5:14] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	14, // 3: cityhub.v1.ProposeRequest.command:type_name -> cityhub.v1.Command
+	11, // 4: cityhub.v1.ProposeResponse.result:type_name -> cityhub.v1.CommandResult
+	15, // 5: cityhub.v1.CommandResult.case:type_name -> cityhub.v1.Case
+	16, // 6: cityhub.v1.RegisterRequest.node:type_name -> cityhub.v1.RegisterNode
+	0,  // 7: cityhub.v1.ClusterService.GetStatus:input_type -> cityhub.v1.GetStatusRequest
+	3,  // 8: cityhub.v1.ClusterService.Join:input_type -> cityhub.v1.JoinRequest
+	5,  // 9: cityhub.v1.ClusterService.Remove:input_type -> cityhub.v1.RemoveRequest
+	7,  // 10: cityhub.v1.ClusterService.TransferLeadership:input_type -> cityhub.v1.TransferLeadershipRequest
+	17, // 11: cityhub.v1.ClusterService.FederationStatus:input_type -> cityhub.v1.FederationStatusRequest
+	18, // 12: cityhub.v1.ClusterService.SaveSnapshot:input_type -> cityhub.v1.SaveSnapshotRequest
+	9,  // 13: cityhub.v1.ForwardService.Propose:input_type -> cityhub.v1.ProposeRequest
+	12, // 14: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
+	3,  // 15: cityhub.v1.ForwardService.Rejoin:input_type -> cityhub.v1.JoinRequest
+	9,  // 16: cityhub.v1.ForwardService.Apply:input_type -> cityhub.v1.ProposeRequest
+	2,  // 17: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
+	4,  // 18: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
+	6,  // 19: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
+	8,  // 20: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
+	19, // 21: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
+	20, // 22: cityhub.v1.ClusterService.SaveSnapshot:output_type -> cityhub.v1.SnapshotChunk
+	21, // 23: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
+	13, // 24: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
+	4,  // 25: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
+	10, // 26: cityhub.v1.ForwardService.Apply:output_type -> cityhub.v1.ProposeResponse
+	17, // [17:27] is the sub-list for method output_type
+	7,  // [7:17] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cluster_service_proto_init() }
@@ -873,6 +1024,7 @@ func file_cityhub_v1_cluster_service_proto_init() {
 		return
 	}
 	file_cityhub_v1_backup_proto_init()
+	file_cityhub_v1_case_proto_init()
 	file_cityhub_v1_case_service_proto_init()
 	file_cityhub_v1_command_proto_init()
 	file_cityhub_v1_federation_proto_init()
@@ -882,7 +1034,7 @@ func file_cityhub_v1_cluster_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_cluster_service_proto_rawDesc), len(file_cityhub_v1_cluster_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -336,6 +336,7 @@ const (
 	ForwardService_Propose_FullMethodName  = "/cityhub.v1.ForwardService/Propose"
 	ForwardService_Register_FullMethodName = "/cityhub.v1.ForwardService/Register"
 	ForwardService_Rejoin_FullMethodName   = "/cityhub.v1.ForwardService/Rejoin"
+	ForwardService_Apply_FullMethodName    = "/cityhub.v1.ForwardService/Apply"
 )
 
 // ForwardServiceClient is the client API for ForwardService service.
@@ -345,8 +346,11 @@ const (
 // ForwardService is internal: followers hand writes to the leader through it.
 // It is served only on the internal listener (internal.addr), to replicas of
 // the group (mTLS, CommonName = the group's name), never on the public gRPC
-// listener nor the REST gateway. Propose takes only the commands a client
-// request causes (ReportCase, CaseAction), validated as at the public API;
+// listener nor the REST gateway. Apply takes only the commands a client
+// request causes (a report, a case action, an import, an identity change,
+// evidence: the state machine's registry says which), validated as at the
+// public API, and answers the state machine's result; Propose is the same
+// for a follower of a release before Apply, answering a case only;
 // Register records a member's addresses, checked against the raft
 // configuration; Rejoin (leader only) takes back a replica whose data was
 // moved aside (cityhubd --rejoin): it removes the member and adds it again,
@@ -355,6 +359,7 @@ type ForwardServiceClient interface {
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	Rejoin(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	Apply(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
 }
 
 type forwardServiceClient struct {
@@ -395,6 +400,16 @@ func (c *forwardServiceClient) Rejoin(ctx context.Context, in *JoinRequest, opts
 	return out, nil
 }
 
+func (c *forwardServiceClient) Apply(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeResponse)
+	err := c.cc.Invoke(ctx, ForwardService_Apply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ForwardServiceServer is the server API for ForwardService service.
 // All implementations must embed UnimplementedForwardServiceServer
 // for forward compatibility.
@@ -402,8 +417,11 @@ func (c *forwardServiceClient) Rejoin(ctx context.Context, in *JoinRequest, opts
 // ForwardService is internal: followers hand writes to the leader through it.
 // It is served only on the internal listener (internal.addr), to replicas of
 // the group (mTLS, CommonName = the group's name), never on the public gRPC
-// listener nor the REST gateway. Propose takes only the commands a client
-// request causes (ReportCase, CaseAction), validated as at the public API;
+// listener nor the REST gateway. Apply takes only the commands a client
+// request causes (a report, a case action, an import, an identity change,
+// evidence: the state machine's registry says which), validated as at the
+// public API, and answers the state machine's result; Propose is the same
+// for a follower of a release before Apply, answering a case only;
 // Register records a member's addresses, checked against the raft
 // configuration; Rejoin (leader only) takes back a replica whose data was
 // moved aside (cityhubd --rejoin): it removes the member and adds it again,
@@ -412,6 +430,7 @@ type ForwardServiceServer interface {
 	Propose(context.Context, *ProposeRequest) (*CaseResponse, error)
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	Rejoin(context.Context, *JoinRequest) (*JoinResponse, error)
+	Apply(context.Context, *ProposeRequest) (*ProposeResponse, error)
 	mustEmbedUnimplementedForwardServiceServer()
 }
 
@@ -430,6 +449,9 @@ func (UnimplementedForwardServiceServer) Register(context.Context, *RegisterRequ
 }
 func (UnimplementedForwardServiceServer) Rejoin(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Rejoin not implemented")
+}
+func (UnimplementedForwardServiceServer) Apply(context.Context, *ProposeRequest) (*ProposeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
 }
 func (UnimplementedForwardServiceServer) mustEmbedUnimplementedForwardServiceServer() {}
 func (UnimplementedForwardServiceServer) testEmbeddedByValue()                        {}
@@ -506,6 +528,24 @@ func _ForwardService_Rejoin_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ForwardService_Apply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ForwardServiceServer).Apply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ForwardService_Apply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ForwardServiceServer).Apply(ctx, req.(*ProposeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ForwardService_ServiceDesc is the grpc.ServiceDesc for ForwardService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -524,6 +564,10 @@ var ForwardService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rejoin",
 			Handler:    _ForwardService_Rejoin_Handler,
+		},
+		{
+			MethodName: "Apply",
+			Handler:    _ForwardService_Apply_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
