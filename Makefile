@@ -23,6 +23,10 @@ CERTS_FLAGS ?=
 # modified in every binary (--version, cityhub_build_info) when built in a
 # git clone (not in a git worktree: the go command looks for a .git folder).
 GOBUILDFLAGS ?= -buildvcs=auto
+# The version every binary's --version prints, stamped at build time
+# (cmd/internal/version.Stamped): git describe works in a worktree too.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS ?= -X github.com/cityhub/cityhub/cmd/internal/version.Stamped=$(VERSION)
 # Flags of the demo: make run ARGS="--port-base 20000 --replicas 3".
 ARGS ?=
 
@@ -33,8 +37,8 @@ CONSOLE_DIR := tiers/console/web
 help: ## list every target with what it does
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build every binary (cityhubd, cityhubctl, cityhubdemo, cityhubload, …) into bin/
-	$(GO) build $(GOBUILDFLAGS) -o $(BIN)/ ./cmd/...
+build: ## build every binary (cityhubd, cityhubctl, cityhubdemo, cityhubload, …) into bin/, with the version (git describe) stamped in for --version
+	$(GO) build $(GOBUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 test: ## run every test with the race detector, one package at a time so cluster tests never starve each other (what CI runs)
 	$(GO) test $(TEST_FLAGS) ./...
@@ -105,7 +109,7 @@ vet: ## go vet every package
 lint: vet ## gofmt, go vet, the state-machine determinism lint, the import rule (docs/ARCHITECTURE.md) and the proto drift check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || (echo "gofmt needed: $$out" >&2; exit 1)
 	$(GO) run ./cmd/cityhublint ./tiers/workflow ./tiers/fsm ./tiers/store ./tiers/calendar ./tiers/deadline ./tiers/evaluation ./federation/protocol ./federation/topology ./federation/ownership
-	$(GO) run ./cmd/cityhublint -imports .
+	$(GO) run ./cmd/cityhublint --imports .
 	@out=$$(grep -nE '\| *(grep -q|head)( |$$)' scripts/*.sh .ci/run); test -z "$$out" || (printf 'a pipe into grep -q or head fails a pipefail script when the writer gets SIGPIPE; use grep -q PATTERN <<<"$$x" or sed -n 1p:\n%s\n' "$$out" >&2; exit 1)
 	$(MAKE) proto-check
 

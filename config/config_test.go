@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -547,6 +548,10 @@ func TestExamples(t *testing.T) {
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
+			// No reference data by default (their files are shown, commented).
+			if c.Geo.Grids != "" || c.Ownership.IsSet() {
+				t.Errorf("%s: geo %+v, ownership %+v; want none", f, c.Geo, c.Ownership)
+			}
 			if strings.Contains(f, "tier-3") {
 				id := strings.TrimSuffix(filepath.Base(f), ".yaml")
 				if c.Node.ID != id || c.Node.DataDir != "data/"+id || !c.Raft.Bootstrap || len(c.Raft.Peers) != 3 {
@@ -640,5 +645,38 @@ func TestFeedKeysValidated(t *testing.T) {
 	d := Default()
 	if err := d.Validate(); err != nil && strings.Contains(err.Error(), "feed.") {
 		t.Errorf("the default feed keys are refused: %v", err)
+	}
+}
+
+// TestExamplesNameTheSampleFiles: the sample city's files the examples
+// show (commented out: TestExamples checks that they set no reference
+// data) exist at the paths given, relative to the repository's root (where
+// the README runs them).
+func TestExamplesNameTheSampleFiles(t *testing.T) {
+	clearEnv(t)
+	files, err := filepath.Glob("examples/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := filepath.Glob("examples/*/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile(`(?m)^#\s+(grids|rules|components): (testdata/city/\S+)`)
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]bool{}
+		for _, m := range named.FindAllStringSubmatch(string(b), -1) {
+			keys[m[1]] = true
+			if _, err := os.Stat(filepath.Join("..", m[2])); err != nil {
+				t.Errorf("%s names %s for %s: %v", f, m[2], m[1], err)
+			}
+		}
+		if len(keys) != 3 {
+			t.Errorf("%s shows %v of the sample city's files, want grids, rules and components", f, keys)
+		}
 	}
 }

@@ -13,11 +13,11 @@ import (
 type GeoConfig struct {
 	// Grids is the path of a GeoJSON FeatureCollection of grid polygons
 	// (WGS-84/CGCS2000 longitude, latitude; the 15-digit code in the
-	// grid_code property; see README "Grid geometry"). Empty means the
-	// sample city's testdata/city/grids.geojson when the node's area holds
-	// any of its grids (the sample federation), otherwise no geometry:
-	// reports then need a grid code and GeoService answers
-	// FailedPrecondition.
+	// grid_code property; see README "Grid geometry"). Empty means no
+	// geometry: reports then need a grid code, and Locate and the grid
+	// maps answer FailedPrecondition (the replica logs it at start). No
+	// layer is taken by default; the sample city's is
+	// testdata/city/grids.geojson (the demo and the tests name it).
 	Grids string `mapstructure:"grids"`
 }
 

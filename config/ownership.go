@@ -7,9 +7,11 @@ import (
 
 // OwnershipConfig selects the responsibility catalogue (责任清单, package
 // federation/ownership): the rules deciding which unit owns a problem and
-// the component register they consult. Both empty means the sample city's
-// catalogue when the node runs the sample topology (the replica decides);
-// otherwise both are set.
+// the component register they consult. Both are set, or both empty: then
+// the node has no catalogue (it logs so at start), records no owners, and
+// owner lookups and reconciliation are refused (errcode.ErrNoCatalogue).
+// No catalogue is taken by default, not even the sample city's on the
+// sample topology: the demo and the tests name testdata/city's files.
 type OwnershipConfig struct {
 	// Rules is the path of the rules file (YAML, the format of
 	// ownership.Parse; e.g. testdata/city/responsibility.yaml).
@@ -52,7 +54,7 @@ func (c *Config) validateOwnership(v *validator) {
 		{"ownership.components", o.Components, "ownership.rules"},
 	} {
 		if f.path == "" {
-			v.add(f.key, "required when %s is set (give both, or neither for the sample city's catalogue)", f.other)
+			v.add(f.key, "required when %s is set (give both, or neither for a node without a catalogue)", f.other)
 			continue
 		}
 		if fi, err := os.Stat(f.path); err != nil {

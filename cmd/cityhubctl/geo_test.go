@@ -20,9 +20,9 @@ import (
 )
 
 // TestGeoLocateAndGrids runs `geo locate` and `geo grids` against a node
-// of the sample city's 狮山街道 (the sample grid layer by default).
+// of the sample city's 狮山街道 with the sample grid layer (geo.grids).
 func TestGeoLocateAndGrids(t *testing.T) {
-	c := testcluster.New(t, 1, func(c *config.Config) {
+	c := testcluster.New(t, 1, testcluster.SampleGrids(t), func(c *config.Config) {
 		c.Node.Tier, c.Node.Jurisdiction = config.TierStreet, "320505001"
 	})
 	c.WaitLeader(20 * time.Second)

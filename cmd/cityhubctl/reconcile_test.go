@@ -50,7 +50,7 @@ func sampleCity(t *testing.T, n int) (*fedtest.Federation, map[string]string) {
 func startSampleCity(t *testing.T) *fedtest.Federation {
 	t.Helper()
 	start := time.Now()
-	f := fedtest.New(t, fedtest.SampleSpecs(t), 1, func(c *config.Config) {
+	f := fedtest.New(t, fedtest.SampleSpecs(t), 1, fedtest.SampleCity(t), func(c *config.Config) {
 		c.Reconcile.FollowInterval = 200 * time.Millisecond
 		// The backlog's deadlines passed years ago: a sweeper marking them
 		// would change versions while the dry run is checked to change none.

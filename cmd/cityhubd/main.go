@@ -21,19 +21,20 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	// The node's time zone (node.time_zone, the deadline calendar's) must
 	// load on a host or image without /usr/share/zoneinfo.
 	_ "time/tzdata"
 
+	"github.com/cityhub/cityhub/cmd/internal/cli"
 	"github.com/cityhub/cityhub/cmd/internal/version"
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/tiers/node"
@@ -41,13 +42,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "cityhubd:", err)
-		if errors.Is(err, node.ErrDamaged) {
-			os.Exit(exitDamaged)
-		}
-		os.Exit(1)
-	}
+	os.Exit(cli.Status("cityhubd", run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
 
 // exitDamaged is the exit status of a replica that refuses to start on
@@ -55,35 +50,46 @@ func main() {
 // RestartPreventExitStatus in the README).
 const exitDamaged = 3
 
+// run executes one command line; an error's exit status is cli.Status's
+// (exitDamaged for damaged data).
 func run(args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("cityhubd", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "cityhubd runs one replica of a cityhub tier node.\n\nusage: cityhubd [--config FILE] [flags]\n\n"+
-			"Configuration: the YAML file < CITYHUB_* environment variables < flags.\n\nflags:\n%s", fs.FlagUsages())
+	var path string
+	var rejoin bool
+	root := cli.Root("cityhubd", "Run one replica of a cityhub tier node",
+		`cityhubd runs one replica of a cityhub tier node.
+
+Configuration: the YAML file < CITYHUB_* environment variables < flags
+(only the flags that are set). Exit status: 0 after a graceful stop
+(SIGINT, SIGTERM), 1 on an error, 2 on a usage error, 3 when the replica
+refuses to start on damaged data.`)
+	root.Flags().SortFlags = false
+	root.Flags().StringVar(&path, "config", "", "YAML configuration file")
+	root.Flags().BoolVar(&rejoin, "rejoin", false, "replace this replica's data from its group: move state, raft log and snapshots aside, start empty and ask raft.peers to take it back (run once)")
+	config.BindFlags(root.Flags())
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withExitStatus(serve(path, rejoin, cmd.Flags(), stderr))
 	}
-	path := fs.String("config", "", "YAML configuration file")
-	rejoin := fs.Bool("rejoin", false, "replace this replica's data from its group: move state, raft log and snapshots aside, start empty and ask raft.peers to take it back (run once)")
-	showVersion := fs.Bool("version", false, "print the version (module version, VCS revision and time, toolchain) and exit")
-	config.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil // --help printed the usage: not a failure
-		}
-		return err
+	return cli.Execute(context.Background(), root, args, stdout, stderr)
+}
+
+// withExitStatus gives a refusal to start on damaged data its exit status.
+func withExitStatus(err error) error {
+	if errors.Is(err, node.ErrDamaged) {
+		return cli.Exit(exitDamaged, err)
 	}
-	if *showVersion {
-		version.Print(stdout, "cityhubd")
-		return nil
-	}
-	cfg, err := config.Load(*path, fs)
+	return err
+}
+
+// serve loads the configuration and runs the replica until SIGINT or SIGTERM.
+func serve(path string, rejoin bool, flags *pflag.FlagSet, stderr io.Writer) error {
+	cfg, err := config.Load(path, flags)
 	if err != nil {
 		return err
 	}
 	logger := cfg.Logger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, Rejoin: *rejoin})
+	r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, Rejoin: rejoin})
 	if err != nil {
 		return err
 	}

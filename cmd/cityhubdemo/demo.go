@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/replica"
@@ -51,7 +50,7 @@ func run(ctx context.Context, o options) error {
 		o.statusEvery = 5 * time.Second
 	}
 	logger := slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	lay, err := newLayout(config.DefaultFederation, o.dataDir, o.replicas, o.portBase, o.tls)
+	lay, err := newLayout(sampleTopology, o.dataDir, o.replicas, o.portBase, o.tls)
 	if err != nil {
 		return err
 	}

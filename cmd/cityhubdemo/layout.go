@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	cityhub "github.com/cityhub/cityhub"
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/certs"
 	"github.com/cityhub/cityhub/federation/topology"
@@ -48,6 +49,21 @@ type nodeLayout struct {
 
 func (l *layout) topologyPath() string { return filepath.Join(l.dataDir, "topology.yaml") }
 func (l *layout) certDir() string      { return filepath.Join(l.dataDir, "certs") }
+
+// cityDir holds the sample city's reference files every node's
+// configuration names (ownership.rules, ownership.components, geo.grids):
+// no node takes them by default, the demo runs on them because it says so.
+func (l *layout) cityDir() string { return filepath.Join(l.dataDir, "city") }
+
+// sampleTopology is the federation the demo runs, the sample city's
+// testdata/city/federation.yaml: a 苏州-like city 320500 with two
+// districts, four streets and eight communities, 15 nodes of one replica
+// each on loopback (newLayout rewrites the addresses for other
+// --replicas and --port-base).
+var sampleTopology = cityhub.SampleFile(cityhub.SampleTopology)
+
+// cityFiles are the sample city's files written to cityDir.
+var cityFiles = []string{cityhub.SampleRules, cityhub.SampleComponents, cityhub.SampleGrids}
 
 func addr(base, block, i int) string { return fmt.Sprintf("127.0.0.1:%d", base+block+i) }
 
@@ -123,6 +139,9 @@ func newLayout(embedded []byte, dataDir string, replicas, base int, tls bool) (*
 			cfg.Auth.Disabled = false
 			cfg.Auth.AdminPasswordFile = passwordFile(dataDir)
 			cfg.Auth.AdminUser = adminUser
+			cfg.Ownership.Rules = filepath.Join(l.cityDir(), cityhub.SampleRules)
+			cfg.Ownership.Components = filepath.Join(l.cityDir(), cityhub.SampleComponents)
+			cfg.Geo.Grids = filepath.Join(l.cityDir(), cityhub.SampleGrids)
 			cfg.ApplyDerived()
 			peers = append(peers, config.Peer{ID: cfg.Node.ID, RaftAddr: cfg.Raft.Addr, GRPCAddr: cfg.GRPC.Addr, HTTPAddr: cfg.HTTP.Addr, InternalAddr: cfg.Internal.Addr})
 			nl.cfgs = append(nl.cfgs, cfg)
@@ -190,7 +209,8 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 }
 
 // prepare writes the topology file (refusing a data directory laid out
-// differently before: its raft groups know other addresses), makes the
+// differently before: its raft groups know other addresses) and the
+// sample city's reference files (this binary's, every start), makes the
 // development certificates that are missing when TLS is on and the demo's
 // password on the first start, and validates every replica's configuration.
 func (l *layout) prepare() error {
@@ -209,6 +229,9 @@ func (l *layout) prepare() error {
 		}
 	default:
 		return fmt.Errorf("read topology: %w", err)
+	}
+	if _, err := cityhub.WriteSample(l.cityDir(), cityFiles...); err != nil {
+		return err
 	}
 	if l.tls {
 		var missing []string

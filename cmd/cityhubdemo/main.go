@@ -25,15 +25,15 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/cityhub/cityhub/cmd/internal/version"
+	"github.com/spf13/cobra"
+
+	"github.com/cityhub/cityhub/cmd/internal/cli"
 )
 
 // options of one run.
@@ -62,25 +62,34 @@ type options struct {
 }
 
 func main() {
-	o := options{out: os.Stdout, log: os.Stderr, pace: 3 * time.Second, statusEvery: 5 * time.Second}
-	flag.StringVar(&o.dataDir, "data", "data/demo", "data directory: topology.yaml, certs/ and one directory per node")
-	flag.Float64Var(&o.rate, "rate", 4, "new reports per second over the whole federation")
-	flag.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
-	flag.IntVar(&o.replicas, "replicas", 1, "replicas per node: 1 or 3")
-	flag.BoolVar(&o.tls, "tls", false, "mutual TLS between nodes, with development certificates made in <data>/certs (default: plain text on loopback)")
-	flag.IntVar(&o.portBase, "port-base", 7000, "ports: raft base+i, gRPC base+100+i, REST base+200+i, federation base+300+i for replica i")
-	flag.BoolVar(&o.noBacklog, "no-backlog", false, "do not import and reconcile the sample district's legacy backlog (testdata/city/legacy) at start")
-	showVersion := version.Flag(nil)
-	flag.Parse()
-	if *showVersion {
-		version.Print(os.Stdout, "cityhubdemo")
-		return
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// A second Ctrl-C kills at once.
 	context.AfterFunc(ctx, stop)
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "cityhubdemo:", err)
-		os.Exit(1)
-	}
+	err := cli.Execute(ctx, rootCmd(func(ctx context.Context, o options) error { return run(ctx, o) }, os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(cli.Status("cityhubdemo", err, os.Stderr))
+}
+
+// rootCmd is the command line: its flags fill the options that start
+// gets (run; tests pass their own).
+func rootCmd(start func(context.Context, options) error, stdout, stderr io.Writer) *cobra.Command {
+	o := options{out: stdout, log: stderr, pace: 3 * time.Second, statusEvery: 5 * time.Second}
+	root := cli.Root("cityhubdemo", "Run the sample city's whole federation in one process with a case generator",
+		`cityhubdemo runs the sample city (testdata/city, embedded): its 15-node
+federation in one process on loopback, each node its own Raft group with
+its own data directory and API, the district's legacy backlog imported and
+reconciled, and a generator that keeps reporting and walking cases. It is
+the one program that runs on the sample city's files: the topology, the
+responsibility catalogue and the grid geometry are written to <data> and
+named in each node's configuration. Ctrl-C stops it.`)
+	f := root.Flags()
+	f.SortFlags = false
+	f.StringVar(&o.dataDir, "data", "data/demo", "data directory: topology.yaml, certs/ and one directory per node")
+	f.Float64Var(&o.rate, "rate", 4, "new reports per second over the whole federation")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	f.IntVar(&o.replicas, "replicas", 1, "replicas per node: 1 or 3")
+	f.BoolVar(&o.tls, "tls", false, "mutual TLS between nodes, with development certificates made in <data>/certs (default: plain text on loopback)")
+	f.IntVar(&o.portBase, "port-base", 7000, "ports: raft base+i, gRPC base+100+i, REST base+200+i, federation base+300+i for replica i")
+	f.BoolVar(&o.noBacklog, "no-backlog", false, "do not import and reconcile the sample district's legacy backlog (testdata/city/legacy) at start")
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return start(cmd.Context(), o) }
+	return root
 }

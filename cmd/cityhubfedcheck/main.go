@@ -31,14 +31,15 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/cityhub/cityhub/cmd/internal/version"
+	"github.com/spf13/cobra"
+
+	"github.com/cityhub/cityhub/cmd/internal/cli"
 )
 
 type options struct {
@@ -58,8 +59,26 @@ type options struct {
 }
 
 func main() {
+	err := cli.Execute(context.Background(), rootCmd(check), os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(cli.Status("cityhubfedcheck", err, os.Stderr))
+}
+
+// rootCmd is the command line: its flags fill the options that start gets
+// (check; tests pass their own).
+func rootCmd(start func(options) error) *cobra.Command {
 	o := options{units: map[string]string{}}
-	flag.Func("node", "NAME=ADDR,ADDR,...: a node of the chain (root first) and its replicas' gRPC addresses (repeatable)", func(s string) error {
+	root := cli.Root("cityhubfedcheck", "Drive load through a running federation and check its promises",
+		`cityhubfedcheck drives load through a running federation of cityhubd
+processes and checks that every case arrives exactly once at its holder,
+that the holder's ancestors and the reporting node converge on its final
+copy with its full history, and that each case's versions are seen in order
+(scripts/e2e-federation.sh runs it).
+
+Exit status: 0 when every check passed, 1 with the violations, 2 when it
+could not run.`)
+	f := root.Flags()
+	f.SortFlags = false
+	f.Func("node", "NAME=ADDR,ADDR,...: a node of the chain (root first) and its replicas' gRPC addresses (repeatable)", func(s string) error {
 		name, addrs, ok := strings.Cut(s, "=")
 		if !ok || name == "" || addrs == "" {
 			return fmt.Errorf("want NAME=ADDR,ADDR,..., got %q", s)
@@ -67,7 +86,7 @@ func main() {
 		o.nodes = append(o.nodes, &group{name: name, addrs: strings.Split(addrs, ",")})
 		return nil
 	})
-	flag.Func("unit", "NAME=UNIT: a unit hosted by node NAME, to dispatch to (repeatable)", func(s string) error {
+	f.Func("unit", "NAME=UNIT: a unit hosted by node NAME, to dispatch to (repeatable)", func(s string) error {
 		name, unit, ok := strings.Cut(s, "=")
 		if !ok || name == "" || unit == "" {
 			return fmt.Errorf("want NAME=UNIT, got %q", s)
@@ -75,47 +94,47 @@ func main() {
 		o.units[name] = unit
 		return nil
 	})
-	flag.StringVar(&o.grid, "grid", "", "15-digit grid code of the reports (under the last node's jurisdiction)")
-	flag.IntVar(&o.cases, "cases", 300, "cases to report")
-	flag.DurationVar(&o.spread, "spread", 30*time.Second, "time over which the reports start, evenly")
-	flag.DurationVar(&o.timeout, "timeout", 150*time.Second, "longest the cases may take to walk to closure")
-	flag.DurationVar(&o.settle, "settle", 60*time.Second, "longest the links and replicas may take to converge afterwards")
-	flag.StringVar(&o.extra, "extra", "", "file of further cases to check: \"ID HOLDER REPORTER\" per line, read at the end")
-	flag.StringVar(&o.runID, "run", fmt.Sprintf("%x", time.Now().UnixNano()), "prefix of the request ids")
-	flag.StringVar(&o.ca, "ca", "", "PEM CA of the nodes' client API certificates: talk TLS (default: plain text)")
-	flag.StringVar(&o.adminPW, "admin-password-file", "", "the administrator's password of every node, or a directory with one file per node name: log in and make the driver's seats (default: no credentials, for nodes with auth.disabled)")
-	flag.StringVar(&o.adminUser, "admin-user", "admin", "the nodes' administrator account")
-	showVersion := version.Flag(nil)
-	flag.Parse()
-	if *showVersion {
-		version.Print(os.Stdout, "cityhubfedcheck")
-		return
-	}
-	if len(o.nodes) == 0 || o.grid == "" {
-		fmt.Fprintln(os.Stderr, "cityhubfedcheck: --node and --grid are required")
-		os.Exit(2)
-	}
-	for _, g := range o.nodes {
-		if o.units[g.name] == "" {
-			fmt.Fprintf(os.Stderr, "cityhubfedcheck: no --unit for node %s\n", g.name)
-			os.Exit(2)
+	f.StringVar(&o.grid, "grid", "", "15-digit grid code of the reports (under the last node's jurisdiction)")
+	f.IntVar(&o.cases, "cases", 300, "cases to report")
+	f.DurationVar(&o.spread, "spread", 30*time.Second, "time over which the reports start, evenly")
+	f.DurationVar(&o.timeout, "timeout", 150*time.Second, "longest the cases may take to walk to closure")
+	f.DurationVar(&o.settle, "settle", 60*time.Second, "longest the links and replicas may take to converge afterwards")
+	f.StringVar(&o.extra, "extra", "", "file of further cases to check: \"ID HOLDER REPORTER\" per line, read at the end")
+	f.StringVar(&o.runID, "run", fmt.Sprintf("%x", time.Now().UnixNano()), "prefix of the request ids")
+	f.StringVar(&o.ca, "ca", "", "PEM CA of the nodes' client API certificates: talk TLS (default: plain text)")
+	f.StringVar(&o.adminPW, "admin-password-file", "", "the administrator's password of every node, or a directory with one file per node name: log in and make the driver's seats (default: no credentials, for nodes with auth.disabled)")
+	f.StringVar(&o.adminUser, "admin-user", "admin", "the nodes' administrator account")
+	root.RunE = func(*cobra.Command, []string) error {
+		if len(o.nodes) == 0 || o.grid == "" {
+			return cli.Usagef("--node and --grid are required")
 		}
+		for _, g := range o.nodes {
+			if o.units[g.name] == "" {
+				return cli.Usagef("no --unit for node %s", g.name)
+			}
+		}
+		return start(o)
 	}
+	return root
+}
+
+// check drives the load and checks the federation: exit status 1 when a
+// check failed, 2 when it could not run.
+func check(o options) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	d, err := newDriver(o, logger)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cityhubfedcheck:", err)
-		os.Exit(2)
+		return cli.Exit(2, err)
 	}
 	defer d.close()
 	sctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	err = d.setupAuth(sctx)
 	cancel()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cityhubfedcheck:", err)
-		os.Exit(2)
+		return cli.Exit(2, err)
 	}
 	if !d.run() {
-		os.Exit(1)
+		return cli.Exit(1, nil)
 	}
+	return nil
 }

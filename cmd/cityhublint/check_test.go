@@ -337,3 +337,20 @@ func fmtFindings(fs []Finding) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestHelpAndVersion: --help and --version exit 0 and print to stdout;
+// -imports keeps its one dash (the standard library's spelling).
+func TestHelpAndVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "--imports") {
+		t.Errorf("--help: exit %d, printed %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"--version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "cityhublint ") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("--version: exit %d, printed %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"-imports", t.TempDir()}, &out, &errOut); code != 2 {
+		t.Errorf("-imports of a directory without a module: exit %d, want 2", code)
+	}
+}

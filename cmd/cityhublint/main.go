@@ -43,81 +43,82 @@
 // and the exit status is 1 if there are any, 0 (and no output) otherwise,
 // and 2 on usage errors, unreadable directories or unparsable files.
 //
-// With -imports ROOT it checks instead the module at ROOT against the import
+// With --imports ROOT (or -imports: one dash works too) it checks instead the module at ROOT against the import
 // rule written in ROOT/docs/ARCHITECTURE.md ("The import rule": the layers,
 // the packages in each, the modules a layer and those below never link) and
 // that every package is named in that document's packages table (imports.go).
-// `make lint` runs `cityhublint -imports .`; TestImportRule runs the same on
+// `make lint` runs `cityhublint --imports .`; TestImportRule runs the same on
 // the repository.
 package main
 
 import (
-	"errors"
-	"flag"
+	"context"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/cityhub/cityhub/cmd/internal/version"
+	"github.com/spf13/cobra"
+
+	"github.com/cityhub/cityhub/cmd/internal/cli"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run executes one command line and returns the exit status: 0 clean (and
+// for --help and --version), 1 findings, 2 usage errors and unreadable or
+// unparsable input.
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("cityhublint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cityhublint dir [dir ...] | cityhublint -imports ROOT")
-		fmt.Fprintln(stderr, "Reports nondeterministic calls (clock, randomness, environment) in Raft state machine packages;")
-		fmt.Fprintln(stderr, "with -imports, imports against the layers of ROOT/docs/ARCHITECTURE.md (\"The import rule\").")
-	}
-	showVersion := version.Flag(fs)
-	imports := fs.String("imports", "", "check the module at this root against the import rule of its docs/ARCHITECTURE.md instead")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *showVersion {
-		version.Print(stdout, "cityhublint")
-		return 0
-	}
-	if *imports != "" {
-		findings, err := CheckImports(*imports)
-		if err != nil {
-			fmt.Fprintf(stderr, "cityhublint: %v\n", err)
-			return 2
-		}
-		for _, f := range findings {
-			fmt.Fprintln(stdout, f)
-		}
-		if len(findings) > 0 {
-			return 1
-		}
-		return 0
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-
+	var imports string
 	status := 0
-	for _, dir := range fs.Args() {
-		findings, err := Check(dir)
-		if err != nil {
-			fmt.Fprintf(stderr, "cityhublint: %v\n", err)
-			status = 2
-			continue
+	root := cli.Root("cityhublint", "Keep the Raft state machine deterministic and the packages in their layers",
+		`usage: cityhublint dir [dir ...] | cityhublint --imports ROOT
+
+Reports nondeterministic calls (clock, randomness, environment) in Raft
+state machine packages; with --imports (or -imports), imports against the
+layers of ROOT/docs/ARCHITECTURE.md ("The import rule").
+
+Exit status: 0 no findings, 1 findings, 2 usage errors, unreadable
+directories or unparsable files.`)
+	root.Use = "cityhublint dir [dir ...] | cityhublint --imports ROOT"
+	root.Args = cobra.ArbitraryArgs
+	root.Flags().StringVar(&imports, "imports", "", "check the module at this root against the import rule of its docs/ARCHITECTURE.md instead")
+	root.RunE = func(cmd *cobra.Command, dirs []string) error {
+		if imports != "" {
+			findings, err := CheckImports(imports)
+			if err != nil {
+				return cli.Exit(2, err)
+			}
+			for _, f := range findings {
+				fmt.Fprintln(stdout, f)
+			}
+			if len(findings) > 0 {
+				status = 1
+			}
+			return nil
 		}
-		for _, f := range findings {
-			fmt.Fprintln(stdout, f)
+		if len(dirs) == 0 {
+			return cli.Usagef("no package directory given")
 		}
-		if len(findings) > 0 && status == 0 {
-			status = 1
+		for _, dir := range dirs {
+			findings, err := Check(dir)
+			if err != nil {
+				fmt.Fprintf(stderr, "cityhublint: %v\n", err)
+				status = 2
+				continue
+			}
+			for _, f := range findings {
+				fmt.Fprintln(stdout, f)
+			}
+			if len(findings) > 0 && status == 0 {
+				status = 1
+			}
 		}
+		return nil
+	}
+	if err := cli.Execute(context.Background(), root, args, stdout, stderr); err != nil {
+		return cli.Status("cityhublint", err, stderr)
 	}
 	return status
 }

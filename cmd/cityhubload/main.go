@@ -33,7 +33,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -46,13 +45,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
-	"github.com/cityhub/cityhub/cmd/internal/version"
+	"github.com/cityhub/cityhub/cmd/internal/cli"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
@@ -74,61 +74,75 @@ type options struct {
 func (o options) authenticated() bool { return o.token != "" || o.user != "" }
 
 func main() {
+	err := cli.Execute(context.Background(), rootCmd(load, os.Stdout), os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(cli.Status("cityhubload", err, os.Stderr))
+}
+
+// rootCmd is the command line: its flags fill the options that start gets
+// (load; tests pass their own) with --backlog.
+func rootCmd(start func(o options, backlog int64, stdout io.Writer) error, stdout io.Writer) *cobra.Command {
 	var o options
 	var addrs string
-	flag.StringVar(&o.proto, "proto", "grpc", "protocol: grpc or rest")
-	flag.StringVar(&addrs, "addrs", "", "comma-separated gRPC addresses (grpc) or HTTP base addresses (rest); default 127.0.0.1:7101 or http://127.0.0.1:7201")
-	flag.IntVar(&o.clients, "clients", 1, "concurrent clients, each with one request in flight")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time, after the warmup (ignored with --requests)")
-	flag.Int64Var(&o.requests, "requests", 0, "measured requests in total, after the warmup (0: use --duration)")
-	flag.DurationVar(&o.warmup, "warmup", 0, "load before measuring starts")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
-	flag.StringVar(&o.jurisdiction, "jurisdiction", "320582", "grid code prefix (6, 9 or 12 digits) of the tier under test")
-	flag.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
-	flag.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
-	flag.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
-	flag.StringVar(&o.pass, "password", os.Getenv("CITYHUB_PASSWORD"), "password of --user (env CITYHUB_PASSWORD)")
-	showVersion := version.Flag(nil)
-	backlog := flag.Int64("backlog", 0, "instead of measuring, import this many cases as an old system's backlog (ImportCases over gRPC, 1,000 rows a call, --clients calls in flight) and exit")
-	flag.Parse()
-	if *showVersion {
-		version.Print(os.Stdout, "cityhubload")
-		return
-	}
-	if addrs == "" {
-		addrs = map[string]string{"grpc": "127.0.0.1:7101", "rest": "http://127.0.0.1:7201"}[o.proto]
-	}
-	for _, a := range strings.Split(addrs, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			o.addrs = append(o.addrs, a)
+	var backlog int64
+	root := cli.Root("cityhubload", "Drive case creation against running cityhubd nodes and report throughput and latency",
+		`cityhubload drives case creation (ReportCase) against running cityhubd
+nodes over gRPC or REST and reports throughput and latency; with --backlog N
+it stores N cases in the tier through ImportCases instead and exits.
+
+Exit status: 0 when some reports succeeded, 1 when none did (or the backlog
+import failed), 2 when it could not run.`)
+	f := root.Flags()
+	f.SortFlags = false
+	f.StringVar(&o.proto, "proto", "grpc", "protocol: grpc or rest")
+	f.StringVar(&addrs, "addrs", "", "comma-separated gRPC addresses (grpc) or HTTP base addresses (rest); default 127.0.0.1:7101 or http://127.0.0.1:7201")
+	f.IntVar(&o.clients, "clients", 1, "concurrent clients, each with one request in flight")
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time, after the warmup (ignored with --requests)")
+	f.Int64Var(&o.requests, "requests", 0, "measured requests in total, after the warmup (0: use --duration)")
+	f.DurationVar(&o.warmup, "warmup", 0, "load before measuring starts")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	f.StringVar(&o.jurisdiction, "jurisdiction", "320582", "grid code prefix (6, 9 or 12 digits) of the tier under test")
+	f.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	f.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
+	f.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
+	f.StringVar(&o.pass, "password", os.Getenv("CITYHUB_PASSWORD"), "password of --user (env CITYHUB_PASSWORD)")
+	f.Int64Var(&backlog, "backlog", 0, "instead of measuring, import this many cases as an old system's backlog (ImportCases over gRPC, 1,000 rows a call, --clients calls in flight) and exit")
+	root.RunE = func(*cobra.Command, []string) error {
+		if addrs == "" {
+			addrs = map[string]string{"grpc": "127.0.0.1:7101", "rest": "http://127.0.0.1:7201"}[o.proto]
 		}
+		for _, a := range strings.Split(addrs, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				o.addrs = append(o.addrs, a)
+			}
+		}
+		return start(o, backlog, stdout)
 	}
-	if *backlog > 0 {
+	return root
+}
+
+// load imports the backlog, or measures and prints the result.
+func load(o options, backlog int64, stdout io.Writer) error {
+	if backlog > 0 {
 		if o.proto != "grpc" || o.clients < 1 {
-			fmt.Fprintln(os.Stderr, "cityhubload: --backlog imports over gRPC with --clients >= 1")
-			os.Exit(2)
+			return cli.Exit(2, errors.New("--backlog imports over gRPC with --clients >= 1"))
 		}
-		if err := importBacklog(o, *backlog); err != nil {
-			fmt.Fprintln(os.Stderr, "cityhubload:", err)
-			os.Exit(1)
-		}
-		return
+		return importBacklog(o, backlog)
 	}
 	res, err := run(o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cityhubload:", err)
-		os.Exit(2)
+		return cli.Exit(2, err)
 	}
 	if o.json {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(res)
 	} else {
-		res.print(os.Stdout)
+		res.print(stdout)
 	}
 	if res.OK == 0 {
-		os.Exit(1)
+		return cli.Exit(1, nil)
 	}
+	return nil
 }
 
 func (o options) check() error {

@@ -14,11 +14,13 @@ import (
 	cityhub "github.com/cityhub/cityhub"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
 
 // SampleSpecs are the nodes of the sample city (testdata/city/federation.yaml)
-// with their units, for New: with them the replicas load the sample city's
-// responsibility catalogue and run reconciliation.
+// with their units, for New. With SampleCity among New's options the
+// replicas load the sample city's responsibility catalogue and grid layer
+// and run reconciliation; no node takes them by default.
 func SampleSpecs(t testing.TB) []NodeSpec {
 	t.Helper()
 	topo, err := topology.Load(cityhub.SampleFile("federation.yaml"))
@@ -198,4 +200,12 @@ func (f *Federation) Import(ctx context.Context, node string, cases []*pb.Import
 		}
 	}
 	return ids
+}
+
+// SampleCity is the option naming the sample city's responsibility
+// catalogue and grid layer in every replica's configuration
+// (testcluster.SampleCity): a federation of SampleSpecs runs on them.
+func SampleCity(t testing.TB) Option {
+	t.Helper()
+	return testcluster.SampleCity(t)
 }

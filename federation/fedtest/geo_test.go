@@ -40,7 +40,7 @@ func gridPoint(t *testing.T, code string, crs geo.CRS) (lat, lng float64) {
 func TestLocatedReportLandsAtItsNode(t *testing.T) {
 	specs := append(chain(), NodeSpec{Name: "c-320505001002", Tier: "community", Jurisdiction: "320505001002",
 		Parent: "s-320505001", Units: []string{"320505001002-grid"}})
-	f := New(t, specs, 1)
+	f := New(t, specs, 1, testcluster.SampleGrids(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

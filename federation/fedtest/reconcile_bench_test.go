@@ -31,7 +31,7 @@ func BenchmarkReconcileBacklog(b *testing.B) {
 
 func benchReconcile(b *testing.B, batch int) {
 	ctx := context.Background()
-	f := New(b, SampleSpecs(b), 1, func(c *config.Config) {
+	f := New(b, SampleSpecs(b), 1, SampleCity(b), func(c *config.Config) {
 		c.Reconcile.FollowInterval = 100 * time.Millisecond
 		c.Deadlines.SweepInterval = time.Hour // the backlog's old deadlines would be marked meanwhile
 		c.Log.Level = config.LogLevelWarn

@@ -193,7 +193,7 @@ func versions(t *testing.T, f *Federation) map[string][2]uint64 {
 // years ago, and marking them would change versions while a test checks
 // that a run changes nothing.
 func sampleFederation(t *testing.T, still bool) *Federation {
-	return New(t, SampleSpecs(t), 1, func(c *config.Config) {
+	return New(t, SampleSpecs(t), 1, SampleCity(t), func(c *config.Config) {
 		c.Reconcile.FollowInterval = 200 * time.Millisecond
 		if still {
 			c.Deadlines.SweepInterval = time.Hour

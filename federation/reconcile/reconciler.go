@@ -58,6 +58,9 @@ type Reconciler struct {
 	// follow loop skips while a run goes on).
 	running sync.Mutex
 	passing sync.Mutex
+	// resumed is the unfinished run the follow loop last said it resumes
+	// (guarded by running): a run that keeps failing is announced once.
+	resumed string
 }
 
 // New builds a Reconciler.
@@ -98,6 +101,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req *pb.ReconcileRequest) (*
 		return nil, ErrRunning
 	}
 	defer r.running.Unlock()
+	return r.reconcile(ctx, req)
+}
+
+// reconcile is Reconcile with r.running held.
+func (r *Reconciler) reconcile(ctx context.Context, req *pb.ReconcileRequest) (*pb.ReconcileReport, error) {
 	r.passing.Lock()
 	defer r.passing.Unlock()
 	if req.GetBatchSize() < 0 || req.GetBatchSize() > 5000 {
@@ -399,7 +407,7 @@ func (r *Reconciler) Lead(ctx context.Context) {
 			continue
 		}
 		switch err := r.resumeUnfinished(ctx); {
-		case err == nil || errors.Is(err, ErrRunning) || ctx.Err() != nil:
+		case err == nil || errors.Is(err, ErrRunning) || errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
 			backoff = r.opts.FollowInterval
 		case diskspace.IsRefusal(err):
 			// The run stays unfinished and resumes where it stopped
@@ -421,7 +429,19 @@ const maxResumeBackoff = 5 * time.Minute
 
 // resumeUnfinished resumes, on the leader, a run a crash or a leader change
 // left unfinished (a new leader carries on where the old one stopped).
+// While a run is going on (a user's, which is unfinished until it ends, or
+// an earlier resumption) there is nothing to resume: it returns ErrRunning
+// before looking, and says nothing. It announces a resumption at Info once
+// per run; further attempts at a run that keeps failing log at Debug (the
+// loop warns about each failure with its backoff).
 func (r *Reconciler) resumeUnfinished(ctx context.Context) error {
+	if !r.opts.Local.IsLeader() {
+		return ErrNotLeader
+	}
+	if !r.running.TryLock() {
+		return ErrRunning
+	}
+	defer r.running.Unlock()
 	var unfinished string
 	if err := r.opts.Local.Store().View(func(tx *store.Tx) error {
 		runs, err := tx.ReconcileRuns()
@@ -434,8 +454,13 @@ func (r *Reconciler) resumeUnfinished(ctx context.Context) error {
 	}); err != nil || unfinished == "" {
 		return err
 	}
-	r.log.Info("resuming a reconciliation run left unfinished", "run", unfinished)
-	_, err := r.Reconcile(ctx, &pb.ReconcileRequest{RunId: unfinished})
+	if unfinished != r.resumed {
+		r.resumed = unfinished
+		r.log.Info("resuming a reconciliation run left unfinished", "run", unfinished)
+	} else {
+		r.log.Debug("resuming a reconciliation run left unfinished: trying again", "run", unfinished)
+	}
+	_, err := r.reconcile(ctx, &pb.ReconcileRequest{RunId: unfinished})
 	return err
 }
 

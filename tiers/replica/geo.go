@@ -22,32 +22,19 @@ type grids struct {
 	jur    string             // this node's jurisdiction code
 }
 
-// loadGrids reads geo.grids, or takes the sample city's layer when none is
-// configured and the node's area (the federation's city, or its own
-// jurisdiction when it stands alone) holds any of its grids; nil when
-// neither applies. A configured layer whose grids lie outside the
-// federation's city is refused.
+// loadGrids reads geo.grids; nil when it is not set (no geometry: reports
+// need a grid code, and locating a point and the maps are refused). No
+// layer is taken by default, not even the sample city's for a node of its
+// area: the demo and the tests name it. A configured layer whose grids lie
+// outside the federation's city is refused.
 func loadGrids(cfg config.Config, topo *topology.Topology) (*grids, error) {
 	g := &grids{topo: topo, self: cfg.Group(), prefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), jur: cfg.Node.Jurisdiction}
-	area := g.prefix
 	if topo != nil {
-		area = topo.Root().Jurisdiction[:4]
 		g.self = cfg.Federation.Node
 	}
 	data, err := cfg.LoadGridsFile()
-	if err != nil {
+	if err != nil || data == nil {
 		return nil, err
-	}
-	if data == nil {
-		reg, err := geo.Sample()
-		if err != nil {
-			return nil, fmt.Errorf("the sample city's grids: %w", err)
-		}
-		if len(reg.Grids(area)) == 0 {
-			return nil, nil
-		}
-		g.reg = reg
-		return g, nil
 	}
 	if g.reg, err = geo.Parse(data); err != nil {
 		return nil, fmt.Errorf("geo.grids: %w", err)

@@ -59,7 +59,7 @@ func retryReport(t *testing.T, c *testcluster.Cluster, i int, req *pb.ReportCase
 // forwarded, already located command; the same place reported in WGS-84
 // is found as its duplicate (the radius is measured on one datum).
 func TestReportWithOnlyGCJ02LocationLandsInItsGrid(t *testing.T) {
-	c := testcluster.New(t, 3, func(cfg *config.Config) {
+	c := testcluster.New(t, 3, testcluster.SampleGrids(t), func(cfg *config.Config) {
 		cfg.Node.Tier, cfg.Node.Jurisdiction = config.TierCommunity, "320505001001"
 	})
 	leader := c.WaitLeader(20 * time.Second)

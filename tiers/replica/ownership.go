@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/cityhub/cityhub/config"
@@ -17,25 +16,15 @@ import (
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
 
-// loadOwnership loads the responsibility catalogue of a federated node: the
-// configured files, or the sample city's when none are configured and the
-// sample fits the node's topology (nil then otherwise: the node records no
-// owners and runs no reconciliation moves it cannot explain).
+// loadOwnership loads the responsibility catalogue of a federated node from
+// the configured files; nil when none are configured: the node records no
+// owners, and owner lookups and reconciliation are refused
+// (errcode.ErrNoCatalogue). No catalogue is taken by default, not even the
+// sample city's on the sample topology: the demo and the tests name it.
 func loadOwnership(cfg config.Config, topo *topology.Topology) (*ownership.Catalogue, error) {
-	if cfg.Ownership.Rules == "" {
-		cat, err := ownership.Sample(topo)
-		if err != nil {
-			return nil, nil //nolint:nilerr // the sample city is only the default of the sample topology
-		}
-		return cat, nil
-	}
-	rules, err := os.ReadFile(cfg.Ownership.Rules)
-	if err != nil {
-		return nil, fmt.Errorf("ownership.rules: %w", err)
-	}
-	comps, err := os.ReadFile(cfg.Ownership.Components)
-	if err != nil {
-		return nil, fmt.Errorf("ownership.components: %w", err)
+	rules, comps, err := cfg.LoadOwnershipFiles()
+	if err != nil || rules == nil {
+		return nil, err
 	}
 	cat, err := ownership.Parse(rules, comps, topo)
 	if err != nil {

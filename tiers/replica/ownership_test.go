@@ -66,15 +66,21 @@ func coverCase(id string, reported time.Time) *pb.Case {
 }
 
 func TestLoadOwnership(t *testing.T) {
-	// Nothing configured on the sample city: the sample catalogue.
-	cat, err := loadOwnership(config.Config{}, sampleTopology(t))
-	if err != nil || cat == nil || cat.Version() != "2026.1" {
-		t.Fatalf("sample city without files: %v, %v", cat, err)
+	// Nothing configured, even on the sample city's topology: no catalogue
+	// (the sample's is not taken by default), and no error.
+	for name, topo := range map[string]*topology.Topology{"the sample city": sampleTopology(t), "another city": otherTopology(t)} {
+		if cat, err := loadOwnership(config.Config{}, topo); err != nil || cat != nil {
+			t.Fatalf("%s without files: %v, %v; want nil, nil", name, cat, err)
+		}
 	}
-	// Nothing configured on another city: no catalogue, and no error.
-	cat, err = loadOwnership(config.Config{}, otherTopology(t))
-	if err != nil || cat != nil {
-		t.Fatalf("another city without files: %v, %v; want nil, nil", cat, err)
+	// The sample city's files, named: its catalogue.
+	paths, err := cityhub.WriteSample(t.TempDir(), cityhub.SampleRules, cityhub.SampleComponents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := loadOwnership(config.Config{Ownership: config.OwnershipConfig{Rules: paths[0], Components: paths[1]}}, sampleTopology(t))
+	if err != nil || cat == nil || cat.Version() != "2026.1" {
+		t.Fatalf("the sample city's files: %v, %v", cat, err)
 	}
 
 	dir := t.TempDir()

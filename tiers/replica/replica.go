@@ -123,6 +123,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		}
 		if cat != nil {
 			own = &owners{cat: cat, loc: loc}
+		} else {
+			logger.Warn("no responsibility catalogue configured (ownership.rules, ownership.components): cases get no owner, and owner lookups and reconciliation are refused",
+				"node", cfg.Federation.Node)
 		}
 	}
 	gr, err := loadGrids(cfg, topo)
@@ -131,6 +134,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		hl.Close()
 		il.Close()
 		return nil, err
+	}
+	if gr == nil {
+		logger.Info("no grid geometry configured (geo.grids): reports need a grid code; locating a point and the grid maps are refused")
 	}
 	finder := nearby.New(nearby.Options{Radius: cfg.Cases.DuplicateRadiusM, DuplicateWindow: cfg.Cases.DuplicateWindow, RecurrenceWindow: cfg.Cases.RecurrenceWindow})
 	dialOpts, err := peerDialOptions(cfg)

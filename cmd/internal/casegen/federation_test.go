@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cityhub/cityhub/config"
+	cityhub "github.com/cityhub/cityhub"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/catalogue"
@@ -46,7 +46,7 @@ func route(t *testing.T, topo *topology.Topology, c *pb.Case, a *pb.ActRequest) 
 // state machine moves it, hands cases down from the city, up from the
 // communities, and finishes them.
 func TestFederatedWalks(t *testing.T) {
-	topo, err := topology.Load(config.DefaultFederation)
+	topo, err := topology.Load(cityhub.SampleFile(cityhub.SampleTopology))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestTierSources(t *testing.T) {
 // Without a holder (a node alone) Next dispatches to the class's unit as
 // before, even from a federated generator.
 func TestStandaloneCaseFromFederatedGenerator(t *testing.T) {
-	topo, err := topology.Load(config.DefaultFederation)
+	topo, err := topology.Load(cityhub.SampleFile(cityhub.SampleTopology))
 	if err != nil {
 		t.Fatal(err)
 	}

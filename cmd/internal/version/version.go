@@ -5,16 +5,25 @@
 // whether the tree had uncommitted changes. `make build` and `make image`
 // build with -buildvcs=auto so the revision is there; `go run` and a build
 // outside a checkout leave it out, and the version then says "(devel)".
+//
+// A build can also name its version itself: `make build` sets Stamped to
+// `git describe --tags --always --dirty` (-ldflags -X), which holds in a
+// git worktree too, where the toolchain records no revision.
 package version
 
 import (
-	"flag"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
 	"strings"
 )
+
+// Stamped is the version set at build time with
+//
+//	-ldflags "-X github.com/cityhub/cityhub/cmd/internal/version.Stamped=v1.2.3"
+//
+// When set it is the Version Read reports.
+var Stamped string
 
 // Info is one binary's build.
 type Info struct {
@@ -33,12 +42,18 @@ type Info struct {
 // Read returns the running binary's build information.
 func Read() Info {
 	info := Info{Version: "(devel)", GoVersion: runtime.Version()}
+	if Stamped != "" {
+		info.Version = Stamped
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return info
 	}
 	if v := bi.Main.Version; v != "" {
 		info.Version = v
+	}
+	if Stamped != "" {
+		info.Version = Stamped
 	}
 	info.GoVersion = bi.GoVersion
 	for _, s := range bi.Settings {
@@ -79,17 +94,3 @@ func (i Info) String() string {
 
 // Line is "<program> <Info>".
 func Line(program string) string { return program + " " + Read().String() }
-
-// Flag adds --version to the standard flag set fs (flag.CommandLine when
-// nil): when it is set, the program prints Line and exits 0.
-func Flag(fs *flag.FlagSet) *bool {
-	if fs == nil {
-		fs = flag.CommandLine
-	}
-	return fs.Bool("version", false, "print the version (module version, VCS revision and time, toolchain) and exit")
-}
-
-// Print writes Line(program) and a newline to w.
-func Print(w io.Writer, program string) {
-	fmt.Fprintln(w, Line(program))
-}

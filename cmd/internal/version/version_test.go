@@ -29,3 +29,14 @@ func TestRead(t *testing.T) {
 		t.Errorf("Read() = %+v, Line = %q", i, Line("x"))
 	}
 }
+
+// TestStamped: a version set at build time (make build's -ldflags -X) is
+// the one reported.
+func TestStamped(t *testing.T) {
+	old := Stamped
+	t.Cleanup(func() { Stamped = old })
+	Stamped = "v1.2.3-4-gabcdef0-dirty"
+	if i := Read(); i.Version != Stamped || !strings.HasPrefix(Line("cityhubd"), "cityhubd v1.2.3-4-gabcdef0-dirty ") {
+		t.Errorf("Read() = %+v, Line = %q", i, Line("cityhubd"))
+	}
+}

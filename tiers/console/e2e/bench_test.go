@@ -20,6 +20,7 @@ import (
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/fedtest"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
 
 // BenchmarkConsoleScreen (issue 16, acceptance 3; BENCHMARKS.md): the city
@@ -41,7 +42,7 @@ func BenchmarkConsoleScreen(b *testing.B) {
 	}
 	br := newBrowser(b)
 	f := fedtest.New(b, []fedtest.NodeSpec{{Name: city, Tier: "city", Jurisdiction: "320500", Units: []string{"city-water"}}}, 1,
-		func(c *config.Config) {
+		testcluster.SampleGrids(b), func(c *config.Config) {
 			c.Auth.Disabled = false
 			c.Auth.AdminPasswordFile = pw
 			// The backlog is years old: the sweeper would mark all of it

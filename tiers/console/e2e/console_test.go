@@ -17,6 +17,7 @@ import (
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/fedtest"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/replica/testcluster"
 )
 
 // Acceptance (issue 16): a dispatcher at the city reports a case by
@@ -38,7 +39,7 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		{Name: "d-320505", Tier: "district", Jurisdiction: "320505", Parent: city, Units: []string{"320505-sanitation"}},
 		{Name: "s-320505001", Tier: "street", Jurisdiction: "320505001", Parent: "d-320505", Units: []string{"320505001-squad"}},
 		{Name: comm, Tier: "community", Jurisdiction: "320505001001", Parent: "s-320505001", Units: []string{unit}},
-	}, 1, func(c *config.Config) {
+	}, 1, testcluster.SampleGrids(t), func(c *config.Config) {
 		c.Auth.Disabled = false
 		c.Auth.AdminPasswordFile = pw
 	})

@@ -1,4 +1,4 @@
-package config
+package main
 
 import (
 	"fmt"
@@ -11,10 +11,10 @@ import (
 	"github.com/cityhub/cityhub/federation/topology"
 )
 
-// The embedded topology loads, has every tier with departments at each, and
+// The sample city's topology, which the demo runs, loads, has every tier with departments at each, and
 // follows the port scheme its comments document.
-func TestDefaultFederation(t *testing.T) {
-	topo, err := topology.Load(DefaultFederation)
+func TestSampleTopology(t *testing.T) {
+	topo, err := topology.Load(sampleTopology)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +65,10 @@ func TestDefaultFederation(t *testing.T) {
 	}
 }
 
-// make certs makes certificates for exactly the nodes of the default
+// make certs makes certificates for exactly the nodes of the demo's
 // topology (the certificate names are the node names).
-func TestDefaultFederationMatchesMakeCerts(t *testing.T) {
-	mk, err := os.ReadFile("../Makefile")
+func TestSampleTopologyMatchesMakeCerts(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Skipf("no Makefile: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestDefaultFederationMatchesMakeCerts(t *testing.T) {
 		t.Fatal("FEDERATION_NODES not found in the Makefile")
 	}
 	listed := strings.Fields(strings.ReplaceAll(string(m[1]), "\\", " "))
-	topo, err := topology.Load(DefaultFederation)
+	topo, err := topology.Load(sampleTopology)
 	if err != nil {
 		t.Fatal(err)
 	}
