@@ -104,6 +104,8 @@ func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, rs *pb.RestoreState, g
 		}
 	case *pb.Command_AttachEvidence:
 		return precheckEvidence(tx, body.AttachEvidence, fv, getCase)
+	case *pb.Command_ReportBatch:
+		return precheckBatch(tx, cmd, body.ReportBatch, getCase)
 	}
 	return nil, nil
 }

@@ -52,6 +52,9 @@ type Result struct {
 	// in Skipped).
 	Imported, Already int
 	CaseIDs           []string
+	// Items holds a ReportBatch's result per item, in order (each as a
+	// ReportCase's: the case, replayed, or the refusal in Err).
+	Items []*Result
 }
 
 // process applies one command inside tx. A returned error is a storage
@@ -114,6 +117,8 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 		return applyAuth(tx, cmd, body.Auth, l.Index)
 	case *pb.Command_AttachEvidence:
 		return attachEvidence(tx, cmd, body.AttachEvidence, fv, l.Index)
+	case *pb.Command_ReportBatch:
+		return reportBatch(tx, cmd, body.ReportBatch, fv, l.Index)
 	case *pb.Command_TrimOutbox:
 		if _, err := tx.Trim(body.TrimOutbox.Link, body.TrimOutbox.Upto); err != nil {
 			return nil, err
@@ -130,15 +135,21 @@ func process(tx *store.Tx, l *raft.Log, fed *fedCache) (*Result, error) {
 	if err != nil || res != nil {
 		return res, err
 	}
-	if cmd.RequestId != "" {
-		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{CaseId: c.Id, Version: c.Version, Fingerprint: fp, LogIndex: l.Index}); err != nil {
-			return nil, err
-		}
-	}
-	if err := auditCase(tx, c, l.Index); err != nil {
+	if err := recordCase(tx, cmd, c, fp, l.Index); err != nil {
 		return nil, err
 	}
 	return &Result{Case: c}, nil
+}
+
+// recordCase keeps what a command that wrote case c leaves besides the
+// case: its request record (fingerprint fp) and the audit entry.
+func recordCase(tx *store.Tx, cmd *pb.Command, c *pb.Case, fp []byte, index uint64) error {
+	if cmd.RequestId != "" {
+		if err := tx.PutRequest(cmd.RequestId, &pb.RequestRecord{CaseId: c.Id, Version: c.Version, Fingerprint: fp, LogIndex: index}); err != nil {
+			return err
+		}
+	}
+	return auditCase(tx, c, index)
 }
 
 // requests reads the records of applied request ids (a *store.Tx).
@@ -432,6 +443,10 @@ func fingerprint(cmd *pb.Command) []byte {
 		m = b.MarkOverdue
 	case *pb.Command_MarkOverdueBatch:
 		m = b.MarkOverdueBatch
+	case *pb.Command_ReportBatch:
+		// A batch has no request id of its own (its items do, and each is
+		// fingerprinted as the report it stands for: BatchItem).
+		return nil
 	case *pb.Command_AttachEvidence:
 		ae := proto.Clone(b.AttachEvidence).(*pb.AttachEvidence)
 		if ref := ae.GetAttach().GetRef(); ref != nil {
@@ -472,6 +487,14 @@ func oversizedKeyField(cmd *pb.Command) string {
 		len(cmd.GetAttachEvidence().GetAttach().GetRef().GetSha256()) > maxKeyField,
 		len(cmd.GetAttachEvidence().GetPurge().GetSha256()) > maxKeyField:
 		return "sha256"
+	}
+	for _, it := range cmd.GetReportBatch().GetItems() {
+		switch {
+		case len(it.GetRequestId()) > maxKeyField:
+			return "request_id"
+		case len(it.GetReport().GetCase().GetGridCode()) > maxKeyField:
+			return "grid_code"
+		}
 	}
 	return ""
 }

@@ -19,7 +19,9 @@ import (
 // advance and a repair's caught_up (federation/DESIGN.md, "After a
 // restore"), which a version 1 replica would apply without them
 // (fieldVersion).
-const LogVersion uint32 = 2
+//
+// Version 3: ReportBatch (many reports in one entry).
+const LogVersion uint32 = 3
 
 // commandVersions gives each Command body (by its type number, the oneof
 // field number) the log version that introduced it. Every body has an
@@ -39,6 +41,7 @@ var commandVersions = map[protoreflect.FieldNumber]uint32{
 	21: 1, // MarkOverdueBatch
 	22: 1, // AuthChange
 	23: 2, // AttachEvidence (photos and files: chunks through the log)
+	24: 3, // ReportBatch (reports in volume: one entry for many)
 }
 
 // RequiredVersion is the log version a replica needs to apply cmd: that of
