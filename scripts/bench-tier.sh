@@ -15,7 +15,8 @@
 #   -B  also measure batched creates: ReportCases with this many reports
 #       a call (cityhubload --batch), at every client count
 #   -P  write CPU profiles of the leader and a follower, taken during the
-#       gRPC point at 64 clients, into this directory (debug.pprof on)
+#       gRPC point at 64 clients (the batched one with -B), into this
+#       directory (debug.pprof on)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
@@ -118,17 +119,18 @@ profile() {
 }
 ppids=()
 for c in $clients; do
-  [ "$c" = 64 ] && profile
+  [ "$c" = 64 ] && [ "$batch" = 0 ] && profile
   cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"
 done
+if [ "$batch" -gt 0 ]; then
+  for c in $clients; do
+    [ "$c" = 64 ] && profile
+    run_point "batch/$c" "${cpids[*]}" -- "$work/bin/cityhubload" --proto grpc --addrs 127.0.0.1:710$L --clients "$c" --batch "$batch" --duration "${secs}s" --warmup "${warm}s"
+  done
+fi
 if [ ${#ppids[@]} -gt 0 ]; then
   wait "${ppids[@]}" || echo "a profile was not taken"
   echo "profiles: $profiles/leader.pprof $profiles/follower.pprof (go tool pprof -top FILE)"
-fi
-if [ "$batch" -gt 0 ]; then
-  for c in $clients; do
-    run_point "batch/$c" "${cpids[*]}" -- "$work/bin/cityhubload" --proto grpc --addrs 127.0.0.1:710$L --clients "$c" --batch "$batch" --duration "${secs}s" --warmup "${warm}s"
-  done
 fi
 cityhub "rest/64" rest 127.0.0.1:720$L 64
 [ -n "${tput[grpc/64]:-}" ] || cityhub "grpc/64" grpc 127.0.0.1:710$L 64
