@@ -12,8 +12,11 @@
 #       1000000: an old system's backlog through ImportCases, the fastest
 #       way in; 0 skips it)
 #   -E  skip etcd
+#   -B  also measure batched creates: ReportCases with this many reports
+#       a call (cityhubload --batch), at every client count
 #   -P  write CPU profiles of the leader and a follower, taken during the
-#       gRPC point at 64 clients, into this directory (debug.pprof on)
+#       gRPC point at 64 clients (the batched one with -B), into this
+#       directory (debug.pprof on)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
@@ -27,12 +30,13 @@
 # authentication add).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1 profiles=
-while getopts "d:w:c:b:e:EP:" opt; do
+secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1 profiles= batch=0
+while getopts "d:w:c:b:e:EP:B:" opt; do
   case $opt in
     d) secs=$OPTARG ;; w) warm=$OPTARG ;; c) clients=$OPTARG ;; b) backlog=$OPTARG ;; e) engine=$OPTARG ;; E) etcd=0 ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
-    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
+    B) batch=$OPTARG ;;
+    *) sed -n '2,29p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -115,9 +119,15 @@ profile() {
 }
 ppids=()
 for c in $clients; do
-  [ "$c" = 64 ] && profile
+  [ "$c" = 64 ] && [ "$batch" = 0 ] && profile
   cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"
 done
+if [ "$batch" -gt 0 ]; then
+  for c in $clients; do
+    [ "$c" = 64 ] && profile
+    run_point "batch/$c" "${cpids[*]}" -- "$work/bin/cityhubload" --proto grpc --addrs 127.0.0.1:710$L --clients "$c" --batch "$batch" --duration "${secs}s" --warmup "${warm}s"
+  done
+fi
 if [ ${#ppids[@]} -gt 0 ]; then
   wait "${ppids[@]}" || echo "a profile was not taken"
   echo "profiles: $profiles/leader.pprof $profiles/follower.pprof (go tool pprof -top FILE)"
@@ -150,6 +160,15 @@ for c in $clients; do
 done
 echo
 awk -v r="${cpu[rest/64]:-0}" -v g="${cpu[grpc/64]:-0}" 'BEGIN{ if (g > 0) printf "REST / gRPC CPU per create at 64 clients: %d / %d us = %.2f\n", r, g, r / g }'
+if [ "$batch" -gt 0 ]; then
+  echo
+  echo "| clients | batched creates/s ($batch a call) | etcd puts/s | ratio | p99 ms | CPU us/create |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  for c in $clients; do
+    ratio=$(awk -v a="${tput[batch/$c]:-0}" -v b="${tput[etcd/$c]:-0}" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }')
+    echo "| $c | ${tput[batch/$c]:--} | ${tput[etcd/$c]:--} | $ratio | ${p99[batch/$c]:--} | ${cpu[batch/$c]:--} |"
+  done
+fi
 if [ "$backlog" -gt 0 ]; then
   for c in $clients; do
     awk -v s="${tput[stored/$c]:-0}" -v e="${tput[grpc/$c]:-0}" -v c="$c" -v n="$backlog" \

@@ -46,7 +46,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -66,6 +68,7 @@ type options struct {
 	timeout      time.Duration
 	jurisdiction string
 	json         bool
+	batch        int    // reports per call (ReportCases) when above 1
 	token        string // bearer token or integrator key
 	user, pass   string // log in instead
 }
@@ -102,6 +105,7 @@ import failed), 2 when it could not run.`)
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	f.StringVar(&o.jurisdiction, "jurisdiction", "320582", "grid code prefix (6, 9 or 12 digits) of the tier under test")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	f.IntVar(&o.batch, "batch", 1, "reports per call: above 1, each client sends ReportCases with this many (gRPC, at most 100); throughput and latency count reports")
 	f.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
 	f.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
 	f.StringVar(&o.pass, "password", os.Getenv("CITYHUB_PASSWORD"), "password of --user (env CITYHUB_PASSWORD)")
@@ -161,6 +165,10 @@ func (o options) check() error {
 		return errors.New("--token or --user, not both")
 	case o.user != "" && o.pass == "":
 		return errors.New("--user needs --password (or CITYHUB_PASSWORD)")
+	case o.batch < 0 || o.batch > 100:
+		return errors.New("--batch must be 1 to 100")
+	case o.batch > 1 && o.proto != "grpc":
+		return errors.New("--batch above 1 needs --proto grpc")
 	}
 	switch len(o.jurisdiction) {
 	case 6, 9, 12:
@@ -174,6 +182,11 @@ func (o options) check() error {
 // code name, "HTTP <status>" or "transport") and the error.
 type sendFunc func(ctx context.Context, r *pb.ReportCaseRequest) (string, error)
 
+// batchFunc sends reports in one call (ReportCases) and returns how many
+// were filed; on a failed call or a refused report, the class and error
+// of the first failure.
+type batchFunc func(ctx context.Context, rs []*pb.ReportCaseRequest) (int, string, error)
+
 func run(o options) (*result, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -181,7 +194,7 @@ func run(o options) (*result, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	senders, closeAll, err := dial(o)
+	senders, batchers, closeAll, err := dial(o)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +217,10 @@ func run(o options) (*result, error) {
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{gen: newGenerator(runID, i, o.jurisdiction, seed, o.authenticated()), send: senders[i%len(senders)],
-			timeout: o.timeout, errs: map[string]int{}, samples: map[string]string{}}
+			timeout: o.timeout, errs: map[string]int{}, samples: map[string]string{}, batch: o.batch}
+		if o.batch > 1 {
+			w.sendBatch = batchers[i%len(batchers)]
+		}
 		workers[i] = w
 		wg.Go(func() { w.run(ctx, ph) })
 	}
@@ -239,12 +255,14 @@ type phase struct {
 }
 
 type worker struct {
-	gen     *generator
-	send    sendFunc
-	timeout time.Duration
-	lat     []time.Duration // successful measured requests
-	errs    map[string]int
-	samples map[string]string // one message per error class
+	gen       *generator
+	send      sendFunc
+	batch     int
+	sendBatch batchFunc
+	timeout   time.Duration
+	lat       []time.Duration // successful measured requests
+	errs      map[string]int
+	samples   map[string]string // one message per error class
 }
 
 func (w *worker) run(ctx context.Context, ph *phase) {
@@ -252,10 +270,14 @@ func (w *worker) run(ctx context.Context, ph *phase) {
 		now := time.Now()
 		measured := !now.Before(ph.measureFrom)
 		if measured {
-			if ph.tickets != nil && ph.tickets.Add(-1) < 0 ||
+			if ph.tickets != nil && ph.tickets.Add(-int64(w.perCall())) <= -int64(w.perCall()) ||
 				ph.tickets == nil && !now.Before(ph.measureUntil) {
 				return
 			}
+		}
+		if w.sendBatch != nil {
+			w.runBatch(ctx, measured)
+			continue
 		}
 		r := w.gen.next()
 		rctx, cancel := context.WithTimeout(ctx, w.timeout)
@@ -277,10 +299,41 @@ func (w *worker) run(ctx context.Context, ph *phase) {
 	}
 }
 
-// dial returns one sender per address and a function closing them.
-func dial(o options) ([]sendFunc, func(), error) {
+// perCall is how many reports one call of the worker sends.
+func (w *worker) perCall() int { return max(w.batch, 1) }
+
+// runBatch sends one batch of w.batch reports; each report filed counts
+// as a request with the call's latency, each refused one as an error.
+func (w *worker) runBatch(ctx context.Context, measured bool) {
+	rs := make([]*pb.ReportCaseRequest, w.batch)
+	for i := range rs {
+		rs[i] = w.gen.next()
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.timeout)
+	t0 := time.Now()
+	ok, class, err := w.sendBatch(rctx, rs)
+	d := time.Since(t0)
+	cancel()
+	if !measured || ctx.Err() != nil {
+		return
+	}
+	for range ok {
+		w.lat = append(w.lat, d)
+	}
+	if err != nil {
+		w.errs[class] += len(rs) - ok
+		if w.samples[class] == "" {
+			w.samples[class] = err.Error()
+		}
+	}
+}
+
+// dial returns one sender (and, for gRPC, one batch sender) per address
+// and a function closing them.
+func dial(o options) ([]sendFunc, []batchFunc, func(), error) {
 	if o.proto == "rest" {
-		return restSenders(o)
+		senders, closeAll, err := restSenders(o)
+		return senders, nil, closeAll, err
 	}
 	var conns []*grpc.ClientConn
 	closeAll := func() {
@@ -288,12 +341,15 @@ func dial(o options) ([]sendFunc, func(), error) {
 			_ = cc.Close()
 		}
 	}
-	var out []sendFunc
+	var (
+		out      []sendFunc
+		batchers []batchFunc
+	)
 	for _, a := range o.addrs {
 		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("grpc %s: %w", a, err)
+			return nil, nil, nil, fmt.Errorf("grpc %s: %w", a, err)
 		}
 		conns = append(conns, cc)
 		var callOpts []grpc.CallOption
@@ -306,7 +362,7 @@ func dial(o options) ([]sendFunc, func(), error) {
 			cancel()
 			if err != nil {
 				closeAll()
-				return nil, nil, fmt.Errorf("grpc %s: %w", a, err)
+				return nil, nil, nil, fmt.Errorf("grpc %s: %w", a, err)
 			}
 			callOpts = append(callOpts, grpc.PerRPCCredentials(sess))
 		}
@@ -317,8 +373,25 @@ func dial(o options) ([]sendFunc, func(), error) {
 			}
 			return "", nil
 		})
+		batchers = append(batchers, func(ctx context.Context, rs []*pb.ReportCaseRequest) (int, string, error) {
+			resp, err := cl.ReportCases(ctx, &pb.ReportCasesRequest{Reports: rs}, callOpts...)
+			if err != nil {
+				return 0, status.Code(err).String(), err
+			}
+			ok, class := 0, ""
+			var first error
+			for _, r := range resp.Results {
+				if r.Error == nil {
+					ok++
+				} else if first == nil {
+					// The gRPC code's Go name, as a refused single report's.
+					class, first = codes.Code(code.Code_value[r.Error.Code]).String(), fmt.Errorf("%s: %s", r.Error.Field, r.Error.Message)
+				}
+			}
+			return ok, class, first
+		})
 	}
-	return out, closeAll, nil
+	return out, batchers, closeAll, nil
 }
 
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}

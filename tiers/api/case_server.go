@@ -77,6 +77,26 @@ func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*
 	if err := asPrincipal(p, &r.Actor, &r.Role); err != nil {
 		return nil, err
 	}
+	report, err := s.reportOf(ctx, p, r)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: report}}
+	resp, err := s.propose(ctx, cmd)
+	if err == nil && s.nearby != nil && resp.Case != nil {
+		// A hint from this replica's store: the report stands either way.
+		resp.PossibleDuplicates = s.nearby.Duplicates(resp.Case, s.now())
+	}
+	if err == nil {
+		s.redact(ctx, resp.Case)
+	}
+	return resp, err
+}
+
+// reportOf validates report r of caller p (nil: authentication off,
+// r's actor and role already checked against p) and builds the command's
+// body; the error is a gRPC status.
+func (s *CaseServer) reportOf(ctx context.Context, p *auth.Principal, r *pb.ReportCaseRequest) (*pb.ReportCase, error) {
 	c, err := reportToCase(s.cat, s.locate(), r)
 	if err != nil {
 		return nil, toStatus(err)
@@ -94,16 +114,7 @@ func (s *CaseServer) ReportCase(ctx context.Context, r *pb.ReportCaseRequest) (*
 	if p != nil {
 		report.Principal, report.ActorUnit = p.ID, p.Unit
 	}
-	cmd := &pb.Command{RequestId: r.RequestId, Body: &pb.Command_Report{Report: report}}
-	resp, err := s.propose(ctx, cmd)
-	if err == nil && s.nearby != nil && resp.Case != nil {
-		// A hint from this replica's store: the report stands either way.
-		resp.PossibleDuplicates = s.nearby.Duplicates(resp.Case, s.now())
-	}
-	if err == nil {
-		s.redact(ctx, resp.Case)
-	}
-	return resp, err
+	return report, nil
 }
 
 // Act applies the action named in the request.

@@ -276,11 +276,34 @@ func validateCommand(cat *catalogue.Catalogue, gridPrefix string, cmd *pb.Comman
 		return validateEvidence(cmd.RequestId, b.AttachEvidence)
 	case *pb.Command_ImportCases:
 		return validateImport(cat, gridPrefix, cmd.RequestId, b.ImportCases)
+	case *pb.Command_ReportBatch:
+		return validateBatch(cat, gridPrefix, cmd.RequestId, b.ReportBatch)
 	default:
 		// A type the registry lets clients cause without a check here:
 		// refused until one is written.
 		return fmt.Errorf("%w: %s (no forward check for it)", errNotForwardable, fsm.KindOf(cmd))
 	}
+}
+
+// validateBatch checks a batch of reports as ReportCases builds it: no
+// request id of its own, 1 to MaxBatchReports items, each a report that
+// passes validateReport under its own request id.
+func validateBatch(cat *catalogue.Catalogue, gridPrefix, requestID string, b *pb.ReportBatch) error {
+	if requestID != "" {
+		return invalid("command.request_id", "a batch has none of its own: each report carries one")
+	}
+	if n := len(b.GetItems()); n == 0 || n > MaxBatchReports {
+		return invalid("command.report_batch.items", "1 to %d reports, not %d", MaxBatchReports, n)
+	}
+	for i, it := range b.Items {
+		if it.GetReport() == nil {
+			return invalid(fmt.Sprintf("command.report_batch.items[%d].report", i), "required")
+		}
+		if err := validateReport(cat, gridPrefix, it.GetRequestId(), it.GetReport()); err != nil {
+			return fmt.Errorf("command.report_batch.items[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // validateImport checks an import a follower's API built from validated

@@ -218,9 +218,13 @@ func (b *buckets) len() int {
 }
 
 // take takes a token for key, or reports how long until the bucket has one.
-func (b *buckets) take(key string) (ok bool, wait time.Duration) {
+func (b *buckets) take(key string) (ok bool, wait time.Duration) { return b.takeN(key, 1) }
+
+// takeN takes n tokens for key (at most the burst), or reports how long
+// until the bucket has them.
+func (b *buckets) takeN(key string, n int) (ok bool, wait time.Duration) {
 	now := time.Now()
-	r := b.get(key, now).ReserveN(now, 1)
+	r := b.get(key, now).ReserveN(now, min(max(n, 1), b.burst))
 	if !r.OK() {
 		return false, time.Second
 	}
@@ -242,6 +246,15 @@ func (b *buckets) check(key string) (ok bool, wait time.Duration) {
 	return false, time.Duration((1 - tokens) / float64(b.limit) * float64(time.Second))
 }
 
+// requestCost is how many requests a call counts as against the caller's
+// rate: a batch of reports as many as it holds.
+func requestCost(req any) int {
+	if b, ok := req.(*pb.ReportCasesRequest); ok {
+		return len(b.GetReports())
+	}
+	return 1
+}
+
 // rateExempt are the calls no rate limit applies to: health and readiness
 // (probes), metrics (scrapes) and the OpenAPI document.
 func rateExempt(method string) bool {
@@ -259,12 +272,16 @@ func callerKey(ctx context.Context) string {
 }
 
 // allow takes a token of the caller's bucket, or answers the refusal.
-func (l *limiter) allow(ctx context.Context) *status.Status {
+func (l *limiter) allow(ctx context.Context) *status.Status { return l.allowN(ctx, 1) }
+
+// allowN takes n tokens (a call that stands for n requests: a batch of
+// reports; at most the burst), or answers the refusal.
+func (l *limiter) allowN(ctx context.Context, n int) *status.Status {
 	if l.callers == nil {
 		return nil
 	}
 	key := callerKey(ctx)
-	if ok, wait := l.callers.take(key); !ok {
+	if ok, wait := l.callers.takeN(key, n); !ok {
 		l.log.Debug("rate limited", "caller", key, "retry_after", wait)
 		return retryStatus(fmt.Sprintf("rate limit: %s may make %g requests a second (bursts of %d; limits.rate, limits.burst); retry in %s",
 			key, l.cfg.Rate, l.cfg.Burst, wait.Round(time.Millisecond)), wait)
@@ -570,7 +587,7 @@ func (l *limiter) unaryRate(ctx context.Context, req any, info *grpc.UnaryServer
 	if rateExempt(info.FullMethod) {
 		return h(ctx, req)
 	}
-	if st := l.allow(ctx); st != nil {
+	if st := l.allowN(ctx, requestCost(req)); st != nil {
 		l.refused(refuseRate, "grpc")
 		return nil, st.Err()
 	}

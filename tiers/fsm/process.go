@@ -51,6 +51,11 @@ type Result struct {
 	// in Skipped).
 	Imported, Already int
 	CaseIDs           []string
+	// Items holds a ReportBatch's result per item, in order (each as a
+	// ReportCase's: the case, replayed, or the refusal in Err). A batch
+	// is answered by the leader's API itself (it is never forwarded
+	// through ForwardService), so Proto does not carry them.
+	Items []*Result
 }
 
 // process applies one command inside tx through its registry row

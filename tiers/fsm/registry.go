@@ -139,6 +139,25 @@ var commandTypes = []commandType{
 			ae := cmd.GetAttachEvidence()
 			return longKey("sha256", ae.GetChunk().GetSha256(), ae.GetAttach().GetRef().GetSha256(), ae.GetPurge().GetSha256())
 		}},
+	// Reports in volume: each item is the ReportCase it stands for
+	// (batch.go), with its own request id; the batch has none of its own,
+	// so no fingerprint and no replay of its own either.
+	{kind: 24, name: "report_batch", since: 3, client: true,
+		apply: func(e *entry) (*Result, error) {
+			return reportBatch(e.tx, e.cmd, e.cmd.GetReportBatch(), e.fv, e.index)
+		},
+		fingerprint: func(*pb.Command) []byte { return nil },
+		precheck: func(p *pending) (*Result, error) {
+			return precheckBatch(p.tx, p.cmd, p.cmd.GetReportBatch(), p.getCase)
+		},
+		keyField: func(cmd *pb.Command) string {
+			for _, it := range cmd.GetReportBatch().GetItems() {
+				if f := longKey("request_id", it.GetRequestId()) + longKey("grid_code", it.GetReport().GetCase().GetGridCode()); f != "" {
+					return f
+				}
+			}
+			return ""
+		}},
 }
 
 // byKind indexes the registry by body number, byBody by the Go type of

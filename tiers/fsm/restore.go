@@ -101,7 +101,7 @@ func catchUpRefusal(cmd *pb.Command, rs *pb.RestoreState, fv *fedView) error {
 	}
 	switch cmd.Body.(type) {
 	case *pb.Command_Report, *pb.Command_Act, *pb.Command_ImportCases, *pb.Command_MarkOverdue,
-		*pb.Command_MarkOverdueBatch, *pb.Command_Reconcile, *pb.Command_AttachEvidence:
+		*pb.Command_MarkOverdueBatch, *pb.Command_Reconcile, *pb.Command_AttachEvidence, *pb.Command_ReportBatch:
 		return &CatchingUpError{Waiting: waitingFor(rs, fv)}
 	}
 	return nil

@@ -18,7 +18,9 @@ import (
 // advance and a repair's caught_up (federation/DESIGN.md, "After a
 // restore"), which a version 1 replica would apply without them (the
 // rows' fieldVersion).
-const LogVersion uint32 = 2
+//
+// Version 3: ReportBatch (many reports in one entry).
+const LogVersion uint32 = 3
 
 // RequiredVersion is the log version a replica needs to apply cmd: that of
 // its body's type, or of the fields added to it since that it sets (1 for

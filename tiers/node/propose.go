@@ -246,6 +246,18 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 	case *pb.Command_Report:
 		b.Report.IdPrefix = n.cfg.Jurisdiction
 		b.Report.IdDate = now.In(n.cfg.Location).Format("20060102")
+	case *pb.Command_ReportBatch:
+		// Every item as the report it stands for, at the batch's time.
+		for _, it := range b.ReportBatch.Items {
+			if it.GetReport() == nil {
+				continue // Apply refuses the item
+			}
+			if n.cfg.Stamper != nil {
+				n.cfg.Stamper.Stamp(now, fsm.BatchItem(cmd, it), read)
+			}
+			it.Report.IdPrefix = n.cfg.Jurisdiction
+			it.Report.IdDate = now.In(n.cfg.Location).Format("20060102")
+		}
 	case *pb.Command_ImportCases:
 		b.ImportCases.IdPrefix = n.cfg.Jurisdiction
 	case *pb.Command_Act:

@@ -231,6 +231,227 @@ func (x *ReportCaseRequest) GetNote() string {
 	return ""
 }
 
+type ReportCasesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*ReportCaseRequest   `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"` // 1 to 100
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportCasesRequest) Reset() {
+	*x = ReportCasesRequest{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportCasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportCasesRequest) ProtoMessage() {}
+
+func (x *ReportCasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportCasesRequest.ProtoReflect.Descriptor instead.
+func (*ReportCasesRequest) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReportCasesRequest) GetReports() []*ReportCaseRequest {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+type ReportCasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ReportCaseResult    `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"` // one per report, in order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportCasesResponse) Reset() {
+	*x = ReportCasesResponse{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportCasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportCasesResponse) ProtoMessage() {}
+
+func (x *ReportCasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportCasesResponse.ProtoReflect.Descriptor instead.
+func (*ReportCasesResponse) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportCasesResponse) GetResults() []*ReportCaseResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ReportCaseResult is one report's outcome in a batch: the case (replayed
+// when its request id was applied before), or the refusal.
+type ReportCaseResult struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Case               *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	Replayed           bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	PossibleDuplicates []string               `protobuf:"bytes,3,rep,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
+	Error              *ReportError           `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReportCaseResult) Reset() {
+	*x = ReportCaseResult{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportCaseResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportCaseResult) ProtoMessage() {}
+
+func (x *ReportCaseResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportCaseResult.ProtoReflect.Descriptor instead.
+func (*ReportCaseResult) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReportCaseResult) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+func (x *ReportCaseResult) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *ReportCaseResult) GetPossibleDuplicates() []string {
+	if x != nil {
+		return x.PossibleDuplicates
+	}
+	return nil
+}
+
+func (x *ReportCaseResult) GetError() *ReportError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ReportError is why one report of a batch was refused: the gRPC code's
+// name (INVALID_ARGUMENT, PERMISSION_DENIED, ...), the message, and the
+// request field at fault when there is one ("reports[3].grid_code").
+type ReportError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Field         string                 `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportError) Reset() {
+	*x = ReportError{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportError) ProtoMessage() {}
+
+func (x *ReportError) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportError.ProtoReflect.Descriptor instead.
+func (*ReportError) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReportError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ReportError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReportError) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
 type ActRequest struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	CaseId           string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
@@ -256,7 +477,7 @@ type ActRequest struct {
 
 func (x *ActRequest) Reset() {
 	*x = ActRequest{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[1]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +489,7 @@ func (x *ActRequest) String() string {
 func (*ActRequest) ProtoMessage() {}
 
 func (x *ActRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[1]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +502,7 @@ func (x *ActRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActRequest.ProtoReflect.Descriptor instead.
 func (*ActRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{1}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ActRequest) GetCaseId() string {
@@ -395,7 +616,7 @@ type CaseResponse struct {
 
 func (x *CaseResponse) Reset() {
 	*x = CaseResponse{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[2]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +628,7 @@ func (x *CaseResponse) String() string {
 func (*CaseResponse) ProtoMessage() {}
 
 func (x *CaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[2]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +641,7 @@ func (x *CaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaseResponse.ProtoReflect.Descriptor instead.
 func (*CaseResponse) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{2}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CaseResponse) GetCase() *Case {
@@ -454,7 +675,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[3]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +687,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[3]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +700,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{3}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetCaseRequest) GetCaseId() string {
@@ -515,7 +736,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[4]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +748,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[4]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +761,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{4}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListCasesRequest) GetState() State {
@@ -630,7 +851,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[5]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +863,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[5]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +876,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{5}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -680,7 +901,7 @@ type GetCatalogueRequest struct {
 
 func (x *GetCatalogueRequest) Reset() {
 	*x = GetCatalogueRequest{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[6]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +913,7 @@ func (x *GetCatalogueRequest) String() string {
 func (*GetCatalogueRequest) ProtoMessage() {}
 
 func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[6]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +926,7 @@ func (x *GetCatalogueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCatalogueRequest.ProtoReflect.Descriptor instead.
 func (*GetCatalogueRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{6}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{10}
 }
 
 type CatalogueClass struct {
@@ -721,7 +942,7 @@ type CatalogueClass struct {
 
 func (x *CatalogueClass) Reset() {
 	*x = CatalogueClass{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[7]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +954,7 @@ func (x *CatalogueClass) String() string {
 func (*CatalogueClass) ProtoMessage() {}
 
 func (x *CatalogueClass) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[7]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +967,7 @@ func (x *CatalogueClass) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogueClass.ProtoReflect.Descriptor instead.
 func (*CatalogueClass) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{7}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CatalogueClass) GetKind() Kind {
@@ -794,7 +1015,7 @@ type Catalogue struct {
 
 func (x *Catalogue) Reset() {
 	*x = Catalogue{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[8]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1027,7 @@ func (x *Catalogue) String() string {
 func (*Catalogue) ProtoMessage() {}
 
 func (x *Catalogue) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[8]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1040,7 @@ func (x *Catalogue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Catalogue.ProtoReflect.Descriptor instead.
 func (*Catalogue) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{8}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Catalogue) GetVersion() string {
@@ -850,7 +1071,7 @@ type EvaluationRequest struct {
 
 func (x *EvaluationRequest) Reset() {
 	*x = EvaluationRequest{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[9]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1083,7 @@ func (x *EvaluationRequest) String() string {
 func (*EvaluationRequest) ProtoMessage() {}
 
 func (x *EvaluationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[9]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1096,7 @@ func (x *EvaluationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRequest.ProtoReflect.Descriptor instead.
 func (*EvaluationRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{9}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EvaluationRequest) GetPeriod() string {
@@ -946,7 +1167,7 @@ type EvaluationRow struct {
 
 func (x *EvaluationRow) Reset() {
 	*x = EvaluationRow{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[10]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1179,7 @@ func (x *EvaluationRow) String() string {
 func (*EvaluationRow) ProtoMessage() {}
 
 func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[10]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1192,7 @@ func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRow.ProtoReflect.Descriptor instead.
 func (*EvaluationRow) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{10}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EvaluationRow) GetKey() string {
@@ -1113,7 +1334,7 @@ type EvaluationReport struct {
 
 func (x *EvaluationReport) Reset() {
 	*x = EvaluationReport{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[11]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1346,7 @@ func (x *EvaluationReport) String() string {
 func (*EvaluationReport) ProtoMessage() {}
 
 func (x *EvaluationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[11]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1359,7 @@ func (x *EvaluationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationReport.ProtoReflect.Descriptor instead.
 func (*EvaluationReport) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{11}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EvaluationReport) GetPeriod() string {
@@ -1201,7 +1422,20 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x05media\x18\f \x03(\tR\x05media\x120\n" +
 	"\breporter\x18\r \x01(\v2\x14.cityhub.v1.ReporterR\breporter\x12-\n" +
 	"\aurgency\x18\x0e \x01(\x0e2\x13.cityhub.v1.UrgencyR\aurgency\x12\x12\n" +
-	"\x04note\x18\x0f \x01(\tR\x04note\"\xff\x03\n" +
+	"\x04note\x18\x0f \x01(\tR\x04note\"M\n" +
+	"\x12ReportCasesRequest\x127\n" +
+	"\areports\x18\x01 \x03(\v2\x1d.cityhub.v1.ReportCaseRequestR\areports\"M\n" +
+	"\x13ReportCasesResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.cityhub.v1.ReportCaseResultR\aresults\"\xb4\x01\n" +
+	"\x10ReportCaseResult\x12$\n" +
+	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\x12/\n" +
+	"\x13possible_duplicates\x18\x03 \x03(\tR\x12possibleDuplicates\x12-\n" +
+	"\x05error\x18\x04 \x01(\v2\x17.cityhub.v1.ReportErrorR\x05error\"Q\n" +
+	"\vReportError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"\xff\x03\n" +
 	"\n" +
 	"ActRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x1d\n" +
@@ -1305,10 +1539,11 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x9a\x10\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xea\x10\n" +
 	"\vCaseService\x12E\n" +
 	"\n" +
-	"ReportCase\x12\x1d.cityhub.v1.ReportCaseRequest\x1a\x18.cityhub.v1.CaseResponse\x127\n" +
+	"ReportCase\x12\x1d.cityhub.v1.ReportCaseRequest\x1a\x18.cityhub.v1.CaseResponse\x12N\n" +
+	"\vReportCases\x12\x1e.cityhub.v1.ReportCasesRequest\x1a\x1f.cityhub.v1.ReportCasesResponse\x127\n" +
 	"\aGetCase\x12\x1a.cityhub.v1.GetCaseRequest\x1a\x10.cityhub.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.cityhub.v1.ListCasesRequest\x1a\x1d.cityhub.v1.ListCasesResponse\x12F\n" +
 	"\fGetCatalogue\x12\x1f.cityhub.v1.GetCatalogueRequest\x1a\x15.cityhub.v1.Catalogue\x127\n" +
@@ -1357,123 +1592,133 @@ func file_cityhub_v1_case_service_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_case_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_case_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cityhub_v1_case_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_cityhub_v1_case_service_proto_goTypes = []any{
 	(Consistency)(0),              // 0: cityhub.v1.Consistency
 	(*ReportCaseRequest)(nil),     // 1: cityhub.v1.ReportCaseRequest
-	(*ActRequest)(nil),            // 2: cityhub.v1.ActRequest
-	(*CaseResponse)(nil),          // 3: cityhub.v1.CaseResponse
-	(*GetCaseRequest)(nil),        // 4: cityhub.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),      // 5: cityhub.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),     // 6: cityhub.v1.ListCasesResponse
-	(*GetCatalogueRequest)(nil),   // 7: cityhub.v1.GetCatalogueRequest
-	(*CatalogueClass)(nil),        // 8: cityhub.v1.CatalogueClass
-	(*Catalogue)(nil),             // 9: cityhub.v1.Catalogue
-	(*EvaluationRequest)(nil),     // 10: cityhub.v1.EvaluationRequest
-	(*EvaluationRow)(nil),         // 11: cityhub.v1.EvaluationRow
-	(*EvaluationReport)(nil),      // 12: cityhub.v1.EvaluationReport
-	(Role)(0),                     // 13: cityhub.v1.Role
-	(Source)(0),                   // 14: cityhub.v1.Source
-	(Kind)(0),                     // 15: cityhub.v1.Kind
-	(*Location)(nil),              // 16: cityhub.v1.Location
-	(*Reporter)(nil),              // 17: cityhub.v1.Reporter
-	(Urgency)(0),                  // 18: cityhub.v1.Urgency
-	(Action)(0),                   // 19: cityhub.v1.Action
-	(Tier)(0),                     // 20: cityhub.v1.Tier
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*Case)(nil),                  // 22: cityhub.v1.Case
-	(State)(0),                    // 23: cityhub.v1.State
+	(*ReportCasesRequest)(nil),    // 2: cityhub.v1.ReportCasesRequest
+	(*ReportCasesResponse)(nil),   // 3: cityhub.v1.ReportCasesResponse
+	(*ReportCaseResult)(nil),      // 4: cityhub.v1.ReportCaseResult
+	(*ReportError)(nil),           // 5: cityhub.v1.ReportError
+	(*ActRequest)(nil),            // 6: cityhub.v1.ActRequest
+	(*CaseResponse)(nil),          // 7: cityhub.v1.CaseResponse
+	(*GetCaseRequest)(nil),        // 8: cityhub.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),      // 9: cityhub.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),     // 10: cityhub.v1.ListCasesResponse
+	(*GetCatalogueRequest)(nil),   // 11: cityhub.v1.GetCatalogueRequest
+	(*CatalogueClass)(nil),        // 12: cityhub.v1.CatalogueClass
+	(*Catalogue)(nil),             // 13: cityhub.v1.Catalogue
+	(*EvaluationRequest)(nil),     // 14: cityhub.v1.EvaluationRequest
+	(*EvaluationRow)(nil),         // 15: cityhub.v1.EvaluationRow
+	(*EvaluationReport)(nil),      // 16: cityhub.v1.EvaluationReport
+	(Role)(0),                     // 17: cityhub.v1.Role
+	(Source)(0),                   // 18: cityhub.v1.Source
+	(Kind)(0),                     // 19: cityhub.v1.Kind
+	(*Location)(nil),              // 20: cityhub.v1.Location
+	(*Reporter)(nil),              // 21: cityhub.v1.Reporter
+	(Urgency)(0),                  // 22: cityhub.v1.Urgency
+	(*Case)(nil),                  // 23: cityhub.v1.Case
+	(Action)(0),                   // 24: cityhub.v1.Action
+	(Tier)(0),                     // 25: cityhub.v1.Tier
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(State)(0),                    // 27: cityhub.v1.State
 }
 var file_cityhub_v1_case_service_proto_depIdxs = []int32{
-	13, // 0: cityhub.v1.ReportCaseRequest.role:type_name -> cityhub.v1.Role
-	14, // 1: cityhub.v1.ReportCaseRequest.source:type_name -> cityhub.v1.Source
-	15, // 2: cityhub.v1.ReportCaseRequest.kind:type_name -> cityhub.v1.Kind
-	16, // 3: cityhub.v1.ReportCaseRequest.location:type_name -> cityhub.v1.Location
-	17, // 4: cityhub.v1.ReportCaseRequest.reporter:type_name -> cityhub.v1.Reporter
-	18, // 5: cityhub.v1.ReportCaseRequest.urgency:type_name -> cityhub.v1.Urgency
-	19, // 6: cityhub.v1.ActRequest.action:type_name -> cityhub.v1.Action
-	13, // 7: cityhub.v1.ActRequest.role:type_name -> cityhub.v1.Role
-	20, // 8: cityhub.v1.ActRequest.unit_tier:type_name -> cityhub.v1.Tier
-	21, // 9: cityhub.v1.ActRequest.deadline:type_name -> google.protobuf.Timestamp
-	22, // 10: cityhub.v1.CaseResponse.case:type_name -> cityhub.v1.Case
-	0,  // 11: cityhub.v1.GetCaseRequest.consistency:type_name -> cityhub.v1.Consistency
-	23, // 12: cityhub.v1.ListCasesRequest.state:type_name -> cityhub.v1.State
-	21, // 13: cityhub.v1.ListCasesRequest.due_before:type_name -> google.protobuf.Timestamp
-	0,  // 14: cityhub.v1.ListCasesRequest.consistency:type_name -> cityhub.v1.Consistency
-	22, // 15: cityhub.v1.ListCasesResponse.cases:type_name -> cityhub.v1.Case
-	15, // 16: cityhub.v1.CatalogueClass.kind:type_name -> cityhub.v1.Kind
-	8,  // 17: cityhub.v1.Catalogue.classes:type_name -> cityhub.v1.CatalogueClass
-	0,  // 18: cityhub.v1.EvaluationRequest.consistency:type_name -> cityhub.v1.Consistency
-	11, // 19: cityhub.v1.EvaluationReport.rows:type_name -> cityhub.v1.EvaluationRow
-	1,  // 20: cityhub.v1.CaseService.ReportCase:input_type -> cityhub.v1.ReportCaseRequest
-	4,  // 21: cityhub.v1.CaseService.GetCase:input_type -> cityhub.v1.GetCaseRequest
-	5,  // 22: cityhub.v1.CaseService.ListCases:input_type -> cityhub.v1.ListCasesRequest
-	7,  // 23: cityhub.v1.CaseService.GetCatalogue:input_type -> cityhub.v1.GetCatalogueRequest
-	2,  // 24: cityhub.v1.CaseService.Act:input_type -> cityhub.v1.ActRequest
-	2,  // 25: cityhub.v1.CaseService.Verify:input_type -> cityhub.v1.ActRequest
-	2,  // 26: cityhub.v1.CaseService.File:input_type -> cityhub.v1.ActRequest
-	2,  // 27: cityhub.v1.CaseService.Reject:input_type -> cityhub.v1.ActRequest
-	2,  // 28: cityhub.v1.CaseService.SelfHandle:input_type -> cityhub.v1.ActRequest
-	2,  // 29: cityhub.v1.CaseService.Dispatch:input_type -> cityhub.v1.ActRequest
-	2,  // 30: cityhub.v1.CaseService.Accept:input_type -> cityhub.v1.ActRequest
-	2,  // 31: cityhub.v1.CaseService.RequestReturn:input_type -> cityhub.v1.ActRequest
-	2,  // 32: cityhub.v1.CaseService.ApproveReturn:input_type -> cityhub.v1.ActRequest
-	2,  // 33: cityhub.v1.CaseService.DenyReturn:input_type -> cityhub.v1.ActRequest
-	2,  // 34: cityhub.v1.CaseService.Handle:input_type -> cityhub.v1.ActRequest
-	2,  // 35: cityhub.v1.CaseService.CheckPass:input_type -> cityhub.v1.ActRequest
-	2,  // 36: cityhub.v1.CaseService.CheckFail:input_type -> cityhub.v1.ActRequest
-	2,  // 37: cityhub.v1.CaseService.Close:input_type -> cityhub.v1.ActRequest
-	2,  // 38: cityhub.v1.CaseService.RequestExtension:input_type -> cityhub.v1.ActRequest
-	2,  // 39: cityhub.v1.CaseService.ApproveExtension:input_type -> cityhub.v1.ActRequest
-	2,  // 40: cityhub.v1.CaseService.DenyExtension:input_type -> cityhub.v1.ActRequest
-	2,  // 41: cityhub.v1.CaseService.RequestSuspend:input_type -> cityhub.v1.ActRequest
-	2,  // 42: cityhub.v1.CaseService.ApproveSuspend:input_type -> cityhub.v1.ActRequest
-	2,  // 43: cityhub.v1.CaseService.DenySuspend:input_type -> cityhub.v1.ActRequest
-	2,  // 44: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
-	2,  // 45: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
-	2,  // 46: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
-	2,  // 47: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
-	2,  // 48: cityhub.v1.CaseService.Reassign:input_type -> cityhub.v1.ActRequest
-	2,  // 49: cityhub.v1.CaseService.ReferReview:input_type -> cityhub.v1.ActRequest
-	2,  // 50: cityhub.v1.CaseService.DecideOwner:input_type -> cityhub.v1.ActRequest
-	10, // 51: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
-	3,  // 52: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
-	22, // 53: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
-	6,  // 54: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
-	9,  // 55: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
-	3,  // 56: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
-	3,  // 57: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
-	3,  // 58: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
-	3,  // 59: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
-	3,  // 60: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
-	3,  // 61: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
-	3,  // 62: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
-	3,  // 63: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 64: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 65: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
-	3,  // 66: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
-	3,  // 67: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
-	3,  // 68: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
-	3,  // 69: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
-	3,  // 70: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 71: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 72: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
-	3,  // 73: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 74: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 75: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
-	3,  // 76: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
-	3,  // 77: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
-	3,  // 78: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
-	3,  // 79: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
-	3,  // 80: cityhub.v1.CaseService.Reassign:output_type -> cityhub.v1.CaseResponse
-	3,  // 81: cityhub.v1.CaseService.ReferReview:output_type -> cityhub.v1.CaseResponse
-	3,  // 82: cityhub.v1.CaseService.DecideOwner:output_type -> cityhub.v1.CaseResponse
-	12, // 83: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
-	52, // [52:84] is the sub-list for method output_type
-	20, // [20:52] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 0: cityhub.v1.ReportCaseRequest.role:type_name -> cityhub.v1.Role
+	18, // 1: cityhub.v1.ReportCaseRequest.source:type_name -> cityhub.v1.Source
+	19, // 2: cityhub.v1.ReportCaseRequest.kind:type_name -> cityhub.v1.Kind
+	20, // 3: cityhub.v1.ReportCaseRequest.location:type_name -> cityhub.v1.Location
+	21, // 4: cityhub.v1.ReportCaseRequest.reporter:type_name -> cityhub.v1.Reporter
+	22, // 5: cityhub.v1.ReportCaseRequest.urgency:type_name -> cityhub.v1.Urgency
+	1,  // 6: cityhub.v1.ReportCasesRequest.reports:type_name -> cityhub.v1.ReportCaseRequest
+	4,  // 7: cityhub.v1.ReportCasesResponse.results:type_name -> cityhub.v1.ReportCaseResult
+	23, // 8: cityhub.v1.ReportCaseResult.case:type_name -> cityhub.v1.Case
+	5,  // 9: cityhub.v1.ReportCaseResult.error:type_name -> cityhub.v1.ReportError
+	24, // 10: cityhub.v1.ActRequest.action:type_name -> cityhub.v1.Action
+	17, // 11: cityhub.v1.ActRequest.role:type_name -> cityhub.v1.Role
+	25, // 12: cityhub.v1.ActRequest.unit_tier:type_name -> cityhub.v1.Tier
+	26, // 13: cityhub.v1.ActRequest.deadline:type_name -> google.protobuf.Timestamp
+	23, // 14: cityhub.v1.CaseResponse.case:type_name -> cityhub.v1.Case
+	0,  // 15: cityhub.v1.GetCaseRequest.consistency:type_name -> cityhub.v1.Consistency
+	27, // 16: cityhub.v1.ListCasesRequest.state:type_name -> cityhub.v1.State
+	26, // 17: cityhub.v1.ListCasesRequest.due_before:type_name -> google.protobuf.Timestamp
+	0,  // 18: cityhub.v1.ListCasesRequest.consistency:type_name -> cityhub.v1.Consistency
+	23, // 19: cityhub.v1.ListCasesResponse.cases:type_name -> cityhub.v1.Case
+	19, // 20: cityhub.v1.CatalogueClass.kind:type_name -> cityhub.v1.Kind
+	12, // 21: cityhub.v1.Catalogue.classes:type_name -> cityhub.v1.CatalogueClass
+	0,  // 22: cityhub.v1.EvaluationRequest.consistency:type_name -> cityhub.v1.Consistency
+	15, // 23: cityhub.v1.EvaluationReport.rows:type_name -> cityhub.v1.EvaluationRow
+	1,  // 24: cityhub.v1.CaseService.ReportCase:input_type -> cityhub.v1.ReportCaseRequest
+	2,  // 25: cityhub.v1.CaseService.ReportCases:input_type -> cityhub.v1.ReportCasesRequest
+	8,  // 26: cityhub.v1.CaseService.GetCase:input_type -> cityhub.v1.GetCaseRequest
+	9,  // 27: cityhub.v1.CaseService.ListCases:input_type -> cityhub.v1.ListCasesRequest
+	11, // 28: cityhub.v1.CaseService.GetCatalogue:input_type -> cityhub.v1.GetCatalogueRequest
+	6,  // 29: cityhub.v1.CaseService.Act:input_type -> cityhub.v1.ActRequest
+	6,  // 30: cityhub.v1.CaseService.Verify:input_type -> cityhub.v1.ActRequest
+	6,  // 31: cityhub.v1.CaseService.File:input_type -> cityhub.v1.ActRequest
+	6,  // 32: cityhub.v1.CaseService.Reject:input_type -> cityhub.v1.ActRequest
+	6,  // 33: cityhub.v1.CaseService.SelfHandle:input_type -> cityhub.v1.ActRequest
+	6,  // 34: cityhub.v1.CaseService.Dispatch:input_type -> cityhub.v1.ActRequest
+	6,  // 35: cityhub.v1.CaseService.Accept:input_type -> cityhub.v1.ActRequest
+	6,  // 36: cityhub.v1.CaseService.RequestReturn:input_type -> cityhub.v1.ActRequest
+	6,  // 37: cityhub.v1.CaseService.ApproveReturn:input_type -> cityhub.v1.ActRequest
+	6,  // 38: cityhub.v1.CaseService.DenyReturn:input_type -> cityhub.v1.ActRequest
+	6,  // 39: cityhub.v1.CaseService.Handle:input_type -> cityhub.v1.ActRequest
+	6,  // 40: cityhub.v1.CaseService.CheckPass:input_type -> cityhub.v1.ActRequest
+	6,  // 41: cityhub.v1.CaseService.CheckFail:input_type -> cityhub.v1.ActRequest
+	6,  // 42: cityhub.v1.CaseService.Close:input_type -> cityhub.v1.ActRequest
+	6,  // 43: cityhub.v1.CaseService.RequestExtension:input_type -> cityhub.v1.ActRequest
+	6,  // 44: cityhub.v1.CaseService.ApproveExtension:input_type -> cityhub.v1.ActRequest
+	6,  // 45: cityhub.v1.CaseService.DenyExtension:input_type -> cityhub.v1.ActRequest
+	6,  // 46: cityhub.v1.CaseService.RequestSuspend:input_type -> cityhub.v1.ActRequest
+	6,  // 47: cityhub.v1.CaseService.ApproveSuspend:input_type -> cityhub.v1.ActRequest
+	6,  // 48: cityhub.v1.CaseService.DenySuspend:input_type -> cityhub.v1.ActRequest
+	6,  // 49: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
+	6,  // 50: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
+	6,  // 51: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
+	6,  // 52: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
+	6,  // 53: cityhub.v1.CaseService.Reassign:input_type -> cityhub.v1.ActRequest
+	6,  // 54: cityhub.v1.CaseService.ReferReview:input_type -> cityhub.v1.ActRequest
+	6,  // 55: cityhub.v1.CaseService.DecideOwner:input_type -> cityhub.v1.ActRequest
+	14, // 56: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
+	7,  // 57: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
+	3,  // 58: cityhub.v1.CaseService.ReportCases:output_type -> cityhub.v1.ReportCasesResponse
+	23, // 59: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
+	10, // 60: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
+	13, // 61: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
+	7,  // 62: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
+	7,  // 63: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
+	7,  // 64: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
+	7,  // 65: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
+	7,  // 66: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
+	7,  // 67: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
+	7,  // 68: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
+	7,  // 69: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
+	7,  // 70: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
+	7,  // 71: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
+	7,  // 72: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
+	7,  // 73: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
+	7,  // 74: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
+	7,  // 75: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
+	7,  // 76: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
+	7,  // 77: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
+	7,  // 78: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
+	7,  // 79: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
+	7,  // 80: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
+	7,  // 81: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
+	7,  // 82: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
+	7,  // 83: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
+	7,  // 84: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
+	7,  // 85: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
+	7,  // 86: cityhub.v1.CaseService.Reassign:output_type -> cityhub.v1.CaseResponse
+	7,  // 87: cityhub.v1.CaseService.ReferReview:output_type -> cityhub.v1.CaseResponse
+	7,  // 88: cityhub.v1.CaseService.DecideOwner:output_type -> cityhub.v1.CaseResponse
+	16, // 89: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
+	57, // [57:90] is the sub-list for method output_type
+	24, // [24:57] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_service_proto_init() }
@@ -1488,7 +1733,7 @@ func file_cityhub_v1_case_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_case_service_proto_rawDesc), len(file_cityhub_v1_case_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

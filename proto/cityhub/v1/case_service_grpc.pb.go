@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	CaseService_ReportCase_FullMethodName       = "/cityhub.v1.CaseService/ReportCase"
+	CaseService_ReportCases_FullMethodName      = "/cityhub.v1.CaseService/ReportCases"
 	CaseService_GetCase_FullMethodName          = "/cityhub.v1.CaseService/GetCase"
 	CaseService_ListCases_FullMethodName        = "/cityhub.v1.CaseService/ListCases"
 	CaseService_GetCatalogue_FullMethodName     = "/cityhub.v1.CaseService/GetCatalogue"
@@ -60,6 +61,12 @@ const (
 // CaseService takes reports and walks cases through the workflow.
 type CaseServiceClient interface {
 	ReportCase(ctx context.Context, in *ReportCaseRequest, opts ...grpc.CallOption) (*CaseResponse, error)
+	// ReportCases files up to 100 reports in one call and one log entry
+	// (REST: POST /v1/cases:batchReport), for sources that report in
+	// volume. Every report carries its own request id; the answer holds one
+	// result per report, in order: the case, or why that report was refused
+	// (the others stand).
+	ReportCases(ctx context.Context, in *ReportCasesRequest, opts ...grpc.CallOption) (*ReportCasesResponse, error)
 	GetCase(ctx context.Context, in *GetCaseRequest, opts ...grpc.CallOption) (*Case, error)
 	ListCases(ctx context.Context, in *ListCasesRequest, opts ...grpc.CallOption) (*ListCasesResponse, error)
 	GetCatalogue(ctx context.Context, in *GetCatalogueRequest, opts ...grpc.CallOption) (*Catalogue, error)
@@ -109,6 +116,16 @@ func (c *caseServiceClient) ReportCase(ctx context.Context, in *ReportCaseReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CaseResponse)
 	err := c.cc.Invoke(ctx, CaseService_ReportCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *caseServiceClient) ReportCases(ctx context.Context, in *ReportCasesRequest, opts ...grpc.CallOption) (*ReportCasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportCasesResponse)
+	err := c.cc.Invoke(ctx, CaseService_ReportCases_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -432,6 +449,12 @@ func (c *caseServiceClient) GetEvaluation(ctx context.Context, in *EvaluationReq
 // CaseService takes reports and walks cases through the workflow.
 type CaseServiceServer interface {
 	ReportCase(context.Context, *ReportCaseRequest) (*CaseResponse, error)
+	// ReportCases files up to 100 reports in one call and one log entry
+	// (REST: POST /v1/cases:batchReport), for sources that report in
+	// volume. Every report carries its own request id; the answer holds one
+	// result per report, in order: the case, or why that report was refused
+	// (the others stand).
+	ReportCases(context.Context, *ReportCasesRequest) (*ReportCasesResponse, error)
 	GetCase(context.Context, *GetCaseRequest) (*Case, error)
 	ListCases(context.Context, *ListCasesRequest) (*ListCasesResponse, error)
 	GetCatalogue(context.Context, *GetCatalogueRequest) (*Catalogue, error)
@@ -479,6 +502,9 @@ type UnimplementedCaseServiceServer struct{}
 
 func (UnimplementedCaseServiceServer) ReportCase(context.Context, *ReportCaseRequest) (*CaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportCase not implemented")
+}
+func (UnimplementedCaseServiceServer) ReportCases(context.Context, *ReportCasesRequest) (*ReportCasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportCases not implemented")
 }
 func (UnimplementedCaseServiceServer) GetCase(context.Context, *GetCaseRequest) (*Case, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCase not implemented")
@@ -608,6 +634,24 @@ func _CaseService_ReportCase_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CaseServiceServer).ReportCase(ctx, req.(*ReportCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CaseService_ReportCases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportCasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CaseServiceServer).ReportCases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CaseService_ReportCases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CaseServiceServer).ReportCases(ctx, req.(*ReportCasesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1180,6 +1224,10 @@ var CaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportCase",
 			Handler:    _CaseService_ReportCase_Handler,
+		},
+		{
+			MethodName: "ReportCases",
+			Handler:    _CaseService_ReportCases_Handler,
 		},
 		{
 			MethodName: "GetCase",

@@ -107,6 +107,7 @@ type Command struct {
 	//	*Command_MarkOverdueBatch
 	//	*Command_Auth
 	//	*Command_AttachEvidence
+	//	*Command_ReportBatch
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -303,6 +304,15 @@ func (x *Command) GetAttachEvidence() *AttachEvidence {
 	return nil
 }
 
+func (x *Command) GetReportBatch() *ReportBatch {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ReportBatch); ok {
+			return x.ReportBatch
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -363,6 +373,10 @@ type Command_AttachEvidence struct {
 	AttachEvidence *AttachEvidence `protobuf:"bytes,23,opt,name=attach_evidence,json=attachEvidence,proto3,oneof"`
 }
 
+type Command_ReportBatch struct {
+	ReportBatch *ReportBatch `protobuf:"bytes,24,opt,name=report_batch,json=reportBatch,proto3,oneof"`
+}
+
 func (*Command_Report) isCommand_Body() {}
 
 func (*Command_Act) isCommand_Body() {}
@@ -391,6 +405,112 @@ func (*Command_Auth) isCommand_Body() {}
 
 func (*Command_AttachEvidence) isCommand_Body() {}
 
+func (*Command_ReportBatch) isCommand_Body() {}
+
+// ReportBatch creates several cases in one log entry, for the sources that
+// report in volume (a camera platform's detections, the hotline's orders
+// of the last minutes): one raft entry, one fsync and one state-store
+// transaction for all of them. Each item is a report with its own request
+// id: a retried batch, or an item sent again on its own, never creates a
+// second case. Items apply in order, each on its own: a refused item
+// refuses that item alone. The leader stamps every item as it stamps a
+// ReportCase (id prefix and date, first-stage deadline, owner, recurrence).
+type ReportBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*ReportBatchItem     `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBatch) Reset() {
+	*x = ReportBatch{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBatch) ProtoMessage() {}
+
+func (x *ReportBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBatch.ProtoReflect.Descriptor instead.
+func (*ReportBatch) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReportBatch) GetItems() []*ReportBatchItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type ReportBatchItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Report        *ReportCase            `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBatchItem) Reset() {
+	*x = ReportBatchItem{}
+	mi := &file_cityhub_v1_command_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBatchItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBatchItem) ProtoMessage() {}
+
+func (x *ReportBatchItem) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_command_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBatchItem.ProtoReflect.Descriptor instead.
+func (*ReportBatchItem) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportBatchItem) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReportBatchItem) GetReport() *ReportCase {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 // ReportCase creates a case. The id prefix and date are stamped by the leader;
 // the sequence number is allocated by the state machine.
 type ReportCase struct {
@@ -411,7 +531,7 @@ type ReportCase struct {
 
 func (x *ReportCase) Reset() {
 	*x = ReportCase{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[1]
+	mi := &file_cityhub_v1_command_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +543,7 @@ func (x *ReportCase) String() string {
 func (*ReportCase) ProtoMessage() {}
 
 func (x *ReportCase) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[1]
+	mi := &file_cityhub_v1_command_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +556,7 @@ func (x *ReportCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCase.ProtoReflect.Descriptor instead.
 func (*ReportCase) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{1}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ReportCase) GetCase() *Case {
@@ -545,7 +665,7 @@ type CaseAction struct {
 
 func (x *CaseAction) Reset() {
 	*x = CaseAction{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[2]
+	mi := &file_cityhub_v1_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +677,7 @@ func (x *CaseAction) String() string {
 func (*CaseAction) ProtoMessage() {}
 
 func (x *CaseAction) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[2]
+	mi := &file_cityhub_v1_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +690,7 @@ func (x *CaseAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaseAction.ProtoReflect.Descriptor instead.
 func (*CaseAction) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{2}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CaseAction) GetCaseId() string {
@@ -720,7 +840,7 @@ type MarkOverdue struct {
 
 func (x *MarkOverdue) Reset() {
 	*x = MarkOverdue{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[3]
+	mi := &file_cityhub_v1_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +852,7 @@ func (x *MarkOverdue) String() string {
 func (*MarkOverdue) ProtoMessage() {}
 
 func (x *MarkOverdue) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[3]
+	mi := &file_cityhub_v1_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +865,7 @@ func (x *MarkOverdue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkOverdue.ProtoReflect.Descriptor instead.
 func (*MarkOverdue) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{3}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MarkOverdue) GetCaseId() string {
@@ -774,7 +894,7 @@ type MarkOverdueBatch struct {
 
 func (x *MarkOverdueBatch) Reset() {
 	*x = MarkOverdueBatch{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	mi := &file_cityhub_v1_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +906,7 @@ func (x *MarkOverdueBatch) String() string {
 func (*MarkOverdueBatch) ProtoMessage() {}
 
 func (x *MarkOverdueBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[4]
+	mi := &file_cityhub_v1_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +919,7 @@ func (x *MarkOverdueBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkOverdueBatch.ProtoReflect.Descriptor instead.
 func (*MarkOverdueBatch) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{4}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MarkOverdueBatch) GetMarks() []*MarkOverdue {
@@ -828,7 +948,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[5]
+	mi := &file_cityhub_v1_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +960,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[5]
+	mi := &file_cityhub_v1_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +973,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{5}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterNode) GetNodeId() string {
@@ -913,7 +1033,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[6]
+	mi := &file_cityhub_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1045,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[6]
+	mi := &file_cityhub_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1058,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{6}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeInfo) GetNodeId() string {
@@ -996,7 +1116,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[7]
+	mi := &file_cityhub_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1128,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[7]
+	mi := &file_cityhub_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1141,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RequestRecord) GetCaseId() string {
@@ -1063,7 +1183,7 @@ type ImportedCase struct {
 
 func (x *ImportedCase) Reset() {
 	*x = ImportedCase{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[8]
+	mi := &file_cityhub_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1195,7 @@ func (x *ImportedCase) String() string {
 func (*ImportedCase) ProtoMessage() {}
 
 func (x *ImportedCase) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[8]
+	mi := &file_cityhub_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1208,7 @@ func (x *ImportedCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedCase.ProtoReflect.Descriptor instead.
 func (*ImportedCase) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ImportedCase) GetCase() *Case {
@@ -1117,7 +1237,7 @@ type ImportCases struct {
 
 func (x *ImportCases) Reset() {
 	*x = ImportCases{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[9]
+	mi := &file_cityhub_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1249,7 @@ func (x *ImportCases) String() string {
 func (*ImportCases) ProtoMessage() {}
 
 func (x *ImportCases) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[9]
+	mi := &file_cityhub_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1262,7 @@ func (x *ImportCases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCases.ProtoReflect.Descriptor instead.
 func (*ImportCases) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ImportCases) GetIdPrefix() string {
@@ -1179,7 +1299,7 @@ type ReconcileMove struct {
 
 func (x *ReconcileMove) Reset() {
 	*x = ReconcileMove{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[10]
+	mi := &file_cityhub_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1311,7 @@ func (x *ReconcileMove) String() string {
 func (*ReconcileMove) ProtoMessage() {}
 
 func (x *ReconcileMove) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[10]
+	mi := &file_cityhub_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1324,7 @@ func (x *ReconcileMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileMove.ProtoReflect.Descriptor instead.
 func (*ReconcileMove) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReconcileMove) GetCaseId() string {
@@ -1260,7 +1380,7 @@ type ReconcileCases struct {
 
 func (x *ReconcileCases) Reset() {
 	*x = ReconcileCases{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[11]
+	mi := &file_cityhub_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1392,7 @@ func (x *ReconcileCases) String() string {
 func (*ReconcileCases) ProtoMessage() {}
 
 func (x *ReconcileCases) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[11]
+	mi := &file_cityhub_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1405,7 @@ func (x *ReconcileCases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileCases.ProtoReflect.Descriptor instead.
 func (*ReconcileCases) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReconcileCases) GetRunId() string {
@@ -1323,7 +1443,7 @@ type ReconcileRecord struct {
 
 func (x *ReconcileRecord) Reset() {
 	*x = ReconcileRecord{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[12]
+	mi := &file_cityhub_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1455,7 @@ func (x *ReconcileRecord) String() string {
 func (*ReconcileRecord) ProtoMessage() {}
 
 func (x *ReconcileRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[12]
+	mi := &file_cityhub_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1468,7 @@ func (x *ReconcileRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRecord.ProtoReflect.Descriptor instead.
 func (*ReconcileRecord) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReconcileRecord) GetCaseId() string {
@@ -1454,7 +1574,7 @@ type ReconcileRun struct {
 
 func (x *ReconcileRun) Reset() {
 	*x = ReconcileRun{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[13]
+	mi := &file_cityhub_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1586,7 @@ func (x *ReconcileRun) String() string {
 func (*ReconcileRun) ProtoMessage() {}
 
 func (x *ReconcileRun) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[13]
+	mi := &file_cityhub_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1599,7 @@ func (x *ReconcileRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRun.ProtoReflect.Descriptor instead.
 func (*ReconcileRun) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReconcileRun) GetRunId() string {
@@ -1548,7 +1668,7 @@ type ReconcileRunMark struct {
 
 func (x *ReconcileRunMark) Reset() {
 	*x = ReconcileRunMark{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[14]
+	mi := &file_cityhub_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1680,7 @@ func (x *ReconcileRunMark) String() string {
 func (*ReconcileRunMark) ProtoMessage() {}
 
 func (x *ReconcileRunMark) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[14]
+	mi := &file_cityhub_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1693,7 @@ func (x *ReconcileRunMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRunMark.ProtoReflect.Descriptor instead.
 func (*ReconcileRunMark) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReconcileRunMark) GetRun() *ReconcileRun {
@@ -1605,7 +1725,7 @@ type AttachEvidence struct {
 
 func (x *AttachEvidence) Reset() {
 	*x = AttachEvidence{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[15]
+	mi := &file_cityhub_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1737,7 @@ func (x *AttachEvidence) String() string {
 func (*AttachEvidence) ProtoMessage() {}
 
 func (x *AttachEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[15]
+	mi := &file_cityhub_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1750,7 @@ func (x *AttachEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachEvidence.ProtoReflect.Descriptor instead.
 func (*AttachEvidence) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AttachEvidence) GetOp() isAttachEvidence_Op {
@@ -1702,7 +1822,7 @@ type EvidenceChunk struct {
 
 func (x *EvidenceChunk) Reset() {
 	*x = EvidenceChunk{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[16]
+	mi := &file_cityhub_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1834,7 @@ func (x *EvidenceChunk) String() string {
 func (*EvidenceChunk) ProtoMessage() {}
 
 func (x *EvidenceChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[16]
+	mi := &file_cityhub_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1847,7 @@ func (x *EvidenceChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceChunk.ProtoReflect.Descriptor instead.
 func (*EvidenceChunk) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EvidenceChunk) GetSha256() string {
@@ -1774,7 +1894,7 @@ type EvidenceAttach struct {
 
 func (x *EvidenceAttach) Reset() {
 	*x = EvidenceAttach{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[17]
+	mi := &file_cityhub_v1_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1906,7 @@ func (x *EvidenceAttach) String() string {
 func (*EvidenceAttach) ProtoMessage() {}
 
 func (x *EvidenceAttach) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[17]
+	mi := &file_cityhub_v1_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1919,7 @@ func (x *EvidenceAttach) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceAttach.ProtoReflect.Descriptor instead.
 func (*EvidenceAttach) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{17}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EvidenceAttach) GetCaseId() string {
@@ -1856,7 +1976,7 @@ type EvidencePurge struct {
 
 func (x *EvidencePurge) Reset() {
 	*x = EvidencePurge{}
-	mi := &file_cityhub_v1_command_proto_msgTypes[18]
+	mi := &file_cityhub_v1_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +1988,7 @@ func (x *EvidencePurge) String() string {
 func (*EvidencePurge) ProtoMessage() {}
 
 func (x *EvidencePurge) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_command_proto_msgTypes[18]
+	mi := &file_cityhub_v1_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +2001,7 @@ func (x *EvidencePurge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidencePurge.ProtoReflect.Descriptor instead.
 func (*EvidencePurge) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{18}
+	return file_cityhub_v1_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EvidencePurge) GetSha256() string {
@@ -1896,7 +2016,7 @@ var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\x1a\x19cityhub/v1/evidence.proto\"\xe0\a\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\x1a\x19cityhub/v1/evidence.proto\"\x9e\b\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -1919,8 +2039,15 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\x06repair\x18\x14 \x01(\v2\x17.cityhub.v1.RepairCasesH\x00R\x06repair\x12L\n" +
 	"\x12mark_overdue_batch\x18\x15 \x01(\v2\x1c.cityhub.v1.MarkOverdueBatchH\x00R\x10markOverdueBatch\x12,\n" +
 	"\x04auth\x18\x16 \x01(\v2\x16.cityhub.v1.AuthChangeH\x00R\x04auth\x12E\n" +
-	"\x0fattach_evidence\x18\x17 \x01(\v2\x1a.cityhub.v1.AttachEvidenceH\x00R\x0eattachEvidenceB\x06\n" +
-	"\x04body\"\xdf\x02\n" +
+	"\x0fattach_evidence\x18\x17 \x01(\v2\x1a.cityhub.v1.AttachEvidenceH\x00R\x0eattachEvidence\x12<\n" +
+	"\freport_batch\x18\x18 \x01(\v2\x17.cityhub.v1.ReportBatchH\x00R\vreportBatchB\x06\n" +
+	"\x04body\"@\n" +
+	"\vReportBatch\x121\n" +
+	"\x05items\x18\x01 \x03(\v2\x1b.cityhub.v1.ReportBatchItemR\x05items\"`\n" +
+	"\x0fReportBatchItem\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12.\n" +
+	"\x06report\x18\x02 \x01(\v2\x16.cityhub.v1.ReportCaseR\x06report\"\xdf\x02\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1b\n" +
@@ -2071,85 +2198,90 @@ func file_cityhub_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cityhub_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_cityhub_v1_command_proto_goTypes = []any{
 	(ReconcileOutcome)(0),    // 0: cityhub.v1.ReconcileOutcome
 	(*Command)(nil),          // 1: cityhub.v1.Command
-	(*ReportCase)(nil),       // 2: cityhub.v1.ReportCase
-	(*CaseAction)(nil),       // 3: cityhub.v1.CaseAction
-	(*MarkOverdue)(nil),      // 4: cityhub.v1.MarkOverdue
-	(*MarkOverdueBatch)(nil), // 5: cityhub.v1.MarkOverdueBatch
-	(*RegisterNode)(nil),     // 6: cityhub.v1.RegisterNode
-	(*NodeInfo)(nil),         // 7: cityhub.v1.NodeInfo
-	(*RequestRecord)(nil),    // 8: cityhub.v1.RequestRecord
-	(*ImportedCase)(nil),     // 9: cityhub.v1.ImportedCase
-	(*ImportCases)(nil),      // 10: cityhub.v1.ImportCases
-	(*ReconcileMove)(nil),    // 11: cityhub.v1.ReconcileMove
-	(*ReconcileCases)(nil),   // 12: cityhub.v1.ReconcileCases
-	(*ReconcileRecord)(nil),  // 13: cityhub.v1.ReconcileRecord
-	(*ReconcileRun)(nil),     // 14: cityhub.v1.ReconcileRun
-	(*ReconcileRunMark)(nil), // 15: cityhub.v1.ReconcileRunMark
-	(*AttachEvidence)(nil),   // 16: cityhub.v1.AttachEvidence
-	(*EvidenceChunk)(nil),    // 17: cityhub.v1.EvidenceChunk
-	(*EvidenceAttach)(nil),   // 18: cityhub.v1.EvidenceAttach
-	(*EvidencePurge)(nil),    // 19: cityhub.v1.EvidencePurge
-	(*SetTopology)(nil),      // 20: cityhub.v1.SetTopology
-	(*DeliverEntries)(nil),   // 21: cityhub.v1.DeliverEntries
-	(*TrimOutbox)(nil),       // 22: cityhub.v1.TrimOutbox
-	(*RepairCases)(nil),      // 23: cityhub.v1.RepairCases
-	(*AuthChange)(nil),       // 24: cityhub.v1.AuthChange
-	(*Case)(nil),             // 25: cityhub.v1.Case
-	(Role)(0),                // 26: cityhub.v1.Role
-	(*Ownership)(nil),        // 27: cityhub.v1.Ownership
-	(Action)(0),              // 28: cityhub.v1.Action
-	(Tier)(0),                // 29: cityhub.v1.Tier
-	(Kind)(0),                // 30: cityhub.v1.Kind
-	(*EvidenceRef)(nil),      // 31: cityhub.v1.EvidenceRef
-	(EvidenceStorage)(0),     // 32: cityhub.v1.EvidenceStorage
+	(*ReportBatch)(nil),      // 2: cityhub.v1.ReportBatch
+	(*ReportBatchItem)(nil),  // 3: cityhub.v1.ReportBatchItem
+	(*ReportCase)(nil),       // 4: cityhub.v1.ReportCase
+	(*CaseAction)(nil),       // 5: cityhub.v1.CaseAction
+	(*MarkOverdue)(nil),      // 6: cityhub.v1.MarkOverdue
+	(*MarkOverdueBatch)(nil), // 7: cityhub.v1.MarkOverdueBatch
+	(*RegisterNode)(nil),     // 8: cityhub.v1.RegisterNode
+	(*NodeInfo)(nil),         // 9: cityhub.v1.NodeInfo
+	(*RequestRecord)(nil),    // 10: cityhub.v1.RequestRecord
+	(*ImportedCase)(nil),     // 11: cityhub.v1.ImportedCase
+	(*ImportCases)(nil),      // 12: cityhub.v1.ImportCases
+	(*ReconcileMove)(nil),    // 13: cityhub.v1.ReconcileMove
+	(*ReconcileCases)(nil),   // 14: cityhub.v1.ReconcileCases
+	(*ReconcileRecord)(nil),  // 15: cityhub.v1.ReconcileRecord
+	(*ReconcileRun)(nil),     // 16: cityhub.v1.ReconcileRun
+	(*ReconcileRunMark)(nil), // 17: cityhub.v1.ReconcileRunMark
+	(*AttachEvidence)(nil),   // 18: cityhub.v1.AttachEvidence
+	(*EvidenceChunk)(nil),    // 19: cityhub.v1.EvidenceChunk
+	(*EvidenceAttach)(nil),   // 20: cityhub.v1.EvidenceAttach
+	(*EvidencePurge)(nil),    // 21: cityhub.v1.EvidencePurge
+	(*SetTopology)(nil),      // 22: cityhub.v1.SetTopology
+	(*DeliverEntries)(nil),   // 23: cityhub.v1.DeliverEntries
+	(*TrimOutbox)(nil),       // 24: cityhub.v1.TrimOutbox
+	(*RepairCases)(nil),      // 25: cityhub.v1.RepairCases
+	(*AuthChange)(nil),       // 26: cityhub.v1.AuthChange
+	(*Case)(nil),             // 27: cityhub.v1.Case
+	(Role)(0),                // 28: cityhub.v1.Role
+	(*Ownership)(nil),        // 29: cityhub.v1.Ownership
+	(Action)(0),              // 30: cityhub.v1.Action
+	(Tier)(0),                // 31: cityhub.v1.Tier
+	(Kind)(0),                // 32: cityhub.v1.Kind
+	(*EvidenceRef)(nil),      // 33: cityhub.v1.EvidenceRef
+	(EvidenceStorage)(0),     // 34: cityhub.v1.EvidenceStorage
 }
 var file_cityhub_v1_command_proto_depIdxs = []int32{
-	2,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
-	3,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
-	6,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
-	20, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
-	21, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
-	22, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
-	4,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
-	10, // 7: cityhub.v1.Command.import_cases:type_name -> cityhub.v1.ImportCases
-	12, // 8: cityhub.v1.Command.reconcile:type_name -> cityhub.v1.ReconcileCases
-	15, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
-	23, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
-	5,  // 11: cityhub.v1.Command.mark_overdue_batch:type_name -> cityhub.v1.MarkOverdueBatch
-	24, // 12: cityhub.v1.Command.auth:type_name -> cityhub.v1.AuthChange
-	16, // 13: cityhub.v1.Command.attach_evidence:type_name -> cityhub.v1.AttachEvidence
-	25, // 14: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
-	26, // 15: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
-	27, // 16: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
-	28, // 17: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
-	26, // 18: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
-	29, // 19: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
-	27, // 20: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
-	4,  // 21: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
-	25, // 22: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
-	9,  // 23: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
-	0,  // 24: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	3,  // 25: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
-	13, // 26: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
-	11, // 27: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
-	30, // 28: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
-	0,  // 29: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
-	28, // 30: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
-	14, // 31: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
-	17, // 32: cityhub.v1.AttachEvidence.chunk:type_name -> cityhub.v1.EvidenceChunk
-	18, // 33: cityhub.v1.AttachEvidence.attach:type_name -> cityhub.v1.EvidenceAttach
-	19, // 34: cityhub.v1.AttachEvidence.purge:type_name -> cityhub.v1.EvidencePurge
-	31, // 35: cityhub.v1.EvidenceAttach.ref:type_name -> cityhub.v1.EvidenceRef
-	32, // 36: cityhub.v1.EvidenceAttach.storage:type_name -> cityhub.v1.EvidenceStorage
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	4,  // 0: cityhub.v1.Command.report:type_name -> cityhub.v1.ReportCase
+	5,  // 1: cityhub.v1.Command.act:type_name -> cityhub.v1.CaseAction
+	8,  // 2: cityhub.v1.Command.register_node:type_name -> cityhub.v1.RegisterNode
+	22, // 3: cityhub.v1.Command.set_topology:type_name -> cityhub.v1.SetTopology
+	23, // 4: cityhub.v1.Command.deliver:type_name -> cityhub.v1.DeliverEntries
+	24, // 5: cityhub.v1.Command.trim_outbox:type_name -> cityhub.v1.TrimOutbox
+	6,  // 6: cityhub.v1.Command.mark_overdue:type_name -> cityhub.v1.MarkOverdue
+	12, // 7: cityhub.v1.Command.import_cases:type_name -> cityhub.v1.ImportCases
+	14, // 8: cityhub.v1.Command.reconcile:type_name -> cityhub.v1.ReconcileCases
+	17, // 9: cityhub.v1.Command.reconcile_run:type_name -> cityhub.v1.ReconcileRunMark
+	25, // 10: cityhub.v1.Command.repair:type_name -> cityhub.v1.RepairCases
+	7,  // 11: cityhub.v1.Command.mark_overdue_batch:type_name -> cityhub.v1.MarkOverdueBatch
+	26, // 12: cityhub.v1.Command.auth:type_name -> cityhub.v1.AuthChange
+	18, // 13: cityhub.v1.Command.attach_evidence:type_name -> cityhub.v1.AttachEvidence
+	2,  // 14: cityhub.v1.Command.report_batch:type_name -> cityhub.v1.ReportBatch
+	3,  // 15: cityhub.v1.ReportBatch.items:type_name -> cityhub.v1.ReportBatchItem
+	4,  // 16: cityhub.v1.ReportBatchItem.report:type_name -> cityhub.v1.ReportCase
+	27, // 17: cityhub.v1.ReportCase.case:type_name -> cityhub.v1.Case
+	28, // 18: cityhub.v1.ReportCase.role:type_name -> cityhub.v1.Role
+	29, // 19: cityhub.v1.ReportCase.ownership:type_name -> cityhub.v1.Ownership
+	30, // 20: cityhub.v1.CaseAction.action:type_name -> cityhub.v1.Action
+	28, // 21: cityhub.v1.CaseAction.role:type_name -> cityhub.v1.Role
+	31, // 22: cityhub.v1.CaseAction.unit_tier:type_name -> cityhub.v1.Tier
+	29, // 23: cityhub.v1.CaseAction.ownership:type_name -> cityhub.v1.Ownership
+	6,  // 24: cityhub.v1.MarkOverdueBatch.marks:type_name -> cityhub.v1.MarkOverdue
+	27, // 25: cityhub.v1.ImportedCase.case:type_name -> cityhub.v1.Case
+	11, // 26: cityhub.v1.ImportCases.cases:type_name -> cityhub.v1.ImportedCase
+	0,  // 27: cityhub.v1.ReconcileMove.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	5,  // 28: cityhub.v1.ReconcileMove.action:type_name -> cityhub.v1.CaseAction
+	15, // 29: cityhub.v1.ReconcileMove.record:type_name -> cityhub.v1.ReconcileRecord
+	13, // 30: cityhub.v1.ReconcileCases.moves:type_name -> cityhub.v1.ReconcileMove
+	32, // 31: cityhub.v1.ReconcileRecord.kind:type_name -> cityhub.v1.Kind
+	0,  // 32: cityhub.v1.ReconcileRecord.outcome:type_name -> cityhub.v1.ReconcileOutcome
+	30, // 33: cityhub.v1.ReconcileRecord.action:type_name -> cityhub.v1.Action
+	16, // 34: cityhub.v1.ReconcileRunMark.run:type_name -> cityhub.v1.ReconcileRun
+	19, // 35: cityhub.v1.AttachEvidence.chunk:type_name -> cityhub.v1.EvidenceChunk
+	20, // 36: cityhub.v1.AttachEvidence.attach:type_name -> cityhub.v1.EvidenceAttach
+	21, // 37: cityhub.v1.AttachEvidence.purge:type_name -> cityhub.v1.EvidencePurge
+	33, // 38: cityhub.v1.EvidenceAttach.ref:type_name -> cityhub.v1.EvidenceRef
+	34, // 39: cityhub.v1.EvidenceAttach.storage:type_name -> cityhub.v1.EvidenceStorage
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_command_proto_init() }
@@ -2176,8 +2308,9 @@ func file_cityhub_v1_command_proto_init() {
 		(*Command_MarkOverdueBatch)(nil),
 		(*Command_Auth)(nil),
 		(*Command_AttachEvidence)(nil),
+		(*Command_ReportBatch)(nil),
 	}
-	file_cityhub_v1_command_proto_msgTypes[15].OneofWrappers = []any{
+	file_cityhub_v1_command_proto_msgTypes[17].OneofWrappers = []any{
 		(*AttachEvidence_Chunk)(nil),
 		(*AttachEvidence_Attach)(nil),
 		(*AttachEvidence_Purge)(nil),
@@ -2188,7 +2321,7 @@ func file_cityhub_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_command_proto_rawDesc), len(file_cityhub_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
