@@ -16,17 +16,16 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // The change feed (cases watch): one line per change, following the node
 // until Ctrl-C; a dropped connection or a cut-off watch resumes from the
 // last position by itself.
 
-// watchBackoff bounds the wait before reconnecting.
-const (
-	watchBackoffMin = 200 * time.Millisecond
-	watchBackoffMax = 5 * time.Second
-)
+// watchPolicy is the wait before reconnecting: tiers/client's backoff
+// from 200 ms to 5 s.
+var watchPolicy = client.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second}
 
 var compactJSON = protojson.MarshalOptions{UseProtoNames: true}
 
@@ -144,7 +143,7 @@ func (w *watchRun) moved(m *pb.WatchCasesResponse) {
 // fix; with reconnect, a dropped connection or a cut-off watch resumes
 // from the last position.
 func (w *watchRun) follow(ctx context.Context, reconnect bool) error {
-	backoff := watchBackoffMin
+	b := watchPolicy.Backoff()
 	for {
 		before := w.pos
 		err := w.stream(ctx)
@@ -155,15 +154,14 @@ func (w *watchRun) follow(ctx context.Context, reconnect bool) error {
 			return w.explain(err)
 		}
 		if w.pos != before {
-			backoff = watchBackoffMin // the watch got somewhere: reconnect at once
+			b.Reset() // the watch got somewhere: reconnect soon
 		}
 		fmt.Fprintf(w.a.stderr, "连接中断，从上次位置继续 / reconnecting from the last position: %v\n", status.Convert(err).Message())
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(client.Wait(err, b.Next())):
 		}
-		backoff = min(2*backoff, watchBackoffMax)
 	}
 }
 
@@ -247,14 +245,12 @@ func changeLine(ch *pb.CaseChange) string {
 	return strings.Join(parts, "  ")
 }
 
-// resumable errors end one watch but not the following: the node went
-// away or cut the watch off as too slow.
+// resumable errors end one watch but not the following, by the client's
+// classification (tiers/client): the node went away or does not answer
+// (Unavailable), cut the watch off as too slow (ResourceExhausted), or
+// aborted it.
 func resumable(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
-		return true
-	}
-	return false
+	return client.ClassifyAlso(client.RetryHere, codes.Aborted)(err).Retryable()
 }
 
 // explain adds what to do to a failure of the feed.

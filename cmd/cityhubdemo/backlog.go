@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	cityhub "github.com/cityhub/cityhub"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/legacy"
 )
 
@@ -84,26 +86,19 @@ func (d *demo) leaderConn(node string) *grpc.ClientConn {
 	return d.byNode[node][0]
 }
 
-// retry calls fn until it succeeds or ctx ends, for calls made while a
-// freshly started federation settles (elections, links opening).
+// retry calls fn by tiers/client's policy (at most 20 calls of up to a
+// minute each, backing off from 250 ms), for calls made while a freshly
+// started federation settles (elections, links opening, a reconciliation
+// run resumed by the new leader: Aborted, retried). fn sends the same
+// request, with its request id, every time.
 func retry[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	var (
-		last T
-		err  error
-	)
-	for attempt := 0; attempt < 20; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		last, err = fn(cctx)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return last, err
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	var last T
+	err := client.Do(ctx, client.Policy{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Attempts: 20, Timeout: time.Minute,
+		Classify: client.ClassifyAlso(client.RetryHere, codes.Aborted, codes.Unauthenticated)},
+		func(ctx context.Context) (err error) {
+			last, err = fn(ctx)
+			return err
+		})
 	return last, err
 }
 

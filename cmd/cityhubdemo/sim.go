@@ -15,6 +15,7 @@ import (
 	"github.com/cityhub/cityhub/cmd/internal/casegen"
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/store"
 	"github.com/cityhub/cityhub/tiers/workflow"
 )
@@ -256,11 +257,13 @@ func (s *simulator) failed(ctx context.Context, t *tracked, holder string, err e
 	s.stats.failed.Add(1)
 	code := status.Code(err)
 	var fresh *pb.Case
-	switch code {
-	case codes.NotFound:
+	switch o := client.ClassifyAlso(client.RetryElsewhere, codes.Aborted)(err); {
+	case code == codes.NotFound:
 		// Handed off, but not yet delivered to the new holder: try again.
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
-		s.client(holder, true)
+	case o == client.RetryElsewhere:
+		s.client(holder, true) // the next step goes to another replica
+	case o.Retryable():
+		// Passing (the disk reserve, a busy node): the same replica, later.
 	default:
 		// Refused: the case moved on without us (a deadline, another
 		// actor) or the generator's copy is stale. Read it again.

@@ -15,7 +15,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // seat is one of the accounts the driver plays at a node: a role and, for
@@ -227,28 +227,10 @@ func (d *driver) setupAuth(ctx context.Context) error {
 	return nil
 }
 
-// retry calls fn until it succeeds, ctx ends, or it fails with an error
-// that is not Unavailable, DeadlineExceeded or (while a new node makes its
-// first administrator) Unauthenticated.
+// retry calls fn (tiers/client.Do, each call bounded by 5 s) until it
+// succeeds, ctx ends, or it fails for good; Unauthenticated (while a new
+// node makes its first administrator) and Aborted are retried too.
 func retry(ctx context.Context, fn func(context.Context) error) error {
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := fn(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		switch status.Code(err) {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Unauthenticated, codes.Aborted:
-		default:
-			if !errors.Is(err, context.DeadlineExceeded) {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return client.Do(ctx, client.Policy{Initial: 100 * time.Millisecond, Max: time.Second, Timeout: 5 * time.Second,
+		Classify: client.ClassifyAlso(client.RetryHere, codes.Unauthenticated, codes.Aborted)}, fn)
 }

@@ -15,17 +15,17 @@ import (
 
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // group is one node of the federation: a Raft group of replicas.
 type group struct {
 	name    string
 	addrs   []string
-	conns   []*grpc.ClientConn
+	rs      *client.Replicas // follows the group's leader (do)
 	cases   []pb.CaseServiceClient
 	cluster []pb.ClusterServiceClient
 	parent  *group
-	next    atomic.Uint32
 	auth    *groupAuth // nil: no credentials sent
 }
 
@@ -97,12 +97,12 @@ func newDriver(o options, logger *slog.Logger) (*driver, error) {
 			}
 			g.auth = &groupAuth{conn: c, sessions: map[seat]*authclient.Session{}}
 		}
-		for _, a := range g.addrs {
-			c, err := grpc.NewClient(a, grpc.WithTransportCredentials(tc), grpc.WithUnaryInterceptor(g.intercept))
+		g.rs = client.NewReplicas(g.name, g.addrs, grpc.WithTransportCredentials(tc), grpc.WithUnaryInterceptor(g.intercept))
+		for i := range g.addrs {
+			c, err := g.rs.Conn(i)
 			if err != nil {
-				return nil, fmt.Errorf("node %s at %s: %w", g.name, a, err)
+				return nil, fmt.Errorf("node %s: %w", g.name, err)
 			}
-			g.conns = append(g.conns, c)
 			g.cases = append(g.cases, pb.NewCaseServiceClient(c))
 			g.cluster = append(g.cluster, pb.NewClusterServiceClient(c))
 		}
@@ -115,8 +115,8 @@ func (d *driver) close() {
 		if g.auth != nil {
 			_ = g.auth.conn.Close()
 		}
-		for _, c := range g.conns {
-			_ = c.Close()
+		if g.rs != nil {
+			g.rs.Close()
 		}
 	}
 }
@@ -152,44 +152,29 @@ func (d *driver) printViolations() {
 	}
 }
 
-func retryable(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Canceled:
-		return true
+// classify is the client's classification (tiers/client), with Aborted
+// retried on the same replica; every retry is counted by its code for the
+// report.
+func (d *driver) classify(err error) client.Outcome {
+	o := client.ClassifyAlso(client.RetryHere, codes.Aborted)(err)
+	if o.Retryable() {
+		c := status.Code(err).String()
+		v, _ := d.retries.LoadOrStore(c, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
 	}
-	return false
+	return o
 }
 
-func (d *driver) countRetry(err error) {
-	c := status.Code(err).String()
-	v, _ := d.retries.LoadOrStore(c, new(atomic.Int64))
-	v.(*atomic.Int64).Add(1)
-}
-
-// do calls fn on the node's replicas in turn until it succeeds, fails for
-// good, or ctx ends. Every write carries its request id, so a retry on
-// another replica never applies twice.
+// do calls fn on the node's leader (tiers/client: the replica that
+// answered last first, the next one when it does not lead, backing off
+// from 50 ms to 500 ms, each call bounded by 3 s) until it succeeds, fails
+// for good, or ctx ends. Every write carries its request id, set before
+// do, so a retry on another replica never applies twice.
 func (d *driver) do(ctx context.Context, g *group, fn func(context.Context, pb.CaseServiceClient) error) error {
-	backoff := 50 * time.Millisecond
-	for {
-		i := int(g.next.Load()) % len(g.addrs)
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := fn(cctx, g.cases[i])
-		cancel()
-		if err == nil || !retryable(err) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w (last error: %w)", g.name, ctx.Err(), err)
-		}
-		d.countRetry(err)
-		g.next.CompareAndSwap(uint32(i), uint32(i+1)) // pass over this replica
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-	}
+	p := client.Policy{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond, Timeout: 3 * time.Second, Classify: d.classify}
+	return g.rs.Call(ctx, p, func(ctx context.Context, c *grpc.ClientConn) error {
+		return fn(ctx, pb.NewCaseServiceClient(c))
+	})
 }
 
 func (d *driver) run() bool {

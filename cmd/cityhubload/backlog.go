@@ -16,6 +16,7 @@ import (
 	"github.com/cityhub/cityhub/cmd/internal/authclient"
 	"github.com/cityhub/cityhub/cmd/internal/casegen"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // backlogBatch is the rows of one ImportCases call (the API's limit).
@@ -29,16 +30,24 @@ var legacySource = map[pb.Source]string{
 
 // importBacklog stores n cases in the tier before a measurement, the
 // fastest way the API offers: an old system's backlog through ImportCases,
-// 1,000 rows a call, o.clients calls in flight, to the first address. The
+// 1,000 rows a call, o.clients calls in flight, to the tier's leader
+// (tiers/client: following it over --addrs, a batch retried by
+// backlogPolicy under its one request id; the login is made at the first
+// address and its token serves the group). The
 // cases have the DOMAIN.md class mix, grids and places of the load's
 // reports, and were reported over the two years before now (outside any
 // duplicate window): half closed, the others reported or filed.
+// backlogPolicy retries a batch of the backlog: up to 8 calls of a
+// minute each, backing off from 200 ms.
+var backlogPolicy = client.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 8, Timeout: time.Minute}
+
 func importBacklog(o options, n int64) error {
-	cc, err := grpc.NewClient(o.addrs[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	rs := client.NewReplicas("tier", o.addrs, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer rs.Close()
+	cc, err := rs.Conn(0)
 	if err != nil {
 		return err
 	}
-	defer cc.Close()
 	var callOpts []grpc.CallOption
 	switch {
 	case o.token != "":
@@ -52,7 +61,6 @@ func importBacklog(o options, n int64) error {
 		}
 		callOpts = append(callOpts, grpc.PerRPCCredentials(sess))
 	}
-	cl := pb.NewOwnershipServiceClient(cc)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	now := time.Now()
 	var (
@@ -82,9 +90,12 @@ func importBacklog(o options, n int64) error {
 						GridCode: r.GridCode, ComponentId: r.ComponentId, Lat: strconv.FormatFloat(r.Location.GetLat(), 'f', 6, 64),
 						Lng: strconv.FormatFloat(r.Location.GetLng(), 'f', 6, 64), Address: r.Location.GetAddress(), Description: r.Description, Status: status})
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				resp, err := cl.ImportCases(ctx, &pb.ImportCasesRequest{RequestId: fmt.Sprintf("backlog-%s-%d", run, b), Rows: rows, Actor: "cityhubload"}, callOpts...)
-				cancel()
+				req := &pb.ImportCasesRequest{RequestId: fmt.Sprintf("backlog-%s-%d", run, b), Rows: rows, Actor: "cityhubload"}
+				var resp *pb.ImportCasesResponse
+				err := rs.Call(context.Background(), backlogPolicy, func(ctx context.Context, c *grpc.ClientConn) (err error) {
+					resp, err = pb.NewOwnershipServiceClient(c).ImportCases(ctx, req, callOpts...)
+					return err
+				})
 				if err == nil && len(resp.Rejected) > 0 {
 					err = fmt.Errorf("%d rows rejected, e.g. line %d %s: %s", len(resp.Rejected), resp.Rejected[0].Line, resp.Rejected[0].Field, resp.Rejected[0].Reason)
 				}

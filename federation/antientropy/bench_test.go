@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cityhub/cityhub/federation/relay"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -114,7 +114,7 @@ func buildBenchPair(b *testing.B) {
 // does: this end's summary, Digest, CaseVersions for the buckets that
 // differ, FetchCases of the peer's copies that may stand, and the decision
 // for each case) between two on-disk stores sharing -ae.cases cases of
-// which -ae.divergent differ, the parent calling the child's relay.Server
+// which -ae.divergent differ, the parent calling the child's wire.Server
 // over in-process gRPC (bufconn: real encoding and gRPC, no network). The
 // first comparison of a link (cold: no count from an earlier one, so the
 // peer's scan waits for this end's) is logged apart; the timed ones are
@@ -125,13 +125,13 @@ func BenchmarkAntiEntropy(b *testing.B) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
-	rs := relay.NewServer("s-1", topo, benchPair.child, nil, quiet)
+	rs := wire.NewServer("s-1", topo, benchPair.child, nil, quiet)
 	rs.SetAntiEntropy(NewHandler("s-1", topo, benchPair.child))
 	pb.RegisterFederationServiceServer(srv, rs)
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
-	dial := DialOptions(50*time.Millisecond, time.Second, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) })})
+	dial := wire.DialOptions(50*time.Millisecond, time.Second, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
 	peer := newGRPCPeer("s-1", []string{"127.0.0.1:9004"}, dial, 5*time.Minute)
 	defer peer.close()
 	l, err := newLink(topo, "d-1", "s-1")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // Runs the federation asks for after a restore (federation/DESIGN.md,
@@ -80,14 +81,15 @@ func (r *Runner) waitingFor() ([]string, error) {
 
 // followUp runs the catch-up and the kicked comparisons until ctx ends.
 func (r *Runner) followUp(ctx context.Context) {
-	backoff := r.opts.RetryMin
+	backoff := client.Policy{Initial: r.opts.RetryMin, Max: r.opts.RetryMax}.Backoff()
 	idle := 500 * time.Millisecond
 	for {
 		wait := idle
 		if failed, ran := r.followUpOnce(ctx); failed {
-			wait, backoff = backoff, min(2*backoff, r.opts.RetryMax)
+			wait = backoff.Next()
 		} else if ran {
-			backoff, wait = r.opts.RetryMin, 0
+			backoff.Reset()
+			wait = 0
 		}
 		if wait == 0 {
 			continue

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cityhub/cityhub/federation/relay"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -30,7 +30,7 @@ func serve(t *testing.T, self string, local node.Leader, withHandler bool) *bufc
 	topo := testTopo(t)
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	rs := relay.NewServer(self, topo, local, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rs := wire.NewServer(self, topo, local, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if withHandler {
 		rs.SetAntiEntropy(NewHandler(self, topo, local))
 	}
@@ -55,7 +55,7 @@ func TestServedLikeDeliver(t *testing.T) {
 		"leader:1":   lead,
 		"bare:1":     serve(t, "s-1", child, false),
 	}
-	opts := DialOptions(time.Millisecond, 10*time.Millisecond, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), dialer(lis)})
+	opts := wire.DialOptions(time.Millisecond, 10*time.Millisecond, grpc.WithTransportCredentials(insecure.NewCredentials()), dialer(lis))
 	ctx := context.Background()
 
 	// The client passes over the follower to the leader, and starts there

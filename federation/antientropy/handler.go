@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -25,7 +25,7 @@ const (
 // Handler is the peer's side of anti-entropy: the Digest, CaseVersions,
 // FetchCases and Repair calls of FederationService. The relay's Server
 // authorizes the caller (certificate, neighbour), checks the addressee and
-// that this replica leads, then hands the call here (relay.Server.
+// that this replica leads, then hands the call here (wire.Server.
 // SetAntiEntropy). Reads come from the leader's store; a repair is
 // proposed through the leader's Raft log as RepairCases.
 type Handler struct {
@@ -34,7 +34,7 @@ type Handler struct {
 	local node.Leader
 }
 
-var _ relay.AntiEntropyHandler = (*Handler)(nil)
+var _ wire.AntiEntropyHandler = (*Handler)(nil)
 
 // NewHandler returns node self's side of anti-entropy.
 func NewHandler(self string, topo *topology.Topology, local node.Leader) *Handler {

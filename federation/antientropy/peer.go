@@ -5,13 +5,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/cityhub/cityhub/federation/relay"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // Peer is the other end of a link: the anti-entropy calls of its
@@ -28,90 +25,40 @@ type Peer interface {
 // 3 MiB; CaseVersions and FetchCases are chunked well below this).
 const maxRecv = 64 << 20
 
-// grpcPeer calls a neighbour group's FederationService and follows its
-// leader the way the relay does (relay.Peer): a replica that answers
-// Unavailable (a follower) or cannot be reached is passed over for the
-// next, and the one that answered last is tried first. Each call to a
-// replica has its own timeout.
+// grpcPeer calls a neighbour group's FederationService through the
+// federation's wire (wire.Peer): it follows the neighbour's leader with
+// tiers/client's policy, passing over a replica that does not lead or
+// cannot be reached, backing off between rounds while none leads (an
+// election there), for at most peerRounds rounds; a disk-reserve refusal
+// or a final error ends the call (the next period tries again). Each call
+// to a replica has its own timeout.
 type grpcPeer struct {
-	peer    *relay.Peer
+	peer    *wire.Peer
 	timeout time.Duration
 }
 
-// DialOptions are the options of the connections to a neighbour: the
-// relay's reconnect backoff (bounded by retryMin and retryMax, not gRPC's
-// two minutes), then the node's own (transport credentials), which take
-// precedence.
-func DialOptions(retryMin, retryMax time.Duration, own []grpc.DialOption) []grpc.DialOption {
-	return append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: retryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: retryMax},
-		MinConnectTimeout: 20 * time.Second,
-	})}, own...)
-}
-
 func newGRPCPeer(name string, addrs []string, opts []grpc.DialOption, timeout time.Duration) *grpcPeer {
-	return &grpcPeer{peer: relay.NewPeer(name, addrs, opts), timeout: timeout}
+	return &grpcPeer{peer: wire.NewPeer(name, addrs, opts), timeout: timeout}
 }
 
-// peerRounds is how many times do tries the neighbour's replicas when none
-// of them leads (an election), backing off from 100 ms between rounds.
+// peerRounds is how many times a call tries the neighbour's replicas when
+// none of them leads, backing off from 100 ms between rounds.
 const peerRounds = 4
 
-// do calls fn on the neighbour's leader: each replica in turn, and again
-// after a pause while every one answers Unavailable (an election there).
+// do calls fn on the neighbour's leader.
 func (p *grpcPeer) do(ctx context.Context, fn func(context.Context, pb.FederationServiceClient) error) error {
-	var last error
-	pause := 100 * time.Millisecond
-	for round := 0; round < peerRounds; round++ {
-		if round > 0 {
-			select {
-			case <-ctx.Done():
-				return last
-			case <-time.After(pause):
+	return p.peer.Call(ctx, client.Policy{
+		Initial: 100 * time.Millisecond, Max: time.Second, Timeout: p.timeout,
+		Attempts: peerRounds * max(p.peer.Len(), 1),
+		// A disk refusal ends the call here: the runner's next period or
+		// follow-up tries again, rather than a call waiting out RetryInfo.
+		Classify: func(err error) client.Outcome {
+			if o := client.Classify(err); o != client.DiskLow {
+				return o
 			}
-			pause *= 2
-		}
-		var again bool
-		if again, last = p.once(ctx, fn); !again {
-			return last
-		}
-	}
-	return last
-}
-
-// once tries each replica at most once; again reports that every failure
-// was Unavailable (no leader reachable), worth another round.
-func (p *grpcPeer) once(ctx context.Context, fn func(context.Context, pb.FederationServiceClient) error) (again bool, err error) {
-	again = true
-	err = p.peer.Call(ctx, func(ctx context.Context, c pb.FederationServiceClient) error {
-		cctx, cancel := context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-		err := fn(cctx, c)
-		if err == nil {
-			again = false
-		}
-		return err
-	}, func(err error) bool {
-		if ctx.Err() != nil {
-			again = false
-			return false
-		}
-		if diskspace.IsRefusal(err) {
-			again = false // the leader, below its disk reserve: the next period tries again
-			return false
-		}
-		switch status.Code(err) {
-		case codes.Unavailable:
-			return true // not the leader, or not reachable: try the next replica
-		case codes.DeadlineExceeded:
-			again = false // a slow replica: next one, but no further round
-			return true
-		default:
-			again = false
-			return false
-		}
-	})
-	return again, err
+			return client.Final
+		},
+	}, fn)
 }
 
 func (p *grpcPeer) Digest(ctx context.Context, req *pb.DigestRequest) (resp *pb.DigestResponse, err error) {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cityhub/cityhub/federation/topology"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -26,7 +27,8 @@ type Options struct {
 	// Dial returns the node's own gRPC options for calling a neighbour
 	// (transport credentials), as for the relay.
 	Dial func(peer string) []grpc.DialOption
-	// RetryMin and RetryMax bound gRPC's reconnect backoff, as for the relay.
+	// RetryMin and RetryMax bound gRPC's reconnect backoff
+	// (wire.DialOptions) and the follow-up's backoff, as for the relay.
 	RetryMin, RetryMax time.Duration
 	// Interval is the period of the run the node makes, as the parent, with
 	// each of its children while it leads (federation.antientropy_interval);
@@ -99,7 +101,7 @@ func New(opts Options) (*Runner, error) {
 		if opts.Dial != nil {
 			own = opts.Dial(name)
 		}
-		p := newGRPCPeer(name, n.Replicas, DialOptions(opts.RetryMin, opts.RetryMax, own), opts.CallTimeout)
+		p := newGRPCPeer(name, n.Replicas, wire.DialOptions(opts.RetryMin, opts.RetryMax, own...), opts.CallTimeout)
 		r.peers[name], r.conns = p, append(r.conns, p)
 	}
 	return r, nil

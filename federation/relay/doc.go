@@ -1,6 +1,8 @@
-// Package relay moves a node's outbox across its links: the sending side
-// (Relay: one goroutine per neighbour, active on the group's leader only)
-// and the receiving side (Server: the FederationService that applies a
-// batch through the receiver's own Raft log). See federation/DESIGN.md for
-// the protocol and its failure cases.
+// Package relay is the sending side of a node's links: Relay, one sender
+// and one trimmer per neighbour, active on the group's leader only, reads
+// the outbox from the acknowledged mark, delivers batches to the
+// neighbour's leader and trims what the neighbour acknowledged through the
+// log. The wire it sends over (the FederationService that receives, the
+// neighbour client, the dial options) is federation/wire. See
+// federation/DESIGN.md for the protocol and its failure cases.
 package relay

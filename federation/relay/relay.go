@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
 	"github.com/cityhub/cityhub/federation/topology"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/node"
 )
 
@@ -40,7 +41,10 @@ type Options struct {
 	// link holds): at most this many entries and about this many bytes.
 	BatchSize  int
 	BatchBytes int
-	// RetryMin and RetryMax bound the backoff after a failed delivery.
+	// RetryMin and RetryMax bound the backoff after a failed delivery
+	// (tiers/client's policy: doubling, with jitter; after a disk-reserve
+	// refusal at least its RetryInfo) and the connections' reconnect
+	// backoff (wire.DialOptions).
 	RetryMin, RetryMax time.Duration
 	// CallTimeout bounds one Deliver call.
 	CallTimeout time.Duration
@@ -96,7 +100,7 @@ type Relay struct {
 type link struct {
 	peer   string
 	dir    string // "parent" or "child"
-	client *peerClient
+	client *wire.Peer
 
 	mu      sync.Mutex
 	lastErr string
@@ -121,21 +125,30 @@ func New(opts Options) (*Relay, error) {
 		if peer == self.Parent {
 			dir = "parent"
 		}
-		r.links = append(r.links, &link{peer: peer, dir: dir, client: newPeerClient(peer, n.Replicas, dialOptions(opts, peer)), trimKick: make(chan struct{}, 1)})
+		r.links = append(r.links, &link{peer: peer, dir: dir, client: wire.NewPeer(peer, n.Replicas, wire.DialOptions(opts.RetryMin, opts.RetryMax, opts.Dial(peer)...)), trimKick: make(chan struct{}, 1)})
 	}
 	return r, nil
 }
 
-// dialOptions are the gRPC options of the connections to peer. gRPC's own
-// reconnect backoff (1 s, growing to 120 s) would keep a link idle for up
-// to two minutes after a long partition heals, whatever the relay's retry
-// delays: it is bounded by RetryMin and RetryMax instead. The options of
-// o.Dial come later and so take precedence.
-func dialOptions(o Options, peer string) []grpc.DialOption {
-	return append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: o.RetryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.RetryMax},
-		MinConnectTimeout: 20 * time.Second,
-	})}, o.Dial(peer)...)
+// retry is the relay's backoff policy (tiers/client's, bounded by
+// RetryMin and RetryMax).
+func (r *Relay) retry() *client.Backoff {
+	return client.Policy{Initial: r.opts.RetryMin, Max: r.opts.RetryMax}.Backoff()
+}
+
+// deliver sends req to the neighbour's leader: one round over its
+// replicas, each at most once, starting with the one that answered last
+// (wire.Peer.Round); the send loop backs off between rounds.
+func (l *link) deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.DeliverResponse, error) {
+	var resp *pb.DeliverResponse
+	err := l.client.Round(ctx, client.Policy{}, func(ctx context.Context, c pb.FederationServiceClient) (err error) {
+		resp, err = c.Deliver(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 // Lead runs one sender and one trimmer per link until ctx ends. It is a
@@ -154,7 +167,7 @@ func (r *Relay) Lead(ctx context.Context) {
 // Close closes the relay's connections, once Lead has returned.
 func (r *Relay) Close() {
 	for _, l := range r.links {
-		l.client.close()
+		l.client.Close()
 	}
 }
 
@@ -173,7 +186,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 	var cursor uint64 // last sequence number known delivered; 0: read the acked mark
 	var advance bool  // the receiver is behind the floor: move it forward
 	var lastContact time.Time
-	backoff := r.opts.RetryMin
+	backoff := r.retry()
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	l.setSending(true)
@@ -185,7 +198,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 		b, err := local.Store().NextBatch(l.peer, cursor+1, r.opts.BatchSize, r.opts.BatchBytes)
 		if err != nil {
 			r.log.Error("read outbox", "peer", l.peer, "error", err)
-			r.wait(ctx, nil, backoff, idle)
+			r.wait(ctx, nil, backoff.Next(), idle)
 			continue
 		}
 		if cursor == 0 {
@@ -200,16 +213,15 @@ func (r *Relay) send(ctx context.Context, l *link) {
 		}
 		req := &pb.DeliverRequest{From: r.opts.Self, To: l.peer, Entries: b.Entries, Incarnation: b.Incarnation, Floor: b.Acked, Advance: advance}
 		cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
-		resp, err := l.client.deliver(cctx, req)
+		resp, err := l.deliver(cctx, req)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			l.setErr(err)
-			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(b.Entries), "error", err)
-			r.wait(ctx, nil, backoff, idle)
-			backoff = min(2*backoff, r.opts.RetryMax)
+			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(b.Entries), "outcome", client.OutcomeOf(err), "error", err)
+			r.wait(ctx, nil, client.Wait(err, backoff.Next()), idle)
 			cursor = 0 // re-read the acked mark: leadership may have moved here too
 			continue
 		}
@@ -241,7 +253,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 			continue
 		}
 		advance = false
-		backoff = r.opts.RetryMin
+		backoff.Reset()
 		l.setErr(nil)
 		// The receiver's mark is authoritative: it is past the batch when
 		// everything applied, and behind it after a gap (the next batch
@@ -281,7 +293,7 @@ func (r *Relay) wait(ctx context.Context, ch <-chan struct{}, d time.Duration, t
 // trim commits acknowledgements to the outbox through the log, one at a
 // time, coalescing the marks that arrive meanwhile.
 func (r *Relay) trim(ctx context.Context, l *link) {
-	backoff := r.opts.RetryMin
+	backoff := r.retry()
 	for {
 		select {
 		case <-ctx.Done():
@@ -303,12 +315,11 @@ func (r *Relay) trim(ctx context.Context, l *link) {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(backoff):
+				case <-time.After(client.Wait(err, backoff.Next())):
 				}
-				backoff = min(2*backoff, r.opts.RetryMax)
 				continue
 			}
-			backoff = r.opts.RetryMin
+			backoff.Reset()
 			l.mu.Lock()
 			l.trimmed = max(l.trimmed, hw)
 			l.mu.Unlock()

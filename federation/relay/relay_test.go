@@ -58,7 +58,7 @@ func TestRelayReportsAReceiverThatLostState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, local := testServer(t, nil)
+	local := testLocal(t)
 	// d1's outbox toward the city: 5 entries, 3 acknowledged and trimmed.
 	if err := local.st.Update(func(tx *store.Tx) error {
 		for i := 0; i < 5; i++ {
@@ -167,7 +167,7 @@ func startRelay(t *testing.T, peer pb.FederationServiceServer, n int, acked uint
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, local := testServer(t, nil)
+	local := testLocal(t)
 	enqueue(t, local, n)
 	if acked > 0 {
 		if err := local.st.Update(func(tx *store.Tx) error { _, err := tx.Trim("city", acked); return err }); err != nil {

@@ -1,7 +1,7 @@
 // Package errcode is the one table from cityhub's errors to the gRPC codes
 // a caller acts on, for everything that answers a caller: the client API
 // (tiers/api, REST through the gateway's mapping of codes), the internal
-// plane, and the federation's server (federation/relay). A caller decides
+// plane, and the federation's server (federation/wire). A caller decides
 // from the code alone whether to fix its request (InvalidArgument,
 // FailedPrecondition, ...), to retry on another replica (Unavailable: the
 // leadership is moving, or this replica is not the leader) or to back off

@@ -8,8 +8,8 @@ import (
 
 	"github.com/cityhub/cityhub/config"
 	"github.com/cityhub/cityhub/federation/antientropy"
-	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -19,7 +19,7 @@ import (
 // runner that compares this node with its neighbours, periodically with
 // its children (federation.antientropy_interval) and on demand. Neighbours
 // are dialled like the relay dials them.
-func newAntiEntropy(cfg config.Config, n *node.Node, topo *topology.Topology, self string, dial dialFunc, rs *relay.Server, logger *slog.Logger) (*antientropy.Runner, error) {
+func newAntiEntropy(cfg config.Config, n *node.Node, topo *topology.Topology, self string, dial dialFunc, rs *wire.Server, logger *slog.Logger) (*antientropy.Runner, error) {
 	rs.SetAntiEntropy(antientropy.NewHandler(self, topo, n))
 	return antientropy.New(antientropy.Options{
 		Self: self, Topology: topo, Local: n, Dial: dial,

@@ -18,8 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cityhub/cityhub/config"
-	"github.com/cityhub/cityhub/federation/relay"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/evidence"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -73,10 +74,10 @@ type evidenceLinks struct {
 	svc *evidence.Service
 
 	mu    sync.Mutex
-	peers map[string]*relay.Peer
+	peers map[string]*wire.Peer
 }
 
-func (e *evidenceLinks) peer(name string) (*relay.Peer, error) {
+func (e *evidenceLinks) peer(name string) (*wire.Peer, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p, ok := e.peers[name]; ok {
@@ -86,7 +87,7 @@ func (e *evidenceLinks) peer(name string) (*relay.Peer, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %q is not in the topology", name)
 	}
-	p := relay.NewPeer(name, n.Replicas, e.f.dial(name))
+	p := wire.NewPeer(name, n.Replicas, e.f.dial(name))
 	e.peers[name] = p
 	return p, nil
 }
@@ -119,7 +120,7 @@ func (e *evidenceLinks) FetchEvidence(ctx context.Context, caseID, sha, holder s
 		blob   *pb.EvidenceBlob
 		pieces [][]byte
 	)
-	err = p.Call(ctx, func(ctx context.Context, c pb.FederationServiceClient) error {
+	err = p.Round(ctx, client.Policy{}, func(ctx context.Context, c pb.FederationServiceClient) error {
 		blob, pieces = nil, nil
 		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
@@ -152,7 +153,7 @@ func (e *evidenceLinks) FetchEvidence(ctx context.Context, caseID, sha, holder s
 			return status.Errorf(codes.Unavailable, "evidence from %s hashes to %s, not %s", next, got, sha)
 		}
 		return nil
-	}, relay.PassOver)
+	})
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func (e *evidenceLinks) FetchEvidence(ctx context.Context, caseID, sha, holder s
 	return nil
 }
 
-// ServeEvidence implements relay.EvidenceSource: a neighbour asks for the
+// ServeEvidence implements wire.EvidenceSource: a neighbour asks for the
 // bytes of evidence attached to a case this node has. They come from this
 // group when it keeps them, else from the next node toward holder.
 func (e *evidenceLinks) ServeEvidence(ctx context.Context, from, caseID, sha, holder string, w func(*pb.EvidenceBlob, []byte) error) error {

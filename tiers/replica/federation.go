@@ -20,6 +20,7 @@ import (
 	"github.com/cityhub/cityhub/federation/certs"
 	"github.com/cityhub/cityhub/federation/relay"
 	"github.com/cityhub/cityhub/federation/topology"
+	"github.com/cityhub/cityhub/federation/wire"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/evidence"
@@ -70,7 +71,7 @@ func startFederation(cfg config.Config, n *node.Node, ev *evidence.Service, logg
 	var (
 		srvOpts  []grpc.ServerOption
 		dial     dialFunc
-		identity relay.PeerIdentity
+		identity wire.PeerIdentity
 	)
 	if cfg.Federation.Insecure {
 		dial = func(string) []grpc.DialOption {
@@ -106,10 +107,10 @@ func startFederation(cfg config.Config, n *node.Node, ev *evidence.Service, logg
 		self: self.Name, tier: self.Tier, topo: topo, node: n, lis: lis, stop: make(chan struct{}),
 		log: logger.With("component", "federation", "node", self.Name), dial: dial,
 	}
-	f.evidence = &evidenceLinks{f: f, svc: ev, peers: map[string]*relay.Peer{}}
+	f.evidence = &evidenceLinks{f: f, svc: ev, peers: map[string]*wire.Peer{}}
 	srvOpts = append(srvOpts, grpc.MaxRecvMsgSize(8<<20))
 	f.srv = grpc.NewServer(srvOpts...)
-	rs := relay.NewServer(self.Name, topo, n, identity, logger)
+	rs := wire.NewServer(self.Name, topo, n, identity, logger)
 	if f.antiEntropy, err = newAntiEntropy(cfg, n, topo, self.Name, dial, rs, logger); err != nil {
 		lis.Close()
 		return nil, err

@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"context"
@@ -157,7 +157,7 @@ func (s *Server) highWater(peer string) (uint64, error) {
 	return ls.InHighWater, nil
 }
 
-// callStatus is the status the relay server answers its caller (Deliver,
+// callStatus is the status the federation server answers its caller (Deliver,
 // the anti-entropy and evidence calls) by the one table (tiers/errcode):
 // leadership lost on the way is Unavailable, so the caller tries the next
 // replica; a status from further on keeps its code.

@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"context"
@@ -15,13 +15,14 @@ import (
 
 	"github.com/cityhub/cityhub/federation/topology"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // fakeLocal records what the server proposes instead of running raft.
-// A trim is applied to the store (the relay's tests read the marks).
+// A trim is applied to the store.
 type fakeLocal struct {
 	leader   bool
 	st       *store.Store
@@ -170,24 +171,10 @@ func TestDeliverBelowTheDiskReserve(t *testing.T) {
 	if status.Code(err) != codes.Unavailable || !diskspace.IsRefusal(err) || !strings.Contains(err.Error(), "below the reserve") {
 		t.Fatalf("Deliver below the reserve: %v", err)
 	}
-	if PassOver(err) {
-		t.Fatal("a refusal for low disk space is passed over to the next replica")
+	if o := client.Classify(err); o != client.DiskLow {
+		t.Fatalf("the refusal's outcome for a caller: %s, want %s (back off, never passed over to another replica)", o, client.DiskLow)
 	}
-	if !PassOver(status.Error(codes.Unavailable, "not the leader")) {
-		t.Fatal("not the leader is no longer passed over")
+	if o := client.Classify(status.Error(codes.Unavailable, "not the leader")); o != client.RetryElsewhere {
+		t.Fatalf("not the leader: %s, want %s", o, client.RetryElsewhere)
 	}
-}
-
-// lead runs r as its node's leader job would (node.AddLeaderJob) for one
-// term that lasts until the test ends, then closes it.
-func lead(t *testing.T, r *Relay) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Lead(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		r.Close()
-	})
 }

@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 type fixedHighWater struct {
@@ -42,9 +43,9 @@ func (l *refusingListener) Accept() (net.Conn, error) {
 }
 
 // A neighbour that comes back after its connection failed is reached again
-// within the relay's retry delays, not after gRPC's default reconnect
+// within the callers' retry delays (DialOptions), not after gRPC's default reconnect
 // backoff (1 s at first, growing by 1.6 up to 120 s). The test counts
-// connection attempts instead of timing them: with the relay's delays
+// connection attempts instead of timing them: with these delays
 // (20-50 ms here) the client makes 10 attempts in well under a second,
 // with gRPC's defaults the 10th comes after more than 80 s and the next one
 // 50 s or more later; the generous bounds below sit far from both.
@@ -60,23 +61,27 @@ func TestReconnectWithinRetryDelays(t *testing.T) {
 	go srv.Serve(rl)
 	defer srv.Stop()
 
-	o := Options{Dial: func(string) []grpc.DialOption {
-		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	}, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond}
-	o.defaults()
-	p := newPeerClient("peer", []string{l.Addr().String()}, dialOptions(o, "peer"))
-	defer p.close()
+	p := NewPeer("peer", []string{l.Addr().String()}, DialOptions(20*time.Millisecond, 50*time.Millisecond,
+		grpc.WithTransportCredentials(insecure.NewCredentials())))
+	defer p.Close()
 	req := &pb.DeliverRequest{From: "self", To: "peer"}
+	deliver := func(ctx context.Context) (resp *pb.DeliverResponse, err error) {
+		err = p.Round(ctx, client.Policy{}, func(ctx context.Context, c pb.FederationServiceClient) error {
+			resp, err = c.Deliver(ctx, req)
+			return err
+		})
+		return resp, err
+	}
 
 	const attempts = 10
 	const attemptsBound = 30 * time.Second // gRPC's defaults: 89 s at the least
 	down := time.Now()
 	for rl.refused.Load() < attempts {
 		if time.Since(down) > attemptsBound {
-			t.Fatalf("%d connection attempts in %v: the client backs off like gRPC's defaults, not within the relay's retry delays", rl.refused.Load(), attemptsBound)
+			t.Fatalf("%d connection attempts in %v: the client backs off like gRPC's defaults, not within the callers' retry delays (DialOptions)", rl.refused.Load(), attemptsBound)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := p.deliver(ctx, req)
+		_, err := deliver(ctx)
 		cancel()
 		if err == nil {
 			t.Fatal("delivery to a neighbour that is down succeeded")
@@ -90,7 +95,7 @@ func TestReconnectWithinRetryDelays(t *testing.T) {
 	back := time.Now()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := p.deliver(ctx, req)
+		resp, err := deliver(ctx)
 		cancel()
 		if err == nil {
 			if resp.HighWater != 7 {
