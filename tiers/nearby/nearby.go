@@ -45,8 +45,13 @@ func New(opts Options) *Finder { return &Finder{opts: opts} }
 func (f *Finder) SetStore(s *store.Store) { f.store.Store(s) }
 
 // maxCandidates bounds the index entries one lookup visits, the most
-// recent first (a grid is about 10,000 m²).
-const maxCandidates = 500
+// recent first (a grid is about 10,000 m²). A busy grid (a market's
+// vending reports, a camera's detections) holds hundreds of open cases of
+// one class inside the window; visiting them all cost a third of the
+// leader's CPU under batched reports (BENCHMARKS.md), and a person
+// deciding whether a report is a duplicate reads the latest few. The 64
+// most recent are plenty for both the hint and recurrence.
+const maxCandidates = 64
 
 // candidate is an index entry seen as a case, for the distance check.
 func candidate(e store.NearbyEntry) *pb.Case { return &pb.Case{Id: e.ID, Location: e.Location} }

@@ -184,8 +184,10 @@ func (s *Store) NearbyClosed(k NearbyClass, since, until time.Time, fn func(Near
 // the start of its window; a window holding more is walked backwards from
 // its end instead. Forward is the cheap direction (badger's memtable is a
 // skiplist without back links: each step back is a search), and a window
-// normally holds a handful of a grid's cases of one class.
-const forwardMax = 256
+// normally holds a handful of a grid's cases of one class. It matches
+// tiers/nearby's bound on the entries a look-up visits: a window holding
+// more is dense, and the newest are what the look-up wants.
+const forwardMax = 64
 
 func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := nearClassPrefix(family, k)
