@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/tiers/diskspace"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -119,9 +119,12 @@ func (p *Peers) Propose(ctx context.Context, leaderAddr string, cmd *pb.Command)
 	} else if err == nil {
 		res = fsm.ResultFromProto(resp.GetResult())
 	}
-	// A leader below its disk reserve answers for itself: the caller gets
-	// its refusal at once, not retries until the deadline.
-	if status.Code(err) == codes.Unavailable && !diskspace.IsRefusal(err) {
+	// Whatever the client policy would try on another replica (not the
+	// leader any more, unreachable, too slow) the node retries through
+	// whichever replica leads then. A leader below its disk reserve
+	// answers for itself (client.DiskLow): the caller gets its refusal at
+	// once, not retries until the deadline.
+	if client.Classify(err) == client.RetryElsewhere {
 		return nil, fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
 	}
 	return res, err
@@ -134,7 +137,7 @@ func (p *Peers) Register(ctx context.Context, leaderAddr string, reg *pb.Registe
 		return fmt.Errorf("%w: %w", node.ErrNoLeader, err)
 	}
 	_, err = pb.NewForwardServiceClient(c).Register(ctx, &pb.RegisterRequest{Node: reg})
-	if status.Code(err) == codes.Unavailable && !diskspace.IsRefusal(err) {
+	if client.Classify(err) == client.RetryElsewhere {
 		return fmt.Errorf("%w: leader %s: %w", node.ErrNoLeader, leaderAddr, err)
 	}
 	return err

@@ -10,10 +10,19 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/deadline"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/store"
 )
+
+// proposeRetry is how Propose waits between attempts while the leadership
+// moves: the one retry policy of cityhub's callers (tiers/client), short
+// at first, since an election takes a second or two. Which errors are
+// worth another attempt is the node's own typed errors (Retryable), read
+// before any gRPC status: the Forwarder turns an unreachable or deposed
+// leader into ErrNoLeader by the same policy's classification.
+var proposeRetry = client.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond}
 
 // Propose commits cmd, a client's write, through raft and returns the
 // state machine's result (a refusal is the error). On a follower the
@@ -34,7 +43,7 @@ func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*fsm.Result, error
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 		defer cancel()
 	}
-	backoff := 10 * time.Millisecond
+	backoff := proposeRetry.Backoff()
 	for {
 		res, err := n.proposeOnce(ctx, cmd)
 		if err == nil || !Retryable(err) {
@@ -45,9 +54,8 @@ func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*fsm.Result, error
 			return nil, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
 		case <-n.done:
 			return nil, ErrShutdown
-		case <-time.After(backoff):
+		case <-time.After(backoff.Next()):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
