@@ -75,6 +75,7 @@ var Table = []Row{
 	{store.ErrBadArea, codes.InvalidArgument},
 	{auth.ErrWeakPassword, codes.InvalidArgument},
 	{fsm.ErrBadCommand, codes.InvalidArgument},
+	{fsm.ErrBatchTooLarge, codes.InvalidArgument},
 	{fsm.ErrUnitNotBelow, codes.InvalidArgument},
 	{fsm.ErrBadTopology, codes.InvalidArgument},
 	{node.ErrInvalidRegistration, codes.InvalidArgument},
@@ -105,6 +106,9 @@ var Table = []Row{
 	{node.ErrRejoinSelf, codes.FailedPrecondition},
 	{node.ErrNotMember, codes.PermissionDenied},
 	{node.ErrUpgradeInProgress, codes.Unavailable},
+	// A leader's own command offered as a client's write: what the
+	// forward check answers for it too.
+	{node.ErrNotClientCommand, codes.PermissionDenied},
 	{fsm.ErrCatchingUp, codes.Unavailable},
 	// The change feed: a position older than the window (REST 410 Gone),
 	// a watcher cut off as too slow or one too many, a feed that stopped.
