@@ -197,6 +197,11 @@ type RaftConfig struct {
 	WALSegmentSize int `mapstructure:"wal_segment_size"`
 	// ApplyTimeout bounds how long a write waits for raft to commit it.
 	ApplyTimeout time.Duration `mapstructure:"apply_timeout"`
+	// JoinReports is the most case reports the leader joins into one log
+	// entry when they wait at the same moment (group commit: one entry,
+	// one replication round and one state transaction for all of them; a
+	// report alone is never held back). 0 or 1 turns joining off.
+	JoinReports int `mapstructure:"join_reports"`
 }
 
 // Peer is one static member of the raft group.
@@ -259,6 +264,7 @@ func Default() Config {
 			LogEngine:          "wal",
 			WALSegmentSize:     64 << 20,
 			ApplyTimeout:       10 * time.Second,
+			JoinReports:        100,
 		},
 		GRPC: ListenConfig{Addr: "127.0.0.1:7101"},
 		// Plain text on loopback for development; Validate refuses it as

@@ -253,6 +253,11 @@ func (c *Config) validateRaftTuning(v *validator) {
 	if r.ApplyTimeout <= 0 {
 		v.add("raft.apply_timeout", "%s must be positive", r.ApplyTimeout)
 	}
+	// The state machine takes at most 1,000 reports an entry
+	// (fsm.MaxBatchItems).
+	if r.JoinReports < 0 || r.JoinReports > 1000 {
+		v.add("raft.join_reports", "%d must be in 0..1000", r.JoinReports)
+	}
 	if r.LogEngine != "wal" && r.LogEngine != "badger" {
 		v.add("raft.log_engine", "%q must be wal or badger", r.LogEngine)
 	}

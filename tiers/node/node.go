@@ -119,6 +119,9 @@ type Config struct {
 	DiskReserve        uint64
 	DiskReservePercent float64
 	DiskCheckInterval  time.Duration
+	// JoinReports is the most reports the leader joins into one log entry
+	// when they wait at the same moment (join.go); 0 or 1: none.
+	JoinReports int
 }
 
 // Node is one running replica.
@@ -144,6 +147,9 @@ type Node struct {
 	lead        leadership
 	snapMetrics *snapshotMetrics
 	applyTimer  *applyTimer
+	// joiner joins the reports that wait at the same moment into one
+	// entry (join.go); nil: every report is an entry of its own.
+	joiner *joiner
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard
@@ -189,6 +195,12 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	go n.disk.Run(n.done)
+	if cfg.JoinReports > 1 {
+		n.joiner = newJoiner(cfg.JoinReports, n.done,
+			func(cmd *pb.Command) (*fsm.Result, error) { return n.commit(cmd, n.cfg.ApplyTimeout) },
+			func(cmd *pb.Command) bool { return n.versionGate(cmd) == nil })
+		go n.joiner.run()
+	}
 	return n, nil
 }
 

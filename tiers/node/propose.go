@@ -157,16 +157,25 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 	if err := n.admitWrite(cmd); err != nil {
 		return nil, err
 	}
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("encode command: %w", err)
-	}
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
+	}
+	if _, report := cmd.Body.(*pb.Command_Report); report && n.joiner != nil {
+		return n.joiner.join(ctx, cmd)
+	}
+	return n.commit(cmd, timeout)
+}
+
+// commit puts cmd into the log and returns the state machine's result; a
+// command the state machine refused is returned as the error.
+func (n *Node) commit(cmd *pb.Command, timeout time.Duration) (*fsm.Result, error) {
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
 	}
 	f := n.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {

@@ -1,0 +1,189 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+)
+
+// Joining reports (group commit). Under load, many clients report at once,
+// each with a ReportCase of its own. The leader joins the reports that
+// wait at the same moment into one ReportBatch entry: one log entry, one
+// replication round, one state transaction on every replica for all of
+// them, where each would otherwise have paid for its own. A report alone
+// (one client, a quiet hour) goes into the log as the ReportCase it is, as
+// soon as it comes: joining never waits for company.
+//
+// How many wait is decided by the log, not by a timer: at most
+// joinInFlight entries of joined reports are in raft at a time, and the
+// reports that come while they are all in flight are joined into the next
+// entry. So the entries grow with the load and with the log's latency.
+//
+// A batch item is decided, fingerprinted and replayed exactly as the same
+// report sent alone (fsm.BatchItem), so a report's answer, its request
+// record and a retry's replay do not depend on whether it was joined. Only
+// the time stamp is shared: the entry carries the earliest of its
+// reports' stamps, and reports are joined only with reports stamped for
+// the same day (the day is part of a case id).
+
+// joinInFlight bounds the entries of joined reports in raft at a time.
+const joinInFlight = 2
+
+// joinMaxBytes bounds the encoded reports of one joined entry.
+const joinMaxBytes = 1 << 20
+
+// joined is one report waiting to be joined, and where its answer goes.
+type joined struct {
+	cmd    *pb.Command // stamped and prechecked
+	answer chan joinAnswer
+}
+
+type joinAnswer struct {
+	res *fsm.Result
+	err error
+}
+
+// joiner joins waiting reports into entries (see above).
+type joiner struct {
+	max   int
+	in    chan *joined
+	slots chan struct{}
+	done  <-chan struct{}
+	// commit puts one command into the log and returns the state
+	// machine's result (Node.commit); batchAllowed reports whether every
+	// replica applies a ReportBatch (the version gate).
+	commit       func(cmd *pb.Command) (*fsm.Result, error)
+	batchAllowed func(cmd *pb.Command) bool
+}
+
+func newJoiner(max int, done <-chan struct{}, commit func(*pb.Command) (*fsm.Result, error), allowed func(*pb.Command) bool) *joiner {
+	return &joiner{max: max, in: make(chan *joined, 4*max), slots: make(chan struct{}, joinInFlight), done: done,
+		commit: commit, batchAllowed: allowed}
+}
+
+// join hands cmd, a stamped and prechecked ReportCase, to the joiner and
+// returns its result as if it had been committed alone.
+func (j *joiner) join(ctx context.Context, cmd *pb.Command) (*fsm.Result, error) {
+	w := &joined{cmd: cmd, answer: make(chan joinAnswer, 1)}
+	select {
+	case j.in <- w:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-j.done:
+		return nil, ErrShutdown
+	}
+	select {
+	case a := <-w.answer:
+		return a.res, a.err
+	case <-ctx.Done():
+		// The entry may still commit: a retry with the request id is safe.
+		return nil, ctx.Err()
+	case <-j.done:
+		return nil, ErrShutdown
+	}
+}
+
+// run takes a slot, then every report waiting (at least one, at most max),
+// and commits them in the background.
+func (j *joiner) run() {
+	for {
+		select {
+		case j.slots <- struct{}{}:
+		case <-j.done:
+			return
+		}
+		var group []*joined
+		select {
+		case w := <-j.in:
+			group = append(group, w)
+		case <-j.done:
+			return
+		}
+		size := proto.Size(group[0].cmd)
+	take:
+		for len(group) < j.max && size < joinMaxBytes {
+			select {
+			case w := <-j.in:
+				group = append(group, w)
+				size += proto.Size(w.cmd)
+			default:
+				break take
+			}
+		}
+		go func() {
+			defer func() { <-j.slots }()
+			j.commitGroup(group)
+		}()
+	}
+}
+
+// commitGroup commits the reports of group, joined by the day they were
+// stamped for, and answers each.
+func (j *joiner) commitGroup(group []*joined) {
+	for len(group) > 0 {
+		n := 1
+		for n < len(group) && sameDay(group[0].cmd, group[n].cmd) {
+			n++
+		}
+		j.commitDay(group[:n])
+		group = group[n:]
+	}
+}
+
+func (j *joiner) commitDay(group []*joined) {
+	if len(group) == 1 {
+		res, err := j.commit(group[0].cmd)
+		group[0].answer <- joinAnswer{res, err}
+		return
+	}
+	batch := joinReports(group)
+	if !j.batchAllowed(batch) {
+		// A replica of an older release does not know the batch: the
+		// reports go in one by one (raft still carries them together).
+		for _, w := range group {
+			go func() {
+				res, err := j.commit(w.cmd)
+				w.answer <- joinAnswer{res, err}
+			}()
+		}
+		return
+	}
+	res, err := j.commit(batch)
+	if err == nil && len(res.Items) != len(group) {
+		err = fmt.Errorf("joined reports: the state machine answered %d of %d", len(res.Items), len(group))
+	}
+	for i, w := range group {
+		switch {
+		case err != nil:
+			w.answer <- joinAnswer{nil, err}
+		case res.Items[i].Err != nil:
+			w.answer <- joinAnswer{nil, res.Items[i].Err}
+		default:
+			w.answer <- joinAnswer{res.Items[i], nil}
+		}
+	}
+}
+
+// sameDay reports whether two reports were stamped for the same day in
+// the same zone: they may share an entry's stamp.
+func sameDay(a, b *pb.Command) bool {
+	return a.GetReport().GetIdDate() == b.GetReport().GetIdDate() && a.LocalOffsetS == b.LocalOffsetS && a.StampedBy == b.StampedBy
+}
+
+// joinReports is the ReportBatch of group's reports, in order, stamped
+// with the earliest of their stamps.
+func joinReports(group []*joined) *pb.Command {
+	first := group[0].cmd
+	b := &pb.ReportBatch{Items: make([]*pb.ReportBatchItem, len(group))}
+	cmd := &pb.Command{StampedUnixMs: first.StampedUnixMs, StampedBy: first.StampedBy, LocalOffsetS: first.LocalOffsetS,
+		Body: &pb.Command_ReportBatch{ReportBatch: b}}
+	for i, w := range group {
+		b.Items[i] = &pb.ReportBatchItem{RequestId: w.cmd.RequestId, Report: w.cmd.GetReport()}
+		cmd.StampedUnixMs = min(cmd.StampedUnixMs, w.cmd.StampedUnixMs)
+	}
+	return cmd
+}

@@ -1,0 +1,203 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/fsm"
+)
+
+// fakeLog records what the joiner commits and answers each report with a
+// case named after its request id ("bad-…" request ids are refused).
+type fakeLog struct {
+	mu      sync.Mutex
+	entries []*pb.Command
+}
+
+var errRefused = errors.New("refused")
+
+func answerOf(requestID string) *fsm.Result {
+	if strings.HasPrefix(requestID, "bad-") {
+		return &fsm.Result{Err: fmt.Errorf("%s: %w", requestID, errRefused)}
+	}
+	return &fsm.Result{Case: &pb.Case{Id: "case-" + requestID}}
+}
+
+func (l *fakeLog) commit(cmd *pb.Command) (*fsm.Result, error) {
+	l.mu.Lock()
+	l.entries = append(l.entries, cmd)
+	l.mu.Unlock()
+	if b := cmd.GetReportBatch(); b != nil {
+		res := &fsm.Result{}
+		for _, it := range b.Items {
+			res.Items = append(res.Items, answerOf(it.RequestId))
+		}
+		return res, nil
+	}
+	res := answerOf(cmd.RequestId)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
+}
+
+func reportCmd(id, day string, at int64) *pb.Command {
+	return &pb.Command{RequestId: id, StampedUnixMs: at, StampedBy: "n1", LocalOffsetS: 8 * 3600,
+		Body: &pb.Command_Report{Report: &pb.ReportCase{IdDate: day}}}
+}
+
+// joinAll starts a joiner whose log slots are all taken, hands it cmds
+// from concurrent callers, waits until every one waits, then frees one
+// slot: the joiner must take them all at once. It returns each caller's
+// answer by request id.
+func joinAll(t *testing.T, allowed bool, cmds []*pb.Command) (*fakeLog, map[string]joinAnswer) {
+	t.Helper()
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	l := &fakeLog{}
+	j := newJoiner(100, done, l.commit, func(*pb.Command) bool { return allowed })
+	for range joinInFlight {
+		j.slots <- struct{}{}
+	}
+	go j.run()
+	var mu sync.Mutex
+	answers := map[string]joinAnswer{}
+	var wg sync.WaitGroup
+	for _, c := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := j.join(ctx, c)
+			mu.Lock()
+			answers[c.RequestId] = joinAnswer{res, err}
+			mu.Unlock()
+		}()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(j.in) < len(cmds) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d reports waiting after a minute", len(j.in), len(cmds))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	<-j.slots
+	wg.Wait()
+	return l, answers
+}
+
+func TestJoinerJoinsWaitingReports(t *testing.T) {
+	var cmds []*pb.Command
+	for i := range 20 {
+		id := fmt.Sprint("r-", i)
+		if i%7 == 3 {
+			id = fmt.Sprint("bad-", i)
+		}
+		cmds = append(cmds, reportCmd(id, "20261203", int64(1000+i)))
+	}
+	l, answers := joinAll(t, true, cmds)
+	if len(l.entries) != 1 {
+		t.Fatalf("%d entries for 20 waiting reports, want 1", len(l.entries))
+	}
+	b := l.entries[0].GetReportBatch()
+	if b == nil || len(b.Items) != 20 {
+		t.Fatalf("the entry is %v, want a batch of 20", l.entries[0].Body)
+	}
+	if got := l.entries[0].StampedUnixMs; got != 1000 {
+		t.Errorf("the entry is stamped %d, want the earliest report's 1000", got)
+	}
+	seen := map[string]bool{}
+	for _, it := range b.Items {
+		if seen[it.RequestId] || it.Report.GetIdDate() != "20261203" {
+			t.Errorf("item %s: twice, or its report changed: %v", it.RequestId, it.Report)
+		}
+		seen[it.RequestId] = true
+	}
+	for _, c := range cmds {
+		a := answers[c.RequestId]
+		if strings.HasPrefix(c.RequestId, "bad-") {
+			if !errors.Is(a.err, errRefused) || a.res != nil {
+				t.Errorf("%s: answered %v, %v; want its own refusal", c.RequestId, a.res, a.err)
+			}
+			continue
+		}
+		if a.err != nil || caseID(a.res) != "case-"+c.RequestId {
+			t.Errorf("%s: answered %v, %v; want its own case", c.RequestId, a.res, a.err)
+		}
+	}
+}
+
+func TestJoinerAloneAndAcrossDays(t *testing.T) {
+	l, answers := joinAll(t, true, []*pb.Command{reportCmd("alone", "20261203", 5)})
+	if len(l.entries) != 1 || l.entries[0].GetReport() == nil || l.entries[0].RequestId != "alone" {
+		t.Fatalf("a report alone went into the log as %v, want its own ReportCase", l.entries)
+	}
+	if a := answers["alone"]; a.err != nil || a.res.Case.Id != "case-alone" {
+		t.Fatalf("answered %v, %v", a.res, a.err)
+	}
+
+	// Reports stamped for two days never share an entry (nor its stamp).
+	var cmds []*pb.Command
+	for i := range 6 {
+		day := "20261203"
+		if i%2 == 1 {
+			day = "20261204"
+		}
+		cmds = append(cmds, reportCmd(fmt.Sprint("d-", i), day, int64(i)))
+	}
+	l, answers = joinAll(t, true, cmds)
+	for _, e := range l.entries {
+		days := map[string]bool{}
+		if e.GetReport() != nil {
+			days[e.GetReport().IdDate] = true
+		}
+		for _, it := range e.GetReportBatch().GetItems() {
+			days[it.Report.IdDate] = true
+		}
+		if len(days) != 1 {
+			t.Errorf("one entry holds reports of %d days: %v", len(days), e)
+		}
+	}
+	for _, c := range cmds {
+		if a := answers[c.RequestId]; a.err != nil || caseID(a.res) != "case-"+c.RequestId {
+			t.Errorf("%s: answered %v, %v", c.RequestId, a.res, a.err)
+		}
+	}
+}
+
+// A group whose replicas do not all know ReportBatch (a rolling upgrade)
+// gets its reports one entry each.
+func TestJoinerWithoutBatchesCommitsEachAlone(t *testing.T) {
+	var cmds []*pb.Command
+	for i := range 5 {
+		cmds = append(cmds, reportCmd(fmt.Sprint("old-", i), "20261203", int64(i)))
+	}
+	l, answers := joinAll(t, false, cmds)
+	if len(l.entries) != 5 {
+		t.Fatalf("%d entries, want 5", len(l.entries))
+	}
+	for _, e := range l.entries {
+		if e.GetReport() == nil {
+			t.Errorf("an entry is %T, want a ReportCase", e.Body)
+		}
+	}
+	for _, c := range cmds {
+		if a := answers[c.RequestId]; a.err != nil || caseID(a.res) != "case-"+c.RequestId {
+			t.Errorf("%s: answered %v, %v", c.RequestId, a.res, a.err)
+		}
+	}
+}
+
+func caseID(r *fsm.Result) string {
+	if r == nil || r.Case == nil {
+		return ""
+	}
+	return r.Case.Id
+}
