@@ -77,4 +77,3 @@ func TestConcurrentReportsJoined(t *testing.T) {
 		}
 	}
 }
-
