@@ -1,7 +1,9 @@
 // Package evaluation is the 综合评价 of DOMAIN.md section 7: indicators per
 // unit, region and inspector, per day, ISO week, month and quarter, kept
 // incrementally as counters by the state machine (Observe, called after
-// every write of a case) and read back as ranked, scored reports (Report);
+// every write of a case: per day and per month only) and read back as
+// ranked, scored reports (Report: a week sums its seven days, a quarter its
+// three months);
 // package tiers/export writes them as CSV and as the weekly bulletin
 // workbook. Recount computes the same report from the cases themselves;
 // tests hold the two equal.

@@ -462,6 +462,48 @@ func TestPeriodKeysSortInTimeOrder(t *testing.T) {
 	}
 }
 
+// A week is read as its seven days and a quarter as its three months:
+// every day of a decade is in exactly the parts of its own week and
+// quarter, and each part lies inside the period it is summed into
+// (including the ISO weeks that straddle a new year, and 53-week years).
+func TestPeriodPartsCoverThePeriod(t *testing.T) {
+	for d := time.Date(2019, 12, 20, 12, 0, 0, 0, time.UTC); d.Year() < 2031; d = d.AddDate(0, 0, 1) {
+		for _, tc := range []struct {
+			code, partCode byte
+			n              int
+		}{{'w', 'd', 7}, {'q', 'm', 3}, {'d', 'd', 1}, {'m', 'm', 1}} {
+			p := periodOf(tc.code, d)
+			parts := p.parts()
+			if len(parts) != tc.n {
+				t.Fatalf("%s: %d parts, want %d", p, len(parts), tc.n)
+			}
+			found := 0
+			for i, part := range parts {
+				if part.code != tc.partCode {
+					t.Fatalf("%s: part %s is not of kind %c", p, part, tc.partCode)
+				}
+				if i > 0 && string(part.appendKey(nil)) <= string(parts[i-1].appendKey(nil)) {
+					t.Fatalf("%s: parts %s, %s not in time order", p, parts[i-1], part)
+				}
+				if part == periodOf(tc.partCode, d) {
+					found++
+				}
+				// The part's first day is inside p.
+				first := time.Date(part.year, time.Month(max(1, part.n/100)), max(1, part.n%100), 12, 0, 0, 0, time.UTC)
+				if part.code == 'm' {
+					first = time.Date(part.year, time.Month(part.n), 1, 12, 0, 0, 0, time.UTC)
+				}
+				if periodOf(tc.code, first) != p {
+					t.Fatalf("%s: part %s lies in %s", p, part, periodOf(tc.code, first))
+				}
+			}
+			if found != 1 {
+				t.Fatalf("%s: %s is in %d of its parts", p, d.Format(DateLayout), found)
+			}
+		}
+	}
+}
+
 func TestQueryErrorsNameTheField(t *testing.T) {
 	w := memCounters{}
 	for _, tc := range []struct {
@@ -491,7 +533,7 @@ func TestQueryErrorsNameTheField(t *testing.T) {
 }
 
 func TestMalformedCounterKeys(t *testing.T) {
-	p := dimPrefix(nil, period{'w', 2026, 47}, dimUnit, 0)
+	p := dimPrefix(nil, period{'d', 2026, 1122}, dimUnit, 0) // a day of 2026-W47
 	for _, k := range []string{string(p) + "x", string(p) + "unit\x01\x01", string(p) + "unit\x00\x0b", string(p) + "unit\x00\x00"} {
 		w := memCounters{k: 1}
 		if _, err := Report(w, Query{Period: Week, At: "2026-11-22", Dimension: Unit}); err == nil {

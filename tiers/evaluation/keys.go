@@ -4,17 +4,18 @@ package evaluation
 //
 //	e/ <period:5> <dimension> <value> 0x00 <indicator:1>  → int64 BE
 //
-//	period     code ('d' day, 'w' ISO week, 'm' month, 'q' quarter),
-//	           year (2 bytes BE), number (2 bytes BE: month*100+day, week,
-//	           month or quarter)
+//	period     code ('d' day, 'm' month), year (2 bytes BE), number
+//	           (2 bytes BE: month*100+day, or month); releases before
+//	           2026-12 also wrote 'w' (ISO week) and 'q' (quarter) keys,
+//	           which nothing reads any more
 //	dimension  'u' unit | 'r' <digits:1 byte: 6, 9 or 12> region | 'i' inspector
 //	value      unit id, grid code prefix or inspector id
 //	indicator  1..numIndicators, | 0x80 for the count restricted to cases
 //	           from leaders and media (SOURCE_LEADER, SOURCE_MEDIA)
 //
-// One period × one dimension is one contiguous prefix, so a report for a
-// week scans that week's keys only: about (units × indicators) keys, however
-// many cases there are. The indicator is the key's last byte after a 0x00,
+// One stored period × one dimension is one contiguous prefix, so a report
+// for a week scans its seven days' prefixes only: about 7 × (units ×
+// indicators) keys, however many cases there are. The indicator is the key's last byte after a 0x00,
 // so a value is read back as everything between the dimension and that
 // pair, whatever bytes it holds.
 

@@ -14,8 +14,12 @@ const (
 )
 
 // periodCodes are the kinds of period every counter is kept for, each with
-// the byte that starts its part of a counter key.
-var periodCodes = [4]byte{'d', 'w', 'm', 'q'}
+// the byte that starts its part of a counter key: days and months. A week
+// is read as the sum of its seven days and a quarter as that of its three
+// months (parts), so a write of a case touches two periods, not four.
+// Releases before 2026-12 also kept 'w' and 'q' counters; nothing reads
+// those keys any more.
+var periodCodes = [2]byte{'d', 'm'}
 
 func periodCode(name string) (byte, bool) {
 	switch name {
@@ -60,6 +64,27 @@ func periodOf(code byte, t time.Time) period {
 	default:
 		return period{code, t.Year(), (int(t.Month())-1)/3 + 1}
 	}
+}
+
+// parts returns the stored periods whose counters sum to p: p itself for
+// a day or a month, the seven days of a week, the three months of a
+// quarter.
+func (p period) parts() []period {
+	switch p.code {
+	case 'w':
+		// ISO week p.n of ISO year p.year: its Monday is 7(n-1) days after
+		// the Monday of the week holding 4 January.
+		jan4 := time.Date(p.year, time.January, 4, 0, 0, 0, 0, time.UTC)
+		monday := jan4.AddDate(0, 0, -((int(jan4.Weekday())+6)%7)+7*(p.n-1))
+		days := make([]period, 7)
+		for i := range days {
+			days[i] = periodOf('d', monday.AddDate(0, 0, i))
+		}
+		return days
+	case 'q':
+		return []period{{'m', p.year, 3*p.n - 2}, {'m', p.year, 3*p.n - 1}, {'m', p.year, 3 * p.n}}
+	}
+	return []period{p}
 }
 
 // appendKey appends the 5-byte key part of p: its code, year and number

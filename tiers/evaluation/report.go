@@ -85,18 +85,29 @@ type counts [2][numIndicators + 1]int64
 
 // Report reads the counters of one period × one dimension and returns the
 // rows with their rates and scores, ranked best first (ties by key). Its
-// cost is the number of counters under that prefix (rows × indicators),
-// not the number of cases.
+// cost is the number of counters under the period's prefixes (rows ×
+// indicators, times 7 for a week summed from its days, 3 for a quarter
+// from its months), not the number of cases.
 func Report(r CounterScanner, q Query) (*pb.EvaluationReport, error) {
 	cq, err := q.check()
 	if err != nil {
 		return nil, err
 	}
-	prefix := dimPrefix(nil, cq.period, cq.dim, cq.digits)
 	rows := map[string]*counts{}
+	for _, part := range cq.period.parts() {
+		if err := scanPart(r, dimPrefix(nil, part, cq.dim, cq.digits), rows); err != nil {
+			return nil, err
+		}
+	}
+	return cq.finish(rows), nil
+}
+
+// scanPart adds the counters under one stored period × dimension prefix to
+// rows.
+func scanPart(r CounterScanner, prefix []byte, rows map[string]*counts) error {
 	var last string // keys arrive in order: a row's keys are adjacent
 	var cur *counts
-	err = r.ScanCounters(prefix, func(key []byte, v int64) error {
+	return r.ScanCounters(prefix, func(key []byte, v int64) error {
 		rest := key[len(prefix):]
 		if len(rest) < 2 || rest[len(rest)-2] != 0 {
 			return fmt.Errorf("evaluation: malformed counter key %q", key)
@@ -120,10 +131,6 @@ func Report(r CounterScanner, q Query) (*pb.EvaluationReport, error) {
 		cur[set][ind] += v
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return cq.finish(rows), nil
 }
 
 // finish turns counts into the ranked report.

@@ -132,7 +132,7 @@ func applyAuth(tx *store.Tx, cmd *pb.Command, a *pb.AuthChange, index uint64, fp
 }
 
 // auditCase records the history entry a case write made on this node.
-func auditCase(tx *store.Tx, c *pb.Case, index uint64) error {
+func auditCase(tx *store.Tx, c *pb.Case, index uint64, item int) error {
 	if c == nil || len(c.History) == 0 {
 		return nil
 	}
@@ -141,7 +141,7 @@ func auditCase(tx *store.Tx, c *pb.Case, index uint64) error {
 	if principal == "" {
 		principal = h.Actor
 	}
-	return tx.PutAudit(index, 0, &pb.AuditEvent{
+	return tx.PutAudit(index, item, &pb.AuditEvent{
 		AtUnixMs: h.GetAt().AsTime().UnixMilli(), Principal: principal, Actor: h.Actor, Role: h.Role,
 		Unit: h.ActorUnit, Action: h.Action.String(), CaseId: c.Id, Version: c.Version, RequestId: h.RequestId,
 	})

@@ -45,7 +45,7 @@ func reportBatch(tx *store.Tx, cmd *pb.Command, b *pb.ReportBatch, fv *fedView, 
 	}
 	out := &Result{Items: make([]*Result, len(b.Items))}
 	for i, it := range b.Items {
-		res, err := reportItem(tx, BatchItem(cmd, it), fv, index)
+		res, err := reportItem(tx, BatchItem(cmd, it), fv, index, i)
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +56,7 @@ func reportBatch(tx *store.Tx, cmd *pb.Command, b *pb.ReportBatch, fv *fedView, 
 
 // reportItem applies one item of a batch (sub: BatchItem) as the report
 // row of the registry applies a ReportCase.
-func reportItem(tx *store.Tx, sub *pb.Command, fv *fedView, index uint64) (*Result, error) {
+func reportItem(tx *store.Tx, sub *pb.Command, fv *fedView, index uint64, item int) (*Result, error) {
 	if sub.GetReport() == nil {
 		return &Result{Err: fmt.Errorf("%w: index %d: a batch item without a report", ErrBadCommand, index)}, nil
 	}
@@ -65,7 +65,7 @@ func reportItem(tx *store.Tx, sub *pb.Command, fv *fedView, index uint64) (*Resu
 	if res, err := recorded(tx, tx.GetCase, sub, t, fp); res != nil || err != nil {
 		return res, err
 	}
-	return t.apply(&entry{tx: tx, cmd: sub, index: index, fv: fv, fp: fp})
+	return t.apply(&entry{tx: tx, cmd: sub, index: index, fv: fv, fp: fp, item: item})
 }
 
 // precheckBatch answers a batch whose every item was applied before (a

@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -45,6 +46,19 @@ func TestReportBatch(t *testing.T) {
 		if err != nil || c.State != pb.State_STATE_REPORTED || c.History[0].RequestId != fmt.Sprintf("b-%d", i+1) {
 			t.Fatalf("case %d: %v %v", i+1, c, err)
 		}
+	}
+	// Each item has its own audit event, though all share the entry's
+	// index and stamp.
+	events, _, err := s.Audit(0, math.MaxInt64, "", 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, ev := range events {
+		audited = append(audited, ev.CaseId)
+	}
+	if fmt.Sprint(audited) != fmt.Sprint([]string{caseID(1), caseID(2), caseID(3)}) {
+		t.Fatalf("audit trail of the batch: cases %v, want one event for each of the three", audited)
 	}
 	before := records(t, s, true)
 

@@ -194,6 +194,9 @@ type entry struct {
 	fv    *fedView
 	fed   *fedCache
 	fp    []byte // the command's fingerprint
+	// item is the command's place in its entry: 0, or the item number of
+	// a batch's report, so each item's audit event has its own key.
+	item int
 }
 
 // pending is a stamped command the leader prechecks.
@@ -247,7 +250,7 @@ func caseCommand(fn func(e *entry) (*pb.Case, *Result, error)) func(e *entry) (*
 				return nil, err
 			}
 		}
-		if err := auditCase(e.tx, c, e.index); err != nil {
+		if err := auditCase(e.tx, c, e.index, e.item); err != nil {
 			return nil, err
 		}
 		return &Result{Case: c}, nil
