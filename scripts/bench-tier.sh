@@ -52,6 +52,21 @@ for port in 7001 7002 7003 7101 7102 7103 7201 7202 7203 7401 7402 7403 12379 12
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "port $port is in use" >&2; exit 1; fi
 done
 load() { awk '{print "load " $1 " " $2 " " $3}' /proc/loadavg; }
+# quiet: waits until the machine is idle (written back, under 10 % of its
+# CPUs busy over 2 s; at most 60 s), so what one system leaves behind (its
+# page cache writeback, its last compactions) does not weigh on the next
+# one's figures.
+quiet() {
+  sync
+  local a b busy total
+  for _ in $(seq 1 30); do
+    read -ra a </proc/stat; sleep 2; read -ra b </proc/stat
+    busy=$(( b[1] + b[2] + b[3] + b[6] + b[7] - a[1] - a[2] - a[3] - a[6] - a[7] ))
+    total=$(( busy + b[4] + b[5] - a[4] - a[5] ))
+    [ $total -gt 0 ] && [ $(( busy * 100 / total )) -lt 10 ] && return 0
+  done
+  echo "# the machine did not go quiet within 60 s"
+}
 # cpu_ticks PID...: user+system clock ticks of the processes so far.
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 hz=$(getconf CLK_TCK)
@@ -92,6 +107,8 @@ if [ $etcd = 1 ]; then
       --clients "$c" --duration "${secs}s" --warmup "${warm}s"
   done
   stop_all
+  rm -rf "$work/etcd"
+  quiet
 fi
 
 rm -rf "$work/run" && mkdir -p "$work/run/data/tier-3"
