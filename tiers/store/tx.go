@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
@@ -104,14 +106,22 @@ func (tx *Tx) PutCase(old, c *pb.Case) error {
 	if err := tx.set(digestKey(c.Id), digestOf(c, b).encode()); err != nil {
 		return err
 	}
-	for _, k := range indexKeys(old) {
-		if err := tx.del(k); err != nil {
-			return err
+	// Only the index entries that change are written: an entry the write
+	// leaves in place (the grid's, most often the state's or the unit's)
+	// would cost a memtable insert for nothing.
+	was, is := indexKeys(old), indexKeys(c)
+	for _, k := range was {
+		if !slices.ContainsFunc(is, func(n []byte) bool { return bytes.Equal(n, k) }) {
+			if err := tx.del(k); err != nil {
+				return err
+			}
 		}
 	}
-	for _, k := range indexKeys(c) {
-		if err := tx.set(k, nil); err != nil {
-			return err
+	for _, k := range is {
+		if !slices.ContainsFunc(was, func(o []byte) bool { return bytes.Equal(o, k) }) {
+			if err := tx.set(k, nil); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tx.putNearby(old, c); err != nil {

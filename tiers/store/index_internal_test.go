@@ -1,0 +1,85 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// TestPutCaseWritesOnlyTheIndexEntriesThatChange: a write of a case sets
+// the index entries it adds and deletes those it drops, and leaves the
+// others alone (each one rewritten would be a memtable insert for
+// nothing, on every replica): their badger version stays that of the
+// first write, while the case's own key moves on.
+func TestPutCaseWritesOnlyTheIndexEntriesThatChange(t *testing.T) {
+	s := openNearTest(t, t.TempDir())
+	defer s.Close()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	v1 := &pb.Case{Id: "c-1", State: pb.State_STATE_DISPATCHED, Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: "02",
+		GridCode: "320582110152102", OwnerUnit: "u-1", ReportedAt: timestamppb.New(at), Version: 1,
+		StageDeadline: timestamppb.New(at.Add(time.Hour))}
+	applied := uint64(0)
+	put := func(old, c *pb.Case) {
+		t.Helper()
+		applied++
+		if err := s.Update(func(tx *Tx) error {
+			if err := tx.PutCase(old, c); err != nil {
+				return err
+			}
+			return tx.SetApplied(applied, 1)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func(key []byte) uint64 {
+		t.Helper()
+		var v uint64
+		if err := s.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(key)
+			if err != nil {
+				return err
+			}
+			v = item.Version()
+			return nil
+		}); err != nil {
+			t.Fatalf("%q: %v", key, err)
+		}
+		return v
+	}
+	put(nil, v1)
+	gridV, unitV, stateV, caseV := version(gridKey(v1.GridCode, v1.Id)), version(unitKey("u-1", v1.Id)), version(stateKey(v1.State, v1.Id)), version(caseKey(v1.Id))
+
+	// The description changes: no index entry does.
+	v2 := proto.Clone(v1).(*pb.Case)
+	v2.Description, v2.Version = "更新", 2
+	put(v1, v2)
+	if version(caseKey(v1.Id)) == caseV {
+		t.Fatal("the case's key was not written")
+	}
+	if version(gridKey(v1.GridCode, v1.Id)) != gridV || version(unitKey("u-1", v1.Id)) != unitV || version(stateKey(v1.State, v1.Id)) != stateV {
+		t.Fatal("an unchanged index entry was written again")
+	}
+
+	// The state and the unit change: their entries move, the grid's stays.
+	v3 := proto.Clone(v2).(*pb.Case)
+	v3.State, v3.OwnerUnit, v3.Version = pb.State_STATE_ACCEPTED, "u-2", 3
+	put(v2, v3)
+	if version(gridKey(v1.GridCode, v1.Id)) != gridV {
+		t.Fatal("the grid's entry was written again")
+	}
+	version(stateKey(pb.State_STATE_ACCEPTED, v1.Id))
+	version(unitKey("u-2", v1.Id))
+	for _, gone := range [][]byte{stateKey(pb.State_STATE_DISPATCHED, v1.Id), unitKey("u-1", v1.Id)} {
+		if err := s.db.View(func(txn *badger.Txn) error { _, err := txn.Get(gone); return err }); err == nil {
+			t.Fatalf("%q is still there", gone)
+		}
+	}
+	if _, err := s.Verify(VerifyOptions{}); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+}
