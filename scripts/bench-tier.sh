@@ -16,7 +16,9 @@
 #       a call (cityhubload --batch), at every client count
 #   -P  write CPU profiles of the leader and a follower, taken during the
 #       gRPC point at 64 clients (the batched one with -B), into this
-#       directory (debug.pprof on)
+#       directory (debug.pprof on); with -b also of the 64-client point on
+#       the tier holding the backlog (stored-leader.pprof and
+#       stored-follower.pprof)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
@@ -128,10 +130,10 @@ cityhub() { run_point "$1" "${cpids[*]}" -- "$work/bin/cityhubload" --proto "$2"
 # seconds of the next point (after its warmup).
 profile() {
   [ -n "$profiles" ] || return 0
-  local f=$(( L % 3 + 1 ))
-  (sleep "$warm"; curl -sf -o "$profiles/leader.pprof" "127.0.0.1:720$L/debug/pprof/profile?seconds=$secs") &
+  local f=$(( L % 3 + 1 )) name=${1:-}
+  (sleep "$warm"; curl -sf -o "$profiles/${name}leader.pprof" "127.0.0.1:720$L/debug/pprof/profile?seconds=$secs") &
   ppids+=($!)
-  (sleep "$warm"; curl -sf -o "$profiles/follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
+  (sleep "$warm"; curl -sf -o "$profiles/${name}follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
   ppids+=($!)
 }
 ppids=()
@@ -164,7 +166,12 @@ if [ "$backlog" -gt 0 ]; then
     [ $(( (b - a) * 100 / (3 * hz) )) -lt 10 ] && break
   done
   echo "tier quiet after $(($(date +%s) - start)) s (the three replicas under 10 % of a core)"
-  for c in $clients; do cityhub "stored/$c" grpc 127.0.0.1:710$L "$c"; done
+  ppids=()
+  for c in $clients; do
+    [ "$c" = 64 ] && profile stored-
+    cityhub "stored/$c" grpc 127.0.0.1:710$L "$c"
+  done
+  [ -n "$profiles" ] && { wait "${ppids[@]}" || echo "a profile was not taken"; echo "profiles of the tier holding the backlog: $profiles/stored-leader.pprof $profiles/stored-follower.pprof"; }
 fi
 stop_all
 

@@ -28,15 +28,11 @@ func (tx *Tx) AddCounter(key []byte, delta int64) error {
 	if delta == 0 {
 		return nil
 	}
-	n, err := tx.getUint64(key)
+	n, err := tx.counter(key)
 	if err != nil {
 		return err
 	}
-	v := int64(n) + delta
-	if v == 0 {
-		return tx.del(key)
-	}
-	return tx.set(key, binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)))
+	return tx.setCounter(key, uint64(int64(n)+delta), true)
 }
 
 // Counter returns the value of one counter (0 when absent).

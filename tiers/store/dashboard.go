@@ -348,27 +348,11 @@ func (tx *Tx) flushDash() error {
 
 // addDash adds d to a D/ counter, deleting it at zero.
 func (tx *Tx) addDash(k []byte, d int64) error {
-	n, cached := uint64(0), false
-	if tx.dashCache != nil {
-		n, cached = tx.dashCache.get(string(k))
+	n, err := tx.counter(k)
+	if err != nil {
+		return err
 	}
-	if !cached {
-		var err error
-		if n, err = tx.getUint64(k); err != nil {
-			return err
-		}
-	}
-	v := int64(n) + d
-	if tx.dashCache != nil {
-		if tx.dashWrites == nil {
-			tx.dashWrites = make(map[string]uint64, len(tx.dash))
-		}
-		tx.dashWrites[string(k)] = uint64(v)
-	}
-	if v == 0 {
-		return tx.del(k)
-	}
-	return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)))
+	return tx.setCounter(k, uint64(int64(n)+d), true)
 }
 
 // AreaTally is the numbers of one area (or unit) from the D/ counters.
@@ -669,8 +653,8 @@ func (s *Store) ensureDashboard() error {
 }
 
 func (s *Store) rebuildDashboard(applied uint64) (int, error) {
-	s.dash.reset()
-	defer s.dash.reset()
+	s.counters.reset()
+	defer s.counters.reset()
 	if err := s.db.DropPrefix([]byte(pfxDash)); err != nil {
 		return 0, err
 	}

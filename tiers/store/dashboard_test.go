@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -316,7 +317,7 @@ func mapsEqual(a, b map[pb.State]int64) bool {
 }
 
 // TestDashboardCountersAfterRestoreIntoTheSameStore: the counters' values a
-// store keeps from its last writes (dashcache.go) are not the values of a
+// store keeps from its last writes (countercache.go) are not the values of a
 // snapshot restored over it. Restore an older snapshot into the store that
 // went on writing, write again: the counters are the snapshot's plus the
 // new write (Verify counts them from the cases), not the lost life's.
@@ -348,5 +349,94 @@ func TestDashboardCountersAfterRestoreIntoTheSameStore(t *testing.T) {
 	r := dash(t, s, store.DashboardQuery{Area: dashGrid})
 	if got := r.Area.States[pb.State_STATE_REPORTED]; got != 3 {
 		t.Fatalf("reported in the grid after the restore and one report: %d, want 3", got)
+	}
+}
+
+// TestCountersAfterRestoreIntoTheSameStore: the same for the other
+// counters the store keeps in memory (countercache.go): the day's case
+// sequence and an evaluation counter go on from the snapshot's values
+// after a restore, and a transaction that fails leaves the cache as it
+// was (its values never reach it).
+func TestCountersAfterRestoreIntoTheSameStore(t *testing.T) {
+	s := openMem(t)
+	key := []byte("e/d\x07\xea\x04\xb4r\x06320505\x00\x01")
+	index := uint64(0)
+	step := func(fn func(tx *store.Tx) error) {
+		t.Helper()
+		index++
+		if err := s.Update(func(tx *store.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return tx.SetApplied(index, 1)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq := func(tx *store.Tx) (uint64, error) { return tx.NextSeq("320505", "20260501") }
+	count := func() int64 {
+		t.Helper()
+		var n int64
+		if err := s.View(func(tx *store.Tx) (err error) { n, err = tx.Counter(key); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for range 2 {
+		step(func(tx *store.Tx) error {
+			if _, err := seq(tx); err != nil {
+				return err
+			}
+			return tx.AddCounter(key, 5)
+		})
+	}
+	older := snapshotBytes(t, s) // sequence 2, counter 10
+	for range 8 {
+		step(func(tx *store.Tx) error {
+			if _, err := seq(tx); err != nil {
+				return err
+			}
+			return tx.AddCounter(key, 5)
+		}) // the cache now says 10 and 50
+	}
+	// A failing transaction: its values must not reach the cache.
+	if err := s.Update(func(tx *store.Tx) error {
+		for range 3 {
+			if _, err := seq(tx); err != nil {
+				return err
+			}
+		}
+		if err := tx.AddCounter(key, 1000); err != nil {
+			return err
+		}
+		return errors.New("refused")
+	}); err == nil {
+		t.Fatal("the failing transaction committed")
+	}
+	var n uint64
+	step(func(tx *store.Tx) (err error) { n, err = seq(tx); return err })
+	if n != 11 || count() != 50 {
+		t.Fatalf("after a failed transaction: sequence %d, counter %d; want 11 and 50", n, count())
+	}
+	if err := s.Restore(bytes.NewReader(older)); err != nil {
+		t.Fatal(err)
+	}
+	index = 2
+	step(func(tx *store.Tx) (err error) {
+		if n, err = seq(tx); err != nil {
+			return err
+		}
+		// Twice in one transaction: the second add reads the first's value.
+		if err := tx.AddCounter(key, 1); err != nil {
+			return err
+		}
+		return tx.AddCounter(key, -11)
+	})
+	if n != 3 || count() != 0 {
+		t.Fatalf("after the restore: sequence %d, counter %d; want 3 and 0 (the snapshot's 2 and 10, moved on)", n, count())
+	}
+	// At zero the counter is deleted, as without the cache.
+	if err := s.ScanCounters(key, func(k []byte, v int64) error { return fmt.Errorf("counter %q = %d left at zero", k, v) }); err != nil {
+		t.Fatal(err)
 	}
 }

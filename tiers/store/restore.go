@@ -88,14 +88,14 @@ func (tx *Tx) SetInLink(peer string, highWater, incarnation uint64) error {
 // whether the counter moved.
 func (tx *Tx) BumpSeq(prefix, date string, seq uint64) (bool, error) {
 	k := seqKey(prefix, date)
-	n, err := tx.getUint64(k)
+	n, err := tx.counter(k)
 	if err != nil {
 		return false, err
 	}
 	if n >= seq {
 		return false, nil
 	}
-	return true, tx.set(k, binary.BigEndian.AppendUint64(nil, seq))
+	return true, tx.setCounter(k, seq, false)
 }
 
 // SplitCaseID splits a case id <prefix>-<YYYYMMDD>-<sequence> into its

@@ -100,7 +100,7 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	s.dash.reset() // the counters' values are the snapshot's from here
+	s.counters.reset() // the counters' values are the snapshot's from here
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}

@@ -49,7 +49,7 @@ func (s *Store) EnableStats() *Stats {
 }
 
 func (s *Store) tx(txn *badger.Txn) *Tx {
-	return &Tx{txn: txn, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load(), dashCache: &s.dash}
+	return &Tx{txn: txn, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
 }
 
 func (tx *Tx) get(key []byte) (*badger.Item, error) {

@@ -34,8 +34,8 @@ type Store struct {
 	stats atomic.Pointer[Stats] // nil until EnableStats
 	// requests holds every stored request id (requests.go).
 	requests atomic.Pointer[requestFilter]
-	// dash holds the dashboard counters' committed values (dashcache.go).
-	dash dashCache
+	// counters holds the counters' committed values (countercache.go).
+	counters counterCache
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -109,6 +109,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	tx := s.tx(txn)
+	tx.counterCache = &s.counters
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -124,8 +125,8 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
-	if len(tx.dashWrites) > 0 {
-		s.dash.put(tx.dashWrites)
+	if len(tx.counterWrites) > 0 {
+		s.counters.put(tx.counterWrites)
 	}
 	return nil
 }

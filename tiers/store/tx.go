@@ -28,13 +28,14 @@ type Tx struct {
 	// dash holds the dashboard counters' changes until the commit
 	// (dashboard.go).
 	dash map[string]int64
-	// dashCache has the counters' committed values (nil: read them all
-	// through badger); dashWrites the values this transaction gives them,
-	// for the cache once it commits.
-	dashCache  *dashCache
-	dashWrites map[string]uint64
-	stats      *Stats         // nil: not counting
-	requests   *requestFilter // nil: look every request id up
+	// counterCache has the counters' committed values (set in write
+	// transactions only; nil: read them all through badger);
+	// counterWrites the values this transaction gives them, read back by
+	// its next reads and given to the cache once it commits.
+	counterCache  *counterCache
+	counterWrites map[string]uint64
+	stats         *Stats         // nil: not counting
+	requests      *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
@@ -204,11 +205,42 @@ func isOpen(st pb.State) bool {
 
 func (tx *Tx) addCount(st pb.State, d int64) error {
 	k := countKey(st)
-	n, err := tx.getUint64(k)
+	n, err := tx.counter(k)
 	if err != nil {
 		return err
 	}
-	return tx.set(k, binary.BigEndian.AppendUint64(nil, uint64(int64(n)+d)))
+	return tx.setCounter(k, uint64(int64(n)+d), false)
+}
+
+// counter reads the uint64 counter at k (0 when absent) in a write
+// transaction: the value this transaction gave it, else the committed
+// value the counter cache holds (countercache.go), else badger's.
+func (tx *Tx) counter(k []byte) (uint64, error) {
+	if v, ok := tx.counterWrites[string(k)]; ok {
+		return v, nil
+	}
+	if tx.counterCache != nil {
+		if v, ok := tx.counterCache.get(string(k)); ok {
+			return v, nil
+		}
+	}
+	return tx.getUint64(k)
+}
+
+// setCounter writes the uint64 counter at k, deleting it at zero when
+// deleteAtZero, and records the value for the transaction's next reads and
+// the cache. Every write of a counter family goes through it.
+func (tx *Tx) setCounter(k []byte, v uint64, deleteAtZero bool) error {
+	if tx.counterCache != nil {
+		if tx.counterWrites == nil {
+			tx.counterWrites = make(map[string]uint64)
+		}
+		tx.counterWrites[string(k)] = v
+	}
+	if v == 0 && deleteAtZero {
+		return tx.del(k)
+	}
+	return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), v))
 }
 
 func (tx *Tx) getUint64(k []byte) (uint64, error) {
@@ -233,12 +265,12 @@ func (tx *Tx) getUint64(k []byte) (uint64, error) {
 // NextSeq allocates the next case sequence number for an id prefix and date.
 func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
 	k := seqKey(prefix, date)
-	n, err := tx.getUint64(k)
+	n, err := tx.counter(k)
 	if err != nil {
 		return 0, err
 	}
 	n++
-	return n, tx.set(k, binary.BigEndian.AppendUint64(nil, n))
+	return n, tx.setCounter(k, n, false)
 }
 
 // GetRequest returns the record of an applied request id, or ErrNotFound.
