@@ -191,6 +191,14 @@ const forwardMax = 64
 
 func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := nearClassPrefix(family, k)
+	visit := fn
+	if st := s.stats.Load(); st != nil {
+		// The window's entries visited in memory count as keys read.
+		visit = func(e NearbyEntry) bool { st.Scanned.Add(1); return fn(e) }
+	}
+	if s.near.lookup(prefix, since, until, visit) {
+		return nil
+	}
 	sinceMs := since.UnixMilli()
 	inWindow := func(e NearbyEntry) bool { return !e.At.Before(since) && (until.IsZero() || !e.At.After(until)) }
 	return s.View(func(tx *Tx) error {

@@ -101,6 +101,7 @@ func (s *Store) Restore(r io.Reader) error {
 		return err
 	}
 	s.counters.reset() // the counters' values are the snapshot's from here
+	s.near.reset()     // and so are the nearby entries
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}
@@ -164,6 +165,9 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		return err
 	}
 	if err := s.buildRequestFilter(); err != nil {
+		return err
+	}
+	if err := s.near.load(s); err != nil {
 		return err
 	}
 	return s.db.Sync()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,10 @@ type Options struct {
 	InMemory bool
 	// Feed bounds the change log (feed.go).
 	Feed FeedOptions
+	// NearbyWindow is how far back the nearby index is also kept in
+	// memory for look-ups (nearmem.go): at least the longest duplicate or
+	// recurrence window asked; 0 keeps none (every look-up reads badger).
+	NearbyWindow time.Duration
 }
 
 // Store is the badger-backed state of one tier node.
@@ -36,6 +41,8 @@ type Store struct {
 	requests atomic.Pointer[requestFilter]
 	// counters holds the counters' committed values (countercache.go).
 	counters counterCache
+	// near holds the recent nearby index entries (nearmem.go).
+	near nearMem
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -54,13 +61,16 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: logger, feed: opts.Feed}
+	s := &Store{db: db, log: logger, feed: opts.Feed, near: nearMem{window: opts.NearbyWindow, now: time.Now}}
 	err = s.ensureNearby()
 	if err == nil {
 		err = s.ensureDashboard()
 	}
 	if err == nil {
 		err = s.buildRequestFilter()
+	}
+	if err == nil {
+		err = s.near.load(s)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -110,6 +120,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	defer txn.Discard()
 	tx := s.tx(txn)
 	tx.counterCache = &s.counters
+	tx.nearTrack = s.near.window > 0
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -128,6 +139,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if len(tx.counterWrites) > 0 {
 		s.counters.put(tx.counterWrites)
 	}
+	s.near.apply(tx.nearOps)
 	return nil
 }
 

@@ -34,8 +34,13 @@ type Tx struct {
 	// its next reads and given to the cache once it commits.
 	counterCache  *counterCache
 	counterWrites map[string]uint64
-	stats         *Stats         // nil: not counting
-	requests      *requestFilter // nil: look every request id up
+	// nearTrack records the N/ entries this transaction sets and deletes
+	// (nearOps), for the store's in-memory window once it commits
+	// (nearmem.go); write transactions only.
+	nearTrack bool
+	nearOps   []nearOp
+	stats     *Stats         // nil: not counting
+	requests  *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
@@ -66,6 +71,9 @@ func (tx *Tx) set(key, val []byte) error {
 	if tx.stats != nil {
 		tx.stats.Writes.Add(1)
 	}
+	if tx.nearTrack && isNearEntryKey(key) {
+		tx.nearOps = append(tx.nearOps, nearOp{key: bytes.Clone(key), val: bytes.Clone(val)})
+	}
 	if err := tx.txn.Set(key, val); err != nil {
 		return fmt.Errorf("write %q: %w", key, err)
 	}
@@ -75,6 +83,9 @@ func (tx *Tx) set(key, val []byte) error {
 func (tx *Tx) del(key []byte) error {
 	if tx.stats != nil {
 		tx.stats.Writes.Add(1)
+	}
+	if tx.nearTrack && isNearEntryKey(key) {
+		tx.nearOps = append(tx.nearOps, nearOp{key: bytes.Clone(key), del: true})
 	}
 	if err := tx.txn.Delete(key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
