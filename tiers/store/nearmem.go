@@ -36,6 +36,13 @@ type nearMem struct {
 	classes map[string][]memNear
 }
 
+func newNearMem(window time.Duration, now func() time.Time) nearMem {
+	if now == nil {
+		window = 0
+	}
+	return nearMem{window: window, now: now}
+}
+
 // memNear is one entry: its key after the class prefix (time, id) and
 // what a look-up returns.
 type memNear struct {

@@ -31,7 +31,7 @@ func TestNearbyMemoryAnswersAsBadger(t *testing.T) {
 	const window = 40 * 24 * time.Hour
 	open := func() *Store {
 		t.Helper()
-		s, err := Open(Options{Dir: dir, NearbyWindow: window, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		s, err := Open(Options{Dir: dir, NearbyWindow: window, Now: time.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}

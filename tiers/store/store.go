@@ -29,6 +29,10 @@ type Options struct {
 	// memory for look-ups (nearmem.go): at least the longest duplicate or
 	// recurrence window asked; 0 keeps none (every look-up reads badger).
 	NearbyWindow time.Duration
+	// Now is the wall clock the window's horizon follows (tiers/node
+	// passes its clock; the store, part of the state machine, reads none
+	// itself); nil with a NearbyWindow keeps none.
+	Now func() time.Time
 }
 
 // Store is the badger-backed state of one tier node.
@@ -61,7 +65,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: logger, feed: opts.Feed, near: nearMem{window: opts.NearbyWindow, now: time.Now}}
+	s := &Store{db: db, log: logger, feed: opts.Feed, near: newNearMem(opts.NearbyWindow, opts.Now)}
 	err = s.ensureNearby()
 	if err == nil {
 		err = s.ensureDashboard()
