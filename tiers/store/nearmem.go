@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,8 +98,11 @@ func uvarint(b []byte) (uint64, int) {
 	return 0, 0
 }
 
-// load fills the cache from the store's N/ family (at Open and after a
-// Restore): every entry at or after the horizon.
+// load fills the cache from the store's N/ family: every entry at or
+// after the horizon. It runs at Open and at the end of a Restore, when no
+// write transaction can commit meanwhile (the state machine has not
+// started, or raft holds its applies until the restore returns): a commit
+// between the scan and the install would be missed.
 func (m *nearMem) load(s *Store) error {
 	if m.window <= 0 {
 		return nil
@@ -162,7 +166,7 @@ func (m *nearMem) apply(ops []nearOp) {
 		}
 		class, suffix := string(op.key[:n]), string(op.key[n:])
 		list := m.classes[class]
-		i, found := slices.BinarySearchFunc(list, suffix, func(x memNear, s string) int { return cmpString(x.suffix, s) })
+		i, found := slices.BinarySearchFunc(list, suffix, func(x memNear, s string) int { return strings.Compare(x.suffix, s) })
 		if op.del {
 			if found {
 				m.classes[class] = slices.Delete(list, i, i+1)
@@ -234,14 +238,4 @@ func (m *nearMem) lookup(prefix []byte, since, until time.Time, fn func(NearbyEn
 		}
 	}
 	return true
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
