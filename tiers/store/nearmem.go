@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"sync"
@@ -69,7 +70,7 @@ func isNearEntryKey(k []byte) bool {
 func nearClassLen(key []byte) (int, bool) {
 	i := len(pfxNearOpen)
 	for f := 0; f < 3; f++ {
-		n, w := uvarint(key[i:])
+		n, w := binary.Uvarint(key[i:])
 		if w <= 0 || i+w+int(n) > len(key) {
 			return 0, false
 		}
@@ -80,22 +81,6 @@ func nearClassLen(key []byte) (int, bool) {
 		return 0, false
 	}
 	return i, true
-}
-
-func uvarint(b []byte) (uint64, int) {
-	var x uint64
-	var s uint
-	for i, c := range b {
-		if i == 10 {
-			return 0, -1
-		}
-		if c < 0x80 {
-			return x | uint64(c)<<s, i + 1
-		}
-		x |= uint64(c&0x7f) << s
-		s += 7
-	}
-	return 0, 0
 }
 
 // load fills the cache from the store's N/ family: every entry at or
