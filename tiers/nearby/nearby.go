@@ -11,6 +11,7 @@
 package nearby
 
 import (
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -53,8 +54,12 @@ func (f *Finder) SetStore(s *store.Store) { f.store.Store(s) }
 // most recent are plenty for both the hint and recurrence.
 const maxCandidates = 64
 
-// candidate is an index entry seen as a case, for the distance check.
-func candidate(e store.NearbyEntry) *pb.Case { return &pb.Case{Id: e.ID, Location: e.Location} }
+// self is true for c's own index entry: its id, at its time (the
+// millisecond is compared first, from the entry itself: the id's bytes
+// live elsewhere in memory, and a dense window visits 64 entries).
+func self(e store.NearbyEntry, ms int64, id string) bool {
+	return e.At.UnixMilli() == ms && e.ID == id
+}
 
 // Duplicates lists open cases of c's class at c's place reported within
 // the duplicate window before now, most recent first.
@@ -65,8 +70,9 @@ func (f *Finder) Duplicates(c *pb.Case, now time.Time) []string {
 	}
 	var out []store.NearbyEntry
 	seen := 0
+	ms, id, at := c.GetReportedAt().AsTime().UnixMilli(), c.GetId(), f.placeOf(c)
 	err := st.NearbyOpen(store.NearbyClassOf(c), now.Add(-f.opts.DuplicateWindow), func(e store.NearbyEntry) bool {
-		if e.ID != c.GetId() && f.close(candidate(e), c) {
+		if !self(e, ms, id) && at.holds(e) {
 			out = append(out, e)
 		}
 		seen++
@@ -75,6 +81,7 @@ func (f *Finder) Duplicates(c *pb.Case, now time.Time) []string {
 	if err != nil {
 		return nil
 	}
+	// The index gives them newest first by millisecond; within one, by id.
 	slices.SortStableFunc(out, func(a, b store.NearbyEntry) int { return b.At.Compare(a.At) })
 	ids := make([]string, len(out))
 	for i, e := range out {
@@ -93,13 +100,14 @@ func (f *Finder) Recurrence(c *pb.Case, now time.Time) string {
 	}
 	var best *store.NearbyEntry
 	seen := 0
+	at := f.placeOf(c)
 	err := st.NearbyClosed(store.NearbyClassOf(c), now.Add(-f.opts.RecurrenceWindow), now, func(e store.NearbyEntry) bool {
 		// Entries come by millisecond, newest first: once one matched,
 		// only the rest of its millisecond can beat it.
 		if best != nil && e.At.UnixMilli() != best.At.UnixMilli() {
 			return false
 		}
-		if e.ID != c.GetId() && f.close(candidate(e), c) &&
+		if e.ID != c.GetId() && at.holds(e) &&
 			(best == nil || e.At.After(best.At) || e.At.Equal(best.At) && e.ID < best.ID) {
 			best = &e
 		}
@@ -120,12 +128,54 @@ func (f *Finder) Stamp(now time.Time, cmd *pb.Command, _ func(string) (*pb.Case,
 	}
 }
 
-func (f *Finder) close(a, b *pb.Case) bool {
-	la, lb := a.GetLocation(), b.GetLocation()
-	if !located(la) || !located(lb) {
-		return true // same grid, no coordinates to tell them apart
+// place is where a case was reported, as the look-ups compare entries
+// with it: within radius metres, or anywhere in the grid (the look-up's
+// class) when either has no coordinates to tell them apart.
+type place struct {
+	located        bool
+	lat, lng       float64
+	radius         float64
+	mPerDegLat     float64 // metres per degree of latitude
+	mPerDegLngHere float64 // metres per degree of longitude at lat
+}
+
+func (f *Finder) placeOf(c *pb.Case) place {
+	l := c.GetLocation()
+	if !located(l) {
+		return place{}
 	}
-	return Distance(la.Lat, la.Lng, lb.Lat, lb.Lng) <= f.opts.Radius
+	perDeg := geo.EarthRadius * math.Pi / 180
+	return place{located: true, lat: l.Lat, lng: l.Lng, radius: f.opts.Radius,
+		mPerDegLat: perDeg, mPerDegLngHere: perDeg * math.Cos(l.Lat*math.Pi/180)}
+}
+
+// flatMargin is how far from the radius the flat-earth distance must be
+// to decide alone. At the radii a grid uses (metres to kilometres) and
+// China's latitudes it is within 0.3 % of the great circle's for points
+// near the radius (the error grows with the distance and the tangent of
+// the latitude); farther ones are decided far from the boundary.
+const flatMargin = 0.01
+
+// holds reports whether the entry is at the place. A look-up in a busy
+// grid compares 64 entries: the flat-earth (equirectangular) distance,
+// a few multiplications, decides all but those within flatMargin of the
+// radius, which pay for the haversine (geo.Distance), so the answer is
+// exactly Distance <= radius.
+func (p place) holds(e store.NearbyEntry) bool {
+	if !p.located || !e.Located {
+		return true
+	}
+	dLng := e.Lng - p.lng
+	if math.Abs(dLng) < 90 {
+		dy, dx := (e.Lat-p.lat)*p.mPerDegLat, dLng*p.mPerDegLngHere
+		switch d2 := dx*dx + dy*dy; {
+		case d2 <= p.radius*p.radius*(1-flatMargin)*(1-flatMargin):
+			return true
+		case d2 >= p.radius*p.radius*(1+flatMargin)*(1+flatMargin):
+			return false
+		}
+	}
+	return Distance(e.Lat, e.Lng, p.lat, p.lng) <= p.radius
 }
 
 func located(l *pb.Location) bool { return l != nil && (l.Lat != 0 || l.Lng != 0) }

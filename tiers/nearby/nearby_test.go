@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/geo"
 	"github.com/cityhub/cityhub/tiers/store"
 )
 
@@ -78,6 +81,20 @@ func TestDuplicatesAndRecurrence(t *testing.T) {
 	if f.Recurrence(fresh, now.Add(-3*24*time.Hour)) != "f-closed-recent" {
 		t.Fatal("a case closed after the report's time counted")
 	}
+	// Once stored (the answer to a report is the stored case), a case is
+	// not its own duplicate; another reported in the same instant is.
+	twin := mk("new-twin", pb.State_STATE_REPORTED, "02", lat, lng, 0, 0)
+	if err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutCase(nil, fresh); err != nil {
+			return err
+		}
+		return tx.PutCase(nil, twin)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Duplicates(fresh, now); !slices.Equal(got, []string{"new-twin", "a-open-near", "b-open-near-older"}) {
+		t.Fatalf("duplicates of a stored case %v, want its twin and the two near ones, not itself", got)
+	}
 }
 
 func TestDistance(t *testing.T) {
@@ -129,5 +146,52 @@ func TestLookupsFindRecentCasesBehindABacklog(t *testing.T) {
 	// Two closed at the same instant: the smaller id, as before the index.
 	if got := f.Recurrence(fresh, now); got != "z-closed" {
 		t.Fatalf("recurrence of %q, want z-closed", got)
+	}
+}
+
+// TestPlaceHoldsAsTheGreatCircle: the flat-earth shortcut never changes
+// an answer. Points are thrown around the radius (within ±5 %, where the
+// shortcut must hand over to the haversine, and farther out) at China's
+// latitudes and at radii from metres to kilometres; each answer must be
+// Distance <= radius.
+func TestPlaceHoldsAsTheGreatCircle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	flat, exact := 0, 0
+	for i := 0; i < 200_000; i++ {
+		lat, lng := 18+rng.Float64()*36, 73+rng.Float64()*62
+		radius := []float64{5, 50, 300, 2000, 10_000}[i%5]
+		f := New(Options{Radius: radius})
+		p := f.placeOf(&pb.Case{Location: &pb.Location{Lat: lat, Lng: lng}})
+		// A point about radius*k away in a random direction.
+		k := 0.95 + rng.Float64()*0.1
+		if i%4 == 0 {
+			k = rng.Float64() * 3
+		}
+		bearing := rng.Float64() * 2 * math.Pi
+		dLat := radius * k * math.Cos(bearing) / (geo.EarthRadius * math.Pi / 180)
+		dLng := radius * k * math.Sin(bearing) / (geo.EarthRadius * math.Pi / 180 * math.Cos(lat*math.Pi/180))
+		e := store.NearbyEntry{Lat: lat + dLat, Lng: lng + dLng, Located: true}
+		want := Distance(e.Lat, e.Lng, lat, lng) <= radius
+		if got := p.holds(e); got != want {
+			t.Fatalf("radius %v at (%v, %v), point (%v, %v) %v m away: holds %v, want %v", radius, lat, lng, e.Lat, e.Lng, Distance(e.Lat, e.Lng, lat, lng), got, want)
+		}
+		// How far the flat distance strays where it decides alone.
+		dy, dx := (e.Lat-lat)*p.mPerDegLat, (e.Lng-lng)*p.mPerDegLngHere
+		if d := Distance(e.Lat, e.Lng, lat, lng); d > 0 && k > 0.9 && k < 1.1 {
+			if rel := math.Abs(math.Sqrt(dx*dx+dy*dy)-d) / d; rel > flatMargin/3 {
+				t.Fatalf("radius %v at latitude %v: the flat distance is %.4f %% off the great circle's", radius, lat, rel*100)
+			}
+			exact++
+		}
+		flat++
+	}
+	if exact == 0 || flat == 0 {
+		t.Fatal("no point near the radius")
+	}
+	// Unlocated on either side: the grid decides.
+	f := New(Options{Radius: 50})
+	if !f.placeOf(&pb.Case{}).holds(store.NearbyEntry{Lat: 31, Lng: 120, Located: true}) ||
+		!f.placeOf(&pb.Case{Location: &pb.Location{Lat: 31, Lng: 120}}).holds(store.NearbyEntry{}) {
+		t.Fatal("an unlocated case or entry must match by grid")
 	}
 }

@@ -56,8 +56,10 @@ type NearbyEntry struct {
 	ID string
 	// At is when it was reported (open cases) or closed (closed cases).
 	At time.Time
-	// Location holds the coordinates; nil for a case without them.
-	Location *pb.Location
+	// Lat and Lng are its coordinates when Located (held by value: a
+	// look-up visits up to 64 entries and reads them all).
+	Lat, Lng float64
+	Located  bool
 }
 
 func nearClassPrefix(family string, k NearbyClass) []byte {
@@ -160,7 +162,7 @@ func decodeNear(prefix []byte, key, val []byte) (NearbyEntry, error) {
 		At: time.Unix(int64(binary.BigEndian.Uint64(val)), int64(binary.BigEndian.Uint32(val[8:]))),
 	}
 	if len(val) == 28 {
-		e.Location = &pb.Location{Lat: math.Float64frombits(binary.BigEndian.Uint64(val[12:])), Lng: math.Float64frombits(binary.BigEndian.Uint64(val[20:]))}
+		e.Lat, e.Lng, e.Located = math.Float64frombits(binary.BigEndian.Uint64(val[12:])), math.Float64frombits(binary.BigEndian.Uint64(val[20:])), true
 	}
 	return e, nil
 }

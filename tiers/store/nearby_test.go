@@ -83,7 +83,7 @@ func TestNearbyIndexFollowsTheCase(t *testing.T) {
 	if err := s.NearbyOpen(class02, time.UnixMilli(t0), func(e store.NearbyEntry) bool { entries = append(entries, e); return true }); err != nil {
 		t.Fatal(err)
 	}
-	if entries[0].Location != nil || entries[1].Location.GetLat() != 31.25 || entries[1].Location.GetLng() != 121.5 || !entries[1].At.Equal(time.UnixMilli(t0+10*minute)) {
+	if entries[0].Located || !entries[1].Located || entries[1].Lat != 31.25 || entries[1].Lng != 121.5 || !entries[1].At.Equal(time.UnixMilli(t0+10*minute)) {
 		t.Fatalf("entries %+v", entries)
 	}
 	// fn stops the walk.

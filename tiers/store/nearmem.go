@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -45,11 +46,19 @@ func newNearMem(window time.Duration, now func() time.Time) nearMem {
 	return nearMem{window: window, now: now}
 }
 
-// memNear is one entry: its key after the class prefix (time, id) and
-// what a look-up returns.
+// memNear is one entry: the millisecond of its key (entries are in key
+// order: millisecond, then id) and what a look-up returns.
 type memNear struct {
-	suffix string
-	e      NearbyEntry
+	ms int64
+	e  NearbyEntry
+}
+
+// compareMemNear orders entries as their keys: by millisecond, then id.
+func compareMemNear(x memNear, ms int64, id string) int {
+	if c := cmp.Compare(x.ms, ms); c != 0 {
+		return c
+	}
+	return strings.Compare(x.e.ID, id)
 }
 
 // nearOp is one write of an N/ key in a transaction (del: deleted).
@@ -83,6 +92,12 @@ func nearClassLen(key []byte) (int, bool) {
 	return i, true
 }
 
+// nearKeyMs is the millisecond of an N/ key's part after its class (8
+// time bytes, then the id), as appendNearTime wrote it.
+func nearKeyMs(suffix []byte) int64 {
+	return int64(binary.BigEndian.Uint64(suffix) ^ (1 << 63))
+}
+
 // load fills the cache from the store's N/ family: every entry at or
 // after the horizon. It runs at Open and at the end of a Restore, when no
 // write transaction can commit meanwhile (the state machine has not
@@ -114,7 +129,7 @@ func (m *nearMem) load(s *Store) error {
 				continue
 			}
 			class := string(k[:n])
-			classes[class] = append(classes[class], memNear{suffix: string(k[n:]), e: e})
+			classes[class] = append(classes[class], memNear{ms: nearKeyMs(k[n:]), e: e})
 		}
 		return nil
 	})
@@ -149,9 +164,9 @@ func (m *nearMem) apply(ops []nearOp) {
 		if !ok {
 			continue
 		}
-		class, suffix := string(op.key[:n]), string(op.key[n:])
+		class, ms, id := string(op.key[:n]), nearKeyMs(op.key[n:]), string(op.key[n+8:])
 		list := m.classes[class]
-		i, found := slices.BinarySearchFunc(list, suffix, func(x memNear, s string) int { return strings.Compare(x.suffix, s) })
+		i, found := slices.BinarySearchFunc(list, ms, func(x memNear, ms int64) int { return compareMemNear(x, ms, id) })
 		if op.del {
 			if found {
 				m.classes[class] = slices.Delete(list, i, i+1)
@@ -166,7 +181,7 @@ func (m *nearMem) apply(ops []nearOp) {
 			list[i].e = e
 			continue
 		}
-		m.classes[class] = slices.Insert(list, i, memNear{suffix: suffix, e: e})
+		m.classes[class] = slices.Insert(list, i, memNear{ms: ms, e: e})
 	}
 	m.prune()
 }
@@ -180,7 +195,7 @@ func (m *nearMem) prune() {
 	}
 	for class, list := range m.classes {
 		i := 0
-		for i < len(list) && list[i].e.At.UnixMilli() < h {
+		for i < len(list) && list[i].ms < h {
 			i++
 		}
 		switch {
@@ -211,10 +226,10 @@ func (m *nearMem) lookup(prefix []byte, since, until time.Time, fn func(NearbyEn
 	list := m.classes[string(prefix)]
 	sinceMs := since.UnixMilli()
 	for i := len(list) - 1; i >= 0; i-- {
-		e := list[i].e
-		if e.At.UnixMilli() < sinceMs {
+		if list[i].ms < sinceMs {
 			break
 		}
+		e := list[i].e
 		if e.At.Before(since) || (!until.IsZero() && e.At.After(until)) {
 			continue
 		}
