@@ -77,23 +77,39 @@ field() { tr -d '\n ' <<<"$2" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
 declare -A tput p99 cpu
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), ${secs}s per point after ${warm}s warmup, raft log $engine"
 
+# snapshots: the raft snapshots the tier's replicas have taken so far and
+# the seconds they took, "COUNT SECONDS" (cityhub_raft_snapshot_seconds
+# from /metrics; 0 0 when no tier runs). A snapshot writes the whole state:
+# with a backlog stored, one taken during a point weighs on its figures.
+snapshots() {
+  local n
+  for n in 1 2 3; do curl -sf "127.0.0.1:720$n/metrics" 2>/dev/null || true; done |
+    awk '/^cityhub_raft_snapshot_seconds_count\{phase="total"\}/ {c += $2}
+         /^cityhub_raft_snapshot_seconds_sum\{phase="total"\}/ {s += $2}
+         END {printf "%d %.1f", c, s}'
+}
+
 # run_point KEY PIDS -- COMMAND...: runs one load, records throughput, p99
-# and CPU per request of PIDS under KEY and prints the line.
+# and CPU per request of PIDS under KEY and prints the line (with the raft
+# snapshots the replicas took meanwhile, if any).
 run_point() {
   local key=$1 ps=$2; shift 3
-  local l t0 t1 out
+  local l t0 t1 out s0 s1 snaps=
   l=$(load)
   t0=$(cpu_ticks $ps)
+  read -ra s0 <<<"$(snapshots)"
   out=$("$@" --json 2>"$work/last.err") || { echo "$key: failed: $(tail -3 "$work/last.err")"; return 0; }
   t1=$(cpu_ticks $ps)
+  read -ra s1 <<<"$(snapshots)"
+  [ "${s1[0]}" -gt "${s0[0]}" ] && snaps=$(awk -v n=$((s1[0] - s0[0])) -v a="${s0[1]}" -v b="${s1[1]}" 'BEGIN{printf "  %d raft snapshots meanwhile (%.1f s)", n, b - a}')
   tput[$key]=$(printf '%.0f' "$(field throughput_rps "$out")")
   p99[$key]=$(printf '%.1f' "$(field p99_ms "$out")")
   local total elapsed
   elapsed=$(awk -v a="$(field elapsed_s "$out")" -v w="$warm" 'BEGIN{print a + w}')
   total=$(awk -v r="$(field throughput_rps "$out")" -v e="$elapsed" 'BEGIN{print r * e}')
   cpu[$key]=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$total" 'BEGIN{ if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print 0 }')
-  printf '%-12s ok=%-7s failed=%-4s req/s=%-6s p50=%-6.1f p99=%-6s ms  cpu/req=%s us  (%s)\n' "$key" "$(field ok "$out")" "$(field failed "$out")" \
-    "${tput[$key]}" "$(field p50_ms "$out")" "${p99[$key]}" "${cpu[$key]}" "$l"
+  printf '%-12s ok=%-7s failed=%-4s req/s=%-6s p50=%-6.1f p99=%-6s ms  cpu/req=%s us  (%s)%s\n' "$key" "$(field ok "$out")" "$(field failed "$out")" \
+    "${tput[$key]}" "$(field p50_ms "$out")" "${p99[$key]}" "${cpu[$key]}" "$l" "$snaps"
 }
 
 if [ $etcd = 1 ]; then
