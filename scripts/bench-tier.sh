@@ -77,31 +77,36 @@ field() { tr -d '\n ' <<<"$2" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
 declare -A tput p99 cpu
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), ${secs}s per point after ${warm}s warmup, raft log $engine"
 
-# snapshots: the raft snapshots the tier's replicas have taken so far and
-# the seconds they took, "COUNT SECONDS" (cityhub_raft_snapshot_seconds
-# from /metrics; 0 0 when no tier runs). A snapshot writes the whole state:
-# with a backlog stored, one taken during a point weighs on its figures.
-snapshots() {
+# tier_work: what the tier's replicas have done so far beside serving,
+# "SNAPSHOTS SECONDS COMPACTED_MB": the raft snapshots taken and the
+# seconds they took (cityhub_raft_snapshot_seconds) and the bytes badger's
+# compactions wrote (cityhub_badger_compaction_written_bytes_total), from
+# /metrics; 0 0 0 when no tier runs. A snapshot writes the whole state,
+# and an LSM pays for a large import with compactions for a while: either
+# during a point weighs on its figures.
+tier_work() {
   local n
   for n in 1 2 3; do curl -sf "127.0.0.1:720$n/metrics" 2>/dev/null || true; done |
     awk '/^cityhub_raft_snapshot_seconds_count\{phase="total"\}/ {c += $2}
          /^cityhub_raft_snapshot_seconds_sum\{phase="total"\}/ {s += $2}
-         END {printf "%d %.1f", c, s}'
+         /^cityhub_badger_compaction_written_bytes_total\{/ {b += $2}
+         END {printf "%d %.1f %.0f", c, s, b / 1048576}'
 }
 
 # run_point KEY PIDS -- COMMAND...: runs one load, records throughput, p99
 # and CPU per request of PIDS under KEY and prints the line (with the raft
-# snapshots the replicas took meanwhile, if any).
+# snapshots the replicas took and what compactions wrote meanwhile).
 run_point() {
   local key=$1 ps=$2; shift 3
   local l t0 t1 out s0 s1 snaps=
   l=$(load)
   t0=$(cpu_ticks $ps)
-  read -ra s0 <<<"$(snapshots)"
+  read -ra s0 <<<"$(tier_work)"
   out=$("$@" --json 2>"$work/last.err") || { echo "$key: failed: $(tail -3 "$work/last.err")"; return 0; }
   t1=$(cpu_ticks $ps)
-  read -ra s1 <<<"$(snapshots)"
-  [ "${s1[0]}" -gt "${s0[0]}" ] && snaps=$(awk -v n=$((s1[0] - s0[0])) -v a="${s0[1]}" -v b="${s1[1]}" 'BEGIN{printf "  %d raft snapshots meanwhile (%.1f s)", n, b - a}')
+  read -ra s1 <<<"$(tier_work)"
+  [ "${s1[0]}" -gt "${s0[0]}" ] && snaps=$(awk -v n=$((s1[0] - s0[0])) -v a="${s0[1]}" -v b="${s1[1]}" 'BEGIN{printf "  %d raft snapshots (%.1f s)", n, b - a}')
+  [ "${s1[2]}" -gt "${s0[2]}" ] && snaps="$snaps  compactions wrote $((s1[2] - s0[2])) MB"
   tput[$key]=$(printf '%.0f' "$(field throughput_rps "$out")")
   p99[$key]=$(printf '%.1f' "$(field p99_ms "$out")")
   local total elapsed
