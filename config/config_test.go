@@ -131,8 +131,13 @@ func TestValidateBadValues(t *testing.T) {
 		{"duplicate port http", func(c *Config) { c.HTTP.Addr = "127.0.0.1:7101" }, []string{"http.addr"}, "already used by grpc.addr"},
 		{"unadvertisable raft addr", func(c *Config) { c.Raft.Addr = "0.0.0.0:7001" }, []string{"raft.addr", "raft.peers[0].raft_addr", "internal.insecure"}, "raft.advertise"},
 		{"bad advertise", func(c *Config) { c.Raft.Advertise = "x" }, []string{"raft.advertise", "raft.peers[0].raft_addr"}, ""},
-		{"bootstrap and join", func(c *Config) { c.Raft.Join = []string{"127.0.0.1:7102"} }, []string{"raft.join"}, "raft.bootstrap"},
-		{"bad join addr", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Join = []string{"127.0.0.1:7102", "nope"} }, []string{"raft.join[1]"}, ""},
+		{"bootstrap and join", func(c *Config) { c.Auth.Disabled = true; c.Raft.Join = []string{"127.0.0.1:7102"} }, []string{"raft.join"}, "raft.bootstrap"},
+		{"bad join addr", func(c *Config) {
+			c.Auth.Disabled, c.Raft.Bootstrap, c.Raft.Join = true, false, []string{"127.0.0.1:7102", "nope"}
+		}, []string{"raft.join[1]"}, ""},
+		{"join with authentication but no member's internal listener", func(c *Config) {
+			c.Raft.Bootstrap, c.Raft.Join = false, []string{"127.0.0.1:7102"}
+		}, []string{"raft.join"}, "internal_addr"},
 		{"peer bad raft addr", func(c *Config) { c.Raft.Peers[1].RaftAddr = "x" }, []string{"raft.peers[1].raft_addr"}, `raft.peers[1].raft_addr: "x" is not host:port`},
 		{"peer missing grpc addr", func(c *Config) { c.Raft.Peers[2].GRPCAddr = "" }, []string{"raft.peers[2].grpc_addr"}, "required"},
 		{"peer bad id", func(c *Config) { c.Raft.Peers[2].ID = "N3" }, []string{"raft.peers[2].id"}, ""},
@@ -202,7 +207,13 @@ func TestValidateAccepts(t *testing.T) {
 		mutate func(*Config)
 	}{
 		{"single node bootstrap", func(c *Config) { c.Raft.Peers = nil }},
-		{"join without bootstrap", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Join = []string{"127.0.0.1:7102"} }},
+		{"join without bootstrap, authentication off", func(c *Config) {
+			c.Auth.Disabled, c.Raft.Bootstrap, c.Raft.Join = true, false, []string{"127.0.0.1:7102"}
+		}},
+		{"join with authentication through a member's internal listener", func(c *Config) {
+			c.Raft.Bootstrap, c.Raft.Join = false, []string{c.Raft.Peers[1].GRPCAddr}
+			c.Raft.Peers[1].InternalAddr = "127.0.0.1:7402"
+		}},
 		{"peers without bootstrap need not include self", func(c *Config) { c.Raft.Bootstrap = false; c.Raft.Peers = c.Raft.Peers[1:] }},
 		{"wildcard bind with advertise", func(c *Config) {
 			c.Raft.Addr = "0.0.0.0:7001"
@@ -303,6 +314,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		"CITYHUB_RAFT_ADDR":                   "0.0.0.0:8001",
 		"CITYHUB_RAFT_ADVERTISE":              "10.0.0.7:8001",
 		"CITYHUB_RAFT_JOIN":                   "127.0.0.1:9101,127.0.0.1:9102",
+		"CITYHUB_AUTH_DISABLED":               "true", // a joining replica without raft.peers: no login of its own
 		"CITYHUB_RAFT_HEARTBEAT_TIMEOUT":      "2s",
 		"CITYHUB_RAFT_ELECTION_TIMEOUT":       "3s",
 		"CITYHUB_RAFT_LEADER_LEASE_TIMEOUT":   "500ms",
@@ -357,6 +369,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		Limits:     Default().Limits,
 		Feed:       Default().Feed,
 	}
+	want.Auth.Disabled = true // CITYHUB_AUTH_DISABLED
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load from env:\n got %+v\nwant %+v", got, want)
 	}
@@ -439,6 +452,7 @@ func TestPrecedence(t *testing.T) {
 		t.Setenv("CITYHUB_LOG_LEVEL", "error")
 		t.Setenv("CITYHUB_RAFT_ADDR", "127.0.0.1:7006")
 		t.Setenv("CITYHUB_NODE_ID", "n9")
+		t.Setenv("CITYHUB_AUTH_DISABLED", "true") // it joins, and its file lists no member's internal listener
 		c := load(t,
 			"--log-level=debug", "--raft-addr", "127.0.0.1:7007", "--tier", "community",
 			"--jurisdiction", "320582100001", "--data-dir", "/srv/n2",

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -175,6 +176,10 @@ func (c *Config) validateCluster(v *validator) {
 	}
 	for i, a := range r.Join {
 		v.hostPort(fmt.Sprintf("raft.join[%d]", i), a, true)
+	}
+	if len(r.Join) > 0 && !c.Auth.Disabled && !slices.ContainsFunc(r.Peers, func(p Peer) bool { return p.ID != c.Node.ID && p.InternalAddr != "" }) {
+		v.add("raft.join", "with authentication on, a new replica has no login of its own and joins through the members' internal listeners, "+
+			"its group certificate (internal.tls) admitting it: list the members in raft.peers with their internal_addr")
 	}
 
 	ids := map[string]string{}

@@ -224,27 +224,51 @@ type memberRejoiner interface {
 	Status() *pb.ClusterStatus
 }
 
+// memberJoiner is the leader's end of Join (node.Node has it).
+type memberJoiner interface {
+	Join(ctx context.Context, req *pb.JoinRequest) error
+	Status() *pb.ClusterStatus
+}
+
 // Rejoin takes back a replica of the group whose data was moved aside
 // (cityhubd --rejoin): the leader removes the member and adds it again, and
 // raft sends it a snapshot. Only a replica of the group reaches this (the
 // internal listener's mutual TLS); a follower answers FailedPrecondition
 // naming the leader, and the replica asks the next member.
 func (s *ForwardServer) Rejoin(ctx context.Context, r *pb.JoinRequest) (*pb.JoinResponse, error) {
-	if err := validateJoin(r); err != nil {
-		return nil, toStatus(err)
-	}
 	rj, ok := s.replica.(memberRejoiner)
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "this replica cannot take members back")
 	}
-	err := rj.Rejoin(ctx, r)
+	return admitMember(ctx, r, rj.Rejoin, rj.Status)
+}
+
+// Join adds a new replica that starts with raft.join while authentication
+// is on: it has no user credentials, and the group's certificate (the
+// internal listener's mutual TLS) is what admits it, as for Rejoin. A
+// member with the same id and address is left as it is (a restart with
+// raft.join still set). A follower answers FailedPrecondition naming the
+// leader, and the replica asks the next member.
+func (s *ForwardServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinResponse, error) {
+	j, ok := s.replica.(memberJoiner)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this replica cannot add members")
+	}
+	return admitMember(ctx, r, j.Join, j.Status)
+}
+
+func admitMember(ctx context.Context, r *pb.JoinRequest, admit func(context.Context, *pb.JoinRequest) error, st func() *pb.ClusterStatus) (*pb.JoinResponse, error) {
+	if err := validateJoin(r); err != nil {
+		return nil, toStatus(err)
+	}
+	err := admit(ctx, r)
 	switch {
 	case errors.Is(err, node.ErrNotLeader):
-		return nil, status.Errorf(codes.FailedPrecondition, "%v: the leader is %q", err, rj.Status().LeaderId)
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: the leader is %q", err, st().LeaderId)
 	case err != nil:
 		return nil, toStatus(err)
 	}
-	return &pb.JoinResponse{Status: rj.Status()}, nil
+	return &pb.JoinResponse{Status: st()}, nil
 }
 
 // validateCommand checks a forwarded command as the public API checked the

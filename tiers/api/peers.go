@@ -154,6 +154,17 @@ func (p *Peers) Rejoin(ctx context.Context, internalAddr string, req *pb.JoinReq
 	return pb.NewForwardServiceClient(c).Rejoin(ctx, req)
 }
 
+// Join asks the member at internalAddr (its internal listener) to add this
+// replica to the group (ForwardService.Join: only the leader does; the
+// others answer FailedPrecondition).
+func (p *Peers) Join(ctx context.Context, internalAddr string, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	c, err := p.internalConn(internalAddr)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewForwardServiceClient(c).Join(ctx, req)
+}
+
 func (p *Peers) leaderConn(r Replica) (*grpc.ClientConn, error) {
 	id, addr := r.Leader()
 	if addr == "" {

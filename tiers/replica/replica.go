@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/cityhub/cityhub/config"
@@ -324,7 +325,12 @@ func loadCatalogue(path string) (*catalogue.Catalogue, error) {
 }
 
 // join asks each configured member in turn to add this node, until one
-// (or the leader it forwards to) accepts or ctx ends.
+// (or the leader it forwards to) accepts or ctx ends. With authentication
+// off it asks the members' public API (ClusterService.Join). With it on
+// this replica has no user credentials: it asks on the internal listeners
+// of the members listed in raft.peers (ForwardService.Join, the group's
+// certificate admitting it, as for --rejoin), the ones raft.join names
+// first; a follower answers that it does not lead and the next is asked.
 func (r *Replica) join(ctx context.Context) error {
 	req := &pb.JoinRequest{
 		NodeId: r.Config.Node.ID, RaftAddr: r.Config.Raft.Advertise,
@@ -334,23 +340,42 @@ func (r *Replica) join(ctx context.Context) error {
 	if req.RaftAddr == "" {
 		req.RaftAddr = r.Config.Raft.Addr
 	}
+	type member struct {
+		name string // how the logs name it
+		ask  func(ctx context.Context) error
+	}
+	var members []member
+	if r.Config.Auth.Disabled {
+		for _, addr := range r.Config.Raft.Join {
+			members = append(members, member{addr, func(ctx context.Context) error {
+				cl, err := r.peers.Cluster(addr)
+				if err != nil {
+					return err
+				}
+				_, err = cl.Join(ctx, req)
+				return err
+			}})
+		}
+	} else {
+		for _, p := range joinPeers(r.Config) {
+			members = append(members, member{p.ID + " (internal " + p.InternalAddr + ")", func(ctx context.Context) error {
+				_, err := r.peers.Join(ctx, p.InternalAddr, req)
+				return err
+			}})
+		}
+	}
 	var last error
 	for attempt := 0; ; attempt++ {
-		for _, addr := range r.Config.Raft.Join {
-			cl, err := r.peers.Cluster(addr)
-			if err != nil {
-				last = err
-				continue
-			}
+		for _, m := range members {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err = cl.Join(cctx, req)
+			err := m.ask(cctx)
 			cancel()
 			if err == nil {
-				r.log.Info("joined raft group", "via", addr)
+				r.log.Info("joined raft group", "via", m.name)
 				return nil
 			}
 			last = err
-			r.log.Warn("join attempt failed", "via", addr, "error", err)
+			r.log.Warn("join attempt failed", "via", m.name, "error", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -358,6 +383,23 @@ func (r *Replica) join(ctx context.Context) error {
 		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
 		}
 	}
+}
+
+// joinPeers are the members of raft.peers (not this replica) with an
+// internal listener, the ones whose gRPC address raft.join lists first.
+func joinPeers(cfg config.Config) []config.Peer {
+	var named, others []config.Peer
+	for _, p := range cfg.Raft.Peers {
+		if p.ID == cfg.Node.ID || p.InternalAddr == "" {
+			continue
+		}
+		if slices.Contains(cfg.Raft.Join, p.GRPCAddr) {
+			named = append(named, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	return append(named, others...)
 }
 
 // Stop drains the API and shuts the node down.

@@ -939,12 +939,13 @@ const file_cityhub_v1_cluster_service_proto_rawDesc = "" +
 	"\x06Remove\x12\x19.cityhub.v1.RemoveRequest\x1a\x1a.cityhub.v1.RemoveResponse\x12c\n" +
 	"\x12TransferLeadership\x12%.cityhub.v1.TransferLeadershipRequest\x1a&.cityhub.v1.TransferLeadershipResponse\x12]\n" +
 	"\x10FederationStatus\x12#.cityhub.v1.FederationStatusRequest\x1a$.cityhub.v1.FederationStatusResponse\x12L\n" +
-	"\fSaveSnapshot\x12\x1f.cityhub.v1.SaveSnapshotRequest\x1a\x19.cityhub.v1.SnapshotChunk0\x012\x97\x02\n" +
+	"\fSaveSnapshot\x12\x1f.cityhub.v1.SaveSnapshotRequest\x1a\x19.cityhub.v1.SnapshotChunk0\x012\xd2\x02\n" +
 	"\x0eForwardService\x12?\n" +
 	"\aPropose\x12\x1a.cityhub.v1.ProposeRequest\x1a\x18.cityhub.v1.CaseResponse\x12E\n" +
 	"\bRegister\x12\x1b.cityhub.v1.RegisterRequest\x1a\x1c.cityhub.v1.RegisterResponse\x12;\n" +
 	"\x06Rejoin\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponse\x12@\n" +
-	"\x05Apply\x12\x1a.cityhub.v1.ProposeRequest\x1a\x1b.cityhub.v1.ProposeResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
+	"\x05Apply\x12\x1a.cityhub.v1.ProposeRequest\x1a\x1b.cityhub.v1.ProposeResponse\x129\n" +
+	"\x04Join\x12\x17.cityhub.v1.JoinRequest\x1a\x18.cityhub.v1.JoinResponseB7Z5github.com/cityhub/cityhub/proto/cityhub/v1;cityhubv1b\x06proto3"
 
 var (
 	file_cityhub_v1_cluster_service_proto_rawDescOnce sync.Once
@@ -1001,18 +1002,20 @@ var file_cityhub_v1_cluster_service_proto_depIdxs = []int32{
 	12, // 14: cityhub.v1.ForwardService.Register:input_type -> cityhub.v1.RegisterRequest
 	3,  // 15: cityhub.v1.ForwardService.Rejoin:input_type -> cityhub.v1.JoinRequest
 	9,  // 16: cityhub.v1.ForwardService.Apply:input_type -> cityhub.v1.ProposeRequest
-	2,  // 17: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
-	4,  // 18: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
-	6,  // 19: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
-	8,  // 20: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
-	19, // 21: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
-	20, // 22: cityhub.v1.ClusterService.SaveSnapshot:output_type -> cityhub.v1.SnapshotChunk
-	21, // 23: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
-	13, // 24: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
-	4,  // 25: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
-	10, // 26: cityhub.v1.ForwardService.Apply:output_type -> cityhub.v1.ProposeResponse
-	17, // [17:27] is the sub-list for method output_type
-	7,  // [7:17] is the sub-list for method input_type
+	3,  // 17: cityhub.v1.ForwardService.Join:input_type -> cityhub.v1.JoinRequest
+	2,  // 18: cityhub.v1.ClusterService.GetStatus:output_type -> cityhub.v1.ClusterStatus
+	4,  // 19: cityhub.v1.ClusterService.Join:output_type -> cityhub.v1.JoinResponse
+	6,  // 20: cityhub.v1.ClusterService.Remove:output_type -> cityhub.v1.RemoveResponse
+	8,  // 21: cityhub.v1.ClusterService.TransferLeadership:output_type -> cityhub.v1.TransferLeadershipResponse
+	19, // 22: cityhub.v1.ClusterService.FederationStatus:output_type -> cityhub.v1.FederationStatusResponse
+	20, // 23: cityhub.v1.ClusterService.SaveSnapshot:output_type -> cityhub.v1.SnapshotChunk
+	21, // 24: cityhub.v1.ForwardService.Propose:output_type -> cityhub.v1.CaseResponse
+	13, // 25: cityhub.v1.ForwardService.Register:output_type -> cityhub.v1.RegisterResponse
+	4,  // 26: cityhub.v1.ForwardService.Rejoin:output_type -> cityhub.v1.JoinResponse
+	10, // 27: cityhub.v1.ForwardService.Apply:output_type -> cityhub.v1.ProposeResponse
+	4,  // 28: cityhub.v1.ForwardService.Join:output_type -> cityhub.v1.JoinResponse
+	18, // [18:29] is the sub-list for method output_type
+	7,  // [7:18] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name

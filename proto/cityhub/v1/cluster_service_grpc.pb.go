@@ -337,6 +337,7 @@ const (
 	ForwardService_Register_FullMethodName = "/cityhub.v1.ForwardService/Register"
 	ForwardService_Rejoin_FullMethodName   = "/cityhub.v1.ForwardService/Rejoin"
 	ForwardService_Apply_FullMethodName    = "/cityhub.v1.ForwardService/Apply"
+	ForwardService_Join_FullMethodName     = "/cityhub.v1.ForwardService/Join"
 )
 
 // ForwardServiceClient is the client API for ForwardService service.
@@ -354,12 +355,16 @@ const (
 // Register records a member's addresses, checked against the raft
 // configuration; Rejoin (leader only) takes back a replica whose data was
 // moved aside (cityhubd --rejoin): it removes the member and adds it again,
-// and raft sends it a snapshot.
+// and raft sends it a snapshot; Join (leader only) adds a new replica that
+// starts with raft.join while authentication is on (the group's certificate
+// is its credential; a member already in the group with the same address
+// is left as it is, so a restart with raft.join still set changes nothing).
 type ForwardServiceClient interface {
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*CaseResponse, error)
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	Rejoin(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	Apply(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 }
 
 type forwardServiceClient struct {
@@ -410,6 +415,16 @@ func (c *forwardServiceClient) Apply(ctx context.Context, in *ProposeRequest, op
 	return out, nil
 }
 
+func (c *forwardServiceClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinResponse)
+	err := c.cc.Invoke(ctx, ForwardService_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ForwardServiceServer is the server API for ForwardService service.
 // All implementations must embed UnimplementedForwardServiceServer
 // for forward compatibility.
@@ -425,12 +440,16 @@ func (c *forwardServiceClient) Apply(ctx context.Context, in *ProposeRequest, op
 // Register records a member's addresses, checked against the raft
 // configuration; Rejoin (leader only) takes back a replica whose data was
 // moved aside (cityhubd --rejoin): it removes the member and adds it again,
-// and raft sends it a snapshot.
+// and raft sends it a snapshot; Join (leader only) adds a new replica that
+// starts with raft.join while authentication is on (the group's certificate
+// is its credential; a member already in the group with the same address
+// is left as it is, so a restart with raft.join still set changes nothing).
 type ForwardServiceServer interface {
 	Propose(context.Context, *ProposeRequest) (*CaseResponse, error)
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	Rejoin(context.Context, *JoinRequest) (*JoinResponse, error)
 	Apply(context.Context, *ProposeRequest) (*ProposeResponse, error)
+	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	mustEmbedUnimplementedForwardServiceServer()
 }
 
@@ -452,6 +471,9 @@ func (UnimplementedForwardServiceServer) Rejoin(context.Context, *JoinRequest) (
 }
 func (UnimplementedForwardServiceServer) Apply(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedForwardServiceServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
 }
 func (UnimplementedForwardServiceServer) mustEmbedUnimplementedForwardServiceServer() {}
 func (UnimplementedForwardServiceServer) testEmbeddedByValue()                        {}
@@ -546,6 +568,24 @@ func _ForwardService_Apply_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ForwardService_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ForwardServiceServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ForwardService_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ForwardServiceServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ForwardService_ServiceDesc is the grpc.ServiceDesc for ForwardService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -568,6 +608,10 @@ var ForwardService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Apply",
 			Handler:    _ForwardService_Apply_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _ForwardService_Join_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
