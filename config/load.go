@@ -48,7 +48,7 @@ func BindFlags(fs *pflag.FlagSet) {
 	fs.String("http-addr", d.HTTP.Addr, "HTTP gateway/metrics listen address host:port (http.addr)")
 	fs.String("internal-addr", d.Internal.Addr, "internal listener for the group's replicas (write forwarding), host:port (internal.addr)")
 	fs.Bool("bootstrap", false, "bootstrap a new raft group from raft.peers if there is no raft state (raft.bootstrap)")
-	fs.StringSlice("join", nil, "gRPC addresses of existing members to join through, comma separated (raft.join)")
+	fs.StringSlice("join", nil, "gRPC addresses of existing members to join through, comma separated (raft.join; with authentication on, members listed in raft.peers with their internal_addr)")
 	fs.String("catalogue", "", "service catalogue file; empty uses the embedded catalogue (catalogue.path)")
 	fs.String("log-level", d.Log.Level, "log level: debug, info, warn or error (log.level)")
 	fs.String("topology", "", "federation topology file; empty runs standalone (federation.topology)")
