@@ -24,7 +24,8 @@ import (
 // NodeSpec is one node of the federation to start.
 type NodeSpec struct {
 	Name, Tier, Jurisdiction, Parent string
-	Units                            []string
+	// Units are the node's unit ids, each named by itself, or "id=name".
+	Units []string
 }
 
 // Federation is a running in-process federation.
@@ -68,7 +69,11 @@ func NewWithClock(t testing.TB, specs []NodeSpec, replicas int, clock node.Clock
 		}
 		fmt.Fprintf(&yml, "    replicas: [%s]\n    units:\n", strings.Join(addrs[s.Name], ", "))
 		for _, u := range s.Units {
-			fmt.Fprintf(&yml, "      - {id: %s, name: %s}\n", u, u)
+			id, name, named := strings.Cut(u, "=")
+			if !named {
+				name = id
+			}
+			fmt.Fprintf(&yml, "      - {id: %s, name: %q}\n", id, name)
 		}
 	}
 	path := filepath.Join(dir, "topology.yaml")

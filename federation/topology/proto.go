@@ -100,3 +100,17 @@ func (t *Topology) NameByJurisdiction(j string) (string, bool) {
 	}
 	return name, true
 }
+
+// UnitDirectory lists every unit of the federation with its name, the node
+// hosting it and that node's tier, in the topology's node order: the
+// directory the API serves with the class catalogue (GetCatalogue), so a
+// console shows names and offers the units a case can be dispatched to.
+func (t *Topology) UnitDirectory() []*pb.CatalogueUnit {
+	var out []*pb.CatalogueUnit
+	for _, n := range t.Nodes() {
+		for _, u := range n.Units {
+			out = append(out, &pb.CatalogueUnit{Id: u.ID, Name: u.Name, Node: n.Name, Tier: pb.Tier(u.Tier)})
+		}
+	}
+	return out
+}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
 func TestProtoRoundTrip(t *testing.T) {
@@ -46,5 +48,33 @@ func TestLookupsByJurisdictionAndNeighbours(t *testing.T) {
 	}
 	if topo.ParentOf("c-320505001001") != "s-320505001" || topo.ParentOf("city") != "" || !topo.Has("city") || topo.Has("x") {
 		t.Error("ParentOf/Has are wrong")
+	}
+}
+
+func TestUnitDirectory(t *testing.T) {
+	topo := loadExample(t)
+	dir := topo.UnitDirectory()
+	total := 0
+	for _, n := range topo.Nodes() {
+		total += len(n.Units)
+	}
+	if len(dir) != total || total == 0 {
+		t.Fatalf("directory has %d units, the topology %d", len(dir), total)
+	}
+	byID := map[string]*pb.CatalogueUnit{}
+	for _, u := range dir {
+		if _, dup := byID[u.Id]; dup {
+			t.Fatalf("unit %s listed twice", u.Id)
+		}
+		byID[u.Id] = u
+	}
+	for id, want := range map[string]*pb.CatalogueUnit{
+		"320505-sanitation":   {Id: "320505-sanitation", Name: "虎丘区环境卫生管理处", Node: "d-320505", Tier: pb.Tier_TIER_DISTRICT},
+		"320505001002-office": {Node: "c-320505001002", Tier: pb.Tier_TIER_COMMUNITY},
+	} {
+		got := byID[id]
+		if got == nil || got.Node != want.Node || got.Tier != want.Tier || (want.Name != "" && got.Name != want.Name) || got.Name == "" {
+			t.Errorf("unit %s: %v, want %v", id, got, want)
+		}
 	}
 }

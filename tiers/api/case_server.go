@@ -31,6 +31,7 @@ type CaseServer struct {
 	pb.UnimplementedCaseServiceServer
 	replica Replica
 	cat     *catalogue.Catalogue
+	units   []*pb.CatalogueUnit // the federation's unit directory (GetCatalogue)
 	peers   *Peers
 	log     *slog.Logger
 	now     func() time.Time
@@ -275,7 +276,9 @@ func (s *CaseServer) GetCatalogue(ctx context.Context, _ *pb.GetCatalogueRequest
 	if err := s.g.require(ctx, auth.CatalogueGet, nil); err != nil {
 		return nil, err
 	}
-	return s.cat.Proto(), nil
+	c := s.cat.Proto()
+	c.Units = s.units
+	return c, nil
 }
 
 // leaderFor returns nil when this replica may serve a read at level, or a

@@ -27,8 +27,11 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Replica      Replica
-	Catalogue    *catalogue.Catalogue
+	Replica   Replica
+	Catalogue *catalogue.Catalogue
+	// Units is the federation's unit directory (nil outside one), served
+	// with the catalogue.
+	Units        []*pb.CatalogueUnit
 	Peers        *Peers // shared with the node as its Forwarder
 	GRPCListener net.Listener
 	HTTPListener net.Listener
@@ -148,6 +151,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	gs := grpc.NewServer(gopts...)
 	cs := NewCaseServer(opts.Replica, opts.Catalogue, opts.Peers, log)
+	cs.units = opts.Units
 	cs.gridPrefix = opts.GridPrefix
 	cs.fed = opts.Federation
 	cs.nearby = opts.Nearby

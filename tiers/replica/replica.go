@@ -211,7 +211,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		peers.Close()
 		return nil, err
 	}
-	apiOpts := api.Options{Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
+	var units []*pb.CatalogueUnit
+	if topo != nil {
+		units = topo.UnitDirectory()
+	}
+	apiOpts := api.Options{Units: units, Auth: authn, Nearby: finder, Schemes: schemes, Replica: n, Catalogue: cat, Peers: peers, GRPCListener: gl, HTTPListener: hl, Logger: logger, Pprof: cfg.Debug.Pprof,
 		GridPrefix: gridPrefix(cfg.Node.Tier, cfg.Node.Jurisdiction), Location: loc,
 		Limits: apiLimits(cfg.Limits), Feed: hub, Collectors: collectors(cfg, policy.Calendar), WorkingTime: policy.Calendar,
 		FeedOptions: api.FeedOptions{Group: cfg.Group(), Heartbeat: cfg.Feed.Heartbeat, PollMaxWait: cfg.Feed.PollMaxWait, WriteTimeout: cfg.Feed.WriteTimeout, BatchDelay: cfg.Feed.BatchDelay}}

@@ -1006,9 +1006,13 @@ func (x *CatalogueClass) GetMajorName() string {
 }
 
 type Catalogue struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	Classes       []*CatalogueClass      `protobuf:"bytes,2,rep,name=classes,proto3" json:"classes,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Classes []*CatalogueClass      `protobuf:"bytes,2,rep,name=classes,proto3" json:"classes,omitempty"`
+	// The federation's units (处置单位) as the topology this node was
+	// started with names them: who a case can be dispatched to, and the
+	// names the console shows for unit ids. Empty outside a federation.
+	Units         []*CatalogueUnit `protobuf:"bytes,3,rep,name=units,proto3" json:"units,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1057,6 +1061,81 @@ func (x *Catalogue) GetClasses() []*CatalogueClass {
 	return nil
 }
 
+func (x *Catalogue) GetUnits() []*CatalogueUnit {
+	if x != nil {
+		return x.Units
+	}
+	return nil
+}
+
+type CatalogueUnit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                           // e.g. 320505-sanitation
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`                       // e.g. 虎丘区环境卫生管理处
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`                       // the federation node hosting it, e.g. d-320505
+	Tier          Tier                   `protobuf:"varint,4,opt,name=tier,proto3,enum=cityhub.v1.Tier" json:"tier,omitempty"` // that node's tier
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CatalogueUnit) Reset() {
+	*x = CatalogueUnit{}
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CatalogueUnit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CatalogueUnit) ProtoMessage() {}
+
+func (x *CatalogueUnit) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CatalogueUnit.ProtoReflect.Descriptor instead.
+func (*CatalogueUnit) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CatalogueUnit) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CatalogueUnit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CatalogueUnit) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *CatalogueUnit) GetTier() Tier {
+	if x != nil {
+		return x.Tier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
 type EvaluationRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Period        string                 `protobuf:"bytes,1,opt,name=period,proto3" json:"period,omitempty"`                                  // day, week, month or quarter
@@ -1071,7 +1150,7 @@ type EvaluationRequest struct {
 
 func (x *EvaluationRequest) Reset() {
 	*x = EvaluationRequest{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[13]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1162,7 @@ func (x *EvaluationRequest) String() string {
 func (*EvaluationRequest) ProtoMessage() {}
 
 func (x *EvaluationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[13]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1175,7 @@ func (x *EvaluationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRequest.ProtoReflect.Descriptor instead.
 func (*EvaluationRequest) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{13}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EvaluationRequest) GetPeriod() string {
@@ -1167,7 +1246,7 @@ type EvaluationRow struct {
 
 func (x *EvaluationRow) Reset() {
 	*x = EvaluationRow{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[14]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1258,7 @@ func (x *EvaluationRow) String() string {
 func (*EvaluationRow) ProtoMessage() {}
 
 func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[14]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1271,7 @@ func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRow.ProtoReflect.Descriptor instead.
 func (*EvaluationRow) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{14}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EvaluationRow) GetKey() string {
@@ -1334,7 +1413,7 @@ type EvaluationReport struct {
 
 func (x *EvaluationReport) Reset() {
 	*x = EvaluationReport{}
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[15]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1425,7 @@ func (x *EvaluationReport) String() string {
 func (*EvaluationReport) ProtoMessage() {}
 
 func (x *EvaluationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_case_service_proto_msgTypes[15]
+	mi := &file_cityhub_v1_case_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1438,7 @@ func (x *EvaluationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationReport.ProtoReflect.Descriptor instead.
 func (*EvaluationReport) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{15}
+	return file_cityhub_v1_case_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EvaluationReport) GetPeriod() string {
@@ -1490,10 +1569,16 @@ const file_cityhub_v1_case_service_proto_rawDesc = "" +
 	"minor_code\x18\x03 \x01(\tR\tminorCode\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"major_name\x18\x05 \x01(\tR\tmajorName\"[\n" +
+	"major_name\x18\x05 \x01(\tR\tmajorName\"\x8c\x01\n" +
 	"\tCatalogue\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x124\n" +
-	"\aclasses\x18\x02 \x03(\v2\x1a.cityhub.v1.CatalogueClassR\aclasses\"\xd1\x01\n" +
+	"\aclasses\x18\x02 \x03(\v2\x1a.cityhub.v1.CatalogueClassR\aclasses\x12/\n" +
+	"\x05units\x18\x03 \x03(\v2\x19.cityhub.v1.CatalogueUnitR\x05units\"m\n" +
+	"\rCatalogueUnit\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12$\n" +
+	"\x04tier\x18\x04 \x01(\x0e2\x10.cityhub.v1.TierR\x04tier\"\xd1\x01\n" +
 	"\x11EvaluationRequest\x12\x16\n" +
 	"\x06period\x18\x01 \x01(\tR\x06period\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\tR\x02at\x12\x1c\n" +
@@ -1592,7 +1677,7 @@ func file_cityhub_v1_case_service_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_case_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cityhub_v1_case_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cityhub_v1_case_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cityhub_v1_case_service_proto_goTypes = []any{
 	(Consistency)(0),              // 0: cityhub.v1.Consistency
 	(*ReportCaseRequest)(nil),     // 1: cityhub.v1.ReportCaseRequest
@@ -1608,117 +1693,120 @@ var file_cityhub_v1_case_service_proto_goTypes = []any{
 	(*GetCatalogueRequest)(nil),   // 11: cityhub.v1.GetCatalogueRequest
 	(*CatalogueClass)(nil),        // 12: cityhub.v1.CatalogueClass
 	(*Catalogue)(nil),             // 13: cityhub.v1.Catalogue
-	(*EvaluationRequest)(nil),     // 14: cityhub.v1.EvaluationRequest
-	(*EvaluationRow)(nil),         // 15: cityhub.v1.EvaluationRow
-	(*EvaluationReport)(nil),      // 16: cityhub.v1.EvaluationReport
-	(Role)(0),                     // 17: cityhub.v1.Role
-	(Source)(0),                   // 18: cityhub.v1.Source
-	(Kind)(0),                     // 19: cityhub.v1.Kind
-	(*Location)(nil),              // 20: cityhub.v1.Location
-	(*Reporter)(nil),              // 21: cityhub.v1.Reporter
-	(Urgency)(0),                  // 22: cityhub.v1.Urgency
-	(*Case)(nil),                  // 23: cityhub.v1.Case
-	(Action)(0),                   // 24: cityhub.v1.Action
-	(Tier)(0),                     // 25: cityhub.v1.Tier
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(State)(0),                    // 27: cityhub.v1.State
+	(*CatalogueUnit)(nil),         // 14: cityhub.v1.CatalogueUnit
+	(*EvaluationRequest)(nil),     // 15: cityhub.v1.EvaluationRequest
+	(*EvaluationRow)(nil),         // 16: cityhub.v1.EvaluationRow
+	(*EvaluationReport)(nil),      // 17: cityhub.v1.EvaluationReport
+	(Role)(0),                     // 18: cityhub.v1.Role
+	(Source)(0),                   // 19: cityhub.v1.Source
+	(Kind)(0),                     // 20: cityhub.v1.Kind
+	(*Location)(nil),              // 21: cityhub.v1.Location
+	(*Reporter)(nil),              // 22: cityhub.v1.Reporter
+	(Urgency)(0),                  // 23: cityhub.v1.Urgency
+	(*Case)(nil),                  // 24: cityhub.v1.Case
+	(Action)(0),                   // 25: cityhub.v1.Action
+	(Tier)(0),                     // 26: cityhub.v1.Tier
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(State)(0),                    // 28: cityhub.v1.State
 }
 var file_cityhub_v1_case_service_proto_depIdxs = []int32{
-	17, // 0: cityhub.v1.ReportCaseRequest.role:type_name -> cityhub.v1.Role
-	18, // 1: cityhub.v1.ReportCaseRequest.source:type_name -> cityhub.v1.Source
-	19, // 2: cityhub.v1.ReportCaseRequest.kind:type_name -> cityhub.v1.Kind
-	20, // 3: cityhub.v1.ReportCaseRequest.location:type_name -> cityhub.v1.Location
-	21, // 4: cityhub.v1.ReportCaseRequest.reporter:type_name -> cityhub.v1.Reporter
-	22, // 5: cityhub.v1.ReportCaseRequest.urgency:type_name -> cityhub.v1.Urgency
+	18, // 0: cityhub.v1.ReportCaseRequest.role:type_name -> cityhub.v1.Role
+	19, // 1: cityhub.v1.ReportCaseRequest.source:type_name -> cityhub.v1.Source
+	20, // 2: cityhub.v1.ReportCaseRequest.kind:type_name -> cityhub.v1.Kind
+	21, // 3: cityhub.v1.ReportCaseRequest.location:type_name -> cityhub.v1.Location
+	22, // 4: cityhub.v1.ReportCaseRequest.reporter:type_name -> cityhub.v1.Reporter
+	23, // 5: cityhub.v1.ReportCaseRequest.urgency:type_name -> cityhub.v1.Urgency
 	1,  // 6: cityhub.v1.ReportCasesRequest.reports:type_name -> cityhub.v1.ReportCaseRequest
 	4,  // 7: cityhub.v1.ReportCasesResponse.results:type_name -> cityhub.v1.ReportCaseResult
-	23, // 8: cityhub.v1.ReportCaseResult.case:type_name -> cityhub.v1.Case
+	24, // 8: cityhub.v1.ReportCaseResult.case:type_name -> cityhub.v1.Case
 	5,  // 9: cityhub.v1.ReportCaseResult.error:type_name -> cityhub.v1.ReportError
-	24, // 10: cityhub.v1.ActRequest.action:type_name -> cityhub.v1.Action
-	17, // 11: cityhub.v1.ActRequest.role:type_name -> cityhub.v1.Role
-	25, // 12: cityhub.v1.ActRequest.unit_tier:type_name -> cityhub.v1.Tier
-	26, // 13: cityhub.v1.ActRequest.deadline:type_name -> google.protobuf.Timestamp
-	23, // 14: cityhub.v1.CaseResponse.case:type_name -> cityhub.v1.Case
+	25, // 10: cityhub.v1.ActRequest.action:type_name -> cityhub.v1.Action
+	18, // 11: cityhub.v1.ActRequest.role:type_name -> cityhub.v1.Role
+	26, // 12: cityhub.v1.ActRequest.unit_tier:type_name -> cityhub.v1.Tier
+	27, // 13: cityhub.v1.ActRequest.deadline:type_name -> google.protobuf.Timestamp
+	24, // 14: cityhub.v1.CaseResponse.case:type_name -> cityhub.v1.Case
 	0,  // 15: cityhub.v1.GetCaseRequest.consistency:type_name -> cityhub.v1.Consistency
-	27, // 16: cityhub.v1.ListCasesRequest.state:type_name -> cityhub.v1.State
-	26, // 17: cityhub.v1.ListCasesRequest.due_before:type_name -> google.protobuf.Timestamp
+	28, // 16: cityhub.v1.ListCasesRequest.state:type_name -> cityhub.v1.State
+	27, // 17: cityhub.v1.ListCasesRequest.due_before:type_name -> google.protobuf.Timestamp
 	0,  // 18: cityhub.v1.ListCasesRequest.consistency:type_name -> cityhub.v1.Consistency
-	23, // 19: cityhub.v1.ListCasesResponse.cases:type_name -> cityhub.v1.Case
-	19, // 20: cityhub.v1.CatalogueClass.kind:type_name -> cityhub.v1.Kind
+	24, // 19: cityhub.v1.ListCasesResponse.cases:type_name -> cityhub.v1.Case
+	20, // 20: cityhub.v1.CatalogueClass.kind:type_name -> cityhub.v1.Kind
 	12, // 21: cityhub.v1.Catalogue.classes:type_name -> cityhub.v1.CatalogueClass
-	0,  // 22: cityhub.v1.EvaluationRequest.consistency:type_name -> cityhub.v1.Consistency
-	15, // 23: cityhub.v1.EvaluationReport.rows:type_name -> cityhub.v1.EvaluationRow
-	1,  // 24: cityhub.v1.CaseService.ReportCase:input_type -> cityhub.v1.ReportCaseRequest
-	2,  // 25: cityhub.v1.CaseService.ReportCases:input_type -> cityhub.v1.ReportCasesRequest
-	8,  // 26: cityhub.v1.CaseService.GetCase:input_type -> cityhub.v1.GetCaseRequest
-	9,  // 27: cityhub.v1.CaseService.ListCases:input_type -> cityhub.v1.ListCasesRequest
-	11, // 28: cityhub.v1.CaseService.GetCatalogue:input_type -> cityhub.v1.GetCatalogueRequest
-	6,  // 29: cityhub.v1.CaseService.Act:input_type -> cityhub.v1.ActRequest
-	6,  // 30: cityhub.v1.CaseService.Verify:input_type -> cityhub.v1.ActRequest
-	6,  // 31: cityhub.v1.CaseService.File:input_type -> cityhub.v1.ActRequest
-	6,  // 32: cityhub.v1.CaseService.Reject:input_type -> cityhub.v1.ActRequest
-	6,  // 33: cityhub.v1.CaseService.SelfHandle:input_type -> cityhub.v1.ActRequest
-	6,  // 34: cityhub.v1.CaseService.Dispatch:input_type -> cityhub.v1.ActRequest
-	6,  // 35: cityhub.v1.CaseService.Accept:input_type -> cityhub.v1.ActRequest
-	6,  // 36: cityhub.v1.CaseService.RequestReturn:input_type -> cityhub.v1.ActRequest
-	6,  // 37: cityhub.v1.CaseService.ApproveReturn:input_type -> cityhub.v1.ActRequest
-	6,  // 38: cityhub.v1.CaseService.DenyReturn:input_type -> cityhub.v1.ActRequest
-	6,  // 39: cityhub.v1.CaseService.Handle:input_type -> cityhub.v1.ActRequest
-	6,  // 40: cityhub.v1.CaseService.CheckPass:input_type -> cityhub.v1.ActRequest
-	6,  // 41: cityhub.v1.CaseService.CheckFail:input_type -> cityhub.v1.ActRequest
-	6,  // 42: cityhub.v1.CaseService.Close:input_type -> cityhub.v1.ActRequest
-	6,  // 43: cityhub.v1.CaseService.RequestExtension:input_type -> cityhub.v1.ActRequest
-	6,  // 44: cityhub.v1.CaseService.ApproveExtension:input_type -> cityhub.v1.ActRequest
-	6,  // 45: cityhub.v1.CaseService.DenyExtension:input_type -> cityhub.v1.ActRequest
-	6,  // 46: cityhub.v1.CaseService.RequestSuspend:input_type -> cityhub.v1.ActRequest
-	6,  // 47: cityhub.v1.CaseService.ApproveSuspend:input_type -> cityhub.v1.ActRequest
-	6,  // 48: cityhub.v1.CaseService.DenySuspend:input_type -> cityhub.v1.ActRequest
-	6,  // 49: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
-	6,  // 50: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
-	6,  // 51: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
-	6,  // 52: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
-	6,  // 53: cityhub.v1.CaseService.Reassign:input_type -> cityhub.v1.ActRequest
-	6,  // 54: cityhub.v1.CaseService.ReferReview:input_type -> cityhub.v1.ActRequest
-	6,  // 55: cityhub.v1.CaseService.DecideOwner:input_type -> cityhub.v1.ActRequest
-	14, // 56: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
-	7,  // 57: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
-	3,  // 58: cityhub.v1.CaseService.ReportCases:output_type -> cityhub.v1.ReportCasesResponse
-	23, // 59: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
-	10, // 60: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
-	13, // 61: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
-	7,  // 62: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
-	7,  // 63: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
-	7,  // 64: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
-	7,  // 65: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
-	7,  // 66: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
-	7,  // 67: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
-	7,  // 68: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
-	7,  // 69: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
-	7,  // 70: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
-	7,  // 71: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
-	7,  // 72: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
-	7,  // 73: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
-	7,  // 74: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
-	7,  // 75: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
-	7,  // 76: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
-	7,  // 77: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
-	7,  // 78: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
-	7,  // 79: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
-	7,  // 80: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
-	7,  // 81: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
-	7,  // 82: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
-	7,  // 83: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
-	7,  // 84: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
-	7,  // 85: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
-	7,  // 86: cityhub.v1.CaseService.Reassign:output_type -> cityhub.v1.CaseResponse
-	7,  // 87: cityhub.v1.CaseService.ReferReview:output_type -> cityhub.v1.CaseResponse
-	7,  // 88: cityhub.v1.CaseService.DecideOwner:output_type -> cityhub.v1.CaseResponse
-	16, // 89: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
-	57, // [57:90] is the sub-list for method output_type
-	24, // [24:57] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	14, // 22: cityhub.v1.Catalogue.units:type_name -> cityhub.v1.CatalogueUnit
+	26, // 23: cityhub.v1.CatalogueUnit.tier:type_name -> cityhub.v1.Tier
+	0,  // 24: cityhub.v1.EvaluationRequest.consistency:type_name -> cityhub.v1.Consistency
+	16, // 25: cityhub.v1.EvaluationReport.rows:type_name -> cityhub.v1.EvaluationRow
+	1,  // 26: cityhub.v1.CaseService.ReportCase:input_type -> cityhub.v1.ReportCaseRequest
+	2,  // 27: cityhub.v1.CaseService.ReportCases:input_type -> cityhub.v1.ReportCasesRequest
+	8,  // 28: cityhub.v1.CaseService.GetCase:input_type -> cityhub.v1.GetCaseRequest
+	9,  // 29: cityhub.v1.CaseService.ListCases:input_type -> cityhub.v1.ListCasesRequest
+	11, // 30: cityhub.v1.CaseService.GetCatalogue:input_type -> cityhub.v1.GetCatalogueRequest
+	6,  // 31: cityhub.v1.CaseService.Act:input_type -> cityhub.v1.ActRequest
+	6,  // 32: cityhub.v1.CaseService.Verify:input_type -> cityhub.v1.ActRequest
+	6,  // 33: cityhub.v1.CaseService.File:input_type -> cityhub.v1.ActRequest
+	6,  // 34: cityhub.v1.CaseService.Reject:input_type -> cityhub.v1.ActRequest
+	6,  // 35: cityhub.v1.CaseService.SelfHandle:input_type -> cityhub.v1.ActRequest
+	6,  // 36: cityhub.v1.CaseService.Dispatch:input_type -> cityhub.v1.ActRequest
+	6,  // 37: cityhub.v1.CaseService.Accept:input_type -> cityhub.v1.ActRequest
+	6,  // 38: cityhub.v1.CaseService.RequestReturn:input_type -> cityhub.v1.ActRequest
+	6,  // 39: cityhub.v1.CaseService.ApproveReturn:input_type -> cityhub.v1.ActRequest
+	6,  // 40: cityhub.v1.CaseService.DenyReturn:input_type -> cityhub.v1.ActRequest
+	6,  // 41: cityhub.v1.CaseService.Handle:input_type -> cityhub.v1.ActRequest
+	6,  // 42: cityhub.v1.CaseService.CheckPass:input_type -> cityhub.v1.ActRequest
+	6,  // 43: cityhub.v1.CaseService.CheckFail:input_type -> cityhub.v1.ActRequest
+	6,  // 44: cityhub.v1.CaseService.Close:input_type -> cityhub.v1.ActRequest
+	6,  // 45: cityhub.v1.CaseService.RequestExtension:input_type -> cityhub.v1.ActRequest
+	6,  // 46: cityhub.v1.CaseService.ApproveExtension:input_type -> cityhub.v1.ActRequest
+	6,  // 47: cityhub.v1.CaseService.DenyExtension:input_type -> cityhub.v1.ActRequest
+	6,  // 48: cityhub.v1.CaseService.RequestSuspend:input_type -> cityhub.v1.ActRequest
+	6,  // 49: cityhub.v1.CaseService.ApproveSuspend:input_type -> cityhub.v1.ActRequest
+	6,  // 50: cityhub.v1.CaseService.DenySuspend:input_type -> cityhub.v1.ActRequest
+	6,  // 51: cityhub.v1.CaseService.Resume:input_type -> cityhub.v1.ActRequest
+	6,  // 52: cityhub.v1.CaseService.Void:input_type -> cityhub.v1.ActRequest
+	6,  // 53: cityhub.v1.CaseService.Supervise:input_type -> cityhub.v1.ActRequest
+	6,  // 54: cityhub.v1.CaseService.TransferUp:input_type -> cityhub.v1.ActRequest
+	6,  // 55: cityhub.v1.CaseService.Reassign:input_type -> cityhub.v1.ActRequest
+	6,  // 56: cityhub.v1.CaseService.ReferReview:input_type -> cityhub.v1.ActRequest
+	6,  // 57: cityhub.v1.CaseService.DecideOwner:input_type -> cityhub.v1.ActRequest
+	15, // 58: cityhub.v1.CaseService.GetEvaluation:input_type -> cityhub.v1.EvaluationRequest
+	7,  // 59: cityhub.v1.CaseService.ReportCase:output_type -> cityhub.v1.CaseResponse
+	3,  // 60: cityhub.v1.CaseService.ReportCases:output_type -> cityhub.v1.ReportCasesResponse
+	24, // 61: cityhub.v1.CaseService.GetCase:output_type -> cityhub.v1.Case
+	10, // 62: cityhub.v1.CaseService.ListCases:output_type -> cityhub.v1.ListCasesResponse
+	13, // 63: cityhub.v1.CaseService.GetCatalogue:output_type -> cityhub.v1.Catalogue
+	7,  // 64: cityhub.v1.CaseService.Act:output_type -> cityhub.v1.CaseResponse
+	7,  // 65: cityhub.v1.CaseService.Verify:output_type -> cityhub.v1.CaseResponse
+	7,  // 66: cityhub.v1.CaseService.File:output_type -> cityhub.v1.CaseResponse
+	7,  // 67: cityhub.v1.CaseService.Reject:output_type -> cityhub.v1.CaseResponse
+	7,  // 68: cityhub.v1.CaseService.SelfHandle:output_type -> cityhub.v1.CaseResponse
+	7,  // 69: cityhub.v1.CaseService.Dispatch:output_type -> cityhub.v1.CaseResponse
+	7,  // 70: cityhub.v1.CaseService.Accept:output_type -> cityhub.v1.CaseResponse
+	7,  // 71: cityhub.v1.CaseService.RequestReturn:output_type -> cityhub.v1.CaseResponse
+	7,  // 72: cityhub.v1.CaseService.ApproveReturn:output_type -> cityhub.v1.CaseResponse
+	7,  // 73: cityhub.v1.CaseService.DenyReturn:output_type -> cityhub.v1.CaseResponse
+	7,  // 74: cityhub.v1.CaseService.Handle:output_type -> cityhub.v1.CaseResponse
+	7,  // 75: cityhub.v1.CaseService.CheckPass:output_type -> cityhub.v1.CaseResponse
+	7,  // 76: cityhub.v1.CaseService.CheckFail:output_type -> cityhub.v1.CaseResponse
+	7,  // 77: cityhub.v1.CaseService.Close:output_type -> cityhub.v1.CaseResponse
+	7,  // 78: cityhub.v1.CaseService.RequestExtension:output_type -> cityhub.v1.CaseResponse
+	7,  // 79: cityhub.v1.CaseService.ApproveExtension:output_type -> cityhub.v1.CaseResponse
+	7,  // 80: cityhub.v1.CaseService.DenyExtension:output_type -> cityhub.v1.CaseResponse
+	7,  // 81: cityhub.v1.CaseService.RequestSuspend:output_type -> cityhub.v1.CaseResponse
+	7,  // 82: cityhub.v1.CaseService.ApproveSuspend:output_type -> cityhub.v1.CaseResponse
+	7,  // 83: cityhub.v1.CaseService.DenySuspend:output_type -> cityhub.v1.CaseResponse
+	7,  // 84: cityhub.v1.CaseService.Resume:output_type -> cityhub.v1.CaseResponse
+	7,  // 85: cityhub.v1.CaseService.Void:output_type -> cityhub.v1.CaseResponse
+	7,  // 86: cityhub.v1.CaseService.Supervise:output_type -> cityhub.v1.CaseResponse
+	7,  // 87: cityhub.v1.CaseService.TransferUp:output_type -> cityhub.v1.CaseResponse
+	7,  // 88: cityhub.v1.CaseService.Reassign:output_type -> cityhub.v1.CaseResponse
+	7,  // 89: cityhub.v1.CaseService.ReferReview:output_type -> cityhub.v1.CaseResponse
+	7,  // 90: cityhub.v1.CaseService.DecideOwner:output_type -> cityhub.v1.CaseResponse
+	17, // 91: cityhub.v1.CaseService.GetEvaluation:output_type -> cityhub.v1.EvaluationReport
+	59, // [59:92] is the sub-list for method output_type
+	26, // [26:59] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_case_service_proto_init() }
@@ -1733,7 +1821,7 @@ func file_cityhub_v1_case_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_case_service_proto_rawDesc), len(file_cityhub_v1_case_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

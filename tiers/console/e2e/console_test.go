@@ -38,7 +38,7 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		{Name: city, Tier: "city", Jurisdiction: "320500", Units: []string{"city-water", "city-parks"}},
 		{Name: "d-320505", Tier: "district", Jurisdiction: "320505", Parent: city, Units: []string{"320505-sanitation"}},
 		{Name: "s-320505001", Tier: "street", Jurisdiction: "320505001", Parent: "d-320505", Units: []string{"320505001-squad"}},
-		{Name: comm, Tier: "community", Jurisdiction: "320505001001", Parent: "s-320505001", Units: []string{unit}},
+		{Name: comm, Tier: "community", Jurisdiction: "320505001001", Parent: "s-320505001", Units: []string{unit + "=" + unitName}},
 	}, 1, testcluster.SampleGrids(t), func(c *config.Config) {
 		c.Auth.Disabled = false
 		c.Auth.AdminPasswordFile = pw
@@ -94,6 +94,8 @@ func TestConsoleCaseFromMapClickToClose(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`button[data-action=ACTION_DISPATCH]`)),
 		chromedp.Clear(chromedp.CSS(`#unit`)),
 		chromedp.SendKeys(chromedp.CSS(`#unit`), unit),
+		// The unit directory names the unit typed.
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=unit-name][data-name="`+unitName+`"]`)),
 		choose(`#tier`, "TIER_COMMUNITY"),
 		chromedp.Click(chromedp.CSS(`[data-testid=submit-action]`)),
 		chromedp.WaitVisible(chromedp.CSS(title("STATE_DISPATCHED"))),

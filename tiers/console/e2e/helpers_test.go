@@ -37,6 +37,7 @@ const (
 	city, comm    = "city", "c-320505001001"
 	grid          = "320505001001007" // a grid of 狮山社区, held by c-320505001001
 	unit          = "320505001001-grid"
+	unitName      = "狮山社区网格工作站"
 )
 
 // chromium finds the browser: CITYHUB_CHROMIUM, else the PATH.

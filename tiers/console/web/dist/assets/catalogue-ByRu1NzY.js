@@ -1,1 +1,0 @@
-import{b as a}from"./index-DqdpkqI4.js";let c=null;function s(){return c||(c=a("/v1/catalogue").then(o=>{const e=new Map;for(const t of o.classes||[])e.set(`${t.kind}/${t.major_code}/${t.minor_code}`,t);return e.list=o.classes||[],e}).catch(o=>{throw c=null,o})),c}export{s as c};
