@@ -3,8 +3,6 @@ package replica_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,15 +26,8 @@ func TestJoinWithAuthentication(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test: run without -short")
 	}
-	internal, _ := testcluster.InternalTLS(t, "320582")
-	pw := filepath.Join(t.TempDir(), "admin-password")
-	if err := os.WriteFile(pw, []byte("rejoin-admin-password"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := testcluster.New(t, 1, internal, func(cfg *config.Config) {
-		cfg.Auth.Disabled = false
-		cfg.Auth.AdminPasswordFile = pw
-	})
+	internal, authOn := authenticated(t)
+	c := testcluster.New(t, 1, internal, authOn)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	actx := clerkContext(ctx, t, c, 0)

@@ -32,14 +32,8 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster fault test: run without -short")
 	}
-	internal, _ := testcluster.InternalTLS(t, "320582")
-	pw := filepath.Join(t.TempDir(), "admin-password")
-	if err := os.WriteFile(pw, []byte("rejoin-admin-password"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := testcluster.New(t, 3, internal, func(cfg *config.Config) {
-		cfg.Auth.Disabled = false
-		cfg.Auth.AdminPasswordFile = pw
+	internal, authOn := authenticated(t)
+	c := testcluster.New(t, 3, internal, authOn, func(cfg *config.Config) {
 		cfg.Raft.TrailingLogs = 20
 		cfg.Raft.WALSegmentSize = 64 << 10 // compaction drops whole segments
 		cfg.Raft.SnapshotThreshold = 1 << 20
@@ -140,6 +134,22 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	r.Actor, r.Role, r.Source = "", pb.Role_ROLE_UNSPECIFIED, pb.Source_SOURCE_HOTLINE_12345
 	if resp, err := c.Cases(f).ReportCase(fctx, r); err != nil || written[resp.GetCase().GetId()] {
 		t.Fatalf("write through the rejoined replica: %v (case %s)", err, resp.GetCase().GetId())
+	}
+}
+
+// authenticated are the options of a tier with authentication on: the
+// group's certificate on the internal plane, and the first administrator's
+// password (the one clerkContext logs in with).
+func authenticated(t *testing.T) (internalTLS, auth testcluster.Option) {
+	t.Helper()
+	internalTLS, _ = testcluster.InternalTLS(t, "320582")
+	pw := filepath.Join(t.TempDir(), "admin-password")
+	if err := os.WriteFile(pw, []byte("rejoin-admin-password"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return internalTLS, func(cfg *config.Config) {
+		cfg.Auth.Disabled = false
+		cfg.Auth.AdminPasswordFile = pw
 	}
 }
 
