@@ -191,9 +191,9 @@ func records(tb testing.TB, s *store.Store, withoutApplied bool) map[string]stri
 		}
 		v := chunk()
 		// The applied index, the nearby index's and the dashboard's marks
-		// (N/m and D/m follow it) and the count of request records move
+		// (N/m and D/n follow it) and the count of request records move
 		// with every entry that records its request.
-		if withoutApplied && (k == "m/applied" || k == "N/m" || k == "D/m" || k == "m/requests") {
+		if withoutApplied && (k == "m/applied" || k == "N/m" || k == "D/n" || k == "m/requests") {
 			continue
 		}
 		out[k] = v

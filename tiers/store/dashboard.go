@@ -21,40 +21,55 @@ import (
 // a few short scans whatever the number of cases:
 //
 //	D/c/<LL>/<area>/<sfx>            int64 BE: cases of an area (grid code prefix of length LL:
-//	                                 06 district, 09 street, 12 community, 15 grid) by
-//	                                 state (sfx = state:2), open and overdue ("OV"), open and in
-//	                                 joint review ("RV")
+//	                                 06 district, 15 grid) by state (sfx = state:2), open and
+//	                                 overdue ("OV"), open and in joint review ("RV")
 //	D/c/UU/<unit>\x00<sfx>           int64 BE: the same for the cases owned by a unit
 //	D/f/<hour>/<LL>/<area>/<kind>    int64 BE: history steps of a kind (r report, f file,
 //	                                 d dispatch, h handle, c close) stamped in that UTC hour
 //	                                 (YYYYMMDDHH), by area (the same levels)
 //	D/o/<area>/<due ms:8 BE><id>     "": open overdue cases by stage deadline, per area level
-//	                                 (the city's 4-digit prefix too)
+//	                                 (4 city, 6, 9 street, 12 community, 15)
 //	D/p/<unit>\x00<due ms:8 BE><id>  "": the same per owning unit
-//	D/m                              uint64 BE: the applied index the family was kept up to
+//	D/n                              uint64 BE: the applied index the family was kept up to
+//	                                 (D/m until 2026-12-04, when streets and communities had
+//	                                 counters of their own: a store with D/m, or without D/n,
+//	                                 is rebuilt, and an older binary rebuilds one without D/m)
 //
-// Counters at zero are deleted. The city's numbers are the sum of its
-// districts' (a city has tens of them), which spares every write a
-// counter per level. A day in the node's time zone is the sum of its UTC
-// hours (the reader's business), so Apply needs no time zone.
+// Counters at zero are deleted. Counters are kept for districts and grids
+// only (storedLevels): a street's or a community's numbers are the sum of
+// its grids' (tens to a few hundred keys a read), and a city's the sum of
+// its districts' (tens), which spares every case write the counters and
+// flow of three levels: they were a third of the keys an action wrote. A
+// day in the node's time zone is the sum of its UTC hours (the reader's
+// business), so Apply needs no time zone.
 const (
 	pfxDash      = "D/"
 	pfxDashCount = "D/c/"
 	pfxDashFlow  = "D/f/"
 	pfxDashOver  = "D/o/"
 	pfxDashUnitO = "D/p/"
-	keyDashMark  = "D/m"
+	keyDashMark  = "D/n"
 	dashUnitLvl  = "UU"
 	sfxOverdue   = "OV"
 	sfxReview    = "RV"
 )
 
 // AreaLevels are the lengths of grid code prefixes the dashboard answers
-// for: city, district, street, community, grid. Counters are kept from
-// the district down (countedLevels).
+// for: city, district, street, community, grid. Overdue lists are kept
+// from the district down (countedLevels), counters and flow for the
+// district and the grid (storedLevels); the reader sums the rest.
 var AreaLevels = []int{4, 6, 9, 12, 15}
 
-var countedLevels = AreaLevels[1:]
+var (
+	countedLevels = AreaLevels[1:]
+	storedLevels  = []int{6, gridLevel}
+)
+
+// gridLevel is a grid code's length: the finest level.
+const gridLevel = 15
+
+// stored reports whether areas of length l have counters of their own.
+func stored(l int) bool { return slices.Contains(storedLevels, l) }
 
 // levelNames are the LL of the keys, by length.
 var levelNames = map[int]string{4: "04", 6: "06", 9: "09", 12: "12", 15: "15"}
@@ -161,10 +176,10 @@ func shapeOf(c *pb.Case) dashShape {
 		overdue: open && c.Overdue, review: open && c.GetOwnership().GetInReview()}
 }
 
-// levelsOf is how many counted levels a grid code reaches.
-func levelsOf(grid string) int {
+// levelsOf is how many of levels a grid code reaches.
+func levelsOf(levels []int, grid string) int {
 	n := 0
-	for _, l := range countedLevels {
+	for _, l := range levels {
 		if len(grid) >= l {
 			n++
 		}
@@ -175,7 +190,7 @@ func levelsOf(grid string) int {
 // counters emits the counter keys of a case of this shape (+1 each).
 func (sh dashShape) counters(emit func(string)) {
 	st := stateSuffix(sh.state)
-	for _, l := range countedLevels[:levelsOf(sh.grid)] {
+	for _, l := range storedLevels[:levelsOf(storedLevels, sh.grid)] {
 		a := sh.grid[:l]
 		emit(dashCountKey(l, a, st))
 		if sh.overdue {
@@ -199,7 +214,7 @@ func (sh dashShape) counters(emit func(string)) {
 // counters emits the flow counter keys of one step (+1 each).
 func (st dashStep) counters(emit func(string)) {
 	hour := FlowHour(time.Unix(st.hour*3600, 0))
-	for _, l := range countedLevels[:levelsOf(st.grid)] {
+	for _, l := range storedLevels[:levelsOf(storedLevels, st.grid)] {
 		emit(dashFlowKey(hour, l, st.grid[:l], st.kind))
 	}
 }
@@ -232,7 +247,7 @@ func dashIndex(c *pb.Case, sh dashShape) []string {
 	if len(sh.grid) >= AreaLevels[0] {
 		out = append(out, string(appendDue([]byte(pfxDashOver+sh.grid[:AreaLevels[0]]+"/"), dueMs, c.Id)))
 	}
-	for _, l := range countedLevels[:levelsOf(sh.grid)] {
+	for _, l := range countedLevels[:levelsOf(countedLevels, sh.grid)] {
 		out = append(out, string(appendDue([]byte(pfxDashOver+sh.grid[:l]+"/"), dueMs, c.Id)))
 	}
 	if sh.unit != "" {
@@ -454,8 +469,15 @@ func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
 		res.Area = AreaTally{Code: q.Area, States: map[pb.State]int64{}}
 		l := len(q.Area)
 		city := l == AreaLevels[0] // no counters of its own: the sum of its children
-		if !city {
-			if err := tx.scanTally(pfxDashCount+lvl(l)+"/"+q.Area+"/", false, func(string) *AreaTally { return &res.Area }); err != nil {
+		own := func(string) *AreaTally { return &res.Area }
+		switch {
+		case city:
+		case stored(l):
+			if err := tx.scanTally(pfxDashCount+lvl(l)+"/"+q.Area+"/", false, own); err != nil {
+				return err
+			}
+		default: // a street or a community: the sum of its grids
+			if err := tx.scanTally(pfxDashCount+lvl(gridLevel)+"/"+q.Area, false, own); err != nil {
 				return err
 			}
 		}
@@ -468,22 +490,31 @@ func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
 			}
 			return t
 		}
+		// Children without counters of their own (streets, communities)
+		// are summed from their grids'.
+		childLvl, childOfKey := child, childOf
+		if child > 0 && !stored(child) {
+			childLvl, childOfKey = gridLevel, func(grid string) *AreaTally { return childOf(grid[:min(child, len(grid))]) }
+		}
 		if child > 0 {
-			if err := tx.scanTally(pfxDashCount+lvl(child)+"/"+q.Area, true, childOf); err != nil {
+			if err := tx.scanTally(pfxDashCount+lvl(childLvl)+"/"+q.Area, true, childOfKey); err != nil {
 				return err
 			}
 		}
 		for _, h := range q.Hours {
-			if city {
-				break
+			switch {
+			case city:
+			case stored(l):
+				if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(l)+"/"+q.Area+"/", own); err != nil {
+					return err
+				}
+			default:
+				if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(gridLevel)+"/"+q.Area, own); err != nil {
+					return err
+				}
 			}
-			if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(l)+"/"+q.Area+"/", func(string) *AreaTally { return &res.Area }); err != nil {
-				return err
-			}
-		}
-		for _, h := range q.Hours {
 			if child > 0 {
-				if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(child)+"/"+q.Area, childOf); err != nil {
+				if err := tx.scanFlow(pfxDashFlow+h+"/"+lvl(childLvl)+"/"+q.Area, childOfKey); err != nil {
 					return err
 				}
 			}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -92,6 +93,11 @@ func TestDashboardFollowsTheCase(t *testing.T) {
 	}
 	if r.Children[0].Flow[store.FlowReported] != 1 || r.Children[1].Flow[store.FlowReported] != 0 {
 		t.Fatalf("children's flow: %+v", r.Children)
+	}
+	// A street's children are its communities, summed from their grids.
+	r = dash(t, s, store.DashboardQuery{Area: dashGrid[:9], Hours: day})
+	if len(r.Children) != 1 || r.Children[0].Code != dashGrid[:12] || r.Children[0].States[rep] != 1 || r.Children[0].Flow[store.FlowReported] != 1 {
+		t.Fatalf("children of the street: %+v", r.Children)
 	}
 
 	c2 := step(c, pb.Action_ACTION_FILE, pb.State_STATE_FILED, t0+minute)
@@ -208,7 +214,31 @@ func TestDashboardRebuiltForAnOlderStore(t *testing.T) {
 	}
 	// An older binary applied an entry: the mark lags; the counters are
 	// rebuilt from the cases at the next Open.
-	if err := s.RawSet("D/m", []byte{0, 0, 0, 0, 0, 0, 0, 1}); err != nil {
+	if err := s.RawSet("D/n", []byte{0, 0, 0, 0, 0, 0, 0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RawSet("D/c/15/110105001001001/01", []byte{0, 0, 0, 0, 0, 0, 0, 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDisk(t, dir)
+	mustVerify(t, s)
+	if got := dash(t, s, store.DashboardQuery{Area: "110105001", OverdueLimit: 5}); got.Area.States[pb.State_STATE_REPORTED] != int64(len(cs)+2)/3 {
+		t.Fatalf("reported after the rebuild: %d", got.Area.States[pb.State_STATE_REPORTED])
+	}
+	// A store of a binary before 2026-12-04: its mark is D/m, and streets
+	// and communities have counters of their own. It is rebuilt to the
+	// layout of today (no D/m, no street counter left).
+	if err := s.RawDelete("D/n"); err != nil {
+		t.Fatal(err)
+	}
+	idx, _, err := s.Applied()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RawSet("D/m", binary.BigEndian.AppendUint64(nil, idx)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RawSet("D/c/09/110105001/01", []byte{0, 0, 0, 0, 0, 0, 0, 9}); err != nil {
@@ -233,12 +263,16 @@ func TestVerifyFindsDashboardDamage(t *testing.T) {
 		want   string
 	}{
 		{"counter wrong", func(s *store.Store) error { return s.RawSet("D/c/06/110105/05", []byte{0, 0, 0, 0, 0, 0, 0, 7}) }, "D/ counters holds"},
-		{"counter lost", func(s *store.Store) error { return s.RawDelete("D/c/09/110105001/01") }, "D/ counters holds"},
+		{"counter lost", func(s *store.Store) error { return s.RawDelete("D/c/15/110105001001001/01") }, "D/ counters holds"},
+		{"a street's counter (the layout before 2026-12-04)", func(s *store.Store) error {
+			return s.RawSet("D/c/09/110105001/01", []byte{0, 0, 0, 0, 0, 0, 0, 10})
+		}, "D/ counters holds"},
 		{"flow counter extra", func(s *store.Store) error {
 			return s.RawSet("D/f/2026050100/04/1101/r", []byte{0, 0, 0, 0, 0, 0, 0, 1})
 		}, "D/ counters holds"},
 		{"overdue entry extra", func(s *store.Store) error { return s.RawSet("D/o/1101/\x00\x00\x00\x00\x00\x00\x00\x01x", nil) }, "D/ overdue lists holds"},
-		{"mark lags", func(s *store.Store) error { return s.RawSet("D/m", []byte{0, 0, 0, 0, 0, 0, 0, 1}) }, "dashboard counters were kept up to index 1"},
+		{"mark lags", func(s *store.Store) error { return s.RawSet("D/n", []byte{0, 0, 0, 0, 0, 0, 0, 1}) }, "dashboard counters were kept up to index 1"},
+		{"the mark of the layout before 2026-12-04", func(s *store.Store) error { return s.RawSet("D/m", []byte{0, 0, 0, 0, 0, 0, 0, 1}) }, "malformed"},
 		{"malformed", func(s *store.Store) error { return s.RawSet("D/zz", nil) }, "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

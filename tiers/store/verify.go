@@ -51,7 +51,7 @@ const maxProblems = 8
 //   - the dashboard's counters (D/c/, D/f/) hold exactly the counts the
 //     cases make (summed per key from the cases, then compared like a
 //     family), its overdue lists (D/o/, D/p/) exactly the entries, and its
-//     mark (D/m) the applied index;
+//     mark (D/n) the applied index;
 //   - the request records (r/) number what the store counted as it wrote
 //     them (else an acknowledged request id would run again as new);
 //   - the applied index exists when anything else does, and no snapshot
