@@ -319,6 +319,23 @@ func TestDashboardCostDoesNotGrowWithTheCases(t *testing.T) {
 		if ru.Area.Total() != unit1 {
 			t.Fatalf("unit total %d, want %d", ru.Area.Total(), unit1)
 		}
+		// A district (its streets summed from its grids) and a street
+		// (itself and its communities summed from its grids).
+		inDistrict, inStreet := int64(0), int64(0)
+		for _, c := range cs {
+			if strings.HasPrefix(c.GridCode, "320505") {
+				inDistrict++
+			}
+			if strings.HasPrefix(c.GridCode, dashGrid[:9]) {
+				inStreet++
+			}
+		}
+		rd := dash(t, s, store.DashboardQuery{Area: "320505", Hours: hoursOf(t0, 24), OverdueLimit: 20})
+		rs := dash(t, s, store.DashboardQuery{Area: dashGrid[:9], Hours: hoursOf(t0, 24), OverdueLimit: 20})
+		if rd.Area.Total() != inDistrict || len(rd.Children) != 2 || rs.Area.Total() != inStreet || len(rs.Children) != 2 {
+			t.Fatalf("district total %d (want %d) with %d streets; street total %d (want %d) with %d communities",
+				rd.Area.Total(), inDistrict, len(rd.Children), rs.Area.Total(), inStreet, len(rs.Children))
+		}
 		return stats.Snapshot().Sub(before)
 	}
 	small, large := cost(200), cost(4000)
