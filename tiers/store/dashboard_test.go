@@ -212,6 +212,19 @@ func TestDashboardRebuiltForAnOlderStore(t *testing.T) {
 	if got := dash(t, s, store.DashboardQuery{Area: "110105001", OverdueLimit: 5}); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("rebuilt: %+v\nwant %+v", got, want)
 	}
+	// reopenRebuilt reopens the store, which rebuilds the family, and
+	// checks it against the cases.
+	reopenRebuilt := func() {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openDisk(t, dir)
+		mustVerify(t, s)
+		if got := dash(t, s, store.DashboardQuery{Area: "110105001", OverdueLimit: 5}); got.Area.States[pb.State_STATE_REPORTED] != int64(len(cs)+2)/3 {
+			t.Fatalf("reported after the rebuild: %d", got.Area.States[pb.State_STATE_REPORTED])
+		}
+	}
 	// An older binary applied an entry: the mark lags; the counters are
 	// rebuilt from the cases at the next Open.
 	if err := s.RawSet("D/n", []byte{0, 0, 0, 0, 0, 0, 0, 1}); err != nil {
@@ -220,14 +233,7 @@ func TestDashboardRebuiltForAnOlderStore(t *testing.T) {
 	if err := s.RawSet("D/c/15/110105001001001/01", []byte{0, 0, 0, 0, 0, 0, 0, 9}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openDisk(t, dir)
-	mustVerify(t, s)
-	if got := dash(t, s, store.DashboardQuery{Area: "110105001", OverdueLimit: 5}); got.Area.States[pb.State_STATE_REPORTED] != int64(len(cs)+2)/3 {
-		t.Fatalf("reported after the rebuild: %d", got.Area.States[pb.State_STATE_REPORTED])
-	}
+	reopenRebuilt()
 	// A store of a binary before 2026-12-04: its mark is D/m, and streets
 	// and communities have counters of their own. It is rebuilt to the
 	// layout of today (no D/m, no street counter left).
@@ -244,14 +250,7 @@ func TestDashboardRebuiltForAnOlderStore(t *testing.T) {
 	if err := s.RawSet("D/c/09/110105001/01", []byte{0, 0, 0, 0, 0, 0, 0, 9}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openDisk(t, dir)
-	mustVerify(t, s)
-	if got := dash(t, s, store.DashboardQuery{Area: "110105001", OverdueLimit: 5}); got.Area.States[pb.State_STATE_REPORTED] != int64(len(cs)+2)/3 {
-		t.Fatalf("reported after the rebuild: %d", got.Area.States[pb.State_STATE_REPORTED])
-	}
+	reopenRebuilt()
 }
 
 // TestVerifyFindsDashboardDamage: a lost or wrong counter, a lost overdue
