@@ -71,6 +71,7 @@ type options struct {
 	batch        int    // reports per call (ReportCases) when above 1
 	token        string // bearer token or integrator key
 	user, pass   string // log in instead
+	seed         uint64 // of the generated reports; 0: from the clock
 }
 
 // authenticated reports whether the reports carry credentials.
@@ -105,6 +106,7 @@ import failed), 2 when it could not run.`)
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	f.StringVar(&o.jurisdiction, "jurisdiction", "320582", "grid code prefix (6, 9 or 12 digits) of the tier under test")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	f.Uint64Var(&o.seed, "seed", 0, "random seed of the generated reports, for a load that repeats (0: from the clock)")
 	f.IntVar(&o.batch, "batch", 1, "reports per call: above 1, each client sends ReportCases with this many (gRPC, at most 100); throughput and latency count reports")
 	f.StringVar(&o.token, "token", os.Getenv("CITYHUB_TOKEN"), "access token or integrator key to send (env CITYHUB_TOKEN)")
 	f.StringVar(&o.user, "user", "", "log in as this account at every address (with --password)")
@@ -203,7 +205,10 @@ func run(o options) (*result, error) {
 	var idBytes [4]byte
 	_, _ = rand.Read(idBytes[:])
 	runID := hex.EncodeToString(idBytes[:])
-	seed := uint64(time.Now().UnixNano())
+	seed := o.seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 
 	start := time.Now()
 	ph := &phase{measureFrom: start.Add(o.warmup)}
