@@ -43,12 +43,14 @@ cleanup() {
 }
 trap cleanup EXIT
 step() { echo "e2e-federation: $(date +%T) $*"; }
-fail() {
-  echo "e2e-federation: FAIL: $*" >&2
+fail() { # the logs' tails first and the reason last, so a CI that keeps only the end of the output keeps the reason
+  local f
   for f in "$work"/logs/*.log; do
     case $f in */driver.log) continue ;; esac
     echo "--- $(basename "$f")"; tail -15 "$f"
   done
+  if [ -s "$work/logs/driver.out" ]; then echo "--- driver.out"; tail -40 "$work/logs/driver.out"; fi
+  echo "e2e-federation: FAIL: $*" >&2
   echo "e2e-federation: 0 passed, 1 failed"
   exit 1
 }
@@ -367,10 +369,10 @@ step "city–district link healed after $((SECONDS - cut)) s"
 rc=0
 wait "$driver_pid" || rc=$?
 driver_pid=""
-cat "$work/logs/driver.out"
 if [ "$rc" -ne 0 ]; then
   echo "--- driver.log"; tail -20 "$work/logs/driver.log"
-  fail "cityhubfedcheck exited $rc"
+  fail "cityhubfedcheck exited $rc: $(grep -a -m3 'FAIL\|violation\|error' "$work/logs/driver.out" "$work/logs/driver.log" | tail -3 | cut -c1-600)"
 fi
+cat "$work/logs/driver.out"
 step "done in $((SECONDS - started)) s after the load started"
 echo "e2e-federation: 1 passed, 0 failed"

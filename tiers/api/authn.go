@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -65,9 +66,21 @@ var publicMethods = map[string]bool{
 // errUnauthenticated is all a caller learns about a failed authentication.
 var errUnauthenticated = status.Error(codes.Unauthenticated, "authentication required: send \"authorization: Bearer <token or API key>\" (cityhubctl login)")
 
+// errReplicaBehind is what a caller learns when this replica has not yet
+// applied the login of its token (the reason, which may name an account,
+// stays in the log).
+var errReplicaBehind = toStatus(fmt.Errorf("%w: try another replica, or again in a moment", auth.ErrReplicaBehind))
+
 // authenticate puts the caller's principal into ctx.
 func (g *guard) authenticate(ctx context.Context, method, cred string) (context.Context, error) {
 	p, err := g.authn.Authenticate(ctx, cred)
+	if errors.Is(err, auth.ErrReplicaBehind) {
+		// The token is good for all this replica can tell: it has not yet
+		// applied the login. Unavailable sends the caller to another
+		// replica (tiers/client, REST 503) instead of to the login page.
+		g.log.Info("token from a login this replica has not applied yet", "method", method, "reason", err, "peer", peerAddr(ctx))
+		return ctx, errReplicaBehind
+	}
 	if err != nil {
 		g.failed.WithLabelValues(method).Inc()
 		g.log.Warn("authentication failed", "method", method, "reason", err, "peer", peerAddr(ctx))

@@ -18,6 +18,14 @@ type Store interface {
 	SigningKeys() ([]*pb.SigningKey, error)
 }
 
+// Progress is how far this replica's copy of the replicated state has got
+// (tiers/node.Node): a token names the log index its session was known at,
+// and a replica behind it waits for it rather than refuse the token.
+type Progress interface {
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, index uint64) error
+}
+
 // Verifier checks a token from the city's identity provider.
 type Verifier interface {
 	Verify(ctx context.Context, raw string) (*Principal, error)
@@ -35,6 +43,15 @@ type Options struct {
 	OIDC Verifier
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Progress, when set, stamps the replica's applied index into the
+	// tokens it issues, and lets a replica that has not yet applied a
+	// token's session wait for it (up to CatchUp) instead of refusing the
+	// token: a follower just restarted, or a few entries behind its leader,
+	// then answers the call, or ErrReplicaBehind (Unavailable: try another
+	// replica), never Unauthenticated.
+	Progress Progress
+	// CatchUp bounds that wait (0: DefaultCatchUp).
+	CatchUp time.Duration
 }
 
 // Defaults of Options.
@@ -42,6 +59,7 @@ const (
 	DefaultTokenTTL    = 15 * time.Minute
 	DefaultSessionTTL  = 12 * time.Hour
 	DefaultKeyRotation = 24 * time.Hour
+	DefaultCatchUp     = 2 * time.Second
 )
 
 // Authenticator turns a presented credential into a Principal.
@@ -63,6 +81,9 @@ func NewAuthenticator(st Store, opts Options) *Authenticator {
 	}
 	if opts.KeyRotation <= 0 {
 		opts.KeyRotation = DefaultKeyRotation
+	}
+	if opts.CatchUp <= 0 {
+		opts.CatchUp = DefaultCatchUp
 	}
 	now := opts.Now
 	if now == nil {
@@ -87,7 +108,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, cred string) (*Princip
 		return a.apiKey(id, secret)
 	}
 	if isNodeToken(cred, a.opts.Node) {
-		return a.verifyNodeToken(cred)
+		return a.verifyNodeToken(ctx, cred)
 	}
 	if a.opts.OIDC != nil {
 		p, err := a.opts.OIDC.Verify(ctx, cred)

@@ -166,6 +166,13 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrPermissionDenied: the principal may not do this.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrReplicaBehind: the token is the node's own, issued when the
+	// node's state was further on than this replica's is (a follower just
+	// restarted, or behind its leader), and the replica did not catch up
+	// within Options.CatchUp. It is not the caller's fault: another
+	// replica, or this one a moment later, accepts the token. It does not
+	// wrap ErrUnauthenticated.
+	ErrReplicaBehind = errors.New("this replica has not yet caught up with the login")
 )
 
 // DeniedError says which permission a refused principal lacks and why.

@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +23,11 @@ var ErrNoSigningKey = errors.New("no token signing key yet")
 type claims struct {
 	jwt.RegisteredClaims
 	Session string `json:"sid"`
+	// Index is the log index the issuing replica had applied, at or after
+	// the session's (0 from a node without Options.Progress, or a token of
+	// an older release): a replica that has applied less may not know the
+	// session, its account or its signing key yet.
+	Index uint64 `json:"idx,omitempty"`
 }
 
 // keyRing caches the node's signing keys from its replicated state.
@@ -78,14 +86,18 @@ func (a *Authenticator) Issue(name, sid string) (string, time.Time, error) {
 	}
 	now := a.now()
 	exp := now.Add(a.opts.TokenTTL)
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
+	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: issuer(a.opts.Node), Subject: name, Audience: jwt.ClaimStrings{a.opts.Node},
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
 			ExpiresAt: jwt.NewNumericDate(exp),
 		},
 		Session: sid,
-	})
+	}
+	if a.opts.Progress != nil {
+		c.Index = a.opts.Progress.AppliedIndex()
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	t.Header["kid"] = key.Id
 	s, err := t.SignedString(key.Secret)
 	return s, exp, err
@@ -106,8 +118,31 @@ func (a *Authenticator) SigningKeyDue() bool {
 func (a *Authenticator) Reload() error { return a.keys.load(a.st) }
 
 // verifyNodeToken checks one of the node's own tokens and returns the
-// account it names.
-func (a *Authenticator) verifyNodeToken(raw string) (*Principal, error) {
+// account it names. A token whose signing key, account or session this
+// replica does not know, issued at a log index this replica has not yet
+// applied, waits for the replica to catch up (Options.Progress), and
+// fails with ErrReplicaBehind when it does not in time.
+func (a *Authenticator) verifyNodeToken(ctx context.Context, raw string) (*Principal, error) {
+	p, err := a.checkNodeToken(raw)
+	if err == nil || a.opts.Progress == nil {
+		return p, err
+	}
+	idx := unverifiedIndex(raw)
+	applied := a.opts.Progress.AppliedIndex()
+	if !errors.Is(err, errNotHere) || idx <= applied {
+		return nil, err // a bad or expired token, or one this replica could judge: a real refusal
+	}
+	wctx, cancel := context.WithTimeout(ctx, a.opts.CatchUp)
+	defer cancel()
+	if werr := a.opts.Progress.WaitApplied(wctx, idx); werr != nil {
+		return nil, fmt.Errorf("%w: the token was issued at log index %d, this replica has applied %d (%v); here: %v",
+			ErrReplicaBehind, idx, a.opts.Progress.AppliedIndex(), werr, err)
+	}
+	return a.checkNodeToken(raw)
+}
+
+// checkNodeToken checks a node token against this replica's state as it is.
+func (a *Authenticator) checkNodeToken(raw string) (*Principal, error) {
 	c, err := a.parsed.get(raw, a.now())
 	if err != nil {
 		if c, err = a.parse(raw); err != nil {
@@ -117,7 +152,7 @@ func (a *Authenticator) verifyNodeToken(raw string) (*Principal, error) {
 	}
 	acct, err := a.st.GetAccount(c.Subject)
 	if err != nil {
-		return nil, fmt.Errorf("%w: token of account %q: %w", ErrUnauthenticated, c.Subject, err)
+		return nil, fmt.Errorf("%w: token of account %q: %w: %w", ErrUnauthenticated, c.Subject, errNotHere, err)
 	}
 	if acct.Disabled {
 		return nil, fmt.Errorf("%w: account %q is disabled", ErrUnauthenticated, c.Subject)
@@ -126,11 +161,36 @@ func (a *Authenticator) verifyNodeToken(raw string) (*Principal, error) {
 		return nil, fmt.Errorf("%w: token of %q issued before its tokens were revoked", ErrUnauthenticated, c.Subject)
 	}
 	if _, err := a.st.GetSession(c.Session); err != nil {
-		return nil, fmt.Errorf("%w: session of %q ended: %w", ErrUnauthenticated, c.Subject, err)
+		return nil, fmt.Errorf("%w: session of %q ended: %w: %w", ErrUnauthenticated, c.Subject, errNotHere, err)
 	}
 	p := AccountPrincipal(acct, a.opts.Node, ViaPassword)
 	p.Session = c.Session
 	return p, nil
+}
+
+// errNotHere marks a token naming a signing key, account or session this
+// replica's state lacks: ended, or not applied here yet.
+var errNotHere = errors.New("not in this replica's state")
+
+// unverifiedIndex is the idx claim of a node token, read without checking
+// the signature: it only decides whether to wait (bounded) before the
+// token is checked again, never whether the token is accepted.
+func unverifiedIndex(raw string) uint64 {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return 0
+	}
+	payload, err := decodeSegment(parts[1])
+	if err != nil {
+		return 0
+	}
+	var c struct {
+		Index uint64 `json:"idx"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return 0
+	}
+	return c.Index
 }
 
 // parse checks a token's signature and claims.
@@ -147,7 +207,7 @@ func (a *Authenticator) parse(raw string) (*claims, error) {
 		if b, ok := a.keys.get(kid); ok {
 			return b, nil
 		}
-		return nil, fmt.Errorf("unknown signing key %q", kid)
+		return nil, fmt.Errorf("%w: signing key %q", errNotHere, kid)
 	}, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(issuer(a.opts.Node)),
 		jwt.WithAudience(a.opts.Node), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithLeeway(30*time.Second), jwt.WithTimeFunc(a.now))

@@ -125,6 +125,9 @@ var Table = []Row{
 	{fsm.ErrIdentityExists, codes.AlreadyExists},
 	{ErrAccountExists, codes.AlreadyExists},
 	{fsm.ErrIdentityNotFound, codes.NotFound},
+	// A replica behind the login of a token it is shown: another replica,
+	// or this one a moment later, takes it (ahead of ErrUnauthenticated).
+	{auth.ErrReplicaBehind, codes.Unavailable},
 	{auth.ErrUnauthenticated, codes.Unauthenticated},
 	{auth.ErrPermissionDenied, codes.PermissionDenied},
 	{auth.ErrNoSigningKey, codes.Unavailable},

@@ -29,6 +29,7 @@ func newAuthenticator(cfg config.Config, n *node.Node) (*auth.Authenticator, err
 	}
 	opts := auth.Options{
 		Node: cfg.Group(), TokenTTL: cfg.Auth.TokenTTL, SessionTTL: cfg.Auth.SessionTTL, KeyRotation: cfg.Auth.KeyRotation,
+		Progress: n, // a follower behind a token's login waits for it instead of refusing it
 	}
 	if cfg.Auth.OIDC.Enabled() {
 		// Discovery waits for the first token: a node starts without its
