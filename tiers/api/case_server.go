@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -152,25 +153,52 @@ func (s *CaseServer) Act(ctx context.Context, r *pb.ActRequest) (*pb.CaseRespons
 }
 
 // followerCatchUp bounds how long a follower waits for its copy of a case
-// before it decides a scope on it.
+// before it decides a scope on it, and a leader's read barrier.
 const followerCatchUp = 3 * time.Second
 
-// scopeCase reads the copy of case id that p's scope for perm is decided
-// on. A follower's copy trails the leader by the entries in flight: a case
-// reported a moment ago (through this replica, forwarded, or another) may
-// be missing here, or one just dispatched still out of its new unit's
-// scope. So on a follower a missing case, or one outside p's scope, is read
-// again until the local store catches up (followerCatchUp at most) before
-// the caller is refused; the leader's copy is decided on at once.
+// scopeSource is what a scope decision reads: the replica's store, and
+// whether and how it can make its copy current (Replica).
+type scopeSource interface {
+	Store() *store.Store
+	IsLeader() bool
+	ReadBarrier(ctx context.Context, level pb.Consistency) error
+}
+
 func (s *CaseServer) scopeCase(ctx context.Context, p *auth.Principal, perm auth.Permission, id string) (*pb.Case, error) {
+	return scopeCase(ctx, s.replica, p, perm, id)
+}
+
+// scopeCase reads the copy of case id that p's scope for perm is decided
+// on. A replica's copy may trail the writes already acknowledged: a
+// follower's by the entries in flight (a case reported a moment ago may be
+// missing, one just dispatched still out of its new unit's scope), and so
+// may a leader's just after an election, until it has applied what its
+// predecessor committed. So a missing case, or one outside p's scope, is
+// not refused on the first look: a follower reads it again until its store
+// catches up (followerCatchUp at most); a leader passes a read barrier
+// (a quorum confirms it leads and it has applied every entry it holds)
+// and decides on the copy after it. A leader that lost the lead meanwhile
+// answers Unavailable (try another replica), not a refusal.
+func scopeCase(ctx context.Context, r scopeSource, p *auth.Principal, perm auth.Permission, id string) (*pb.Case, error) {
 	deadline := time.Now().Add(followerCatchUp)
+	barrier := false
 	for {
-		c, err := s.replica.Store().GetCase(id)
+		c, err := r.Store().GetCase(id)
 		if err == nil && auth.Authorize(p, perm, c) == nil {
 			return c, nil
 		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) || s.replica.IsLeader() || !time.Now().Before(deadline) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) || barrier || !time.Now().Before(deadline) {
 			return c, err
+		}
+		if r.IsLeader() {
+			bctx, cancel := context.WithTimeout(ctx, followerCatchUp)
+			berr := r.ReadBarrier(bctx, pb.Consistency_CONSISTENCY_LINEARIZABLE)
+			cancel()
+			if berr != nil {
+				return nil, fmt.Errorf("decide the scope of case %s on a current copy: %w", id, berr)
+			}
+			barrier = true
+			continue
 		}
 		select {
 		case <-ctx.Done():
