@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/diskspace"
 	"github.com/cityhub/cityhub/tiers/fsm"
 	"github.com/cityhub/cityhub/tiers/raftlog"
@@ -341,27 +342,36 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 // same request id is a replay) and lands once a new one does.
 func (n *Node) registerSelf() {
 	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: n.logVersion()}
-	for backoff := 50 * time.Millisecond; ; {
+	failed, accepted := registerRetry.Backoff(), registerAccepted.Backoff()
+	for {
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := n.register(ctx, reg)
 		cancel()
-		if err != nil {
-			backoff = min(backoff*2, 250*time.Millisecond)
-		} else {
+		wait := failed.Next()
+		if err == nil {
 			// Accepted: wait for it to apply here, and look again less
-			// often if it does not read back whole.
-			backoff = min(max(backoff*2, 250*time.Millisecond), 5*time.Second)
+			// often while it does not read back whole.
+			wait = accepted.Next()
 		}
 		select {
 		case <-n.done:
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 	}
 }
+
+// How registerSelf waits, on the one retry policy (tiers/client): after a
+// failed registration 50 ms doubling to 250 ms (the leader is moving);
+// after an accepted one that does not read back whole yet 250 ms doubling
+// to 5 s (it is being applied, or an older leader dropped a field).
+var (
+	registerRetry    = client.Policy{Initial: 50 * time.Millisecond, Max: 250 * time.Millisecond}
+	registerAccepted = client.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}
+)
 
 func (n *Node) registered(reg *pb.RegisterNode) (bool, error) {
 	nodes, err := n.store.Nodes()

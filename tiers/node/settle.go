@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/cityhub/cityhub/tiers/client"
 )
 
 // A new leader's term is settled once this replica has applied an entry of
@@ -97,11 +99,15 @@ func (n *Node) settleLoop() {
 	}
 }
 
+// settleRetry is how settle waits between failed barriers: the one retry
+// policy (tiers/client), 10 ms doubling to 500 ms.
+var settleRetry = client.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond}
+
 // settle issues barriers while this replica leads an unsettled term. A
 // barrier that fails (no quorum yet, a transfer under way) is retried with
 // backoff; losing leadership ends it.
 func (n *Node) settle() {
-	backoff := 10 * time.Millisecond
+	backoff := settleRetry.Backoff()
 	for {
 		select {
 		case <-n.done:
@@ -134,8 +140,7 @@ func (n *Node) settle() {
 		select {
 		case <-n.done:
 			return
-		case <-time.After(backoff):
+		case <-time.After(backoff.Next()):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
