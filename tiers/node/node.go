@@ -350,16 +350,16 @@ func (n *Node) registerSelf() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := n.register(ctx, reg)
 		cancel()
-		wait := failed.Next()
-		if err == nil {
-			// Accepted: wait for it to apply here, and look again less
-			// often while it does not read back whole.
-			wait = accepted.Next()
+		// Accepted: wait for it to apply here, and look again less often
+		// while it does not read back whole.
+		next := accepted
+		if err != nil {
+			next = failed
 		}
 		select {
 		case <-n.done:
 			return
-		case <-time.After(wait):
+		case <-time.After(next.Next()):
 		}
 	}
 }
