@@ -23,7 +23,10 @@
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
 # the CPU per create (the three cityhubd processes' user+system time over
-# the run, divided by the requests, warmup included); then, with -b, the
+# the run, divided by the requests, warmup included; REST is measured
+# between two more gRPC points and compared with their mean, so both see
+# the same store size and the same share of badger's compactions; with -P
+# the REST point is profiled too, rest-leader.pprof); then, with -b, the
 # same gRPC points on the tier holding the backlog and the ratio to the
 # empty tier. Every line carries the load average at its start: the figures
 # mean little on a busy machine. The engine is measured: the client API in
@@ -172,8 +175,20 @@ if [ ${#ppids[@]} -gt 0 ]; then
   wait "${ppids[@]}" || echo "a profile was not taken"
   echo "profiles: $profiles/leader.pprof $profiles/follower.pprof (go tool pprof -top FILE)"
 fi
+# REST at 64 clients, bracketed by gRPC points on the same tier: every
+# point adds some 50,000 cases, and badger's compactions grow with the
+# store, so REST is compared with the mean of the gRPC points just before
+# and just after it (the store as big as REST's on average), never with
+# the first point of the run.
+cityhub "grpc-before/64" grpc 127.0.0.1:710$L 64
+ppids=()
+profile rest-
 cityhub "rest/64" rest 127.0.0.1:720$L 64
-[ -n "${tput[grpc/64]:-}" ] || cityhub "grpc/64" grpc 127.0.0.1:710$L 64
+if [ ${#ppids[@]} -gt 0 ]; then
+  wait "${ppids[@]}" || echo "a profile was not taken"
+  echo "profiles of the REST point: $profiles/rest-leader.pprof $profiles/rest-follower.pprof"
+fi
+cityhub "grpc-after/64" grpc 127.0.0.1:710$L 64
 if [ "$backlog" -gt 0 ]; then
   l=$(load)
   start=$(date +%s)
@@ -204,7 +219,7 @@ for c in $clients; do
   echo "| $c | ${tput[grpc/$c]:--} | ${tput[etcd/$c]:--} | $ratio | ${p99[grpc/$c]:--} | ${p99[etcd/$c]:--} |"
 done
 echo
-awk -v r="${cpu[rest/64]:-0}" -v g="${cpu[grpc/64]:-0}" 'BEGIN{ if (g > 0) printf "REST / gRPC CPU per create at 64 clients: %d / %d us = %.2f\n", r, g, r / g }'
+awk -v r="${cpu[rest/64]:-0}" -v a="${cpu[grpc-before/64]:-0}" -v b="${cpu[grpc-after/64]:-0}" 'BEGIN{ g = (a + b) / 2; if (g > 0 && r > 0) printf "REST / gRPC CPU per create at 64 clients: %d / %d us = %.2f (gRPC: the mean of the points just before and after REST, %d and %d us)\n", r, g, r / g, a, b }'
 if [ "$batch" -gt 0 ]; then
   echo
   echo "| clients | batched creates/s ($batch a call) | etcd puts/s | ratio | p99 ms | CPU us/create |"
