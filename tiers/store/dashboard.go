@@ -592,7 +592,7 @@ func (tx *Tx) scanFlow(prefix string, area func(code string) *AreaTally) error {
 	return nil
 }
 
-func counterValue(item *badger.Item) (int64, error) {
+func counterValue(item kvItem) (int64, error) {
 	var v int64
 	err := item.Value(func(b []byte) error {
 		if len(b) != 8 {

@@ -4,18 +4,35 @@ import "github.com/dgraph-io/badger/v4"
 
 // RawDelete deletes keys under the store's records, as a damaged file
 // would lose them (tests of Verify).
+// A key of the in-memory families (memindex.go) is deleted from the
+// published tree, as a fault in keeping them would lose it.
 func (s *Store) RawDelete(keys ...string) error {
-	return s.db.Update(func(txn *badger.Txn) error {
+	tree := s.mem.load().Copy()
+	if err := s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
+			if isMemKey([]byte(k)) {
+				tree.Delete(memEntry{k: k})
+				continue
+			}
 			if err := txn.Delete([]byte(k)); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	s.mem.publish(tree)
+	return nil
 }
 
 // RawSet writes a key under the store's records.
 func (s *Store) RawSet(key string, val []byte) error {
+	if isMemKey([]byte(key)) {
+		tree := s.mem.load().Copy()
+		tree.Set(memEntry{k: key, v: string(val)})
+		s.mem.publish(tree)
+		return nil
+	}
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }

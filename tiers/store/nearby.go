@@ -261,7 +261,7 @@ func nearbyForward(tx *Tx, prefix []byte, sinceMs int64, until time.Time) (entri
 	return entries, true, nil
 }
 
-func readNear(prefix []byte, item *badger.Item) (NearbyEntry, error) {
+func readNear(prefix []byte, item kvItem) (NearbyEntry, error) {
 	var e NearbyEntry
 	err := item.Value(func(v []byte) (err error) {
 		e, err = decodeNear(prefix, item.Key(), v)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ var ErrStateLost = errors.New("state lost: restore failed after the old state wa
 // Snapshot is a consistent, point-in-time view of the whole store.
 type Snapshot struct {
 	txn *badger.Txn
+	mem *memTree // the in-memory families of the same moment
 }
 
 // Snapshot pins a read view of the current state. Writes that commit after
@@ -41,7 +43,8 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	if err := s.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync before snapshot: %w", err)
 	}
-	return &Snapshot{txn: s.db.NewTransaction(false)}, nil
+	txn, tree := s.mem.view(s.db)
+	return &Snapshot{txn: txn, mem: tree}, nil
 }
 
 // WriteTo streams the snapshot to w.
@@ -64,15 +67,38 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := write([]byte(snapshotMagic)); err != nil {
 		return n, err
 	}
+	// The in-memory families (memindex.go) are written too, merged in key
+	// order: a replica of an earlier release that keeps them in badger
+	// restores a whole state from this stream, and a restore here skips
+	// them and rebuilds them from the cases.
+	writeRecord := func(key []byte, value func(func([]byte) error) error) error {
+		if err := writeChunk(key); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		if err := value(writeChunk); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		return nil
+	}
+	mi := newMemIter(sn.mem, badger.IteratorOptions{})
+	defer mi.Close()
+	mi.Rewind()
 	it := sn.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
-		if err := writeChunk(item.Key()); err != nil {
-			return n, fmt.Errorf("write snapshot: %w", err)
+		for ; mi.Valid() && bytes.Compare(mi.Item().Key(), item.Key()) < 0; mi.Next() {
+			if err := writeRecord(mi.Item().Key(), mi.Item().Value); err != nil {
+				return n, err
+			}
 		}
-		if err := item.Value(writeChunk); err != nil {
-			return n, fmt.Errorf("write snapshot: %w", err)
+		if err := writeRecord(item.Key(), item.Value); err != nil {
+			return n, err
+		}
+	}
+	for ; mi.Valid(); mi.Next() {
+		if err := writeRecord(mi.Item().Key(), mi.Item().Value); err != nil {
+			return n, err
 		}
 	}
 	if err := write([]byte{0}); err != nil {
@@ -102,6 +128,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.counters.reset() // the counters' values are the snapshot's from here
 	s.near.reset()     // and so are the nearby entries
+	s.mem.publish(newMemTree())
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}
@@ -128,6 +155,8 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		switch {
 		case string(key) == keyRestoring:
 			return nil // not ours to copy: this restore sets and clears it
+		case isMemKey(key):
+			return nil // rebuilt from the cases below (memindex.go)
 		case string(key) == keyRequests:
 			ledger = append([]byte(nil), val...)
 		case len(key) > len(pfxRequest) && string(key[:len(pfxRequest)]) == pfxRequest:
@@ -157,6 +186,9 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	s.log.Info("state restored from snapshot", "records", records)
+	if err := s.buildMemIndex(); err != nil {
+		return err
+	}
 	// A snapshot of a replica that did not keep the nearby index yet.
 	if err := s.ensureNearby(); err != nil {
 		return err

@@ -49,15 +49,24 @@ func (s *Store) EnableStats() *Stats {
 	return s.stats.Load()
 }
 
-func (s *Store) tx(txn *badger.Txn) *Tx {
-	return &Tx{txn: txn, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
+// tx is a transaction over txn and tree, the in-memory families of the
+// same moment (memindex.go); writable: tree is this transaction's own copy.
+func (s *Store) tx(txn *badger.Txn, tree *memTree, writable bool) *Tx {
+	return &Tx{txn: txn, mem: tree, memWrite: writable, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
 }
 
-func (tx *Tx) get(key []byte) (*badger.Item, error) {
+func (tx *Tx) get(key []byte) (kvItem, error) {
 	if tx.stats != nil {
 		tx.stats.Gets.Add(1)
 	}
-	return tx.txn.Get(key)
+	if isMemKey(key) {
+		return tx.memGet(key)
+	}
+	item, err := tx.txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item, nil
 }
 
 func (tx *Tx) decoded() {
@@ -67,22 +76,27 @@ func (tx *Tx) decoded() {
 }
 
 // iterator opens an iterator that counts the keys it visits.
+// An iterator whose prefix is one of the in-memory families walks them
+// (memindex.go); opts.Prefix must then be set.
 func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
-	return &iter{Iterator: tx.txn.NewIterator(opts), stats: tx.stats}
+	if isMemKey(opts.Prefix) {
+		return &iter{kvIterator: newMemIter(tx.mem, opts), stats: tx.stats}
+	}
+	return &iter{kvIterator: badgerIter{tx.txn.NewIterator(opts)}, stats: tx.stats}
 }
 
-// iter is a badger iterator that counts the keys it lands on.
+// iter is an iterator that counts the keys it lands on.
 type iter struct {
-	*badger.Iterator
+	kvIterator
 	stats *Stats
 }
 
-func (it *iter) Rewind()         { it.Iterator.Rewind(); it.count() }
-func (it *iter) Seek(key []byte) { it.Iterator.Seek(key); it.count() }
-func (it *iter) Next()           { it.Iterator.Next(); it.count() }
+func (it *iter) Rewind()         { it.kvIterator.Rewind(); it.count() }
+func (it *iter) Seek(key []byte) { it.kvIterator.Seek(key); it.count() }
+func (it *iter) Next()           { it.kvIterator.Next(); it.count() }
 
 func (it *iter) count() {
-	if it.stats != nil && it.Iterator.Valid() {
+	if it.stats != nil && it.kvIterator.Valid() {
 		it.stats.Scanned.Add(1)
 	}
 }

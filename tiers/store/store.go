@@ -47,6 +47,8 @@ type Store struct {
 	counters counterCache
 	// near holds the recent nearby index entries (nearmem.go).
 	near nearMem
+	// mem holds the case indexes and digests (memindex.go).
+	mem memIndex
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -66,7 +68,14 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: logger, feed: opts.Feed, near: newNearMem(opts.NearbyWindow, opts.Now)}
-	err = s.ensureNearby()
+	s.mem.tree = newMemTree()
+	err = s.dropStoredMemFamilies()
+	if err == nil {
+		err = s.buildMemIndex()
+	}
+	if err == nil {
+		err = s.ensureNearby()
+	}
 	if err == nil {
 		err = s.ensureDashboard()
 	}
@@ -120,9 +129,11 @@ func (s *Store) Sync() error { return s.db.Sync() }
 // Update runs fn in one read-write transaction and commits it. The FSM is
 // the only writer, so transactions never conflict.
 func (s *Store) Update(fn func(tx *Tx) error) error {
+	s.mem.writer.Lock()
+	defer s.mem.writer.Unlock()
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := s.tx(txn)
+	tx := s.tx(txn, s.mem.load().Copy(), true)
 	tx.counterCache = &s.counters
 	tx.nearTrack = s.near.window > 0
 	if err := fn(tx); err != nil {
@@ -137,7 +148,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := tx.bumpLedger(); err != nil {
 		return err
 	}
-	if err := txn.Commit(); err != nil {
+	if err := s.mem.commit(txn, tx.mem); err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	if len(tx.counterWrites) > 0 {
@@ -149,7 +160,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(s.tx(txn)) })
+	txn, tree := s.mem.view(s.db)
+	defer txn.Discard()
+	return fn(s.tx(txn, tree, false))
 }
 
 // GetCase reads one case.

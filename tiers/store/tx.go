@@ -17,6 +17,10 @@ import (
 // Tx is one badger transaction seen through the state machine's records.
 type Tx struct {
 	txn *badger.Txn
+	// mem holds the in-memory families (memindex.go) as of txn's view;
+	// memWrite: it is this write transaction's own copy.
+	mem      *memTree
+	memWrite bool
 	// newRequests counts the request records this transaction created
 	// (the ledger, ledger.go); absentRequest is the last request id
 	// GetRequest found missing, which PutRequest then knows is new.
@@ -74,6 +78,9 @@ func (tx *Tx) set(key, val []byte) error {
 	if tx.nearTrack && isNearEntryKey(key) {
 		tx.nearOps = append(tx.nearOps, nearOp{key: bytes.Clone(key), val: bytes.Clone(val)})
 	}
+	if isMemKey(key) {
+		return tx.memSet(key, val)
+	}
 	if err := tx.txn.Set(key, val); err != nil {
 		return fmt.Errorf("write %q: %w", key, err)
 	}
@@ -86,6 +93,9 @@ func (tx *Tx) del(key []byte) error {
 	}
 	if tx.nearTrack && isNearEntryKey(key) {
 		tx.nearOps = append(tx.nearOps, nearOp{key: bytes.Clone(key), del: true})
+	}
+	if isMemKey(key) {
+		return tx.memDel(key)
 	}
 	if err := tx.txn.Delete(key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)

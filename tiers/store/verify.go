@@ -81,7 +81,9 @@ func (s *Store) Verify(opts VerifyOptions) (VerifyReport, error) {
 		}(accs[w])
 	}
 	var batch []caseRec
-	err := s.db.View(func(txn *badger.Txn) error {
+	txn, tree := s.mem.view(s.db)
+	defer txn.Discard()
+	err := func() error {
 		// No value prefetching: badger starts a goroutine per item for it,
 		// and the values are in the tables, read where they lie.
 		it := txn.NewIterator(badger.IteratorOptions{})
@@ -108,8 +110,10 @@ func (s *Store) Verify(opts VerifyOptions) (VerifyReport, error) {
 				return fmt.Errorf("%w: read %q: %v", ErrDamaged, key, err)
 			}
 		}
-		return nil
-	})
+		// The in-memory families (memindex.go): rebuilt from the cases at
+		// Open and kept by every write since, checked like the others.
+		return eachMem(tree, v.record)
+	}()
 	if len(batch) > 0 {
 		batches <- batch
 	}

@@ -1,0 +1,364 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/tidwall/btree"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+// The case indexes in memory (DESIGN.md, "The case indexes in memory").
+//
+// The families below are a function of the stored cases alone: the
+// secondary indexes (by state, owner unit, grid, deadline, overdue, joint
+// review, handed up) and the digests anti-entropy compares. A create wrote
+// five of them to badger on every replica, each a memtable insert and a
+// memtable-log write, later flushed and compacted: most of the write
+// path's cost (BENCHMARKS.md). They live in an ordered in-memory tree
+// instead, rebuilt from the cases when the store opens and after a
+// restore, as etcd rebuilds its key index from its backend; badger holds
+// none of them. Transactions see them exactly as they see badger's keys
+// (tx.get, tx.iterator, tx.set, tx.del route them): a write transaction
+// changes a copy-on-write copy of the tree (O(1) to take) that replaces
+// the published one when the badger transaction commits, under the lock a
+// read transaction takes its badger view and its tree under, so a reader
+// sees the indexes of exactly the cases its view holds.
+var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest}
+
+// isMemKey reports whether key belongs to one of memFamilies.
+func isMemKey(key []byte) bool {
+	if len(key) < 2 || key[1] != '/' {
+		return false
+	}
+	switch key[0] {
+	case 's', 'u', 'g', 'd', 'w', 'v', 't', 'h':
+		return true
+	}
+	return false
+}
+
+// memEntry is one key of the in-memory families and its value (empty for
+// an index entry, the encoded digest for h/).
+type memEntry struct{ k, v string }
+
+func memLess(a, b memEntry) bool { return a.k < b.k }
+
+// memTree is the ordered set of the in-memory families' entries.
+type memTree = btree.BTreeG[memEntry]
+
+func newMemTree() *memTree {
+	return btree.NewBTreeGOptions(memLess, btree.Options{NoLocks: true})
+}
+
+// memIndex holds the published tree. mu orders a write transaction's
+// commit and publication against a read transaction's start.
+type memIndex struct {
+	mu   sync.RWMutex
+	tree *memTree
+	// writer serializes write transactions: each changes a copy of the
+	// tree published before it, so two at once would lose one's changes.
+	writer sync.Mutex
+}
+
+// view begins a badger read transaction and returns it with the tree of
+// the same moment.
+func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memTree) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return db.NewTransaction(false), m.tree
+}
+
+// commit commits txn and publishes tree, as one step for readers.
+func (m *memIndex) commit(txn *badger.Txn, tree *memTree) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	m.tree = tree
+	return nil
+}
+
+func (m *memIndex) publish(tree *memTree) {
+	m.mu.Lock()
+	m.tree = tree
+	m.mu.Unlock()
+}
+
+func (m *memIndex) load() *memTree {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.tree
+}
+
+// bytesOf is s's bytes without a copy: the caller must not change them
+// (badger's item keys and values carry the same rule).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// memWritten, when set (by a test of this package), sees every key a
+// transaction sets or deletes in the in-memory families.
+var memWritten func(key string, del bool)
+
+// memSet and memDel change a write transaction's tree.
+func (tx *Tx) memSet(key, val []byte) error {
+	if !tx.memWrite {
+		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
+	}
+	e := memEntry{k: string(key), v: string(val)}
+	tx.mem.Set(e)
+	if memWritten != nil {
+		memWritten(e.k, false)
+	}
+	return nil
+}
+
+func (tx *Tx) memDel(key []byte) error {
+	if !tx.memWrite {
+		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
+	}
+	e := memEntry{k: string(key)}
+	tx.mem.Delete(e)
+	if memWritten != nil {
+		memWritten(e.k, true)
+	}
+	return nil
+}
+
+// memGet reads one key of the in-memory families.
+func (tx *Tx) memGet(key []byte) (kvItem, error) {
+	e, ok := tx.mem.Get(memEntry{k: string(key)})
+	if !ok {
+		return nil, badger.ErrKeyNotFound
+	}
+	return memItem{e}, nil
+}
+
+// kvItem is what the store reads of a key: a badger item, or an entry of
+// the in-memory families.
+type kvItem interface {
+	Key() []byte
+	KeyCopy(dst []byte) []byte
+	Value(fn func(val []byte) error) error
+	ValueCopy(dst []byte) ([]byte, error)
+	ValueSize() int64
+}
+
+type memItem struct{ e memEntry }
+
+func (i memItem) Key() []byte                       { return bytesOf(i.e.k) }
+func (i memItem) KeyCopy(dst []byte) []byte         { return append(dst[:0], i.e.k...) }
+func (i memItem) Value(fn func([]byte) error) error { return fn(bytesOf(i.e.v)) }
+func (i memItem) ValueCopy(dst []byte) ([]byte, error) {
+	return append(dst[:0], i.e.v...), nil
+}
+func (i memItem) ValueSize() int64 { return int64(len(i.e.v)) }
+
+// kvIterator is what the store iterates: badger's iterator, or one over
+// the in-memory families, with badger's semantics (Seek lands on the
+// first key at or after the key given, at or before it in reverse; Rewind
+// seeks the prefix; Valid is false past the prefix).
+type kvIterator interface {
+	Rewind()
+	Seek(key []byte)
+	Next()
+	Valid() bool
+	ValidForPrefix(prefix []byte) bool
+	Item() kvItem
+	Close()
+}
+
+// badgerIter adapts badger's iterator (its Item is a *badger.Item).
+type badgerIter struct{ *badger.Iterator }
+
+func (it badgerIter) Item() kvItem { return it.Iterator.Item() }
+
+// memIter iterates a tree of the in-memory families.
+type memIter struct {
+	it      btree.IterG[memEntry]
+	prefix  string
+	reverse bool
+	ok      bool
+}
+
+func newMemIter(tree *memTree, opts badger.IteratorOptions) *memIter {
+	return &memIter{it: tree.Iter(), prefix: string(opts.Prefix), reverse: opts.Reverse}
+}
+
+func (m *memIter) Rewind() { m.Seek(nil) }
+
+func (m *memIter) Seek(key []byte) {
+	if len(key) == 0 {
+		key = bytesOf(m.prefix)
+	}
+	k := memEntry{k: string(key)}
+	if !m.reverse {
+		if len(key) == 0 {
+			m.ok = m.it.First()
+		} else {
+			m.ok = m.it.Seek(k)
+		}
+		return
+	}
+	if len(key) == 0 {
+		m.ok = m.it.Last()
+		return
+	}
+	// The last key at or before key.
+	if m.ok = m.it.Seek(k); !m.ok {
+		m.ok = m.it.Last()
+	} else if m.it.Item().k != k.k {
+		m.ok = m.it.Prev()
+	}
+}
+
+func (m *memIter) Next() {
+	if !m.ok {
+		return
+	}
+	if m.reverse {
+		m.ok = m.it.Prev()
+	} else {
+		m.ok = m.it.Next()
+	}
+}
+
+func (m *memIter) Valid() bool { return m.ok && strings.HasPrefix(m.it.Item().k, m.prefix) }
+
+func (m *memIter) ValidForPrefix(prefix []byte) bool {
+	return m.Valid() && strings.HasPrefix(m.it.Item().k, string(prefix))
+}
+
+func (m *memIter) Item() kvItem { return memItem{m.it.Item()} }
+
+func (m *memIter) Close() { m.it.Release() }
+
+// memEntriesOf appends the in-memory families' entries of case c (stored
+// as val) to out: what PutCase keeps for it.
+func memEntriesOf(out []memEntry, c *pb.Case, val []byte) []memEntry {
+	for _, k := range indexKeys(c) {
+		out = append(out, memEntry{k: string(k)})
+	}
+	return append(out, memEntry{k: string(digestKey(c.Id)), v: string(digestOf(c, val).encode())})
+}
+
+// buildMemIndex builds the in-memory families from the stored cases (at
+// Open and after Restore) and publishes them. Workers decode the cases;
+// the entries are sorted once and loaded in order.
+func (s *Store) buildMemIndex() error {
+	type rec struct {
+		id  string
+		val []byte
+	}
+	workers := max(1, runtime.GOMAXPROCS(0))
+	batches := make(chan []rec, workers)
+	outs := make([][]memEntry, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range batches {
+				for _, r := range batch {
+					c := &pb.Case{}
+					if err := proto.Unmarshal(r.val, c); err != nil {
+						if errs[w] == nil {
+							errs[w] = fmt.Errorf("%w: decode case %s: %v", ErrDamaged, r.id, err)
+						}
+						continue
+					}
+					outs[w] = memEntriesOf(outs[w], c, r.val)
+				}
+			}
+		}()
+	}
+	const batchSize = 256
+	batch := make([]rec, 0, batchSize)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase), PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			val, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("%w: read %q: %v", ErrDamaged, item.Key(), err)
+			}
+			batch = append(batch, rec{id: string(item.Key()[len(pfxCase):]), val: val})
+			if len(batch) == batchSize {
+				batches <- batch
+				batch = make([]rec, 0, batchSize)
+			}
+		}
+		return nil
+	})
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	wg.Wait()
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("build the case indexes: %w", err)
+	}
+	all := slices.Concat(outs...)
+	slices.SortFunc(all, func(a, b memEntry) int { return strings.Compare(a.k, b.k) })
+	tree := newMemTree()
+	for _, e := range all {
+		tree.Load(e)
+	}
+	s.mem.publish(tree)
+	return nil
+}
+
+// dropStoredMemFamilies deletes what a release that kept these families in
+// badger left there: this one neither reads nor moves them, so they would
+// only go stale.
+func (s *Store) dropStoredMemFamilies() error {
+	var found bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for _, p := range memFamilies {
+			it.Seek([]byte(p))
+			if it.ValidForPrefix([]byte(p)) {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil || !found {
+		return err
+	}
+	prefixes := make([][]byte, len(memFamilies))
+	for i, p := range memFamilies {
+		prefixes[i] = []byte(p)
+	}
+	if err := s.db.DropPrefix(prefixes...); err != nil {
+		return fmt.Errorf("drop the case indexes an older release stored: %w", err)
+	}
+	s.log.Info("dropped the case indexes an older release stored in badger: they are kept in memory now")
+	return nil
+}
+
+// eachMem calls fn for every entry of the in-memory families of tree, in
+// key order.
+func eachMem(tree *memTree, fn func(key, val []byte) error) error {
+	var err error
+	tree.Scan(func(e memEntry) bool {
+		err = fn(bytesOf(e.k), bytesOf(e.v))
+		return err == nil
+	})
+	return err
+}
