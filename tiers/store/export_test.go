@@ -11,7 +11,7 @@ func (s *Store) RawDelete(keys ...string) error {
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
 			if isMemKey([]byte(k)) {
-				tree.Delete(memEntry{k: k})
+				tree.Delete(memProbe(k))
 				continue
 			}
 			if err := txn.Delete([]byte(k)); err != nil {
@@ -30,7 +30,7 @@ func (s *Store) RawDelete(keys ...string) error {
 func (s *Store) RawSet(key string, val []byte) error {
 	if isMemKey([]byte(key)) {
 		tree := s.mem.load().Copy()
-		tree.Set(memEntry{k: key, v: string(val)})
+		tree.Set(newMemEntry([]byte(key), val))
 		s.mem.publish(tree)
 		return nil
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
@@ -29,9 +31,8 @@ import (
 // none of them. Transactions see them exactly as they see badger's keys
 // (tx.get, tx.iterator, tx.set, tx.del route them): a write transaction
 // changes a copy-on-write copy of the tree (O(1) to take) that replaces
-// the published one when the badger transaction commits, under the lock a
-// read transaction takes its badger view and its tree under, so a reader
-// sees the indexes of exactly the cases its view holds.
+// the published one once the badger transaction has committed; a read
+// transaction loads the tree before it begins its badger view (memIndex).
 var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest}
 
 // isMemKey reports whether key belongs to one of memFamilies.
@@ -47,10 +48,25 @@ func isMemKey(key []byte) bool {
 }
 
 // memEntry is one key of the in-memory families and its value (empty for
-// an index entry, the encoded digest for h/).
-type memEntry struct{ k, v string }
+// an index entry, the encoded digest for h/), in one string: one
+// allocation and one pointer for the collector to follow per entry.
+type memEntry struct {
+	kv string // key, then value
+	kl int    // the key's length
+}
 
-func memLess(a, b memEntry) bool { return a.k < b.k }
+func newMemEntry(key, val []byte) memEntry {
+	b := make([]byte, 0, len(key)+len(val))
+	return memEntry{kv: string(append(append(b, key...), val...)), kl: len(key)}
+}
+
+// memProbe is an entry to search by key with.
+func memProbe(key string) memEntry { return memEntry{kv: key, kl: len(key)} }
+
+func (e memEntry) key() string { return e.kv[:e.kl] }
+func (e memEntry) val() string { return e.kv[e.kl:] }
+
+func memLess(a, b memEntry) bool { return a.key() < b.key() }
 
 // memTree is the ordered set of the in-memory families' entries.
 type memTree = btree.BTreeG[memEntry]
@@ -59,46 +75,56 @@ func newMemTree() *memTree {
 	return btree.NewBTreeGOptions(memLess, btree.Options{NoLocks: true})
 }
 
-// memIndex holds the published tree. mu orders a write transaction's
-// commit and publication against a read transaction's start.
+// memIndex holds the published tree. A write transaction publishes its
+// copy after its badger transaction commits, and a read transaction loads
+// the tree before it begins its badger view: so the tree a reader has is
+// never newer than its view (every index entry it finds names a case the
+// view holds), though a case committed a moment ago may not be in it yet.
+// A view must never wait for a commit: badger may hold a commit while it
+// compacts, and every reader of the node would wait with it.
 type memIndex struct {
-	mu   sync.RWMutex
-	tree *memTree
+	tree atomic.Pointer[memTree]
 	// writer serializes write transactions: each changes a copy of the
 	// tree published before it, so two at once would lose one's changes.
+	// Snapshot and Verify take it too, for a tree and a view of exactly
+	// the same moment.
 	writer sync.Mutex
+	// hints remember, per family, where the writer's last change landed:
+	// new case ids and deadlines grow, so the next entry of a family
+	// mostly lands beside the last one and skips most of the search.
+	// Held by the writer (under writer).
+	hints [256]btree.PathHint
+	// buildNanos is how long the last buildMemIndex took (a metric).
+	buildNanos atomic.Int64
 }
 
-// view begins a badger read transaction and returns it with the tree of
-// the same moment.
+// view begins a badger read transaction and returns it with a tree no
+// newer than it.
 func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memTree) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return db.NewTransaction(false), m.tree
+	tree := m.tree.Load()
+	return db.NewTransaction(false), tree
 }
 
-// commit commits txn and publishes tree, as one step for readers.
+// exactView is view with the tree of exactly the view's moment: it holds
+// writes back while it begins (Snapshot, Verify).
+func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memTree) {
+	m.writer.Lock()
+	defer m.writer.Unlock()
+	return db.NewTransaction(false), m.tree.Load()
+}
+
+// commit commits txn, then publishes tree.
 func (m *memIndex) commit(txn *badger.Txn, tree *memTree) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := txn.Commit(); err != nil {
 		return err
 	}
-	m.tree = tree
+	m.tree.Store(tree)
 	return nil
 }
 
-func (m *memIndex) publish(tree *memTree) {
-	m.mu.Lock()
-	m.tree = tree
-	m.mu.Unlock()
-}
+func (m *memIndex) publish(tree *memTree) { m.tree.Store(tree) }
 
-func (m *memIndex) load() *memTree {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.tree
-}
+func (m *memIndex) load() *memTree { return m.tree.Load() }
 
 // bytesOf is s's bytes without a copy: the caller must not change them
 // (badger's item keys and values carry the same rule).
@@ -113,10 +139,10 @@ func (tx *Tx) memSet(key, val []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	e := memEntry{k: string(key), v: string(val)}
-	tx.mem.Set(e)
+	e := newMemEntry(key, val)
+	tx.mem.SetHint(e, &tx.memHints[key[0]])
 	if memWritten != nil {
-		memWritten(e.k, false)
+		memWritten(e.key(), false)
 	}
 	return nil
 }
@@ -125,17 +151,17 @@ func (tx *Tx) memDel(key []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	e := memEntry{k: string(key)}
-	tx.mem.Delete(e)
+	e := memProbe(string(key))
+	tx.mem.DeleteHint(e, &tx.memHints[key[0]])
 	if memWritten != nil {
-		memWritten(e.k, true)
+		memWritten(e.key(), true)
 	}
 	return nil
 }
 
 // memGet reads one key of the in-memory families.
 func (tx *Tx) memGet(key []byte) (kvItem, error) {
-	e, ok := tx.mem.Get(memEntry{k: string(key)})
+	e, ok := tx.mem.Get(memProbe(string(key)))
 	if !ok {
 		return nil, badger.ErrKeyNotFound
 	}
@@ -154,13 +180,13 @@ type kvItem interface {
 
 type memItem struct{ e memEntry }
 
-func (i memItem) Key() []byte                       { return bytesOf(i.e.k) }
-func (i memItem) KeyCopy(dst []byte) []byte         { return append(dst[:0], i.e.k...) }
-func (i memItem) Value(fn func([]byte) error) error { return fn(bytesOf(i.e.v)) }
+func (i memItem) Key() []byte                       { return bytesOf(i.e.key()) }
+func (i memItem) KeyCopy(dst []byte) []byte         { return append(dst[:0], i.e.key()...) }
+func (i memItem) Value(fn func([]byte) error) error { return fn(bytesOf(i.e.val())) }
 func (i memItem) ValueCopy(dst []byte) ([]byte, error) {
-	return append(dst[:0], i.e.v...), nil
+	return append(dst[:0], i.e.val()...), nil
 }
-func (i memItem) ValueSize() int64 { return int64(len(i.e.v)) }
+func (i memItem) ValueSize() int64 { return int64(len(i.e.kv) - i.e.kl) }
 
 // kvIterator is what the store iterates: badger's iterator, or one over
 // the in-memory families, with badger's semantics (Seek lands on the
@@ -199,7 +225,7 @@ func (m *memIter) Seek(key []byte) {
 	if len(key) == 0 {
 		key = bytesOf(m.prefix)
 	}
-	k := memEntry{k: string(key)}
+	k := memProbe(string(key))
 	if !m.reverse {
 		if len(key) == 0 {
 			m.ok = m.it.First()
@@ -215,7 +241,7 @@ func (m *memIter) Seek(key []byte) {
 	// The last key at or before key.
 	if m.ok = m.it.Seek(k); !m.ok {
 		m.ok = m.it.Last()
-	} else if m.it.Item().k != k.k {
+	} else if m.it.Item().key() != k.key() {
 		m.ok = m.it.Prev()
 	}
 }
@@ -231,10 +257,10 @@ func (m *memIter) Next() {
 	}
 }
 
-func (m *memIter) Valid() bool { return m.ok && strings.HasPrefix(m.it.Item().k, m.prefix) }
+func (m *memIter) Valid() bool { return m.ok && strings.HasPrefix(m.it.Item().key(), m.prefix) }
 
 func (m *memIter) ValidForPrefix(prefix []byte) bool {
-	return m.Valid() && strings.HasPrefix(m.it.Item().k, string(prefix))
+	return m.Valid() && strings.HasPrefix(m.it.Item().key(), string(prefix))
 }
 
 func (m *memIter) Item() kvItem { return memItem{m.it.Item()} }
@@ -245,15 +271,16 @@ func (m *memIter) Close() { m.it.Release() }
 // as val) to out: what PutCase keeps for it.
 func memEntriesOf(out []memEntry, c *pb.Case, val []byte) []memEntry {
 	for _, k := range indexKeys(c) {
-		out = append(out, memEntry{k: string(k)})
+		out = append(out, newMemEntry(k, nil))
 	}
-	return append(out, memEntry{k: string(digestKey(c.Id)), v: string(digestOf(c, val).encode())})
+	return append(out, newMemEntry(digestKey(c.Id), digestOf(c, val).encode()))
 }
 
 // buildMemIndex builds the in-memory families from the stored cases (at
 // Open and after Restore) and publishes them. Workers decode the cases;
 // the entries are sorted once and loaded in order.
 func (s *Store) buildMemIndex() error {
+	start := time.Now()
 	type rec struct {
 		id  string
 		val []byte
@@ -312,12 +339,15 @@ func (s *Store) buildMemIndex() error {
 		return fmt.Errorf("build the case indexes: %w", err)
 	}
 	all := slices.Concat(outs...)
-	slices.SortFunc(all, func(a, b memEntry) int { return strings.Compare(a.k, b.k) })
+	slices.SortFunc(all, func(a, b memEntry) int { return strings.Compare(a.key(), b.key()) })
 	tree := newMemTree()
 	for _, e := range all {
 		tree.Load(e)
 	}
 	s.mem.publish(tree)
+	took := time.Since(start)
+	s.mem.buildNanos.Store(int64(took))
+	s.log.Info("case indexes built in memory", "entries", tree.Len(), "took", took.Round(time.Millisecond))
 	return nil
 }
 
@@ -357,7 +387,7 @@ func (s *Store) dropStoredMemFamilies() error {
 func eachMem(tree *memTree, fn func(key, val []byte) error) error {
 	var err error
 	tree.Scan(func(e memEntry) bool {
-		err = fn(bytesOf(e.k), bytesOf(e.v))
+		err = fn(bytesOf(e.key()), bytesOf(e.val()))
 		return err == nil
 	})
 	return err

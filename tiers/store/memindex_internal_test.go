@@ -205,8 +205,8 @@ func sameEntries(t *testing.T, when string, got, want map[string]string) {
 
 // TestMemIndexFollowsTheTransaction: a transaction reads its own writes of
 // the in-memory families, a failed one leaves them as they were, a read
-// transaction cannot write them, and a reader never sees a case without
-// its index entries or entries without their case.
+// transaction cannot write them, and a reader never sees index entries
+// without their case.
 func TestMemIndexFollowsTheTransaction(t *testing.T) {
 	s := openNearTest(t, t.TempDir())
 	defer s.Close()
@@ -259,7 +259,9 @@ func TestMemIndexFollowsTheTransaction(t *testing.T) {
 					for ci.Rewind(); ci.Valid(); ci.Next() {
 						cases++
 					}
-					if cases != indexed {
+					// The tree is never newer than the view; it may miss
+					// the entries of commits made since it was loaded.
+					if cases < indexed {
 						return fmt.Errorf("%d cases, %d in the state index", cases, indexed)
 					}
 					return nil

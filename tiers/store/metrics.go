@@ -3,6 +3,7 @@ package store
 import (
 	"expvar"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,6 +22,8 @@ type badgerCollector struct {
 	counters []badgerVar
 	levels   []badgerVar
 	running  *prometheus.Desc
+	memIndex *prometheus.Desc
+	memBuild *prometheus.Desc
 }
 
 // badgerVar is one of badger's process-wide expvar counters.
@@ -32,10 +35,12 @@ type badgerVar struct {
 func newBadgerCollector(s *Store, dir string) *badgerCollector {
 	c := &badgerCollector{
 		dir: dir, s: s,
-		lsm:     prometheus.NewDesc("cityhub_badger_lsm_size_bytes", "Size of the state store's LSM tree (SST files) on disk.", nil, nil),
-		vlog:    prometheus.NewDesc("cityhub_badger_vlog_size_bytes", "Size of the state store's value log on disk.", nil, nil),
-		pending: prometheus.NewDesc("cityhub_badger_pending_writes", "Write requests waiting for the state store's memtable.", nil, nil),
-		running: prometheus.NewDesc("cityhub_badger_compaction_tables", "Tables being compacted now (every badger database of the process).", nil, nil),
+		lsm:      prometheus.NewDesc("cityhub_badger_lsm_size_bytes", "Size of the state store's LSM tree (SST files) on disk.", nil, nil),
+		vlog:     prometheus.NewDesc("cityhub_badger_vlog_size_bytes", "Size of the state store's value log on disk.", nil, nil),
+		pending:  prometheus.NewDesc("cityhub_badger_pending_writes", "Write requests waiting for the state store's memtable.", nil, nil),
+		running:  prometheus.NewDesc("cityhub_badger_compaction_tables", "Tables being compacted now (every badger database of the process).", nil, nil),
+		memIndex: prometheus.NewDesc("cityhub_store_memory_index_entries", "Entries of the case indexes and digests the state store keeps in memory.", nil, nil),
+		memBuild: prometheus.NewDesc("cityhub_store_memory_index_build_seconds", "How long the last rebuild of the in-memory case indexes took (at open or after a restore).", nil, nil),
 	}
 	for _, v := range []struct{ expvar, name, help string }{
 		{"badger_write_bytes_user", "cityhub_badger_written_bytes_total", "Bytes written by badger's users (keys and values), every badger database of the process."},
@@ -58,6 +63,8 @@ func (c *badgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.vlog
 	ch <- c.pending
 	ch <- c.running
+	ch <- c.memIndex
+	ch <- c.memBuild
 	for _, v := range c.counters {
 		ch <- v.desc
 	}
@@ -76,6 +83,8 @@ func (c *badgerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, pending)
 	ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, expvarNumber(expvar.Get("badger_compaction_current_num_lsm")))
+	ch <- prometheus.MustNewConstMetric(c.memIndex, prometheus.GaugeValue, float64(c.s.mem.load().Len()))
+	ch <- prometheus.MustNewConstMetric(c.memBuild, prometheus.GaugeValue, time.Duration(c.s.mem.buildNanos.Load()).Seconds())
 	for _, v := range c.counters {
 		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.CounterValue, expvarNumber(expvar.Get(v.expvar)))
 	}

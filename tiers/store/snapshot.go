@@ -43,7 +43,7 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	if err := s.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync before snapshot: %w", err)
 	}
-	txn, tree := s.mem.view(s.db)
+	txn, tree := s.mem.exactView(s.db)
 	return &Snapshot{txn: txn, mem: tree}, nil
 }
 

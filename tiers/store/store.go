@@ -68,7 +68,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: logger, feed: opts.Feed, near: newNearMem(opts.NearbyWindow, opts.Now)}
-	s.mem.tree = newMemTree()
+	s.mem.publish(newMemTree())
 	err = s.dropStoredMemFamilies()
 	if err == nil {
 		err = s.buildMemIndex()
@@ -134,6 +134,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	tx := s.tx(txn, s.mem.load().Copy(), true)
+	tx.memHints = &s.mem.hints
 	tx.counterCache = &s.counters
 	tx.nearTrack = s.near.window > 0
 	if err := fn(tx); err != nil {

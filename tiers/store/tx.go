@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/tidwall/btree"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,6 +22,7 @@ type Tx struct {
 	// memWrite: it is this write transaction's own copy.
 	mem      *memTree
 	memWrite bool
+	memHints *[256]btree.PathHint // the writer's (memIndex.hints)
 	// newRequests counts the request records this transaction created
 	// (the ledger, ledger.go); absentRequest is the last request id
 	// GetRequest found missing, which PutRequest then knows is new.

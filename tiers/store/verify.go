@@ -81,7 +81,7 @@ func (s *Store) Verify(opts VerifyOptions) (VerifyReport, error) {
 		}(accs[w])
 	}
 	var batch []caseRec
-	txn, tree := s.mem.view(s.db)
+	txn, tree := s.mem.exactView(s.db)
 	defer txn.Discard()
 	err := func() error {
 		// No value prefetching: badger starts a goroutine per item for it,
