@@ -280,7 +280,10 @@ func memEntriesOf(out []memEntry, c *pb.Case, val []byte) []memEntry {
 // Open and after Restore) and publishes them. Workers decode the cases;
 // the entries are sorted once and loaded in order.
 func (s *Store) buildMemIndex() error {
-	start := time.Now()
+	var start time.Time
+	if s.now != nil {
+		start = s.now()
+	}
 	type rec struct {
 		id  string
 		val []byte
@@ -345,7 +348,10 @@ func (s *Store) buildMemIndex() error {
 		tree.Load(e)
 	}
 	s.mem.publish(tree)
-	took := time.Since(start)
+	var took time.Duration
+	if s.now != nil {
+		took = s.now().Sub(start)
+	}
 	s.mem.buildNanos.Store(int64(took))
 	s.log.Info("case indexes built in memory", "entries", tree.Len(), "took", took.Round(time.Millisecond))
 	return nil

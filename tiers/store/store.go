@@ -31,7 +31,8 @@ type Options struct {
 	NearbyWindow time.Duration
 	// Now is the wall clock the window's horizon follows (tiers/node
 	// passes its clock; the store, part of the state machine, reads none
-	// itself); nil with a NearbyWindow keeps none.
+	// itself); nil with a NearbyWindow keeps none. It also times the
+	// rebuild of the in-memory case indexes (a metric; nil: not timed).
 	Now func() time.Time
 }
 
@@ -49,6 +50,9 @@ type Store struct {
 	near nearMem
 	// mem holds the case indexes and digests (memindex.go).
 	mem memIndex
+	// now is Options.Now: it times the rebuild of mem (a metric), nil:
+	// not timed. Never read by a transaction.
+	now func() time.Time
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -67,7 +71,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: logger, feed: opts.Feed, near: newNearMem(opts.NearbyWindow, opts.Now)}
+	s := &Store{db: db, log: logger, feed: opts.Feed, near: newNearMem(opts.NearbyWindow, opts.Now), now: opts.Now}
 	s.mem.publish(newMemTree())
 	err = s.dropStoredMemFamilies()
 	if err == nil {
