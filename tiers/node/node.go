@@ -200,6 +200,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	go n.disk.Run(n.done)
+	go n.collectValueLog()
 	if cfg.JoinReports > 1 {
 		n.joiner = newJoiner(cfg.JoinReports, n.done,
 			func(cmd *pb.Command) (*fsm.Result, error) { return n.commit(cmd, n.cfg.ApplyTimeout) },

@@ -126,6 +126,9 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	// No value-log collection while the state is dropped and written.
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
 	s.near.reset()     // and so are the nearby entries
 	s.mem.publish(newMemTree())

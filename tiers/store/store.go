@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,10 @@ type Store struct {
 	// now is Options.Now: it times the rebuild of mem (a metric), nil:
 	// not timed. Never read by a transaction.
 	now func() time.Time
+	// gcMu orders value-log collection (RunGC) with Close and Restore;
+	// closed: Close has run.
+	gcMu   sync.Mutex
+	closed bool
 }
 
 // Open opens (or creates) the store in opts.Dir.
@@ -65,7 +70,10 @@ func Open(opts Options) (*Store, error) {
 		WithInMemory(opts.InMemory).
 		WithLogger(badgerLogger{logger.With("component", "badger")})
 	if opts.InMemory {
+		// No value log in memory: badger refuses a value over the
+		// threshold there, so keep its default (every value inline).
 		bo.Dir, bo.ValueDir = "", ""
+		bo = bo.WithValueThreshold(badger.DefaultOptions("").ValueThreshold)
 	}
 	db, err := openBadger(bo)
 	if err != nil {
@@ -96,6 +104,11 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// valueThreshold is the size from which a value is kept in badger's
+// value log rather than in the LSM tree: cases, not index entries or
+// counters.
+const valueThreshold = 256
+
 // badgerOptions are the state store's badger options.
 func badgerOptions(dir string) badger.Options {
 	return badger.DefaultOptions(dir).
@@ -106,6 +119,12 @@ func badgerOptions(dir string) badger.Options {
 		WithLogger(nil).
 		WithMemTableSize(32 << 20).
 		WithValueLogFileSize(64 << 20).
+		// A case's value (most of what a create writes) goes to the
+		// value log, and the LSM holds its key and a pointer: with a
+		// million cases stored, compactions move pointers instead of
+		// rewriting every case again and again (BENCHMARKS.md). The
+		// node runs the value log's collection (RunGC).
+		WithValueThreshold(valueThreshold).
 		WithNumVersionsToKeep(1).
 		// The FSM is the only writer: transactions cannot conflict, so
 		// do not pay for tracking their reads.
@@ -124,8 +143,13 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	return badger.Open(bo)
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the store (after a value-log collection under way).
+func (s *Store) Close() error {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	s.closed = true
+	return s.db.Close()
+}
 
 // Sync makes every committed write durable.
 func (s *Store) Sync() error { return s.db.Sync() }
@@ -233,8 +257,17 @@ func (s *Store) CountByState() (map[pb.State]int64, error) {
 	return out, err
 }
 
-// RunGC reclaims value-log space; call it now and then.
+// RunGC reclaims value-log space: the cases' values live in the value
+// log (badgerOptions), and every new version of a case leaves the old one
+// there as garbage. The node calls it now and then; it rewrites value-log
+// files while at least half of one is garbage, and returns at once on a
+// closed store.
 func (s *Store) RunGC() {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	if s.closed {
+		return
+	}
 	for s.db.RunValueLogGC(0.5) == nil {
 	}
 }
