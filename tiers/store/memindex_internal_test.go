@@ -237,6 +237,7 @@ func TestMemIndexFollowsTheTransaction(t *testing.T) {
 	var wg sync.WaitGroup
 	var reads atomic.Int64
 	fail := make(chan error, 2)
+	enough := make(chan struct{})
 	for range 2 {
 		wg.Add(1)
 		go func() {
@@ -270,15 +271,21 @@ func TestMemIndexFollowsTheTransaction(t *testing.T) {
 					fail <- err
 					return
 				}
-				reads.Add(1)
+				if reads.Add(1) == 20 {
+					close(enough)
+				}
 			}
 		}()
 	}
 	for i := 10; i < 210; i += 5 {
 		putCases(t, s, i, 5, pb.State_STATE_REPORTED)
 	}
-	for deadline := time.Now().Add(30 * time.Second); reads.Load() < 20 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
+	// Twenty reads, however long they take (a reader that failed ends
+	// the wait too).
+	select {
+	case <-enough:
+	case err := <-fail:
+		fail <- err
 	}
 	stop.Store(true)
 	wg.Wait()
