@@ -16,7 +16,8 @@
 #       a call (cityhubload --batch), at every client count
 #   -P  write CPU profiles of the leader and a follower, taken during the
 #       gRPC point at 64 clients (the batched one with -B), into this
-#       directory (debug.pprof on); with -b also of the 64-client point on
+#       directory (debug.pprof on; PROFILE_CLIENTS=N profiles the point
+#       at N clients instead); with -b also of the 64-client point on
 #       the tier holding the backlog (stored-leader.pprof and
 #       stored-follower.pprof)
 #
@@ -42,7 +43,7 @@ while getopts "d:w:c:b:e:EP:B:" opt; do
     d) secs=$OPTARG ;; w) warm=$OPTARG ;; c) clients=$OPTARG ;; b) backlog=$OPTARG ;; e) engine=$OPTARG ;; E) etcd=0 ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
     B) batch=$OPTARG ;;
-    *) sed -n '2,29p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -163,7 +164,7 @@ profile() {
 }
 ppids=()
 for c in $clients; do
-  [ "$c" = 64 ] && [ "$batch" = 0 ] && profile
+  [ "$c" = "${PROFILE_CLIENTS:-64}" ] && [ "$batch" = 0 ] && profile
   cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"
 done
 if [ "$batch" -gt 0 ]; then

@@ -190,10 +190,10 @@ func records(tb testing.TB, s *store.Store, withoutApplied bool) map[string]stri
 			break
 		}
 		v := chunk()
-		// The applied index, the nearby index's and the dashboard's marks
-		// (N/m and D/n follow it) and the count of request records move
-		// with every entry that records its request.
-		if withoutApplied && (k == "m/applied" || k == "N/m" || k == "D/n" || k == "m/requests") {
+		// The applied index, the dashboard's mark (D/n follows it) and
+		// the count of request records move with every entry that
+		// records its request.
+		if withoutApplied && (k == "m/applied" || k == "D/n" || k == "m/requests") {
 			continue
 		}
 		out[k] = v

@@ -13,11 +13,10 @@ import (
 
 // BenchmarkDuplicatesDenseWindow is one report's duplicate look-up in a
 // busy grid: 20,000 open cases of its class at its place inside the
-// window, held in the store's memory (as on a replica), of which the
+// window (the index is in the store's memory), of which the
 // look-up visits the newest 64.
 func BenchmarkDuplicatesDenseWindow(b *testing.B) {
-	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		NearbyWindow: 100 * time.Hour, Now: func() time.Time { return now }})
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -101,10 +101,6 @@ type Config struct {
 	// Feed bounds the change log the state machine keeps (feed.window,
 	// feed.max_age).
 	Feed store.FeedOptions
-	// NearbyWindow is how far back the state store keeps the nearby index
-	// in memory for the leader's duplicate and recurrence look-ups
-	// (store.Options.NearbyWindow); 0: none.
-	NearbyWindow time.Duration
 	// RaftTLS, when set, runs the raft transport over mutual TLS with the
 	// group's identity; nil is plain TCP (loopback development only).
 	RaftTLS *RaftTLS

@@ -278,7 +278,7 @@ func (n *Node) openVerified(dir string) (bad error, err error) {
 			"orphans", len(files.Orphans), "torn_manifest", files.TornManifest, "kept_in", kept)
 	}
 	started := time.Now()
-	st, err := store.Open(store.Options{Dir: dir, Logger: n.cfg.Logger.With("component", "store"), Feed: n.cfg.Feed, NearbyWindow: n.cfg.NearbyWindow, Now: time.Now})
+	st, err := store.Open(store.Options{Dir: dir, Logger: n.cfg.Logger.With("component", "store"), Feed: n.cfg.Feed, Now: time.Now})
 	if err != nil {
 		if errors.Is(err, store.ErrDamaged) || files.Exists {
 			return n.keptIs(kept, fmt.Errorf("%s: %w", dir, err)), nil
@@ -414,7 +414,7 @@ func (n *Node) rebuild(o *opened, dir string, bad error) error {
 		}
 		n.log.Error("state store cannot be vouched for: rebuilding it from the latest snapshot and the raft log",
 			"problem", bad, "moved_to", moved, "snapshot", snapshotID(meta), "log_first", o.first, "log_last", o.last)
-		st, err := store.Open(store.Options{Dir: dir, Logger: n.cfg.Logger.With("component", "store"), Feed: n.cfg.Feed, NearbyWindow: n.cfg.NearbyWindow, Now: time.Now})
+		st, err := store.Open(store.Options{Dir: dir, Logger: n.cfg.Logger.With("component", "store"), Feed: n.cfg.Feed, Now: time.Now})
 		if err != nil {
 			return fmt.Errorf("open a new state store in %s: %w", dir, err)
 		}

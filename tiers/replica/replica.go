@@ -170,8 +170,6 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		DiskReserve: uint64(max(cfg.Limits.DiskReserveBytes, 0)), DiskReservePercent: cfg.Limits.DiskReservePercent,
 		DiskCheckInterval: cfg.Limits.DiskCheckInterval,
 		Feed:              store.FeedOptions{Window: cfg.Feed.Window, MaxAge: cfg.Feed.MaxAge},
-		// The look-ups' longest window, and an hour for the clock to move.
-		NearbyWindow: max(cfg.Cases.DuplicateWindow, cfg.Cases.RecurrenceWindow) + time.Hour,
 	}
 	for _, p := range cfg.Raft.Peers {
 		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, RaftAddr: p.RaftAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, InternalAddr: p.InternalAddr})

@@ -649,8 +649,8 @@ func (tx *Tx) dashMark() (uint64, bool, error) {
 
 // ensureDashboard rebuilds the D/ family when it does not match the cases:
 // a store (or a snapshot) written by a binary without it, or one an older
-// binary applied entries to since (its mark lags the applied index), as
-// ensureNearby does for the nearby index. Runs at Open and after Restore.
+// binary applied entries to since (its mark lags the applied index). Runs
+// at Open and after Restore.
 func (s *Store) ensureDashboard() error {
 	var (
 		applied, mark uint64

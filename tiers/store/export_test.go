@@ -1,6 +1,10 @@
 package store
 
-import "github.com/dgraph-io/badger/v4"
+import (
+	"github.com/dgraph-io/badger/v4"
+
+	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
 
 // RawDelete deletes keys under the store's records, as a damaged file
 // would lose them (tests of Verify).
@@ -35,4 +39,13 @@ func (s *Store) RawSet(key string, val []byte) error {
 		return nil
 	}
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
+}
+
+// NearbyKeys are the keys of c's nearby index entries.
+func NearbyKeys(c *pb.Case) []string {
+	var out []string
+	for _, e := range nearbyEntries(c) {
+		out = append(out, string(e.key))
+	}
+	return out
 }

@@ -22,10 +22,11 @@ import (
 //
 // The families below are a function of the stored cases alone: the
 // secondary indexes (by state, owner unit, grid, deadline, overdue, joint
-// review, handed up) and the digests anti-entropy compares. A create wrote
-// five of them to badger on every replica, each a memtable insert and a
-// memtable-log write, later flushed and compacted: most of the write
-// path's cost (BENCHMARKS.md). They live in an ordered in-memory tree
+// review, handed up), the digests anti-entropy compares and the nearby
+// index the duplicate and recurrence look-ups read (nearby.go). A create
+// wrote six of them to badger on every replica, each a memtable insert
+// and a memtable-log write, later flushed and compacted: most of the
+// write path's cost (BENCHMARKS.md). They live in an ordered in-memory tree
 // instead, rebuilt from the cases when the store opens and after a
 // restore, as etcd rebuilds its key index from its backend; badger holds
 // none of them. Transactions see them exactly as they see badger's keys
@@ -33,7 +34,7 @@ import (
 // changes a copy-on-write copy of the tree (O(1) to take) that replaces
 // the published one once the badger transaction has committed; a read
 // transaction loads the tree before it begins its badger view (memIndex).
-var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest}
+var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest, pfxNearOpen, pfxNearClosed}
 
 // isMemKey reports whether key belongs to one of memFamilies.
 func isMemKey(key []byte) bool {
@@ -43,8 +44,18 @@ func isMemKey(key []byte) bool {
 	switch key[0] {
 	case 's', 'u', 'g', 'd', 'w', 'v', 't', 'h':
 		return true
+	case 'N':
+		return len(key) >= 4 && (key[2] == 'o' || key[2] == 'c') && key[3] == '/'
 	}
 	return false
+}
+
+// memHint is the path hint a key's family uses in the writer's tree.
+func memHint(key []byte) byte {
+	if key[0] == 'N' {
+		return key[2] // the open and the closed entries apart
+	}
+	return key[0]
 }
 
 // memEntry is one key of the in-memory families and its value (empty for
@@ -140,7 +151,7 @@ func (tx *Tx) memSet(key, val []byte) error {
 		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
 	}
 	e := newMemEntry(key, val)
-	tx.mem.SetHint(e, &tx.memHints[key[0]])
+	tx.mem.SetHint(e, &tx.memHints[memHint(key)])
 	if memWritten != nil {
 		memWritten(e.key(), false)
 	}
@@ -152,7 +163,7 @@ func (tx *Tx) memDel(key []byte) error {
 		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
 	}
 	e := memProbe(string(key))
-	tx.mem.DeleteHint(e, &tx.memHints[key[0]])
+	tx.mem.DeleteHint(e, &tx.memHints[memHint(key)])
 	if memWritten != nil {
 		memWritten(e.key(), true)
 	}
@@ -273,6 +284,9 @@ func memEntriesOf(out []memEntry, c *pb.Case, val []byte) []memEntry {
 	for _, k := range indexKeys(c) {
 		out = append(out, newMemEntry(k, nil))
 	}
+	for _, e := range nearbyEntries(c) {
+		out = append(out, newMemEntry(e.key, e.val))
+	}
 	return append(out, newMemEntry(digestKey(c.Id), digestOf(c, val).encode()))
 }
 
@@ -357,6 +371,11 @@ func (s *Store) buildMemIndex() error {
 	return nil
 }
 
+// storedOnlyBefore are the keys releases before the in-memory families
+// kept in badger: the families, and the nearby index's mark (N/m: the
+// applied index it was kept up to).
+var storedOnlyBefore = append(slices.Clone(memFamilies), keyNearMarkBefore)
+
 // dropStoredMemFamilies deletes what a release that kept these families in
 // badger left there: this one neither reads nor moves them, so they would
 // only go stale.
@@ -365,7 +384,7 @@ func (s *Store) dropStoredMemFamilies() error {
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
-		for _, p := range memFamilies {
+		for _, p := range storedOnlyBefore {
 			it.Seek([]byte(p))
 			if it.ValidForPrefix([]byte(p)) {
 				found = true
@@ -377,8 +396,8 @@ func (s *Store) dropStoredMemFamilies() error {
 	if err != nil || !found {
 		return err
 	}
-	prefixes := make([][]byte, len(memFamilies))
-	for i, p := range memFamilies {
+	prefixes := make([][]byte, len(storedOnlyBefore))
+	for i, p := range storedOnlyBefore {
 		prefixes[i] = []byte(p)
 	}
 	if err := s.db.DropPrefix(prefixes...); err != nil {

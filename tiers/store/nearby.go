@@ -3,13 +3,10 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
@@ -23,8 +20,9 @@ import (
 //
 //	N/o/<class>/<reported at>/<id>  open cases with a report time
 //	N/c/<class>/<closed at>/<id>    closed cases with a closing time
-//	N/m                             applied index the index was kept up to
 //
+// Both families are kept in memory with the other case indexes
+// (memindex.go), rebuilt from the cases when the store opens.
 // <class> is the grid code, major and minor codes, each with a uvarint
 // length before it, then the kind (4 bytes BE): no separator can be forged
 // by a field. A time is its Unix millisecond count, 8 bytes BE with the
@@ -34,8 +32,10 @@ import (
 const (
 	pfxNearOpen   = "N/o/"
 	pfxNearClosed = "N/c/"
-	keyNearMark   = "N/m"
 	pfxNear       = "N/"
+	// keyNearMarkBefore is where releases that kept the index in badger
+	// marked the applied index it was kept up to: dropped at Open.
+	keyNearMarkBefore = "N/m"
 )
 
 // NearbyClass names what a look-up compares: cases of the same class in
@@ -153,16 +153,20 @@ func hasNear(es []nearEntry, n nearEntry) bool {
 	return false
 }
 
-func decodeNear(prefix []byte, key, val []byte) (NearbyEntry, error) {
-	if len(key) < len(prefix)+8 || (len(val) != 12 && len(val) != 28) {
+// decodeNear reads the entry of key (after its class prefix) and val.
+// They are an entry of the in-memory tree: the id is a part of its key,
+// not a copy, so a look-up allocates nothing an entry.
+func decodeNear(prefixLen int, key, val string) (NearbyEntry, error) {
+	if len(key) < prefixLen+8 || (len(val) != 12 && len(val) != 28) {
 		return NearbyEntry{}, fmt.Errorf("nearby index entry %q: malformed", key)
 	}
+	v := bytesOf(val)
 	e := NearbyEntry{
-		ID: string(key[len(prefix)+8:]),
-		At: time.Unix(int64(binary.BigEndian.Uint64(val)), int64(binary.BigEndian.Uint32(val[8:]))),
+		ID: key[prefixLen+8:],
+		At: time.Unix(int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint32(v[8:]))),
 	}
-	if len(val) == 28 {
-		e.Lat, e.Lng, e.Located = math.Float64frombits(binary.BigEndian.Uint64(val[12:])), math.Float64frombits(binary.BigEndian.Uint64(val[20:])), true
+	if len(v) == 28 {
+		e.Lat, e.Lng, e.Located = math.Float64frombits(binary.BigEndian.Uint64(v[12:])), math.Float64frombits(binary.BigEndian.Uint64(v[20:])), true
 	}
 	return e, nil
 }
@@ -182,184 +186,50 @@ func (s *Store) NearbyClosed(k NearbyClass, since, until time.Time, fn func(Near
 	return s.nearby(pfxNearClosed, k, until, since, fn)
 }
 
-// forwardMax bounds the entries a look-up collects walking forward from
-// the start of its window; a window holding more is walked backwards from
-// its end instead. Forward is the cheap direction (badger's memtable is a
-// skiplist without back links: each step back is a search), and a window
-// normally holds a handful of a grid's cases of one class. It matches
-// tiers/nearby's bound on the entries a look-up visits: a window holding
-// more is dense, and the newest are what the look-up wants.
-const forwardMax = 64
-
+// nearby walks the entries of one class back from until (zero: the
+// newest) to since. The family is in memory (memindex.go): a look-up
+// walks the published tree itself, with no badger view and no
+// allocation an entry (a dense window is walked 64 entries deep on every
+// report, tiers/nearby).
 func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
-	prefix := nearClassPrefix(family, k)
-	visit := fn
-	if st := s.stats.Load(); st != nil {
-		// The window's entries visited in memory count as keys read.
-		visit = func(e NearbyEntry) bool { st.Scanned.Add(1); return fn(e) }
+	prefix := string(nearClassPrefix(family, k))
+	// The walk starts at the last key at or before seek.
+	seek := prefix + strings.Repeat("\xff", 9)
+	if !until.IsZero() {
+		seek = string(appendNearTime([]byte(prefix), until.UnixMilli()+1))
 	}
-	if s.near.lookup(prefix, since, until, visit) {
-		return nil
+	st := s.stats.Load()
+	it := s.mem.load().Iter()
+	defer it.Release()
+	ok := it.Seek(memProbe(seek))
+	if !ok {
+		ok = it.Last()
+	} else if it.Item().key() != seek {
+		ok = it.Prev()
 	}
 	sinceMs := since.UnixMilli()
-	inWindow := func(e NearbyEntry) bool { return !e.At.Before(since) && (until.IsZero() || !e.At.After(until)) }
-	return s.View(func(tx *Tx) error {
-		entries, whole, err := nearbyForward(tx, prefix, sinceMs, until)
-		if err != nil {
-			return err
-		}
-		if whole {
-			for i := len(entries) - 1; i >= 0; i-- {
-				if inWindow(entries[i]) && !fn(entries[i]) {
-					return nil
-				}
-			}
+	for ; ok; ok = it.Prev() {
+		item := it.Item()
+		key := item.key()
+		if !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		it := tx.iterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
-		defer it.Close()
-		// Reverse iteration seeks the last key at or before the seek key.
-		seek := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 9)...)
-		if !until.IsZero() {
-			seek = appendNearTime(bytes.Clone(prefix), until.UnixMilli()+1)
+		if st != nil {
+			st.Scanned.Add(1)
 		}
-		for it.Seek(seek); it.Valid(); it.Next() {
-			e, err := readNear(prefix, it.Item())
-			if err != nil {
-				return err
-			}
-			if e.At.UnixMilli() < sinceMs {
-				return nil
-			}
-			if inWindow(e) && !fn(e) {
-				return nil
-			}
-		}
-		return nil
-	})
-}
-
-// nearbyForward collects the entries of prefix from sinceMs up to until
-// (zero: the end), oldest first; whole is false when there were more than
-// forwardMax.
-func nearbyForward(tx *Tx, prefix []byte, sinceMs int64, until time.Time) (entries []NearbyEntry, whole bool, err error) {
-	it := tx.iterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	for it.Seek(appendNearTime(bytes.Clone(prefix), sinceMs)); it.Valid(); it.Next() {
-		if len(entries) == forwardMax {
-			return nil, false, nil
-		}
-		e, err := readNear(prefix, it.Item())
+		e, err := decodeNear(len(prefix), key, item.val())
 		if err != nil {
-			return nil, false, err
-		}
-		if !until.IsZero() && e.At.UnixMilli() > until.UnixMilli() {
-			break
-		}
-		entries = append(entries, e)
-	}
-	return entries, true, nil
-}
-
-func readNear(prefix []byte, item kvItem) (NearbyEntry, error) {
-	var e NearbyEntry
-	err := item.Value(func(v []byte) (err error) {
-		e, err = decodeNear(prefix, item.Key(), v)
-		return err
-	})
-	return e, err
-}
-
-// nearbyMark reads N/m: the applied index the index was kept up to, and
-// whether it is there.
-func (tx *Tx) nearbyMark() (uint64, bool, error) {
-	item, err := tx.get([]byte(keyNearMark))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("read nearby index mark: %w", err)
-	}
-	var n uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("nearby index mark of %d bytes", len(v))
-		}
-		n = binary.BigEndian.Uint64(v)
-		return nil
-	})
-	return n, true, err
-}
-
-// ensureNearby rebuilds the nearby index when it does not match the
-// cases: a store written by a version without it (no mark, or a mark
-// behind the applied index because an older binary applied entries since),
-// or a snapshot taken by one. Every binary that keeps the index writes the
-// mark with the applied index (SetApplied), so mark == applied says the
-// index is whole. It runs before anything else writes: at Open and after
-// a Restore.
-func (s *Store) ensureNearby() error {
-	var (
-		applied, mark uint64
-		marked, any   bool
-	)
-	if err := s.View(func(tx *Tx) error {
-		var err error
-		if applied, _, err = tx.Applied(); err != nil {
 			return err
 		}
-		if mark, marked, err = tx.nearbyMark(); err != nil {
-			return err
+		if e.At.UnixMilli() < sinceMs {
+			return nil
 		}
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase)})
-		defer it.Close()
-		it.Rewind()
-		any = it.Valid()
-		return nil
-	}); err != nil {
-		return err
+		if e.At.Before(since) || !until.IsZero() && e.At.After(until) {
+			continue
+		}
+		if !fn(e) {
+			return nil
+		}
 	}
-	if marked && mark == applied || !marked && !any {
-		return nil
-	}
-	n, err := s.rebuildNearby(applied)
-	if err != nil {
-		return fmt.Errorf("rebuild the nearby index: %w", err)
-	}
-	s.log.Info("nearby index rebuilt", "cases", n, "applied_index", applied)
 	return nil
-}
-
-func (s *Store) rebuildNearby(applied uint64) (int, error) {
-	if err := s.db.DropPrefix([]byte(pfxNear)); err != nil {
-		return 0, err
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	n := 0
-	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase), PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		c := &pb.Case{}
-		for it.Rewind(); it.Valid(); it.Next() {
-			c.Reset()
-			if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, c) }); err != nil {
-				return fmt.Errorf("decode %q: %w", it.Item().Key(), err)
-			}
-			for _, e := range nearbyEntries(c) {
-				if err := wb.Set(e.key, e.val); err != nil {
-					return err
-				}
-			}
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return n, err
-	}
-	if err := wb.Set([]byte(keyNearMark), binary.BigEndian.AppendUint64(nil, applied)); err != nil {
-		return n, err
-	}
-	return n, wb.Flush()
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -33,11 +34,12 @@ func nearOpenIDs(t *testing.T, s *Store, k NearbyClass) []string {
 	return out
 }
 
-// TestNearbyIndexBuiltForAnOlderStore: a store written by a version
-// without the nearby index (no N/ keys, no mark), and one where an older
-// version applied entries after a newer one (the mark behind the applied
-// index), get the index built when they are opened: a look-up never
-// silently finds nothing.
+// TestNearbyIndexBuiltForAnOlderStore: the nearby index is built from the
+// cases when a store opens, whatever badger holds of it: a store written
+// by a release without the index (no N/ keys), one that kept it in badger
+// (N/ keys and their mark, N/m, dropped at open), and one where an older
+// release applied an entry after a newer one (a case with no N/ entry).
+// A look-up never silently finds nothing, and badger keeps no N/ key.
 func TestNearbyIndexBuiltForAnOlderStore(t *testing.T) {
 	dir := t.TempDir()
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -55,20 +57,27 @@ func TestNearbyIndexBuiltForAnOlderStore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// What an older version leaves: the cases without their N/ entries.
-	if err := s.db.DropPrefix([]byte(pfxNear)); err != nil {
+	// What a release that kept the index in badger leaves: a stale entry
+	// (a case since deleted) and the mark.
+	stale := nearbyEntries(mk("gone-1"))[0]
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(stale.key, stale.val); err != nil {
+			return err
+		}
+		return txn.Set([]byte(keyNearMarkBefore), binary.BigEndian.AppendUint64(nil, 5))
+	}); err != nil {
 		t.Fatal(err)
-	}
-	if got := nearOpenIDs(t, s, k); len(got) != 0 {
-		t.Fatalf("fixture: index still there: %v", got)
 	}
 	s.Close()
 
 	s = openNearTest(t, dir)
 	if got := nearOpenIDs(t, s, k); !slices.Equal(got, []string{"a-1"}) {
-		t.Fatalf("after opening a store without the index: %v", got)
+		t.Fatalf("after opening a store that kept the index in badger: %v", got)
 	}
-	// An older version applies entry 6 (a new case, no N/ entry, no mark).
+	if _, err := s.Verify(VerifyOptions{}); err != nil {
+		t.Fatalf("verify after the stale entries were dropped: %v", err)
+	}
+	// An older release applies entry 6 (a new case, no N/ entry).
 	b, _ := proto.Marshal(mk("b-1"))
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(caseKey("b-1"), b); err != nil {
@@ -83,10 +92,16 @@ func TestNearbyIndexBuiltForAnOlderStore(t *testing.T) {
 	s = openNearTest(t, dir)
 	defer s.Close()
 	if got := nearOpenIDs(t, s, k); !slices.Equal(got, []string{"b-1", "a-1"}) {
-		t.Fatalf("after an older version applied an entry: %v", got)
+		t.Fatalf("after an older release applied an entry: %v", got)
 	}
-	var mark uint64
-	if err := s.View(func(tx *Tx) (err error) { mark, _, err = tx.nearbyMark(); return err }); err != nil || mark != 6 {
-		t.Fatalf("mark %d, %v; want 6", mark, err)
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxNear)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			return fmt.Errorf("badger still holds %q", it.Item().Key())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -130,7 +130,6 @@ func (s *Store) Restore(r io.Reader) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
-	s.near.reset()     // and so are the nearby entries
 	s.mem.publish(newMemTree())
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
@@ -158,7 +157,7 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		switch {
 		case string(key) == keyRestoring:
 			return nil // not ours to copy: this restore sets and clears it
-		case isMemKey(key):
+		case isMemKey(key), string(key) == keyNearMarkBefore:
 			return nil // rebuilt from the cases below (memindex.go)
 		case string(key) == keyRequests:
 			ledger = append([]byte(nil), val...)
@@ -192,17 +191,10 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 	if err := s.buildMemIndex(); err != nil {
 		return err
 	}
-	// A snapshot of a replica that did not keep the nearby index yet.
-	if err := s.ensureNearby(); err != nil {
-		return err
-	}
 	if err := s.ensureDashboard(); err != nil {
 		return err
 	}
 	if err := s.buildRequestFilter(); err != nil {
-		return err
-	}
-	if err := s.near.load(s); err != nil {
 		return err
 	}
 	return s.db.Sync()

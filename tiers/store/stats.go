@@ -13,8 +13,8 @@ import (
 type Stats struct {
 	// Gets counts point reads, found or not.
 	Gets atomic.Int64
-	// Scanned counts the keys iterators visited (index entries, records),
-	// and the nearby entries read from memory (nearmem.go).
+	// Scanned counts the keys iterators visited (index entries, nearby
+	// entries, records), in badger or in memory (memindex.go).
 	Scanned atomic.Int64
 	// Decoded counts cases decoded from their stored form.
 	Decoded atomic.Int64

@@ -26,14 +26,9 @@ type Options struct {
 	InMemory bool
 	// Feed bounds the change log (feed.go).
 	Feed FeedOptions
-	// NearbyWindow is how far back the nearby index is also kept in
-	// memory for look-ups (nearmem.go): at least the longest duplicate or
-	// recurrence window asked; 0 keeps none (every look-up reads badger).
-	NearbyWindow time.Duration
-	// Now is the wall clock the window's horizon follows (tiers/node
-	// passes its clock; the store, part of the state machine, reads none
-	// itself); nil with a NearbyWindow keeps none. It also times the
-	// rebuild of the in-memory case indexes (a metric; nil: not timed).
+	// Now times the rebuild of the in-memory case indexes (a metric; nil:
+	// not timed). tiers/node passes its clock: the store, part of the
+	// state machine, reads none itself.
 	Now func() time.Time
 }
 
@@ -47,8 +42,6 @@ type Store struct {
 	requests atomic.Pointer[requestFilter]
 	// counters holds the counters' committed values (countercache.go).
 	counters counterCache
-	// near holds the recent nearby index entries (nearmem.go).
-	near nearMem
 	// mem holds the case indexes and digests (memindex.go).
 	mem memIndex
 	// now is Options.Now: it times the rebuild of mem (a metric), nil:
@@ -79,23 +72,17 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: logger, feed: opts.Feed, near: newNearMem(opts.NearbyWindow, opts.Now), now: opts.Now}
+	s := &Store{db: db, log: logger, feed: opts.Feed, now: opts.Now}
 	s.mem.publish(newMemTree())
 	err = s.dropStoredMemFamilies()
 	if err == nil {
 		err = s.buildMemIndex()
 	}
 	if err == nil {
-		err = s.ensureNearby()
-	}
-	if err == nil {
 		err = s.ensureDashboard()
 	}
 	if err == nil {
 		err = s.buildRequestFilter()
-	}
-	if err == nil {
-		err = s.near.load(s)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -164,7 +151,6 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	tx := s.tx(txn, s.mem.load().Copy(), true)
 	tx.memHints = &s.mem.hints
 	tx.counterCache = &s.counters
-	tx.nearTrack = s.near.window > 0
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -183,7 +169,6 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if len(tx.counterWrites) > 0 {
 		s.counters.put(tx.counterWrites)
 	}
-	s.near.apply(tx.nearOps)
 	return nil
 }
 

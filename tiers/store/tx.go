@@ -40,13 +40,8 @@ type Tx struct {
 	// its next reads and given to the cache once it commits.
 	counterCache  *counterCache
 	counterWrites map[string]uint64
-	// nearTrack records the N/ entries this transaction sets and deletes
-	// (nearOps), for the store's in-memory window once it commits
-	// (nearmem.go); write transactions only.
-	nearTrack bool
-	nearOps   []nearOp
-	stats     *Stats         // nil: not counting
-	requests  *requestFilter // nil: look every request id up
+	stats         *Stats         // nil: not counting
+	requests      *requestFilter // nil: look every request id up
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
@@ -77,9 +72,6 @@ func (tx *Tx) set(key, val []byte) error {
 	if tx.stats != nil {
 		tx.stats.Writes.Add(1)
 	}
-	if tx.nearTrack && isNearEntryKey(key) {
-		tx.nearOps = append(tx.nearOps, nearOp{key: bytes.Clone(key), val: bytes.Clone(val)})
-	}
 	if isMemKey(key) {
 		return tx.memSet(key, val)
 	}
@@ -92,9 +84,6 @@ func (tx *Tx) set(key, val []byte) error {
 func (tx *Tx) del(key []byte) error {
 	if tx.stats != nil {
 		tx.stats.Writes.Add(1)
-	}
-	if tx.nearTrack && isNearEntryKey(key) {
-		tx.nearOps = append(tx.nearOps, nearOp{key: bytes.Clone(key), del: true})
 	}
 	if isMemKey(key) {
 		return tx.memDel(key)
@@ -364,12 +353,9 @@ func (tx *Tx) SetApplied(index, term uint64) error {
 	if err := tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term)); err != nil {
 		return err
 	}
-	// The nearby index and the dashboard counters are kept up to here
-	// too (see ensureNearby, ensureDashboard).
-	if err := tx.set([]byte(keyDashMark), v[:8]); err != nil {
-		return err
-	}
-	return tx.set([]byte(keyNearMark), v[:8])
+	// The dashboard counters are kept up to here too (see
+	// ensureDashboard).
+	return tx.set([]byte(keyDashMark), v[:8])
 }
 
 // LastStep is the last entry of c's history that moved it, passing over

@@ -41,8 +41,8 @@ const maxProblems = 8
 //
 //   - every case decodes and is stored under its own id;
 //   - the per-state counters (k/) count the cases in each state;
-//   - each index family (s/ u/ g/ d/ w/ t/ v/), the digests (h/) and the
-//     legacy ids (x/) hold exactly the entries the cases need (compared as
+//   - each index family (s/ u/ g/ d/ w/ t/ v/), the nearby index (N/), the
+//     digests (h/) and the legacy ids (x/) hold exactly the entries the cases need (compared as
 //     a count and an order-free sum of 64-bit hashes per family, so the
 //     scan keeps no set in memory);
 //   - every day's case sequence (q/) is at least the highest case number
@@ -210,7 +210,7 @@ func (a *caseAcc) problem(format string, args ...any) {
 }
 
 // checkedFamilies are compared entry for entry with what the cases need.
-var checkedFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview, pfxDigest, pfxLegacy, famDashCount, famDashIndex}
+var checkedFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview, pfxDigest, pfxNear, pfxLegacy, famDashCount, famDashIndex}
 
 // The dashboard's records are checked as two families: its counters
 // (D/c/, D/f/: key and value) and its overdue lists (D/o/, D/p/: keys).
@@ -284,7 +284,7 @@ func (v *verifier) record(key, val []byte) error {
 	switch fam {
 	case pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxHandedUp, pfxReview:
 		v.have[fam].add(v.hash(key, nil))
-	case pfxDigest, pfxLegacy:
+	case pfxDigest, pfxLegacy, pfxNear:
 		v.have[fam].add(v.hash(key, val))
 	case pfxDash:
 		switch {
@@ -351,6 +351,9 @@ func (a *caseAcc) add(id string, val []byte) {
 		}
 	}
 	a.want[pfxDigest].add(hashKV(a.h, digestKey(id), digestOf(c, val).encode()))
+	for _, e := range nearbyEntries(c) {
+		a.want[pfxNear].add(hashKV(a.h, e.key, e.val))
+	}
 	// The D/ counters are summed by shape and step here and spelled out
 	// once at the end: a key per case would cost more than the decoding.
 	sh := shapeOf(c)

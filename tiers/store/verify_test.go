@@ -76,6 +76,7 @@ func TestVerifyFindsLostRecords(t *testing.T) {
 		{"digest stale", func(s *store.Store) error {
 			return s.RawSet("h/"+id, append(binary.BigEndian.AppendUint64(make([]byte, 16), 99), 0))
 		}, "h/ holds 300 entries that differ"},
+		{"nearby entry lost", func(s *store.Store) error { return s.RawDelete(store.NearbyKeys(all[7])...) }, "N/ holds 199 entries, the cases need 200"},
 		{"legacy id lost", func(s *store.Store) error { return s.RawDelete("x/110105\x00old-5") }, "x/ holds"},
 		{"counter lost", func(s *store.Store) error { return s.RawDelete("k/05") }, "counter says 0"},
 		{"sequence behind", func(s *store.Store) error { return s.RawSet(seqKey, binary.BigEndian.AppendUint64(nil, 250)) }, "would reuse an id"},
