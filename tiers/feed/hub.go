@@ -1,8 +1,9 @@
 // Package feed serves the change feed of a tier node to its watchers: one
-// reader of the store per replica (the Hub), woken by the node when it
-// applies entries, keeps the recent changes in a ring that every watcher
-// reads from; a watcher behind the ring reads the store itself until it
-// catches up. See DESIGN.md.
+// hub per replica, handed each commit's changes by the store, keeps the
+// recent changes in a ring that every watcher reads from (it reads the
+// store itself only when the ring is behind it, as after a restore); a
+// watcher behind the ring reads the store itself until it catches up. See
+// DESIGN.md.
 package feed
 
 import (
@@ -80,6 +81,7 @@ type Hub struct {
 
 	watchers atomic.Int64
 	cutoffs  atomic.Int64
+	reads    atomic.Int64 // pages the hub read from the store
 	stop     chan struct{}
 	done     chan struct{}
 	started  atomic.Bool
@@ -119,7 +121,46 @@ func (h *Hub) Start() {
 		h.first, h.head = from, from-1
 		h.mu.Unlock()
 	}
+	// The state machine hands each commit's changes over as it commits
+	// them: the ring follows the store without reading it back.
+	h.st.OnChanges(h.push)
 	go h.run()
+}
+
+// push appends the changes a transaction committed (store.OnChanges) when
+// they follow the ring's head; any other (a gap the hub has not read yet)
+// is left to run, which reads the store.
+func (h *Hub) push(changes []*pb.CaseChange) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || changes[0].Revision != h.head+1 {
+		return
+	}
+	h.appendLocked(changes)
+}
+
+// appendLocked appends the changes that follow the head to the ring and
+// wakes the watchers; h.mu is held.
+func (h *Hub) appendLocked(changes []*pb.CaseChange) {
+	moved := false
+	for _, ch := range changes {
+		if ch.Revision != h.head+1 {
+			continue // read already, or pushed while it was read
+		}
+		h.ring[ch.Revision%uint64(len(h.ring))] = ch
+		h.head = ch.Revision
+		moved = true
+	}
+	if !moved {
+		return
+	}
+	if h.head-h.first+1 > uint64(len(h.ring)) {
+		h.first = h.head - uint64(len(h.ring)) + 1
+	}
+	if !h.closed {
+		close(h.notify)
+		h.notify = make(chan struct{})
+	}
 }
 
 // Stop ends the reader and every watcher (ErrClosed). It waits for the
@@ -143,8 +184,13 @@ func (h *Hub) run() {
 	defer close(h.done)
 	for {
 		applied := h.src.Applied() // before reading: no wake-up is missed
-		if err := h.readNew(); err != nil {
-			h.log.Warn("reading the change log failed; retrying on the next apply", "error", err)
+		// Commits push their changes (push); the store is read only when
+		// the ring is behind it: at start, after a restore, or after a
+		// commit that did not follow the head.
+		if h.Head() < h.st.FeedHead() {
+			if err := h.readNew(); err != nil {
+				h.log.Warn("reading the change log failed; retrying on the next apply", "error", err)
+			}
 		}
 		select {
 		case <-applied:
@@ -161,6 +207,7 @@ func (h *Hub) readNew() error {
 		after := h.head
 		h.mu.RUnlock()
 		page, head, oldest, err := h.st.Changes(after, readPage)
+		h.reads.Add(1)
 		if errors.Is(err, store.ErrCompacted) {
 			// The store moved past what the hub had read (a snapshot
 			// installed on a follower that lagged): start again at the
@@ -178,19 +225,10 @@ func (h *Hub) readNew() error {
 			return nil
 		}
 		h.mu.Lock()
-		for _, ch := range page {
-			h.ring[ch.Revision%uint64(len(h.ring))] = ch
-		}
-		h.head = page[len(page)-1].Revision
-		if h.head-h.first+1 > uint64(len(h.ring)) {
-			h.first = h.head - uint64(len(h.ring)) + 1
-		}
-		if !h.closed {
-			close(h.notify)
-			h.notify = make(chan struct{})
-		}
+		h.appendLocked(page)
+		done := h.head >= head
 		h.mu.Unlock()
-		if h.head >= head {
+		if done {
 			return nil
 		}
 	}
@@ -205,6 +243,12 @@ func (h *Hub) Head() uint64 {
 
 // Watchers is the number of watchers open.
 func (h *Hub) Watchers() int64 { return h.watchers.Load() }
+
+// StoreReads counts the pages of changes the hub read from the store
+// (watchers catching up from an old position read their own, not
+// counted): at start, and after the store moved without a commit the hub
+// was given (a restore).
+func (h *Hub) StoreReads() int64 { return h.reads.Load() }
 
 // Cutoffs counts the watchers cut off as too slow.
 func (h *Hub) Cutoffs() int64 { return h.cutoffs.Load() }

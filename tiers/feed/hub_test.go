@@ -1,6 +1,7 @@
 package feed_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,11 @@ func (s *source) report(tb testing.TB, n int) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	s.signal()
+}
+
+// signal is the node's apply signal.
+func (s *source) signal() {
 	s.mu.Lock()
 	close(s.ch)
 	s.ch = make(chan struct{})
@@ -297,5 +303,55 @@ func TestFilterMatch(t *testing.T) {
 	}
 	if (feed.Filter{Overdue: true}).Match(&pb.CaseChange{}) {
 		t.Error("overdue filter passed a change that is not overdue")
+	}
+}
+
+// TestCommitsReachTheRingWithoutAStoreRead: the ring follows the commits
+// the store hands it (store.OnChanges): after the hub has read what the
+// store held when it started, a hundred commits reach a watcher, in
+// order, with no read of the store. A store that moves without handing
+// its changes over (a restore from a snapshot that holds more) is read.
+func TestCommitsReachTheRingWithoutAStoreRead(t *testing.T) {
+	s := newSource(t, store.FeedOptions{})
+	s.report(t, 5)
+	h := startHub(t, s, feed.Options{Buffer: 4096})
+	w, err := h.Watch(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	checkOrder(t, collect(t, w, 5), 1)
+	reads := h.StoreReads()
+	if reads == 0 {
+		t.Fatal("the hub did not read the changes the store held when it started")
+	}
+	for i := 0; i < 100; i++ {
+		s.report(t, 1)
+	}
+	checkOrder(t, collect(t, w, 100), 6)
+	if n := h.StoreReads(); n != reads {
+		t.Fatalf("the hub read the store %d more times for 100 commits it was handed", n-reads)
+	}
+
+	// A store of 150 changes, restored into the hub's (105 changes).
+	other := newSource(t, store.FeedOptions{})
+	other.report(t, 150)
+	sn, err := other.st.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	_, err = sn.WriteTo(&buf)
+	sn.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.st.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	s.signal()
+	checkOrder(t, collect(t, w, 45), 106)
+	if n := h.StoreReads(); n == reads {
+		t.Fatal("the hub followed a restore without reading the store")
 	}
 }

@@ -70,6 +70,9 @@ type feedState struct {
 	head, tail uint64
 	logIndex   uint64
 	atUnixMs   int64
+	// added are the changes this transaction appended, with their
+	// revisions: given to the store's change sink once it commits.
+	added []*pb.CaseChange
 }
 
 func feedKey(rev uint64) []byte {
@@ -148,6 +151,8 @@ func (tx *Tx) appendChange(kind pb.ChangeKind, before, c *pb.Case) error {
 	if err := tx.putProto(feedKey(rev), ch); err != nil {
 		return err
 	}
+	ch.Revision = rev // as Changes returns it (the stored record has none)
+	tx.feed.added = append(tx.feed.added, ch)
 	tx.feed.head, tx.feed.dirty = rev, true
 	return tx.trimFeed()
 }
@@ -189,6 +194,39 @@ func (tx *Tx) flushFeed() error {
 	}
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), tx.feed.head)
 	return tx.set([]byte(keyFeedMeta), binary.BigEndian.AppendUint64(v, tx.feed.tail))
+}
+
+// OnChanges sets fn to be given the changes of every write transaction
+// once it has committed, in revision order, on the state machine's
+// goroutine (so fn must not block): the change feed's hub keeps its ring
+// from them without reading them back (tiers/feed). The changes are
+// shared with fn: no one may modify them. A restore gives fn nothing:
+// FeedHead moves, and the hub reads the store.
+func (s *Store) OnChanges(fn func([]*pb.CaseChange)) { s.changeSink.Store(&fn) }
+
+// FeedHead is the newest revision committed (0: none yet), from memory.
+func (s *Store) FeedHead() uint64 { return s.feedHead.Load() }
+
+// committedChanges is what Update does with a committed transaction's
+// changes.
+func (s *Store) committedChanges(tx *Tx) {
+	if !tx.feed.dirty {
+		return
+	}
+	s.feedHead.Store(tx.feed.head)
+	if sink := s.changeSink.Load(); sink != nil && *sink != nil && len(tx.feed.added) > 0 {
+		(*sink)(tx.feed.added)
+	}
+}
+
+// loadFeedHead reads the newest revision into FeedHead (at Open and
+// after a restore).
+func (s *Store) loadFeedHead() error {
+	head, _, err := s.FeedBounds()
+	if err == nil {
+		s.feedHead.Store(head)
+	}
+	return err
 }
 
 // FeedBounds returns the newest revision (0: none yet) and the oldest kept.

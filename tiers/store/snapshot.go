@@ -197,6 +197,9 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 	if err := s.buildRequestFilter(); err != nil {
 		return err
 	}
+	if err := s.loadFeedHead(); err != nil {
+		return err
+	}
 	return s.db.Sync()
 }
 

@@ -44,6 +44,10 @@ type Store struct {
 	counters counterCache
 	// mem holds the case indexes and digests (memindex.go).
 	mem memIndex
+	// changeSink is given each commit's changes (OnChanges); feedHead is
+	// the newest revision committed (feed.go).
+	changeSink atomic.Pointer[func([]*pb.CaseChange)]
+	feedHead   atomic.Uint64
 	// now is Options.Now: it times the rebuild of mem (a metric), nil:
 	// not timed. Never read by a transaction.
 	now func() time.Time
@@ -83,6 +87,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if err == nil {
 		err = s.buildRequestFilter()
+	}
+	if err == nil {
+		err = s.loadFeedHead()
 	}
 	if err != nil {
 		_ = db.Close()
@@ -169,6 +176,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if len(tx.counterWrites) > 0 {
 		s.counters.put(tx.counterWrites)
 	}
+	s.committedChanges(tx)
 	return nil
 }
 
