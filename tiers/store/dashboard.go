@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
@@ -30,10 +29,13 @@ import (
 //	D/o/<area>/<due ms:8 BE><id>     "": open overdue cases by stage deadline, per area level
 //	                                 (4 city, 6, 9 street, 12 community, 15)
 //	D/p/<unit>\x00<due ms:8 BE><id>  "": the same per owning unit
-//	D/n                              uint64 BE: the applied index the family was kept up to
-//	                                 (D/m until 2026-12-04, when streets and communities had
-//	                                 counters of their own: a store with D/m, or without D/n,
-//	                                 is rebuilt, and an older binary rebuilds one without D/m)
+//
+// The family is in memory with the case indexes (memindex.go, since
+// 2026-12-05), summed from the cases when the store opens; badger holds
+// none of it. Releases that kept it in badger also kept a mark there (D/n,
+// D/m before 2026-12-04, when streets and communities had counters of
+// their own): all of it is dropped at Open, and such a release rebuilds
+// the family from the cases of a store or a snapshot without the mark.
 //
 // Counters at zero are deleted. Counters are kept for districts and grids
 // only (storedLevels): a street's or a community's numbers are the sum of
@@ -48,7 +50,6 @@ const (
 	pfxDashFlow  = "D/f/"
 	pfxDashOver  = "D/o/"
 	pfxDashUnitO = "D/p/"
-	keyDashMark  = "D/n"
 	dashUnitLvl  = "UU"
 	sfxOverdue   = "OV"
 	sfxReview    = "RV"
@@ -361,13 +362,18 @@ func (tx *Tx) flushDash() error {
 	return nil
 }
 
-// addDash adds d to a D/ counter, deleting it at zero.
+// addDash adds d to a D/ counter, deleting it at zero. The counters are
+// in memory (memindex.go): read from the transaction's own tree, never
+// through the counter cache.
 func (tx *Tx) addDash(k []byte, d int64) error {
-	n, err := tx.counter(k)
+	n, err := tx.getUint64(k)
 	if err != nil {
 		return err
 	}
-	return tx.setCounter(k, uint64(int64(n)+d), true)
+	if v := int64(n) + d; v != 0 {
+		return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)))
+	}
+	return tx.del(k)
 }
 
 // AreaTally is the numbers of one area (or unit) from the D/ counters.
@@ -625,106 +631,4 @@ func (tx *Tx) overdueTop(prefix string, limit int) ([]*pb.Case, error) {
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-// dashMark reads D/m and whether it is there.
-func (tx *Tx) dashMark() (uint64, bool, error) {
-	item, err := tx.get([]byte(keyDashMark))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("read the dashboard mark: %w", err)
-	}
-	var n uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("dashboard mark of %d bytes", len(v))
-		}
-		n = binary.BigEndian.Uint64(v)
-		return nil
-	})
-	return n, true, err
-}
-
-// ensureDashboard rebuilds the D/ family when it does not match the cases:
-// a store (or a snapshot) written by a binary without it, or one an older
-// binary applied entries to since (its mark lags the applied index). Runs
-// at Open and after Restore.
-func (s *Store) ensureDashboard() error {
-	var (
-		applied, mark uint64
-		marked, any   bool
-	)
-	if err := s.View(func(tx *Tx) error {
-		var err error
-		if applied, _, err = tx.Applied(); err != nil {
-			return err
-		}
-		if mark, marked, err = tx.dashMark(); err != nil {
-			return err
-		}
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase)})
-		defer it.Close()
-		it.Rewind()
-		any = it.Valid()
-		return nil
-	}); err != nil {
-		return err
-	}
-	if marked && mark == applied || !marked && !any {
-		return nil
-	}
-	n, err := s.rebuildDashboard(applied)
-	if err != nil {
-		return fmt.Errorf("rebuild the dashboard counters: %w", err)
-	}
-	s.log.Info("dashboard counters rebuilt", "cases", n, "applied_index", applied)
-	return nil
-}
-
-func (s *Store) rebuildDashboard(applied uint64) (int, error) {
-	s.counters.reset()
-	defer s.counters.reset()
-	if err := s.db.DropPrefix([]byte(pfxDash)); err != nil {
-		return 0, err
-	}
-	counters := map[string]int64{}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	n := 0
-	err := s.View(func(tx *Tx) error {
-		it := tx.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxCase), PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		c := &pb.Case{}
-		for it.Rewind(); it.Valid(); it.Next() {
-			c.Reset()
-			if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, c) }); err != nil {
-				return fmt.Errorf("decode %q: %w", it.Item().Key(), err)
-			}
-			r := dashOf(c, false, 0)
-			for _, k := range r.counters {
-				counters[k]++
-			}
-			for _, k := range r.index {
-				if err := wb.Set([]byte(k), nil); err != nil {
-					return err
-				}
-			}
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return n, err
-	}
-	for k, v := range counters {
-		if err := wb.Set([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(v))); err != nil {
-			return n, err
-		}
-	}
-	if err := wb.Set([]byte(keyDashMark), binary.BigEndian.AppendUint64(nil, applied)); err != nil {
-		return n, err
-	}
-	return n, wb.Flush()
 }

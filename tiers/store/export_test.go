@@ -49,3 +49,23 @@ func NearbyKeys(c *pb.Case) []string {
 	}
 	return out
 }
+
+// RawSetStored writes a key into badger whatever its family: what a
+// release that kept the in-memory families in badger left there.
+func (s *Store) RawSetStored(key string, val []byte) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
+}
+
+// StoredKeys counts badger's keys under prefix.
+func (s *Store) StoredKeys(prefix string) int {
+	n := 0
+	_ = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n
+}

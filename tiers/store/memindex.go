@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -22,9 +23,10 @@ import (
 //
 // The families below are a function of the stored cases alone: the
 // secondary indexes (by state, owner unit, grid, deadline, overdue, joint
-// review, handed up), the digests anti-entropy compares and the nearby
-// index the duplicate and recurrence look-ups read (nearby.go). A create
-// wrote six of them to badger on every replica, each a memtable insert
+// review, handed up), the digests anti-entropy compares, the nearby
+// index the duplicate and recurrence look-ups read (nearby.go) and the
+// command centre's counters and overdue lists (dashboard.go). A create
+// wrote eight of them to badger on every replica, each a memtable insert
 // and a memtable-log write, later flushed and compacted: most of the
 // write path's cost (BENCHMARKS.md). They live in an ordered in-memory tree
 // instead, rebuilt from the cases when the store opens and after a
@@ -34,7 +36,8 @@ import (
 // changes a copy-on-write copy of the tree (O(1) to take) that replaces
 // the published one once the badger transaction has committed; a read
 // transaction loads the tree before it begins its badger view (memIndex).
-var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest, pfxNearOpen, pfxNearClosed}
+var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest, pfxNearOpen, pfxNearClosed,
+	pfxDashCount, pfxDashFlow, pfxDashOver, pfxDashUnitO}
 
 // isMemKey reports whether key belongs to one of memFamilies.
 func isMemKey(key []byte) bool {
@@ -46,14 +49,19 @@ func isMemKey(key []byte) bool {
 		return true
 	case 'N':
 		return len(key) >= 4 && (key[2] == 'o' || key[2] == 'c') && key[3] == '/'
+	case 'D':
+		return len(key) >= 4 && (key[2] == 'c' || key[2] == 'f' || key[2] == 'o' || key[2] == 'p') && key[3] == '/'
 	}
 	return false
 }
 
 // memHint is the path hint a key's family uses in the writer's tree.
 func memHint(key []byte) byte {
-	if key[0] == 'N' {
+	switch key[0] {
+	case 'N':
 		return key[2] // the open and the closed entries apart
+	case 'D':
+		return key[2] - 'a' + 'A' // C F O P: apart from every other family
 	}
 	return key[0]
 }
@@ -305,10 +313,12 @@ func (s *Store) buildMemIndex() error {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	batches := make(chan []rec, workers)
 	outs := make([][]memEntry, workers)
+	counts := make([]map[string]int64, workers) // the D/ counters, summed
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
+		counts[w] = map[string]int64{}
 		go func() {
 			defer wg.Done()
 			for batch := range batches {
@@ -321,6 +331,13 @@ func (s *Store) buildMemIndex() error {
 						continue
 					}
 					outs[w] = memEntriesOf(outs[w], c, r.val)
+					d := dashOf(c, false, 0)
+					for _, k := range d.counters {
+						counts[w][k]++
+					}
+					for _, k := range d.index {
+						outs[w] = append(outs[w], newMemEntry([]byte(k), nil))
+					}
 				}
 			}
 		}()
@@ -355,6 +372,14 @@ func (s *Store) buildMemIndex() error {
 	if err != nil {
 		return fmt.Errorf("build the case indexes: %w", err)
 	}
+	for _, m := range counts[1:] {
+		for k, n := range m {
+			counts[0][k] += n
+		}
+	}
+	for k, n := range counts[0] {
+		outs[0] = append(outs[0], newMemEntry([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
+	}
 	all := slices.Concat(outs...)
 	slices.SortFunc(all, func(a, b memEntry) int { return strings.Compare(a.key(), b.key()) })
 	tree := newMemTree()
@@ -371,10 +396,21 @@ func (s *Store) buildMemIndex() error {
 	return nil
 }
 
-// storedOnlyBefore are the keys releases before the in-memory families
-// kept in badger: the families, and the nearby index's mark (N/m: the
-// applied index it was kept up to).
-var storedOnlyBefore = append(slices.Clone(memFamilies), keyNearMarkBefore)
+// storedOnlyBefore are the prefixes of what releases before the in-memory
+// families kept in badger: the families, and every other key of the
+// nearby index and of the dashboard (their marks, N/m, D/n and D/m, and
+// the street and community counters of the layout before 2026-12-04).
+var storedOnlyBefore = append(slices.Clone(memFamilies), pfxNear, pfxDash)
+
+// storedBefore reports whether key is one storedOnlyBefore names.
+func storedBefore(key []byte) bool {
+	for _, p := range storedOnlyBefore {
+		if len(key) >= len(p) && string(key[:len(p)]) == p {
+			return true
+		}
+	}
+	return false
+}
 
 // dropStoredMemFamilies deletes what a release that kept these families in
 // badger left there: this one neither reads nor moves them, so they would

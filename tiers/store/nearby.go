@@ -33,9 +33,6 @@ const (
 	pfxNearOpen   = "N/o/"
 	pfxNearClosed = "N/c/"
 	pfxNear       = "N/"
-	// keyNearMarkBefore is where releases that kept the index in badger
-	// marked the applied index it was kept up to: dropped at Open.
-	keyNearMarkBefore = "N/m"
 )
 
 // NearbyClass names what a look-up compares: cases of the same class in

@@ -64,7 +64,7 @@ func TestNearbyIndexBuiltForAnOlderStore(t *testing.T) {
 		if err := txn.Set(stale.key, stale.val); err != nil {
 			return err
 		}
-		return txn.Set([]byte(keyNearMarkBefore), binary.BigEndian.AppendUint64(nil, 5))
+		return txn.Set([]byte("N/m"), binary.BigEndian.AppendUint64(nil, 5))
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -157,7 +157,7 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		switch {
 		case string(key) == keyRestoring:
 			return nil // not ours to copy: this restore sets and clears it
-		case isMemKey(key), string(key) == keyNearMarkBefore:
+		case storedBefore(key):
 			return nil // rebuilt from the cases below (memindex.go)
 		case string(key) == keyRequests:
 			ledger = append([]byte(nil), val...)
@@ -189,9 +189,6 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 	}
 	s.log.Info("state restored from snapshot", "records", records)
 	if err := s.buildMemIndex(); err != nil {
-		return err
-	}
-	if err := s.ensureDashboard(); err != nil {
 		return err
 	}
 	if err := s.buildRequestFilter(); err != nil {

@@ -504,8 +504,8 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	nextSeq(t, src, "1", "1")
 	setApplied(t, src, 12, 2)
 	good := snapshotBytes(t, src)
-	if n := len(parseSnapshot(t, good)); n != 16 {
-		t.Fatalf("fixture snapshot has %d records, want 16 (one of each family, a case digest, feed entry and feed bounds, the dashboard's unit counter and mark and the count of request records included)", n)
+	if n := len(parseSnapshot(t, good)); n != 15 {
+		t.Fatalf("fixture snapshot has %d records, want 15 (one of each family, a case digest, feed entry and feed bounds, the dashboard's unit counter and the count of request records included)", n)
 	}
 
 	dst := openMem(t)

@@ -83,9 +83,6 @@ func Open(opts Options) (*Store, error) {
 		err = s.buildMemIndex()
 	}
 	if err == nil {
-		err = s.ensureDashboard()
-	}
-	if err == nil {
 		err = s.buildRequestFilter()
 	}
 	if err == nil {

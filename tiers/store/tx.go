@@ -350,12 +350,7 @@ func (tx *Tx) Applied() (index, term uint64, err error) {
 // transaction, so data and applied index are committed together.
 func (tx *Tx) SetApplied(index, term uint64) error {
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), index)
-	if err := tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term)); err != nil {
-		return err
-	}
-	// The dashboard counters are kept up to here too (see
-	// ensureDashboard).
-	return tx.set([]byte(keyDashMark), v[:8])
+	return tx.set([]byte(keyApplied), binary.BigEndian.AppendUint64(v, term))
 }
 
 // LastStep is the last entry of c's history that moved it, passing over

@@ -41,17 +41,16 @@ const maxProblems = 8
 //
 //   - every case decodes and is stored under its own id;
 //   - the per-state counters (k/) count the cases in each state;
-//   - each index family (s/ u/ g/ d/ w/ t/ v/), the nearby index (N/), the
-//     digests (h/) and the legacy ids (x/) hold exactly the entries the cases need (compared as
-//     a count and an order-free sum of 64-bit hashes per family, so the
-//     scan keeps no set in memory);
+//   - each index family (s/ u/ g/ d/ w/ t/ v/), the nearby index (N/),
+//     the digests (h/) and the legacy ids (x/) hold exactly the entries
+//     the cases need (compared as a count and an order-free sum of 64-bit
+//     hashes per family, so the scan keeps no set in memory);
 //   - every day's case sequence (q/) is at least the highest case number
 //     of that day (else a new case would reuse an id), and exists for
 //     cases of this node's own prefix;
 //   - the dashboard's counters (D/c/, D/f/) hold exactly the counts the
 //     cases make (summed per key from the cases, then compared like a
-//     family), its overdue lists (D/o/, D/p/) exactly the entries, and its
-//     mark (D/n) the applied index;
+//     family), and its overdue lists (D/o/, D/p/) exactly the entries;
 //   - the request records (r/) number what the store counted as it wrote
 //     them (else an acknowledged request id would run again as new);
 //   - the applied index exists when anything else does, and no snapshot
@@ -161,8 +160,6 @@ type verifier struct {
 	seqs      map[string]uint64 // q/ values
 	ledger    uint64
 	hasLedger bool
-	dashMark  uint64
-	dashMarks bool
 	restoring bool
 	data      bool // any record besides m/
 	problems  []string
@@ -292,8 +289,6 @@ func (v *verifier) record(key, val []byte) error {
 			v.have[famDashCount].add(v.hash(key, val))
 		case len(key) > 4 && (string(key[:4]) == pfxDashOver || string(key[:4]) == pfxDashUnitO):
 			v.have[famDashIndex].add(v.hash(key, nil))
-		case string(key) == keyDashMark && len(val) == 8:
-			v.dashMark, v.dashMarks = binary.BigEndian.Uint64(val), true
 		default:
 			v.problem("dashboard record %q is malformed", key)
 		}
@@ -395,9 +390,6 @@ func (v *verifier) finish() {
 	}
 	for k, n := range dash {
 		cs.want[famDashCount].add(v.hash([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
-	}
-	if v.dashMarks && v.dashMark != v.rep.Applied {
-		v.problem("the dashboard counters were kept up to index %d, the applied index is %d", v.dashMark, v.rep.Applied)
 	}
 	for _, f := range checkedFamilies {
 		w, h := cs.want[f], v.have[f]
