@@ -4,11 +4,12 @@ import "sync"
 
 // counterCache holds the values the store's counters had after the last
 // committed transactions that moved them, so that the next write to a
-// counter does not read it back through badger: the dashboard's (D/c/,
-// D/f/), the evaluation's (e/), the counts by state (k/) and the day's
-// case sequences (q/). Every case write moves a dozen or more of them
-// (district, street, community, grid and unit by state, the flow of the
-// hour, the evaluation indicators by day and month); reading each through
+// counter does not read it back through badger: the evaluation's (e/),
+// the counts by state (k/) and the day's case sequences (q/); the
+// dashboard's (D/c/, D/f/) were here too until they moved into the
+// in-memory tree (memindex.go), which a transaction reads directly. Every
+// case write moves several of them (the evaluation indicators by day and
+// month, the count of its state, its day's sequence); reading each through
 // the memtables' skiplists and the LSM was a fifth of a follower's CPU
 // under load, and more with a million cases stored (BENCHMARKS.md).
 //
