@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/dgraph-io/badger/v4"
 )
 
 // The nearby index (family N/) answers "which cases of this class in this
@@ -196,21 +197,14 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 		seek = string(appendNearTime([]byte(prefix), until.UnixMilli()+1))
 	}
 	st := s.stats.Load()
-	it := s.mem.load().Iter()
-	defer it.Release()
-	ok := it.Seek(memProbe(seek))
-	if !ok {
-		ok = it.Last()
-	} else if it.Item().key() != seek {
-		ok = it.Prev()
-	}
+	// The tree's own reverse iterator (memindex.go), used as its
+	// concrete type: its entries are read without a copy.
+	it := newMemIter(s.mem.load(), badger.IteratorOptions{Prefix: []byte(prefix), Reverse: true})
+	defer it.Close()
 	sinceMs := since.UnixMilli()
-	for ; ok; ok = it.Prev() {
-		item := it.Item()
+	for it.Seek([]byte(seek)); it.Valid(); it.Next() {
+		item := it.it.Item()
 		key := item.key()
-		if !strings.HasPrefix(key, prefix) {
-			return nil
-		}
 		if st != nil {
 			st.Scanned.Add(1)
 		}
