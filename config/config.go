@@ -187,7 +187,14 @@ type RaftConfig struct {
 	SnapshotInterval   time.Duration `mapstructure:"snapshot_interval"`
 	SnapshotThreshold  uint64        `mapstructure:"snapshot_threshold"`
 	TrailingLogs       uint64        `mapstructure:"trailing_logs"`
-	MaxAppendEntries   int           `mapstructure:"max_append_entries"`
+	// MarkerSnapshotCases: a store holding at least this many cases
+	// takes marker snapshots, which record the applied index of the
+	// durable state store instead of copying it (0: never). Below it a
+	// snapshot is a full copy that can rebuild a damaged state store on
+	// the replica itself; above it a damaged store is replaced from the
+	// group (--rejoin) or a backup.
+	MarkerSnapshotCases uint64 `mapstructure:"marker_snapshot_cases"`
+	MaxAppendEntries    int    `mapstructure:"max_append_entries"`
 	// LogEngine is the raft log implementation: "wal" (hashicorp/raft-wal,
 	// the default) or "badger".
 	LogEngine string `mapstructure:"log_engine"`
@@ -252,19 +259,20 @@ func Default() Config {
 			TimeZone:     "Asia/Shanghai",
 		},
 		Raft: RaftConfig{
-			Addr:               "127.0.0.1:7001",
-			HeartbeatTimeout:   time.Second,
-			ElectionTimeout:    time.Second,
-			LeaderLeaseTimeout: 500 * time.Millisecond,
-			CommitTimeout:      50 * time.Millisecond,
-			SnapshotInterval:   2 * time.Minute,
-			SnapshotThreshold:  8192,
-			TrailingLogs:       10240,
-			MaxAppendEntries:   256,
-			LogEngine:          "wal",
-			WALSegmentSize:     64 << 20,
-			ApplyTimeout:       10 * time.Second,
-			JoinReports:        100,
+			Addr:                "127.0.0.1:7001",
+			HeartbeatTimeout:    time.Second,
+			ElectionTimeout:     time.Second,
+			LeaderLeaseTimeout:  500 * time.Millisecond,
+			CommitTimeout:       50 * time.Millisecond,
+			SnapshotInterval:    2 * time.Minute,
+			SnapshotThreshold:   8192,
+			TrailingLogs:        10240,
+			MarkerSnapshotCases: 100000,
+			MaxAppendEntries:    256,
+			LogEngine:           "wal",
+			WALSegmentSize:      64 << 20,
+			ApplyTimeout:        10 * time.Second,
+			JoinReports:         100,
 		},
 		GRPC: ListenConfig{Addr: "127.0.0.1:7101"},
 		// Plain text on loopback for development; Validate refuses it as

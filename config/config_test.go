@@ -351,7 +351,7 @@ func TestEnvWithoutFile(t *testing.T) {
 			Peers:            []Peer{},
 			HeartbeatTimeout: 2 * time.Second, ElectionTimeout: 3 * time.Second,
 			LeaderLeaseTimeout: 500 * time.Millisecond, CommitTimeout: 20 * time.Millisecond,
-			SnapshotInterval: time.Hour, SnapshotThreshold: 100, TrailingLogs: 200,
+			SnapshotInterval: time.Hour, SnapshotThreshold: 100, TrailingLogs: 200, MarkerSnapshotCases: 100000,
 			MaxAppendEntries: 64, ApplyTimeout: 3 * time.Second, JoinReports: 100, LogEngine: "wal", WALSegmentSize: 64 << 20,
 		},
 		GRPC:       ListenConfig{Addr: "127.0.0.1:8101"},

@@ -24,7 +24,7 @@
 // node.time_zone, node.verify_state, raft.addr, raft.advertise, raft.bootstrap, raft.join,
 // raft.peers, raft.heartbeat_timeout, raft.election_timeout,
 // raft.leader_lease_timeout, raft.commit_timeout, raft.snapshot_interval,
-// raft.snapshot_threshold, raft.trailing_logs, raft.max_append_entries,
+// raft.snapshot_threshold, raft.trailing_logs, raft.marker_snapshot_cases, raft.max_append_entries,
 // raft.apply_timeout, raft.wal_segment_size, grpc.addr, http.addr, catalogue.path, log.level and
 // log.format; node.group, internal.addr, internal.insecure and
 // internal.tls.{ca,cert,key} for the replicas' internal plane (see

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type FSM struct {
 	onApply func(index uint64)
 	// observer, when set, times each command entry (metrics).
 	observer EntryObserver
+	// markerCases: a store holding at least this many cases takes
+	// marker snapshots (0: never; SetMarkerSnapshots).
+	markerCases uint64
 }
 
 var (
@@ -73,6 +77,14 @@ func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
 // processing (tiers/node's apply-time metric). Not safe to call once raft
 // is running.
 func (f *FSM) ObserveEntries(o EntryObserver) { f.observer = o }
+
+// SetMarkerSnapshots makes a store holding at least n cases (0: never, the
+// default) take marker snapshots: raft's snapshot records the applied
+// index of the durable store instead of copying it (store.WriteMarker),
+// and the node streams the live store only when a follower needs it.
+// Below n a snapshot is a full copy, from which a damaged store can be
+// rebuilt on the replica itself. Not safe to call once raft is running.
+func (f *FSM) SetMarkerSnapshots(n uint64) { f.markerCases = n }
 
 // Apply applies one entry.
 func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
@@ -149,8 +161,24 @@ func (f *FSM) applyChunk(logs []*raft.Log, out []any) {
 	}
 }
 
-// Snapshot pins a consistent view of the store; Persist streams it.
+// Snapshot pins a consistent view of the store, or for a store of at
+// least SetMarkerSnapshots cases makes it durable and marks its applied
+// index; Persist streams the one or writes the other.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if f.markerCases > 0 {
+		cases, err := f.store.CaseCount()
+		if err != nil {
+			return nil, fmt.Errorf("count cases for the snapshot: %w", err)
+		}
+		if cases >= f.markerCases {
+			// raft compacts its log up to this point once the marker
+			// is persisted: what it marks must be on disk.
+			if err := f.store.Sync(); err != nil {
+				return nil, fmt.Errorf("sync before a marker snapshot: %w", err)
+			}
+			return &marker{index: f.applied.Load(), term: f.appliedTerm.Load(), cases: cases, log: f.log}, nil
+		}
+	}
 	sn, err := f.store.Snapshot()
 	if err != nil {
 		return nil, err
@@ -158,11 +186,27 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &snapshot{sn: sn, log: f.log}, nil
 }
 
-// Restore replaces the store's content with a snapshot stream.
+// Restore replaces the store's content with a snapshot stream. A marker
+// names state this store already holds: nothing is replaced, provided
+// the store has applied at least what the marker says.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	if index, _, ok, err := store.PeekMarker(br); err != nil {
+		return fmt.Errorf("restore state: %w", err)
+	} else if ok {
+		applied, _, err := f.store.Applied()
+		if err != nil {
+			return fmt.Errorf("read applied index: %w", err)
+		}
+		if applied < index {
+			return fmt.Errorf("restore state: %w: a marker of the state through entry %d, but the state store has applied only %d",
+				store.ErrBadSnapshot, index, applied)
+		}
+		return nil
+	}
 	f.fed.reset()
-	if err := f.store.Restore(rc); err != nil {
+	if err := f.store.Restore(br); err != nil {
 		if errors.Is(err, store.ErrStateLost) {
 			// Serving an empty or partial store would diverge from the
 			// group; stop, and let the operator restart the replica
@@ -197,3 +241,20 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() { s.sn.Release() }
+
+// marker is the snapshot of a store of at least SetMarkerSnapshots cases.
+type marker struct {
+	index, term, cases uint64
+	log                *slog.Logger
+}
+
+func (m *marker) Persist(sink raft.SnapshotSink) error {
+	if _, err := store.WriteMarker(sink, m.index, m.term); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist marker snapshot: %w", err)
+	}
+	m.log.Info("marker snapshot persisted: the state store is the snapshot", "id", sink.ID(), "applied", m.index, "cases", m.cases)
+	return sink.Close()
+}
+
+func (m *marker) Release() {}

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -750,4 +751,63 @@ func TestAppliedIndexPublishedAfterCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkApplied(t, f, s, n, logs[n-1].Term)
+}
+
+// TestMarkerSnapshot: a store of at least SetMarkerSnapshots cases takes
+// a marker snapshot (a few bytes, whatever the store holds); restoring it
+// on the store it marks changes nothing, on a store that has applied less
+// it is refused, and below the limit a snapshot is still a full copy.
+func TestMarkerSnapshot(t *testing.T) {
+	logs, _ := mixedBatch(t, 60)
+	s := openStore(t)
+	f := newFSM(t, s)
+	f.ApplyBatch(logs[:40])
+	cases, err := s.CaseCount()
+	if err != nil || cases == 0 {
+		t.Fatalf("CaseCount = %d, %v", cases, err)
+	}
+	persist := func(t *testing.T, f *fsm.FSM) []byte {
+		t.Helper()
+		snap, err := f.Snapshot()
+		if err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		defer snap.Release()
+		sink := &memSink{}
+		if err := snap.Persist(sink); err != nil || sink.closed != 1 {
+			t.Fatalf("persist: %v (closed %d)", err, sink.closed)
+		}
+		return sink.buf.Bytes()
+	}
+
+	f.SetMarkerSnapshots(cases + 1) // one case short of the limit: a full copy
+	if full := persist(t, f); !bytes.Equal(full, snapshotBytes(t, s)) {
+		t.Fatalf("below the limit: a snapshot of %d bytes, want the full copy (%d bytes)", len(full), len(snapshotBytes(t, s)))
+	}
+	f.SetMarkerSnapshots(cases)
+	mark := persist(t, f)
+	index, term, ok, err := store.PeekMarker(bufio.NewReader(bytes.NewReader(mark)))
+	if err != nil || !ok || index != 40 || term != logs[39].Term {
+		t.Fatalf("at the limit: PeekMarker = %d, %d, %v, %v; want a marker of entry 40 (%d bytes)", index, term, ok, err, len(mark))
+	}
+
+	// Restored on its own store (which has gone on applying): nothing changes.
+	f.ApplyBatch(logs[40:])
+	before := snapshotBytes(t, s)
+	rc := &trackedReader{Reader: bytes.NewReader(mark)}
+	if err := f.Restore(rc); err != nil || rc.closed != 1 {
+		t.Fatalf("restore of the marker on its own store: %v (closed %d)", err, rc.closed)
+	}
+	checkApplied(t, f, s, 60, logs[59].Term)
+	if !bytes.Equal(snapshotBytes(t, s), before) {
+		t.Fatal("restoring a marker changed the store")
+	}
+	// On a store that has applied less, it holds nothing to restore.
+	s2 := openStore(t)
+	f2 := newFSM(t, s2)
+	f2.ApplyBatch(logs[:10])
+	if err := f2.Restore(&trackedReader{Reader: bytes.NewReader(mark)}); !errors.Is(err, store.ErrBadSnapshot) {
+		t.Fatalf("restore of a marker of entry 40 on a store at 10: %v, want ErrBadSnapshot", err)
+	}
+	checkApplied(t, f2, s2, 10, logs[9].Term)
 }

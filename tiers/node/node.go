@@ -77,9 +77,12 @@ type Config struct {
 	CommitTimeout      time.Duration
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
-	TrailingLogs       uint64
-	MaxAppendEntries   int
-	ApplyTimeout       time.Duration
+	// MarkerSnapshotCases: a store holding at least this many cases
+	// takes marker snapshots (fsm.SetMarkerSnapshots); 0: never.
+	MarkerSnapshotCases uint64
+	TrailingLogs        uint64
+	MaxAppendEntries    int
+	ApplyTimeout        time.Duration
 
 	Clock Clock // default: the system clock
 	// LogVersion is the newest log format this replica applies and
@@ -251,7 +254,9 @@ func (n *Node) open() error {
 	n.logCache = logCache
 	installRaftMetrics() // before raft starts reporting
 	n.snapMetrics = newSnapshotMetrics()
-	snaps := &countingSnapshots{SnapshotStore: o.snaps, m: n.snapMetrics}
+	n.fsm.SetMarkerSnapshots(cfg.MarkerSnapshotCases)
+	snaps := &markedSnapshots{SnapshotStore: &countingSnapshots{SnapshotStore: o.snaps, m: n.snapMetrics},
+		st: n.store, dir: filepath.Join(cfg.DataDir, snapDir), log: n.log}
 	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)

@@ -141,6 +141,7 @@ func (n *Node) checkSnapshots(o *opened) error {
 			n.moveSnapshotAside(o, e.Name(), problem)
 		}
 	}
+	n.removeSendFiles()
 	if o.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Dir(dir), SnapshotsRetained, n.hclog); err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
@@ -177,6 +178,9 @@ func snapshotProblem(path string) string {
 	}
 	if fi.Size() != meta.Size {
 		return fmt.Sprintf("state.bin has %d bytes, meta.json says %d", fi.Size(), meta.Size)
+	}
+	if _, err := markerFile(filepath.Join(path, "state.bin")); err != nil {
+		return fmt.Sprintf("state.bin: %v", err)
 	}
 	return ""
 }
@@ -248,7 +252,7 @@ func (n *Node) openState(o *opened) error {
 		if !behind {
 			return n.snapshotIfNeeded(o, idx)
 		}
-		bad = fmt.Errorf("the state store has applied entry %d, older than the latest snapshot (%d)", idx, o.start())
+		bad = fmt.Errorf("%s: the state store has applied entry %d, older than the latest snapshot (%d)", dir, idx, o.start())
 		_ = n.store.Close()
 		n.store = nil
 	}
@@ -397,8 +401,12 @@ func (n *Node) rebuild(o *opened, dir string, bad error) error {
 	for {
 		meta := n.rebuildFrom(o)
 		if meta == nil && !(len(o.metas) == 0 && o.first <= 1) {
-			return refuse(fmt.Errorf("%w; it cannot be rebuilt here: the raft log starts at entry %d and no usable snapshot reaches it (%d left)",
-				bad, o.first, len(o.metas)))
+			why := ""
+			if len(o.metas) > 0 && n.isMarker(o.metas[0].ID) {
+				why = "; the latest snapshot is a marker, which holds no copy of the state (taken by a store of raft.marker_snapshot_cases or more)"
+			}
+			return refuse(fmt.Errorf("%w; it cannot be rebuilt here: the raft log starts at entry %d and no usable snapshot reaches it (%d left%s)",
+				bad, o.first, len(o.metas), why))
 		}
 		moved, err := n.moveAside(stateDir, "damaged")
 		if err != nil {
@@ -439,9 +447,13 @@ func (n *Node) rebuild(o *opened, dir string, bad error) error {
 	}
 }
 
-// rebuildFrom is the newest snapshot the log continues (nil: none).
+// rebuildFrom is the newest full snapshot the log continues (nil: none).
+// A marker holds no state to rebuild from.
 func (n *Node) rebuildFrom(o *opened) *raft.SnapshotMeta {
 	for _, m := range o.metas {
+		if n.isMarker(m.ID) {
+			continue
+		}
 		if o.last == 0 || o.last <= m.Index || o.first <= m.Index+1 {
 			return m
 		}

@@ -48,9 +48,9 @@ func damageConfig(c *config.Config) {
 
 // newStoppedNode writes cases to a 1-replica tier, takes a snapshot
 // (raft compacts its log behind it), writes more, and stops the replica.
-func newStoppedNode(t *testing.T) *stoppedNode {
+func newStoppedNode(t *testing.T, mods ...testcluster.Option) *stoppedNode {
 	t.Helper()
-	c := testcluster.New(t, 1, damageConfig)
+	c := testcluster.New(t, 1, append([]testcluster.Option{damageConfig}, mods...)...)
 	sn := &stoppedNode{cfg: c.Members[0].Cfg, dir: c.Members[0].Cfg.Node.DataDir,
 		requests: map[string]string{}, reports: map[string]*pb.ReportCaseRequest{}}
 	cl := c.Cases(0)
@@ -350,6 +350,84 @@ func TestDamagedFiles(t *testing.T) {
 				if m, _ := filepath.Glob(filepath.Join(dir, tc.evidence)); len(m) == 0 {
 					t.Fatalf("nothing moved aside matches %s", tc.evidence)
 				}
+			}
+		})
+	}
+}
+
+// TestDamagedStateUnderAMarker: a replica whose snapshots are markers
+// (raft.marker_snapshot_cases reached) has no copy of its state to rebuild
+// a damaged state store from: it refuses to start, naming the file and the
+// way out, instead of serving what it has. It starts and serves on
+// undamaged data, and a damaged marker is moved aside and replaced.
+func TestDamagedStateUnderAMarker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("start-up integrity test: run without -short")
+	}
+	sn := newStoppedNode(t, func(c *config.Config) { c.Raft.MarkerSnapshotCases = 100 })
+	ds := snapshotDirs(t, sn.dir)
+	if len(ds) == 0 || !isMarkerFile(t, filepath.Join(ds[len(ds)-1], "state.bin")) {
+		t.Fatalf("the stopped replica's snapshot is not a marker: %v", ds)
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string) string // the file the refusal names ("": it starts)
+	}{
+		{"nothing damaged", func(t *testing.T, dir string) string { return "" }},
+		{"state MANIFEST deleted", func(t *testing.T, dir string) string {
+			m := filepath.Join(dir, "state", "MANIFEST")
+			if err := os.Remove(m); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}},
+		{"state directory deleted", func(t *testing.T, dir string) string {
+			if err := os.RemoveAll(filepath.Join(dir, "state")); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(dir, "state")
+		}},
+		{"marker damaged", func(t *testing.T, dir string) string {
+			ds := snapshotDirs(t, dir)
+			bin := filepath.Join(ds[len(ds)-1], "state.bin")
+			b, err := os.ReadFile(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-6] ^= 0xff // the term: same size, wrong checksum
+			if err := os.WriteFile(bin, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyData(t, sn.dir)
+			named := tc.damage(t, dir)
+			cfg := sn.cfg
+			cfg.Node.DataDir = dir
+			cfg.Raft.Addr = testcluster.FreePort(t)
+			cfg.Raft.Advertise = cfg.Raft.Addr
+			cfg.GRPC.Addr, cfg.HTTP.Addr, cfg.Internal.Addr = testcluster.FreePort(t), testcluster.FreePort(t), testcluster.FreePort(t)
+			c := testcluster.FromConfigs(t, cfg)
+			err := c.TryStart(0)
+			if named != "" {
+				if !errors.Is(err, node.ErrDamaged) || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), "--rejoin") ||
+					!strings.Contains(err.Error(), "marker") {
+					t.Fatalf("start: %v\nwant node.ErrDamaged naming %s, the marker and the way out", err, named)
+				}
+				t.Logf("refused: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("start after %s: %v", tc.name, err)
+			}
+			sn.servesAll(t, c)
+			if len(snapshotDirs(t, dir)) == 0 {
+				t.Fatal("no usable snapshot after the start")
+			}
+			if m, _ := filepath.Glob(filepath.Join(dir, "snapshots.damaged-*", "*")); (len(m) > 0) != (tc.name == "marker damaged") {
+				t.Fatalf("moved aside: %v", m)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/replica"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
+	"github.com/cityhub/cityhub/tiers/store"
 )
 
 // TestRejoinReplacesDamagedReplica: one replica of a 3-replica tier (raft
@@ -28,16 +30,25 @@ import (
 // user credentials), raft sends it a snapshot (the leader's log is
 // compacted), and it holds every case, the ones written while it was down
 // included, and serves.
+//
+// With marker snapshots (raft.marker_snapshot_cases reached) the leader's
+// snapshot holds no state: what it sends is streamed from its live store.
 func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster fault test: run without -short")
 	}
+	t.Run("full snapshots", func(t *testing.T) { testRejoin(t, 0) })
+	t.Run("marker snapshots", func(t *testing.T) { testRejoin(t, 100) })
+}
+
+func testRejoin(t *testing.T, markerCases uint64) {
 	internal, authOn := authenticated(t)
 	c := testcluster.New(t, 3, internal, authOn, func(cfg *config.Config) {
 		cfg.Raft.TrailingLogs = 20
 		cfg.Raft.WALSegmentSize = 64 << 10 // compaction drops whole segments
 		cfg.Raft.SnapshotThreshold = 1 << 20
 		cfg.Raft.SnapshotInterval = time.Hour
+		cfg.Raft.MarkerSnapshotCases = markerCases
 	})
 	leader := c.WaitLeader(readyWait)
 	// A generous bound for the whole test: under -race on a loaded 2-core
@@ -68,6 +79,13 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	if err := c.Replica(leader).Node.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
+	leaderSnaps := snapshotDirs(t, c.Members[leader].Cfg.Node.DataDir)
+	if len(leaderSnaps) == 0 {
+		t.Fatal("the leader holds no snapshot")
+	}
+	if marker := isMarkerFile(t, filepath.Join(leaderSnaps[len(leaderSnaps)-1], "state.bin")); marker != (markerCases > 0) {
+		t.Fatalf("the leader's snapshot is a marker: %v; want %v (raft.marker_snapshot_cases %d, 300 cases)", marker, markerCases > 0, markerCases)
+	}
 	write(300, 330)
 	waitAllApplied(t, c)
 
@@ -97,9 +115,17 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 		fr := c.Replica(f)
 		return fr.Node.AppliedIndex() >= lr.Node.Raft().CommitIndex() && len(casesOf(t, fr.Node.Store())) == len(written)
 	})
-	if len(snapshotDirs(t, dir)) == 0 {
+	got := snapshotDirs(t, dir)
+	if len(got) == 0 {
 		m, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "*"))
 		t.Fatalf("the rejoined replica holds no snapshot: raft did not send it one (leader %v; files %v)", lr.Node.Raft().Stats(), m)
+	}
+	// What it was sent is a full copy, whatever the leader keeps.
+	if isMarkerFile(t, filepath.Join(got[len(got)-1], "state.bin")) {
+		t.Fatal("the rejoined replica was sent a marker, not the state")
+	}
+	if m, _ := filepath.Glob(filepath.Join(c.Members[l].Cfg.Node.DataDir, "snapshots", "send-*.tmp")); len(m) > 0 {
+		t.Fatalf("the stream sent to the follower was left behind: %v", m)
 	}
 	want, have := casesOf(t, lr.Node.Store()), casesOf(t, c.Replica(f).Node.Store())
 	for id := range written {
@@ -135,6 +161,21 @@ func TestRejoinReplacesDamagedReplica(t *testing.T) {
 	if resp, err := c.Cases(f).ReportCase(fctx, r); err != nil || written[resp.GetCase().GetId()] {
 		t.Fatalf("write through the rejoined replica: %v (case %s)", err, resp.GetCase().GetId())
 	}
+}
+
+// isMarkerFile says whether a snapshot's state.bin is a marker.
+func isMarkerFile(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, _, ok, err := store.PeekMarker(bufio.NewReader(f))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return ok
 }
 
 // authenticated are the options of a tier with authentication on: the

@@ -161,7 +161,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Replica, erro
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, CommitTimeout: cfg.Raft.CommitTimeout,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
-		TrailingLogs: cfg.Raft.TrailingLogs, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
+		TrailingLogs: cfg.Raft.TrailingLogs, MarkerSnapshotCases: cfg.Raft.MarkerSnapshotCases, MaxAppendEntries: cfg.Raft.MaxAppendEntries,
 		ApplyTimeout: cfg.Raft.ApplyTimeout, JoinReports: cfg.Raft.JoinReports,
 		Clock: opts.Clock, LogVersion: opts.LogVersion, Forwarder: peers, Logger: logger, RaftLogLevel: opts.RaftLogLevel,
 		LogEngine: raftlog.Engine(cfg.Raft.LogEngine), RaftSegmentSize: cfg.Raft.WALSegmentSize,
