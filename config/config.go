@@ -162,6 +162,14 @@ type NodeConfig struct {
 	// start a replica whose check is wrong, never as a habit: without it a
 	// store that lost part of its files serves what is left.
 	VerifyState bool `mapstructure:"verify_state"`
+	// GCPercent is the Go garbage collector's target (GOGC) cityhubd
+	// runs with: the heap may grow to (1 + GCPercent/100) times what is
+	// live before a collection. The in-memory indexes make most of the
+	// live heap (about 650 bytes a stored case), and every collection
+	// marks them all: 200 halves that work against Go's 100 for half
+	// again the peak memory (BENCHMARKS.md). 0 leaves Go's setting; the
+	// GOGC environment variable, when set, wins. 0 or 50..1000.
+	GCPercent int `mapstructure:"gc_percent"`
 }
 
 // RaftConfig configures the node's raft replica.
@@ -254,6 +262,7 @@ func Default() Config {
 	return Config{
 		Node: NodeConfig{
 			VerifyState:  true,
+			GCPercent:    200,
 			Tier:         TierDistrict,
 			Jurisdiction: "320582",
 			TimeZone:     "Asia/Shanghai",

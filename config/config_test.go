@@ -151,6 +151,8 @@ func TestValidateBadValues(t *testing.T) {
 		{"lease above heartbeat", func(c *Config) { c.Raft.LeaderLeaseTimeout = 2 * time.Second }, []string{"raft.leader_lease_timeout"}, "<= raft.heartbeat_timeout"},
 		{"negative commit", func(c *Config) { c.Raft.CommitTimeout = -time.Millisecond }, []string{"raft.commit_timeout"}, "positive"},
 		{"zero snapshot interval", func(c *Config) { c.Raft.SnapshotInterval = 0 }, []string{"raft.snapshot_interval"}, ""},
+		{"gc percent off", func(c *Config) { c.Node.GCPercent = -1 }, []string{"node.gc_percent"}, ""},
+		{"gc percent too high", func(c *Config) { c.Node.GCPercent = 5000 }, []string{"node.gc_percent"}, ""},
 		{"zero apply timeout", func(c *Config) { c.Raft.ApplyTimeout = 0 }, []string{"raft.apply_timeout"}, ""},
 		{"join reports over the batch limit", func(c *Config) { c.Raft.JoinReports = 1001 }, []string{"raft.join_reports"}, ""},
 		{"max append too big", func(c *Config) { c.Raft.MaxAppendEntries = 1025 }, []string{"raft.max_append_entries"}, ""},
@@ -344,7 +346,7 @@ func TestEnvWithoutFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Node: NodeConfig{ID: "n7", DataDir: "/var/lib/cityhub", Tier: "street", Jurisdiction: "320582100", TimeZone: "UTC", VerifyState: true},
+		Node: NodeConfig{ID: "n7", DataDir: "/var/lib/cityhub", Tier: "street", Jurisdiction: "320582100", TimeZone: "UTC", VerifyState: true, GCPercent: 200},
 		Raft: RaftConfig{
 			Addr: "0.0.0.0:8001", Advertise: "10.0.0.7:8001",
 			Join:             []string{"127.0.0.1:9101", "127.0.0.1:9102"},
@@ -459,7 +461,7 @@ func TestPrecedence(t *testing.T) {
 			"--join", "127.0.0.1:7101", "--join", "127.0.0.1:7102,127.0.0.1:7103",
 			"--grpc-addr", "127.0.0.1:7108", "--http-addr", "127.0.0.1:7208")
 		want := Config{
-			Node: NodeConfig{ID: "n9", DataDir: "/srv/n2", Tier: "community", Jurisdiction: "320582100001", TimeZone: "Asia/Shanghai", VerifyState: true},
+			Node: NodeConfig{ID: "n9", DataDir: "/srv/n2", Tier: "community", Jurisdiction: "320582100001", TimeZone: "Asia/Shanghai", VerifyState: true, GCPercent: 200},
 			GRPC: ListenConfig{Addr: "127.0.0.1:7108"},
 			HTTP: ListenConfig{Addr: "127.0.0.1:7208"},
 			Log:  LogConfig{Level: "debug", Format: "text"},

@@ -21,7 +21,7 @@
 //
 // Keys are the snake_case mapstructure names of the struct fields, nested
 // with dots: node.id, node.data_dir, node.tier, node.jurisdiction,
-// node.time_zone, node.verify_state, raft.addr, raft.advertise, raft.bootstrap, raft.join,
+// node.time_zone, node.verify_state, node.gc_percent, raft.addr, raft.advertise, raft.bootstrap, raft.join,
 // raft.peers, raft.heartbeat_timeout, raft.election_timeout,
 // raft.leader_lease_timeout, raft.commit_timeout, raft.snapshot_interval,
 // raft.snapshot_threshold, raft.trailing_logs, raft.marker_snapshot_cases, raft.max_append_entries,

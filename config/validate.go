@@ -115,6 +115,9 @@ func (c *Config) validateNode(v *validator) {
 	} else if _, err := time.LoadLocation(n.TimeZone); err != nil {
 		v.add("node.time_zone", "%q is not a known IANA time zone", n.TimeZone)
 	}
+	if n.GCPercent != 0 && (n.GCPercent < 50 || n.GCPercent > 1000) {
+		v.add("node.gc_percent", "%d: 0 (Go's setting) or 50..1000", n.GCPercent)
+	}
 }
 
 func allDigits(s string) bool {

@@ -22,8 +22,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -87,6 +89,7 @@ func serve(path string, rejoin bool, flags *pflag.FlagSet, stderr io.Writer) err
 		return err
 	}
 	logger := cfg.Logger(stderr)
+	setGCPercent(cfg.Node.GCPercent, os.Getenv("GOGC"), logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := replica.Start(ctx, cfg, replica.Options{Logger: logger, Rejoin: rejoin})
@@ -101,4 +104,14 @@ func serve(path string, rejoin bool, flags *pflag.FlagSet, stderr io.Writer) err
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return r.Stop(sctx)
+}
+
+// setGCPercent applies node.gc_percent unless GOGC is set (it wins) or
+// the setting is 0.
+func setGCPercent(percent int, gogc string, logger *slog.Logger) {
+	if gogc != "" || percent == 0 {
+		return
+	}
+	before := debug.SetGCPercent(percent)
+	logger.Info("garbage collector target set", "gc_percent", percent, "was", before)
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -68,5 +71,28 @@ func TestDamagedExitStatus(t *testing.T) {
 	}
 	if code := cli.Status("cityhubd", withExitStatus(errors.New("grpc.addr: in use")), &errOut); code != 1 {
 		t.Errorf("another failure: exit status %d, want 1", code)
+	}
+}
+
+// TestGCPercent: node.gc_percent reaches the runtime; GOGC set in the
+// environment, or 0, leaves the runtime's setting alone.
+func TestGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		percent int
+		gogc    string
+		want    int
+	}{
+		{200, "", 200},
+		{300, "150", 100}, // GOGC wins: cityhubd does not touch it
+		{0, "", 100},
+	} {
+		debug.SetGCPercent(100)
+		setGCPercent(tc.percent, tc.gogc, logger)
+		if got := debug.SetGCPercent(100); got != tc.want {
+			t.Errorf("gc_percent %d, GOGC %q: the runtime runs at %d, want %d", tc.percent, tc.gogc, got, tc.want)
+		}
 	}
 }
