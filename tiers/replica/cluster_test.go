@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,8 +164,6 @@ func TestWritesSurviveLeaderKill(t *testing.T) {
 // TestFullRestartLosesNothing stops every replica, restarts all from disk
 // (with snapshots and log compaction along the way) and checks every case
 // and every version came back, and that new ids continue the sequence.
-// The first snapshots are full copies, the later ones (50 cases and more)
-// markers: the restart starts from a marker.
 func TestFullRestartLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster restart test: run without -short")
@@ -175,7 +172,6 @@ func TestFullRestartLosesNothing(t *testing.T) {
 		cfg.Raft.SnapshotThreshold = 64
 		cfg.Raft.SnapshotInterval = 200 * time.Millisecond
 		cfg.Raft.TrailingLogs = 16
-		cfg.Raft.MarkerSnapshotCases = 50
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -202,13 +198,6 @@ func TestFullRestartLosesNothing(t *testing.T) {
 	for _, i := range c.Up() {
 		i := i
 		testcluster.WaitFor(t, 20*time.Second, "apply", func() bool { return c.Members[i].R.Node.AppliedIndex() >= last })
-	}
-	for i := range c.Members {
-		i := i
-		testcluster.WaitFor(t, 20*time.Second, "a marker snapshot", func() bool {
-			ds := snapshotDirs(t, c.Members[i].Cfg.Node.DataDir)
-			return len(ds) > 0 && isMarkerFile(t, filepath.Join(ds[len(ds)-1], "state.bin"))
-		})
 	}
 	for i := range c.Members {
 		c.Stop(i)

@@ -322,13 +322,7 @@ func TestDamagedFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyData(t, sn.dir)
 			named := tc.damage(t, dir)
-			cfg := sn.cfg
-			cfg.Node.DataDir = dir
-			cfg.Raft.Addr = testcluster.FreePort(t)
-			cfg.Raft.Advertise = cfg.Raft.Addr
-			cfg.GRPC.Addr, cfg.HTTP.Addr, cfg.Internal.Addr = testcluster.FreePort(t), testcluster.FreePort(t), testcluster.FreePort(t)
-			c := testcluster.FromConfigs(t, cfg)
-			err := c.TryStart(0)
+			c, err := sn.startOn(t, dir)
 			if named != "" {
 				if err == nil {
 					t.Fatalf("the replica started on %s; want a refusal naming %s", tc.name, named)
@@ -404,13 +398,7 @@ func TestDamagedStateUnderAMarker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyData(t, sn.dir)
 			named := tc.damage(t, dir)
-			cfg := sn.cfg
-			cfg.Node.DataDir = dir
-			cfg.Raft.Addr = testcluster.FreePort(t)
-			cfg.Raft.Advertise = cfg.Raft.Addr
-			cfg.GRPC.Addr, cfg.HTTP.Addr, cfg.Internal.Addr = testcluster.FreePort(t), testcluster.FreePort(t), testcluster.FreePort(t)
-			c := testcluster.FromConfigs(t, cfg)
-			err := c.TryStart(0)
+			c, err := sn.startOn(t, dir)
 			if named != "" {
 				if !errors.Is(err, node.ErrDamaged) || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), "--rejoin") ||
 					!strings.Contains(err.Error(), "marker") {
@@ -431,6 +419,19 @@ func TestDamagedStateUnderAMarker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startOn starts the stopped replica on the data directory dir (a
+// damaged copy of its own) on new ports.
+func (sn *stoppedNode) startOn(t *testing.T, dir string) (*testcluster.Cluster, error) {
+	t.Helper()
+	cfg := sn.cfg
+	cfg.Node.DataDir = dir
+	cfg.Raft.Addr = testcluster.FreePort(t)
+	cfg.Raft.Advertise = cfg.Raft.Addr
+	cfg.GRPC.Addr, cfg.HTTP.Addr, cfg.Internal.Addr = testcluster.FreePort(t), testcluster.FreePort(t), testcluster.FreePort(t)
+	c := testcluster.FromConfigs(t, cfg)
+	return c, c.TryStart(0)
 }
 
 // servesAll checks that the restarted replica holds exactly the cases the
