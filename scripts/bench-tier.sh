@@ -118,8 +118,12 @@ run_point() {
   elapsed=$(awk -v a="$(field elapsed_s "$out")" -v w="$warm" 'BEGIN{print a + w}')
   total=$(awk -v r="$(field throughput_rps "$out")" -v e="$elapsed" 'BEGIN{print r * e}')
   cpu[$key]=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$total" 'BEGIN{ if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print 0 }')
-  printf '%-12s ok=%-7s failed=%-4s req/s=%-6s p50=%-6.1f p99=%-6s ms  cpu/req=%s us  (%s)%s\n' "$key" "$(field ok "$out")" "$(field failed "$out")" \
-    "${tput[$key]}" "$(field p50_ms "$out")" "${p99[$key]}" "${cpu[$key]}" "$l" "$snaps"
+  # The load program's own CPU per request: it shares the cores with the
+  # system under test.
+  local ccpu
+  ccpu=$(awk -v c="$(field cpu_s "$out")" -v n="$total" 'BEGIN{ if (n > 0) printf "%.0f", c * 1e6 / n; else print 0 }')
+  printf '%-12s ok=%-7s failed=%-4s req/s=%-6s p50=%-6.1f p99=%-6s ms  cpu/req=%s us  client cpu/req=%s us  (%s)%s\n' "$key" "$(field ok "$out")" "$(field failed "$out")" \
+    "${tput[$key]}" "$(field p50_ms "$out")" "${p99[$key]}" "${cpu[$key]}" "$ccpu" "$l" "$snaps"
 }
 
 if [ $etcd = 1 ]; then

@@ -138,6 +138,7 @@ func load(o options, backlog int64, stdout io.Writer) error {
 	if err != nil {
 		return cli.Exit(2, err)
 	}
+	res.CPU = processCPU()
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +38,10 @@ type result struct {
 	P99        float64        `json:"p99_ms"`
 	Max        float64        `json:"max_ms"`
 	Errors     map[string]int `json:"errors,omitempty"` // by gRPC code or HTTP status
+	// CPU is the user and system seconds this program used over the whole
+	// run, warmup and connecting included: on a machine it shares with
+	// the system under test, the load generator's share of the cores.
+	CPU float64 `json:"cpu_s"`
 }
 
 // summarize fills in the figures from the latencies of the successful
@@ -77,4 +82,14 @@ func (r *result) print(w io.Writer) {
 	for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
 		fmt.Fprintf(w, "  error %-20s %d\n", k, r.Errors[k])
 	}
+}
+
+// processCPU is the user and system seconds this process has used so far
+// (0 where getrusage fails).
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

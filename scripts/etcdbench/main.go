@@ -139,6 +139,7 @@ type result struct {
 	P99        float64        `json:"p99_ms"`
 	Max        float64        `json:"max_ms"`
 	Errors     map[string]int `json:"errors,omitempty"`
+	CPU        float64        `json:"cpu_s"` // this program's user+system seconds, the whole run
 }
 
 func load(args []string) error {
@@ -218,6 +219,10 @@ func load(args []string) error {
 	r.P50, r.P90, r.P99 = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
 	if len(lat) > 0 {
 		r.Max = ms(lat[len(lat)-1])
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)

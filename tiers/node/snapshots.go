@@ -122,7 +122,7 @@ func markerFile(path string) (bool, error) {
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
-	if head, err := br.Peek(len("cityhub-mark-")); err != nil || string(head) != "cityhub-mark-" {
+	if !store.LooksLikeMarker(br) {
 		return false, nil
 	}
 	switch _, _, ok, err := store.PeekMarker(br); {

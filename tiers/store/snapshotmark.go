@@ -17,7 +17,18 @@ import (
 //
 // Format: the magic line, the index and the term (8 bytes BE each), the
 // CRC-32C of everything before it (4 bytes BE).
-const markerMagic = "cityhub-mark-v1\n"
+const markerMagic = markerFamily + "v1\n"
+
+// markerFamily starts the magic of every version of the marker.
+const markerFamily = "cityhub-mark-"
+
+// LooksLikeMarker says whether the stream r reads starts as a marker of
+// some version does, consuming nothing: PeekMarker then says whether it
+// is one this release reads, and whole.
+func LooksLikeMarker(r *bufio.Reader) bool {
+	head, err := r.Peek(len(markerFamily))
+	return err == nil && string(head) == markerFamily
+}
 
 const markerSize = len(markerMagic) + 8 + 8 + 4
 

@@ -43,6 +43,9 @@ func TestPeekMarkerLeavesAFullSnapshotWhole(t *testing.T) {
 	src, dst := openMem(t), openMem(t)
 	fx := populate(t, src)
 	br := bufio.NewReader(bytes.NewReader(snapshotBytes(t, src)))
+	if store.LooksLikeMarker(br) {
+		t.Fatal("LooksLikeMarker on a full snapshot = true")
+	}
 	if _, _, ok, err := store.PeekMarker(br); ok || err != nil {
 		t.Fatalf("PeekMarker on a full snapshot = %v, %v; want not a marker", ok, err)
 	}
@@ -54,6 +57,18 @@ func TestPeekMarkerLeavesAFullSnapshotWhole(t *testing.T) {
 	var m bytes.Buffer
 	if _, err := store.WriteMarker(&m, 1, 1); err != nil {
 		t.Fatal(err)
+	}
+	if !store.LooksLikeMarker(bufio.NewReader(bytes.NewReader(m.Bytes()))) {
+		t.Fatal("LooksLikeMarker on a marker = false")
+	}
+	// A later version of the marker still looks like one (the node names
+	// it as a marker this release cannot read), and PeekMarker refuses it.
+	later := bufio.NewReader(bytes.NewReader(bytes.Replace(m.Bytes(), []byte("-v1\n"), []byte("-v2\n"), 1)))
+	if !store.LooksLikeMarker(later) {
+		t.Fatal("LooksLikeMarker on a v2 marker = false")
+	}
+	if _, _, ok, err := store.PeekMarker(later); ok || err != nil {
+		t.Fatalf("PeekMarker on a v2 marker = %v, %v; want not one this release reads", ok, err)
 	}
 	if err := openMem(t).Restore(&m); !errors.Is(err, store.ErrBadSnapshot) {
 		t.Fatalf("Restore of a marker: %v, want ErrBadSnapshot", err)
