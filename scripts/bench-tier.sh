@@ -83,10 +83,11 @@ declare -A tput p99 cpu
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), ${secs}s per point after ${warm}s warmup, raft log $engine"
 
 # tier_work: what the tier's replicas have done so far beside serving,
-# "SNAPSHOTS SECONDS COMPACTED_MB": the raft snapshots taken and the
+# "SNAPSHOTS SECONDS COMPACTED_MB ENTRIES BATCHES": the raft snapshots taken and the
 # seconds they took (cityhub_raft_snapshot_seconds) and the bytes badger's
 # compactions wrote (cityhub_badger_compaction_written_bytes_total), from
-# /metrics; 0 0 0 when no tier runs. A snapshot writes the whole state,
+# /metrics, then the entries the state machines applied and in how many
+# batches; 0 0 0 0 0 when no tier runs. A snapshot writes the whole state,
 # and an LSM pays for a large import with compactions for a while: either
 # during a point weighs on its figures.
 tier_work() {
@@ -95,7 +96,9 @@ tier_work() {
     awk '/^cityhub_raft_snapshot_seconds_count\{phase="total"\}/ {c += $2}
          /^cityhub_raft_snapshot_seconds_sum\{phase="total"\}/ {s += $2}
          /^cityhub_badger_compaction_written_bytes_total\{/ {b += $2}
-         END {printf "%d %.1f %.0f", c, s, b / 1048576}'
+         /^cityhub_raft_fsm_apply_batch_entries_sum/ {es += $2}
+         /^cityhub_raft_fsm_apply_batch_entries_count/ {ec += $2}
+         END {printf "%d %.1f %.0f %.0f %.0f", c, s, b / 1048576, es, ec}'
 }
 
 # run_point KEY PIDS -- COMMAND...: runs one load, records throughput, p99
@@ -112,6 +115,9 @@ run_point() {
   read -ra s1 <<<"$(tier_work)"
   [ "${s1[0]}" -gt "${s0[0]}" ] && snaps=$(awk -v n=$((s1[0] - s0[0])) -v a="${s0[1]}" -v b="${s1[1]}" 'BEGIN{printf "  %d raft snapshots (%.1f s)", n, b - a}')
   [ "${s1[2]}" -gt "${s0[2]}" ] && snaps="$snaps  compactions wrote $((s1[2] - s0[2])) MB"
+  # The entries the replicas' state machines applied per batch (one
+  # badger transaction each), over the point.
+  [ "${s1[4]:-0}" -gt "${s0[4]:-0}" ] && snaps="$snaps  $(awk -v e=$((s1[3] - s0[3])) -v n=$((s1[4] - s0[4])) 'BEGIN{printf "%.1f entries an apply", e / n}')"
   tput[$key]=$(printf '%.0f' "$(field throughput_rps "$out")")
   p99[$key]=$(printf '%.1f' "$(field p99_ms "$out")")
   local total elapsed
