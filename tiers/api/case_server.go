@@ -315,7 +315,7 @@ func (s *CaseServer) leaderFor(ctx context.Context, level pb.Consistency) (pb.Ca
 	if ok, err := s.readHere(ctx, level); err != nil || ok {
 		return nil, err
 	}
-	return s.peers.leaderCases(s.replica)
+	return s.peers.leaderCases(ctx, s.replica)
 }
 
 func orDefault(level, def pb.Consistency) pb.Consistency {

@@ -39,7 +39,7 @@ func (s *ClusterServer) GetStatus(ctx context.Context, r *pb.GetStatusRequest) (
 	}
 	err := s.replica.ReadBarrier(ctx, pb.Consistency_CONSISTENCY_LINEARIZABLE)
 	if s.forward(ctx, err) {
-		cl, cerr := s.peers.leaderCluster(s.replica)
+		cl, cerr := s.peers.leaderCluster(ctx, s.replica)
 		if cerr != nil {
 			return nil, toStatus(cerr)
 		}
@@ -61,7 +61,7 @@ func (s *ClusterServer) Join(ctx context.Context, r *pb.JoinRequest) (*pb.JoinRe
 	}
 	err := s.replica.Join(ctx, r)
 	if s.forward(ctx, err) {
-		cl, cerr := s.peers.leaderCluster(s.replica)
+		cl, cerr := s.peers.leaderCluster(ctx, s.replica)
 		if cerr != nil {
 			return nil, toStatus(cerr)
 		}
@@ -83,7 +83,7 @@ func (s *ClusterServer) Remove(ctx context.Context, r *pb.RemoveRequest) (*pb.Re
 	}
 	err := s.replica.Remove(ctx, r.NodeId)
 	if s.forward(ctx, err) {
-		cl, cerr := s.peers.leaderCluster(s.replica)
+		cl, cerr := s.peers.leaderCluster(ctx, s.replica)
 		if cerr != nil {
 			return nil, toStatus(cerr)
 		}
@@ -105,7 +105,7 @@ func (s *ClusterServer) TransferLeadership(ctx context.Context, r *pb.TransferLe
 	}
 	id, err := s.replica.TransferLeadership(ctx, r.NodeId)
 	if s.forward(ctx, err) {
-		cl, cerr := s.peers.leaderCluster(s.replica)
+		cl, cerr := s.peers.leaderCluster(ctx, s.replica)
 		if cerr != nil {
 			return nil, toStatus(cerr)
 		}

@@ -71,11 +71,11 @@ func newOwnershipServer(opts Options, log *slog.Logger) *OwnershipServer {
 // leader returns a client of the group's leader when this replica does not
 // lead (nil when it does): reconciliation and anti-entropy run on the
 // leader, which holds the state they read and proposes what they write.
-func (s *OwnershipServer) leader() (pb.OwnershipServiceClient, error) {
+func (s *OwnershipServer) leader(ctx context.Context) (pb.OwnershipServiceClient, error) {
 	if s.replica.IsLeader() || s.peers == nil {
 		return nil, nil
 	}
-	return s.peers.leaderOwnership(s.replica)
+	return s.peers.leaderOwnership(ctx, s.replica)
 }
 
 // ResolveOwner asks the responsibility catalogue, recording nothing.
@@ -101,7 +101,7 @@ func (s *OwnershipServer) Reconcile(ctx context.Context, r *pb.ReconcileRequest)
 	if s.reconciler == nil {
 		return nil, toStatus(errNoReconciler)
 	}
-	if cl, err := s.leader(); err != nil || cl != nil {
+	if cl, err := s.leader(ctx); err != nil || cl != nil {
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -128,7 +128,7 @@ func (s *OwnershipServer) GetReconcileReport(ctx context.Context, r *pb.Reconcil
 		if isForwarded(ctx) || !errors.Is(err, node.ErrNotLeader) || s.peers == nil {
 			return nil, toStatus(err)
 		}
-		cl, lerr := s.peers.leaderOwnership(s.replica)
+		cl, lerr := s.peers.leaderOwnership(ctx, s.replica)
 		if lerr != nil {
 			return nil, toStatus(lerr)
 		}
@@ -149,7 +149,7 @@ func (s *OwnershipServer) AntiEntropy(ctx context.Context, r *pb.AntiEntropyRequ
 	if s.antiEntropy == nil {
 		return nil, toStatus(errNoAntiEntropy)
 	}
-	if cl, err := s.leader(); err != nil || cl != nil {
+	if cl, err := s.leader(ctx); err != nil || cl != nil {
 		if err != nil {
 			return nil, toStatus(err)
 		}

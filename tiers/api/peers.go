@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -165,24 +166,45 @@ func (p *Peers) Join(ctx context.Context, internalAddr string, req *pb.JoinReque
 	return pb.NewForwardServiceClient(c).Join(ctx, req)
 }
 
-func (p *Peers) leaderConn(r Replica) (*grpc.ClientConn, error) {
+// leaderAddrWait bounds how long a call waits for the API address of a
+// leader this replica knows by id only.
+const leaderAddrWait = 5 * time.Second
+
+func (p *Peers) leaderConn(ctx context.Context, r Replica) (*grpc.ClientConn, error) {
 	id, addr := r.Leader()
+	if addr == "" && id != "" {
+		// A replica that has just joined knows its leader from raft before
+		// it has applied the leader's registration (its API address):
+		// wait for it a moment rather than send the caller away.
+		wait, cancel := context.WithTimeout(ctx, leaderAddrWait)
+		defer cancel()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for addr == "" && id != "" {
+			select {
+			case <-wait.Done():
+				return nil, fmt.Errorf("%w: leader %q has no known API address", node.ErrNoLeader, id)
+			case <-tick.C:
+			}
+			id, addr = r.Leader()
+		}
+	}
 	if addr == "" {
 		return nil, fmt.Errorf("%w: leader %q has no known API address", node.ErrNoLeader, id)
 	}
 	return p.conn(addr)
 }
 
-func (p *Peers) leaderCases(r Replica) (pb.CaseServiceClient, error) {
-	c, err := p.leaderConn(r)
+func (p *Peers) leaderCases(ctx context.Context, r Replica) (pb.CaseServiceClient, error) {
+	c, err := p.leaderConn(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	return pb.NewCaseServiceClient(c), nil
 }
 
-func (p *Peers) leaderCluster(r Replica) (pb.ClusterServiceClient, error) {
-	c, err := p.leaderConn(r)
+func (p *Peers) leaderCluster(ctx context.Context, r Replica) (pb.ClusterServiceClient, error) {
+	c, err := p.leaderConn(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -198,8 +220,8 @@ func (p *Peers) Cluster(addr string) (pb.ClusterServiceClient, error) {
 	return pb.NewClusterServiceClient(c), nil
 }
 
-func (p *Peers) leaderOwnership(r Replica) (pb.OwnershipServiceClient, error) {
-	c, err := p.leaderConn(r)
+func (p *Peers) leaderOwnership(ctx context.Context, r Replica) (pb.OwnershipServiceClient, error) {
+	c, err := p.leaderConn(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (s *CaseServer) ReportCases(ctx context.Context, r *pb.ReportCasesRequest) 
 		return nil, toStatus(err)
 	}
 	if !s.replica.IsLeader() && !isForwarded(ctx) {
-		leader, err := s.peers.leaderCases(s.replica)
+		leader, err := s.peers.leaderCases(ctx, s.replica)
 		if err != nil {
 			return nil, toStatus(err)
 		}

@@ -98,7 +98,7 @@ func (s *ClusterServer) snapshotFloor(ctx context.Context) (uint64, error) {
 	if isForwarded(ctx) {
 		return 0, node.ErrNotLeader
 	}
-	cl, err := s.peers.leaderCluster(s.replica)
+	cl, err := s.peers.leaderCluster(ctx, s.replica)
 	if err != nil {
 		return 0, err
 	}
