@@ -16,13 +16,7 @@ func BenchmarkApplyReport(b *testing.B) {
 	s := openMem(b)
 	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "110105001001001", t0+60*minute)
 	i := 0
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	defer func() {
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-		cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
-		b.ReportMetric(float64(cpu)/1e3/float64(b.N), "cpu-µs/op")
-	}()
+	defer cpuPer(b, 1, "cpu-µs/op")()
 	for b.Loop() {
 		i++
 		if err := s.Update(func(tx *store.Tx) error {
@@ -58,13 +52,7 @@ func BenchmarkApplyReportBatch(b *testing.B) {
 	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "110105001001001", t0+60*minute)
 	const batch = 32
 	i := 0
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	defer func() {
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-		cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
-		b.ReportMetric(float64(cpu)/1e3/float64(b.N*batch), "cpu-µs/report")
-	}()
+	defer cpuPer(b, batch, "cpu-µs/report")()
 	for b.Loop() {
 		if err := s.Update(func(tx *store.Tx) error {
 			for range batch {
@@ -125,13 +113,7 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 		}
 	}
 	applied := uint64(i)
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	defer func() {
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-		cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
-		b.ReportMetric(float64(cpu)/1e3/float64(b.N*batch), "cpu-µs/report")
-	}()
+	defer cpuPer(b, batch, "cpu-µs/report")()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Update(func(tx *store.Tx) error {
@@ -151,5 +133,18 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// cpuPer starts counting this process's CPU time; the function it returns
+// reports it in µs per b.N × per under unit (defer it).
+func cpuPer(b *testing.B, per int, unit string) func() {
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	return func() {
+		var ru1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+		b.ReportMetric(float64(cpu)/1e3/float64(b.N*per), unit)
 	}
 }
