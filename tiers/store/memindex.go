@@ -77,9 +77,11 @@ type memEntry struct {
 }
 
 func newMemEntry(key, val []byte) memEntry {
-	b := make([]byte, 0, len(key)+len(val))
-	s := string(append(append(b, key...), val...))
-	return memEntry{p: unsafe.StringData(s), kl: uint32(len(key)), vl: uint32(len(val))}
+	// One allocation, never written again once built: the entry holds
+	// the only reference to it.
+	b := make([]byte, len(key)+len(val))
+	copy(b[copy(b, key):], val)
+	return memEntry{p: unsafe.SliceData(b), kl: uint32(len(key)), vl: uint32(len(val))}
 }
 
 // memProbe is an entry to search by key with (no copy of key).
