@@ -1,6 +1,8 @@
 package store
 
 import (
+	"sync/atomic"
+
 	"github.com/dgraph-io/badger/v4"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -68,4 +70,12 @@ func (s *Store) StoredKeys(prefix string) int {
 		return nil
 	})
 	return n
+}
+
+// CountMemCompares makes the trees of stores opened from now on count
+// their key comparisons into n, until restore (benchmarks: the comparisons
+// are the in-memory tree's cache misses).
+func CountMemCompares(n *atomic.Int64) (restore func()) {
+	memOrder = func(a, b memEntry) bool { n.Add(1); return memLess(a, b) }
+	return func() { memOrder = memLess }
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -87,7 +88,14 @@ func BenchmarkApplyReportBatch(b *testing.B) {
 // a report adds to the grid and nearby indexes land in random places of a
 // big in-memory tree, where every transaction copies the nodes it
 // changes (copy-on-write).
+//
+// It also reports the in-memory tree's key comparisons a report
+// (cmp/report): each one away from the last write reads an entry elsewhere
+// in the heap, so they are the tree's share of the cost in a count that
+// does not depend on the machine.
 func BenchmarkApplyReportBatchStored(b *testing.B) {
+	var compares atomic.Int64
+	defer store.CountMemCompares(&compares)()
 	s := openMem(b)
 	const (
 		stored = 200_000
@@ -115,6 +123,8 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 	applied := uint64(i)
 	defer cpuPer(b, batch, "cpu-µs/report")()
 	b.ReportAllocs()
+	compares.Store(0)
+	defer func() { b.ReportMetric(float64(compares.Load())/float64(b.N*batch), "cmp/report") }()
 	for b.Loop() {
 		if err := s.Update(func(tx *store.Tx) error {
 			for range batch {
