@@ -4,7 +4,7 @@
 # with 3 members as separate processes (scripts/etcdbench, 256-byte puts),
 # in the same run, for BENCHMARKS.md.
 #
-#   scripts/bench-tier.sh [-d seconds] [-w warmup] [-c "1 64 256"] [-b cases] [-e engine] [-E]
+#   scripts/bench-tier.sh [-d seconds] [-w warmup] [-c "1 64 256"] [-r rounds] [-b cases] [-e engine] [-E]
 #
 #   -d  measured seconds per point (10)      -w  warmup seconds per point (3)
 #   -c  client counts ("1 64 256")           -e  raft log engine: wal or badger (wal)
@@ -12,6 +12,11 @@
 #       1000000: an old system's backlog through ImportCases, the fastest
 #       way in; 0 skips it)
 #   -E  skip etcd
+#   -r  rounds (1): etcd's points and a fresh tier's gRPC points this many
+#       times, one system after the other; the table gives the medians and
+#       the ratio's median and range over the rounds (one run on this VM
+#       moves by up to 0.2: BENCHMARKS.md). REST, -B and -b run on the
+#       last round's tier, and -b's ratio divides by the median.
 #   -B  also measure batched creates: ReportCases with this many reports
 #       a call (cityhubload --batch), at every client count
 #   -P  write CPU profiles of the leader and a follower, taken during the
@@ -37,13 +42,14 @@
 # authentication add).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1 profiles= batch=0
-while getopts "d:w:c:b:e:EP:B:" opt; do
+secs=10 warm=3 clients="1 64 256" backlog=0 engine=wal etcd=1 profiles= batch=0 rounds=1
+while getopts "d:w:c:b:e:EP:B:r:" opt; do
   case $opt in
     d) secs=$OPTARG ;; w) warm=$OPTARG ;; c) clients=$OPTARG ;; b) backlog=$OPTARG ;; e) engine=$OPTARG ;; E) etcd=0 ;;
+    r) rounds=$OPTARG ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
     B) batch=$OPTARG ;;
-    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,35p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -132,35 +138,46 @@ run_point() {
     "${tput[$key]}" "$(field p50_ms "$out")" "${p99[$key]}" "${cpu[$key]}" "$ccpu" "$l" "$snaps"
 }
 
-if [ $etcd = 1 ]; then
+# etcd_points SUFFIX: etcd's points on a fresh 3-member cluster, under
+# the keys etcd/CLIENTS SUFFIX.
+etcd_points() {
   mkdir -p "$work/etcd"
-  cluster="m1=127.0.0.1:12380,m2=127.0.0.1:22380,m3=127.0.0.1:32380"
-  epids=()
+  local cluster="m1=127.0.0.1:12380,m2=127.0.0.1:22380,m3=127.0.0.1:32380" epids=() n c
   for n in 1 2 3; do
     "$work/bin/etcdbench" member --name m$n --dir "$work/etcd/m$n" --client 127.0.0.1:${n}2379 --peer 127.0.0.1:${n}2380 --cluster $cluster >"$work/etcd/m$n.log" 2>&1 &
     pids+=($!) epids+=($!)
   done
   for c in $clients; do
-    run_point "etcd/$c" "${epids[*]}" -- "$work/bin/etcdbench" load --endpoints 127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379 \
+    run_point "etcd/$c$1" "${epids[*]}" -- "$work/bin/etcdbench" load --endpoints 127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379 \
       --clients "$c" --duration "${secs}s" --warmup "${warm}s"
   done
   stop_all
   rm -rf "$work/etcd"
   quiet
-fi
+}
 
-rm -rf "$work/run" && mkdir -p "$work/run/data/tier-3"
-# The files the example configs name (unused with TLS and auth off).
-"$work/bin/cityhubctl" certs create --dir "$work/run/data/certs" 320582 >/dev/null
-head -c 15 /dev/urandom | base64 >"$work/run/data/tier-3/admin-password"
-cpids=()
-for n in 1 2 3; do
-  (cd "$work/run" && CITYHUB_TLS_DISABLED=true CITYHUB_AUTH_DISABLED=true CITYHUB_LIMITS_RATE=0 CITYHUB_RAFT_LOG_ENGINE=$engine CITYHUB_DEBUG_PPROF=$([ -n "$profiles" ] && echo true || echo false) exec "$work/bin/cityhubd" --config "$repo/config/examples/tier-3/n$n.yaml" --log-level warn >"$work/n$n.log" 2>&1) &
-  pids+=($!) cpids+=($!)
-done
-for _ in $(seq 1 200); do curl -sf 127.0.0.1:7201/readyz >/dev/null && break; sleep 0.1; done
-leader=$(curl -s 127.0.0.1:7201/v1/cluster/status | grep -o '"leader_id": *"[^"]*"' | cut -d'"' -f4)
-L=${leader#n}
+# start_tier: a fresh 3-replica tier; sets cpids and L (the leader's number).
+start_tier() {
+  rm -rf "$work/run" && mkdir -p "$work/run/data/tier-3"
+  # The files the example configs name (unused with TLS and auth off).
+  "$work/bin/cityhubctl" certs create --dir "$work/run/data/certs" 320582 >/dev/null
+  head -c 15 /dev/urandom | base64 >"$work/run/data/tier-3/admin-password"
+  cpids=()
+  local n
+  for n in 1 2 3; do
+    (cd "$work/run" && CITYHUB_TLS_DISABLED=true CITYHUB_AUTH_DISABLED=true CITYHUB_LIMITS_RATE=0 CITYHUB_RAFT_LOG_ENGINE=$engine CITYHUB_DEBUG_PPROF=$([ -n "$profiles" ] && echo true || echo false) exec "$work/bin/cityhubd" --config "$repo/config/examples/tier-3/n$n.yaml" --log-level warn >"$work/n$n.log" 2>&1) &
+    pids+=($!) cpids+=($!)
+  done
+  for _ in $(seq 1 200); do curl -sf 127.0.0.1:7201/readyz >/dev/null && break; sleep 0.1; done
+  local leader
+  leader=$(curl -s 127.0.0.1:7201/v1/cluster/status | grep -o '"leader_id": *"[^"]*"' | cut -d'"' -f4)
+  L=${leader#n}
+}
+
+# median: the median of the numbers on stdin (the mean of the middle two
+# of an even count).
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 cityhub() { run_point "$1" "${cpids[*]}" -- "$work/bin/cityhubload" --proto "$2" --addrs "$3" --clients "$4" --duration "${secs}s" --warmup "${warm}s"; }
 # profile: CPU profiles of the leader and a follower over the measured
 # seconds of the next point (after its warmup).
@@ -172,11 +189,39 @@ profile() {
   (sleep "$warm"; curl -sf -o "$profiles/${name}follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
   ppids+=($!)
 }
-ppids=()
-for c in $clients; do
-  [ "$c" = "${PROFILE_CLIENTS:-64}" ] && [ "$batch" = 0 ] && profile
-  cityhub "grpc/$c" grpc 127.0.0.1:710$L "$c"
+# The rounds: etcd's points, then a fresh tier's. Every round but the
+# last stops its tier; the last one's goes on to the points below.
+for r in $(seq 1 "$rounds"); do
+  sfx=
+  [ "$rounds" -gt 1 ] && sfx="#$r"
+  [ $etcd = 1 ] && etcd_points "$sfx"
+  start_tier
+  ppids=()
+  for c in $clients; do
+    [ "$c" = "${PROFILE_CLIENTS:-64}" ] && [ "$batch" = 0 ] && [ "$r" = "$rounds" ] && profile
+    cityhub "grpc/$c$sfx" grpc 127.0.0.1:710$L "$c"
+  done
+  [ "$r" = "$rounds" ] && break
+  stop_all
+  quiet
 done
+# The figures of the table: with rounds, the medians over them, and the
+# ratio's median and range.
+declare -A rmed rlo rhi
+if [ "$rounds" -gt 1 ]; then
+  for c in $clients; do
+    for k in grpc etcd; do
+      tput[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${tput[$k/$c#$r]:-}"; done | grep . | median | xargs printf '%.0f' 2>/dev/null || true)
+      p99[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${p99[$k/$c#$r]:-}"; done | grep . | median | xargs printf '%.1f' 2>/dev/null || true)
+    done
+    ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${tput[grpc/$c#$r]:-0}" -v b="${tput[etcd/$c#$r]:-0}" 'BEGIN{ if (b > 0 && a > 0) printf "%.2f\n", a / b }'; done)
+    if [ -n "$ratios" ]; then
+      rmed[$c]=$(median <<<"$ratios" | xargs printf '%.2f')
+      rlo[$c]=$(sort -g <<<"$ratios" | head -1)
+      rhi[$c]=$(sort -g <<<"$ratios" | tail -1)
+    fi
+  done
+fi
 if [ "$batch" -gt 0 ]; then
   for c in $clients; do
     [ "$c" = 64 ] && profile
@@ -232,10 +277,15 @@ fi
 stop_all
 
 echo
+if [ "$rounds" -gt 1 ]; then
+  echo "Medians of $rounds rounds; the ratio is the median of the rounds' ratios (their range in brackets)."
+  echo
+fi
 echo "| clients | cityhub creates/s | etcd puts/s | ratio | cityhub p99 ms | etcd p99 ms |"
 echo "|---:|---:|---:|---:|---:|---:|"
 for c in $clients; do
   ratio=$(awk -v a="${tput[grpc/$c]:-0}" -v b="${tput[etcd/$c]:-0}" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }')
+  [ -n "${rmed[$c]:-}" ] && ratio="${rmed[$c]} (${rlo[$c]}–${rhi[$c]})"
   echo "| $c | ${tput[grpc/$c]:--} | ${tput[etcd/$c]:--} | $ratio | ${p99[grpc/$c]:--} | ${p99[etcd/$c]:--} |"
 done
 echo
