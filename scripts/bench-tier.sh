@@ -217,8 +217,8 @@ if [ "$rounds" -gt 1 ]; then
     ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${tput[grpc/$c#$r]:-0}" -v b="${tput[etcd/$c#$r]:-0}" 'BEGIN{ if (b > 0 && a > 0) printf "%.2f\n", a / b }'; done)
     if [ -n "$ratios" ]; then
       rmed[$c]=$(median <<<"$ratios" | xargs printf '%.2f')
-      rlo[$c]=$(sort -g <<<"$ratios" | head -1)
-      rhi[$c]=$(sort -g <<<"$ratios" | tail -1)
+      rlo[$c]=$(sort -g <<<"$ratios" | sed -n 1p)
+      rhi[$c]=$(sort -g <<<"$ratios" | sed -n '$p')
     fi
   done
 fi

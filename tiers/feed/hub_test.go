@@ -42,12 +42,15 @@ func (s *source) Applied() <-chan struct{} {
 	return s.ch
 }
 
-// report writes n new cases in one transaction (n changes) and signals.
+// report writes n new cases in one transaction, each a command of its
+// own as the state machine applies them (n changes, each a page), and
+// signals.
 func (s *source) report(tb testing.TB, n int) {
 	tb.Helper()
 	err := s.st.Update(func(tx *store.Tx) error {
 		for i := 0; i < n; i++ {
 			s.n++
+			tx.SetChangeContext(uint64(s.n), 0)
 			c := &pb.Case{Id: fmt.Sprintf("320582-20260501-%06d", s.n), State: pb.State_STATE_REPORTED, GridCode: "320582110152102", Version: 1}
 			if err := tx.PutCase(nil, c); err != nil {
 				return err

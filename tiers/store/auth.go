@@ -18,8 +18,15 @@ const (
 	pfxAPIKey  = "K/" // K/<key id>                            → APIKey
 	pfxSession = "S/" // S/<session id>                        → Session
 	pfxSigning = "J/" // J/<key id>                            → SigningKey
-	pfxAudit   = "a/" // a/<at ms:8 BE><log index:8 BE><n:2 BE> → AuditEvent
+	pfxAudit   = "a/" // a/<at ms:8 BE><log index:8 BE><n:2 BE> → a page of AuditEvent (pages.go)
 )
+
+// The audit events of one command stamped in the same millisecond (all
+// of a command's, in practice) are one record, a page, under the key its
+// first event would have alone: n is the event's place in the log entry
+// (a batch item's number), and the page holds the events n, n+1, ... A
+// release before 2026-12-05 wrote a record an event (the AuditEvent); it
+// reads as a page of one.
 
 func accountKey(name string) []byte { return []byte(pfxAccount + name) }
 func apiKeyKey(id string) []byte    { return []byte(pfxAPIKey + id) }
@@ -107,9 +114,45 @@ func (tx *Tx) DeleteSession(id string) error { return tx.del(sessionKey(id)) }
 func (tx *Tx) PutSigningKey(k *pb.SigningKey) error { return tx.putProto(signingKey(k.Id), k) }
 
 // PutAudit appends one event to the audit trail; index and n make its key
-// unique (the log entry and the event's place in it).
+// unique (the log entry and the event's place in it). It joins the
+// command's page when it follows its last event; the page is written when
+// the next command begins or the transaction commits (flushPages).
 func (tx *Tx) PutAudit(index uint64, n int, ev *pb.AuditEvent) error {
-	return tx.putProto(auditKey(ev.AtUnixMs, index, n), ev)
+	p := &tx.audit
+	if len(p.events) > 0 && (p.index != index || p.atMs != ev.AtUnixMs || p.first+len(p.events) != n) {
+		if err := tx.flushAudit(); err != nil {
+			return err
+		}
+	}
+	if len(p.events) == 0 {
+		p.index, p.atMs, p.first = index, ev.AtUnixMs, n
+	}
+	p.events = append(p.events, ev)
+	return nil
+}
+
+// auditPage is a command's audit events not written yet: the events
+// first, first+1, ... of log entry index, stamped atMs.
+type auditPage struct {
+	index  uint64
+	atMs   int64
+	first  int
+	events []*pb.AuditEvent
+}
+
+// flushAudit writes the pending audit events as one page.
+func (tx *Tx) flushAudit() error {
+	p := &tx.audit
+	if len(p.events) == 0 {
+		return nil
+	}
+	events := p.events
+	p.events = nil
+	v, err := tx.pages.encode(len(events), func(i int) proto.Message { return events[i] })
+	if err != nil {
+		return fmt.Errorf("encode audit page of entry %d: %w", p.index, err)
+	}
+	return tx.set(auditKey(p.atMs, p.index, p.first), v)
 }
 
 func eachProto(tx *Tx, prefix []byte, mk func() proto.Message, fn func(proto.Message) error) error {
@@ -202,28 +245,64 @@ func (s *Store) Audit(sinceMs, untilMs int64, principal string, pageSize int, pa
 		next string
 	)
 	err := s.View(func(tx *Tx) error {
+		// A token may name an event inside a page: begin with that page.
+		from := auditPageOf(tx, start)
 		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxAudit), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
+		for it.Seek(from); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if string(k) >= string(end) {
 				return nil
 			}
-			if len(out) == pageSize {
-				next = base64.RawURLEncoding.EncodeToString(it.Item().KeyCopy(nil))
-				return nil
+			if len(k) != len(start) {
+				return fmt.Errorf("audit key %x has %d bytes, want %d", k, len(k), len(start))
 			}
-			ev := &pb.AuditEvent{}
-			if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, ev) }); err != nil {
+			atMs, index := int64(binary.BigEndian.Uint64(k[2:])), binary.BigEndian.Uint64(k[10:])
+			first := int(binary.BigEndian.Uint16(k[18:]))
+			err := it.Item().Value(func(v []byte) error {
+				return decodePage(v, func(i int, raw []byte) error {
+					key := auditKey(atMs, index, first+i)
+					if string(key) < string(start) || next != "" {
+						return nil
+					}
+					if len(out) == pageSize {
+						next = base64.RawURLEncoding.EncodeToString(key)
+						return nil
+					}
+					ev := &pb.AuditEvent{}
+					if err := proto.Unmarshal(raw, ev); err != nil {
+						return err
+					}
+					if principal == "" || ev.Principal == principal {
+						out = append(out, ev)
+					}
+					return nil
+				})
+			})
+			if err != nil {
 				return fmt.Errorf("decode audit %x: %w", k, err)
 			}
-			if principal == "" || ev.Principal == principal {
-				out = append(out, ev)
+			if next != "" {
+				return nil
 			}
 		}
 		return nil
 	})
 	return out, next, err
+}
+
+// auditPageOf is the key of the page holding the event of key k, when
+// one begins before k with the same stamp and entry; else k.
+func auditPageOf(tx *Tx, k []byte) []byte {
+	it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxAudit), Reverse: true})
+	defer it.Close()
+	it.Seek(k)
+	if it.Valid() {
+		if p := it.Item().Key(); len(p) == len(k) && string(p[:len(p)-2]) == string(k[:len(k)-2]) {
+			return it.Item().KeyCopy(nil)
+		}
+	}
+	return k
 }
 
 // GetRequest reads the record of a request id; ErrNotFound when absent.

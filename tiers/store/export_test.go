@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -78,4 +79,40 @@ func (s *Store) StoredKeys(prefix string) int {
 func CountMemCompares(n *atomic.Int64) (restore func()) {
 	memOrder = func(a, b memEntry) bool { n.Add(1); return memLess(a, b) }
 	return func() { memOrder = memLess }
+}
+
+// FeedRecords are the first revisions of the change feed's stored records
+// (one a page).
+func (s *Store) FeedRecords() ([]uint64, error) {
+	var out []uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxFeedEntry)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, binary.BigEndian.Uint64(it.Item().Key()[len(pfxFeedEntry):]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FeedKey is the key of the feed record that begins at rev.
+func FeedKey(rev uint64) string { return string(feedKey(rev)) }
+
+// AuditKey is the key of the audit record that begins with event n of log
+// entry index, stamped atMs.
+func AuditKey(atMs int64, index uint64, n int) string { return string(auditKey(atMs, index, n)) }
+
+// AuditRecords counts the audit trail's stored records (one a page).
+func (s *Store) AuditRecords() (int, error) {
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxAudit)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

@@ -17,8 +17,14 @@ import (
 // appends a CaseChange at the next revision of a counter kept in the store,
 // in the same transaction, so every replica numbers the same changes alike
 // and a restart or a snapshot carries the feed with the cases.
+//
+// The changes of one command are one record, a page (pages.go), under the
+// revision of its first change, each change with its revision. Commands
+// are the same on every replica, so the pages are too. Releases before
+// 2026-12-05 wrote one record a change, the CaseChange without its
+// revision; it reads as a page of one.
 const (
-	pfxFeedEntry = "F/e/" // F/e/<revision:8 BE> → CaseChange (no revision, no case)
+	pfxFeedEntry = "F/e/" // F/e/<first revision:8 BE> → a page of CaseChange
 	keyFeedMeta  = "F/m"  // head (newest revision), tail (oldest kept): 16 bytes BE
 )
 
@@ -39,9 +45,10 @@ type FeedOptions struct {
 // eight changes each).
 const DefaultFeedWindow = 500_000
 
-// trimPerChange bounds the old changes one new change deletes: one keeps
-// the window in steady state, the rest catch up after the window shrank
-// (a restart with a smaller feed.window) without a long transaction.
+// trimPerChange bounds the old pages a page of n changes deletes to
+// trimPerChange*n: one a change keeps the window in steady state, the rest
+// catch up after the window shrank (a restart with a smaller feed.window)
+// without a long transaction.
 const trimPerChange = 4
 
 // ErrCompacted is returned for a feed position older than the oldest
@@ -73,6 +80,15 @@ type feedState struct {
 	// added are the changes this transaction appended, with their
 	// revisions: given to the store's change sink once it commits.
 	added []*pb.CaseChange
+	// page holds the changes of the command being applied until the
+	// next command begins (SetChangeContext) or the transaction commits
+	// (flushFeed), which write them as one record and trim the feed: at
+	// a command's bounds, where no iterator of the transaction is open
+	// (badger allows one in a write transaction), and the same on every
+	// replica whatever entries a transaction holds. err is what writing
+	// it returned, for the next appendChange or the commit.
+	page []*pb.CaseChange
+	err  error
 }
 
 func feedKey(rev uint64) []byte {
@@ -106,8 +122,20 @@ func readFeedMeta(txn *badger.Txn) (head, tail uint64, err error) {
 // SetChangeContext names the command whose changes follow in this
 // transaction: its raft index and the time the leader stamped into it
 // (the FSM calls it before each command).
+// It ends the previous command's pages (pages.go).
 func (tx *Tx) SetChangeContext(logIndex uint64, atUnixMs int64) {
+	if tx.feed.err == nil {
+		tx.feed.err = tx.flushPages()
+	}
 	tx.feed.logIndex, tx.feed.atUnixMs = logIndex, atUnixMs
+}
+
+// flushPages writes the command's pages: its changes and its audit events.
+func (tx *Tx) flushPages() error {
+	if err := tx.flushPage(); err != nil {
+		return err
+	}
+	return tx.flushAudit()
 }
 
 func (tx *Tx) loadFeed() error {
@@ -122,9 +150,9 @@ func (tx *Tx) loadFeed() error {
 	return nil
 }
 
-// appendChange records that c changed (kind) at the next revision and
-// trims the oldest changes past the window;
-// before is the case as it was (nil for a new one).
+// appendChange records that c changed (kind) at the next revision, in
+// the command's page (flushPage writes it); before is the case as it was
+// (nil for a new one).
 func (tx *Tx) appendChange(kind pb.ChangeKind, before, c *pb.Case) error {
 	if err := tx.loadFeed(); err != nil {
 		return err
@@ -147,48 +175,120 @@ func (tx *Tx) appendChange(kind pb.ChangeKind, before, c *pb.Case) error {
 	if tx.feed.atUnixMs != 0 {
 		ch.At = timestamppb.New(time.UnixMilli(tx.feed.atUnixMs))
 	}
-	rev := tx.feed.head + 1
-	if err := tx.putProto(feedKey(rev), ch); err != nil {
-		return err
+	if tx.feed.err != nil {
+		return tx.feed.err
 	}
-	ch.Revision = rev // as Changes returns it (the stored record has none)
+	rev := tx.feed.head + 1
+	ch.Revision = rev
+	tx.feed.page = append(tx.feed.page, ch)
 	tx.feed.added = append(tx.feed.added, ch)
 	tx.feed.head, tx.feed.dirty = rev, true
-	return tx.trimFeed()
+	return nil
 }
 
-// trimFeed deletes up to trimPerChange of the oldest changes that are past
-// the window or too old. It decides on stored data only (counts, stamped
-// times), so every replica with the same options trims alike.
-func (tx *Tx) trimFeed() error {
+// flushPage writes the pending changes as one page and trims the feed.
+func (tx *Tx) flushPage() error {
+	page := tx.feed.page
+	if len(page) == 0 {
+		return nil
+	}
+	tx.feed.page = nil
+	v, err := tx.pages.encode(len(page), func(i int) proto.Message { return page[i] })
+	if err != nil {
+		return fmt.Errorf("encode feed page %d: %w", page[0].Revision, err)
+	}
+	if err := tx.set(feedKey(page[0].Revision), v); err != nil {
+		return err
+	}
+	return tx.trimFeed(trimPerChange * len(page))
+}
+
+// decodeFeedRecord decodes the record under first: a page, or one change
+// of a release that wrote one record a change. Each change gets its
+// revision; a page whose revisions do not follow from first is damage.
+func decodeFeedRecord(first uint64, v []byte) ([]*pb.CaseChange, error) {
+	var out []*pb.CaseChange
+	err := decodePage(v, func(i int, raw []byte) error {
+		ch := &pb.CaseChange{}
+		if err := proto.Unmarshal(raw, ch); err != nil {
+			return err
+		}
+		want := first + uint64(i)
+		if !isPage(v) {
+			ch.Revision = want // a record of one change, before pages
+		}
+		if ch.Revision != want {
+			return fmt.Errorf("change %d has revision %d", want, ch.Revision)
+		}
+		out = append(out, ch)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode feed page %d: %w", first, err)
+	}
+	return out, nil
+}
+
+// trimFeed deletes the oldest pages while the changes after them are still
+// at least the window, or while they are too old (every change of the page
+// older than MaxAge before the newest change's stamped time), up to budget
+// pages. It decides on stored data only (the pages, the stamped times), so
+// every replica with the same options trims alike.
+func (tx *Tx) trimFeed(budget int) error {
 	window := tx.feedOpts.Window
 	if window == 0 {
 		window = DefaultFeedWindow
 	}
 	maxAgeMs := tx.feedOpts.MaxAge.Milliseconds()
-	for n := 0; n < trimPerChange && tx.feed.tail < tx.feed.head; n++ {
-		drop := tx.feed.head-tx.feed.tail+1 > window
-		if !drop && maxAgeMs > 0 && tx.feed.atUnixMs > 0 {
-			old := &pb.CaseChange{}
-			if err := tx.getProto(feedKey(tx.feed.tail), old); err != nil && !errors.Is(err, ErrNotFound) {
+	if tx.feed.tail >= tx.feed.head || tx.feed.head-tx.feed.tail+1 <= window && (maxAgeMs <= 0 || tx.feed.atUnixMs <= 0) {
+		return nil // the usual case: nothing to read
+	}
+	it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxFeedEntry), PrefetchValues: maxAgeMs > 0})
+	defer it.Close()
+	it.Seek(feedKey(tx.feed.tail))
+	for n := 0; n < budget && it.Valid(); n++ {
+		item := it.Item()
+		key := item.KeyCopy(nil)
+		tooOld := false
+		if maxAgeMs > 0 && tx.feed.atUnixMs > 0 {
+			var changes []*pb.CaseChange
+			first := binary.BigEndian.Uint64(key[len(pfxFeedEntry):])
+			if err := item.Value(func(v []byte) (err error) { changes, err = decodeFeedRecord(first, v); return err }); err != nil {
 				return err
 			}
-			drop = old.At != nil && old.At.AsTime().UnixMilli() < tx.feed.atUnixMs-maxAgeMs
+			last := changes[len(changes)-1]
+			tooOld = last.At != nil && last.At.AsTime().UnixMilli() < tx.feed.atUnixMs-maxAgeMs
 		}
-		if !drop {
+		// The page ends where the next begins.
+		it.Next()
+		if !it.Valid() {
+			return nil // the newest page stays
+		}
+		next := binary.BigEndian.Uint64(it.Item().Key()[len(pfxFeedEntry):])
+		if next > tx.feed.head {
 			return nil
 		}
-		if err := tx.del(feedKey(tx.feed.tail)); err != nil {
+		if drop := tooOld || tx.feed.head-next+1 >= window; !drop {
+			return nil
+		}
+		if err := tx.del(key); err != nil {
 			return err
 		}
-		tx.feed.tail++
+		tx.feed.tail = next
 		tx.feed.dirty = true
 	}
 	return nil
 }
 
-// flushFeed writes the feed's bounds once per transaction.
+// flushFeed writes the last command's pages and the feed's bounds once
+// per transaction.
 func (tx *Tx) flushFeed() error {
+	if tx.feed.err != nil {
+		return tx.feed.err
+	}
+	if err := tx.flushPages(); err != nil {
+		return err
+	}
 	if !tx.feed.dirty {
 		return nil
 	}
@@ -238,6 +338,19 @@ func (s *Store) FeedBounds() (head, oldest uint64, err error) {
 	return head, oldest, err
 }
 
+// feedPageOf is the first revision of the page holding rev: the last
+// page that begins at or before it (rev itself when none does: Changes
+// then finds the hole).
+func feedPageOf(txn *badger.Txn, rev uint64) (uint64, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxFeedEntry), Reverse: true})
+	defer it.Close()
+	it.Seek(feedKey(rev))
+	if !it.Valid() {
+		return rev, nil
+	}
+	return binary.BigEndian.Uint64(it.Item().Key()[len(pfxFeedEntry):]), nil
+}
+
 // Changes reads up to limit changes after revision after, in revision
 // order, from one consistent view, with the feed's bounds in that view. A
 // position before the oldest change kept is a *CompactedError (ErrCompacted);
@@ -256,24 +369,35 @@ func (s *Store) Changes(after uint64, limit int) (out []*pb.CaseChange, head, ol
 		if after+1 < oldest {
 			return &CompactedError{After: after, Oldest: oldest, Head: head}
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxFeedEntry), PrefetchValues: true, PrefetchSize: min(limit, 256)})
-		defer it.Close()
 		want := after + 1
-		for it.Seek(feedKey(want)); it.Valid() && len(out) < limit; it.Next() {
-			k := it.Item().Key()
-			rev := binary.BigEndian.Uint64(k[len(pfxFeedEntry):])
-			if rev != want {
+		// The page holding want begins at or before it.
+		start, err := feedPageOf(txn, want)
+		if err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxFeedEntry), PrefetchValues: true, PrefetchSize: min(limit, 64)})
+		defer it.Close()
+		for it.Seek(feedKey(start)); it.Valid() && len(out) < limit; it.Next() {
+			first := binary.BigEndian.Uint64(it.Item().Key()[len(pfxFeedEntry):])
+			if first > want {
 				// The window moved past want between the bounds and the
 				// read cannot happen in one view; a hole is damage.
-				return fmt.Errorf("feed entry %d missing (found %d)", want, rev)
+				return fmt.Errorf("feed entry %d missing (found %d)", want, first)
 			}
-			ch := &pb.CaseChange{}
-			if err := it.Item().Value(func(v []byte) error { return proto.Unmarshal(v, ch) }); err != nil {
-				return fmt.Errorf("decode feed entry %d: %w", rev, err)
+			var changes []*pb.CaseChange
+			if err := it.Item().Value(func(v []byte) (err error) { changes, err = decodeFeedRecord(first, v); return err }); err != nil {
+				return err
 			}
-			ch.Revision = rev
-			out = append(out, ch)
-			want++
+			for _, ch := range changes {
+				if ch.Revision < want || len(out) == limit {
+					continue
+				}
+				out = append(out, ch)
+				want++
+			}
+		}
+		if len(out) == 0 && want <= head {
+			return fmt.Errorf("feed entry %d missing", want)
 		}
 		return nil
 	})

@@ -42,6 +42,10 @@ type Tx struct {
 	counterWrites map[string]uint64
 	stats         *Stats         // nil: not counting
 	requests      *requestFilter // nil: look every request id up
+	// audit is the command's audit events not written yet (auth.go);
+	// pages encodes the feed's and the audit trail's pages.
+	audit auditPage
+	pages pageWriter
 }
 
 func (tx *Tx) getProto(key []byte, m proto.Message) error {
