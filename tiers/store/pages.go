@@ -24,22 +24,23 @@ const pageMark = 0x00
 // errEmptyPage is a page without a message: damage.
 var errEmptyPage = errors.New("empty page")
 
-// pageWriter encodes pages, reusing its buffer between messages.
-type pageWriter struct{ buf []byte }
+// pageWriter encodes pages, reusing its buffers from page to page (a
+// transaction's), so a page costs one allocation of its own size.
+type pageWriter struct{ item, page []byte }
 
-// encode returns the page of msgs.
+// encode returns the page of the n messages msg gives.
 func (w *pageWriter) encode(n int, msg func(i int) proto.Message) ([]byte, error) {
-	v := make([]byte, 1, 1+n*128)
-	v[0] = pageMark
+	w.page = append(w.page[:0], pageMark)
 	for i := range n {
 		var err error
-		if w.buf, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(w.buf[:0], msg(i)); err != nil {
+		if w.item, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(w.item[:0], msg(i)); err != nil {
 			return nil, fmt.Errorf("encode item %d: %w", i, err)
 		}
-		v = protowire.AppendTag(v, 1, protowire.BytesType)
-		v = protowire.AppendBytes(v, w.buf)
+		w.page = protowire.AppendTag(w.page, 1, protowire.BytesType)
+		w.page = protowire.AppendBytes(w.page, w.item)
 	}
-	return v, nil
+	// badger keeps the value until the transaction commits: a copy.
+	return append([]byte(nil), w.page...), nil
 }
 
 // isPage reports whether a record is a page (else one message).
