@@ -180,10 +180,11 @@ func (p *Peers) leaderConn(ctx context.Context, r Replica) (*grpc.ClientConn, er
 		defer cancel()
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
+	waiting:
 		for addr == "" && id != "" {
 			select {
 			case <-wait.Done():
-				return nil, fmt.Errorf("%w: leader %q has no known API address", node.ErrNoLeader, id)
+				break waiting
 			case <-tick.C:
 			}
 			id, addr = r.Leader()
