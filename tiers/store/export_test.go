@@ -116,3 +116,21 @@ func (s *Store) AuditRecords() (int, error) {
 	})
 	return n, err
 }
+
+// RawRecords are the stored keys and values under prefix, in key order.
+func (s *Store) RawRecords(prefix string) ([][2]string, error) {
+	var out [][2]string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, [2]string{string(it.Item().Key()), string(v)})
+		}
+		return nil
+	})
+	return out, err
+}

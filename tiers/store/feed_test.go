@@ -439,3 +439,75 @@ func TestAuditOneRecordPerCommand(t *testing.T) {
 		t.Fatalf("then = %v, %q, %v; want c-6 and no token", evs, next, err)
 	}
 }
+
+// TestPagesFollowCommandsNotTransactions: the same commands applied in one
+// transaction on one replica and one a transaction on another (raft hands
+// each replica its entries in batches of its own) store the same feed and
+// audit records, byte for byte, and the same bounds.
+func TestPagesFollowCommandsNotTransactions(t *testing.T) {
+	type command struct {
+		index uint64
+		cases []*pb.Case
+	}
+	var cmds []command
+	n := 0
+	for i, k := range []int{3, 1, 2, 4} {
+		c := command{index: uint64(10 + i)}
+		for range k {
+			n++
+			c.cases = append(c.cases, mkCase(caseID("320582", n), pb.State_STATE_REPORTED, "", "320582110152102", 0))
+		}
+		cmds = append(cmds, c)
+	}
+	apply := func(tx *store.Tx, c command) error {
+		tx.SetChangeContext(c.index, t0+int64(c.index)*minute)
+		for item, cs := range c.cases {
+			if err := tx.PutCase(nil, cs); err != nil {
+				return err
+			}
+			ev := &pb.AuditEvent{AtUnixMs: t0 + int64(c.index)*minute, Principal: "app", CaseId: cs.Id}
+			if err := tx.PutAudit(c.index, item, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Window 6: both replicas trim, at the same commands.
+	one, each := openFeed(t, store.FeedOptions{Window: 6}), openFeed(t, store.FeedOptions{Window: 6})
+	if err := one.Update(func(tx *store.Tx) error {
+		for _, c := range cmds {
+			if err := apply(tx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		if err := each.Update(func(tx *store.Tx) error { return apply(tx, c) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, prefix := range []string{"F/", "a/"} {
+		a, err := one.RawRecords(prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := each.RawRecords(prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) == 0 || !slices.Equal(a, b) {
+			t.Fatalf("%s records differ:\n one transaction: %q\n one a command:   %q", prefix, a, b)
+		}
+	}
+	// The feed's records: pages of 2 and 4 are left (the 3 and the 1
+	// trimmed: 6 changes kept at least, whole pages).
+	if recs, err := each.FeedRecords(); err != nil || !slices.Equal(recs, []uint64{5, 7}) {
+		t.Fatalf("feed records begin at %v (%v); want 5 and 7", recs, err)
+	}
+	if n, err := each.AuditRecords(); err != nil || n != 4 {
+		t.Fatalf("audit records = %d (%v), want 4: one a command", n, err)
+	}
+}
