@@ -154,6 +154,9 @@ func (tx *Tx) loadFeed() error {
 // the command's page (flushPage writes it); before is the case as it was
 // (nil for a new one).
 func (tx *Tx) appendChange(kind pb.ChangeKind, before, c *pb.Case) error {
+	if tx.feed.err != nil {
+		return tx.feed.err // the last command's pages were not written
+	}
 	if err := tx.loadFeed(); err != nil {
 		return err
 	}
@@ -174,9 +177,6 @@ func (tx *Tx) appendChange(kind pb.ChangeKind, before, c *pb.Case) error {
 	}
 	if tx.feed.atUnixMs != 0 {
 		ch.At = timestamppb.New(time.UnixMilli(tx.feed.atUnixMs))
-	}
-	if tx.feed.err != nil {
-		return tx.feed.err
 	}
 	rev := tx.feed.head + 1
 	ch.Revision = rev
