@@ -211,8 +211,8 @@ declare -A rmed rlo rhi
 if [ "$rounds" -gt 1 ]; then
   for c in $clients; do
     for k in grpc etcd; do
-      tput[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${tput[$k/$c#$r]:-}"; done | grep . | median | xargs printf '%.0f' 2>/dev/null || true)
-      p99[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${p99[$k/$c#$r]:-}"; done | grep . | median | xargs printf '%.1f' 2>/dev/null || true)
+      tput[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${tput[$k/$c#$r]:-}"; done | grep . | median | xargs -r printf '%.0f' 2>/dev/null || true)
+      p99[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${p99[$k/$c#$r]:-}"; done | grep . | median | xargs -r printf '%.1f' 2>/dev/null || true)
     done
     ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${tput[grpc/$c#$r]:-0}" -v b="${tput[etcd/$c#$r]:-0}" 'BEGIN{ if (b > 0 && a > 0) printf "%.2f\n", a / b }'; done)
     if [ -n "$ratios" ]; then
