@@ -84,15 +84,11 @@ func CountMemCompares(n *atomic.Int64) (restore func()) {
 // FeedRecords are the first revisions of the change feed's stored records
 // (one a page).
 func (s *Store) FeedRecords() ([]uint64, error) {
-	var out []uint64
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxFeedEntry)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			out = append(out, binary.BigEndian.Uint64(it.Item().Key()[len(pfxFeedEntry):]))
-		}
-		return nil
-	})
+	recs, err := s.RawRecords(pfxFeedEntry)
+	out := make([]uint64, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, binary.BigEndian.Uint64([]byte(r[0][len(pfxFeedEntry):])))
+	}
 	return out, err
 }
 
@@ -105,16 +101,8 @@ func AuditKey(atMs int64, index uint64, n int) string { return string(auditKey(a
 
 // AuditRecords counts the audit trail's stored records (one a page).
 func (s *Store) AuditRecords() (int, error) {
-	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxAudit)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	return n, err
+	recs, err := s.RawRecords(pfxAudit)
+	return len(recs), err
 }
 
 // RawRecords are the stored keys and values under prefix, in key order.
