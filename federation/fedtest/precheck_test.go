@@ -2,6 +2,7 @@ package fedtest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,14 +49,27 @@ func TestHolderRefusalCostsNoEntry(t *testing.T) {
 		{"accept at the city", "city", &pb.ActRequest{CaseId: c.Id, RequestId: "p-x", Action: pb.Action_ACTION_ACCEPT, Actor: "u", Role: pb.Role_ROLE_HANDLING_UNIT}, codes.FailedPrecondition, "d-320505"},
 		{"dispatch above", "d-320505", &pb.ActRequest{CaseId: other.Id, RequestId: "p-y", Action: pb.Action_ACTION_DISPATCH, Actor: "u", Role: pb.Role_ROLE_DISPATCHER, Unit: "city-water"}, codes.InvalidArgument, "city-water"},
 	} {
-		before := lastIndex(tc.node)
-		g := f.Groups[tc.node]
-		_, err := g.Cases(g.Leader()).Act(ctx, tc.req)
-		if status.Code(err) != tc.want || !strings.Contains(err.Error(), tc.mention) {
-			t.Fatalf("%s: %v, want %s naming %s", tc.name, err, tc.want, tc.mention)
+		// The node's own background work (a federation mark, a link's
+		// record) may add an entry while the call runs; a refusal that
+		// wrote one would move the index on every attempt, so one
+		// attempt with the index still is the proof.
+		var moved []string
+		for attempt := 0; attempt < 3; attempt++ {
+			before := lastIndex(tc.node)
+			g := f.Groups[tc.node]
+			_, err := g.Cases(g.Leader()).Act(ctx, tc.req)
+			if status.Code(err) != tc.want || !strings.Contains(err.Error(), tc.mention) {
+				t.Fatalf("%s: %v, want %s naming %s", tc.name, err, tc.want, tc.mention)
+			}
+			after := lastIndex(tc.node)
+			if after == before {
+				moved = nil
+				break
+			}
+			moved = append(moved, fmt.Sprintf("%d to %d", before, after))
 		}
-		if after := lastIndex(tc.node); after != before {
-			t.Fatalf("%s: %s's last index moved from %d to %d", tc.name, tc.node, before, after)
+		if moved != nil {
+			t.Fatalf("%s: %s's last index moved on every attempt: %s", tc.name, tc.node, strings.Join(moved, ", "))
 		}
 	}
 }
