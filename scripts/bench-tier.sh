@@ -24,7 +24,8 @@
 #       directory (debug.pprof on; PROFILE_CLIENTS=N profiles the point
 #       at N clients instead); with -b also of the 64-client point on
 #       the tier holding the backlog (stored-leader.pprof and
-#       stored-follower.pprof)
+#       stored-follower.pprof); PROFILE_TRACE=S also takes S seconds of
+#       the runtime's execution trace of both (leader.trace: go tool trace)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
@@ -49,7 +50,7 @@ while getopts "d:w:c:b:e:EP:B:r:" opt; do
     r) rounds=$OPTARG ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
     B) batch=$OPTARG ;;
-    *) sed -n '2,35p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,37p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -187,6 +188,11 @@ profile() {
   (sleep "$warm"; curl -sf -o "$profiles/${name}leader.pprof" "127.0.0.1:720$L/debug/pprof/profile?seconds=$secs") &
   ppids+=($!)
   (sleep "$warm"; curl -sf -o "$profiles/${name}follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
+  ppids+=($!)
+  [ -n "${PROFILE_TRACE:-}" ] || return 0
+  (sleep "$warm"; curl -sf -o "$profiles/${name}leader.trace" "127.0.0.1:720$L/debug/pprof/trace?seconds=$PROFILE_TRACE") &
+  ppids+=($!)
+  (sleep "$warm"; curl -sf -o "$profiles/${name}follower.trace" "127.0.0.1:720$f/debug/pprof/trace?seconds=$PROFILE_TRACE") &
   ppids+=($!)
 }
 # The rounds: etcd's points, then a fresh tier's. Every round but the

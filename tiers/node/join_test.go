@@ -201,3 +201,121 @@ func caseID(r *fsm.Result) string {
 	}
 	return r.Case.Id
 }
+
+// gatedLog is a fakeLog whose commits each wait until the test opens
+// their gate: the test decides which entries are in flight.
+type gatedLog struct {
+	fakeLog
+	sizes chan int // each entry's reports, as it reaches the log
+	mu    sync.Mutex
+	gates []chan struct{}
+}
+
+func (l *gatedLog) commit(cmd *pb.Command) (*fsm.Result, error) {
+	g := make(chan struct{})
+	l.mu.Lock()
+	l.gates = append(l.gates, g)
+	l.mu.Unlock()
+	n := 1
+	if b := cmd.GetReportBatch(); b != nil {
+		n = len(b.Items)
+	}
+	l.sizes <- n
+	<-g
+	return l.fakeLog.commit(cmd)
+}
+
+func (l *gatedLog) open(i int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.gates[i])
+}
+
+// Behind an entry in flight, reports wait until they are as many as that
+// entry's, or until nothing is in flight; and every one is answered.
+func TestJoinerBehindAnEntryWaitsForCompany(t *testing.T) {
+	done := make(chan struct{})
+	defer close(done)
+	l := &gatedLog{sizes: make(chan int, 10)}
+	j := newJoiner(100, done, l.commit, func(*pb.Command) bool { return true })
+	var sent []*joined
+	hand := func(id string) {
+		w := &joined{cmd: reportCmd(id, "20261203", 7), answer: make(chan joinAnswer, 1)}
+		sent = append(sent, w)
+		j.in <- w
+	}
+	taken := func() {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for len(j.in) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reports still waiting for the joiner after a minute", len(j.in))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	next := func(want int, what string) {
+		t.Helper()
+		select {
+		case n := <-l.sizes:
+			if n != want {
+				t.Fatalf("%s: an entry of %d reports, want %d", what, n, want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no entry after a minute", what)
+		}
+	}
+	none := func(what string) {
+		t.Helper()
+		select {
+		case n := <-l.sizes:
+			t.Fatalf("%s: an entry of %d reports went behind the one in flight", what, n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	// Entry 0: ten reports that waited while the log was busy.
+	for range joinInFlight {
+		j.slots <- struct{}{}
+	}
+	go j.run()
+	for i := range 10 {
+		hand(fmt.Sprint("a-", i))
+	}
+	<-j.slots
+	next(10, "the first ten")
+	<-j.slots // the log holds entry 0 alone
+
+	// One report behind it waits, and goes with nine more.
+	hand("b-0")
+	taken()
+	none("one report")
+	for i := 1; i < 10; i++ {
+		hand(fmt.Sprint("b-", i))
+	}
+	next(10, "ten behind ten")
+
+	// Entry 0 done: one report behind entry 1 waits until entry 1 is done
+	// too, then goes alone.
+	l.open(0)
+	hand("c-0")
+	taken()
+	none("one report behind entry 1")
+	l.open(1)
+	next(1, "one report, nothing in flight")
+	l.open(2)
+
+	for _, w := range sent {
+		select {
+		case a := <-w.answer:
+			if a.err != nil || caseID(a.res) != "case-"+w.cmd.RequestId {
+				t.Errorf("%s: answered %v, %v", w.cmd.RequestId, a.res, a.err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no answer after a minute", w.cmd.RequestId)
+		}
+	}
+	if len(l.entries) != 3 {
+		t.Errorf("%d entries in the log, want 3", len(l.entries))
+	}
+}
