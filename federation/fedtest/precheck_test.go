@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/node"
 )
 
 // TestHolderRefusalCostsNoEntry: an action at a node that handed the case
@@ -66,10 +69,34 @@ func TestHolderRefusalCostsNoEntry(t *testing.T) {
 				moved = nil
 				break
 			}
-			moved = append(moved, fmt.Sprintf("%d to %d", before, after))
+			moved = append(moved, fmt.Sprintf("%d to %d (%s)", before, after, entriesOf(g.Replica(g.Leader()).Node, before+1, after)))
 		}
 		if moved != nil {
 			t.Fatalf("%s: %s's last index moved on every attempt: %s", tc.name, tc.node, strings.Join(moved, ", "))
 		}
 	}
+}
+
+// entriesOf names what entries from..to of n's raft log hold (a failure's
+// message: which command moved the log).
+func entriesOf(n *node.Node, from, to uint64) string {
+	var out []string
+	for i := from; i <= to; i++ {
+		l, err := n.LogEntry(i)
+		if err != nil {
+			out = append(out, err.Error())
+			continue
+		}
+		if l.Type != raft.LogCommand {
+			out = append(out, fmt.Sprintf("%d: %v", i, l.Type))
+			continue
+		}
+		var cmd pb.Command
+		if err := proto.Unmarshal(l.Data, &cmd); err != nil {
+			out = append(out, fmt.Sprintf("%d: undecodable: %v", i, err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d: %T by %q, request %q", i, cmd.Body, cmd.StampedBy, cmd.RequestId))
+	}
+	return strings.Join(out, "; ")
 }

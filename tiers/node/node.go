@@ -415,6 +415,16 @@ func (n *Node) Store() *store.Store { return n.store }
 // Raft exposes the raft instance (status, metrics, tests).
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
+// LogEntry reads entry i of this replica's raft log (diagnostics and
+// tests: which command moved the log).
+func (n *Node) LogEntry(i uint64) (*raft.Log, error) {
+	var l raft.Log
+	if err := n.logs.GetLog(i, &l); err != nil {
+		return nil, fmt.Errorf("raft log entry %d: %w", i, err)
+	}
+	return &l, nil
+}
+
 // AppliedIndex is the last log index this replica has applied: the FSM's
 // last entry, or a later barrier of the leader's (settle.go) when every
 // entry up to it is applied.
