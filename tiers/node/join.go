@@ -65,7 +65,10 @@ type joiner struct {
 	slots chan struct{}
 	// freed wakes a group waiting for company when an entry's slot frees.
 	freed chan struct{}
-	done  <-chan struct{}
+	// waiting, when set (a test), is told each group that begins to wait
+	// for company, with its reports.
+	waiting func(reports int)
+	done    <-chan struct{}
 	// commit puts one command into the log and returns the state
 	// machine's result (Node.commit); batchAllowed reports whether every
 	// replica applies a ReportBatch (the version gate).
@@ -134,7 +137,13 @@ func (j *joiner) run() {
 			}
 		}
 		// len(j.slots) counts this group's slot too.
-		for len(group) < last && len(group) < j.max && size < joinMaxBytes && len(j.slots) > 1 {
+		company := func() bool {
+			return len(group) < last && len(group) < j.max && size < joinMaxBytes && len(j.slots) > 1
+		}
+		if j.waiting != nil && company() {
+			j.waiting(len(group))
+		}
+		for company() {
 			select {
 			case w := <-j.in:
 				take(w)

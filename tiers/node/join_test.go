@@ -238,21 +238,13 @@ func TestJoinerBehindAnEntryWaitsForCompany(t *testing.T) {
 	defer close(done)
 	l := &gatedLog{sizes: make(chan int, 10)}
 	j := newJoiner(100, done, l.commit, func(*pb.Command) bool { return true })
+	waits := make(chan int, 10)
+	j.waiting = func(n int) { waits <- n }
 	var sent []*joined
 	hand := func(id string) {
 		w := &joined{cmd: reportCmd(id, "20261203", 7), answer: make(chan joinAnswer, 1)}
 		sent = append(sent, w)
 		j.in <- w
-	}
-	taken := func() {
-		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for len(j.in) > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d reports still waiting for the joiner after a minute", len(j.in))
-			}
-			time.Sleep(time.Millisecond)
-		}
 	}
 	next := func(want int, what string) {
 		t.Helper()
@@ -265,12 +257,20 @@ func TestJoinerBehindAnEntryWaitsForCompany(t *testing.T) {
 			t.Fatalf("%s: no entry after a minute", what)
 		}
 	}
-	none := func(what string) {
+	// held waits until the joiner holds a group of n back for company,
+	// and checks that nothing went into the log meanwhile.
+	held := func(n int, what string) {
 		t.Helper()
 		select {
-		case n := <-l.sizes:
-			t.Fatalf("%s: an entry of %d reports went behind the one in flight", what, n)
-		case <-time.After(50 * time.Millisecond):
+		case got := <-waits:
+			if got != n {
+				t.Fatalf("%s: a group of %d waits for company, want %d", what, got, n)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no group waits for company after a minute", what)
+		}
+		if len(l.sizes) > 0 {
+			t.Fatalf("%s: an entry went behind the one in flight", what)
 		}
 	}
 
@@ -288,8 +288,7 @@ func TestJoinerBehindAnEntryWaitsForCompany(t *testing.T) {
 
 	// One report behind it waits, and goes with nine more.
 	hand("b-0")
-	taken()
-	none("one report")
+	held(1, "one report behind ten")
 	for i := 1; i < 10; i++ {
 		hand(fmt.Sprint("b-", i))
 	}
@@ -299,8 +298,7 @@ func TestJoinerBehindAnEntryWaitsForCompany(t *testing.T) {
 	// too, then goes alone.
 	l.open(0)
 	hand("c-0")
-	taken()
-	none("one report behind entry 1")
+	held(1, "one report behind entry 1")
 	l.open(1)
 	next(1, "one report, nothing in flight")
 	l.open(2)
