@@ -136,7 +136,7 @@ type Node struct {
 	fsm   *fsm.FSM
 	store *store.Store
 	logs  raftlog.Log
-	trans *raft.NetworkTransport
+	trans *gatedTransport
 	disk  *diskspace.Monitor // the data directory's free space (disk.go)
 
 	appliedMu   sync.Mutex
@@ -261,9 +261,11 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
 	}
-	if n.trans, err = newTransport(cfg, adv, hl); err != nil {
+	trans, err := newTransport(cfg, adv, hl)
+	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
+	n.trans = &gatedTransport{NetworkTransport: trans}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -494,6 +496,7 @@ func (n *Node) Shutdown() error {
 			err = n.raft.Shutdown().Error()
 		}
 		if n.trans != nil {
+			n.trans.closeHeartbeats() // before the stores close
 			_ = n.trans.Close()
 		}
 		n.appliedMu.Lock()

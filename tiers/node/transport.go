@@ -141,3 +141,40 @@ func (c *handshakeConn) Write(b []byte) (int, error) {
 	}
 	return c.Conn.Write(b)
 }
+
+// gatedTransport is the raft transport with its heartbeat handler behind a
+// gate that Shutdown closes. hashicorp/raft handles a heartbeat on the
+// transport's connection goroutine, which raft.Shutdown does not wait
+// for: a heartbeat that began before the shutdown could still write the
+// term to the stable store after Shutdown closed it, and raft panics when
+// that write fails ("failed to save current term: closed").
+type gatedTransport struct {
+	*raft.NetworkTransport
+	mu     sync.RWMutex
+	closed bool
+}
+
+// SetHeartbeatHandler puts fn behind the gate (raft.NewRaft calls it).
+func (t *gatedTransport) SetHeartbeatHandler(fn func(rpc raft.RPC)) {
+	if fn == nil {
+		t.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	t.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		t.mu.RLock()
+		defer t.mu.RUnlock()
+		if t.closed {
+			rpc.Respond(nil, raft.ErrTransportShutdown)
+			return
+		}
+		fn(rpc)
+	})
+}
+
+// closeHeartbeats waits for the heartbeats being handled and refuses
+// every later one.
+func (t *gatedTransport) closeHeartbeats() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+}
