@@ -2,6 +2,7 @@ package node
 
 import (
 	"io"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestGatedTransportHeartbeatsEndBeforeTheStoresClose(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("closeHeartbeats did not wait for the heartbeat in its handler")
 		}
-		time.Sleep(time.Millisecond)
+		runtime.Gosched()
 	}
 	close(release)
 	if !<-closed {
