@@ -14,7 +14,7 @@ import (
 // A key of the in-memory families (memindex.go) is deleted from the
 // published tree, as a fault in keeping them would lose it.
 func (s *Store) RawDelete(keys ...string) error {
-	tree := s.mem.load().Copy()
+	tree := s.mem.load().tree.Copy()
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
 			if isMemKey([]byte(k)) {
@@ -29,16 +29,16 @@ func (s *Store) RawDelete(keys ...string) error {
 	}); err != nil {
 		return err
 	}
-	s.mem.publish(tree)
+	s.mem.publish(tree, nil)
 	return nil
 }
 
 // RawSet writes a key under the store's records.
 func (s *Store) RawSet(key string, val []byte) error {
 	if isMemKey([]byte(key)) {
-		tree := s.mem.load().Copy()
+		tree := s.mem.load().tree.Copy()
 		tree.Set(newMemEntry([]byte(key), val))
-		s.mem.publish(tree)
+		s.mem.publish(tree, nil)
 		return nil
 	}
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })

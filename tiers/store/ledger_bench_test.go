@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"runtime/metrics"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -122,6 +123,7 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 	}
 	applied := uint64(i)
 	defer cpuPer(b, batch, "cpu-µs/report")()
+	defer gcPer(b, batch, "gc-µs/report")()
 	b.ReportAllocs()
 	compares.Store(0)
 	defer func() { b.ReportMetric(float64(compares.Load())/float64(b.N*batch), "cmp/report") }()
@@ -144,6 +146,19 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// gcPer starts counting the CPU time the garbage collector took (the
+// runtime's estimate, runtime/metrics); the function it returns reports
+// it in µs per b.N × per under unit (defer it).
+func gcPer(b *testing.B, per int, unit string) func() {
+	read := func() float64 {
+		s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+		metrics.Read(s)
+		return s[0].Value.Float64()
+	}
+	gc0 := read()
+	return func() { b.ReportMetric((read()-gc0)*1e6/float64(b.N*per), unit) }
 }
 
 // cpuPer starts counting this process's CPU time; the function it returns

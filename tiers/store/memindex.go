@@ -67,13 +67,21 @@ func memHint(key []byte) byte {
 }
 
 // memEntry is one key of the in-memory families and its value (empty for
-// an index entry, the encoded digest for h/): the key's bytes then the
-// value's, in one allocation, and the two lengths. Sixteen bytes, where a
+// an index entry, the encoded digest for h/). Sixteen bytes, where a
 // string and a length were 24: every transaction copies the tree nodes
 // it changes (copy-on-write), so a smaller entry is a smaller copy.
+//
+// Most entries live in a block (memarena.go): p is nil, a is the block's
+// number, b the offset, the key's length and the value's (the key's
+// bytes, then the value's). The others are an object of their own, the
+// key's bytes then the value's, p its first byte, a and b the two
+// lengths: the entries whose values are replaced again and again (the
+// digests, the dashboard's counters: in a block, each old value would
+// stay as long as anything else of its block), keys or values too long
+// for a block, and the probes a search is made with.
 type memEntry struct {
-	p      *byte // the key's first byte, the value after it
-	kl, vl uint32
+	p    *byte
+	a, b uint32
 }
 
 func newMemEntry(key, val []byte) memEntry {
@@ -81,21 +89,48 @@ func newMemEntry(key, val []byte) memEntry {
 	// the only reference to it.
 	b := make([]byte, len(key)+len(val))
 	copy(b[copy(b, key):], val)
-	return memEntry{p: unsafe.SliceData(b), kl: uint32(len(key)), vl: uint32(len(val))}
+	return memEntry{p: unsafe.SliceData(b), a: uint32(len(key)), b: uint32(len(val))}
+}
+
+// replaced reports whether the entries of key's family get new values
+// (so they are objects of their own, not in a block).
+func replaced(key []byte) bool {
+	return key[0] == 'h' || key[0] == 'D' && (key[2] == 'c' || key[2] == 'f')
 }
 
 // memProbe is an entry to search by key with (no copy of key).
 func memProbe(key string) memEntry {
-	return memEntry{p: unsafe.StringData(key), kl: uint32(len(key))}
+	return memEntry{p: unsafe.StringData(key), a: uint32(len(key))}
 }
 
-func (e memEntry) key() string { return unsafe.String(e.p, e.kl) }
+func (e memEntry) key() string {
+	if e.p != nil {
+		return unsafe.String(e.p, e.a)
+	}
+	off, kl := e.b>>blockOffShift, e.b>>blockLenBits&blockMaxLen
+	return unsafe.String(&blocks.block(e.a).b[off], kl)
+}
 
 func (e memEntry) val() string {
-	if e.vl == 0 {
+	if e.p != nil {
+		if e.b == 0 {
+			return ""
+		}
+		return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e.p), e.a)), e.b)
+	}
+	vl := e.b & blockMaxLen
+	if vl == 0 {
 		return ""
 	}
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e.p), e.kl)), e.vl)
+	off, kl := e.b>>blockOffShift, e.b>>blockLenBits&blockMaxLen
+	return unsafe.String(&blocks.block(e.a).b[off+kl], vl)
+}
+
+func (e memEntry) valLen() int {
+	if e.p != nil {
+		return int(e.b)
+	}
+	return int(e.b & blockMaxLen)
 }
 
 func memLess(a, b memEntry) bool { return a.key() < b.key() }
@@ -120,7 +155,7 @@ func newMemTree() *memTree {
 // A view must never wait for a commit: badger may hold a commit while it
 // compacts, and every reader of the node would wait with it.
 type memIndex struct {
-	tree atomic.Pointer[memTree]
+	cur atomic.Pointer[memVersion]
 	// writer serializes write transactions: each changes a copy of the
 	// tree published before it, so two at once would lose one's changes.
 	// Snapshot and Verify take it too, for a tree and a view of exactly
@@ -131,37 +166,89 @@ type memIndex struct {
 	// mostly lands beside the last one and skips most of the search.
 	// Held by the writer (under writer).
 	hints [256]btree.PathHint
+	// slab: the blocks the writer's entries are in (memarena.go; under
+	// writer).
+	slab memSlab
 	// buildNanos is how long the last buildMemIndex took (a metric).
 	buildNanos atomic.Int64
 }
 
+// memVersion is a published tree and the pin its readers hold while
+// they read it (memarena.go): every block it holds stays bound.
+type memVersion struct {
+	tree *memTree
+	pin  *memPin
+}
+
 // view begins a badger read transaction and returns it with a tree no
 // newer than it.
-func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memTree) {
-	tree := m.tree.Load()
-	return db.NewTransaction(false), tree
+func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memVersion) {
+	v := m.cur.Load()
+	return db.NewTransaction(false), v
 }
 
 // exactView is view with the tree of exactly the view's moment: it holds
 // writes back while it begins (Snapshot, Verify).
-func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memTree) {
+func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
-	return db.NewTransaction(false), m.tree.Load()
+	return db.NewTransaction(false), m.cur.Load()
 }
 
-// commit commits txn, then publishes tree.
-func (m *memIndex) commit(txn *badger.Txn, tree *memTree) error {
+// commit commits txn, then publishes tree, whose blocks' live entries
+// changed by deltas. Under writer.
+func (m *memIndex) commit(txn *badger.Txn, tree *memTree, deltas []blockDelta) error {
 	if err := txn.Commit(); err != nil {
+		m.abort()
 		return err
 	}
-	m.tree.Store(tree)
+	m.publish(tree, m.slab.settle(deltas, true))
 	return nil
 }
 
-func (m *memIndex) publish(tree *memTree) { m.tree.Store(tree) }
+// abort drops a write transaction's tree (its entries in blocks are
+// garbage). Under writer.
+func (m *memIndex) abort() {
+	if retired := m.slab.settle(nil, false); len(retired) > 0 {
+		m.publish(m.cur.Load().tree, retired)
+	}
+}
 
-func (m *memIndex) load() *memTree { return m.tree.Load() }
+// publish publishes tree. Blocks retired (none of tree's entries in
+// them) wait for the readers of the trees before: the pin they hold is
+// the one they are retired under, and tree's readers get a new one.
+// Under writer, or before the store is shared (Open).
+func (m *memIndex) publish(tree *memTree, retired []uint32) {
+	pin := &memPin{}
+	if old := m.cur.Load(); old != nil {
+		if len(retired) == 0 {
+			pin = old.pin
+		} else {
+			old.pin.next = pin
+			blocks.retire(retired, old.pin)
+		}
+	}
+	m.cur.Store(&memVersion{tree: tree, pin: pin})
+}
+
+// replace publishes tree, built from the stored cases in the blocks of
+// built, instead of every entry held so far (Open, Restore, Close).
+func (m *memIndex) replace(tree *memTree, built ...*memSlab) {
+	m.writer.Lock()
+	defer m.writer.Unlock()
+	retired := m.slab.all()
+	for _, b := range built {
+		for n := range b.live {
+			m.slab.hold(n)
+		}
+	}
+	m.slab.count(tree)
+	// A block of built without an entry in tree (none: the build makes
+	// every key once) would never be counted again: retired now.
+	m.publish(tree, append(retired, m.slab.settle(nil, false)...))
+}
+
+func (m *memIndex) load() *memVersion { return m.cur.Load() }
 
 // bytesOf is s's bytes without a copy: the caller must not change them
 // (badger's item keys and values carry the same rule).
@@ -176,8 +263,19 @@ func (tx *Tx) memSet(key, val []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	e := newMemEntry(key, val)
-	tx.mem.SetHint(e, &tx.memHints[memHint(key)])
+	var e memEntry
+	ok := false
+	if tx.memSlab != nil && !replaced(key) {
+		e, ok = tx.memSlab.entry(key, val)
+	}
+	if ok {
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: e.a, d: 1})
+	} else {
+		e = newMemEntry(key, val)
+	}
+	if old, had := tx.mem.SetHint(e, &tx.memHints[memHint(key)]); had && old.p == nil {
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.a, d: -1})
+	}
 	if memWritten != nil {
 		memWritten(e.key(), false)
 	}
@@ -189,7 +287,9 @@ func (tx *Tx) memDel(key []byte) error {
 		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
 	}
 	e := memProbe(string(key))
-	tx.mem.DeleteHint(e, &tx.memHints[memHint(key)])
+	if old, had := tx.mem.DeleteHint(e, &tx.memHints[memHint(key)]); had && old.p == nil {
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.a, d: -1})
+	}
 	if memWritten != nil {
 		memWritten(e.key(), true)
 	}
@@ -210,7 +310,7 @@ func (tx *Tx) memGet(key []byte) (kvItem, error) {
 	if !ok {
 		return nil, badger.ErrKeyNotFound
 	}
-	return memItem{e}, nil
+	return memItem{e, tx.memPin}, nil
 }
 
 // kvItem is what the store reads of a key: a badger item, or an entry of
@@ -223,15 +323,39 @@ type kvItem interface {
 	ValueSize() int64
 }
 
-type memItem struct{ e memEntry }
-
-func (i memItem) Key() []byte                       { return bytesOf(i.e.key()) }
-func (i memItem) KeyCopy(dst []byte) []byte         { return append(dst[:0], i.e.key()...) }
-func (i memItem) Value(fn func([]byte) error) error { return fn(bytesOf(i.e.val())) }
-func (i memItem) ValueCopy(dst []byte) ([]byte, error) {
-	return append(dst[:0], i.e.val()...), nil
+// memItem is an entry and the pin of the tree it was read from: an
+// item outlives the call that found it.
+type memItem struct {
+	e   memEntry
+	pin *memPin
 }
-func (i memItem) ValueSize() int64 { return int64(i.e.vl) }
+
+// The item's pin stays alive until its entry is read.
+func (i memItem) Key() []byte {
+	k := bytesOf(i.e.key())
+	runtime.KeepAlive(i.pin)
+	return k
+}
+
+func (i memItem) KeyCopy(dst []byte) []byte {
+	k := append(dst[:0], i.e.key()...)
+	runtime.KeepAlive(i.pin)
+	return k
+}
+
+func (i memItem) Value(fn func([]byte) error) error {
+	v := bytesOf(i.e.val())
+	runtime.KeepAlive(i.pin)
+	return fn(v)
+}
+
+func (i memItem) ValueCopy(dst []byte) ([]byte, error) {
+	v := append(dst[:0], i.e.val()...)
+	runtime.KeepAlive(i.pin)
+	return v, nil
+}
+
+func (i memItem) ValueSize() int64 { return int64(i.e.valLen()) }
 
 // kvIterator is what the store iterates: badger's iterator, or one over
 // the in-memory families, with badger's semantics (Seek lands on the
@@ -255,13 +379,14 @@ func (it badgerIter) Item() kvItem { return it.Iterator.Item() }
 // memIter iterates a tree of the in-memory families.
 type memIter struct {
 	it      btree.IterG[memEntry]
+	pin     *memPin
 	prefix  string
 	reverse bool
 	ok      bool
 }
 
-func newMemIter(tree *memTree, opts badger.IteratorOptions) *memIter {
-	return &memIter{it: tree.Iter(), prefix: string(opts.Prefix), reverse: opts.Reverse}
+func newMemIter(tree *memTree, pin *memPin, opts badger.IteratorOptions) *memIter {
+	return &memIter{it: tree.Iter(), pin: pin, prefix: string(opts.Prefix), reverse: opts.Reverse}
 }
 
 func (m *memIter) Rewind() { m.Seek(nil) }
@@ -308,18 +433,18 @@ func (m *memIter) ValidForPrefix(prefix []byte) bool {
 	return m.Valid() && strings.HasPrefix(m.it.Item().key(), string(prefix))
 }
 
-func (m *memIter) Item() kvItem { return memItem{m.it.Item()} }
+func (m *memIter) Item() kvItem { return memItem{m.it.Item(), m.pin} }
 
 func (m *memIter) Close() { m.it.Release() }
 
 // memEntriesOf appends the in-memory families' entries of case c (stored
 // as val) to out: what PutCase keeps for it.
-func memEntriesOf(out []memEntry, c *pb.Case, val []byte) []memEntry {
+func memEntriesOf(out []memEntry, slab *memSlab, c *pb.Case, val []byte) []memEntry {
 	for _, k := range indexKeys(c) {
-		out = append(out, newMemEntry(k, nil))
+		out = append(out, slab.make(k, nil))
 	}
 	for _, e := range nearbyEntries(c) {
-		out = append(out, newMemEntry(e.key, e.val))
+		out = append(out, slab.make(e.key, e.val))
 	}
 	return append(out, newMemEntry(digestKey(c.Id), digestOf(c, val).encode()))
 }
@@ -339,6 +464,7 @@ func (s *Store) buildMemIndex() error {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	batches := make(chan []rec, workers)
 	outs := make([][]memEntry, workers)
+	slabs := make([]memSlab, workers)
 	counts := make([]map[string]int64, workers) // the D/ counters, summed
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -347,6 +473,7 @@ func (s *Store) buildMemIndex() error {
 		counts[w] = map[string]int64{}
 		go func() {
 			defer wg.Done()
+			slab := &slabs[w]
 			for batch := range batches {
 				for _, r := range batch {
 					c := &pb.Case{}
@@ -356,13 +483,13 @@ func (s *Store) buildMemIndex() error {
 						}
 						continue
 					}
-					outs[w] = memEntriesOf(outs[w], c, r.val)
+					outs[w] = memEntriesOf(outs[w], slab, c, r.val)
 					d := dashOf(c, false, 0)
 					for _, k := range d.counters {
 						counts[w][k]++
 					}
 					for _, k := range d.index {
-						outs[w] = append(outs[w], newMemEntry([]byte(k), nil))
+						outs[w] = append(outs[w], slab.make([]byte(k), nil))
 					}
 				}
 			}
@@ -412,7 +539,11 @@ func (s *Store) buildMemIndex() error {
 	for _, e := range all {
 		tree.Load(e)
 	}
-	s.mem.publish(tree)
+	built := make([]*memSlab, len(slabs))
+	for i := range slabs {
+		built[i] = &slabs[i]
+	}
+	s.mem.replace(tree, built...)
 	var took time.Duration
 	if s.now != nil {
 		took = s.now().Sub(start)
@@ -471,11 +602,12 @@ func (s *Store) dropStoredMemFamilies() error {
 
 // eachMem calls fn for every entry of the in-memory families of tree, in
 // key order.
-func eachMem(tree *memTree, fn func(key, val []byte) error) error {
+func eachMem(v *memVersion, fn func(key, val []byte) error) error {
 	var err error
-	tree.Scan(func(e memEntry) bool {
+	v.tree.Scan(func(e memEntry) bool {
 		err = fn(bytesOf(e.key()), bytesOf(e.val()))
 		return err == nil
 	})
+	runtime.KeepAlive(v.pin)
 	return err
 }

@@ -396,7 +396,7 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		entries int
 	)
 	for range b.N {
-		s.mem.publish(newMemTree())
+		s.mem.replace(newMemTree())
 		runtime.GC()
 		if err := s.buildMemIndex(); err != nil {
 			b.Fatal(err)
@@ -409,8 +409,10 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		b.StopTimer()
 		var with, without runtime.MemStats
 		runtime.ReadMemStats(&with)
-		entries = s.mem.load().Len()
-		s.mem.publish(newMemTree())
+		entries = s.mem.load().tree.Len()
+		s.mem.replace(newMemTree())
+		runtime.GC() // the pin of the tree dropped
+		blocks.reclaim()
 		runtime.GC()
 		runtime.ReadMemStats(&without)
 		heap = int64(with.HeapAlloc) - int64(without.HeapAlloc)

@@ -24,6 +24,7 @@ type badgerCollector struct {
 	running  *prometheus.Desc
 	memIndex *prometheus.Desc
 	memBuild *prometheus.Desc
+	memBlock *prometheus.Desc
 }
 
 // badgerVar is one of badger's process-wide expvar counters.
@@ -40,6 +41,7 @@ func newBadgerCollector(s *Store, dir string) *badgerCollector {
 		pending:  prometheus.NewDesc("cityhub_badger_pending_writes", "Write requests waiting for the state store's memtable.", nil, nil),
 		running:  prometheus.NewDesc("cityhub_badger_compaction_tables", "Tables being compacted now (every badger database of the process).", nil, nil),
 		memIndex: prometheus.NewDesc("cityhub_store_memory_index_entries", "Entries of the case indexes and digests the state store keeps in memory.", nil, nil),
+		memBlock: prometheus.NewDesc("cityhub_store_memory_index_block_bytes", "Bytes of the blocks the in-memory index entries are kept in (every state store of the process), retired blocks that a reader may still hold included.", nil, nil),
 		memBuild: prometheus.NewDesc("cityhub_store_memory_index_build_seconds", "How long the last rebuild of the in-memory case indexes took (at open or after a restore).", nil, nil),
 	}
 	for _, v := range []struct{ expvar, name, help string }{
@@ -65,6 +67,7 @@ func (c *badgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.running
 	ch <- c.memIndex
 	ch <- c.memBuild
+	ch <- c.memBlock
 	for _, v := range c.counters {
 		ch <- v.desc
 	}
@@ -83,8 +86,9 @@ func (c *badgerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, pending)
 	ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, expvarNumber(expvar.Get("badger_compaction_current_num_lsm")))
-	ch <- prometheus.MustNewConstMetric(c.memIndex, prometheus.GaugeValue, float64(c.s.mem.load().Len()))
+	ch <- prometheus.MustNewConstMetric(c.memIndex, prometheus.GaugeValue, float64(c.s.mem.load().tree.Len()))
 	ch <- prometheus.MustNewConstMetric(c.memBuild, prometheus.GaugeValue, time.Duration(c.s.mem.buildNanos.Load()).Seconds())
+	ch <- prometheus.MustNewConstMetric(c.memBlock, prometheus.GaugeValue, float64(blocks.bound()*memBlockSize))
 	for _, v := range c.counters {
 		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.CounterValue, expvarNumber(expvar.Get(v.expvar)))
 	}

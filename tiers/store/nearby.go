@@ -199,7 +199,8 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 	st := s.stats.Load()
 	// The tree's own reverse iterator (memindex.go), used as its
 	// concrete type: its entries are read without a copy.
-	it := newMemIter(s.mem.load(), badger.IteratorOptions{Prefix: []byte(prefix), Reverse: true})
+	v := s.mem.load()
+	it := newMemIter(v.tree, v.pin, badger.IteratorOptions{Prefix: []byte(prefix), Reverse: true})
 	defer it.Close()
 	sinceMs := since.UnixMilli()
 	for it.Seek([]byte(seek)); it.Valid(); it.Next() {

@@ -32,7 +32,7 @@ var ErrStateLost = errors.New("state lost: restore failed after the old state wa
 // Snapshot is a consistent, point-in-time view of the whole store.
 type Snapshot struct {
 	txn *badger.Txn
-	mem *memTree // the in-memory families of the same moment
+	mem *memVersion // the in-memory families of the same moment
 }
 
 // Snapshot pins a read view of the current state. Writes that commit after
@@ -80,7 +80,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 		return nil
 	}
-	mi := newMemIter(sn.mem, badger.IteratorOptions{})
+	mi := newMemIter(sn.mem.tree, sn.mem.pin, badger.IteratorOptions{})
 	defer mi.Close()
 	mi.Rewind()
 	it := sn.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
@@ -130,7 +130,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
-	s.mem.publish(newMemTree())
+	s.mem.replace(newMemTree())
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}

@@ -80,7 +80,7 @@ func (tx *Tx) decoded() {
 // (memindex.go); opts.Prefix must then be set.
 func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
 	if isMemKey(opts.Prefix) {
-		return &iter{kvIterator: newMemIter(tx.mem, opts), stats: tx.stats}
+		return &iter{kvIterator: newMemIter(tx.mem, tx.memPin, opts), stats: tx.stats}
 	}
 	return &iter{kvIterator: badgerIter{tx.txn.NewIterator(opts)}, stats: tx.stats}
 }

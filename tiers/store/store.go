@@ -77,7 +77,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: logger, feed: opts.Feed, now: opts.Now}
-	s.mem.publish(newMemTree())
+	s.mem.publish(newMemTree(), nil)
 	err = s.dropStoredMemFamilies()
 	if err == nil {
 		err = s.buildMemIndex()
@@ -139,22 +139,16 @@ func (s *Store) Close() error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.closed = true
+	// The blocks of the tree's entries go back to the process.
+	s.mem.replace(newMemTree())
 	return s.db.Close()
 }
 
 // Sync makes every committed write durable.
 func (s *Store) Sync() error { return s.db.Sync() }
 
-// Update runs fn in one read-write transaction and commits it. The FSM is
-// the only writer, so transactions never conflict.
-func (s *Store) Update(fn func(tx *Tx) error) error {
-	s.mem.writer.Lock()
-	defer s.mem.writer.Unlock()
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	tx := s.tx(txn, s.mem.load().Copy(), true)
-	tx.memHints = &s.mem.hints
-	tx.counterCache = &s.counters
+// prepare runs fn in tx and writes what it leaves for the commit.
+func (s *Store) prepare(tx *Tx, fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -164,10 +158,24 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := tx.flushDash(); err != nil {
 		return err
 	}
-	if err := tx.bumpLedger(); err != nil {
+	return tx.bumpLedger()
+}
+
+// Update runs fn in one read-write transaction and commits it. The FSM is
+// the only writer, so transactions never conflict.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	s.mem.writer.Lock()
+	defer s.mem.writer.Unlock()
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	tx := s.tx(txn, s.mem.load().tree.Copy(), true)
+	tx.memHints, tx.memSlab = &s.mem.hints, &s.mem.slab
+	tx.counterCache = &s.counters
+	if err := s.prepare(tx, fn); err != nil {
+		s.mem.abort()
 		return err
 	}
-	if err := s.mem.commit(txn, tx.mem); err != nil {
+	if err := s.mem.commit(txn, tx.mem, tx.memDeltas); err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	if len(tx.counterWrites) > 0 {
@@ -179,9 +187,11 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	txn, tree := s.mem.view(s.db)
+	txn, v := s.mem.view(s.db)
 	defer txn.Discard()
-	return fn(s.tx(txn, tree, false))
+	tx := s.tx(txn, v.tree, false)
+	tx.memPin = v.pin
+	return fn(tx)
 }
 
 // GetCase reads one case.

@@ -23,6 +23,11 @@ type Tx struct {
 	mem      *memTree
 	memWrite bool
 	memHints *[256]btree.PathHint // the writer's (memIndex.hints)
+	memSlab  *memSlab             // the writer's (memIndex.slab)
+	// memDeltas: the writer's changes of its blocks' live entries;
+	// memPin: a reader's pin of its tree's blocks (memarena.go).
+	memDeltas []blockDelta
+	memPin    *memPin
 	// newRequests counts the request records this transaction created
 	// (the ledger, ledger.go); absentRequest is the last request id
 	// GetRequest found missing, which PutRequest then knows is new.
