@@ -162,6 +162,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	// registering: registerSelf, which Shutdown waits for.
+	registering sync.WaitGroup
 
 	// Start-up (startup.go): raft's logger, the time stamp of what is
 	// moved aside, the files of a store kept before badger opened it.
@@ -303,7 +305,11 @@ func (n *Node) open() error {
 	}
 	go n.settleLoop()
 	go n.leaderLoop()
-	go n.registerSelf()
+	n.registering.Add(1)
+	go func() {
+		defer n.registering.Done()
+		n.registerSelf()
+	}()
 	return nil
 }
 
@@ -347,11 +353,25 @@ func (n *Node) bootstrap(snaps raft.SnapshotStore) error {
 func (n *Node) registerSelf() {
 	reg := &pb.RegisterNode{NodeId: n.cfg.ID, RaftAddr: n.cfg.Advertise, GrpcAddr: n.cfg.GRPCAddr, HttpAddr: n.cfg.HTTPAddr, InternalAddr: n.cfg.InternalAddr, LogVersion: n.logVersion()}
 	failed, accepted := registerRetry.Backoff(), registerAccepted.Backoff()
+	// Shutdown ends a registration under way, and waits for this loop
+	// before it closes the stores the loop reads.
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-n.done:
+			stop()
+		case <-base.Done():
+		}
+	}()
 	for {
+		if base.Err() != nil {
+			return
+		}
 		if known, err := n.registered(reg); err == nil && known {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(base, 5*time.Second)
 		err := n.register(ctx, reg)
 		cancel()
 		// Accepted: wait for it to apply here, and look again less often
@@ -502,6 +522,9 @@ func (n *Node) Shutdown() error {
 		n.appliedMu.Lock()
 		n.appliedCond.Broadcast()
 		n.appliedMu.Unlock()
+		// registerSelf reads the store: it ends first (a read of a
+		// closed badger panics).
+		n.registering.Wait()
 		if cerr := n.closeStores(); err == nil {
 			err = cerr
 		}

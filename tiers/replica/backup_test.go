@@ -99,8 +99,21 @@ func TestSnapshotSaveDestroyRestore(t *testing.T) {
 		if n := len(allCases(t, c, i)); n != st.Cases {
 			t.Errorf("%s holds %d cases, the backup %d", c.Members[i].ID, n, st.Cases)
 		}
-		if idx := r.Node.StateIndex(); idx != saved.Info.Index {
-			t.Errorf("%s starts at state index %d, the backup's is %d", c.Members[i].ID, idx, saved.Info.Index)
+		// The state was rebuilt at the backup's index. The new group may
+		// have written since it started (its leader's first entries): every
+		// entry above that index is the new group's, of a later term.
+		rs, err := r.Node.Store().RestoreState()
+		if err != nil || rs == nil || rs.Index != saved.Info.Index || rs.Term != saved.Info.Term {
+			t.Errorf("%s: restore record %v, %v; the backup is at index %d, term %d", c.Members[i].ID, rs, err, saved.Info.Index, saved.Info.Term)
+		}
+		idx := r.Node.StateIndex()
+		if idx < saved.Info.Index {
+			t.Errorf("%s starts at state index %d, below the backup's %d", c.Members[i].ID, idx, saved.Info.Index)
+		}
+		for j := saved.Info.Index + 1; j <= idx; j++ {
+			if e, err := r.Node.LogEntry(j); err != nil || e.Term <= saved.Info.Term {
+				t.Errorf("%s: entry %d above the backup's index: %v, %v (the backup's term %d)", c.Members[i].ID, j, e, err, saved.Info.Term)
+			}
 		}
 	}
 	// The new group writes above the backup's index, on every replica.
