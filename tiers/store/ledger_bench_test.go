@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
 	"syscall"
@@ -146,6 +147,48 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCollectorCycleStored is one full cycle of Go's garbage
+// collector over a store of 1,000,000 cases (the ms a cycle took on one
+// core, and the heap's objects): what every cycle of a replica holding
+// them pays, however few cases it writes (BENCHMARKS.md, "The index
+// entries' bytes in blocks").
+func BenchmarkCollectorCycleStored(b *testing.B) {
+	s := openMem(b)
+	const (
+		stored = 1_000_000
+		grids  = 5_000
+	)
+	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "", t0+60*minute)
+	i := 0
+	for i < stored {
+		if err := s.Update(func(tx *store.Tx) error {
+			for range 32 {
+				i++
+				c := clone(tmpl)
+				c.Id, c.GridCode = caseID("110104", i), fmt.Sprintf("110105%09d", i*7919%grids)
+				if err := tx.PutCase(nil, c); err != nil {
+					return err
+				}
+			}
+			return tx.SetApplied(uint64(i), 1)
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	runtime.GC()
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.StopTimer()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/cycle")
+	b.ReportMetric(float64(ms.HeapObjects), "objects")
+	b.ReportMetric(float64(ms.HeapAlloc>>20), "heap-MB")
 }
 
 // gcPer starts counting the CPU time the garbage collector took (the
