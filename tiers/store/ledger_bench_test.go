@@ -106,22 +106,8 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 	)
 	grid := func(n int) string { return fmt.Sprintf("110105%09d", n%grids) }
 	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "", t0+60*minute)
-	i := 0
-	for i < stored {
-		if err := s.Update(func(tx *store.Tx) error {
-			for range 1000 {
-				i++
-				c := clone(tmpl)
-				c.Id, c.GridCode = caseID("110104", i), grid(i*7919)
-				if err := tx.PutCase(nil, c); err != nil {
-					return err
-				}
-			}
-			return tx.SetApplied(uint64(i), 1)
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillStored(b, s, stored, grids)
+	i := stored
 	applied := uint64(i)
 	defer cpuPer(b, batch, "cpu-µs/report")()
 	defer gcPer(b, batch, "gc-µs/report")()
@@ -160,23 +146,7 @@ func BenchmarkCollectorCycleStored(b *testing.B) {
 		stored = 1_000_000
 		grids  = 5_000
 	)
-	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "", t0+60*minute)
-	i := 0
-	for i < stored {
-		if err := s.Update(func(tx *store.Tx) error {
-			for range 32 {
-				i++
-				c := clone(tmpl)
-				c.Id, c.GridCode = caseID("110104", i), fmt.Sprintf("110105%09d", i*7919%grids)
-				if err := tx.PutCase(nil, c); err != nil {
-					return err
-				}
-			}
-			return tx.SetApplied(uint64(i), 1)
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillStored(b, s, stored, grids)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	runtime.GC()
 	b.ResetTimer()
@@ -189,6 +159,27 @@ func BenchmarkCollectorCycleStored(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/cycle")
 	b.ReportMetric(float64(ms.HeapObjects), "objects")
 	b.ReportMetric(float64(ms.HeapAlloc>>20), "heap-MB")
+}
+
+// fillStored writes cases 1 to n, reported, over grids grids in an order
+// the grid and nearby indexes see as random, 1,000 a transaction.
+func fillStored(b *testing.B, s *store.Store, n, grids int) {
+	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "", t0+60*minute)
+	for i := 0; i < n; {
+		if err := s.Update(func(tx *store.Tx) error {
+			for range min(1000, n-i) {
+				i++
+				c := clone(tmpl)
+				c.Id, c.GridCode = caseID("110104", i), fmt.Sprintf("110105%09d", i*7919%grids)
+				if err := tx.PutCase(nil, c); err != nil {
+					return err
+				}
+			}
+			return tx.SetApplied(uint64(i), 1)
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // gcPer starts counting the CPU time the garbage collector took (the
