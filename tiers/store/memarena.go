@@ -163,12 +163,9 @@ func (s *memSlab) entry(key, val []byte) (e memEntry, ok bool) {
 		if s.blk != nil {
 			s.sealed = append(s.sealed, s.n)
 		}
-		if s.live == nil {
-			s.live = map[uint32]int32{}
-		}
 		s.n, s.blk = blocks.bind()
 		s.used = 0
-		s.live[s.n] = 0
+		s.track(s.n)
 	}
 	off := s.used
 	copy(s.blk.b[off+copy(s.blk.b[off:], key):], val)
@@ -184,12 +181,17 @@ func (s *memSlab) make(key, val []byte) memEntry {
 	return newMemEntry(key, val)
 }
 
-// hold takes block n over from a build's slab, sealed.
-func (s *memSlab) hold(n uint32) {
+// track starts counting block n's live entries.
+func (s *memSlab) track(n uint32) {
 	if s.live == nil {
 		s.live = map[uint32]int32{}
 	}
 	s.live[n] = 0
+}
+
+// hold takes block n over from a build's slab, sealed.
+func (s *memSlab) hold(n uint32) {
+	s.track(n)
 	s.sealed = append(s.sealed, n)
 }
 

@@ -232,13 +232,14 @@ func (m *memIndex) publish(tree *memTree, retired []uint32) {
 }
 
 // replace publishes tree, built from the stored cases in the blocks of
-// built, instead of every entry held so far (Open, Restore, Close).
-func (m *memIndex) replace(tree *memTree, built ...*memSlab) {
+// built (the build's workers'), instead of every entry held so far (Open,
+// Restore, Close).
+func (m *memIndex) replace(tree *memTree, built []memSlab) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
 	retired := m.slab.all()
-	for _, b := range built {
-		for n := range b.live {
+	for i := range built {
+		for n := range built[i].live {
 			m.slab.hold(n)
 		}
 	}
@@ -265,7 +266,7 @@ func (tx *Tx) memSet(key, val []byte) error {
 	}
 	var e memEntry
 	ok := false
-	if tx.memSlab != nil && !replaced(key) {
+	if !replaced(key) {
 		e, ok = tx.memSlab.entry(key, val)
 	}
 	if ok {
@@ -539,11 +540,7 @@ func (s *Store) buildMemIndex() error {
 	for _, e := range all {
 		tree.Load(e)
 	}
-	built := make([]*memSlab, len(slabs))
-	for i := range slabs {
-		built[i] = &slabs[i]
-	}
-	s.mem.replace(tree, built...)
+	s.mem.replace(tree, slabs)
 	var took time.Duration
 	if s.now != nil {
 		took = s.now().Sub(start)

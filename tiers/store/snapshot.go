@@ -130,7 +130,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
-	s.mem.replace(newMemTree())
+	s.mem.replace(newMemTree(), nil)
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}

@@ -140,7 +140,7 @@ func (s *Store) Close() error {
 	defer s.gcMu.Unlock()
 	s.closed = true
 	// The blocks of the tree's entries go back to the process.
-	s.mem.replace(newMemTree())
+	s.mem.replace(newMemTree(), nil)
 	return s.db.Close()
 }
 
