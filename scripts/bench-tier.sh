@@ -28,8 +28,10 @@
 #       the runtime's execution trace of both (leader.trace: go tool trace)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
-# puts/s and p99 and their ratio; then REST against gRPC at 64 clients with
-# the CPU per create (the three cityhubd processes' user+system time over
+# puts/s and p99, their ratio and both servers' CPU a request (the three
+# processes' user+system time over the point, warmup included, divided by
+# the requests; on two shared cores the steadier figure); then REST
+# against gRPC at 64 clients with the CPU per create (the three cityhubd processes' user+system time over
 # the run, divided by the requests, warmup included; REST is measured
 # between two more gRPC points and compared with their mean, so both see
 # the same store size and the same share of badger's compactions; with -P
@@ -50,7 +52,7 @@ while getopts "d:w:c:b:e:EP:B:r:" opt; do
     r) rounds=$OPTARG ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
     B) batch=$OPTARG ;;
-    *) sed -n '2,37p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,45p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -219,6 +221,7 @@ if [ "$rounds" -gt 1 ]; then
     for k in grpc etcd; do
       tput[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${tput[$k/$c#$r]:-}"; done | grep . | median | xargs -r printf '%.0f' 2>/dev/null || true)
       p99[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${p99[$k/$c#$r]:-}"; done | grep . | median | xargs -r printf '%.1f' 2>/dev/null || true)
+      cpu[$k/$c]=$(for r in $(seq 1 "$rounds"); do echo "${cpu[$k/$c#$r]:-}"; done | grep . | median | xargs -r printf '%.0f' 2>/dev/null || true)
     done
     ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${tput[grpc/$c#$r]:-0}" -v b="${tput[etcd/$c#$r]:-0}" 'BEGIN{ if (b > 0 && a > 0) printf "%.2f\n", a / b }'; done)
     if [ -n "$ratios" ]; then
@@ -287,12 +290,15 @@ if [ "$rounds" -gt 1 ]; then
   echo "Medians of $rounds rounds; the ratio is the median of the rounds' ratios (their range in brackets)."
   echo
 fi
-echo "| clients | cityhub creates/s | etcd puts/s | ratio | cityhub p99 ms | etcd p99 ms |"
-echo "|---:|---:|---:|---:|---:|---:|"
+# The servers' CPU a request is the steadier figure on a shared VM: on
+# two cores the throughput follows it.
+echo "| clients | cityhub creates/s | etcd puts/s | ratio | cityhub p99 ms | etcd p99 ms | servers' CPU µs a request, cityhub / etcd |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
 for c in $clients; do
   ratio=$(awk -v a="${tput[grpc/$c]:-0}" -v b="${tput[etcd/$c]:-0}" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }')
   [ -n "${rmed[$c]:-}" ] && ratio="${rmed[$c]} (${rlo[$c]}–${rhi[$c]})"
-  echo "| $c | ${tput[grpc/$c]:--} | ${tput[etcd/$c]:--} | $ratio | ${p99[grpc/$c]:--} | ${p99[etcd/$c]:--} |"
+  cpus=$(awk -v a="${cpu[grpc/$c]:-0}" -v b="${cpu[etcd/$c]:-0}" 'BEGIN{ if (a > 0 && b > 0) printf "%d / %d = %.2f", a, b, a / b; else if (a > 0) printf "%d / -", a; else print "-" }')
+  echo "| $c | ${tput[grpc/$c]:--} | ${tput[etcd/$c]:--} | $ratio | ${p99[grpc/$c]:--} | ${p99[etcd/$c]:--} | $cpus |"
 done
 echo
 awk -v r="${cpu[rest/64]:-0}" -v a="${cpu[grpc-before/64]:-0}" -v b="${cpu[grpc-after/64]:-0}" 'BEGIN{ g = (a + b) / 2; if (g > 0 && r > 0) printf "REST / gRPC CPU per create at 64 clients: %d / %d us = %.2f (gRPC: the mean of the points just before and after REST, %d and %d us)\n", r, g, r / g, a, b }'
