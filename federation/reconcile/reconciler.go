@@ -429,29 +429,28 @@ const maxResumeBackoff = 5 * time.Minute
 
 // resumeUnfinished resumes, on the leader, a run a crash or a leader change
 // left unfinished (a new leader carries on where the old one stopped).
-// While a run is going on (a user's, which is unfinished until it ends, or
-// an earlier resumption) there is nothing to resume: it returns ErrRunning
-// before looking, and says nothing. It announces a resumption at Info once
-// per run; further attempts at a run that keeps failing log at Debug (the
-// loop warns about each failure with its backoff).
+// It looks before it takes the run's lock: the loop looks every follow
+// interval, and while it held the lock a user's Reconcile was refused as
+// if a run were in progress (Aborted, though nothing ran). While a run is
+// going on (a user's, which is unfinished until it ends, or an earlier
+// resumption) it returns ErrRunning and says nothing. It announces a
+// resumption at Info once per run; further attempts at a run that keeps
+// failing log at Debug (the loop warns about each failure with its
+// backoff).
 func (r *Reconciler) resumeUnfinished(ctx context.Context) error {
 	if !r.opts.Local.IsLeader() {
 		return ErrNotLeader
+	}
+	if unfinished, err := r.unfinishedRun(); err != nil || unfinished == "" {
+		return err
 	}
 	if !r.running.TryLock() {
 		return ErrRunning
 	}
 	defer r.running.Unlock()
-	var unfinished string
-	if err := r.opts.Local.Store().View(func(tx *store.Tx) error {
-		runs, err := tx.ReconcileRuns()
-		for _, run := range runs {
-			if !run.Finished && run.RunId != FollowRun {
-				unfinished = run.RunId
-			}
-		}
-		return err
-	}); err != nil || unfinished == "" {
+	// Again under the lock: the run may have ended since.
+	unfinished, err := r.unfinishedRun()
+	if err != nil || unfinished == "" {
 		return err
 	}
 	if unfinished != r.resumed {
@@ -460,8 +459,24 @@ func (r *Reconciler) resumeUnfinished(ctx context.Context) error {
 	} else {
 		r.log.Debug("resuming a reconciliation run left unfinished: trying again", "run", unfinished)
 	}
-	_, err := r.reconcile(ctx, &pb.ReconcileRequest{RunId: unfinished})
+	_, err = r.reconcile(ctx, &pb.ReconcileRequest{RunId: unfinished})
 	return err
+}
+
+// unfinishedRun is the id of a run of this node's that has not finished
+// (not the follow run, which never does), or "".
+func (r *Reconciler) unfinishedRun() (string, error) {
+	var unfinished string
+	err := r.opts.Local.Store().View(func(tx *store.Tx) error {
+		runs, err := tx.ReconcileRuns()
+		for _, run := range runs {
+			if !run.Finished && run.RunId != FollowRun {
+				unfinished = run.RunId
+			}
+		}
+		return err
+	})
+	return unfinished, err
 }
 
 // Follow plans and moves on the cases that arrived here from another

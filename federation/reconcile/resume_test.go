@@ -112,3 +112,40 @@ func TestResumeAnnouncedOncePerRun(t *testing.T) {
 		t.Errorf("announced %d times over two runs, want 2", n)
 	}
 }
+
+// TestIdleResumeCheckLeavesTheRunLockAlone: with no run left unfinished
+// (a finished run, and the follow run, which never finishes), the follow
+// loop's look for one never takes the run's lock. It looked every follow
+// interval with the lock held, and a user's Reconcile that came at that
+// moment was refused as if a run were in progress.
+func TestIdleResumeCheckLeavesTheRunLockAlone(t *testing.T) {
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutReconcileRun(&pb.ReconcileRun{RunId: "city-20261123T090000Z", Node: "city", StartedUnixMs: 1, Finished: true}); err != nil {
+			return err
+		}
+		return tx.PutReconcileRun(&pb.ReconcileRun{RunId: FollowRun, Node: "city", StartedUnixMs: 2})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Options{Self: "city", Topology: sampleTopology(t), Owners: fixedOwners{}, Local: refusingLeader{st},
+		FollowInterval: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The lock is held (as by a user's run that has just begun): a check
+	// that does not take it answers nothing to resume, where one that
+	// tried it would answer ErrRunning.
+	r.running.Lock()
+	for range 5 {
+		if err := r.resumeUnfinished(context.Background()); err != nil {
+			t.Fatalf("nothing unfinished, the run's lock held elsewhere: %v, want nil (the check must not contend for the lock)", err)
+		}
+	}
+	r.running.Unlock()
+	if !r.running.TryLock() {
+		t.Fatal("the run's lock is held after the checks")
+	}
+	r.running.Unlock()
+}
