@@ -430,8 +430,8 @@ const maxResumeBackoff = 5 * time.Minute
 // resumeUnfinished resumes, on the leader, a run a crash or a leader change
 // left unfinished (a new leader carries on where the old one stopped).
 // It looks before it takes the run's lock: the loop looks every follow
-// interval, and while it held the lock a user's Reconcile was refused as
-// if a run were in progress (Aborted, though nothing ran). While a run is
+// interval, and a user's Reconcile that found the lock held by the look
+// would be refused (Aborted) although no run is going on. While a run is
 // going on (a user's, which is unfinished until it ends, or an earlier
 // resumption) it returns ErrRunning and says nothing. It announces a
 // resumption at Info once per run; further attempts at a run that keeps
