@@ -53,21 +53,33 @@ func (h *countingHandler) count() int {
 	return h.n
 }
 
-// TestResumeAnnouncedOncePerRun: while a run is going on (a user's run is
-// unfinished until it ends) the follow loop's resumption says nothing and
-// leaves it alone; a run left unfinished is announced at Info once, however
-// often its resumption fails and is tried again.
-func TestResumeAnnouncedOncePerRun(t *testing.T) {
+// storeWithRuns is an in-memory store holding runs.
+func storeWithRuns(t *testing.T, runs ...*pb.ReconcileRun) *store.Store {
+	t.Helper()
 	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	if err := st.Update(func(tx *store.Tx) error {
-		return tx.PutReconcileRun(&pb.ReconcileRun{RunId: "city-20261123T090000Z", Node: "city", StartedUnixMs: 1})
+		for _, run := range runs {
+			if err := tx.PutReconcileRun(run); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// TestResumeAnnouncedOncePerRun: while a run is going on (a user's run is
+// unfinished until it ends) the follow loop's resumption says nothing and
+// leaves it alone; a run left unfinished is announced at Info once, however
+// often its resumption fails and is tried again.
+func TestResumeAnnouncedOncePerRun(t *testing.T) {
+	st := storeWithRuns(t, &pb.ReconcileRun{RunId: "city-20261123T090000Z", Node: "city", StartedUnixMs: 1})
 	h := &countingHandler{msg: "resuming a reconciliation run left unfinished"}
 	r := New(Options{Self: "city", Topology: sampleTopology(t), Owners: fixedOwners{}, Local: refusingLeader{st},
 		FollowInterval: time.Second, Logger: slog.New(h)})
@@ -119,19 +131,9 @@ func TestResumeAnnouncedOncePerRun(t *testing.T) {
 // interval with the lock held, and a user's Reconcile that came at that
 // moment was refused as if a run were in progress.
 func TestIdleResumeCheckLeavesTheRunLockAlone(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Update(func(tx *store.Tx) error {
-		if err := tx.PutReconcileRun(&pb.ReconcileRun{RunId: "city-20261123T090000Z", Node: "city", StartedUnixMs: 1, Finished: true}); err != nil {
-			return err
-		}
-		return tx.PutReconcileRun(&pb.ReconcileRun{RunId: FollowRun, Node: "city", StartedUnixMs: 2})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWithRuns(t,
+		&pb.ReconcileRun{RunId: "city-20261123T090000Z", Node: "city", StartedUnixMs: 1, Finished: true},
+		&pb.ReconcileRun{RunId: FollowRun, Node: "city", StartedUnixMs: 2})
 	r := New(Options{Self: "city", Topology: sampleTopology(t), Owners: fixedOwners{}, Local: refusingLeader{st},
 		FollowInterval: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	// The lock is held (as by a user's run that has just begun): a check
