@@ -31,8 +31,7 @@
 # puts/s and p99, their ratio and both servers' CPU a request (the three
 # processes' user+system time over the point, warmup included, divided by
 # the requests; on two shared cores the steadier figure); then REST
-# against gRPC at 64 clients with the CPU per create (the three cityhubd processes' user+system time over
-# the run, divided by the requests, warmup included; REST is measured
+# against gRPC at 64 clients with the CPU per create (REST is measured
 # between two more gRPC points and compared with their mean, so both see
 # the same store size and the same share of badger's compactions; with -P
 # the REST point is profiled too, rest-leader.pprof); then, with -b, the
@@ -52,7 +51,7 @@ while getopts "d:w:c:b:e:EP:B:r:" opt; do
     r) rounds=$OPTARG ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
     B) batch=$OPTARG ;;
-    *) sed -n '2,45p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,44p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -290,8 +289,6 @@ if [ "$rounds" -gt 1 ]; then
   echo "Medians of $rounds rounds; the ratio is the median of the rounds' ratios (their range in brackets)."
   echo
 fi
-# The servers' CPU a request is the steadier figure on a shared VM: on
-# two cores the throughput follows it.
 echo "| clients | cityhub creates/s | etcd puts/s | ratio | cityhub p99 ms | etcd p99 ms | servers' CPU µs a request, cityhub / etcd |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 for c in $clients; do

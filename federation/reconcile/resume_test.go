@@ -127,9 +127,9 @@ func TestResumeAnnouncedOncePerRun(t *testing.T) {
 
 // TestIdleResumeCheckLeavesTheRunLockAlone: with no run left unfinished
 // (a finished run, and the follow run, which never finishes), the follow
-// loop's look for one never takes the run's lock. It looked every follow
-// interval with the lock held, and a user's Reconcile that came at that
-// moment was refused as if a run were in progress.
+// loop's look for one never takes the run's lock: a user's Reconcile that
+// came while the look held it would be refused as if a run were in
+// progress.
 func TestIdleResumeCheckLeavesTheRunLockAlone(t *testing.T) {
 	st := storeWithRuns(t,
 		&pb.ReconcileRun{RunId: "city-20261123T090000Z", Node: "city", StartedUnixMs: 1, Finished: true},

@@ -104,7 +104,6 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 		grids  = 5_000
 		batch  = 32
 	)
-	grid := func(n int) string { return fmt.Sprintf("110105%09d", n%grids) }
 	tmpl := mkCase("", pb.State_STATE_REPORTED, "unit-a", "", t0+60*minute)
 	fillStored(b, s, stored, grids)
 	i := stored
@@ -119,7 +118,7 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 			for range batch {
 				i++
 				c := clone(tmpl)
-				c.Id, c.GridCode = caseID("110105", i), grid(i*104729)
+				c.Id, c.GridCode = caseID("110105", i), benchGrid(i*104729, grids)
 				if err := tx.PutCase(nil, c); err != nil {
 					return err
 				}
@@ -170,7 +169,7 @@ func fillStored(b *testing.B, s *store.Store, n, grids int) {
 			for range min(1000, n-i) {
 				i++
 				c := clone(tmpl)
-				c.Id, c.GridCode = caseID("110104", i), fmt.Sprintf("110105%09d", i*7919%grids)
+				c.Id, c.GridCode = caseID("110104", i), benchGrid(i*7919, grids)
 				if err := tx.PutCase(nil, c); err != nil {
 					return err
 				}
@@ -181,6 +180,9 @@ func fillStored(b *testing.B, s *store.Store, n, grids int) {
 		}
 	}
 }
+
+// benchGrid is the n-th of grids unit grids of district 110105.
+func benchGrid(n, grids int) string { return fmt.Sprintf("110105%09d", n%grids) }
 
 // gcPer starts counting the CPU time the garbage collector took (the
 // runtime's estimate, runtime/metrics); the function it returns reports
