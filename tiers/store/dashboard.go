@@ -220,8 +220,9 @@ func (st dashStep) counters(emit func(string)) {
 	}
 }
 
-// stepsOf calls fn for each counted step of c's history from index from.
-func stepsOf(c *pb.Case, from int, fn func(dashStep)) {
+// stepsOf calls fn for each counted step of c's history from index from:
+// the steps of a flow action in an hour at or after floor (flowfloor.go).
+func stepsOf(c *pb.Case, from int, floor int64, fn func(dashStep)) {
 	for _, h := range c.History[from:] {
 		k, ok := flowOf(h.Action)
 		if !ok || h.At == nil {
@@ -230,6 +231,9 @@ func stepsOf(c *pb.Case, from int, fn func(dashStep)) {
 		hour := h.At.Seconds / 3600
 		if h.At.Seconds < 0 && h.At.Seconds%3600 != 0 {
 			hour--
+		}
+		if hour < floor {
+			continue
 		}
 		fn(dashStep{grid: c.GridCode, hour: hour, kind: k})
 	}
@@ -258,14 +262,15 @@ func dashIndex(c *pb.Case, sh dashShape) []string {
 }
 
 // dashOf lists the D/ records of c: the flow of its history steps from
-// index from on, and unless flowOnly its counts and overdue entries.
-func dashOf(c *pb.Case, flowOnly bool, from int) dashRecords {
+// index from on (those at or after floor), and unless flowOnly its counts
+// and overdue entries.
+func dashOf(c *pb.Case, flowOnly bool, from int, floor int64) dashRecords {
 	var r dashRecords
 	if c == nil {
 		return r
 	}
 	emit := func(k string) { r.counters = append(r.counters, k) }
-	stepsOf(c, from, func(st dashStep) { st.counters(emit) })
+	stepsOf(c, from, floor, func(st dashStep) { st.counters(emit) })
 	if flowOnly {
 		return r
 	}
@@ -295,9 +300,10 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 	if tx.dash == nil {
 		tx.dash = map[string]int64{}
 	}
+	tx.flowChanged()
 	if old == nil {
 		// A new case: every record is new.
-		r := dashOf(c, false, 0)
+		r := dashOf(c, false, 0, tx.flow.floor)
 		for _, k := range r.counters {
 			tx.dash[k]++
 		}
@@ -311,10 +317,11 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 	var was, is dashRecords
 	if c != nil && sameSteps(old, c) {
 		// Steps were appended: the old ones' flow stays as it is.
-		was, is = dashOf(old, false, len(old.History)), dashOf(c, false, len(c.History))
-		is.counters = append(is.counters, dashOf(c, true, len(old.History)).counters...)
+		f := tx.flow.floor
+		was, is = dashOf(old, false, len(old.History), f), dashOf(c, false, len(c.History), f)
+		is.counters = append(is.counters, dashOf(c, true, len(old.History), f).counters...)
 	} else {
-		was, is = dashOf(old, false, 0), dashOf(c, false, 0)
+		was, is = dashOf(old, false, 0, tx.flow.floor), dashOf(c, false, 0, tx.flow.floor)
 	}
 	for _, k := range was.counters {
 		tx.dash[k]--

@@ -122,3 +122,11 @@ func (s *Store) RawRecords(prefix string) ([][2]string, error) {
 	})
 	return out, err
 }
+
+// SetTrimBudget sets how many flow entries one transaction deletes, until
+// restore.
+func SetTrimBudget(n int) (restore func()) {
+	old := trimBudget
+	trimBudget = n
+	return func() { trimBudget = old }
+}

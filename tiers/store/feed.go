@@ -128,6 +128,7 @@ func (tx *Tx) SetChangeContext(logIndex uint64, atUnixMs int64) {
 		tx.feed.err = tx.flushPages()
 	}
 	tx.feed.logIndex, tx.feed.atUnixMs = logIndex, atUnixMs
+	tx.flowTarget(atUnixMs)
 }
 
 // flushPages writes the command's pages: its changes and its audit events.

@@ -467,6 +467,7 @@ func (s *Store) buildMemIndex() error {
 	outs := make([][]memEntry, workers)
 	slabs := make([]memSlab, workers)
 	counts := make([]map[string]int64, workers) // the D/ counters, summed
+	floor := s.flowFloor.Load()
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -485,7 +486,7 @@ func (s *Store) buildMemIndex() error {
 						continue
 					}
 					outs[w] = memEntriesOf(outs[w], slab, c, r.val)
-					d := dashOf(c, false, 0)
+					d := dashOf(c, false, 0, floor)
 					for _, k := range d.counters {
 						counts[w][k]++
 					}

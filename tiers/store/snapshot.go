@@ -188,6 +188,9 @@ func (s *Store) restoreRecords(sr *snapshotReader) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	s.log.Info("state restored from snapshot", "records", records)
+	if err := s.loadFlowFloor(); err != nil {
+		return err
+	}
 	if err := s.buildMemIndex(); err != nil {
 		return err
 	}

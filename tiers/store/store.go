@@ -42,6 +42,9 @@ type Store struct {
 	requests atomic.Pointer[requestFilter]
 	// counters holds the counters' committed values (countercache.go).
 	counters counterCache
+	// flowFloor is the first hour of the dashboard's flow kept, as
+	// committed (flowfloor.go; noFloor: every hour).
+	flowFloor atomic.Int64
 	// mem holds the case indexes and digests (memindex.go).
 	mem memIndex
 	// changeSink is given each commit's changes (OnChanges); feedHead is
@@ -79,6 +82,9 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{db: db, log: logger, feed: opts.Feed, now: opts.Now}
 	s.mem.publish(newMemTree(), nil)
 	err = s.dropStoredMemFamilies()
+	if err == nil {
+		err = s.loadFlowFloor()
+	}
 	if err == nil {
 		err = s.buildMemIndex()
 	}
@@ -170,6 +176,9 @@ func (s *Store) prepare(tx *Tx, fn func(tx *Tx) error) error {
 	if err := tx.flushDash(); err != nil {
 		return err
 	}
+	if err := tx.trimFlow(); err != nil {
+		return err
+	}
 	return tx.bumpLedger()
 }
 
@@ -183,6 +192,8 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	tx := s.tx(txn, s.mem.load().tree.Copy(), true)
 	tx.memHints, tx.memSlab = &s.mem.hints, &s.mem.slab
 	tx.counterCache = &s.counters
+	floor := s.flowFloor.Load()
+	tx.flow = flowState{floor: floor, target: floor, asked: noFloor}
 	if err := s.prepare(tx, fn); err != nil {
 		s.mem.abort()
 		return err
@@ -192,6 +203,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	}
 	if len(tx.counterWrites) > 0 {
 		s.counters.put(tx.counterWrites)
+	}
+	if tx.flow.moved {
+		s.flowFloor.Store(tx.flow.floor)
 	}
 	s.committedChanges(tx)
 	return nil

@@ -33,6 +33,9 @@ type Tx struct {
 	// GetRequest found missing, which PutRequest then knows is new.
 	newRequests   int64
 	absentRequest string
+	// flow is the dashboard flow's floor in this transaction
+	// (flowfloor.go).
+	flow flowState
 	// feed is the change log's state in this transaction (feed.go).
 	feed     feedState
 	feedOpts FeedOptions

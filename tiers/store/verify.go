@@ -161,7 +161,8 @@ type verifier struct {
 	ledger    uint64
 	hasLedger bool
 	restoring bool
-	data      bool // any record besides m/
+	flowFloor int64 // m/flowfloor (noFloor: none recorded)
+	data      bool  // any record besides m/
 	problems  []string
 	nProblems int
 	h         *xxhash.Digest
@@ -217,7 +218,7 @@ const (
 )
 
 func newVerifier(opts VerifyOptions) *verifier {
-	v := &verifier{opts: opts, cases: newCaseAcc(), counters: map[pb.State]int64{},
+	v := &verifier{opts: opts, cases: newCaseAcc(), counters: map[pb.State]int64{}, flowFloor: noFloor,
 		have: map[string]*famSum{}, seqs: map[string]uint64{}, h: xxhash.New()}
 	for _, f := range checkedFamilies {
 		v.have[f] = &famSum{}
@@ -323,6 +324,12 @@ func (v *verifier) record(key, val []byte) error {
 			v.ledger, v.hasLedger = binary.BigEndian.Uint64(val), true
 		case keyRestoring:
 			v.restoring = true
+		case keyFlowFloor:
+			if len(val) != 8 {
+				v.problem("the dashboard flow's floor is malformed")
+				return nil
+			}
+			v.flowFloor = int64(binary.BigEndian.Uint64(val))
 		}
 	}
 	return nil
@@ -353,7 +360,7 @@ func (a *caseAcc) add(id string, val []byte) {
 	// once at the end: a key per case would cost more than the decoding.
 	sh := shapeOf(c)
 	a.shapes[sh]++
-	stepsOf(c, 0, func(st dashStep) { a.steps[st]++ })
+	stepsOf(c, 0, noFloor, func(st dashStep) { a.steps[st]++ })
 	for _, k := range dashIndex(c, sh) {
 		a.want[famDashIndex].add(hashKV(a.h, []byte(k), nil))
 	}
@@ -386,7 +393,9 @@ func (v *verifier) finish() {
 		sh.counters(func(k string) { dash[k] += n })
 	}
 	for st, n := range cs.steps {
-		st.counters(func(k string) { dash[k] += n })
+		if st.hour >= v.flowFloor {
+			st.counters(func(k string) { dash[k] += n })
+		}
 	}
 	for k, n := range dash {
 		cs.want[famDashCount].add(v.hash([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
