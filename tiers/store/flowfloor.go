@@ -20,12 +20,12 @@ import (
 // The floor is the first hour kept. Apply moves it, never the clock: a
 // command's stamped time (SetChangeContext) sets the target, the hour
 // FlowKeepHours-1 before its own, once the command changes a case; the
-// transaction deletes the entries
-// below it as it commits (up to trimBudget a transaction, whole hours at
-// a time) and records the hour it got to under m/flowfloor. A step below
-// the floor counts nowhere: putDash skips it, and the rebuild at Open and
-// Verify read the recorded floor and skip it too, so every replica and
-// every rebuild hold the same entries.
+// transaction deletes the entries below it as it commits (up to
+// trimBudget a transaction, whole hours at a time) and records the hour
+// it got to under m/flowfloor. A step below the floor counts nowhere:
+// putDash skips it, and the rebuild at Open and Verify read the recorded
+// floor and skip it too, so every replica and every rebuild hold the same
+// entries.
 const (
 	// FlowKeepHours is how many hours of flow the floor keeps, up to the
 	// newest stamped command's: a day in any zone and a day to spare.
@@ -90,6 +90,10 @@ func (tx *Tx) trimFlow() error {
 		k := it.Item().KeyCopy(nil)
 		if string(k) >= string(end) {
 			break
+		}
+		if len(k) < len(pfxDashFlow)+10 {
+			it.Close()
+			return fmt.Errorf("%w: flow counter %q", ErrDamaged, k)
 		}
 		hour := string(k[len(pfxDashFlow) : len(pfxDashFlow)+10])
 		if len(doomed) >= trimBudget && hour != last {
