@@ -14,6 +14,7 @@ import (
 // A key of the in-memory families (memindex.go) is deleted from the
 // published tree, as a fault in keeping them would lose it.
 func (s *Store) RawDelete(keys ...string) error {
+	s.near.reset()
 	tree := s.mem.load().tree.Copy()
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
@@ -35,6 +36,7 @@ func (s *Store) RawDelete(keys ...string) error {
 
 // RawSet writes a key under the store's records.
 func (s *Store) RawSet(key string, val []byte) error {
+	s.near.reset()
 	if isMemKey([]byte(key)) {
 		tree := s.mem.load().tree.Copy()
 		tree.Set(newMemEntry([]byte(key), val))

@@ -277,6 +277,9 @@ func (tx *Tx) memSet(key, val []byte) error {
 	if old, had := tx.mem.SetHint(e, &tx.memHints[memHint(key)]); had && old.p == nil {
 		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.a, d: -1})
 	}
+	if key[0] == 'N' {
+		tx.noteNear(key, val, false)
+	}
 	if memWritten != nil {
 		memWritten(e.key(), false)
 	}
@@ -290,6 +293,9 @@ func (tx *Tx) memDel(key []byte) error {
 	e := memProbe(string(key))
 	if old, had := tx.mem.DeleteHint(e, &tx.memHints[memHint(key)]); had && old.p == nil {
 		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.a, d: -1})
+	}
+	if key[0] == 'N' {
+		tx.noteNear(key, nil, true)
 	}
 	if memWritten != nil {
 		memWritten(e.key(), true)
@@ -542,6 +548,7 @@ func (s *Store) buildMemIndex() error {
 		tree.Load(e)
 	}
 	s.mem.replace(tree, slabs)
+	s.near.reset()
 	var took time.Duration
 	if s.now != nil {
 		took = s.now().Sub(start)

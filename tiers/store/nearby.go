@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -186,42 +187,108 @@ func (s *Store) NearbyClosed(k NearbyClass, since, until time.Time, fn func(Near
 
 // nearby walks the entries of one class back from until (zero: the
 // newest) to since. The family is in memory (memindex.go): a look-up
-// walks the published tree itself, with no badger view and no
-// allocation an entry (a dense window is walked 64 entries deep on every
-// report, tiers/nearby).
+// reads the class's cached newest entries (nearcache.go), then, if it
+// needs more, walks the published tree itself, with no badger view and
+// no allocation an entry (a dense window is walked 64 entries deep on
+// every report, tiers/nearby).
 func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := string(nearClassPrefix(family, k))
-	// The walk starts at the last key at or before seek.
-	seek := prefix + strings.Repeat("\xff", 9)
-	if !until.IsZero() {
-		seek = string(appendNearTime([]byte(prefix), until.UnixMilli()+1))
-	}
 	st := s.stats.Load()
+	sinceMs := since.UnixMilli()
+	// give offers e to fn; false: the look-up is over.
+	give := func(e NearbyEntry) bool {
+		if st != nil {
+			st.Scanned.Add(1)
+		}
+		if e.At.UnixMilli() < sinceMs {
+			return false
+		}
+		if e.At.Before(since) || !until.IsZero() && e.At.After(until) {
+			return true
+		}
+		return fn(e)
+	}
+	sn, seq := s.near.get(prefix)
+	resume := ""
+	if sn != nil {
+		for _, c := range sn.es {
+			if !give(c.e) {
+				return nil
+			}
+		}
+		if sn.complete {
+			return nil
+		}
+		if n := len(sn.es); n > 0 {
+			resume = sn.es[n-1].key
+		}
+	}
+	// The tree, from the newest entry or past the list's oldest. What it
+	// visits extends the list (or makes one), up to nearListLen entries,
+	// read past the end of the look-up if need be.
+	var kept []nearCached
+	visited := 0
+	room := nearListLen
+	if sn != nil {
+		room -= len(sn.es)
+	}
+	over := false
+	end, err := s.walkNear(prefix, resume, func(key string, e NearbyEntry) bool {
+		visited++
+		if len(kept) < room {
+			kc := strings.Clone(key)
+			e.ID = kc[len(prefix)+8:]
+			kept = append(kept, nearCached{key: kc, e: e})
+		}
+		if !over && !give(e) {
+			over = true
+		}
+		return !over || len(kept) < room
+	})
+	if err != nil {
+		return err
+	}
+	if len(kept) > 0 || end {
+		if nearBuilt != nil {
+			nearBuilt()
+		}
+		es := kept
+		if sn != nil {
+			es = append(slices.Clone(sn.es), kept...)
+		}
+		s.near.put(prefix, sn, &nearSnap{es: es, complete: end && visited == len(kept)}, seq)
+	}
+	return nil
+}
+
+// walkNear calls visit with the entries of the class prefix names, the
+// newest first, from the newest or from the entry after the key resume
+// (which need not be there any more), until visit returns false; end
+// reports that it went past the class's oldest entry.
+func (s *Store) walkNear(prefix, resume string, visit func(key string, e NearbyEntry) bool) (end bool, err error) {
 	// The tree's own reverse iterator (memindex.go), used as its
 	// concrete type: its entries are read without a copy.
 	v := s.mem.load()
 	it := newMemIter(v.tree, v.pin, badger.IteratorOptions{Prefix: []byte(prefix), Reverse: true})
 	defer it.Close()
-	sinceMs := since.UnixMilli()
-	for it.Seek([]byte(seek)); it.Valid(); it.Next() {
+	seek := prefix + strings.Repeat("\xff", 9)
+	if resume != "" {
+		seek = resume
+	}
+	it.Seek([]byte(seek))
+	if resume != "" && it.Valid() && it.it.Item().key() == resume {
+		it.Next()
+	}
+	for ; it.Valid(); it.Next() {
 		item := it.it.Item()
 		key := item.key()
-		if st != nil {
-			st.Scanned.Add(1)
-		}
 		e, err := decodeNear(len(prefix), key, item.val())
 		if err != nil {
-			return err
+			return false, err
 		}
-		if e.At.UnixMilli() < sinceMs {
-			return nil
-		}
-		if e.At.Before(since) || !until.IsZero() && e.At.After(until) {
-			continue
-		}
-		if !fn(e) {
-			return nil
+		if !visit(key, e) {
+			return false, nil
 		}
 	}
-	return nil
+	return true, nil
 }

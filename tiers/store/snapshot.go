@@ -131,6 +131,7 @@ func (s *Store) Restore(r io.Reader) error {
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
 	s.mem.replace(newMemTree(), nil)
+	s.near.reset()
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)
 	}

@@ -45,6 +45,9 @@ type Store struct {
 	// flowFloor is the first hour of the dashboard's flow kept, as
 	// committed (flowfloor.go; noFloor: every hour).
 	flowFloor atomic.Int64
+	// near holds the newest entries of the nearby classes looked up
+	// (nearcache.go).
+	near nearCache
 	// mem holds the case indexes and digests (memindex.go).
 	mem memIndex
 	// changeSink is given each commit's changes (OnChanges); feedHead is
@@ -206,6 +209,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	}
 	if tx.flow.moved {
 		s.flowFloor.Store(tx.flow.floor)
+	}
+	if len(tx.nearChanges) > 0 {
+		s.near.apply(tx.nearChanges)
 	}
 	s.committedChanges(tx)
 	return nil

@@ -33,6 +33,9 @@ type Tx struct {
 	// GetRequest found missing, which PutRequest then knows is new.
 	newRequests   int64
 	absentRequest string
+	// nearChanges are the nearby entries it changed, for the cache
+	// (nearcache.go).
+	nearChanges []nearChange
 	// flow is the dashboard flow's floor in this transaction
 	// (flowfloor.go).
 	flow flowState

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// The newest entries of the nearby classes a replica looked up, in one
+// place each. A look-up walks up to 64 entries of a class (tiers/nearby),
+// and in the tree each is a read elsewhere in memory: with a million
+// cases stored, 0.7 µs an entry on a loaded leader, 44 µs a report
+// (BENCHMARKS.md, "What the million-case tier pays for"). The cache holds
+// a class's newest entries as a list of values, so the walk reads one run
+// of memory.
+//
+// A list is exactly the newest part of its class in the published tree
+// (newest first, as the reverse walk gives them): a look-up that needs
+// more than the list holds goes on in the tree from the list's oldest
+// entry, so the answer is the tree's either way. Only look-ups fill it
+// (the leader's, for reports); every commit applies its nearby changes to
+// the lists that exist, after it is published.
+type nearCache struct {
+	mu      sync.RWMutex
+	classes map[string]*nearList // by class prefix (N/o/<class>, N/c/<class>)
+	// seq counts the commits applied: a list built from a tree is kept
+	// only if no commit was applied while it was built, for the commit
+	// might be in the tree or not.
+	seq uint64
+}
+
+// nearBuilt, when set (by a test of this package), runs between a walk
+// that made or extended a list and the list's put.
+var nearBuilt func()
+
+// nearListLen is how many entries a list holds: tiers/nearby's cap.
+const nearListLen = 64
+
+// nearCacheClasses bounds the lists (about 4 KB each): past it the cache
+// starts again empty.
+const nearCacheClasses = 16_384
+
+type nearList struct{ cur atomic.Pointer[nearSnap] }
+
+// nearSnap is one version of a list, never changed once published.
+type nearSnap struct {
+	es []nearCached // newest first (tree order, reversed)
+	// complete: the class has no entry but these.
+	complete bool
+}
+
+type nearCached struct {
+	key string // the tree key: where a walk past the list goes on
+	e   NearbyEntry
+}
+
+// nearChange is one change of a nearby entry a transaction made.
+type nearChange struct {
+	prefixLen int
+	key, val  []byte
+	del       bool
+}
+
+func (c *nearCache) get(prefix string) (*nearSnap, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if l := c.classes[prefix]; l != nil {
+		return l.cur.Load(), c.seq
+	}
+	return nil, c.seq
+}
+
+// put keeps sn, built from a tree loaded after get returned old and seq,
+// as the class's list: if no commit was applied since, and the list is
+// still old (nil: there was none).
+func (c *nearCache) put(prefix string, old, sn *nearSnap, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seq != seq {
+		return
+	}
+	if l := c.classes[prefix]; l != nil {
+		if old != nil && l.cur.Load() == old {
+			l.cur.Store(sn)
+		}
+		return
+	}
+	if old != nil {
+		return // dropped meanwhile
+	}
+	if c.classes == nil || len(c.classes) >= nearCacheClasses {
+		c.classes = map[string]*nearList{}
+	}
+	l := &nearList{}
+	l.cur.Store(sn)
+	c.classes[prefix] = l
+}
+
+// reset drops every list (the tree was rebuilt or replaced).
+func (c *nearCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.classes = nil
+}
+
+// apply applies a commit's nearby changes, in their order, to the lists
+// that exist. Idempotent per change: a list built from a tree that held
+// it already has it.
+func (c *nearCache) apply(changes []nearChange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	for _, ch := range changes {
+		prefix := string(ch.key[:ch.prefixLen])
+		l := c.classes[prefix]
+		if l == nil {
+			continue
+		}
+		if sn := l.cur.Load().with(ch); sn != nil {
+			l.cur.Store(sn)
+		}
+	}
+}
+
+// with is sn changed by ch, or nil when ch changes nothing it holds.
+func (sn *nearSnap) with(ch nearChange) *nearSnap {
+	// The position of ch.key: the entries before it are newer.
+	i, found := slices.BinarySearchFunc(sn.es, ch.key, func(e nearCached, k []byte) int {
+		return -strings.Compare(e.key, string(k))
+	})
+	if ch.del {
+		if !found {
+			return nil
+		}
+		es := slices.Delete(slices.Clone(sn.es), i, i+1)
+		return &nearSnap{es: es, complete: sn.complete}
+	}
+	if !found && i == len(sn.es) && !sn.complete {
+		return nil // older than the list: beyond what it holds
+	}
+	e, err := decodeNear(ch.prefixLen, string(ch.key), string(ch.val))
+	if err != nil {
+		return nil
+	}
+	kc := string(ch.key)
+	e.ID = kc[ch.prefixLen+8:]
+	if found { // a new value (the coordinates moved)
+		es := slices.Clone(sn.es)
+		es[i] = nearCached{key: kc, e: e}
+		return &nearSnap{es: es, complete: sn.complete}
+	}
+	es := slices.Insert(slices.Clone(sn.es), i, nearCached{key: kc, e: e})
+	complete := sn.complete
+	if len(es) > nearListLen {
+		es, complete = es[:nearListLen], false
+	}
+	return &nearSnap{es: es, complete: complete}
+}
+
+// noteNear records a change of a nearby entry (memSet, memDel), for the
+// cache once the transaction commits.
+func (tx *Tx) noteNear(key, val []byte, del bool) {
+	if n := nearPrefixLen(key); n > 0 {
+		tx.nearChanges = append(tx.nearChanges, nearChange{prefixLen: n, key: bytes.Clone(key), val: bytes.Clone(val), del: del})
+	}
+}
+
+// nearPrefixLen is the length of key's class prefix (nearClassPrefix:
+// the family, three length-prefixed fields and the kind), 0 if key is not
+// a nearby entry's.
+func nearPrefixLen(key []byte) int {
+	n := len(pfxNearOpen)
+	if len(key) < n {
+		return 0
+	}
+	for range 3 {
+		l, w := binary.Uvarint(key[n:])
+		if w <= 0 || uint64(len(key)-n-w) < l {
+			return 0
+		}
+		n += w + int(l)
+	}
+	if n += 4; len(key) < n+8 {
+		return 0
+	}
+	return n
+}
