@@ -52,7 +52,7 @@ func (f *Finder) SetStore(s *store.Store) { f.store.Store(s) }
 // leader's CPU under batched reports (BENCHMARKS.md), and a person
 // deciding whether a report is a duplicate reads the latest few. The 64
 // most recent are plenty for both the hint and recurrence.
-const maxCandidates = 64
+const maxCandidates = 64 // the store keeps the newest 64 of a class in one list (store.nearListLen)
 
 // self is true for c's own index entry: its id, at its time (the
 // millisecond is compared first, from the entry itself: the id's bytes

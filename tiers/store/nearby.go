@@ -195,11 +195,9 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 	prefix := string(nearClassPrefix(family, k))
 	st := s.stats.Load()
 	sinceMs := since.UnixMilli()
-	// give offers e to fn; false: the look-up is over.
+	// give offers e to fn; false: the look-up is over. Every entry read,
+	// from a list or the tree, counts as a key scanned.
 	give := func(e NearbyEntry) bool {
-		if st != nil {
-			st.Scanned.Add(1)
-		}
 		if e.At.UnixMilli() < sinceMs {
 			return false
 		}
@@ -212,6 +210,9 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 	resume := ""
 	if sn != nil {
 		for _, c := range sn.es {
+			if st != nil {
+				st.Scanned.Add(1)
+			}
 			if !give(c.e) {
 				return nil
 			}
@@ -235,6 +236,9 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 	over := false
 	end, err := s.walkNear(prefix, resume, func(key string, e NearbyEntry) bool {
 		visited++
+		if st != nil {
+			st.Scanned.Add(1)
+		}
 		if len(kept) < room {
 			kc := strings.Clone(key)
 			e.ID = kc[len(prefix)+8:]
