@@ -213,7 +213,7 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 			if st != nil {
 				st.Scanned.Add(1)
 			}
-			if !give(c.e) {
+			if !give(c) {
 				return nil
 			}
 		}
@@ -221,7 +221,7 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 			return nil
 		}
 		if n := len(sn.es); n > 0 {
-			resume = sn.es[n-1].key
+			resume = nearKey(prefix, sn.es[n-1])
 		}
 	}
 	// The tree, from the newest entry or past the list's oldest. What it
@@ -240,9 +240,9 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 			st.Scanned.Add(1)
 		}
 		if len(kept) < room {
-			kc := strings.Clone(key)
-			e.ID = kc[len(prefix)+8:]
-			kept = append(kept, nearCached{key: kc, e: e})
+			c := e
+			c.ID = strings.Clone(e.ID)
+			kept = append(kept, c)
 		}
 		if !over && !give(e) {
 			over = true

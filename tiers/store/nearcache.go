@@ -39,9 +39,10 @@ var nearBuilt func()
 // nearListLen is how many entries a list holds: tiers/nearby's cap.
 const nearListLen = 64
 
-// nearCacheClasses bounds the lists (about 4 KB each): past it the cache
-// starts again empty.
-const nearCacheClasses = 16_384
+// nearCacheClasses bounds the lists (up to 64 entries of about 90 bytes:
+// at most some 45 MB): past it the cache starts again empty. A district's
+// 240 grids and 14 classes, open and closed, are 6,720.
+const nearCacheClasses = 8192
 
 type nearList struct{ cur atomic.Pointer[nearSnap] }
 
@@ -52,9 +53,25 @@ type nearSnap struct {
 	complete bool
 }
 
-type nearCached struct {
-	key string // the tree key: where a walk past the list goes on
-	e   NearbyEntry
+// nearCached is an entry of a list: its tree key is the class prefix,
+// the millisecond of At and the ID (nearKey).
+type nearCached = NearbyEntry
+
+// nearKey is the tree key of e in the class prefix names.
+func nearKey(prefix string, e NearbyEntry) string {
+	return string(appendNearTime([]byte(prefix), e.At.UnixMilli())) + e.ID
+}
+
+// nearOrder orders entries as a list holds them: newest first, by
+// millisecond then id, the reverse of the tree's keys.
+func nearOrder(a NearbyEntry, ms int64, id string) int {
+	if am := a.At.UnixMilli(); am != ms {
+		if am > ms {
+			return -1
+		}
+		return 1
+	}
+	return -strings.Compare(a.ID, id)
 }
 
 // nearChange is one change of a nearby entry a transaction made.
@@ -129,9 +146,12 @@ func (c *nearCache) apply(changes []nearChange) {
 // with is sn changed by ch, or nil when ch changes nothing it holds.
 func (sn *nearSnap) with(ch nearChange) *nearSnap {
 	// The position of ch.key: the entries before it are newer.
-	i, found := slices.BinarySearchFunc(sn.es, ch.key, func(e nearCached, k []byte) int {
-		return -strings.Compare(e.key, string(k))
-	})
+	if len(ch.key) < ch.prefixLen+8 {
+		return nil
+	}
+	ms := int64(binary.BigEndian.Uint64(ch.key[ch.prefixLen:]) ^ (1 << 63))
+	id := string(ch.key[ch.prefixLen+8:])
+	i, found := slices.BinarySearchFunc(sn.es, ms, func(e nearCached, ms int64) int { return nearOrder(e, ms, id) })
 	if ch.del {
 		if !found {
 			return nil
@@ -146,14 +166,13 @@ func (sn *nearSnap) with(ch nearChange) *nearSnap {
 	if err != nil {
 		return nil
 	}
-	kc := string(ch.key)
-	e.ID = kc[ch.prefixLen+8:]
+	e.ID = id
 	if found { // a new value (the coordinates moved)
 		es := slices.Clone(sn.es)
-		es[i] = nearCached{key: kc, e: e}
+		es[i] = e
 		return &nearSnap{es: es, complete: sn.complete}
 	}
-	es := slices.Insert(slices.Clone(sn.es), i, nearCached{key: kc, e: e})
+	es := slices.Insert(slices.Clone(sn.es), i, e)
 	complete := sn.complete
 	if len(es) > nearListLen {
 		es, complete = es[:nearListLen], false

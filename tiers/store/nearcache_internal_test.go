@@ -219,7 +219,7 @@ func TestNearbyCacheUnderConcurrentCommits(t *testing.T) {
 	}
 	var list []string
 	for _, c := range sn.es {
-		list = append(list, c.key)
+		list = append(list, nearKey(prefix, c))
 	}
 	if len(tree) < len(list) || !slices.Equal(tree[:len(list)], list) {
 		t.Fatalf("the list is not the newest part of the class:\nlist %q\ntree %q", list, tree)
