@@ -15,6 +15,17 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// openQuiet opens an in-memory store closed at the end of the test.
+func openQuiet(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // walkNearby is the look-up without the cache: the tree alone.
 func (s *Store) walkNearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := string(nearClassPrefix(family, k))
@@ -38,11 +49,7 @@ func (s *Store) walkNearby(family string, k NearbyClass, until, since time.Time,
 // of the tree alone gives, with lists built, extended, cut and dropped on
 // the way; and the lists are really used.
 func TestNearbyCacheAnswersAsTheTree(t *testing.T) {
-	s, err := Open(Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openQuiet(t)
 	rng := rand.New(rand.NewPCG(7, 13))
 	const t0 = int64(1_780_000_000_000)
 	grids := []string{"320505001002007", "320505001002008"}
@@ -154,11 +161,7 @@ func TestNearbyCacheAnswersAsTheTree(t *testing.T) {
 // older than a commit the cache already applied would miss that commit
 // for good).
 func TestNearbyCacheUnderConcurrentCommits(t *testing.T) {
-	s, err := Open(Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openQuiet(t)
 	const t0 = int64(1_780_000_000_000)
 	k := NearbyClass{Grid: "320505001002007", Kind: pb.Kind_KIND_EVENT, Major: "01", Minor: "02"}
 	done := make(chan struct{})
@@ -234,11 +237,7 @@ func TestNearbyCacheUnderConcurrentCommits(t *testing.T) {
 // hook between them) makes the put refused, so the report it brought is
 // in the next look-up's answer.
 func TestNearbyCacheRefusesAListOlderThanACommit(t *testing.T) {
-	s, err := Open(Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openQuiet(t)
 	const t0 = int64(1_780_000_000_000)
 	k := NearbyClass{Grid: "320505001002007", Kind: pb.Kind_KIND_EVENT, Major: "01", Minor: "02"}
 	report := func(n int) {
