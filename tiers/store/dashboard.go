@@ -228,10 +228,7 @@ func stepsOf(c *pb.Case, from int, floor int64, fn func(dashStep)) {
 		if !ok || h.At == nil {
 			continue
 		}
-		hour := h.At.Seconds / 3600
-		if h.At.Seconds < 0 && h.At.Seconds%3600 != 0 {
-			hour--
-		}
+		hour := unixHour(h.At.Seconds * 1000)
 		if hour < floor {
 			continue
 		}

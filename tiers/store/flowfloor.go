@@ -40,7 +40,8 @@ const (
 // hour its cases ever had. A variable for the tests.
 var trimBudget = 20_000
 
-// unixHour is the hour t lies in, counted from the Unix epoch.
+// unixHour is the hour the Unix millisecond ms lies in, counted from the
+// epoch (the hour before it for a time before 1970).
 func unixHour(ms int64) int64 {
 	h := ms / 3_600_000
 	if ms < 0 && ms%3_600_000 != 0 {
