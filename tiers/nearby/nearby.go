@@ -6,8 +6,9 @@
 //
 // Candidates come from the store's nearby index (grid, class, time): a
 // lookup reads the index entries of the new case's grid and class inside
-// the window, never a case and never the cases outside the window, so a
-// report costs the same with ten cases stored or a million.
+// the window (mostly from the store's list of the class's newest 64),
+// never a case and never more than those and 64, so a report costs the
+// same with ten cases stored or a million.
 package nearby
 
 import (
