@@ -227,14 +227,14 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 	// The tree, from the newest entry or past the list's oldest. What it
 	// visits extends the list (or makes one), up to nearListLen entries,
 	// read past the end of the look-up if need be.
-	var kept []nearCached
+	var kept []NearbyEntry
 	visited := 0
 	room := nearListLen
 	if sn != nil {
 		room -= len(sn.es)
 	}
 	over := false
-	end, err := s.walkNear(prefix, resume, func(key string, e NearbyEntry) bool {
+	end, err := s.walkNear(prefix, resume, func(e NearbyEntry) bool {
 		visited++
 		if st != nil {
 			st.Scanned.Add(1)
@@ -269,7 +269,7 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 // newest first, from the newest or from the entry after the key resume
 // (which need not be there any more), until visit returns false; end
 // reports that it went past the class's oldest entry.
-func (s *Store) walkNear(prefix, resume string, visit func(key string, e NearbyEntry) bool) (end bool, err error) {
+func (s *Store) walkNear(prefix, resume string, visit func(e NearbyEntry) bool) (end bool, err error) {
 	// The tree's own reverse iterator (memindex.go), used as its
 	// concrete type: its entries are read without a copy.
 	v := s.mem.load()
@@ -290,7 +290,7 @@ func (s *Store) walkNear(prefix, resume string, visit func(key string, e NearbyE
 		if err != nil {
 			return false, err
 		}
-		if !visit(key, e) {
+		if !visit(e) {
 			return false, nil
 		}
 	}

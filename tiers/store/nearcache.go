@@ -48,14 +48,10 @@ type nearList struct{ cur atomic.Pointer[nearSnap] }
 
 // nearSnap is one version of a list, never changed once published.
 type nearSnap struct {
-	es []nearCached // newest first (tree order, reversed)
+	es []NearbyEntry // newest first (tree order, reversed); keys: nearKey
 	// complete: the class has no entry but these.
 	complete bool
 }
-
-// nearCached is an entry of a list: its tree key is the class prefix,
-// the millisecond of At and the ID (nearKey).
-type nearCached = NearbyEntry
 
 // nearKey is the tree key of e in the class prefix names.
 func nearKey(prefix string, e NearbyEntry) string {
@@ -151,7 +147,7 @@ func (sn *nearSnap) with(ch nearChange) *nearSnap {
 	}
 	ms := int64(binary.BigEndian.Uint64(ch.key[ch.prefixLen:]) ^ (1 << 63))
 	id := string(ch.key[ch.prefixLen+8:])
-	i, found := slices.BinarySearchFunc(sn.es, ms, func(e nearCached, ms int64) int { return nearOrder(e, ms, id) })
+	i, found := slices.BinarySearchFunc(sn.es, ms, func(e NearbyEntry, ms int64) int { return nearOrder(e, ms, id) })
 	if ch.del {
 		if !found {
 			return nil

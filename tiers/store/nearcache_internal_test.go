@@ -30,7 +30,7 @@ func openQuiet(t *testing.T) *Store {
 func (s *Store) walkNearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := string(nearClassPrefix(family, k))
 	sinceMs := since.UnixMilli()
-	_, err := s.walkNear(prefix, "", func(_ string, e NearbyEntry) bool {
+	_, err := s.walkNear(prefix, "", func(e NearbyEntry) bool {
 		if e.At.UnixMilli() < sinceMs {
 			return false
 		}
@@ -213,8 +213,8 @@ func TestNearbyCacheUnderConcurrentCommits(t *testing.T) {
 		t.Fatal("no list after thousands of look-ups")
 	}
 	var tree []string
-	end, err := s.walkNear(prefix, "", func(key string, _ NearbyEntry) bool {
-		tree = append(tree, key)
+	end, err := s.walkNear(prefix, "", func(e NearbyEntry) bool {
+		tree = append(tree, nearKey(prefix, e))
 		return len(tree) <= len(sn.es)
 	})
 	if err != nil {
