@@ -25,7 +25,10 @@
 #       at N clients instead); with -b also of the 64-client point on
 #       the tier holding the backlog (stored-leader.pprof and
 #       stored-follower.pprof); PROFILE_TRACE=S also takes S seconds of
-#       the runtime's execution trace of both (leader.trace: go tool trace)
+#       the runtime's execution trace of both (leader.trace: go tool trace);
+#       PROFILE_ALLOCS=1 also what both allocated over the point
+#       (go tool pprof -sample_index=alloc_space -base leader-allocs0.pprof
+#       leader-allocs.pprof)
 #
 # For each client count it prints cityhub's gRPC creates/s and p99, etcd's
 # puts/s and p99, their ratio and both servers' CPU a request (the three
@@ -190,6 +193,16 @@ profile() {
   ppids+=($!)
   (sleep "$warm"; curl -sf -o "$profiles/${name}follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
   ppids+=($!)
+  if [ -n "${PROFILE_ALLOCS:-}" ]; then
+    local n
+    for n in "$L" "$f"; do
+      local who=leader
+      [ "$n" = "$L" ] || who=follower
+      (sleep "$warm"; curl -sf -o "$profiles/${name}$who-allocs0.pprof" "127.0.0.1:720$n/debug/pprof/allocs"
+       sleep "$secs"; curl -sf -o "$profiles/${name}$who-allocs.pprof" "127.0.0.1:720$n/debug/pprof/allocs") &
+      ppids+=($!)
+    done
+  fi
   [ -n "${PROFILE_TRACE:-}" ] || return 0
   (sleep "$warm"; curl -sf -o "$profiles/${name}leader.trace" "127.0.0.1:720$L/debug/pprof/trace?seconds=$PROFILE_TRACE") &
   ppids+=($!)
