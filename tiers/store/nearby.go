@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -209,19 +208,19 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 	sn, seq := s.near.get(prefix)
 	resume := ""
 	if sn != nil {
-		for _, c := range sn.es {
+		for i := len(sn.es) - 1; i >= 0; i-- {
 			if st != nil {
 				st.Scanned.Add(1)
 			}
-			if !give(c) {
+			if !give(sn.es[i]) {
 				return nil
 			}
 		}
 		if sn.complete {
 			return nil
 		}
-		if n := len(sn.es); n > 0 {
-			resume = nearKey(prefix, sn.es[n-1])
+		if len(sn.es) > 0 {
+			resume = nearKey(prefix, sn.es[0])
 		}
 	}
 	// The tree, from the newest entry or past the list's oldest. What it
@@ -256,10 +255,17 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 		if nearBuilt != nil {
 			nearBuilt()
 		}
-		es := kept
+		// The list holds the oldest first: what the walk kept, reversed,
+		// then what the list held.
+		var held []NearbyEntry
 		if sn != nil {
-			es = append(slices.Clone(sn.es), kept...)
+			held = sn.es
 		}
+		es := newNearEntries(len(kept) + len(held))
+		for i := len(kept) - 1; i >= 0; i-- {
+			es = append(es, kept[i])
+		}
+		es = append(es, held...)
 		s.near.put(prefix, sn, &nearSnap{es: es, complete: end && visited == len(kept)}, seq)
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 // of memory.
 //
 // A list is exactly the newest part of its class in the published tree
-// (newest first, as the reverse walk gives them): a look-up that needs
+// (in the tree's order, the newest last): a look-up that needs
 // more than the list holds goes on in the tree from the list's oldest
 // entry, so the answer is the tree's either way. Only look-ups fill it
 // (the leader's, for reports); every commit applies its nearby changes to
@@ -47,27 +47,39 @@ const nearCacheClasses = 8192
 type nearList struct{ cur atomic.Pointer[nearSnap] }
 
 // nearSnap is one version of a list, never changed once published.
+//
+// A report is its class's newest entry, so most changes append: the next
+// version writes the entry past the end of this one's, in the same
+// array, where no version published before it reads (every version is
+// made from the newest under the cache's lock, so only the newest's end
+// is ever written past), and drops the oldest by slicing. An array is
+// made with room for nearListLen more, so a list copies its entries
+// once every nearListLen reports instead of at every one.
 type nearSnap struct {
-	es []NearbyEntry // newest first (tree order, reversed); keys: nearKey
+	es []NearbyEntry // oldest first, as the tree holds them; keys: nearKey
 	// complete: the class has no entry but these.
 	complete bool
 }
+
+// newNearEntries is a new array for a list of n entries, with room to
+// append nearListLen more.
+func newNearEntries(n int) []NearbyEntry { return make([]NearbyEntry, 0, n+nearListLen) }
 
 // nearKey is the tree key of e in the class prefix names.
 func nearKey(prefix string, e NearbyEntry) string {
 	return string(appendNearTime([]byte(prefix), e.At.UnixMilli())) + e.ID
 }
 
-// nearOrder orders entries as a list holds them: newest first, by
-// millisecond then id, the reverse of the tree's keys.
+// nearOrder orders entries as a list and the tree hold them: by
+// millisecond, then id.
 func nearOrder(a NearbyEntry, ms int64, id string) int {
 	if am := a.At.UnixMilli(); am != ms {
-		if am > ms {
+		if am < ms {
 			return -1
 		}
 		return 1
 	}
-	return -strings.Compare(a.ID, id)
+	return strings.Compare(a.ID, id)
 }
 
 // nearChange is one change of a nearby entry a transaction made.
@@ -141,7 +153,7 @@ func (c *nearCache) apply(changes []nearChange) {
 
 // with is sn changed by ch, or nil when ch changes nothing it holds.
 func (sn *nearSnap) with(ch nearChange) *nearSnap {
-	// The position of ch.key: the entries before it are newer.
+	// The position of ch.key: the entries before it are older.
 	if len(ch.key) < ch.prefixLen+8 {
 		return nil
 	}
@@ -149,13 +161,16 @@ func (sn *nearSnap) with(ch nearChange) *nearSnap {
 	id := string(ch.key[ch.prefixLen+8:])
 	i, found := slices.BinarySearchFunc(sn.es, ms, func(e NearbyEntry, ms int64) int { return nearOrder(e, ms, id) })
 	if ch.del {
-		if !found {
+		switch {
+		case !found:
 			return nil
+		case i == 0: // the oldest: the rest is still the class's newest
+			return &nearSnap{es: sn.es[1:], complete: sn.complete}
 		}
-		es := slices.Delete(slices.Clone(sn.es), i, i+1)
-		return &nearSnap{es: es, complete: sn.complete}
+		es := append(newNearEntries(len(sn.es)-1), sn.es[:i]...)
+		return &nearSnap{es: append(es, sn.es[i+1:]...), complete: sn.complete}
 	}
-	if !found && i == len(sn.es) && !sn.complete {
+	if !found && i == 0 && !sn.complete {
 		return nil // older than the list: beyond what it holds
 	}
 	e, err := decodeNear(ch.prefixLen, string(ch.key), string(ch.val))
@@ -163,15 +178,21 @@ func (sn *nearSnap) with(ch nearChange) *nearSnap {
 		return nil
 	}
 	e.ID = id
-	if found { // a new value (the coordinates moved)
-		es := slices.Clone(sn.es)
+	var es []NearbyEntry
+	switch {
+	case found: // a new value (the coordinates moved)
+		es = append(newNearEntries(len(sn.es)), sn.es...)
 		es[i] = e
-		return &nearSnap{es: es, complete: sn.complete}
+	case i == len(sn.es) && len(sn.es) < cap(sn.es):
+		// The newest: past the end, in the same array (nearSnap).
+		es = append(sn.es, e)
+	default:
+		es = append(newNearEntries(len(sn.es)+1), sn.es[:i]...)
+		es = append(append(es, e), sn.es[i:]...)
 	}
-	es := slices.Insert(slices.Clone(sn.es), i, e)
 	complete := sn.complete
 	if len(es) > nearListLen {
-		es, complete = es[:nearListLen], false
+		es, complete = es[len(es)-nearListLen:], false
 	}
 	return &nearSnap{es: es, complete: complete}
 }
