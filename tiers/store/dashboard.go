@@ -343,43 +343,6 @@ func (tx *Tx) putDash(old, c *pb.Case) error {
 	return nil
 }
 
-// flushDash writes the transaction's counter changes, once per counter
-// however many cases of the batch moved it (Update, before the commit:
-// nothing reads D/ counters inside a write transaction).
-func (tx *Tx) flushDash() error {
-	if len(tx.dash) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(tx.dash))
-	for k, d := range tx.dash {
-		if d != 0 {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys) // the same writes in the same order on every replica
-	for _, k := range keys {
-		if err := tx.addDash([]byte(k), tx.dash[k]); err != nil {
-			return err
-		}
-	}
-	clear(tx.dash)
-	return nil
-}
-
-// addDash adds d to a D/ counter, deleting it at zero. The counters are
-// in memory (memindex.go): read from the transaction's own tree, never
-// through the counter cache.
-func (tx *Tx) addDash(k []byte, d int64) error {
-	n, err := tx.getUint64(k)
-	if err != nil {
-		return err
-	}
-	if v := int64(n) + d; v != 0 {
-		return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)))
-	}
-	return tx.del(k)
-}
-
 // AreaTally is the numbers of one area (or unit) from the D/ counters.
 type AreaTally struct {
 	Code     string
@@ -462,7 +425,7 @@ func (s *Store) Dashboard(q DashboardQuery) (DashboardResult, error) {
 	} else if strings.Contains(q.Unit, unitSep) {
 		return res, fmt.Errorf("unit %q: %w", q.Unit, ErrBadArea)
 	}
-	err := s.View(func(tx *Tx) error {
+	err := s.viewDash(func(tx *Tx) error {
 		head, _, err := readFeedMeta(tx.txn)
 		if err != nil {
 			return err

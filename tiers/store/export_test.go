@@ -18,6 +18,12 @@ func (s *Store) RawDelete(keys ...string) error {
 	tree := s.mem.load().tree.Copy()
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
+			if isDashCounter([]byte(k)) {
+				s.mem.dash.mu.Lock()
+				s.mem.dash.tree.Delete(memProbe(k))
+				s.mem.dash.mu.Unlock()
+				continue
+			}
 			if isMemKey([]byte(k)) {
 				tree.Delete(memProbe(k))
 				continue
@@ -37,6 +43,12 @@ func (s *Store) RawDelete(keys ...string) error {
 // RawSet writes a key under the store's records.
 func (s *Store) RawSet(key string, val []byte) error {
 	s.near.reset()
+	if isDashCounter([]byte(key)) {
+		s.mem.dash.mu.Lock()
+		defer s.mem.dash.mu.Unlock()
+		s.mem.dash.tree.Set(newMemEntry([]byte(key), val))
+		return nil
+	}
 	if isMemKey([]byte(key)) {
 		tree := s.mem.load().tree.Copy()
 		tree.Set(newMemEntry([]byte(key), val))

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -171,6 +172,9 @@ type memIndex struct {
 	slab memSlab
 	// buildNanos is how long the last buildMemIndex took (a metric).
 	buildNanos atomic.Int64
+	// dash holds the dashboard's counters (dashcounters.go): committed
+	// with the tree each commit publishes.
+	dash dashCounters
 }
 
 // memVersion is a published tree and the pin its readers hold while
@@ -187,23 +191,39 @@ func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memVersion) {
 	return db.NewTransaction(false), v
 }
 
-// exactView is view with the tree of exactly the view's moment: it holds
-// writes back while it begins (Snapshot, Verify).
-func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion) {
+// exactView is view with the tree and the dashboard's counters of exactly
+// the view's moment: it holds writes back while it begins (Snapshot,
+// Verify).
+func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion, *memTree) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
-	return db.NewTransaction(false), m.cur.Load()
+	return db.NewTransaction(false), m.cur.Load(), m.dash.view()
 }
 
 // commit commits txn, then publishes tree, whose blocks' live entries
-// changed by deltas. Under writer.
-func (m *memIndex) commit(txn *badger.Txn, tree *memTree, deltas []blockDelta) error {
+// changed by deltas, with the dashboard's counters changed by dash: a
+// reader that takes both under the counters' lock (viewDash) has them of
+// the same commit. Under writer.
+func (m *memIndex) commit(txn *badger.Txn, tree *memTree, deltas []blockDelta, dash []dashDelta) error {
 	if err := txn.Commit(); err != nil {
 		m.abort()
 		return err
 	}
-	m.publish(tree, m.slab.settle(deltas, true))
+	retired := m.slab.settle(deltas, true)
+	m.dash.mu.Lock()
+	defer m.dash.mu.Unlock()
+	m.dash.applyLocked(dash)
+	m.publish(tree, retired)
 	return nil
+}
+
+// viewDash is view with a copy of the dashboard's counters of the same
+// commit as the tree.
+func (m *memIndex) viewDash(db *badger.DB) (*badger.Txn, *memVersion, *memTree) {
+	m.dash.mu.Lock()
+	v, dash := m.cur.Load(), m.dash.copyLocked()
+	m.dash.mu.Unlock()
+	return db.NewTransaction(false), v, dash
 }
 
 // abort drops a write transaction's tree (its entries in blocks are
@@ -231,12 +251,13 @@ func (m *memIndex) publish(tree *memTree, retired []uint32) {
 	m.cur.Store(&memVersion{tree: tree, pin: pin})
 }
 
-// replace publishes tree, built from the stored cases in the blocks of
-// built (the build's workers'), instead of every entry held so far (Open,
-// Restore, Close).
-func (m *memIndex) replace(tree *memTree, built []memSlab) {
+// replace publishes tree and the dashboard's counters dash, built from
+// the stored cases in the blocks of built (the build's workers'), instead
+// of every entry held so far (Open, Restore, Close).
+func (m *memIndex) replace(tree, dash *memTree, built []memSlab) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
+	m.dash.replace(dash)
 	retired := m.slab.all()
 	for i := range built {
 		for n := range built[i].live {
@@ -538,23 +559,29 @@ func (s *Store) buildMemIndex() error {
 			counts[0][k] += n
 		}
 	}
+	counters := make([]memEntry, 0, len(counts[0]))
 	for k, n := range counts[0] {
-		outs[0] = append(outs[0], newMemEntry([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
+		counters = append(counters, newMemEntry([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
 	}
 	all := slices.Concat(outs...)
-	slices.SortFunc(all, func(a, b memEntry) int { return strings.Compare(a.key(), b.key()) })
-	tree := newMemTree()
-	for _, e := range all {
-		tree.Load(e)
+	tree, dash := newMemTree(), newMemTree()
+	for _, set := range []struct {
+		es   []memEntry
+		tree *memTree
+	}{{all, tree}, {counters, dash}} {
+		slices.SortFunc(set.es, func(a, b memEntry) int { return strings.Compare(a.key(), b.key()) })
+		for _, e := range set.es {
+			set.tree.Load(e)
+		}
 	}
-	s.mem.replace(tree, slabs)
+	s.mem.replace(tree, dash, slabs)
 	s.near.reset()
 	var took time.Duration
 	if s.now != nil {
 		took = s.now().Sub(start)
 	}
 	s.mem.buildNanos.Store(int64(took))
-	s.log.Info("case indexes built in memory", "entries", tree.Len(), "took", took.Round(time.Millisecond))
+	s.log.Info("case indexes built in memory", "entries", tree.Len()+dash.Len(), "took", took.Round(time.Millisecond))
 	return nil
 }
 
@@ -605,14 +632,47 @@ func (s *Store) dropStoredMemFamilies() error {
 	return nil
 }
 
-// eachMem calls fn for every entry of the in-memory families of tree, in
-// key order.
-func eachMem(v *memVersion, fn func(key, val []byte) error) error {
-	var err error
-	v.tree.Scan(func(e memEntry) bool {
-		err = fn(bytesOf(e.key()), bytesOf(e.val()))
-		return err == nil
-	})
-	runtime.KeepAlive(v.pin)
-	return err
+// eachMem calls fn for every entry of the in-memory families of v and
+// of the dashboard's counters dash, in key order.
+func eachMem(v *memVersion, dash *memTree, fn func(key, val []byte) error) error {
+	it := memMerge(newMemIter(v.tree, v.pin, badger.IteratorOptions{}), newMemIter(dash, nil, badger.IteratorOptions{}))
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(val []byte) error { return fn(item.Key(), val) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// mergedIter iterates two iterators of disjoint keys as one, forward.
+type mergedIter struct {
+	a, b kvIterator
+	cur  kvIterator
+}
+
+func memMerge(a, b kvIterator) *mergedIter { return &mergedIter{a: a, b: b} }
+
+func (m *mergedIter) pick() {
+	switch {
+	case !m.a.Valid():
+		m.cur = m.b
+	case !m.b.Valid():
+		m.cur = m.a
+	case bytes.Compare(m.a.Item().Key(), m.b.Item().Key()) <= 0:
+		m.cur = m.a
+	default:
+		m.cur = m.b
+	}
+}
+
+func (m *mergedIter) Rewind()         { m.a.Rewind(); m.b.Rewind(); m.pick() }
+func (m *mergedIter) Seek(key []byte) { m.a.Seek(key); m.b.Seek(key); m.pick() }
+func (m *mergedIter) Next()           { m.cur.Next(); m.pick() }
+func (m *mergedIter) Valid() bool     { return m.cur != nil && m.cur.Valid() }
+func (m *mergedIter) ValidForPrefix(prefix []byte) bool {
+	return m.Valid() && bytes.HasPrefix(m.Item().Key(), prefix)
+}
+func (m *mergedIter) Item() kvItem { return m.cur.Item() }
+func (m *mergedIter) Close()       { m.a.Close(); m.b.Close() }

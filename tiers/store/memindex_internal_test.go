@@ -396,7 +396,7 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		entries int
 	)
 	for range b.N {
-		s.mem.replace(newMemTree(), nil)
+		s.mem.replace(newMemTree(), newMemTree(), nil)
 		runtime.GC()
 		if err := s.buildMemIndex(); err != nil {
 			b.Fatal(err)
@@ -409,8 +409,8 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		b.StopTimer()
 		var with, without runtime.MemStats
 		runtime.ReadMemStats(&with)
-		entries = s.mem.load().tree.Len()
-		s.mem.replace(newMemTree(), nil)
+		entries = s.mem.load().tree.Len() + s.mem.dash.len()
+		s.mem.replace(newMemTree(), newMemTree(), nil)
 		runtime.GC() // the pin of the tree dropped
 		blocks.reclaim()
 		runtime.GC()

@@ -33,6 +33,8 @@ var ErrStateLost = errors.New("state lost: restore failed after the old state wa
 type Snapshot struct {
 	txn *badger.Txn
 	mem *memVersion // the in-memory families of the same moment
+	// dash: the dashboard's counters of the same moment (dashcounters.go)
+	dash *memTree
 }
 
 // Snapshot pins a read view of the current state. Writes that commit after
@@ -43,8 +45,8 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	if err := s.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync before snapshot: %w", err)
 	}
-	txn, tree := s.mem.exactView(s.db)
-	return &Snapshot{txn: txn, mem: tree}, nil
+	txn, tree, dash := s.mem.exactView(s.db)
+	return &Snapshot{txn: txn, mem: tree, dash: dash}, nil
 }
 
 // WriteTo streams the snapshot to w.
@@ -80,7 +82,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 		return nil
 	}
-	mi := newMemIter(sn.mem.tree, sn.mem.pin, badger.IteratorOptions{})
+	mi := memMerge(newMemIter(sn.mem.tree, sn.mem.pin, badger.IteratorOptions{}), newMemIter(sn.dash, nil, badger.IteratorOptions{}))
 	defer mi.Close()
 	mi.Rewind()
 	it := sn.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
@@ -130,7 +132,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
-	s.mem.replace(newMemTree(), nil)
+	s.mem.replace(newMemTree(), newMemTree(), nil)
 	s.near.reset()
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)

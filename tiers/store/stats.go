@@ -52,12 +52,15 @@ func (s *Store) EnableStats() *Stats {
 // tx is a transaction over txn and tree, the in-memory families of the
 // same moment (memindex.go); writable: tree is this transaction's own copy.
 func (s *Store) tx(txn *badger.Txn, tree *memTree, writable bool) *Tx {
-	return &Tx{txn: txn, mem: tree, memWrite: writable, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
+	return &Tx{txn: txn, mem: tree, memWrite: writable, dashSrc: &s.mem.dash, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
 }
 
 func (tx *Tx) get(key []byte) (kvItem, error) {
 	if tx.stats != nil {
 		tx.stats.Gets.Add(1)
+	}
+	if isDashCounter(key) {
+		return tx.dashGet(key)
 	}
 	if isMemKey(key) {
 		return tx.memGet(key)
@@ -79,6 +82,9 @@ func (tx *Tx) decoded() {
 // An iterator whose prefix is one of the in-memory families walks them
 // (memindex.go); opts.Prefix must then be set.
 func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
+	if isDashCounter(opts.Prefix) {
+		return &iter{kvIterator: newMemIter(tx.dashTree(), nil, opts), stats: tx.stats}
+	}
 	if isMemKey(opts.Prefix) {
 		return &iter{kvIterator: newMemIter(tx.mem, tx.memPin, opts), stats: tx.stats}
 	}

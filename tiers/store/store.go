@@ -161,7 +161,7 @@ func (s *Store) Close() error {
 	defer s.gcMu.Unlock()
 	s.closed = true
 	// The blocks of the tree's entries go back to the process.
-	s.mem.replace(newMemTree(), nil)
+	s.mem.replace(newMemTree(), newMemTree(), nil)
 	return s.db.Close()
 }
 
@@ -174,9 +174,6 @@ func (s *Store) prepare(tx *Tx, fn func(tx *Tx) error) error {
 		return err
 	}
 	if err := tx.flushFeed(); err != nil {
-		return err
-	}
-	if err := tx.flushDash(); err != nil {
 		return err
 	}
 	if err := tx.trimFlow(); err != nil {
@@ -201,7 +198,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		s.mem.abort()
 		return err
 	}
-	if err := s.mem.commit(txn, tx.mem, tx.memDeltas); err != nil {
+	if err := s.mem.commit(txn, tx.mem, tx.memDeltas, tx.dashDeltas()); err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	if len(tx.counterWrites) > 0 {
@@ -223,6 +220,17 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 	defer txn.Discard()
 	tx := s.tx(txn, v.tree, false)
 	tx.memPin = v.pin
+	return fn(tx)
+}
+
+// viewDash is View whose dashboard counters are of the same commit as its
+// other in-memory families (Dashboard: the counters and the overdue lists
+// agree).
+func (s *Store) viewDash(fn func(tx *Tx) error) error {
+	txn, v, dash := s.mem.viewDash(s.db)
+	defer txn.Discard()
+	tx := s.tx(txn, v.tree, false)
+	tx.memPin, tx.dashView = v.pin, dash
 	return fn(tx)
 }
 

@@ -43,8 +43,11 @@ type Tx struct {
 	feed     feedState
 	feedOpts FeedOptions
 	// dash holds the dashboard counters' changes until the commit
-	// (dashboard.go).
-	dash map[string]int64
+	// (dashboard.go); dashSrc has the committed counters, dashView is
+	// the copy of them this transaction reads (dashcounters.go).
+	dash     map[string]int64
+	dashSrc  *dashCounters
+	dashView *memTree
 	// counterCache has the counters' committed values (set in write
 	// transactions only; nil: read them all through badger);
 	// counterWrites the values this transaction gives them, read back by
@@ -87,6 +90,9 @@ func (tx *Tx) set(key, val []byte) error {
 	if tx.stats != nil {
 		tx.stats.Writes.Add(1)
 	}
+	if isDashCounter(key) {
+		return tx.dashSet(key, val)
+	}
 	if isMemKey(key) {
 		return tx.memSet(key, val)
 	}
@@ -99,6 +105,9 @@ func (tx *Tx) set(key, val []byte) error {
 func (tx *Tx) del(key []byte) error {
 	if tx.stats != nil {
 		tx.stats.Writes.Add(1)
+	}
+	if isDashCounter(key) {
+		return tx.dashSet(key, nil)
 	}
 	if isMemKey(key) {
 		return tx.memDel(key)

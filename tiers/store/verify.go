@@ -80,7 +80,7 @@ func (s *Store) Verify(opts VerifyOptions) (VerifyReport, error) {
 		}(accs[w])
 	}
 	var batch []caseRec
-	txn, tree := s.mem.exactView(s.db)
+	txn, tree, dash := s.mem.exactView(s.db)
 	defer txn.Discard()
 	err := func() error {
 		// No value prefetching: badger starts a goroutine per item for it,
@@ -111,7 +111,7 @@ func (s *Store) Verify(opts VerifyOptions) (VerifyReport, error) {
 		}
 		// The in-memory families (memindex.go): rebuilt from the cases at
 		// Open and kept by every write since, checked like the others.
-		return eachMem(tree, v.record)
+		return eachMem(tree, dash, v.record)
 	}()
 	if len(batch) > 0 {
 		batches <- batch

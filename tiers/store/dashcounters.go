@@ -1,0 +1,214 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/tidwall/btree"
+)
+
+// The dashboard's counters (D/c/, D/f/) are a tree of their own, changed
+// in place. In the tree of the other in-memory families a counter was
+// read and written again by every transaction that moved it: a search
+// down a tree of millions of entries for the read, a copy of every node
+// on its path (copy-on-write: each transaction works on a copy of the
+// published tree), and a new object for the value. Two counters a report
+// were 59 of its 146 key comparisons and a sixth of a replica's apply
+// (BENCHMARKS.md, "The dashboard's counters in place").
+//
+// A write transaction only adds up its changes (putDash, in Tx.dash).
+// Once its badger transaction has committed, the writer applies them, in
+// key order, to the committed counters themselves, and publishes the
+// other families' tree, both under mu. A reader takes a copy under mu,
+// O(1): a copy shares every node, and the next commit copies the nodes it
+// changes instead of changing them, so what a reader holds never moves.
+// A commit with no reader since the last one copies nothing. A failed
+// transaction changed nothing.
+type dashCounters struct {
+	// mu orders the commits' changes (and the publication of the tree
+	// that goes with them) and the readers' copies. Held for the changes
+	// of one commit at most: never across a badger commit.
+	mu sync.Mutex
+	// tree holds the committed counters: objects of their own
+	// (newMemEntry), whose values are the counters' (8 bytes, big
+	// endian). Read and changed under mu only.
+	tree *memTree
+	hint btree.PathHint // the last change's path (under mu)
+}
+
+// dashDelta is one counter's change in a commit.
+type dashDelta struct {
+	key string
+	d   int64
+}
+
+// isDashCounter reports whether key is one of the counters' (D/c/, D/f/).
+func isDashCounter(key []byte) bool {
+	return len(key) >= 4 && key[0] == 'D' && key[1] == '/' && (key[2] == 'c' || key[2] == 'f') && key[3] == '/'
+}
+
+// view is a copy of the committed counters that no commit changes.
+func (d *dashCounters) view() *memTree {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.copyLocked()
+}
+
+// copyLocked is view under mu.
+func (d *dashCounters) copyLocked() *memTree {
+	if d.tree == nil { // before the first build (Open)
+		d.tree = newMemTree()
+	}
+	return d.tree.Copy()
+}
+
+// replace makes tree the committed counters (Open, Restore, Close).
+func (d *dashCounters) replace(tree *memTree) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tree, d.hint = tree, btree.PathHint{}
+}
+
+// len is the number of counters.
+func (d *dashCounters) len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tree == nil {
+		return 0
+	}
+	return d.tree.Len()
+}
+
+// applyLocked adds deltas, sorted by key, to the counters: a counter
+// that comes to zero is deleted, one that was not there is made. Under
+// mu and the store's writer.
+func (d *dashCounters) applyLocked(deltas []dashDelta) {
+	if d.tree == nil {
+		d.tree = newMemTree()
+	}
+	for _, c := range deltas {
+		probe := memProbe(c.key)
+		old, ok := d.tree.GetHint(probe, &d.hint)
+		var n int64
+		if ok {
+			n = int64(binary.BigEndian.Uint64(bytesOf(old.val())))
+		}
+		if n += c.d; n == 0 {
+			if ok {
+				d.tree.DeleteHint(probe, &d.hint)
+			}
+			continue
+		}
+		d.tree.SetHint(newMemEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))), &d.hint)
+	}
+}
+
+// dashDeltas are the transaction's counter changes, sorted by key, the
+// ones that add up to nothing left out: the same changes in the same
+// order on every replica.
+func (tx *Tx) dashDeltas() []dashDelta {
+	if len(tx.dash) == 0 {
+		return nil
+	}
+	out := make([]dashDelta, 0, len(tx.dash))
+	for k, d := range tx.dash {
+		if d != 0 {
+			out = append(out, dashDelta{k, d})
+		}
+	}
+	slices.SortFunc(out, func(a, b dashDelta) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// dashTree is the counters a transaction reads: a reader's copy, taken
+// at its first read of them (Dashboard takes it with its tree: viewDash);
+// in a write transaction, the committed counters with its own changes,
+// built for the read (only the flow's trim reads them there, once an
+// hour).
+func (tx *Tx) dashTree() *memTree {
+	if tx.dashView == nil {
+		tx.dashView = tx.dashSrc.view()
+	}
+	if !tx.memWrite || len(tx.dash) == 0 {
+		return tx.dashView
+	}
+	t := tx.dashView.Copy()
+	for _, c := range tx.dashDeltas() {
+		probe := memProbe(c.key)
+		old, ok := t.Get(probe)
+		var n int64
+		if ok {
+			n = int64(binary.BigEndian.Uint64(bytesOf(old.val())))
+		}
+		if n += c.d; n == 0 {
+			t.Delete(probe)
+		} else {
+			t.Set(newMemEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(nil, uint64(n))))
+		}
+	}
+	return t
+}
+
+// dashGet reads a counter (tx.get).
+func (tx *Tx) dashGet(key []byte) (kvItem, error) {
+	n, ok, err := tx.dashValue(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, badger.ErrKeyNotFound
+	}
+	return memItem{e: newMemEntry(key, binary.BigEndian.AppendUint64(nil, uint64(n)))}, nil
+}
+
+// dashValue is a counter's value as the transaction sees it (ok: it is
+// there): the committed one, plus its own changes in a write transaction.
+func (tx *Tx) dashValue(key []byte) (n int64, ok bool, err error) {
+	if tx.dashView == nil {
+		tx.dashView = tx.dashSrc.view()
+	}
+	if e, found := tx.dashView.Get(memProbe(string(key))); found {
+		if n, err = counterValue(memItem{e: e}); err != nil {
+			return 0, false, err
+		}
+	}
+	if tx.memWrite {
+		n += tx.dash[string(key)]
+	}
+	return n, n != 0, nil
+}
+
+// dashSet gives a counter a value (tx.set, tx.del: nil), as a change
+// applied when the transaction commits.
+func (tx *Tx) dashSet(key, val []byte) error {
+	if !tx.memWrite {
+		return badger.ErrReadOnlyTxn
+	}
+	cur, _, err := tx.dashValue(key)
+	if err != nil {
+		return err
+	}
+	var n int64
+	if val != nil {
+		if len(val) != 8 {
+			return fmt.Errorf("counter %q: a value of %d bytes: %w", key, len(val), badger.ErrInvalidRequest)
+		}
+		n = int64(binary.BigEndian.Uint64(val))
+	}
+	if tx.dash == nil {
+		tx.dash = map[string]int64{}
+	}
+	tx.dash[string(key)] += n - cur
+	return nil
+}
