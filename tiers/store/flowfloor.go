@@ -76,9 +76,8 @@ type flowState struct {
 }
 
 // trimFlow deletes the flow below the transaction's target, up to
-// trimBudget entries, and records the floor it reached (prepare, after
-// flushDash: a counter written by this transaction below the floor goes
-// too).
+// trimBudget entries, and records the floor it reached (prepare, last:
+// a counter this transaction moved below the floor goes too).
 func (tx *Tx) trimFlow() error {
 	if tx.flow.target <= tx.flow.floor {
 		return nil

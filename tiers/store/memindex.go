@@ -37,6 +37,8 @@ import (
 // changes a copy-on-write copy of the tree (O(1) to take) that replaces
 // the published one once the badger transaction has committed; a read
 // transaction loads the tree before it begins its badger view (memIndex).
+// The dashboard's counters (D/c/, D/f/) are routed to a tree of their own,
+// changed in place once a transaction commits (dashcounters.go).
 var memFamilies = []string{pfxByState, pfxByUnit, pfxByGrid, pfxByDue, pfxOverdue, pfxReview, pfxHandedUp, pfxDigest, pfxNearOpen, pfxNearClosed,
 	pfxDashCount, pfxDashFlow, pfxDashOver, pfxDashUnitO}
 
@@ -329,8 +331,8 @@ func (tx *Tx) memGet(key []byte) (kvItem, error) {
 	var e memEntry
 	var ok bool
 	if tx.memWrite {
-		// The writer's hint: a counter read then written (addDash) finds
-		// its leaf again without a search.
+		// The writer's hint: the family's last change, where the next
+		// one mostly lands.
 		e, ok = tx.mem.GetHint(memProbe(string(key)), &tx.memHints[memHint(key)])
 	} else {
 		e, ok = tx.mem.Get(memProbe(string(key)))
