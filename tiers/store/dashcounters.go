@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -119,15 +120,7 @@ func (tx *Tx) dashDeltas() []dashDelta {
 			out = append(out, dashDelta{k, d})
 		}
 	}
-	slices.SortFunc(out, func(a, b dashDelta) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b dashDelta) int { return strings.Compare(a.key, b.key) })
 	return out
 }
 

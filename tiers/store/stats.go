@@ -80,7 +80,9 @@ func (tx *Tx) decoded() {
 
 // iterator opens an iterator that counts the keys it visits.
 // An iterator whose prefix is one of the in-memory families walks them
-// (memindex.go); opts.Prefix must then be set.
+// (memindex.go); opts.Prefix must then be set, and name one family (the
+// dashboard's counters, D/c/ and D/f/, are a tree of their own:
+// dashcounters.go).
 func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
 	if isDashCounter(opts.Prefix) {
 		return &iter{kvIterator: newMemIter(tx.dashTree(), nil, opts), stats: tx.stats}
