@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,7 @@ func TestDashCountersReaderKeepsItsCopy(t *testing.T) {
 		}); err != nil {
 			return err
 		}
-		if after := dashCounts(t, tx); !sameCounts(after, before) {
+		if after := dashCounts(t, tx); !maps.Equal(after, before) {
 			t.Errorf("a reader's counters moved with a commit:\nbefore %v\nafter  %v", before, after)
 		}
 		item, err := tx.get([]byte(key))
@@ -103,7 +104,7 @@ func TestDashCountersReaderKeepsItsCopy(t *testing.T) {
 		t.Fatalf("update: %v", err)
 	}
 	_ = s.View(func(tx *Tx) error {
-		if now := dashCounts(t, tx); !sameCounts(now, committed) {
+		if now := dashCounts(t, tx); !maps.Equal(now, committed) {
 			t.Errorf("a failed transaction changed the counters:\nbefore %v\nafter  %v", committed, now)
 		}
 		return nil
@@ -123,7 +124,7 @@ func TestDashCountersReaderKeepsItsCopy(t *testing.T) {
 			for !stop.Load() {
 				_ = s.viewDash(func(tx *Tx) error {
 					a, b := dashCounts(t, tx), dashCounts(t, tx)
-					if !sameCounts(a, b) {
+					if !maps.Equal(a, b) {
 						select {
 						case fail <- "a reader's copy moved under it":
 						default:
@@ -147,16 +148,4 @@ func TestDashCountersReaderKeepsItsCopy(t *testing.T) {
 	if _, err := s.Verify(VerifyOptions{}); err != nil {
 		t.Fatalf("verify after the readers: %v", err)
 	}
-}
-
-func sameCounts(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, n := range a {
-		if b[k] != n {
-			return false
-		}
-	}
-	return true
 }
