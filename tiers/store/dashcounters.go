@@ -83,27 +83,32 @@ func (d *dashCounters) len() int {
 	return d.tree.Len()
 }
 
-// applyLocked adds deltas, sorted by key, to the counters: a counter
-// that comes to zero is deleted, one that was not there is made. Under
-// mu and the store's writer.
+// applyLocked adds a commit's deltas to the counters. Under mu and the
+// store's writer.
 func (d *dashCounters) applyLocked(deltas []dashDelta) {
 	if d.tree == nil {
 		d.tree = newMemTree()
 	}
+	addCounters(d.tree, deltas, &d.hint)
+}
+
+// addCounters adds deltas, sorted by key, to the counters of t: a
+// counter that comes to zero is deleted, one that was not there is made.
+func addCounters(t *memTree, deltas []dashDelta, hint *btree.PathHint) {
 	for _, c := range deltas {
 		probe := memProbe(c.key)
-		old, ok := d.tree.GetHint(probe, &d.hint)
+		old, ok := t.GetHint(probe, hint)
 		var n int64
 		if ok {
 			n = int64(binary.BigEndian.Uint64(bytesOf(old.val())))
 		}
 		if n += c.d; n == 0 {
 			if ok {
-				d.tree.DeleteHint(probe, &d.hint)
+				t.DeleteHint(probe, hint)
 			}
 			continue
 		}
-		d.tree.SetHint(newMemEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))), &d.hint)
+		t.SetHint(newMemEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))), hint)
 	}
 }
 
@@ -137,19 +142,8 @@ func (tx *Tx) dashTree() *memTree {
 		return tx.dashView
 	}
 	t := tx.dashView.Copy()
-	for _, c := range tx.dashDeltas() {
-		probe := memProbe(c.key)
-		old, ok := t.Get(probe)
-		var n int64
-		if ok {
-			n = int64(binary.BigEndian.Uint64(bytesOf(old.val())))
-		}
-		if n += c.d; n == 0 {
-			t.Delete(probe)
-		} else {
-			t.Set(newMemEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(nil, uint64(n))))
-		}
-	}
+	var hint btree.PathHint
+	addCounters(t, tx.dashDeltas(), &hint)
 	return t
 }
 
