@@ -39,9 +39,10 @@ var nearBuilt func()
 // nearListLen is how many entries a list holds: tiers/nearby's cap.
 const nearListLen = 64
 
-// nearCacheClasses bounds the lists (up to 64 entries of about 90 bytes:
-// at most some 45 MB): past it the cache starts again empty. A district's
-// 240 grids and 14 classes, open and closed, are 6,720.
+// nearCacheClasses bounds the lists (an array of up to 128 entries of 64
+// bytes, 64 ids: at most some 80 MB): past it the cache starts again
+// empty. A district's 240 grids and 14 classes, open and closed, are
+// 6,720.
 const nearCacheClasses = 8192
 
 type nearList struct{ cur atomic.Pointer[nearSnap] }
