@@ -64,7 +64,7 @@ func memHint(key []byte) byte {
 	case 'N':
 		return key[2] // the open and the closed entries apart
 	case 'D':
-		return key[2] - 'a' + 'A' // C F O P: apart from every other family
+		return key[2] - 'a' + 'A' // O P (the overdue lists): apart from every other family
 	}
 	return key[0]
 }
@@ -96,10 +96,10 @@ func newMemEntry(key, val []byte) memEntry {
 }
 
 // replaced reports whether the entries of key's family get new values
-// (so they are objects of their own, not in a block).
-func replaced(key []byte) bool {
-	return key[0] == 'h' || key[0] == 'D' && (key[2] == 'c' || key[2] == 'f')
-}
+// (so they are objects of their own, not in a block): the digests. The
+// dashboard's counters, objects too, are in a tree of their own
+// (dashcounters.go) and never written here.
+func replaced(key []byte) bool { return key[0] == 'h' }
 
 // memProbe is an entry to search by key with (no copy of key).
 func memProbe(key string) memEntry {
