@@ -36,7 +36,7 @@ type dashCounters struct {
 	// tree holds the committed counters: objects of their own
 	// (newMemEntry), whose values are the counters' (8 bytes, big
 	// endian). Read and changed under mu only.
-	tree *memTree
+	tree *objTree
 	hint btree.PathHint // the last change's path (under mu)
 }
 
@@ -52,22 +52,22 @@ func isDashCounter(key []byte) bool {
 }
 
 // view is a copy of the committed counters that no commit changes.
-func (d *dashCounters) view() *memTree {
+func (d *dashCounters) view() *objTree {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.copyLocked()
 }
 
 // copyLocked is view under mu.
-func (d *dashCounters) copyLocked() *memTree {
+func (d *dashCounters) copyLocked() *objTree {
 	if d.tree == nil { // before the first build (Open)
-		d.tree = newMemTree()
+		d.tree = newObjTree()
 	}
 	return d.tree.Copy()
 }
 
 // replace makes tree the committed counters (Open, Restore, Close).
-func (d *dashCounters) replace(tree *memTree) {
+func (d *dashCounters) replace(tree *objTree) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.tree, d.hint = tree, btree.PathHint{}
@@ -87,16 +87,16 @@ func (d *dashCounters) len() int {
 // store's writer.
 func (d *dashCounters) applyLocked(deltas []dashDelta) {
 	if d.tree == nil {
-		d.tree = newMemTree()
+		d.tree = newObjTree()
 	}
 	addCounters(d.tree, deltas, &d.hint)
 }
 
 // addCounters adds deltas, sorted by key, to the counters of t: a
 // counter that comes to zero is deleted, one that was not there is made.
-func addCounters(t *memTree, deltas []dashDelta, hint *btree.PathHint) {
+func addCounters(t *objTree, deltas []dashDelta, hint *btree.PathHint) {
 	for _, c := range deltas {
-		probe := memProbe(c.key)
+		probe := objProbe(c.key)
 		old, ok := t.GetHint(probe, hint)
 		var n int64
 		if ok {
@@ -108,7 +108,7 @@ func addCounters(t *memTree, deltas []dashDelta, hint *btree.PathHint) {
 			}
 			continue
 		}
-		t.SetHint(newMemEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))), hint)
+		t.SetHint(newObjEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))), hint)
 	}
 }
 
@@ -134,7 +134,7 @@ func (tx *Tx) dashDeltas() []dashDelta {
 // in a write transaction, the committed counters with its own changes,
 // built for the read (only the flow's trim reads them there, once an
 // hour).
-func (tx *Tx) dashTree() *memTree {
+func (tx *Tx) dashTree() *objTree {
 	if tx.dashView == nil {
 		tx.dashView = tx.dashSrc.view()
 	}
@@ -156,7 +156,7 @@ func (tx *Tx) dashGet(key []byte) (kvItem, error) {
 	if !ok {
 		return nil, badger.ErrKeyNotFound
 	}
-	return memItem{e: newMemEntry(key, binary.BigEndian.AppendUint64(nil, uint64(n)))}, nil
+	return memItem{k: string(key), v: string(binary.BigEndian.AppendUint64(nil, uint64(n)))}, nil
 }
 
 // dashValue is a counter's value as the transaction sees it (ok: it is
@@ -165,8 +165,8 @@ func (tx *Tx) dashValue(key []byte) (n int64, ok bool, err error) {
 	if tx.dashView == nil {
 		tx.dashView = tx.dashSrc.view()
 	}
-	if e, found := tx.dashView.Get(memProbe(string(key))); found {
-		if n, err = counterValue(memItem{e: e}); err != nil {
+	if e, found := tx.dashView.Get(objProbe(string(key))); found {
+		if n, err = counterValue(memItem{k: e.key(), v: e.val()}); err != nil {
 			return 0, false, err
 		}
 	}

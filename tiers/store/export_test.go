@@ -15,28 +15,38 @@ import (
 // published tree, as a fault in keeping them would lose it.
 func (s *Store) RawDelete(keys ...string) error {
 	s.near.reset()
-	tree := s.mem.load().tree.Copy()
+	s.mem.writer.Lock()
+	defer s.mem.writer.Unlock()
+	v := s.mem.load()
+	tree, dig := v.tree.Copy(), v.dig.Copy()
+	var deltas []blockDelta
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
-			if isDashCounter([]byte(k)) {
+			switch {
+			case isDashCounter([]byte(k)):
 				s.mem.dash.mu.Lock()
-				s.mem.dash.tree.Delete(memProbe(k))
+				s.mem.dash.tree.Delete(objProbe(k))
 				s.mem.dash.mu.Unlock()
-				continue
-			}
-			if isMemKey([]byte(k)) {
-				tree.Delete(memProbe(k))
-				continue
-			}
-			if err := txn.Delete([]byte(k)); err != nil {
-				return err
+			case isDigestKey([]byte(k)):
+				dig.Delete(objProbe(k))
+			case isMemKey([]byte(k)):
+				pr := probers.get()
+				e, _ := pr.probe(k)
+				if old, had := tree.Delete(e); had {
+					deltas = append(deltas, blockDelta{n: old.block(), d: -1})
+				}
+				probers.put(pr)
+			default:
+				if err := txn.Delete([]byte(k)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	s.mem.publish(tree, nil)
+	s.mem.publish(tree, dig, s.mem.slab.settle(deltas, true))
 	return nil
 }
 
@@ -46,13 +56,28 @@ func (s *Store) RawSet(key string, val []byte) error {
 	if isDashCounter([]byte(key)) {
 		s.mem.dash.mu.Lock()
 		defer s.mem.dash.mu.Unlock()
-		s.mem.dash.tree.Set(newMemEntry([]byte(key), val))
+		s.mem.dash.tree.Set(newObjEntry([]byte(key), val))
 		return nil
 	}
 	if isMemKey([]byte(key)) {
-		tree := s.mem.load().tree.Copy()
-		tree.Set(newMemEntry([]byte(key), val))
-		s.mem.publish(tree, nil)
+		s.mem.writer.Lock()
+		defer s.mem.writer.Unlock()
+		v := s.mem.load()
+		tree, dig := v.tree.Copy(), v.dig.Copy()
+		var deltas []blockDelta
+		if isDigestKey([]byte(key)) {
+			dig.Set(newObjEntry([]byte(key), val))
+		} else {
+			e, err := s.mem.slab.make([]byte(key), val)
+			if err != nil {
+				return err
+			}
+			deltas = append(deltas, blockDelta{n: e.block(), d: 1})
+			if old, had := tree.Set(e); had {
+				deltas = append(deltas, blockDelta{n: old.block(), d: -1})
+			}
+		}
+		s.mem.publish(tree, dig, s.mem.slab.settle(deltas, true))
 		return nil
 	}
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
@@ -92,7 +117,8 @@ func (s *Store) StoredKeys(prefix string) int {
 // are the in-memory tree's cache misses).
 func CountMemCompares(n *atomic.Int64) (restore func()) {
 	memOrder = func(a, b memEntry) bool { n.Add(1); return memLess(a, b) }
-	return func() { memOrder = memLess }
+	objOrder = func(a, b objEntry) bool { n.Add(1); return objLess(a, b) }
+	return func() { memOrder, objOrder = memLess, objLess }
 }
 
 // FeedRecords are the first revisions of the change feed's stored records

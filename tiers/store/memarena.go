@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,7 @@ import (
 const (
 	memBlockSize = 16 << 10
 	// An entry in a block: offset (14 bits), key length (9), value length
-	// (9). A longer key or value is an object of its own (newMemEntry).
+	// (9). A longer key or value has a block of its own (bigEntry).
 	blockOffShift = 18
 	blockLenBits  = 9
 	blockMaxLen   = 1<<blockLenBits - 1
@@ -152,13 +153,23 @@ type retiredBlock struct {
 	pin weak.Pointer[memPin]
 }
 
-// entry copies key and val into the block being filled (ok false: too
-// long for a block; the caller makes an object of its own).
+// entry copies key and val into the block being filled, or into a block
+// of their own when either is too long for that (ok false: the two are
+// longer than a block).
 func (s *memSlab) entry(key, val []byte) (e memEntry, ok bool) {
-	if len(key) == 0 || len(key) > blockMaxLen || len(val) > blockMaxLen {
+	size := len(key) + len(val)
+	if len(key) == 0 || size > memBlockSize {
 		return memEntry{}, false
 	}
-	size := len(key) + len(val)
+	if len(key) > blockMaxLen || len(val) > blockMaxLen {
+		// A block of its own, retired once the entry is gone (sealed: the
+		// writer fills it no more).
+		n, blk := blocks.bind()
+		s.track(n)
+		s.sealed = append(s.sealed, n)
+		copy(blk.b[copy(blk.b[:], key):], val)
+		return memEntry{a: n | bigEntry, b: uint32(len(key))<<16 | uint32(len(val))}, true
+	}
 	if s.blk == nil || s.used+size > memBlockSize {
 		if s.blk != nil {
 			s.sealed = append(s.sealed, s.n)
@@ -173,12 +184,12 @@ func (s *memSlab) entry(key, val []byte) (e memEntry, ok bool) {
 	return memEntry{a: s.n, b: uint32(off)<<blockOffShift | uint32(len(key))<<blockLenBits | uint32(len(val))}, true
 }
 
-// make is entry, or an object of its own for a key or value too long.
-func (s *memSlab) make(key, val []byte) memEntry {
+// make is entry, with an error for a key and value longer than a block.
+func (s *memSlab) make(key, val []byte) (memEntry, error) {
 	if e, ok := s.entry(key, val); ok {
-		return e
+		return e, nil
 	}
-	return newMemEntry(key, val)
+	return memEntry{}, fmt.Errorf("index key %q…: %d bytes of key and value, a block holds %d", key[:min(len(key), 64)], len(key)+len(val), memBlockSize)
 }
 
 // track starts counting block n's live entries.
@@ -248,9 +259,7 @@ func (s *memSlab) all() []uint32 {
 // count counts the entries of tree that live in blocks (after a build).
 func (s *memSlab) count(tree *memTree) {
 	tree.Scan(func(e memEntry) bool {
-		if e.p == nil {
-			s.live[e.a]++
-		}
+		s.live[e.block()]++
 		return true
 	})
 }

@@ -70,56 +70,42 @@ func memHint(key []byte) byte {
 }
 
 // memEntry is one key of the in-memory families and its value (empty for
-// an index entry, the encoded digest for h/). Sixteen bytes, where a
-// string and a length were 24: every transaction copies the tree nodes
-// it changes (copy-on-write), so a smaller entry is a smaller copy.
+// an index entry), in a block (memarena.go): a block's number and where
+// in it. Eight bytes and no pointer: every transaction copies the tree
+// nodes it changes (copy-on-write), so a smaller entry is a smaller copy,
+// and the collector, which reads every pointer of the heap on every
+// cycle, skips a node's entries whole.
 //
-// Most entries live in a block (memarena.go): p is nil, a is the block's
-// number, b the offset, the key's length and the value's (the key's
-// bytes, then the value's). The others are an object of their own, the
-// key's bytes then the value's, p its first byte, a and b the two
-// lengths: the entries whose values are replaced again and again (the
-// digests, the dashboard's counters: in a block, each old value would
-// stay as long as anything else of its block), keys or values too long
-// for a block, and the probes a search is made with.
+// Most entries share a block: a is its number, b the offset, the key's
+// length and the value's (the key's bytes, then the value's). An entry
+// whose key or value is too long for that (bigEntry set in a) has a block
+// of its own from offset 0, b the key's length and the value's, 16 bits
+// each. The probes a search is made with are entries too (memprobe.go).
 type memEntry struct {
-	p    *byte
 	a, b uint32
 }
 
-func newMemEntry(key, val []byte) memEntry {
-	// One allocation, never written again once built: the entry holds
-	// the only reference to it.
-	b := make([]byte, len(key)+len(val))
-	copy(b[copy(b, key):], val)
-	return memEntry{p: unsafe.SliceData(b), a: uint32(len(key)), b: uint32(len(val))}
-}
+// bigEntry marks an entry with a block of its own.
+const bigEntry = 1 << 31
 
-// replaced reports whether the entries of key's family get new values
-// (so they are objects of their own, not in a block): the digests. The
-// dashboard's counters, objects too, are in a tree of their own
-// (dashcounters.go) and never written here.
-func replaced(key []byte) bool { return key[0] == 'h' }
-
-// memProbe is an entry to search by key with (no copy of key).
-func memProbe(key string) memEntry {
-	return memEntry{p: unsafe.StringData(key), a: uint32(len(key))}
-}
+// block is the number of the entry's block.
+func (e memEntry) block() uint32 { return e.a &^ bigEntry }
 
 func (e memEntry) key() string {
-	if e.p != nil {
-		return unsafe.String(e.p, e.a)
+	if e.a&bigEntry != 0 {
+		return unsafe.String(&blocks.block(e.a &^ bigEntry).b[0], e.b>>16)
 	}
 	off, kl := e.b>>blockOffShift, e.b>>blockLenBits&blockMaxLen
 	return unsafe.String(&blocks.block(e.a).b[off], kl)
 }
 
 func (e memEntry) val() string {
-	if e.p != nil {
-		if e.b == 0 {
+	if e.a&bigEntry != 0 {
+		kl, vl := e.b>>16, e.b&0xffff
+		if vl == 0 {
 			return ""
 		}
-		return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e.p), e.a)), e.b)
+		return unsafe.String(&blocks.block(e.a &^ bigEntry).b[kl], vl)
 	}
 	vl := e.b & blockMaxLen
 	if vl == 0 {
@@ -129,26 +115,69 @@ func (e memEntry) val() string {
 	return unsafe.String(&blocks.block(e.a).b[off+kl], vl)
 }
 
-func (e memEntry) valLen() int {
-	if e.p != nil {
-		return int(e.b)
-	}
-	return int(e.b & blockMaxLen)
-}
-
 func memLess(a, b memEntry) bool { return a.key() < b.key() }
 
-// memOrder is the order a new tree is built with: memLess, or a
-// benchmark's counting copy of it (export_test.go). Read when a tree is
-// made, so the trees' comparisons never go through it.
-var memOrder = memLess
+// objEntry is an entry of an object of its own: the key's bytes then the
+// value's, p the first byte, a and b the two lengths. The trees of the
+// entries whose values are replaced again and again hold them (the
+// digests, the dashboard's counters: in a block, each old value would
+// stay as long as anything else of its block).
+type objEntry struct {
+	p    *byte
+	a, b uint32
+}
 
-// memTree is the ordered set of the in-memory families' entries.
-type memTree = btree.BTreeG[memEntry]
+func newObjEntry(key, val []byte) objEntry {
+	// One allocation, never written again once built: the entry holds
+	// the only reference to it.
+	b := make([]byte, len(key)+len(val))
+	copy(b[copy(b, key):], val)
+	return objEntry{p: unsafe.SliceData(b), a: uint32(len(key)), b: uint32(len(val))}
+}
+
+// objProbe is an entry to search by key with (no copy of key).
+func objProbe(key string) objEntry {
+	return objEntry{p: unsafe.StringData(key), a: uint32(len(key))}
+}
+
+func (e objEntry) key() string { return unsafe.String(e.p, e.a) }
+
+func (e objEntry) val() string {
+	if e.b == 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e.p), e.a)), e.b)
+}
+
+func objLess(a, b objEntry) bool { return a.key() < b.key() }
+
+// memOrder and objOrder are the orders new trees are built with: memLess
+// and objLess, or a benchmark's counting copies of them (export_test.go).
+// Read when a tree is made, so the trees' comparisons never go through
+// them.
+var (
+	memOrder = memLess
+	objOrder = objLess
+)
+
+// memTree is the ordered set of the in-memory families' entries but the
+// digests; objTree the digests' (h/) and the dashboard's counters'
+// (dashcounters.go).
+type (
+	memTree = btree.BTreeG[memEntry]
+	objTree = btree.BTreeG[objEntry]
+)
 
 func newMemTree() *memTree {
 	return btree.NewBTreeGOptions(memOrder, btree.Options{NoLocks: true})
 }
+
+func newObjTree() *objTree {
+	return btree.NewBTreeGOptions(objOrder, btree.Options{NoLocks: true})
+}
+
+// isDigestKey reports whether key (or a prefix) is of the digests' family.
+func isDigestKey(key []byte) bool { return len(key) >= 2 && key[0] == 'h' && key[1] == '/' }
 
 // memIndex holds the published tree. A write transaction publishes its
 // copy after its badger transaction commits, and a read transaction loads
@@ -183,6 +212,7 @@ type memIndex struct {
 // they read it (memarena.go): every block it holds stays bound.
 type memVersion struct {
 	tree *memTree
+	dig  *objTree // the digests (h/)
 	pin  *memPin
 }
 
@@ -196,17 +226,17 @@ func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memVersion) {
 // exactView is view with the tree and the dashboard's counters of exactly
 // the view's moment: it holds writes back while it begins (Snapshot,
 // Verify).
-func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion, *memTree) {
+func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion, *objTree) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
 	return db.NewTransaction(false), m.cur.Load(), m.dash.view()
 }
 
-// commit commits txn, then publishes tree, whose blocks' live entries
-// changed by deltas, with the dashboard's counters changed by dash: a
-// reader that takes both under the counters' lock (viewDash) has them of
-// the same commit. Under writer.
-func (m *memIndex) commit(txn *badger.Txn, tree *memTree, deltas []blockDelta, dash []dashDelta) error {
+// commit commits txn, then publishes tree and dig, tree's blocks' live
+// entries changed by deltas, with the dashboard's counters changed by
+// dash: a reader that takes both under the counters' lock (viewDash) has
+// them of the same commit. Under writer.
+func (m *memIndex) commit(txn *badger.Txn, tree *memTree, dig *objTree, deltas []blockDelta, dash []dashDelta) error {
 	if err := txn.Commit(); err != nil {
 		m.abort()
 		return err
@@ -215,13 +245,13 @@ func (m *memIndex) commit(txn *badger.Txn, tree *memTree, deltas []blockDelta, d
 	m.dash.mu.Lock()
 	defer m.dash.mu.Unlock()
 	m.dash.applyLocked(dash)
-	m.publish(tree, retired)
+	m.publish(tree, dig, retired)
 	return nil
 }
 
 // viewDash is view with a copy of the dashboard's counters of the same
 // commit as the tree.
-func (m *memIndex) viewDash(db *badger.DB) (*badger.Txn, *memVersion, *memTree) {
+func (m *memIndex) viewDash(db *badger.DB) (*badger.Txn, *memVersion, *objTree) {
 	m.dash.mu.Lock()
 	v, dash := m.cur.Load(), m.dash.copyLocked()
 	m.dash.mu.Unlock()
@@ -232,15 +262,16 @@ func (m *memIndex) viewDash(db *badger.DB) (*badger.Txn, *memVersion, *memTree) 
 // garbage). Under writer.
 func (m *memIndex) abort() {
 	if retired := m.slab.settle(nil, false); len(retired) > 0 {
-		m.publish(m.cur.Load().tree, retired)
+		v := m.cur.Load()
+		m.publish(v.tree, v.dig, retired)
 	}
 }
 
-// publish publishes tree. Blocks retired (none of tree's entries in
+// publish publishes tree and dig. Blocks retired (none of tree's entries in
 // them) wait for the readers of the trees before: the pin they hold is
 // the one they are retired under, and tree's readers get a new one.
 // Under writer, or before the store is shared (Open).
-func (m *memIndex) publish(tree *memTree, retired []uint32) {
+func (m *memIndex) publish(tree *memTree, dig *objTree, retired []uint32) {
 	pin := &memPin{}
 	if old := m.cur.Load(); old != nil {
 		if len(retired) == 0 {
@@ -250,13 +281,13 @@ func (m *memIndex) publish(tree *memTree, retired []uint32) {
 			blocks.retire(retired, old.pin)
 		}
 	}
-	m.cur.Store(&memVersion{tree: tree, pin: pin})
+	m.cur.Store(&memVersion{tree: tree, dig: dig, pin: pin})
 }
 
-// replace publishes tree and the dashboard's counters dash, built from
-// the stored cases in the blocks of built (the build's workers'), instead
-// of every entry held so far (Open, Restore, Close).
-func (m *memIndex) replace(tree, dash *memTree, built []memSlab) {
+// replace publishes tree, the digests dig and the dashboard's counters
+// dash, built from the stored cases in the blocks of built (the build's
+// workers'), instead of every entry held so far (Open, Restore, Close).
+func (m *memIndex) replace(tree *memTree, dig, dash *objTree, built []memSlab) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
 	m.dash.replace(dash)
@@ -269,10 +300,16 @@ func (m *memIndex) replace(tree, dash *memTree, built []memSlab) {
 	m.slab.count(tree)
 	// A block of built without an entry in tree (none: the build makes
 	// every key once) would never be counted again: retired now.
-	m.publish(tree, append(retired, m.slab.settle(nil, false)...))
+	m.publish(tree, dig, append(retired, m.slab.settle(nil, false)...))
 }
 
 func (m *memIndex) load() *memVersion { return m.cur.Load() }
+
+// entries is the number of entries in memory (a metric).
+func (m *memIndex) entries() int {
+	v := m.cur.Load()
+	return v.tree.Len() + v.dig.Len() + m.dash.len()
+}
 
 // bytesOf is s's bytes without a copy: the caller must not change them
 // (badger's item keys and values carry the same rule).
@@ -282,29 +319,29 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // transaction sets or deletes in the in-memory families.
 var memWritten func(key string, del bool)
 
-// memSet and memDel change a write transaction's tree.
+// memSet and memDel change a write transaction's trees.
 func (tx *Tx) memSet(key, val []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	var e memEntry
-	ok := false
-	if !replaced(key) {
-		e, ok = tx.memSlab.entry(key, val)
-	}
-	if ok {
-		tx.memDeltas = append(tx.memDeltas, blockDelta{n: e.a, d: 1})
+	hint := &tx.memHints[memHint(key)]
+	if isDigestKey(key) {
+		tx.dig.SetHint(newObjEntry(key, val), hint)
 	} else {
-		e = newMemEntry(key, val)
-	}
-	if old, had := tx.mem.SetHint(e, &tx.memHints[memHint(key)]); had && old.p == nil {
-		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.a, d: -1})
+		e, ok := tx.memSlab.entry(key, val)
+		if !ok {
+			return fmt.Errorf("write %q: %d bytes of key and value, a block holds %d: %w", key[:min(len(key), 64)], len(key)+len(val), memBlockSize, badger.ErrInvalidRequest)
+		}
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: e.block(), d: 1})
+		if old, had := tx.mem.SetHint(e, hint); had {
+			tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
+		}
 	}
 	if key[0] == 'N' {
 		tx.noteNear(key, val, false)
 	}
 	if memWritten != nil {
-		memWritten(e.key(), false)
+		memWritten(string(key), false)
 	}
 	return nil
 }
@@ -313,34 +350,52 @@ func (tx *Tx) memDel(key []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	e := memProbe(string(key))
-	if old, had := tx.mem.DeleteHint(e, &tx.memHints[memHint(key)]); had && old.p == nil {
-		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.a, d: -1})
+	hint := &tx.memHints[memHint(key)]
+	if isDigestKey(key) {
+		tx.dig.DeleteHint(objProbe(string(key)), hint)
+	} else if pr := probers.get(); true {
+		if e, whole := pr.probe(string(key)); whole {
+			if old, had := tx.mem.DeleteHint(e, hint); had {
+				tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
+			}
+		}
+		probers.put(pr)
 	}
 	if key[0] == 'N' {
 		tx.noteNear(key, nil, true)
 	}
 	if memWritten != nil {
-		memWritten(e.key(), true)
+		memWritten(string(key), true)
 	}
 	return nil
 }
 
 // memGet reads one key of the in-memory families.
 func (tx *Tx) memGet(key []byte) (kvItem, error) {
-	var e memEntry
-	var ok bool
+	// The writer's hint: the family's last change, where the next one
+	// mostly lands.
+	var hint *btree.PathHint
 	if tx.memWrite {
-		// The writer's hint: the family's last change, where the next
-		// one mostly lands.
-		e, ok = tx.mem.GetHint(memProbe(string(key)), &tx.memHints[memHint(key)])
-	} else {
-		e, ok = tx.mem.Get(memProbe(string(key)))
+		hint = &tx.memHints[memHint(key)]
 	}
+	if isDigestKey(key) {
+		e, ok := tx.dig.GetHint(objProbe(string(key)), hint)
+		if !ok {
+			return nil, badger.ErrKeyNotFound
+		}
+		return memItem{k: e.key(), v: e.val()}, nil
+	}
+	pr := probers.get()
+	defer probers.put(pr)
+	p, whole := pr.probe(string(key))
+	if !whole {
+		return nil, badger.ErrKeyNotFound // longer than any entry
+	}
+	e, ok := tx.mem.GetHint(p, hint)
 	if !ok {
 		return nil, badger.ErrKeyNotFound
 	}
-	return memItem{e, tx.memPin}, nil
+	return memItem{k: e.key(), v: e.val(), pin: tx.memPin}, nil
 }
 
 // kvItem is what the store reads of a key: a badger item, or an entry of
@@ -353,39 +408,40 @@ type kvItem interface {
 	ValueSize() int64
 }
 
-// memItem is an entry and the pin of the tree it was read from: an
-// item outlives the call that found it.
+// memItem is an entry's key and value and the pin of the tree it was
+// read from (nil: the entry is an object of its own): an item outlives
+// the call that found it.
 type memItem struct {
-	e   memEntry
-	pin *memPin
+	k, v string
+	pin  *memPin
 }
 
 // The item's pin stays alive until its entry is read.
 func (i memItem) Key() []byte {
-	k := bytesOf(i.e.key())
+	k := bytesOf(i.k)
 	runtime.KeepAlive(i.pin)
 	return k
 }
 
 func (i memItem) KeyCopy(dst []byte) []byte {
-	k := append(dst[:0], i.e.key()...)
+	k := append(dst[:0], i.k...)
 	runtime.KeepAlive(i.pin)
 	return k
 }
 
 func (i memItem) Value(fn func([]byte) error) error {
-	v := bytesOf(i.e.val())
+	v := bytesOf(i.v)
 	runtime.KeepAlive(i.pin)
 	return fn(v)
 }
 
 func (i memItem) ValueCopy(dst []byte) ([]byte, error) {
-	v := append(dst[:0], i.e.val()...)
+	v := append(dst[:0], i.v...)
 	runtime.KeepAlive(i.pin)
 	return v, nil
 }
 
-func (i memItem) ValueSize() int64 { return int64(i.e.valLen()) }
+func (i memItem) ValueSize() int64 { return int64(len(i.v)) }
 
 // kvIterator is what the store iterates: badger's iterator, or one over
 // the in-memory families, with badger's semantics (Seek lands on the
@@ -406,47 +462,78 @@ type badgerIter struct{ *badger.Iterator }
 
 func (it badgerIter) Item() kvItem { return it.Iterator.Item() }
 
+// treeEntry is an entry of either tree.
+type treeEntry interface {
+	memEntry | objEntry
+	key() string
+	val() string
+}
+
 // memIter iterates a tree of the in-memory families.
-type memIter struct {
-	it      btree.IterG[memEntry]
+type memIter[E treeEntry] struct {
+	it      btree.IterG[E]
 	pin     *memPin
 	prefix  string
 	reverse bool
 	ok      bool
+	// probeOf makes the entry Seek searches with (whole: it holds all of
+	// key); prober is the iterator's, taken at its first Seek.
+	probeOf func(pr **memProber, key string) (e E, whole bool)
+	prober  *memProber
 }
 
-func newMemIter(tree *memTree, pin *memPin, opts badger.IteratorOptions) *memIter {
-	return &memIter{it: tree.Iter(), pin: pin, prefix: string(opts.Prefix), reverse: opts.Reverse}
+func newMemIter(tree *memTree, pin *memPin, opts badger.IteratorOptions) *memIter[memEntry] {
+	return &memIter[memEntry]{it: tree.Iter(), pin: pin, prefix: string(opts.Prefix), reverse: opts.Reverse, probeOf: blockProbe}
 }
 
-func (m *memIter) Rewind() { m.Seek(nil) }
+func newObjIter(tree *objTree, opts badger.IteratorOptions) *memIter[objEntry] {
+	return &memIter[objEntry]{it: tree.Iter(), prefix: string(opts.Prefix), reverse: opts.Reverse, probeOf: objProbeOf}
+}
 
-func (m *memIter) Seek(key []byte) {
+// blockProbe is a probe of the main tree, in the iterator's prober.
+func blockProbe(pr **memProber, key string) (memEntry, bool) {
+	if *pr == nil {
+		*pr = probers.get()
+	}
+	return (*pr).probe(key)
+}
+
+func objProbeOf(_ **memProber, key string) (objEntry, bool) { return objProbe(key), true }
+
+func (m *memIter[E]) Rewind() { m.Seek(nil) }
+
+func (m *memIter[E]) Seek(key []byte) {
 	if len(key) == 0 {
 		key = bytesOf(m.prefix)
 	}
-	k := memProbe(string(key))
-	if !m.reverse {
-		if len(key) == 0 {
-			m.ok = m.it.First()
+	if len(key) == 0 {
+		if m.reverse {
+			m.ok = m.it.Last()
 		} else {
-			m.ok = m.it.Seek(k)
+			m.ok = m.it.First()
 		}
 		return
 	}
-	if len(key) == 0 {
-		m.ok = m.it.Last()
+	// A probe may hold only the beginning of a key longer than any
+	// entry: no entry lies between the two, and the one equal to the
+	// beginning lies before key.
+	p, _ := m.probeOf(&m.prober, string(key))
+	m.ok = m.it.Seek(p)
+	if !m.reverse {
+		for m.ok && m.it.Item().key() < string(key) {
+			m.ok = m.it.Next()
+		}
 		return
 	}
 	// The last key at or before key.
-	if m.ok = m.it.Seek(k); !m.ok {
+	if !m.ok {
 		m.ok = m.it.Last()
-	} else if m.it.Item().key() != k.key() {
+	} else if m.it.Item().key() > string(key) {
 		m.ok = m.it.Prev()
 	}
 }
 
-func (m *memIter) Next() {
+func (m *memIter[E]) Next() {
 	if !m.ok {
 		return
 	}
@@ -457,26 +544,43 @@ func (m *memIter) Next() {
 	}
 }
 
-func (m *memIter) Valid() bool { return m.ok && strings.HasPrefix(m.it.Item().key(), m.prefix) }
+func (m *memIter[E]) Valid() bool { return m.ok && strings.HasPrefix(m.it.Item().key(), m.prefix) }
 
-func (m *memIter) ValidForPrefix(prefix []byte) bool {
+func (m *memIter[E]) ValidForPrefix(prefix []byte) bool {
 	return m.Valid() && strings.HasPrefix(m.it.Item().key(), string(prefix))
 }
 
-func (m *memIter) Item() kvItem { return memItem{m.it.Item(), m.pin} }
+func (m *memIter[E]) Item() kvItem {
+	e := m.it.Item()
+	return memItem{k: e.key(), v: e.val(), pin: m.pin}
+}
 
-func (m *memIter) Close() { m.it.Release() }
+func (m *memIter[E]) Close() {
+	m.it.Release()
+	if m.prober != nil {
+		probers.put(m.prober)
+		m.prober = nil
+	}
+}
 
 // memEntriesOf appends the in-memory families' entries of case c (stored
 // as val) to out: what PutCase keeps for it.
-func memEntriesOf(out []memEntry, slab *memSlab, c *pb.Case, val []byte) []memEntry {
+func memEntriesOf(out []memEntry, slab *memSlab, c *pb.Case) ([]memEntry, error) {
 	for _, k := range indexKeys(c) {
-		out = append(out, slab.make(k, nil))
+		e, err := slab.make(k, nil)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
 	}
-	for _, e := range nearbyEntries(c) {
-		out = append(out, slab.make(e.key, e.val))
+	for _, n := range nearbyEntries(c) {
+		e, err := slab.make(n.key, n.val)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
 	}
-	return append(out, newMemEntry(digestKey(c.Id), digestOf(c, val).encode()))
+	return out, nil
 }
 
 // buildMemIndex builds the in-memory families from the stored cases (at
@@ -494,6 +598,7 @@ func (s *Store) buildMemIndex() error {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	batches := make(chan []rec, workers)
 	outs := make([][]memEntry, workers)
+	digs := make([][]objEntry, workers)
 	slabs := make([]memSlab, workers)
 	counts := make([]map[string]int64, workers) // the D/ counters, summed
 	floor := s.flowFloor.Load()
@@ -514,13 +619,27 @@ func (s *Store) buildMemIndex() error {
 						}
 						continue
 					}
-					outs[w] = memEntriesOf(outs[w], slab, c, r.val)
+					var err error
+					if outs[w], err = memEntriesOf(outs[w], slab, c); err != nil {
+						if errs[w] == nil {
+							errs[w] = fmt.Errorf("%w: case %s: %v", ErrDamaged, r.id, err)
+						}
+						continue
+					}
+					digs[w] = append(digs[w], newObjEntry(digestKey(c.Id), digestOf(c, r.val).encode()))
 					d := dashOf(c, false, 0, floor)
 					for _, k := range d.counters {
 						counts[w][k]++
 					}
 					for _, k := range d.index {
-						outs[w] = append(outs[w], slab.make([]byte(k), nil))
+						e, err := slab.make([]byte(k), nil)
+						if err != nil {
+							if errs[w] == nil {
+								errs[w] = fmt.Errorf("%w: case %s: %v", ErrDamaged, r.id, err)
+							}
+							break
+						}
+						outs[w] = append(outs[w], e)
 					}
 				}
 			}
@@ -561,30 +680,31 @@ func (s *Store) buildMemIndex() error {
 			counts[0][k] += n
 		}
 	}
-	counters := make([]memEntry, 0, len(counts[0]))
+	counters := make([]objEntry, 0, len(counts[0]))
 	for k, n := range counts[0] {
-		counters = append(counters, newMemEntry([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
+		counters = append(counters, newObjEntry([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
 	}
-	all := slices.Concat(outs...)
-	tree, dash := newMemTree(), newMemTree()
-	for _, set := range []struct {
-		es   []memEntry
-		tree *memTree
-	}{{all, tree}, {counters, dash}} {
-		slices.SortFunc(set.es, func(a, b memEntry) int { return strings.Compare(a.key(), b.key()) })
-		for _, e := range set.es {
-			set.tree.Load(e)
-		}
-	}
-	s.mem.replace(tree, dash, slabs)
+	tree := loadSorted(newMemTree(), slices.Concat(outs...))
+	dig := loadSorted(newObjTree(), slices.Concat(digs...))
+	dash := loadSorted(newObjTree(), counters)
+	s.mem.replace(tree, dig, dash, slabs)
 	s.near.reset()
 	var took time.Duration
 	if s.now != nil {
 		took = s.now().Sub(start)
 	}
 	s.mem.buildNanos.Store(int64(took))
-	s.log.Info("case indexes built in memory", "entries", tree.Len()+dash.Len(), "took", took.Round(time.Millisecond))
+	s.log.Info("case indexes built in memory", "entries", tree.Len()+dig.Len()+dash.Len(), "took", took.Round(time.Millisecond))
 	return nil
+}
+
+// loadSorted loads es into tree (empty) in key order.
+func loadSorted[E treeEntry](tree *btree.BTreeG[E], es []E) *btree.BTreeG[E] {
+	slices.SortFunc(es, func(a, b E) int { return strings.Compare(a.key(), b.key()) })
+	for _, e := range es {
+		tree.Load(e)
+	}
+	return tree
 }
 
 // storedOnlyBefore are the prefixes of what releases before the in-memory
@@ -636,8 +756,8 @@ func (s *Store) dropStoredMemFamilies() error {
 
 // eachMem calls fn for every entry of the in-memory families of v and
 // of the dashboard's counters dash, in key order.
-func eachMem(v *memVersion, dash *memTree, fn func(key, val []byte) error) error {
-	it := memMerge(newMemIter(v.tree, v.pin, badger.IteratorOptions{}), newMemIter(dash, nil, badger.IteratorOptions{}))
+func eachMem(v *memVersion, dash *objTree, fn func(key, val []byte) error) error {
+	it := memAll(v, dash)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
@@ -655,6 +775,13 @@ type mergedIter struct {
 }
 
 func memMerge(a, b kvIterator) *mergedIter { return &mergedIter{a: a, b: b} }
+
+// memAll iterates every entry of v's trees and of the dashboard's
+// counters dash, in key order.
+func memAll(v *memVersion, dash *objTree) kvIterator {
+	return memMerge(memMerge(newMemIter(v.tree, v.pin, badger.IteratorOptions{}), newObjIter(v.dig, badger.IteratorOptions{})),
+		newObjIter(dash, badger.IteratorOptions{}))
+}
 
 func (m *mergedIter) pick() {
 	switch {

@@ -396,7 +396,7 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		entries int
 	)
 	for range b.N {
-		s.mem.replace(newMemTree(), newMemTree(), nil)
+		s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
 		runtime.GC()
 		if err := s.buildMemIndex(); err != nil {
 			b.Fatal(err)
@@ -410,7 +410,7 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		var with, without runtime.MemStats
 		runtime.ReadMemStats(&with)
 		entries = s.mem.load().tree.Len() + s.mem.dash.len()
-		s.mem.replace(newMemTree(), newMemTree(), nil)
+		s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
 		runtime.GC() // the pin of the tree dropped
 		blocks.reclaim()
 		runtime.GC()

@@ -86,7 +86,7 @@ func (c *badgerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, pending)
 	ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, expvarNumber(expvar.Get("badger_compaction_current_num_lsm")))
-	ch <- prometheus.MustNewConstMetric(c.memIndex, prometheus.GaugeValue, float64(c.s.mem.load().tree.Len()+c.s.mem.dash.len()))
+	ch <- prometheus.MustNewConstMetric(c.memIndex, prometheus.GaugeValue, float64(c.s.mem.entries()))
 	ch <- prometheus.MustNewConstMetric(c.memBuild, prometheus.GaugeValue, time.Duration(c.s.mem.buildNanos.Load()).Seconds())
 	ch <- prometheus.MustNewConstMetric(c.memBlock, prometheus.GaugeValue, float64(blocks.bound()*memBlockSize))
 	for _, v := range c.counters {

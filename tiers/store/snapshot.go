@@ -34,7 +34,7 @@ type Snapshot struct {
 	txn *badger.Txn
 	mem *memVersion // the in-memory families of the same moment
 	// dash: the dashboard's counters of the same moment (dashcounters.go)
-	dash *memTree
+	dash *objTree
 }
 
 // Snapshot pins a read view of the current state. Writes that commit after
@@ -82,7 +82,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 		return nil
 	}
-	mi := memMerge(newMemIter(sn.mem.tree, sn.mem.pin, badger.IteratorOptions{}), newMemIter(sn.dash, nil, badger.IteratorOptions{}))
+	mi := memAll(sn.mem, sn.dash)
 	defer mi.Close()
 	mi.Rewind()
 	it := sn.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
@@ -132,7 +132,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
-	s.mem.replace(newMemTree(), newMemTree(), nil)
+	s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
 	s.near.reset()
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)

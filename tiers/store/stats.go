@@ -49,10 +49,11 @@ func (s *Store) EnableStats() *Stats {
 	return s.stats.Load()
 }
 
-// tx is a transaction over txn and tree, the in-memory families of the
-// same moment (memindex.go); writable: tree is this transaction's own copy.
-func (s *Store) tx(txn *badger.Txn, tree *memTree, writable bool) *Tx {
-	return &Tx{txn: txn, mem: tree, memWrite: writable, dashSrc: &s.mem.dash, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
+// tx is a transaction over txn and tree and dig, the in-memory families
+// of the same moment (memindex.go); writable: they are this
+// transaction's own copies.
+func (s *Store) tx(txn *badger.Txn, tree *memTree, dig *objTree, writable bool) *Tx {
+	return &Tx{txn: txn, mem: tree, dig: dig, memWrite: writable, dashSrc: &s.mem.dash, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
 }
 
 func (tx *Tx) get(key []byte) (kvItem, error) {
@@ -85,7 +86,10 @@ func (tx *Tx) decoded() {
 // dashcounters.go).
 func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
 	if isDashCounter(opts.Prefix) {
-		return &iter{kvIterator: newMemIter(tx.dashTree(), nil, opts), stats: tx.stats}
+		return &iter{kvIterator: newObjIter(tx.dashTree(), opts), stats: tx.stats}
+	}
+	if isDigestKey(opts.Prefix) {
+		return &iter{kvIterator: newObjIter(tx.dig, opts), stats: tx.stats}
 	}
 	if isMemKey(opts.Prefix) {
 		return &iter{kvIterator: newMemIter(tx.mem, tx.memPin, opts), stats: tx.stats}

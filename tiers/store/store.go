@@ -83,7 +83,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: logger, feed: opts.Feed, now: opts.Now}
-	s.mem.publish(newMemTree(), nil)
+	s.mem.publish(newMemTree(), newObjTree(), nil)
 	err = s.dropStoredMemFamilies()
 	if err == nil {
 		err = s.loadFlowFloor()
@@ -161,7 +161,7 @@ func (s *Store) Close() error {
 	defer s.gcMu.Unlock()
 	s.closed = true
 	// The blocks of the tree's entries go back to the process.
-	s.mem.replace(newMemTree(), newMemTree(), nil)
+	s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
 	return s.db.Close()
 }
 
@@ -189,7 +189,8 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	defer s.mem.writer.Unlock()
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	tx := s.tx(txn, s.mem.load().tree.Copy(), true)
+	v := s.mem.load()
+	tx := s.tx(txn, v.tree.Copy(), v.dig.Copy(), true)
 	tx.memHints, tx.memSlab = &s.mem.hints, &s.mem.slab
 	tx.counterCache = &s.counters
 	floor := s.flowFloor.Load()
@@ -198,7 +199,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		s.mem.abort()
 		return err
 	}
-	if err := s.mem.commit(txn, tx.mem, tx.memDeltas, tx.dashDeltas()); err != nil {
+	if err := s.mem.commit(txn, tx.mem, tx.dig, tx.memDeltas, tx.dashDeltas()); err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	if len(tx.counterWrites) > 0 {
@@ -218,7 +219,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 func (s *Store) View(fn func(tx *Tx) error) error {
 	txn, v := s.mem.view(s.db)
 	defer txn.Discard()
-	tx := s.tx(txn, v.tree, false)
+	tx := s.tx(txn, v.tree, v.dig, false)
 	tx.memPin = v.pin
 	return fn(tx)
 }
@@ -229,7 +230,7 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 func (s *Store) viewDash(fn func(tx *Tx) error) error {
 	txn, v, dash := s.mem.viewDash(s.db)
 	defer txn.Discard()
-	tx := s.tx(txn, v.tree, false)
+	tx := s.tx(txn, v.tree, v.dig, false)
 	tx.memPin, tx.dashView = v.pin, dash
 	return fn(tx)
 }

@@ -18,9 +18,11 @@ import (
 // Tx is one badger transaction seen through the state machine's records.
 type Tx struct {
 	txn *badger.Txn
-	// mem holds the in-memory families (memindex.go) as of txn's view;
-	// memWrite: it is this write transaction's own copy.
+	// mem and dig (the digests) hold the in-memory families
+	// (memindex.go) as of txn's view; memWrite: they are this write
+	// transaction's own copies.
 	mem      *memTree
+	dig      *objTree
 	memWrite bool
 	memHints *[256]btree.PathHint // the writer's (memIndex.hints)
 	memSlab  *memSlab             // the writer's (memIndex.slab)
@@ -47,7 +49,7 @@ type Tx struct {
 	// the copy of them this transaction reads (dashcounters.go).
 	dash     map[string]int64
 	dashSrc  *dashCounters
-	dashView *memTree
+	dashView *objTree
 	// counterCache has the counters' committed values (set in write
 	// transactions only; nil: read them all through badger);
 	// counterWrites the values this transaction gives them, read back by
