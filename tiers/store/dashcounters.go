@@ -34,7 +34,7 @@ type dashCounters struct {
 	// of one commit at most: never across a badger commit.
 	mu sync.Mutex
 	// tree holds the committed counters: objects of their own
-	// (newMemEntry), whose values are the counters' (8 bytes, big
+	// (newObjEntry), whose values are the counters' (8 bytes, big
 	// endian). Read and changed under mu only.
 	tree *objTree
 	hint btree.PathHint // the last change's path (under mu)

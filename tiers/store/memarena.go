@@ -14,8 +14,9 @@ import (
 // heap object an entry, a million cases stored were some seven million
 // objects and pointers, and a collector that took a fifth of a replica's
 // CPU (BENCHMARKS.md). An entry of a block is a block number, an offset
-// and two lengths instead, with a nil pointer the collector skips; the
-// blocks are a few thousand objects.
+// and two lengths instead, no pointer for the collector to read (a key or
+// value too long to share a block has one of its own); the blocks are a
+// few thousand objects.
 //
 // A block is written by one store's writer only, at offsets nobody reads
 // yet, and never written again below them. The writer counts its live

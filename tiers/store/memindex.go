@@ -353,13 +353,8 @@ func (tx *Tx) memDel(key []byte) error {
 	hint := &tx.memHints[memHint(key)]
 	if isDigestKey(key) {
 		tx.dig.DeleteHint(objProbe(string(key)), hint)
-	} else if pr := probers.get(); true {
-		if e, whole := pr.probe(string(key)); whole {
-			if old, had := tx.mem.DeleteHint(e, hint); had {
-				tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
-			}
-		}
-		probers.put(pr)
+	} else {
+		tx.delEntry(key, hint)
 	}
 	if key[0] == 'N' {
 		tx.noteNear(key, nil, true)
@@ -368,6 +363,19 @@ func (tx *Tx) memDel(key []byte) error {
 		memWritten(string(key), true)
 	}
 	return nil
+}
+
+// delEntry deletes key from the transaction's index tree.
+func (tx *Tx) delEntry(key []byte, hint *btree.PathHint) {
+	pr := probers.get()
+	defer probers.put(pr)
+	e, whole := pr.probe(string(key))
+	if !whole {
+		return // longer than any entry
+	}
+	if old, had := tx.mem.DeleteHint(e, hint); had {
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
+	}
 }
 
 // memGet reads one key of the in-memory families.
