@@ -144,13 +144,7 @@ func TestBlocksOfDroppedEntriesAreUnboundOnceNoReaderHoldsThem(t *testing.T) {
 		}
 		return n
 	}
-	for range 10 {
-		runtime.GC()
-		blocks.reclaim()
-		if unbound() == len(first) {
-			break
-		}
-	}
+	collectUntil(func() bool { blocks.reclaim(); return unbound() == len(first) })
 	if got := unbound(); got != len(first) {
 		t.Fatalf("%d of %d retired blocks unbound after the reader left", got, len(first))
 	}
