@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -28,7 +29,12 @@ func (s *Store) RawDelete(keys ...string) error {
 				s.mem.dash.tree.Delete(objProbe(k))
 				s.mem.dash.mu.Unlock()
 			case isDigestKey([]byte(k)):
-				dig.Delete(objProbe(k))
+				pr := probers.get()
+				e, _ := pr.probe(k)
+				if old, had := dig.Delete(digEntry{e: e}); had {
+					deltas = append(deltas, blockDelta{n: old.e.block(), d: -1})
+				}
+				probers.put(pr)
 			case isMemKey([]byte(k)):
 				pr := probers.get()
 				e, _ := pr.probe(k)
@@ -66,7 +72,14 @@ func (s *Store) RawSet(key string, val []byte) error {
 		tree, dig := v.tree.Copy(), v.dig.Copy()
 		var deltas []blockDelta
 		if isDigestKey([]byte(key)) {
-			dig.Set(newObjEntry([]byte(key), val))
+			d, ok := makeDigest(&s.mem.slab, []byte(key), val)
+			if !ok {
+				return fmt.Errorf("raw set %q: no digest", key)
+			}
+			deltas = append(deltas, blockDelta{n: d.e.block(), d: 1})
+			if old, had := dig.Set(d); had {
+				deltas = append(deltas, blockDelta{n: old.e.block(), d: -1})
+			}
 		} else {
 			e, err := s.mem.slab.make([]byte(key), val)
 			if err != nil {
@@ -118,7 +131,8 @@ func (s *Store) StoredKeys(prefix string) int {
 func CountMemCompares(n *atomic.Int64) (restore func()) {
 	memOrder = func(a, b memEntry) bool { n.Add(1); return memLess(a, b) }
 	objOrder = func(a, b objEntry) bool { n.Add(1); return objLess(a, b) }
-	return func() { memOrder, objOrder = memLess, objLess }
+	digOrder = func(a, b digEntry) bool { n.Add(1); return digLess(a, b) }
+	return func() { memOrder, objOrder, digOrder = memLess, objLess, digLess }
 }
 
 // FeedRecords are the first revisions of the change feed's stored records

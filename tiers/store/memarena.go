@@ -257,10 +257,15 @@ func (s *memSlab) all() []uint32 {
 	return out
 }
 
-// count counts the entries of tree that live in blocks (after a build).
-func (s *memSlab) count(tree *memTree) {
+// count counts the entries of tree and of the digests dig, every one in
+// a block (after a build).
+func (s *memSlab) count(tree *memTree, dig *digTree) {
 	tree.Scan(func(e memEntry) bool {
 		s.live[e.block()]++
+		return true
+	})
+	dig.Scan(func(d digEntry) bool {
+		s.live[d.e.block()]++
 		return true
 	})
 }

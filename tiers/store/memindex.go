@@ -212,7 +212,7 @@ type memIndex struct {
 // they read it (memarena.go): every block it holds stays bound.
 type memVersion struct {
 	tree *memTree
-	dig  *objTree // the digests (h/)
+	dig  *digTree // the digests (h/, memdigest.go)
 	pin  *memPin
 }
 
@@ -236,7 +236,7 @@ func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion, *objTree)
 // entries changed by deltas, with the dashboard's counters changed by
 // dash: a reader that takes both under the counters' lock (viewDash) has
 // them of the same commit. Under writer.
-func (m *memIndex) commit(txn *badger.Txn, tree *memTree, dig *objTree, deltas []blockDelta, dash []dashDelta) error {
+func (m *memIndex) commit(txn *badger.Txn, tree *memTree, dig *digTree, deltas []blockDelta, dash []dashDelta) error {
 	if err := txn.Commit(); err != nil {
 		m.abort()
 		return err
@@ -271,7 +271,7 @@ func (m *memIndex) abort() {
 // them) wait for the readers of the trees before: the pin they hold is
 // the one they are retired under, and tree's readers get a new one.
 // Under writer, or before the store is shared (Open).
-func (m *memIndex) publish(tree *memTree, dig *objTree, retired []uint32) {
+func (m *memIndex) publish(tree *memTree, dig *digTree, retired []uint32) {
 	pin := &memPin{}
 	if old := m.cur.Load(); old != nil {
 		if len(retired) == 0 {
@@ -287,7 +287,7 @@ func (m *memIndex) publish(tree *memTree, dig *objTree, retired []uint32) {
 // replace publishes tree, the digests dig and the dashboard's counters
 // dash, built from the stored cases in the blocks of built (the build's
 // workers'), instead of every entry held so far (Open, Restore, Close).
-func (m *memIndex) replace(tree *memTree, dig, dash *objTree, built []memSlab) {
+func (m *memIndex) replace(tree *memTree, dig *digTree, dash *objTree, built []memSlab) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
 	m.dash.replace(dash)
@@ -297,7 +297,7 @@ func (m *memIndex) replace(tree *memTree, dig, dash *objTree, built []memSlab) {
 			m.slab.hold(n)
 		}
 	}
-	m.slab.count(tree)
+	m.slab.count(tree, dig)
 	// A block of built without an entry in tree (none: the build makes
 	// every key once) would never be counted again: retired now.
 	m.publish(tree, dig, append(retired, m.slab.settle(nil, false)...))
@@ -326,7 +326,9 @@ func (tx *Tx) memSet(key, val []byte) error {
 	}
 	hint := &tx.memHints[memHint(key)]
 	if isDigestKey(key) {
-		tx.dig.SetHint(newObjEntry(key, val), hint)
+		if err := tx.setDigest(key, val, hint); err != nil {
+			return err
+		}
 	} else {
 		e, ok := tx.memSlab.entry(key, val)
 		if !ok {
@@ -352,7 +354,7 @@ func (tx *Tx) memDel(key []byte) error {
 	}
 	hint := &tx.memHints[memHint(key)]
 	if isDigestKey(key) {
-		tx.dig.DeleteHint(objProbe(string(key)), hint)
+		tx.delDigest(key, hint)
 	} else {
 		tx.delEntry(key, hint)
 	}
@@ -387,11 +389,7 @@ func (tx *Tx) memGet(key []byte) (kvItem, error) {
 		hint = &tx.memHints[memHint(key)]
 	}
 	if isDigestKey(key) {
-		e, ok := tx.dig.GetHint(objProbe(string(key)), hint)
-		if !ok {
-			return nil, badger.ErrKeyNotFound
-		}
-		return memItem{k: e.key(), v: e.val()}, nil
+		return tx.getDigest(key, hint)
 	}
 	pr := probers.get()
 	defer probers.put(pr)
@@ -472,7 +470,7 @@ func (it badgerIter) Item() kvItem { return it.Iterator.Item() }
 
 // treeEntry is an entry of either tree.
 type treeEntry interface {
-	memEntry | objEntry
+	memEntry | objEntry | digEntry
 	key() string
 	val() string
 }
@@ -606,7 +604,7 @@ func (s *Store) buildMemIndex() error {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	batches := make(chan []rec, workers)
 	outs := make([][]memEntry, workers)
-	digs := make([][]objEntry, workers)
+	digs := make([][]digEntry, workers)
 	slabs := make([]memSlab, workers)
 	counts := make([]map[string]int64, workers) // the D/ counters, summed
 	floor := s.flowFloor.Load()
@@ -634,7 +632,14 @@ func (s *Store) buildMemIndex() error {
 						}
 						continue
 					}
-					digs[w] = append(digs[w], newObjEntry(digestKey(c.Id), digestOf(c, r.val).encode()))
+					dg, ok := makeDigest(slab, digestKey(c.Id), digestOf(c, r.val).encode())
+					if !ok {
+						if errs[w] == nil {
+							errs[w] = fmt.Errorf("%w: case %s: a digest longer than a block", ErrDamaged, r.id)
+						}
+						continue
+					}
+					digs[w] = append(digs[w], dg)
 					d := dashOf(c, false, 0, floor)
 					for _, k := range d.counters {
 						counts[w][k]++
@@ -693,7 +698,7 @@ func (s *Store) buildMemIndex() error {
 		counters = append(counters, newObjEntry([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(n))))
 	}
 	tree := loadSorted(newMemTree(), slices.Concat(outs...))
-	dig := loadSorted(newObjTree(), slices.Concat(digs...))
+	dig := loadSorted(newDigTree(), slices.Concat(digs...))
 	dash := loadSorted(newObjTree(), counters)
 	s.mem.replace(tree, dig, dash, slabs)
 	s.near.reset()
@@ -787,7 +792,7 @@ func memMerge(a, b kvIterator) *mergedIter { return &mergedIter{a: a, b: b} }
 // memAll iterates every entry of v's trees and of the dashboard's
 // counters dash, in key order.
 func memAll(v *memVersion, dash *objTree) kvIterator {
-	return memMerge(memMerge(newMemIter(v.tree, v.pin, badger.IteratorOptions{}), newObjIter(v.dig, badger.IteratorOptions{})),
+	return memMerge(memMerge(newMemIter(v.tree, v.pin, badger.IteratorOptions{}), newDigIter(v.dig, v.pin, badger.IteratorOptions{})),
 		newObjIter(dash, badger.IteratorOptions{}))
 }
 

@@ -303,14 +303,16 @@ func TestMemIndexFollowsTheTransaction(t *testing.T) {
 func TestMemIterSeeksAsBadger(t *testing.T) {
 	s := openNearTest(t, t.TempDir())
 	defer s.Close()
-	keys := []string{"g/1/a", "g/1/c", "g/2/a", "g/3/b", "h/x", "s/01/a", "s/01/b", "s/05/a"}
+	keys := []string{"g/1/a", "g/1/c", "g/2/a", "g/3/b", "h/x", "h/y1", "h/z", "s/01/a", "s/01/b", "s/05/a"}
 	if err := s.Update(func(tx *Tx) error {
 		for _, k := range keys {
-			if err := tx.set([]byte(k), []byte("v"+k)); err != nil {
+			// A value as long as a digest's numbers at least (h/).
+			v := []byte(fmt.Sprintf("%-24s", "v"+k))
+			if err := tx.set([]byte(k), v); err != nil {
 				return err
 			}
 			// The same keys under a badger family, to compare with.
-			if err := tx.set([]byte("z/"+k), []byte("v"+k)); err != nil {
+			if err := tx.set([]byte("z/"+k), v); err != nil {
 				return err
 			}
 		}
@@ -344,6 +346,7 @@ func TestMemIterSeeksAsBadger(t *testing.T) {
 			{"g/", "", false}, {"g/", "g/2", false}, {"g/", "g/1/b", false}, {"g/1/", "", false},
 			{"g/", "g/2/z", true}, {"g/", "g/3/b", true}, {"g/", "g/\xff", true}, {"g/", "", true},
 			{"s/01/", "s/01/\xff", true}, {"s/", "s/02", false}, {"h/", "", false},
+			{"h/", "h/y", false}, {"h/", "h/y", true}, {"h/", "h/\xff", true}, {"h/", "", true},
 		} {
 			mem := walk(tx, c.prefix, c.reverse, c.seek)
 			seek := c.seek
@@ -396,7 +399,7 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		entries int
 	)
 	for range b.N {
-		s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
+		s.mem.replace(newMemTree(), newDigTree(), newObjTree(), nil)
 		runtime.GC()
 		if err := s.buildMemIndex(); err != nil {
 			b.Fatal(err)
@@ -410,7 +413,7 @@ func BenchmarkMemIndexBuild(b *testing.B) {
 		var with, without runtime.MemStats
 		runtime.ReadMemStats(&with)
 		entries = s.mem.load().tree.Len() + s.mem.dash.len()
-		s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
+		s.mem.replace(newMemTree(), newDigTree(), newObjTree(), nil)
 		runtime.GC() // the pin of the tree dropped
 		blocks.reclaim()
 		runtime.GC()

@@ -12,16 +12,22 @@ import (
 )
 
 // TestTreeEntriesHoldNoPointer: the collector skips a node's entries only
-// while an entry has no pointer in it (memEntry).
+// while an entry has no pointer in it (memEntry, and the digests' digEntry).
 func TestTreeEntriesHoldNoPointer(t *testing.T) {
-	typ := reflect.TypeFor[memEntry]()
-	for i := range typ.NumField() {
-		switch f := typ.Field(i); f.Type.Kind() {
-		case reflect.Uint32, reflect.Uint64:
-		default:
-			t.Errorf("memEntry.%s is a %s: the collector would read every entry of the tree", f.Name, f.Type)
+	var check func(typ reflect.Type, path string)
+	check = func(typ reflect.Type, path string) {
+		for i := range typ.NumField() {
+			switch f := typ.Field(i); f.Type.Kind() {
+			case reflect.Uint32, reflect.Uint64:
+			case reflect.Struct:
+				check(f.Type, path+"."+f.Name)
+			default:
+				t.Errorf("%s.%s is a %s: the collector would read every entry of the tree", path, f.Name, f.Type)
+			}
 		}
 	}
+	check(reflect.TypeFor[memEntry](), "memEntry")
+	check(reflect.TypeFor[digEntry](), "digEntry")
 }
 
 // TestLongEntriesHaveBlocksOfTheirOwn: a key or value too long to share a

@@ -132,7 +132,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.counters.reset() // the counters' values are the snapshot's from here
-	s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
+	s.mem.replace(newMemTree(), newDigTree(), newObjTree(), nil)
 	s.near.reset()
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("%w: clear state before restore: %w", ErrStateLost, err)

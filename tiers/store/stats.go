@@ -52,7 +52,7 @@ func (s *Store) EnableStats() *Stats {
 // tx is a transaction over txn and tree and dig, the in-memory families
 // of the same moment (memindex.go); writable: they are this
 // transaction's own copies.
-func (s *Store) tx(txn *badger.Txn, tree *memTree, dig *objTree, writable bool) *Tx {
+func (s *Store) tx(txn *badger.Txn, tree *memTree, dig *digTree, writable bool) *Tx {
 	return &Tx{txn: txn, mem: tree, dig: dig, memWrite: writable, dashSrc: &s.mem.dash, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
 }
 
@@ -89,7 +89,7 @@ func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
 		return &iter{kvIterator: newObjIter(tx.dashTree(), opts), stats: tx.stats}
 	}
 	if isDigestKey(opts.Prefix) {
-		return &iter{kvIterator: newObjIter(tx.dig, opts), stats: tx.stats}
+		return &iter{kvIterator: newDigIter(tx.dig, tx.memPin, opts), stats: tx.stats}
 	}
 	if isMemKey(opts.Prefix) {
 		return &iter{kvIterator: newMemIter(tx.mem, tx.memPin, opts), stats: tx.stats}

@@ -83,7 +83,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: logger, feed: opts.Feed, now: opts.Now}
-	s.mem.publish(newMemTree(), newObjTree(), nil)
+	s.mem.publish(newMemTree(), newDigTree(), nil)
 	err = s.dropStoredMemFamilies()
 	if err == nil {
 		err = s.loadFlowFloor()
@@ -161,7 +161,7 @@ func (s *Store) Close() error {
 	defer s.gcMu.Unlock()
 	s.closed = true
 	// The blocks of the tree's entries go back to the process.
-	s.mem.replace(newMemTree(), newObjTree(), newObjTree(), nil)
+	s.mem.replace(newMemTree(), newDigTree(), newObjTree(), nil)
 	return s.db.Close()
 }
 

@@ -22,7 +22,7 @@ type Tx struct {
 	// (memindex.go) as of txn's view; memWrite: they are this write
 	// transaction's own copies.
 	mem      *memTree
-	dig      *objTree
+	dig      *digTree
 	memWrite bool
 	memHints *[256]btree.PathHint // the writer's (memIndex.hints)
 	memSlab  *memSlab             // the writer's (memIndex.slab)

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/tidwall/btree"
+)
+
+// The digests in memory (h/, one a case: what anti-entropy compares). A
+// digest's numbers change at every write of its case; its key never does,
+// and its holder and reporting node seldom. So a digest is an entry of a
+// block (memEntry: the key, then the holder and the reporting node as
+// digest.encode writes them) beside the three numbers, held in the tree
+// itself: no pointer for the collector to read, no object a digest, and a
+// write that only changes the numbers keeps the block's entry (the block
+// lives as long as the case, as the index entries' do). A million cases
+// stored were a million digest objects, half the objects of a replica's
+// heap (BENCHMARKS.md, "Digests without a pointer").
+type digEntry struct {
+	e                    memEntry
+	epoch, version, hash uint64
+}
+
+// digestNums is the length of the numbers that begin an encoded digest.
+const digestNums = 24
+
+func (d digEntry) key() string { return d.e.key() }
+
+// val is the digest as digest.encode writes it (a new string).
+func (d digEntry) val() string {
+	rest := d.e.val()
+	b := make([]byte, digestNums, digestNums+len(rest))
+	binary.BigEndian.PutUint64(b[0:], d.epoch)
+	binary.BigEndian.PutUint64(b[8:], d.version)
+	binary.BigEndian.PutUint64(b[16:], d.hash)
+	b = append(b, rest...)
+	return string(b)
+}
+
+func digLess(a, b digEntry) bool { return a.e.key() < b.e.key() }
+
+// digOrder is the order new digest trees are built with (see memOrder).
+var digOrder = digLess
+
+// digTree is the ordered set of the digests.
+type digTree = btree.BTreeG[digEntry]
+
+func newDigTree() *digTree {
+	return btree.NewBTreeGOptions(digOrder, btree.Options{NoLocks: true})
+}
+
+// makeDigest makes the entry of an encoded digest val under key, its key
+// and the rest of val in slab (ok false: val is no digest, or the two are
+// longer than a block).
+func makeDigest(slab *memSlab, key, val []byte) (digEntry, bool) {
+	if len(val) < digestNums {
+		return digEntry{}, false
+	}
+	e, ok := slab.entry(key, val[digestNums:])
+	if !ok {
+		return digEntry{}, false
+	}
+	return withNums(digEntry{e: e}, val), true
+}
+
+// withNums is d with the numbers of the encoded digest val.
+func withNums(d digEntry, val []byte) digEntry {
+	d.epoch = binary.BigEndian.Uint64(val[0:])
+	d.version = binary.BigEndian.Uint64(val[8:])
+	d.hash = binary.BigEndian.Uint64(val[16:])
+	return d
+}
+
+// setDigest sets the digest of key to val in the transaction's digest
+// tree. A digest whose holder and reporting node are the ones held keeps
+// its entry in the block and changes only its numbers.
+func (tx *Tx) setDigest(key, val []byte, hint *btree.PathHint) error {
+	if len(val) < digestNums {
+		return fmt.Errorf("write %q: a digest of %d bytes: %w", key, len(val), badger.ErrInvalidRequest)
+	}
+	pr := probers.get()
+	p, whole := pr.probe(string(key))
+	var old digEntry
+	var had bool
+	if whole {
+		old, had = tx.dig.GetHint(digEntry{e: p}, hint)
+	}
+	probers.put(pr)
+	if had && old.e.val() == string(val[digestNums:]) {
+		tx.dig.SetHint(withNums(old, val), hint)
+		return nil
+	}
+	d, ok := makeDigest(tx.memSlab, key, val)
+	if !ok {
+		return fmt.Errorf("write %q: %d bytes of key and value, a block holds %d: %w", key[:min(len(key), 64)], len(key)+len(val), memBlockSize, badger.ErrInvalidRequest)
+	}
+	tx.memDeltas = append(tx.memDeltas, blockDelta{n: d.e.block(), d: 1})
+	if old, had := tx.dig.SetHint(d, hint); had {
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.e.block(), d: -1})
+	}
+	return nil
+}
+
+// delDigest deletes the digest of key.
+func (tx *Tx) delDigest(key []byte, hint *btree.PathHint) {
+	pr := probers.get()
+	defer probers.put(pr)
+	p, whole := pr.probe(string(key))
+	if !whole {
+		return // longer than any entry
+	}
+	if old, had := tx.dig.DeleteHint(digEntry{e: p}, hint); had {
+		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.e.block(), d: -1})
+	}
+}
+
+// getDigest reads the digest of key.
+func (tx *Tx) getDigest(key []byte, hint *btree.PathHint) (kvItem, error) {
+	pr := probers.get()
+	defer probers.put(pr)
+	p, whole := pr.probe(string(key))
+	if !whole {
+		return nil, badger.ErrKeyNotFound // longer than any entry
+	}
+	d, ok := tx.dig.GetHint(digEntry{e: p}, hint)
+	if !ok {
+		return nil, badger.ErrKeyNotFound
+	}
+	return memItem{k: d.key(), v: d.val(), pin: tx.memPin}, nil
+}
+
+// newDigIter iterates the digest tree.
+func newDigIter(tree *digTree, pin *memPin, opts badger.IteratorOptions) *memIter[digEntry] {
+	return &memIter[digEntry]{it: tree.Iter(), pin: pin, prefix: string(opts.Prefix), reverse: opts.Reverse, probeOf: digProbe}
+}
+
+// digProbe is a probe of the digest tree, in the iterator's prober.
+func digProbe(pr **memProber, key string) (digEntry, bool) {
+	e, whole := blockProbe(pr, key)
+	return digEntry{e: e}, whole
+}
