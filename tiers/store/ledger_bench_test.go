@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/store"
@@ -146,6 +147,32 @@ func BenchmarkCollectorCycleStored(b *testing.B) {
 		grids  = 5_000
 	)
 	fillStored(b, s, stored, grids)
+	collectorCycles(b)
+}
+
+// BenchmarkCollectorCycleStoredLeader is BenchmarkCollectorCycleStored
+// on a leader: each grid's class has been looked up for duplicates, so
+// the store also holds its nearby list (5,000 of them).
+func BenchmarkCollectorCycleStoredLeader(b *testing.B) {
+	s := openMem(b)
+	const (
+		stored = 1_000_000
+		grids  = 5_000
+	)
+	fillStored(b, s, stored, grids)
+	for g := range grids {
+		k := store.NearbyClass{Grid: benchGrid(g, grids), Kind: pb.Kind_KIND_EVENT, Major: "01", Minor: "02"}
+		seen := 0
+		if err := s.NearbyOpen(k, time.UnixMilli(0), func(store.NearbyEntry) bool { seen++; return seen < 64 }); err != nil || seen == 0 {
+			b.Fatalf("grid %d: %d open cases, %v", g, seen, err)
+		}
+	}
+	collectorCycles(b)
+}
+
+// collectorCycles runs b.N full cycles of the collector on one core and
+// reports what one took, and the heap.
+func collectorCycles(b *testing.B) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	runtime.GC()
 	b.ResetTimer()

@@ -12,13 +12,14 @@ import (
 )
 
 // TestTreeEntriesHoldNoPointer: the collector skips a node's entries only
-// while an entry has no pointer in it (memEntry, and the digests' digEntry).
+// while an entry has no pointer in it (memEntry, the digests' digEntry);
+// so do the nearby lists' arrays.
 func TestTreeEntriesHoldNoPointer(t *testing.T) {
 	var check func(typ reflect.Type, path string)
 	check = func(typ reflect.Type, path string) {
 		for i := range typ.NumField() {
 			switch f := typ.Field(i); f.Type.Kind() {
-			case reflect.Uint32, reflect.Uint64:
+			case reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Int32, reflect.Int64, reflect.Float64, reflect.Bool:
 			case reflect.Struct:
 				check(f.Type, path+"."+f.Name)
 			default:
@@ -28,6 +29,7 @@ func TestTreeEntriesHoldNoPointer(t *testing.T) {
 	}
 	check(reflect.TypeFor[memEntry](), "memEntry")
 	check(reflect.TypeFor[digEntry](), "digEntry")
+	check(reflect.TypeFor[nearRec](), "nearRec") // the nearby lists' entries (nearcache.go)
 }
 
 // TestLongEntriesHaveBlocksOfTheirOwn: a key or value too long to share a

@@ -212,7 +212,10 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 			if st != nil {
 				st.Scanned.Add(1)
 			}
-			if !give(sn.es[i]) {
+			// sn.entry written out: too costly for the compiler to
+			// inline, and the call was half a look-up's time.
+			r := &sn.es[i]
+			if !give(NearbyEntry{ID: sn.id(r), At: time.Unix(r.sec, r.nsec), Lat: r.lat, Lng: r.lng, Located: r.located}) {
 				return nil
 			}
 		}
@@ -220,13 +223,13 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 			return nil
 		}
 		if len(sn.es) > 0 {
-			resume = nearKey(prefix, sn.es[0])
+			resume = nearKey(prefix, sn.entry(&sn.es[0]))
 		}
 	}
 	// The tree, from the newest entry or past the list's oldest. What it
 	// visits extends the list (or makes one), up to nearListLen entries,
 	// read past the end of the look-up if need be.
-	var kept []NearbyEntry
+	var kept nearBuf // newest first
 	visited := 0
 	room := nearListLen
 	if sn != nil {
@@ -238,35 +241,34 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 		if st != nil {
 			st.Scanned.Add(1)
 		}
-		if len(kept) < room {
-			c := e
-			c.ID = strings.Clone(e.ID)
-			kept = append(kept, c)
+		if len(kept.es) < room {
+			kept.add(e) // a copy of its id: the tree's bytes are the walk's
 		}
 		if !over && !give(e) {
 			over = true
 		}
-		return !over || len(kept) < room
+		return !over || len(kept.es) < room
 	})
 	if err != nil {
 		return err
 	}
-	if len(kept) > 0 || end {
+	if len(kept.es) > 0 || end {
 		if nearBuilt != nil {
 			nearBuilt()
 		}
 		// The list holds the oldest first: what the walk kept, reversed,
 		// then what the list held.
-		var held []NearbyEntry
+		held := &nearSnap{}
 		if sn != nil {
-			held = sn.es
+			held = sn
 		}
-		es := newNearEntries(len(kept) + len(held))
-		for i := len(kept) - 1; i >= 0; i-- {
-			es = append(es, kept[i])
+		b := newNearBuf(len(kept.es)+len(held.es), len(kept.ids)+idBytes(held.es))
+		walked := &nearSnap{es: kept.es, ids: kept.ids}
+		for i := len(kept.es) - 1; i >= 0; i-- {
+			b.add(walked.entry(&kept.es[i]))
 		}
-		es = append(es, held...)
-		s.near.put(prefix, sn, &nearSnap{es: es, complete: end && visited == len(kept)}, seq)
+		b.addAll(held, held.es)
+		s.near.put(prefix, sn, &nearSnap{es: b.es, ids: b.ids, complete: end && visited == len(kept.es)}, seq)
 	}
 	return nil
 }

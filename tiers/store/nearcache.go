@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unsafe"
 )
 
 // The newest entries of the nearby classes a replica looked up, in one
@@ -39,10 +41,10 @@ var nearBuilt func()
 // nearListLen is how many entries a list holds: tiers/nearby's cap.
 const nearListLen = 64
 
-// nearCacheClasses bounds the lists (an array of up to 128 entries of 64
-// bytes, 64 ids: at most some 80 MB): past it the cache starts again
-// empty. A district's 240 grids and 14 classes, open and closed, are
-// 6,720.
+// nearCacheClasses bounds the lists (two arrays of up to 128 entries of
+// 40 bytes and their ids: at most some 60 MB): past it the cache starts
+// again empty. A district's 240 grids and 14 classes, open and closed,
+// are 6,720.
 const nearCacheClasses = 8192
 
 type nearList struct{ cur atomic.Pointer[nearSnap] }
@@ -51,20 +53,85 @@ type nearList struct{ cur atomic.Pointer[nearSnap] }
 //
 // A report is its class's newest entry, so most changes append: the next
 // version writes the entry past the end of this one's, in the same
-// array, where no version published before it reads (every version is
+// arrays, where no version published before it reads (every version is
 // made from the newest under the cache's lock, so only the newest's end
-// is ever written past), and drops the oldest by slicing. An array is
-// made with room for nearListLen more, so a list copies its entries
-// once every nearListLen reports instead of at every one.
+// is ever written past), and drops the oldest by slicing. Arrays are made
+// with room for nearListLen more, so a list copies its entries once
+// every nearListLen reports instead of at every one.
+//
+// Neither array holds a pointer (nearRec; the ids' bytes): the leader's
+// lists, thousands of arrays of 64 entries, are no work for the
+// collector's marking, where entries with their id and time as Go
+// values were two pointers each (BENCHMARKS.md, "Nearby lists without a
+// pointer").
 type nearSnap struct {
-	es []NearbyEntry // oldest first, as the tree holds them; keys: nearKey
+	es  []nearRec // oldest first, as the tree holds them; keys: nearKey
+	ids []byte    // the entries' ids, where their idOff says
 	// complete: the class has no entry but these.
 	complete bool
 }
 
-// newNearEntries is a new array for a list of n entries, with room to
-// append nearListLen more.
-func newNearEntries(n int) []NearbyEntry { return make([]NearbyEntry, 0, n+nearListLen) }
+// nearRec is an entry of a list: a NearbyEntry, its time as seconds and
+// nanoseconds, its id in the list's ids.
+type nearRec struct {
+	sec      int64
+	nsec     int64
+	idOff    uint32
+	idLen    uint16
+	located  bool
+	lat, lng float64
+}
+
+// nearIDRoom is the bytes of ids an array has room for past its entries'
+// (a case id is some 22 to 30 bytes).
+const nearIDRoom = 32 * nearListLen
+
+// entry is the list's entry r. Its ID is the list's bytes (never changed
+// once published: see nearSnap), not a copy.
+func (sn *nearSnap) entry(r *nearRec) NearbyEntry {
+	return NearbyEntry{ID: sn.id(r), At: time.Unix(r.sec, r.nsec), Lat: r.lat, Lng: r.lng, Located: r.located}
+}
+
+// id is the id of the list's entry r.
+func (sn *nearSnap) id(r *nearRec) string {
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(sn.ids)), r.idOff)), r.idLen)
+}
+
+// nearBuf is the arrays of a new version, filled in order.
+type nearBuf struct {
+	es  []nearRec
+	ids []byte
+}
+
+// newNearBuf is arrays for n entries of idBytes of ids, with room for
+// nearListLen more.
+func newNearBuf(n, idBytes int) nearBuf {
+	return nearBuf{es: make([]nearRec, 0, n+nearListLen), ids: make([]byte, 0, idBytes+nearIDRoom)}
+}
+
+// add appends e. An id fits idLen: it is part of a key of the tree, and
+// the tree refuses keys longer than a block (memBlockSize, 16 KB).
+func (b *nearBuf) add(e NearbyEntry) {
+	b.es = append(b.es, nearRec{sec: e.At.Unix(), nsec: int64(e.At.Nanosecond()), idOff: uint32(len(b.ids)), idLen: uint16(len(e.ID)),
+		located: e.Located, lat: e.Lat, lng: e.Lng})
+	b.ids = append(b.ids, e.ID...)
+}
+
+// addAll appends the entries rs of sn.
+func (b *nearBuf) addAll(sn *nearSnap, rs []nearRec) {
+	for i := range rs {
+		b.add(sn.entry(&rs[i]))
+	}
+}
+
+// idBytes is the bytes of the ids of rs.
+func idBytes(rs []nearRec) int {
+	n := 0
+	for _, r := range rs {
+		n += int(r.idLen)
+	}
+	return n
+}
 
 // nearKey is the tree key of e in the class prefix names.
 func nearKey(prefix string, e NearbyEntry) string {
@@ -160,16 +227,18 @@ func (sn *nearSnap) with(ch nearChange) *nearSnap {
 	}
 	ms := int64(binary.BigEndian.Uint64(ch.key[ch.prefixLen:]) ^ (1 << 63))
 	id := string(ch.key[ch.prefixLen+8:])
-	i, found := slices.BinarySearchFunc(sn.es, ms, func(e NearbyEntry, ms int64) int { return nearOrder(e, ms, id) })
+	i, found := slices.BinarySearchFunc(sn.es, ms, func(r nearRec, ms int64) int { return nearOrder(sn.entry(&r), ms, id) })
 	if ch.del {
 		switch {
 		case !found:
 			return nil
 		case i == 0: // the oldest: the rest is still the class's newest
-			return &nearSnap{es: sn.es[1:], complete: sn.complete}
+			return &nearSnap{es: sn.es[1:], ids: sn.ids, complete: sn.complete}
 		}
-		es := append(newNearEntries(len(sn.es)-1), sn.es[:i]...)
-		return &nearSnap{es: append(es, sn.es[i+1:]...), complete: sn.complete}
+		b := newNearBuf(len(sn.es)-1, idBytes(sn.es))
+		b.addAll(sn, sn.es[:i])
+		b.addAll(sn, sn.es[i+1:])
+		return &nearSnap{es: b.es, ids: b.ids, complete: sn.complete}
 	}
 	if !found && i == 0 && !sn.complete {
 		return nil // older than the list: beyond what it holds
@@ -179,23 +248,26 @@ func (sn *nearSnap) with(ch nearChange) *nearSnap {
 		return nil
 	}
 	e.ID = id
-	var es []NearbyEntry
+	var b nearBuf
 	switch {
-	case found: // a new value (the coordinates moved)
-		es = append(newNearEntries(len(sn.es)), sn.es...)
-		es[i] = e
-	case i == len(sn.es) && len(sn.es) < cap(sn.es):
-		// The newest: past the end, in the same array (nearSnap).
-		es = append(sn.es, e)
-	default:
-		es = append(newNearEntries(len(sn.es)+1), sn.es[:i]...)
-		es = append(append(es, e), sn.es[i:]...)
+	case !found && i == len(sn.es) && len(sn.es) < cap(sn.es) && len(sn.ids)+len(id) <= cap(sn.ids):
+		// The newest: past the end, in the same arrays (nearSnap).
+		b = nearBuf{es: sn.es, ids: sn.ids}
+		b.add(e)
+	default: // a new value (the coordinates moved), or between two
+		b = newNearBuf(len(sn.es)+1, idBytes(sn.es)+len(id))
+		b.addAll(sn, sn.es[:i])
+		b.add(e)
+		if found {
+			i++
+		}
+		b.addAll(sn, sn.es[i:])
 	}
-	complete := sn.complete
+	es, complete := b.es, sn.complete
 	if len(es) > nearListLen {
 		es, complete = es[len(es)-nearListLen:], false
 	}
-	return &nearSnap{es: es, complete: complete}
+	return &nearSnap{es: es, ids: b.ids, complete: complete}
 }
 
 // noteNear records a change of a nearby entry (memSet, memDel), for the

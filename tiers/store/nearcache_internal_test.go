@@ -223,7 +223,7 @@ func TestNearbyCacheUnderConcurrentCommits(t *testing.T) {
 	}
 	var list []string // newest first, as the walk
 	for i := len(sn.es) - 1; i >= 0; i-- {
-		list = append(list, nearKey(prefix, sn.es[i]))
+		list = append(list, nearKey(prefix, sn.entry(&sn.es[i])))
 	}
 	if len(tree) < len(list) || !slices.Equal(tree[:len(list)], list) {
 		t.Fatalf("the list is not the newest part of the class:\nlist %q\ntree %q", list, tree)
@@ -311,17 +311,25 @@ func TestNearbyListAppendsInPlace(t *testing.T) {
 	if len(sn.es) != nearListLen || sn.complete {
 		t.Fatalf("%d entries, complete %v; want %d, incomplete", len(sn.es), sn.complete, nearListLen)
 	}
-	for j, e := range sn.es {
-		if want := t0 + int64(n-nearListLen+j)*1000; e.At.UnixMilli() != want {
+	for j, r := range sn.es {
+		e, i := sn.entry(&r), n-nearListLen+j
+		if want := t0 + int64(i)*1000; e.At.UnixMilli() != want {
 			t.Fatalf("entry %d at %d, want %d", j, e.At.UnixMilli(), want)
 		}
+		if want := fmt.Sprintf("320505-20260601-%05d", i); e.ID != want {
+			t.Fatalf("entry %d: id %q, want %q", j, e.ID, want)
+		}
 	}
-	// Every version kept on the way still holds what it held.
+	// Every version kept on the way still holds what it held, ids too.
 	for v, old := range kept {
 		last := v * 97
-		for j, e := range old.es {
-			if want := t0 + int64(last-len(old.es)+1+j)*1000; e.At.UnixMilli() != want {
+		for j, r := range old.es {
+			e, i := old.entry(&r), last-len(old.es)+1+j
+			if want := t0 + int64(i)*1000; e.At.UnixMilli() != want {
 				t.Fatalf("version after report %d, entry %d: at %d, want %d", last, j, e.At.UnixMilli(), want)
+			}
+			if want := fmt.Sprintf("320505-20260601-%05d", i); e.ID != want {
+				t.Fatalf("version after report %d, entry %d: id %q, want %q", last, j, e.ID, want)
 			}
 		}
 	}
