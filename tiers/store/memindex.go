@@ -93,10 +93,10 @@ func (e memEntry) block() uint32 { return e.a &^ bigEntry }
 
 func (e memEntry) key() string {
 	if e.a&bigEntry != 0 {
-		return unsafe.String(&blocks.block(e.a &^ bigEntry).b[0], e.b>>16)
+		return unsafe.String(blockAt(e.a&^bigEntry, 0), e.b>>16)
 	}
 	off, kl := e.b>>blockOffShift, e.b>>blockLenBits&blockMaxLen
-	return unsafe.String(&blocks.block(e.a).b[off], kl)
+	return unsafe.String(blockAt(e.a, off), kl)
 }
 
 func (e memEntry) val() string {
@@ -105,14 +105,24 @@ func (e memEntry) val() string {
 		if vl == 0 {
 			return ""
 		}
-		return unsafe.String(&blocks.block(e.a &^ bigEntry).b[kl], vl)
+		return unsafe.String(blockAt(e.a&^bigEntry, kl), vl)
 	}
 	vl := e.b & blockMaxLen
 	if vl == 0 {
 		return ""
 	}
 	off, kl := e.b>>blockOffShift, e.b>>blockLenBits&blockMaxLen
-	return unsafe.String(&blocks.block(e.a).b[off+kl], vl)
+	return unsafe.String(blockAt(e.a, off+kl), vl)
+}
+
+// blockAt is the address of byte off (within the block: an entry's
+// lengths say so) of block n, computed without reading the block: an
+// index expression would check the block pointer for nil by loading its
+// first byte, a cache miss of its own on every comparison of a search in
+// a big tree, beside the one for the key (BENCHMARKS.md, "Digests and
+// nearby lists without a pointer").
+func blockAt(n, off uint32) *byte {
+	return (*byte)(unsafe.Add(unsafe.Pointer(blocks.block(n)), off))
 }
 
 func memLess(a, b memEntry) bool { return a.key() < b.key() }
