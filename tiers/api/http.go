@@ -34,10 +34,10 @@ func httpStatus(c codes.Code) int {
 	return runtime.HTTPStatusFromCode(c)
 }
 
-var jsonMarshaler = &runtime.JSONPb{
+var jsonMarshaler = jsonCodec{&runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-}
+}}
 
 // errorBody is the JSON body of every REST error.
 type errorBody struct {

@@ -138,6 +138,8 @@ func TestRESTWholeLifecycle(t *testing.T) {
 	for _, bad := range []struct{ body, field string }{
 		{`{"request_id":`, ""},
 		{`{"request_id":"x","no_such_field":1}`, ""},
+		{fmt.Sprintf(reportJSON, "rest-8") + ` {"request_id":"rest-9"}`, ""}, // one JSON value a body
+		{fmt.Sprintf(reportJSON, "rest-10") + ` x`, ""},
 		{strings.Replace(fmt.Sprintf(reportJSON, "rest-3"), `"320582110152102"`, `"32058211015210"`, 1), "grid_code"},
 		{strings.Replace(fmt.Sprintf(reportJSON, "rest-4"), `"minor_code":"01"`, `"minor_code":"99"`, 1), "minor_code"},
 		{strings.Replace(fmt.Sprintf(reportJSON, "rest-5"), `"lat":31.3`, `"lat":91`, 1), "location.lat"},
