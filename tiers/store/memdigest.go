@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/tidwall/btree"
@@ -129,6 +130,31 @@ func (tx *Tx) getDigest(key []byte, hint *btree.PathHint) (kvItem, error) {
 		return nil, badger.ErrKeyNotFound
 	}
 	return memItem{k: d.key(), v: d.val(), pin: tx.memPin}, nil
+}
+
+// eachDigest calls fn for every digest in key order, made from the tree's
+// entries: no encoded digest built to be parsed again, no item a digest
+// (anti-entropy walks a million of them a run). fn's strings are its own.
+func (tx *Tx) eachDigest(fn func(id string, d Digest) error) error {
+	var err error
+	tx.dig.Scan(func(e digEntry) bool {
+		if tx.stats != nil {
+			tx.stats.Scanned.Add(1)
+		}
+		key, rest := e.key(), e.e.val()
+		i := strings.IndexByte(rest, 0)
+		if i < 0 {
+			err = fmt.Errorf("digest of %s: without separator", key[len(pfxDigest):])
+			return false
+		}
+		rest = strings.Clone(rest) // one string for the holder and the node
+		err = fn(strings.Clone(key[len(pfxDigest):]), Digest{
+			Epoch: e.epoch, Version: e.version, Hash: e.hash,
+			Holder: rest[:i], ReportedAt: rest[i+1:],
+		})
+		return err == nil
+	})
+	return err
 }
 
 // newDigIter iterates the digest tree.

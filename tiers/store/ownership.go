@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,24 +42,6 @@ func (d Digest) encode() []byte {
 	return append(b, d.ReportedAt...)
 }
 
-func decodeDigest(b []byte) (Digest, error) {
-	if len(b) < 25 {
-		return Digest{}, fmt.Errorf("digest of %d bytes", len(b))
-	}
-	d := Digest{
-		Epoch:   binary.BigEndian.Uint64(b[0:8]),
-		Version: binary.BigEndian.Uint64(b[8:16]),
-		Hash:    binary.BigEndian.Uint64(b[16:24]),
-	}
-	rest := b[24:]
-	i := bytes.IndexByte(rest, 0)
-	if i < 0 {
-		return Digest{}, fmt.Errorf("digest without separator")
-	}
-	d.Holder, d.ReportedAt = string(rest[:i]), string(rest[i+1:])
-	return d, nil
-}
-
 // HashCase returns the hash a Digest of c carries.
 func HashCase(c *pb.Case) (uint64, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
@@ -74,28 +55,7 @@ func HashCase(c *pb.Case) (uint64, error) {
 // reading only the digest index (no case is decoded). fn returning an error
 // stops the walk with that error.
 func (s *Store) Digests(fn func(id string, d Digest) error) error {
-	return s.View(func(tx *Tx) error {
-		// Digests are a few dozen bytes, kept inline in the LSM tree:
-		// prefetching them (a goroutine per item) costs more than reading.
-		it := tx.iterator(badger.IteratorOptions{Prefix: []byte(pfxDigest)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			id := string(item.Key()[len(pfxDigest):])
-			var d Digest
-			if err := item.Value(func(v []byte) error {
-				var err error
-				d, err = decodeDigest(v)
-				return err
-			}); err != nil {
-				return fmt.Errorf("digest of %s: %w", id, err)
-			}
-			if err := fn(id, d); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.View(func(tx *Tx) error { return tx.eachDigest(fn) })
 }
 
 // DeleteCase removes a case with its index entries, digest and state count
