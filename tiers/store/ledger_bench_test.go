@@ -141,27 +141,29 @@ func BenchmarkApplyReportBatchStored(b *testing.B) {
 // them pays, however few cases it writes (BENCHMARKS.md, "The index
 // entries' bytes in blocks").
 func BenchmarkCollectorCycleStored(b *testing.B) {
-	s := openMem(b)
-	const (
-		stored = 1_000_000
-		grids  = 5_000
-	)
-	fillStored(b, s, stored, grids)
+	collectorStore(b)
 	collectorCycles(b)
+}
+
+// collectorGrids is the grids the collector benchmarks' store spreads its
+// 1,000,000 cases over.
+const collectorGrids = 5_000
+
+// collectorStore is the store of the collector benchmarks: 1,000,000
+// reported cases over collectorGrids grids.
+func collectorStore(b *testing.B) *store.Store {
+	s := openMem(b)
+	fillStored(b, s, 1_000_000, collectorGrids)
+	return s
 }
 
 // BenchmarkCollectorCycleStoredLeader is BenchmarkCollectorCycleStored
 // on a leader: each grid's class has been looked up for duplicates, so
 // the store also holds its nearby list (5,000 of them).
 func BenchmarkCollectorCycleStoredLeader(b *testing.B) {
-	s := openMem(b)
-	const (
-		stored = 1_000_000
-		grids  = 5_000
-	)
-	fillStored(b, s, stored, grids)
-	for g := range grids {
-		k := store.NearbyClass{Grid: benchGrid(g, grids), Kind: pb.Kind_KIND_EVENT, Major: "01", Minor: "02"}
+	s := collectorStore(b)
+	for g := range collectorGrids {
+		k := store.NearbyClass{Grid: benchGrid(g, collectorGrids), Kind: pb.Kind_KIND_EVENT, Major: "01", Minor: "02"}
 		seen := 0
 		if err := s.NearbyOpen(k, time.UnixMilli(0), func(store.NearbyEntry) bool { seen++; return seen < 64 }); err != nil || seen == 0 {
 			b.Fatalf("grid %d: %d open cases, %v", g, seen, err)
