@@ -323,7 +323,10 @@ if [ "$batch" -gt 0 ]; then
 fi
 if [ "$backlog" -gt 0 ]; then
   for c in $clients; do
+    # The servers' CPU a create beside the throughput: on a VM whose
+    # speed drifts within the hour it moves less from run to run.
     awk -v s="${tput[stored/$c]:-0}" -v f="${tput[stored-first/$c]:-0}" -v e="${tput[grpc/$c]:-0}" -v c="$c" -v n="$backlog" \
-      'BEGIN{ if (e > 0) printf "%d clients: with %d cases stored / empty: %.2f (the first pass, right after the import: %.2f)\n", c, n, s / e, f / e }'
+      -v sc="${cpu[stored/$c]:-0}" -v fc="${cpu[stored-first/$c]:-0}" -v ec="${cpu[grpc/$c]:-0}" \
+      'BEGIN{ if (e > 0) printf "%d clients: with %d cases stored / empty: %.2f (the first pass, right after the import: %.2f); servers\047 CPU a create %d / %d us = %.2f (first pass %d us = %.2f)\n", c, n, s / e, f / e, sc, ec, (ec > 0 ? sc / ec : 0), fc, (ec > 0 ? fc / ec : 0) }'
   done
 fi
