@@ -29,6 +29,9 @@ const digestNums = 24
 
 func (d digEntry) key() string { return d.e.key() }
 
+// block is the block that holds the digest's key, holder and node.
+func (d digEntry) block() uint32 { return d.e.block() }
+
 // val is the digest as digest.encode writes it (a new string).
 func (d digEntry) val() string {
 	rest := d.e.val()
@@ -102,19 +105,6 @@ func (tx *Tx) setDigest(key, val []byte, hint *btree.PathHint) error {
 		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.e.block(), d: -1})
 	}
 	return nil
-}
-
-// delDigest deletes the digest of key.
-func (tx *Tx) delDigest(key []byte, hint *btree.PathHint) {
-	pr := probers.get()
-	defer probers.put(pr)
-	p, whole := pr.probe(string(key))
-	if !whole {
-		return // longer than any entry
-	}
-	if old, had := tx.dig.DeleteHint(digEntry{e: p}, hint); had {
-		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.e.block(), d: -1})
-	}
 }
 
 // getDigest reads the digest of key.

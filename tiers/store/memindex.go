@@ -364,9 +364,9 @@ func (tx *Tx) memDel(key []byte) error {
 	}
 	hint := &tx.memHints[memHint(key)]
 	if isDigestKey(key) {
-		tx.delDigest(key, hint)
+		deleteProbed(tx, tx.dig, key, hint, digProbe)
 	} else {
-		tx.delEntry(key, hint)
+		deleteProbed(tx, tx.mem, key, hint, blockProbe)
 	}
 	if key[0] == 'N' {
 		tx.noteNear(key, nil, true)
@@ -377,16 +377,17 @@ func (tx *Tx) memDel(key []byte) error {
 	return nil
 }
 
-// delEntry deletes key from the transaction's index tree.
-func (tx *Tx) delEntry(key []byte, hint *btree.PathHint) {
-	pr := probers.get()
-	defer probers.put(pr)
-	e, whole := pr.probe(string(key))
-	if !whole {
-		return // longer than any entry
+// deleteProbed deletes key from tree, the index tree or the digests',
+// whose entries probeOf probes, and notes the block its entry held.
+func deleteProbed[E interface{ block() uint32 }](tx *Tx, tree *btree.BTreeG[E], key []byte, hint *btree.PathHint, probeOf func(**memProber, string) (E, bool)) {
+	var pr *memProber
+	if p, whole := probeOf(&pr, string(key)); whole { // else longer than any entry
+		if old, had := tree.DeleteHint(p, hint); had {
+			tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
+		}
 	}
-	if old, had := tx.mem.DeleteHint(e, hint); had {
-		tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
+	if pr != nil {
+		probers.put(pr) // after the delete: the probe's bytes are the prober's
 	}
 }
 
