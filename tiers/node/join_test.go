@@ -317,3 +317,38 @@ func TestJoinerBehindAnEntryWaitsForCompany(t *testing.T) {
 		t.Errorf("%d entries in the log, want 3", len(l.entries))
 	}
 }
+
+// A report that comes to an idle joiner is committed from its caller's
+// goroutine: it needs no joiner goroutine to go into the log (none runs
+// here), and goes in as the ReportCase it is; behind an entry in flight,
+// it waits to be joined.
+func TestJoinerAloneCommitsFromTheCaller(t *testing.T) {
+	done := make(chan struct{})
+	defer close(done)
+	l := &fakeLog{}
+	j := newJoiner(100, done, l.commit, func(*pb.Command) bool { return true })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := j.join(ctx, reportCmd("quiet", "20261203", 5))
+	if err != nil || caseID(res) != "case-quiet" {
+		t.Fatalf("answered %v, %v", res, err)
+	}
+	if len(l.entries) != 1 || l.entries[0].GetReport() == nil {
+		t.Fatalf("entries %v, want the ReportCase alone", l.entries)
+	}
+	if len(j.slots) != 0 || j.busy.Load() != 0 {
+		t.Fatalf("%d slots still taken, %d busy", len(j.slots), j.busy.Load())
+	}
+
+	// An entry in flight: the next report is handed to the joiner (and,
+	// with no joiner running, waits until its context ends).
+	j.busy.Add(1)
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := j.join(short, reportCmd("behind", "20261203", 6)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("behind an entry in flight: %v, want it handed to the joiner", err)
+	}
+	if len(l.entries) != 1 || len(j.in) != 1 {
+		t.Fatalf("%d entries, %d handed to the joiner; want 1 and 1", len(l.entries), len(j.in))
+	}
+}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"strings"
 	"sync"
 	"time"
 
@@ -23,10 +22,25 @@ type raftSink struct {
 	hist     map[string]*prometheus.HistogramVec
 	counters map[string]*prometheus.CounterVec
 	gauges   map[string]*prometheus.GaugeVec
-	// route maps raft's key (dot-joined) to its family and fixed labels.
-	route map[string]raftMetric
-	// labels is how many variable labels each family has.
-	labels map[string]int
+	// routes maps raft's key (dot-joined) to its family, fixed labels
+	// and the series resolved so far.
+	routes map[string]*raftRoute
+}
+
+// raftRoute is one of raft's keys with what it is recorded into. raft
+// records a few of them for every entry, on the leader's and the
+// followers' paths: the series are resolved once (by peer, for the
+// families that have one), not looked up by label values each time.
+type raftRoute struct {
+	raftMetric
+	hist    *prometheus.HistogramVec
+	counter *prometheus.CounterVec
+	gauge   *prometheus.GaugeVec
+	// byPeer: whether the family's last label is the peer raft names.
+	byPeer bool
+
+	mu     sync.RWMutex
+	series map[string]any // peer ("" without) → Observer, Counter or Gauge
 }
 
 // raftMetric is one of raft's keys as exported.
@@ -117,11 +131,11 @@ func newRaftSink() *raftSink {
 		hist:     map[string]*prometheus.HistogramVec{},
 		counters: map[string]*prometheus.CounterVec{},
 		gauges:   map[string]*prometheus.GaugeVec{},
-		route:    raftMetrics,
-		labels:   map[string]int{},
+		routes:   map[string]*raftRoute{},
 	}
+	labels := map[string]int{}
 	for _, f := range raftFamilies {
-		s.labels[f.name] = len(f.labels)
+		labels[f.name] = len(f.labels)
 		switch f.kind {
 		case "histogram":
 			b := f.buckets
@@ -135,41 +149,66 @@ func newRaftSink() *raftSink {
 			s.gauges[f.name] = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: f.name, Help: f.help}, f.labels)
 		}
 	}
+	for key, m := range raftMetrics {
+		s.routes[key] = &raftRoute{raftMetric: m, hist: s.hist[m.name], counter: s.counters[m.name], gauge: s.gauges[m.name],
+			byPeer: labels[m.name] == len(m.fixed)+1, series: map[string]any{}}
+	}
 	return s
 }
 
-// labelValues are the family's label values for one record: the key's
-// fixed ones, then the peer raft names (peer_id), if the family has it.
-func (s *raftSink) labelValues(m raftMetric, labels []gometrics.Label, want int) ([]string, bool) {
-	vals := append([]string(nil), m.fixed...)
-	if len(vals) < want {
-		for _, l := range labels {
-			if l.Name == "peer_id" {
-				vals = append(vals, l.Value)
-			}
+// route is the route of raft's key, or nil (a key not exported, or
+// labels without the peer its family needs); peer is the peer's id.
+func (s *raftSink) route(key []string, labels []gometrics.Label) (r *raftRoute, peer string) {
+	var buf [96]byte
+	b := buf[:0]
+	for i, k := range key {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, k...)
+	}
+	if r = s.routes[string(b)]; r == nil || !r.byPeer {
+		return r, ""
+	}
+	for _, l := range labels {
+		if l.Name == "peer_id" {
+			return r, l.Value
 		}
 	}
-	return vals, len(vals) == want
+	return nil, ""
 }
 
-func (s *raftSink) lookup(key []string) (raftMetric, bool) {
-	m, ok := s.route[strings.Join(key, ".")]
-	return m, ok
+// child is the route's series for peer, made at its first use.
+func (r *raftRoute) child(peer string) any {
+	r.mu.RLock()
+	c, ok := r.series[peer]
+	r.mu.RUnlock()
+	if ok {
+		return c
+	}
+	vals := append([]string(nil), r.fixed...)
+	if r.byPeer {
+		vals = append(vals, peer)
+	}
+	switch {
+	case r.hist != nil:
+		c = r.hist.WithLabelValues(vals...)
+	case r.counter != nil:
+		c = r.counter.WithLabelValues(vals...)
+	case r.gauge != nil:
+		c = r.gauge.WithLabelValues(vals...)
+	}
+	r.mu.Lock()
+	r.series[peer] = c
+	r.mu.Unlock()
+	return c
 }
 
 func (s *raftSink) SetGauge(key []string, val float32) { s.SetGaugeWithLabels(key, val, nil) }
 
 func (s *raftSink) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
-	m, ok := s.lookup(key)
-	if !ok {
-		return
-	}
-	g := s.gauges[m.name]
-	if g == nil {
-		return
-	}
-	if vals, ok := s.labelValues(m, labels, s.labels[m.name]); ok {
-		g.WithLabelValues(vals...).Set(m.value(val))
+	if r, peer := s.route(key, labels); r != nil && r.gauge != nil {
+		r.child(peer).(prometheus.Gauge).Set(r.value(val))
 	}
 }
 
@@ -178,32 +217,19 @@ func (s *raftSink) EmitKey([]string, float32) {}
 func (s *raftSink) IncrCounter(key []string, val float32) { s.IncrCounterWithLabels(key, val, nil) }
 
 func (s *raftSink) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
-	m, ok := s.lookup(key)
-	if !ok || val < 0 {
+	if val < 0 {
 		return
 	}
-	c := s.counters[m.name]
-	if c == nil {
-		return
-	}
-	if vals, ok := s.labelValues(m, labels, s.labels[m.name]); ok {
-		c.WithLabelValues(vals...).Add(float64(val))
+	if r, peer := s.route(key, labels); r != nil && r.counter != nil {
+		r.child(peer).(prometheus.Counter).Add(float64(val))
 	}
 }
 
 func (s *raftSink) AddSample(key []string, val float32) { s.AddSampleWithLabels(key, val, nil) }
 
 func (s *raftSink) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
-	m, ok := s.lookup(key)
-	if !ok {
-		return
-	}
-	h := s.hist[m.name]
-	if h == nil {
-		return
-	}
-	if vals, ok := s.labelValues(m, labels, s.labels[m.name]); ok {
-		h.WithLabelValues(vals...).Observe(m.value(val))
+	if r, peer := s.route(key, labels); r != nil && r.hist != nil {
+		r.child(peer).(prometheus.Observer).Observe(r.value(val))
 	}
 }
 
