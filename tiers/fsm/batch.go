@@ -31,6 +31,7 @@ func BatchItem(batch *pb.Command, it *pb.ReportBatchItem) *pb.Command {
 		StampedUnixMs: batch.StampedUnixMs,
 		StampedBy:     batch.StampedBy,
 		LocalOffsetS:  batch.LocalOffsetS,
+		Fingerprint:   it.GetFingerprint(),
 		Body:          &pb.Command_Report{Report: it.GetReport()},
 	}
 }

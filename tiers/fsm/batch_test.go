@@ -135,3 +135,36 @@ func TestReportBatchLimits(t *testing.T) {
 		t.Fatalf("items: %+v %+v", res.Items[0], res.Items[1])
 	}
 }
+
+// The request record keeps the fingerprint the leader stamped (alone or
+// in a batch), and a retry stamped by a leader of an earlier release (no
+// fingerprint: Apply computes it) replays the first result.
+func TestStampedFingerprintIsRecorded(t *testing.T) {
+	s := openStore(t)
+	f := newFSM(t, s)
+
+	alone := report("s-1", stamp, "one")
+	fsm.StampFingerprint(alone)
+	joined := batch(stamp, report("s-2", stamp, "two"))
+	fsm.StampFingerprint(joined)
+	first := mustApply(t, f, 1, alone)
+	mustApply(t, f, 2, joined)
+	for id, want := range map[string][]byte{"s-1": alone.Fingerprint, "s-2": joined.GetReportBatch().Items[0].Fingerprint} {
+		rec, err := getRequest(t, s, id)
+		if err != nil || len(want) != 32 || string(rec.Fingerprint) != string(want) {
+			t.Fatalf("%s: recorded %x (%v), stamped %x", id, rec.GetFingerprint(), err, want)
+		}
+	}
+	if r := mustApply(t, f, 3, report("s-1", stamp+60_000, "one")); !r.Replayed || r.Case.GetId() != first.Case.GetId() {
+		t.Fatalf("unstamped retry: %+v", r)
+	}
+
+	// What the leader stamped is what is recorded: a stamp that is not
+	// the body's hash makes the same body, computed, another request.
+	forged := report("s-3", stamp, "three")
+	forged.Fingerprint = make([]byte, 32)
+	mustApply(t, f, 4, forged)
+	if r := result(t, f.Apply(entry(5, encode(t, report("s-3", stamp, "three"))))); !errors.Is(r.Err, fsm.ErrRequestReused) {
+		t.Fatalf("a retry whose computed fingerprint differs from the stamped one: %v", r.Err)
+	}
+}

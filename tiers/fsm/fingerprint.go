@@ -20,13 +20,38 @@ func fingerprint(cmd *pb.Command) []byte {
 	return t.fingerprintOf(cmd)
 }
 
-// fingerprintOf is the fingerprint of cmd, a command of type t: the type's
-// own, or the hash of the whole body.
+// fingerprintOf is the fingerprint of cmd, a command of type t: the one
+// the leader stamped on a report (StampFingerprint), the type's own, or
+// the hash of the whole body.
 func (t *commandType) fingerprintOf(cmd *pb.Command) []byte {
+	if t.kind == kindReport && len(cmd.Fingerprint) == sha256.Size {
+		return cmd.Fingerprint
+	}
 	if t.fingerprint != nil {
 		return t.fingerprint(cmd)
 	}
 	return hashMessage(t.bodyMessage(cmd))
+}
+
+// StampFingerprint stamps the fingerprint of a report, and of each report
+// of a batch, into cmd (Command.fingerprint, ReportBatchItem.fingerprint):
+// the leader computes it once, where every replica computed it for the
+// request record. It is the function Apply runs on a command without one,
+// so a retry stamped by another leader, or by one of an earlier release,
+// and a replica of an earlier release, which ignores the field, all see
+// the same fingerprint. The leader stamps it after every other stamp.
+func StampFingerprint(cmd *pb.Command) {
+	switch b := cmd.Body.(type) {
+	case *pb.Command_Report:
+		cmd.Fingerprint = reportFingerprint(cmd)
+	case *pb.Command_ReportBatch:
+		for _, it := range b.ReportBatch.GetItems() {
+			it.Fingerprint = nil // Apply refuses an item without a report
+			if it.GetReport() != nil {
+				it.Fingerprint = reportFingerprint(BatchItem(cmd, it))
+			}
+		}
+	}
 }
 
 // reportFingerprint leaves out the id prefix and date, the stage deadline,

@@ -263,7 +263,7 @@ func joinReports(group []*joined) *pb.Command {
 	cmd := &pb.Command{StampedUnixMs: first.StampedUnixMs, StampedBy: first.StampedBy, LocalOffsetS: first.LocalOffsetS,
 		Body: &pb.Command_ReportBatch{ReportBatch: b}}
 	for i, w := range group {
-		b.Items[i] = &pb.ReportBatchItem{RequestId: w.cmd.RequestId, Report: w.cmd.GetReport()}
+		b.Items[i] = &pb.ReportBatchItem{RequestId: w.cmd.RequestId, Report: w.cmd.GetReport(), Fingerprint: w.cmd.Fingerprint}
 		cmd.StampedUnixMs = min(cmd.StampedUnixMs, w.cmd.StampedUnixMs)
 	}
 	return cmd

@@ -289,6 +289,9 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 			b.Act.DeadlineUnixMs = now.Add(time.Duration(limit) * time.Minute).UnixMilli()
 		}
 	}
+	// Last: a report's fingerprint, which every replica's request record
+	// keeps, computed here once.
+	fsm.StampFingerprint(cmd)
 }
 
 // dispatches reports whether action a sends the case to a unit with a

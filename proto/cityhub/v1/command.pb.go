@@ -91,6 +91,11 @@ type Command struct {
 	StampedUnixMs int64                  `protobuf:"varint,2,opt,name=stamped_unix_ms,json=stampedUnixMs,proto3" json:"stamped_unix_ms,omitempty"` // leader wall clock at proposal
 	StampedBy     string                 `protobuf:"bytes,3,opt,name=stamped_by,json=stampedBy,proto3" json:"stamped_by,omitempty"`                // leader node id
 	LocalOffsetS  int32                  `protobuf:"varint,4,opt,name=local_offset_s,json=localOffsetS,proto3" json:"local_offset_s,omitempty"`    // the leader's UTC offset, for local periods (evaluation)
+	// Stamped on a report: the fingerprint of its request (fsm), which its
+	// request record keeps, so a replica need not compute it. Absent (a
+	// leader of an earlier release): each replica computes it, the same
+	// function, and a replica of an earlier release ignores it and does too.
+	Fingerprint []byte `protobuf:"bytes,5,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Command_Report
@@ -169,6 +174,13 @@ func (x *Command) GetLocalOffsetS() int32 {
 		return x.LocalOffsetS
 	}
 	return 0
+}
+
+func (x *Command) GetFingerprint() []byte {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return nil
 }
 
 func (x *Command) GetBody() isCommand_Body {
@@ -463,6 +475,7 @@ type ReportBatchItem struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Report        *ReportCase            `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	Fingerprint   []byte                 `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"` // stamped, as Command.fingerprint
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -507,6 +520,13 @@ func (x *ReportBatchItem) GetRequestId() string {
 func (x *ReportBatchItem) GetReport() *ReportCase {
 	if x != nil {
 		return x.Report
+	}
+	return nil
+}
+
+func (x *ReportBatchItem) GetFingerprint() []byte {
+	if x != nil {
+		return x.Fingerprint
 	}
 	return nil
 }
@@ -2016,14 +2036,15 @@ var File_cityhub_v1_command_proto protoreflect.FileDescriptor
 const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"\x18cityhub/v1/command.proto\x12\n" +
-	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\x1a\x19cityhub/v1/evidence.proto\"\x9e\b\n" +
+	"cityhub.v1\x1a\x15cityhub/v1/case.proto\x1a\x1bcityhub/v1/federation.proto\x1a\x15cityhub/v1/auth.proto\x1a\x19cityhub/v1/evidence.proto\"\xc0\b\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
 	"\x0fstamped_unix_ms\x18\x02 \x01(\x03R\rstampedUnixMs\x12\x1d\n" +
 	"\n" +
 	"stamped_by\x18\x03 \x01(\tR\tstampedBy\x12$\n" +
-	"\x0elocal_offset_s\x18\x04 \x01(\x05R\flocalOffsetS\x120\n" +
+	"\x0elocal_offset_s\x18\x04 \x01(\x05R\flocalOffsetS\x12 \n" +
+	"\vfingerprint\x18\x05 \x01(\fR\vfingerprint\x120\n" +
 	"\x06report\x18\n" +
 	" \x01(\v2\x16.cityhub.v1.ReportCaseH\x00R\x06report\x12*\n" +
 	"\x03act\x18\v \x01(\v2\x16.cityhub.v1.CaseActionH\x00R\x03act\x12?\n" +
@@ -2043,11 +2064,12 @@ const file_cityhub_v1_command_proto_rawDesc = "" +
 	"\freport_batch\x18\x18 \x01(\v2\x17.cityhub.v1.ReportBatchH\x00R\vreportBatchB\x06\n" +
 	"\x04body\"@\n" +
 	"\vReportBatch\x121\n" +
-	"\x05items\x18\x01 \x03(\v2\x1b.cityhub.v1.ReportBatchItemR\x05items\"`\n" +
+	"\x05items\x18\x01 \x03(\v2\x1b.cityhub.v1.ReportBatchItemR\x05items\"\x82\x01\n" +
 	"\x0fReportBatchItem\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12.\n" +
-	"\x06report\x18\x02 \x01(\v2\x16.cityhub.v1.ReportCaseR\x06report\"\xdf\x02\n" +
+	"\x06report\x18\x02 \x01(\v2\x16.cityhub.v1.ReportCaseR\x06report\x12 \n" +
+	"\vfingerprint\x18\x03 \x01(\fR\vfingerprint\"\xdf\x02\n" +
 	"\n" +
 	"ReportCase\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12\x1b\n" +
