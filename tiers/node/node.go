@@ -154,6 +154,9 @@ type Node struct {
 	// joiner joins the reports that wait at the same moment into one
 	// entry (join.go); nil: every report is an entry of its own.
 	joiner *joiner
+	// versions: the registered replicas' log versions last read
+	// (version.go).
+	versions atomic.Pointer[memberVersionsRead]
 	// logCache serves the raft log (readiness reads the committed entry).
 	logCache raft.LogStore
 	// heartbeat is raft's heartbeat timeout: a follower that has not heard

@@ -53,8 +53,14 @@ func gate(need uint32, members []raft.Server, versions map[string]uint32) error 
 }
 
 // memberVersions are the log versions the group's members registered
-// (an unregistered member counts as 0: the base version).
+// (an unregistered member counts as 0: the base version). The leader
+// asks for every entry of joined reports: they are read again only
+// when a registration (or a restore) has changed them.
 func (n *Node) memberVersions() (map[string]uint32, error) {
+	gen := n.store.NodesGeneration() // before the read: a change after it reads them again
+	if c := n.versions.Load(); c != nil && c.gen == gen {
+		return c.byNode, nil
+	}
 	nodes, err := n.store.Nodes()
 	if err != nil {
 		return nil, fmt.Errorf("registered members: %w", err)
@@ -63,5 +69,13 @@ func (n *Node) memberVersions() (map[string]uint32, error) {
 	for _, ni := range nodes {
 		out[ni.NodeId] = ni.LogVersion
 	}
+	n.versions.Store(&memberVersionsRead{gen: gen, byNode: out})
 	return out, nil
+}
+
+// memberVersionsRead is what memberVersions read at a generation of the
+// registered replicas (never changed once stored).
+type memberVersionsRead struct {
+	gen    uint64
+	byNode map[string]uint32
 }

@@ -131,7 +131,8 @@ func (s *Store) Restore(r io.Reader) error {
 	// No value-log collection while the state is dropped and written.
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	s.counters.reset() // the counters' values are the snapshot's from here
+	defer s.nodesGen.Add(1) // the snapshot's replicas, or none
+	s.counters.reset()      // the counters' values are the snapshot's from here
 	s.mem.replace(newMemTree(), newDigTree(), newObjTree(), nil)
 	s.near.reset()
 	if err := s.db.DropAll(); err != nil {

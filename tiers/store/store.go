@@ -54,6 +54,8 @@ type Store struct {
 	// the newest revision committed (feed.go).
 	changeSink atomic.Pointer[func([]*pb.CaseChange)]
 	feedHead   atomic.Uint64
+	// nodesGen is NodesGeneration.
+	nodesGen atomic.Uint64
 	// now is Options.Now: it times the rebuild of mem (a metric), nil:
 	// not timed. Never read by a transaction.
 	now func() time.Time
@@ -211,6 +213,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if len(tx.nearChanges) > 0 {
 		s.near.apply(tx.nearChanges)
 	}
+	if tx.nodesWritten {
+		s.nodesGen.Add(1)
+	}
 	s.committedChanges(tx)
 	return nil
 }
@@ -253,6 +258,11 @@ func (s *Store) Applied() (index, term uint64, err error) {
 	})
 	return index, term, err
 }
+
+// NodesGeneration changes whenever the registered replicas (Nodes) may
+// have changed: after a commit that wrote one, and a restore. Read it
+// before Nodes to keep what Nodes returned until it changes.
+func (s *Store) NodesGeneration() uint64 { return s.nodesGen.Load() }
 
 // Nodes lists the registered replicas.
 func (s *Store) Nodes() ([]*pb.NodeInfo, error) {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -259,4 +260,56 @@ func TestReopenKeepsState(t *testing.T) {
 	s = openDisk(t, dir)
 	defer s.Close()
 	checkFixture(t, s, fx)
+}
+
+// NodesGeneration moves with a commit that registers a replica and with a
+// restore, not with other commits: what the leader keeps of Nodes until
+// it moves (the version gate) is never older than the store.
+func TestNodesGenerationMovesWithTheReplicas(t *testing.T) {
+	s := openMem(t)
+	g0 := s.NodesGeneration()
+	put := func(fn func(tx *store.Tx) error) {
+		t.Helper()
+		if err := s.Update(fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(func(tx *store.Tx) error {
+		return tx.PutCase(nil, mkCase("110105-20261206-000001", pb.State_STATE_REPORTED, "", "", t0))
+	})
+	if g := s.NodesGeneration(); g != g0 {
+		t.Fatalf("a case moved the generation: %d → %d", g0, g)
+	}
+	put(func(tx *store.Tx) error { return tx.PutNode(&pb.NodeInfo{NodeId: "n1", LogVersion: 3}) })
+	g1 := s.NodesGeneration()
+	if g1 == g0 {
+		t.Fatal("registering a replica left the generation")
+	}
+	// A failed transaction wrote nothing.
+	_ = s.Update(func(tx *store.Tx) error {
+		_ = tx.PutNode(&pb.NodeInfo{NodeId: "n2"})
+		return errors.New("refused")
+	})
+	if g := s.NodesGeneration(); g != g1 {
+		t.Fatalf("a failed registration moved the generation: %d → %d", g1, g)
+	}
+	var snap bytes.Buffer
+	other := openMem(t)
+	sn, err := other.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.WriteTo(&snap); err != nil {
+		t.Fatal(err)
+	}
+	sn.Release()
+	if err := s.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.NodesGeneration(); g == g1 {
+		t.Fatal("a restore left the generation")
+	}
+	if nodes, err := s.Nodes(); err != nil || len(nodes) != 0 {
+		t.Fatalf("after restoring an empty store: %v %v", nodes, err)
+	}
 }

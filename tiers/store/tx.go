@@ -35,6 +35,8 @@ type Tx struct {
 	// GetRequest found missing, which PutRequest then knows is new.
 	newRequests   int64
 	absentRequest string
+	// nodesWritten: it wrote a registered replica (NodesGeneration).
+	nodesWritten bool
 	// nearChanges are the nearby entries it changed, for the cache
 	// (nearcache.go).
 	nearChanges []nearChange
@@ -351,7 +353,10 @@ func (tx *Tx) PutRequest(id string, r *pb.RequestRecord) error {
 }
 
 // PutNode registers (or updates) a replica's addresses.
-func (tx *Tx) PutNode(n *pb.NodeInfo) error { return tx.putProto(nodeKey(n.NodeId), n) }
+func (tx *Tx) PutNode(n *pb.NodeInfo) error {
+	tx.nodesWritten = true
+	return tx.putProto(nodeKey(n.NodeId), n)
+}
 
 // Applied returns the last applied Raft index and term.
 func (tx *Tx) Applied() (index, term uint64, err error) {
