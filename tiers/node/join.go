@@ -35,10 +35,14 @@ import (
 // two entries in flight. A lone report waits for nothing (nothing is in
 // flight), and two clients still overlap (one is as many as one).
 //
-// A report that comes when nothing is in flight and nobody waits is
+// A report that comes when nothing is in flight, nobody waits and the
+// newest entry held one report (the log is quiet: one client) is
 // committed from its caller's goroutine, not handed to the joiner's and
-// from there to a committing one: on a quiet log (one client) those two
-// wake-ups were on every report's path. It takes a slot like a group.
+// from there to a committing one: those two wake-ups were on every
+// report's path. It takes a slot like a group. Under load the newest
+// entry held many, and a report that finds the log empty for a moment
+// (the clients of the entry just answered) is joined with the others
+// that come, as before.
 //
 // A batch item is decided, fingerprinted and replayed exactly as the same
 // report sent alone (fsm.BatchItem), so a report's answer, its request
@@ -72,8 +76,9 @@ type joiner struct {
 	// freed wakes a group waiting for company when an entry's slot frees.
 	freed chan struct{}
 	// busy counts the entries of reports committing (groups and reports
-	// committed alone from their caller's goroutine).
-	busy atomic.Int32
+	// committed alone from their caller's goroutine); newest is the
+	// reports of the newest entry sent.
+	busy, newest atomic.Int32
 	// waiting, when set (a test), is told each group that begins to wait
 	// for company, with its reports.
 	waiting func(reports int)
@@ -119,7 +124,7 @@ func (j *joiner) join(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
 // alone commits cmd from the caller's goroutine when nothing is in
 // flight and no report waits (false: join it).
 func (j *joiner) alone(cmd *pb.Command) (res *fsm.Result, ok bool, err error) {
-	if j.busy.Load() != 0 || len(j.in) != 0 {
+	if j.busy.Load() != 0 || len(j.in) != 0 || j.newest.Load() > 1 {
 		return nil, false, nil
 	}
 	select {
@@ -128,6 +133,7 @@ func (j *joiner) alone(cmd *pb.Command) (res *fsm.Result, ok bool, err error) {
 		return nil, false, nil
 	}
 	j.busy.Add(1)
+	j.newest.Store(1)
 	res, err = j.commit(cmd)
 	j.busy.Add(-1)
 	j.release()
@@ -193,6 +199,7 @@ func (j *joiner) run() {
 			}
 		}
 		last = len(group)
+		j.newest.Store(int32(last))
 		j.busy.Add(1)
 		go func() {
 			j.commitGroup(group)

@@ -340,15 +340,24 @@ func TestJoinerAloneCommitsFromTheCaller(t *testing.T) {
 		t.Fatalf("%d slots still taken, %d busy", len(j.slots), j.busy.Load())
 	}
 
-	// An entry in flight: the next report is handed to the joiner (and,
-	// with no joiner running, waits until its context ends).
+	// An entry in flight, or none but the newest held many reports (the
+	// clients of a big entry just answered): the next report is handed
+	// to the joiner (and, with no joiner running, waits until its
+	// context ends).
+	handed := func(what string, want int) {
+		t.Helper()
+		short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancelShort()
+		if _, err := j.join(short, reportCmd(what, "20261203", 6)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: %v, want it handed to the joiner", what, err)
+		}
+		if len(l.entries) != 1 || len(j.in) != want {
+			t.Fatalf("%s: %d entries, %d handed to the joiner; want 1 and %d", what, len(l.entries), len(j.in), want)
+		}
+	}
 	j.busy.Add(1)
-	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancelShort()
-	if _, err := j.join(short, reportCmd("behind", "20261203", 6)); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("behind an entry in flight: %v, want it handed to the joiner", err)
-	}
-	if len(l.entries) != 1 || len(j.in) != 1 {
-		t.Fatalf("%d entries, %d handed to the joiner; want 1 and 1", len(l.entries), len(j.in))
-	}
+	handed("behind an entry in flight", 1)
+	j.busy.Add(-1)
+	j.newest.Store(30)
+	handed("after an entry of 30 reports", 2)
 }
