@@ -98,7 +98,8 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /pro
 # seconds they took (cityhub_raft_snapshot_seconds) and the bytes badger's
 # compactions wrote (cityhub_badger_compaction_written_bytes_total), from
 # /metrics, then the entries the state machines applied and in how many
-# batches; 0 0 0 0 0 when no tier runs. A snapshot writes the whole state,
+# batches, and the entries the leader proposed; 0 0 0 0 0 0 when no tier
+# runs. A snapshot writes the whole state,
 # and an LSM pays for a large import with compactions for a while: either
 # during a point weighs on its figures.
 tier_work() {
@@ -109,7 +110,8 @@ tier_work() {
          /^cityhub_badger_compaction_written_bytes_total\{/ {b += $2}
          /^cityhub_raft_fsm_apply_batch_entries_sum/ {es += $2}
          /^cityhub_raft_fsm_apply_batch_entries_count/ {ec += $2}
-         END {printf "%d %.1f %.0f %.0f %.0f", c, s, b / 1048576, es, ec}'
+         /^cityhub_raft_apply_total / {ap += $2}
+         END {printf "%d %.1f %.0f %.0f %.0f %.0f", c, s, b / 1048576, es, ec, ap}'
 }
 
 # run_point KEY PIDS -- COMMAND...: runs one load, records throughput, p99
@@ -129,11 +131,15 @@ run_point() {
   # The entries the replicas' state machines applied per batch (one
   # badger transaction each), over the point.
   [ "${s1[4]:-0}" -gt "${s0[4]:-0}" ] && snaps="$snaps  $(awk -v e=$((s1[3] - s0[3])) -v n=$((s1[4] - s0[4])) 'BEGIN{printf "%.1f entries an apply", e / n}')"
-  tput[$key]=$(printf '%.0f' "$(field throughput_rps "$out")")
-  p99[$key]=$(printf '%.1f' "$(field p99_ms "$out")")
+  # The entries the leader proposed (raft.Apply, its own jobs' few
+  # included), against the requests of the point: how many reports the
+  # joiner put in an entry.
   local total elapsed
   elapsed=$(awk -v a="$(field elapsed_s "$out")" -v w="$warm" 'BEGIN{print a + w}')
   total=$(awk -v r="$(field throughput_rps "$out")" -v e="$elapsed" 'BEGIN{print r * e}')
+  [ "${s1[5]:-0}" -gt "${s0[5]:-0}" ] && snaps="$snaps  $(awk -v t="$total" -v n=$((s1[5] - s0[5])) 'BEGIN{printf "%.1f requests an entry", t / n}')"
+  tput[$key]=$(printf '%.0f' "$(field throughput_rps "$out")")
+  p99[$key]=$(printf '%.1f' "$(field p99_ms "$out")")
   cpu[$key]=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$total" 'BEGIN{ if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print 0 }')
   # The load program's own CPU per request: it shares the cores with the
   # system under test.

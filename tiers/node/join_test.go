@@ -361,3 +361,28 @@ func TestJoinerAloneCommitsFromTheCaller(t *testing.T) {
 	j.newest.Store(30)
 	handed("after an entry of 30 reports", 2)
 }
+
+// BenchmarkJoinQuiet is one client's report on a quiet log: committed
+// from the caller's goroutine, against handed to the joiner's goroutine
+// and from there to a committing one (the commit itself is a no-op).
+func BenchmarkJoinQuiet(b *testing.B) {
+	for _, handed := range []bool{false, true} {
+		b.Run(fmt.Sprint("handed=", handed), func(b *testing.B) {
+			done := make(chan struct{})
+			defer close(done)
+			commit := func(cmd *pb.Command) (*fsm.Result, error) { return &fsm.Result{}, nil }
+			j := newJoiner(100, done, commit, func(*pb.Command) bool { return true })
+			go j.run()
+			ctx := context.Background()
+			cmd := reportCmd("q", "20261203", 5)
+			for b.Loop() {
+				if handed {
+					j.newest.Store(2)
+				}
+				if _, err := j.join(ctx, cmd); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
