@@ -293,17 +293,7 @@ func TestNodesGenerationMovesWithTheReplicas(t *testing.T) {
 	if g := s.NodesGeneration(); g != g1 {
 		t.Fatalf("a failed registration moved the generation: %d → %d", g1, g)
 	}
-	var snap bytes.Buffer
-	other := openMem(t)
-	sn, err := other.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sn.WriteTo(&snap); err != nil {
-		t.Fatal(err)
-	}
-	sn.Release()
-	if err := s.Restore(&snap); err != nil {
+	if err := s.Restore(bytes.NewReader(snapshotBytes(t, openMem(t)))); err != nil {
 		t.Fatal(err)
 	}
 	if g := s.NodesGeneration(); g == g1 {
