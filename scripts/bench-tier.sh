@@ -40,8 +40,10 @@
 # the REST point is profiled too, rest-leader.pprof); then, with -b, the
 # same gRPC points on the tier holding the backlog, twice (right after
 # the import, then again), and the ratio of the second pass to the empty
-# tier. Every line carries the load average at its start: the figures
-# mean little on a busy machine. The engine is measured: the client API in
+# tier. A tier's line also says how many entries its state machines
+# applied a batch and how many requests the leader put in an entry (the
+# joiner's groups). Every line carries the load average at its start: the
+# figures mean little on a busy machine. The engine is measured: the client API in
 # plain text, authentication and the per-caller rate limit off
 # (BenchmarkCreateAuth in tiers/replica measures what TLS and
 # authentication add).
