@@ -56,7 +56,7 @@ while getopts "d:w:c:b:e:EP:B:r:" opt; do
     r) rounds=$OPTARG ;;
     P) profiles=$(mkdir -p "$OPTARG" && cd "$OPTARG" && pwd) ;;
     B) batch=$OPTARG ;;
-    *) sed -n '2,44p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,49p' "$0" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
