@@ -121,8 +121,9 @@ func (j *joiner) join(ctx context.Context, cmd *pb.Command) (*fsm.Result, error)
 	}
 }
 
-// alone commits cmd from the caller's goroutine when nothing is in
-// flight and no report waits (false: join it).
+// alone commits cmd from the caller's goroutine when the log is quiet:
+// nothing in flight, no report waiting and the newest entry one report
+// (false: join it).
 func (j *joiner) alone(cmd *pb.Command) (res *fsm.Result, ok bool, err error) {
 	if j.busy.Load() != 0 || len(j.in) != 0 || j.newest.Load() > 1 {
 		return nil, false, nil
