@@ -41,7 +41,7 @@ func importCases(tx *store.Tx, cmd *pb.Command, ic *pb.ImportCases, fv *fedView,
 			if err != nil {
 				return nil, err
 			}
-			id = fmt.Sprintf("%s-%s-%06d", ic.IdPrefix, e.IdDate, seq)
+			id = caseID(ic.IdPrefix, e.IdDate, seq)
 			c.Id = id
 			c.ReportedAtNode = ic.IdPrefix
 			c.Holder, c.HolderEpoch = "", 0

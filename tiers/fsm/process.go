@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/raft"
@@ -151,7 +152,7 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Id = fmt.Sprintf("%s-%s-%06d", r.IdPrefix, r.IdDate, seq)
+	c.Id = caseID(r.IdPrefix, r.IdDate, seq)
 	c.ReportedAtNode = r.IdPrefix
 	c.ReportedBy = r.Principal
 	c.Ownership = r.GetOwnership()
@@ -163,6 +164,18 @@ func report(tx *store.Tx, cmd *pb.Command, r *pb.ReportCase, fv *fedView) (*pb.C
 		return nil, nil, err
 	}
 	return c, nil, fv.emit(tx, "", fv.selfName(), c, cmd.StampedUnixMs)
+}
+
+// caseID is the id of a tier's seq-th case of date: prefix-date-seq, seq
+// zero-padded to six digits (fmt's "%s-%s-%06d", without fmt: one is
+// made for every report on every replica).
+func caseID(prefix, date string, seq uint64) string {
+	b := make([]byte, 0, len(prefix)+len(date)+8+6)
+	b = append(append(append(append(b, prefix...), '-'), date...), '-')
+	for p := uint64(100000); p > 1 && seq < p; p /= 10 {
+		b = append(b, '0')
+	}
+	return string(strconv.AppendUint(b, seq, 10))
 }
 
 // newReport checks report r (stamped in cmd) and makes c, the reported

@@ -131,7 +131,7 @@ func stateSuffix(st pb.State) string {
 	if s, ok := stateSfx[st]; ok {
 		return s
 	}
-	return fmt.Sprintf("%02d", int32(st))
+	return string(appendPad2(nil, int32(st)))
 }
 func dashCountKey(l int, area, sfx string) string {
 	return pfxDashCount + lvl(l) + "/" + area + "/" + sfx

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -115,5 +116,25 @@ func TestPutCaseWritesOnlyTheIndexEntriesThatChange(t *testing.T) {
 	}
 	if _, err := s.Verify(VerifyOptions{}); err != nil {
 		t.Fatalf("verify: %v", err)
+	}
+}
+
+// The state keys and counters are stored: built without fmt, they must
+// stay byte for byte what fmt made.
+func TestStateKeysAreFmtsFormat(t *testing.T) {
+	for n := int32(-120); n <= 120; n++ {
+		st := pb.State(n)
+		if got, want := string(stateKey(st, "c-1")), fmt.Sprintf("%s%02d/%s", pfxByState, n, "c-1"); got != want {
+			t.Fatalf("stateKey(%d) = %q, want %q", n, got, want)
+		}
+		if got, want := string(statePrefix(st)), fmt.Sprintf("%s%02d/", pfxByState, n); got != want {
+			t.Fatalf("statePrefix(%d) = %q, want %q", n, got, want)
+		}
+		if got, want := string(countKey(st)), fmt.Sprintf("%s%02d", pfxCount, n); got != want {
+			t.Fatalf("countKey(%d) = %q, want %q", n, got, want)
+		}
+		if got, want := stateSuffix(st), fmt.Sprintf("%02d", n); got != want {
+			t.Fatalf("stateSuffix(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

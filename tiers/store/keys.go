@@ -2,7 +2,7 @@ package store
 
 import (
 	"encoding/binary"
-	"fmt"
+	"strconv"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
@@ -45,10 +45,23 @@ const (
 func caseKey(id string) []byte { return []byte(pfxCase + id) }
 
 func stateKey(st pb.State, id string) []byte {
-	return []byte(fmt.Sprintf("%s%02d/%s", pfxByState, int32(st), id))
+	k := make([]byte, 0, len(pfxByState)+3+len(id))
+	k = append(appendPad2(append(k, pfxByState...), int32(st)), '/')
+	return append(k, id...)
 }
 
-func statePrefix(st pb.State) []byte { return []byte(fmt.Sprintf("%s%02d/", pfxByState, int32(st))) }
+func statePrefix(st pb.State) []byte {
+	return append(appendPad2([]byte(pfxByState), int32(st)), '/')
+}
+
+// appendPad2 appends n as fmt's %02d does (at least two digits, zero
+// padded), without fmt: the state keys are built on every case write.
+func appendPad2(b []byte, n int32) []byte {
+	if n >= 0 && n < 10 {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, int64(n), 10)
+}
 
 func unitKey(unit, id string) []byte { return []byte(pfxByUnit + unit + unitSep + id) }
 
@@ -66,7 +79,7 @@ func dueKey(deadlineMs int64, id string) []byte {
 
 func overdueKey(id string) []byte { return []byte(pfxOverdue + id) }
 
-func countKey(st pb.State) []byte { return []byte(fmt.Sprintf("%s%02d", pfxCount, int32(st))) }
+func countKey(st pb.State) []byte { return appendPad2([]byte(pfxCount), int32(st)) }
 
 func requestKey(id string) []byte { return []byte(pfxRequest + id) }
 
