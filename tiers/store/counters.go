@@ -40,7 +40,7 @@ func (tx *Tx) Counter(key []byte) (int64, error) {
 	if !isCounterKey(key) {
 		return 0, fmt.Errorf("read counter %q: %w", key, ErrNotCounterKey)
 	}
-	n, err := tx.getUint64(key)
+	n, err := tx.counter(key)
 	return int64(n), err
 }
 

@@ -181,7 +181,10 @@ func (s *Store) prepare(tx *Tx, fn func(tx *Tx) error) error {
 	if err := tx.trimFlow(); err != nil {
 		return err
 	}
-	return tx.bumpLedger()
+	if err := tx.bumpLedger(); err != nil {
+		return err
+	}
+	return tx.flushCounters()
 }
 
 // Update runs fn in one read-write transaction and commits it. The FSM is

@@ -58,6 +58,9 @@ type Tx struct {
 	// its next reads and given to the cache once it commits.
 	counterCache  *counterCache
 	counterWrites map[string]uint64
+	// counterDelete: the counters of counterWrites deleted at zero (the
+	// evaluation's).
+	counterDelete map[string]bool
 	stats         *Stats         // nil: not counting
 	requests      *requestFilter // nil: look every request id up
 	// audit is the command's audit events not written yet (auth.go);
@@ -270,17 +273,44 @@ func (tx *Tx) counter(k []byte) (uint64, error) {
 // setCounter writes the uint64 counter at k, deleting it at zero when
 // deleteAtZero, and records the value for the transaction's next reads and
 // the cache. Every write of a counter family goes through it.
+//
+// In a write transaction the value goes to badger once, when the
+// transaction is prepared (flushCounters): a counter moved by every case
+// of a transaction (its state's count, its day's sequence) was one badger
+// write a case, each overwriting the one before.
 func (tx *Tx) setCounter(k []byte, v uint64, deleteAtZero bool) error {
-	if tx.counterCache != nil {
-		if tx.counterWrites == nil {
-			tx.counterWrites = make(map[string]uint64)
-		}
-		tx.counterWrites[string(k)] = v
+	if tx.counterCache == nil {
+		return tx.writeCounter(k, v, deleteAtZero)
 	}
+	if tx.counterWrites == nil {
+		tx.counterWrites = make(map[string]uint64)
+	}
+	tx.counterWrites[string(k)] = v
+	if deleteAtZero {
+		if tx.counterDelete == nil {
+			tx.counterDelete = make(map[string]bool)
+		}
+		tx.counterDelete[string(k)] = true
+	}
+	return nil
+}
+
+func (tx *Tx) writeCounter(k []byte, v uint64, deleteAtZero bool) error {
 	if v == 0 && deleteAtZero {
 		return tx.del(k)
 	}
 	return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), v))
+}
+
+// flushCounters writes the counters this transaction moved to badger,
+// each once, with its last value (Store.prepare).
+func (tx *Tx) flushCounters() error {
+	for k, v := range tx.counterWrites {
+		if err := tx.writeCounter([]byte(k), v, tx.counterDelete[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (tx *Tx) getUint64(k []byte) (uint64, error) {
