@@ -285,12 +285,13 @@ func (tx *Tx) setCounter(k []byte, v uint64, deleteAtZero bool) error {
 	if tx.counterWrites == nil {
 		tx.counterWrites = make(map[string]uint64)
 	}
-	tx.counterWrites[string(k)] = v
+	key := string(k) // one copy for both maps
+	tx.counterWrites[key] = v
 	if deleteAtZero {
 		if tx.counterDelete == nil {
 			tx.counterDelete = make(map[string]bool)
 		}
-		tx.counterDelete[string(k)] = true
+		tx.counterDelete[key] = true
 	}
 	return nil
 }
