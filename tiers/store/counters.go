@@ -32,7 +32,7 @@ func (tx *Tx) AddCounter(key []byte, delta int64) error {
 	if err != nil {
 		return err
 	}
-	return tx.setCounter(key, uint64(int64(n)+delta), true)
+	return tx.setCounter(key, uint64(int64(n)+delta))
 }
 
 // Counter returns the value of one counter (0 when absent).

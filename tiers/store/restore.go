@@ -95,7 +95,7 @@ func (tx *Tx) BumpSeq(prefix, date string, seq uint64) (bool, error) {
 	if n >= seq {
 		return false, nil
 	}
-	return true, tx.setCounter(k, seq, false)
+	return true, tx.setCounter(k, seq)
 }
 
 // SplitCaseID splits a case id <prefix>-<YYYYMMDD>-<sequence> into its

@@ -58,9 +58,6 @@ type Tx struct {
 	// its next reads and given to the cache once it commits.
 	counterCache  *counterCache
 	counterWrites map[string]uint64
-	// counterDelete: the counters of counterWrites deleted at zero (the
-	// evaluation's).
-	counterDelete map[string]bool
 	stats         *Stats         // nil: not counting
 	requests      *requestFilter // nil: look every request id up
 	// audit is the command's audit events not written yet (auth.go);
@@ -252,7 +249,7 @@ func (tx *Tx) addCount(st pb.State, d int64) error {
 	if err != nil {
 		return err
 	}
-	return tx.setCounter(k, uint64(int64(n)+d), false)
+	return tx.setCounter(k, uint64(int64(n)+d))
 }
 
 // counter reads the uint64 counter at k (0 when absent) in a write
@@ -270,34 +267,29 @@ func (tx *Tx) counter(k []byte) (uint64, error) {
 	return tx.getUint64(k)
 }
 
-// setCounter writes the uint64 counter at k, deleting it at zero when
-// deleteAtZero, and records the value for the transaction's next reads and
-// the cache. Every write of a counter family goes through it.
+// setCounter writes the uint64 counter at k and records the value for the
+// transaction's next reads and the cache. Every write of a counter family
+// goes through it. An evaluation counter (e/) at zero is deleted, so that
+// family holds only non-zero counters; the counts by state and the days'
+// sequences are kept at zero.
 //
 // In a write transaction the value goes to badger once, when the
 // transaction is prepared (flushCounters): a counter moved by every case
 // of a transaction (its state's count, its day's sequence) was one badger
 // write a case, each overwriting the one before.
-func (tx *Tx) setCounter(k []byte, v uint64, deleteAtZero bool) error {
+func (tx *Tx) setCounter(k []byte, v uint64) error {
 	if tx.counterCache == nil {
-		return tx.writeCounter(k, v, deleteAtZero)
+		return tx.writeCounter(k, v)
 	}
 	if tx.counterWrites == nil {
 		tx.counterWrites = make(map[string]uint64)
 	}
-	key := string(k) // one copy for both maps
-	tx.counterWrites[key] = v
-	if deleteAtZero {
-		if tx.counterDelete == nil {
-			tx.counterDelete = make(map[string]bool)
-		}
-		tx.counterDelete[key] = true
-	}
+	tx.counterWrites[string(k)] = v
 	return nil
 }
 
-func (tx *Tx) writeCounter(k []byte, v uint64, deleteAtZero bool) error {
-	if v == 0 && deleteAtZero {
+func (tx *Tx) writeCounter(k []byte, v uint64) error {
+	if v == 0 && isCounterKey(k) {
 		return tx.del(k)
 	}
 	return tx.set(k, binary.BigEndian.AppendUint64(make([]byte, 0, 8), v))
@@ -307,7 +299,7 @@ func (tx *Tx) writeCounter(k []byte, v uint64, deleteAtZero bool) error {
 // each once, with its last value (Store.prepare).
 func (tx *Tx) flushCounters() error {
 	for k, v := range tx.counterWrites {
-		if err := tx.writeCounter([]byte(k), v, tx.counterDelete[k]); err != nil {
+		if err := tx.writeCounter([]byte(k), v); err != nil {
 			return err
 		}
 	}
@@ -341,7 +333,7 @@ func (tx *Tx) NextSeq(prefix, date string) (uint64, error) {
 		return 0, err
 	}
 	n++
-	return n, tx.setCounter(k, n, false)
+	return n, tx.setCounter(k, n)
 }
 
 // GetRequest returns the record of an applied request id, or ErrNotFound.
