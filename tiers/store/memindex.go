@@ -58,17 +58,6 @@ func isMemKey(key []byte) bool {
 	return false
 }
 
-// memHint is the path hint a key's family uses in the writer's tree.
-func memHint(key []byte) byte {
-	switch key[0] {
-	case 'N':
-		return key[2] // the open and the closed entries apart
-	case 'D':
-		return key[2] - 'a' + 'A' // O P (the overdue lists): apart from every other family
-	}
-	return key[0]
-}
-
 // memEntry is one key of the in-memory families and its value (empty for
 // an index entry), in a block (memarena.go): a block's number and where
 // in it. Eight bytes and no pointer: every transaction copies the tree
@@ -203,11 +192,10 @@ type memIndex struct {
 	// Snapshot and Verify take it too, for a tree and a view of exactly
 	// the same moment.
 	writer sync.Mutex
-	// hints remember, per family, where the writer's last change landed:
-	// new case ids and deadlines grow, so the next entry of a family
-	// mostly lands beside the last one and skips most of the search.
-	// Held by the writer (under writer).
-	hints [256]btree.PathHint
+	// hints remember where the writer's last change of a family, or of
+	// a grid's entries, landed (memhints.go). Held by the writer (under
+	// writer).
+	hints memHints
 	// slab: the blocks the writer's entries are in (memarena.go; under
 	// writer).
 	slab memSlab
@@ -334,7 +322,7 @@ func (tx *Tx) memSet(key, val []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	hint := &tx.memHints[memHint(key)]
+	hint := tx.memHints.of(key)
 	if isDigestKey(key) {
 		if err := tx.setDigest(key, val, hint); err != nil {
 			return err
@@ -362,7 +350,7 @@ func (tx *Tx) memDel(key []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	hint := &tx.memHints[memHint(key)]
+	hint := tx.memHints.of(key)
 	if isDigestKey(key) {
 		deleteProbed(tx, tx.dig, key, hint, digProbe)
 	} else {
@@ -393,11 +381,11 @@ func deleteProbed[E interface{ block() uint32 }](tx *Tx, tree *btree.BTreeG[E], 
 
 // memGet reads one key of the in-memory families.
 func (tx *Tx) memGet(key []byte) (kvItem, error) {
-	// The writer's hint: the family's last change, where the next one
-	// mostly lands.
+	// The writer's hint: the family's (or the grid's) last change, where
+	// the next one mostly lands.
 	var hint *btree.PathHint
 	if tx.memWrite {
-		hint = &tx.memHints[memHint(key)]
+		hint = tx.memHints.of(key)
 	}
 	if isDigestKey(key) {
 		return tx.getDigest(key, hint)

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/tidwall/btree"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -24,8 +23,8 @@ type Tx struct {
 	mem      *memTree
 	dig      *digTree
 	memWrite bool
-	memHints *[256]btree.PathHint // the writer's (memIndex.hints)
-	memSlab  *memSlab             // the writer's (memIndex.slab)
+	memHints *memHints // the writer's (memIndex.hints)
+	memSlab  *memSlab  // the writer's (memIndex.slab)
 	// memDeltas: the writer's changes of its blocks' live entries;
 	// memPin: a reader's pin of its tree's blocks (memarena.go).
 	memDeltas []blockDelta
