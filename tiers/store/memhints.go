@@ -78,7 +78,7 @@ func hintGroup(key []byte) []byte {
 		n := 4
 		for range 3 { // grid, major, minor
 			l, k := binary.Uvarint(key[n:])
-			if k <= 0 || l > uint64(len(key)) {
+			if k <= 0 || l > uint64(len(key)-n-k) {
 				return nil
 			}
 			n += k + int(l)

@@ -30,6 +30,7 @@ func TestHintGroup(t *testing.T) {
 	for _, k := range [][]byte{
 		stateKey(pb.State_STATE_REPORTED, id), unitKey("u-1", id), dueKey(1, id), digestKey(id),
 		near[0].key[:len(want)-1], []byte("g/no-slash"), []byte("N/o/\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
+		[]byte("N/o/\x7f"), []byte("N/o/\x03a"), []byte("N/o/\x01a\x7f"), []byte("N/c/\x01a\x01b\x01c"),
 	} {
 		if g := hintGroup(k); g != nil {
 			t.Errorf("key %q has group %q, want none", k, g)
