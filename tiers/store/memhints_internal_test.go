@@ -101,7 +101,8 @@ func TestGroupHintsAreBounded(t *testing.T) {
 	if p := h.of(k); p != &h.family['g'] {
 		t.Error("a grid past the bound got a hint of its own, want the family's")
 	}
-	if p := h.of(gridKey(fmt.Sprintf("%015d", 7), "y")); p == &h.family['g'] || p != h.group[string(hintGroup(gridKey(fmt.Sprintf("%015d", 7), "")))] {
+	held := gridKey(fmt.Sprintf("%015d", 7), "y")
+	if p := h.of(held); p == &h.family['g'] || p != h.group[string(hintGroup(held))] {
 		t.Error("a grid held lost its hint")
 	}
 }
