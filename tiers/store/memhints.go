@@ -34,25 +34,23 @@ const maxGroupHints = 1 << 16
 
 // of is the hint key's search starts from.
 func (h *memHints) of(key []byte) *btree.PathHint {
-	g := hintGroup(key)
-	if g == nil {
-		return &h.family[memHint(key)]
+	if g := hintGroup(key); g != nil {
+		if p := h.group[string(g)]; p != nil {
+			return p
+		}
+		if len(h.group) < maxGroupHints {
+			if h.group == nil {
+				h.group = make(map[string]*btree.PathHint)
+			}
+			p := new(btree.PathHint)
+			h.group[string(g)] = p
+			return p
+		}
 	}
-	if p := h.group[string(g)]; p != nil {
-		return p
-	}
-	if len(h.group) >= maxGroupHints {
-		return &h.family[memHint(key)]
-	}
-	if h.group == nil {
-		h.group = make(map[string]*btree.PathHint)
-	}
-	p := new(btree.PathHint)
-	h.group[string(g)] = p
-	return p
+	return &h.family[memHint(key)]
 }
 
-// memHint is the family whose hint key uses.
+// memHint is the family of key, whose hint it uses without a group.
 func memHint(key []byte) byte {
 	switch key[0] {
 	case 'N':
