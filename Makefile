@@ -32,7 +32,7 @@ ARGS ?=
 
 CONSOLE_DIR := tiers/console/web
 
-.PHONY: console console-check e2e-console tools etcdbench bench-tier help build test test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
+.PHONY: console console-check e2e-console tools etcdbench bench-tier help build test test-raft test-short e2e e2e-federation e2e-upgrade proto proto-tools proto-check lint fmt vet bench run certs clean image deploy-check
 
 help: ## list every target with what it does
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,19 @@ build: ## build every binary (cityhubd, cityhubctl, cityhubdemo, cityhubload, â€
 
 test: ## run every test with the race detector, one package at a time so cluster tests never starve each other (what CI runs)
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) test-raft
+
+# Upstream's tests left out of test-raft, none of them near the change
+# (tiers/hashicorp-raft/CITYHUB.md): TestFileSS_BadPerm expects a chmod-000
+# directory to be unreadable, which it is not to root (CI's user);
+# TestRaft_HasExistingState fails 4 runs in 5 on upstream's own code on this
+# 2-core machine; the NetworkTransport's tests (net_transport.go is
+# upstream's as it was) depend on timing here: _AppendEntriesPipeline_
+# CloseStreams failed 2 runs in 5 under the race detector on upstream's
+# code, _PooledConn once in a full run.
+RAFT_LEFT_OUT := TestFileSS_BadPerm|TestRaft_HasExistingState|TestNetworkTransport_
+test-raft: ## the patched hashicorp/raft (tiers/hashicorp-raft, its own module): upstream's suite and the parallel-write tests, with the race detector
+	cd tiers/hashicorp-raft && $(GO) test $(TEST_FLAGS) -skip '$(RAFT_LEFT_OUT)' .
 
 test-short: ## quick tests without -race
 	$(GO) test -count=1 -short ./...

@@ -117,3 +117,5 @@ require (
 
 // npm install writes here (make console); not Go.
 ignore ./tiers/console/web/node_modules
+
+replace github.com/hashicorp/raft => ./tiers/hashicorp-raft
