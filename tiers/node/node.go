@@ -251,7 +251,9 @@ func (n *Node) open() error {
 	n.applyTimer = newApplyTimer()
 	n.fsm.ObserveEntries(n.applyTimer)
 	// Recent entries are served from memory to the replication and FSM
-	// goroutines instead of being read back from disk.
+	// goroutines instead of being read back from disk. The cache is also
+	// what lets the leader send a batch while it writes it: raft takes
+	// that path only with a LogCache (tiers/hashicorp-raft/CITYHUB.md).
 	logCache, err := raft.NewLogCache(512, n.logs)
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
