@@ -118,7 +118,7 @@ func makeGatedCluster(t *testing.T) *gatedCluster {
 // leader waits for a leader and returns its position.
 func (c *gatedCluster) leader(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for i, r := range c.rafts {
 			if r.State() == Leader {
@@ -127,13 +127,13 @@ func (c *gatedCluster) leader(t *testing.T) int {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no leader within 10s")
+	t.Fatal("no leader within 30s")
 	return -1
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
