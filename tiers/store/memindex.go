@@ -178,20 +178,51 @@ func newObjTree() *objTree {
 // isDigestKey reports whether key (or a prefix) is of the digests' family.
 func isDigestKey(key []byte) bool { return len(key) >= 2 && key[0] == 'h' && key[1] == '/' }
 
-// memIndex holds the published tree. A write transaction publishes its
-// copy after its badger transaction commits, and a read transaction loads
-// the tree before it begins its badger view: so the tree a reader has is
-// never newer than its view (every index entry it finds names a case the
+// memIndex holds the committed tree and the readers' copy of it.
+//
+// The committed tree (tree) is changed in place: a write transaction keeps
+// its changes to it aside (memOverlay: read back by its own reads), and
+// once its badger transaction has committed, the writer applies them to
+// the tree in key order, under mu. A reader never reads the committed
+// tree: it takes a copy of it under mu (O(1): a copy shares every node),
+// at most one a commit, which every reader until the next commit shares
+// (cur). A commit copies only the nodes it changes that such a copy
+// shares (btree copy-on-write), and a commit that no reader followed
+// copies none: a follower under write load, which has no readers,
+// changes its tree in place, where every transaction used to copy the
+// path of every entry it changed (BENCHMARKS.md, "Update, 2026-12-07
+// 06:xx UTC").
+//
+// A reader takes its tree before it begins its badger view: the tree is
+// never newer than the view (every index entry it finds names a case the
 // view holds), though a case committed a moment ago may not be in it yet.
-// A view must never wait for a commit: badger may hold a commit while it
-// compacts, and every reader of the node would wait with it.
+// A view never waits for a badger commit: badger may hold a commit while
+// it compacts, and every reader of the node would wait with it. It waits
+// at most for the changes of one commit to be applied in memory.
+//
+// The digests (dig) are kept as before: a write transaction changes a
+// copy, which replaces them at its commit.
 type memIndex struct {
+	// cur is the readers' copy of the committed tree, with the digests
+	// and the pin of that commit; nil: no reader took one since the last
+	// commit.
 	cur atomic.Pointer[memVersion]
-	// writer serializes write transactions: each changes a copy of the
-	// tree published before it, so two at once would lose one's changes.
-	// Snapshot and Verify take it too, for a tree and a view of exactly
-	// the same moment.
+	// writer serializes write transactions: each reads the committed
+	// tree and changes a copy of the digests, so two at once would lose
+	// one's changes. Snapshot and Verify take it too, for a tree and a
+	// view of exactly the same moment.
 	writer sync.Mutex
+	// mu orders a commit's changes of tree and the readers' copies of it
+	// (under dash.mu where both are held). tree, dig and pin are changed
+	// under writer and mu: a write transaction, which holds writer, reads
+	// them without mu.
+	mu   sync.Mutex
+	tree *memTree
+	dig  *digTree
+	pin  *memPin // the pin of a copy taken now (memarena.go)
+	// over holds the write transaction's changes of tree until it
+	// commits (under writer).
+	over memOverlay
 	// hints remember where the writer's last change of a family, or of
 	// a grid's entries, landed (memhints.go). Held by the writer (under
 	// writer).
@@ -202,22 +233,44 @@ type memIndex struct {
 	// buildNanos is how long the last buildMemIndex took (a metric).
 	buildNanos atomic.Int64
 	// dash holds the dashboard's counters (dashcounters.go): committed
-	// with the tree each commit publishes.
+	// with the tree each commit changes.
 	dash dashCounters
 }
 
-// memVersion is a published tree and the pin its readers hold while
-// they read it (memarena.go): every block it holds stays bound.
+// memVersion is a reader's copy of the tree, the digests of the same
+// commit and the pin its readers hold while they read it (memarena.go):
+// every block it holds stays bound.
 type memVersion struct {
 	tree *memTree
 	dig  *digTree // the digests (h/, memdigest.go)
 	pin  *memPin
 }
 
+// load is the readers' copy of the committed tree, taken now if no
+// reader took one since the last commit.
+func (m *memIndex) load() *memVersion {
+	if v := m.cur.Load(); v != nil {
+		return v
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loadLocked()
+}
+
+// loadLocked is load under mu.
+func (m *memIndex) loadLocked() *memVersion {
+	if v := m.cur.Load(); v != nil {
+		return v
+	}
+	v := &memVersion{tree: m.tree.Copy(), dig: m.dig, pin: m.pin}
+	m.cur.Store(v)
+	return v
+}
+
 // view begins a badger read transaction and returns it with a tree no
 // newer than it.
 func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memVersion) {
-	v := m.cur.Load()
+	v := m.load()
 	return db.NewTransaction(false), v
 }
 
@@ -227,23 +280,26 @@ func (m *memIndex) view(db *badger.DB) (*badger.Txn, *memVersion) {
 func (m *memIndex) exactView(db *badger.DB) (*badger.Txn, *memVersion, *objTree) {
 	m.writer.Lock()
 	defer m.writer.Unlock()
-	return db.NewTransaction(false), m.cur.Load(), m.dash.view()
+	return db.NewTransaction(false), m.load(), m.dash.view()
 }
 
-// commit commits txn, then publishes tree and dig, tree's blocks' live
-// entries changed by deltas, with the dashboard's counters changed by
+// commit commits txn, then applies the write transaction's changes of the
+// tree (over) to it and publishes the digests dig, their blocks' live
+// entries changed by digDeltas, with the dashboard's counters changed by
 // dash: a reader that takes both under the counters' lock (viewDash) has
 // them of the same commit. Under writer.
-func (m *memIndex) commit(txn *badger.Txn, tree *memTree, dig *digTree, deltas []blockDelta, dash []dashDelta) error {
+func (m *memIndex) commit(txn *badger.Txn, dig *digTree, digDeltas []blockDelta, dash []dashDelta) error {
 	if err := txn.Commit(); err != nil {
 		m.abort()
 		return err
 	}
-	retired := m.slab.settle(deltas, true)
 	m.dash.mu.Lock()
 	defer m.dash.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	deltas := m.over.apply(m.tree, &m.hints, digDeltas)
 	m.dash.applyLocked(dash)
-	m.publish(tree, dig, retired)
+	m.publishLocked(dig, m.slab.settle(deltas, true))
 	return nil
 }
 
@@ -251,35 +307,50 @@ func (m *memIndex) commit(txn *badger.Txn, tree *memTree, dig *digTree, deltas [
 // commit as the tree.
 func (m *memIndex) viewDash(db *badger.DB) (*badger.Txn, *memVersion, *objTree) {
 	m.dash.mu.Lock()
-	v, dash := m.cur.Load(), m.dash.copyLocked()
+	v, dash := m.load(), m.dash.copyLocked()
 	m.dash.mu.Unlock()
 	return db.NewTransaction(false), v, dash
 }
 
-// abort drops a write transaction's tree (its entries in blocks are
+// abort drops a write transaction's changes (its entries in blocks are
 // garbage). Under writer.
 func (m *memIndex) abort() {
+	m.over.reset()
 	if retired := m.slab.settle(nil, false); len(retired) > 0 {
-		v := m.cur.Load()
-		m.publish(v.tree, v.dig, retired)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.publishLocked(m.dig, retired)
 	}
 }
 
-// publish publishes tree and dig. Blocks retired (none of tree's entries in
-// them) wait for the readers of the trees before: the pin they hold is
-// the one they are retired under, and tree's readers get a new one.
+// publish makes tree and dig the committed ones. Blocks retired (none of
+// tree's entries in them) wait for the readers of the copies before.
 // Under writer, or before the store is shared (Open).
 func (m *memIndex) publish(tree *memTree, dig *digTree, retired []uint32) {
-	pin := &memPin{}
-	if old := m.cur.Load(); old != nil {
-		if len(retired) == 0 {
-			pin = old.pin
-		} else {
-			old.pin.next = pin
-			blocks.retire(retired, old.pin)
-		}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.over.reset()
+	m.tree = tree
+	m.publishLocked(dig, retired)
+}
+
+// publishLocked makes dig the committed digests and drops the readers'
+// copy, which no longer is the committed tree's. Blocks retired wait
+// for the readers of the copies taken before: the pin they hold is the
+// one the blocks are retired under, and the copies taken from now get a
+// new one. Under writer and mu.
+func (m *memIndex) publishLocked(dig *digTree, retired []uint32) {
+	m.dig = dig
+	if m.pin == nil {
+		m.pin = &memPin{}
 	}
-	m.cur.Store(&memVersion{tree: tree, dig: dig, pin: pin})
+	if len(retired) > 0 {
+		pin := &memPin{}
+		m.pin.next = pin
+		blocks.retire(retired, m.pin)
+		m.pin = pin
+	}
+	m.cur.Store(nil)
 }
 
 // replace publishes tree, the digests dig and the dashboard's counters
@@ -301,12 +372,12 @@ func (m *memIndex) replace(tree *memTree, dig *digTree, dash *objTree, built []m
 	m.publish(tree, dig, append(retired, m.slab.settle(nil, false)...))
 }
 
-func (m *memIndex) load() *memVersion { return m.cur.Load() }
-
 // entries is the number of entries in memory (a metric).
 func (m *memIndex) entries() int {
-	v := m.cur.Load()
-	return v.tree.Len() + v.dig.Len() + m.dash.len()
+	m.mu.Lock()
+	n := m.tree.Len() + m.dig.Len()
+	m.mu.Unlock()
+	return n + m.dash.len()
 }
 
 // bytesOf is s's bytes without a copy: the caller must not change them
@@ -322,9 +393,8 @@ func (tx *Tx) memSet(key, val []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("write %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	hint := tx.memHints.of(key)
 	if isDigestKey(key) {
-		if err := tx.setDigest(key, val, hint); err != nil {
+		if err := tx.setDigest(key, val, tx.memHints.of(key)); err != nil {
 			return err
 		}
 	} else {
@@ -332,9 +402,9 @@ func (tx *Tx) memSet(key, val []byte) error {
 		if !ok {
 			return fmt.Errorf("write %q: %d bytes of key and value, a block holds %d: %w", key[:min(len(key), 64)], len(key)+len(val), memBlockSize, badger.ErrInvalidRequest)
 		}
-		tx.memDeltas = append(tx.memDeltas, blockDelta{n: e.block(), d: 1})
-		if old, had := tx.mem.SetHint(e, hint); had {
-			tx.memDeltas = append(tx.memDeltas, blockDelta{n: old.block(), d: -1})
+		tx.memOver.set(e)
+		if tx.memOwn != nil {
+			tx.memOwn.Set(e)
 		}
 	}
 	if key[0] == 'N' {
@@ -350,11 +420,13 @@ func (tx *Tx) memDel(key []byte) error {
 	if !tx.memWrite {
 		return fmt.Errorf("delete %q: %w", key, badger.ErrReadOnlyTxn)
 	}
-	hint := tx.memHints.of(key)
 	if isDigestKey(key) {
-		deleteProbed(tx, tx.dig, key, hint, digProbe)
+		deleteProbed(tx, tx.dig, key, tx.memHints.of(key), digProbe)
 	} else {
-		deleteProbed(tx, tx.mem, key, hint, blockProbe)
+		tx.memOver.del(key)
+		if tx.memOwn != nil {
+			deleteKey(tx.memOwn, string(key), nil)
+		}
 	}
 	if key[0] == 'N' {
 		tx.noteNear(key, nil, true)
@@ -365,8 +437,8 @@ func (tx *Tx) memDel(key []byte) error {
 	return nil
 }
 
-// deleteProbed deletes key from tree, the index tree or the digests',
-// whose entries probeOf probes, and notes the block its entry held.
+// deleteProbed deletes key from tree, the digests', whose entries probeOf
+// probes, and notes the block its entry held.
 func deleteProbed[E interface{ block() uint32 }](tx *Tx, tree *btree.BTreeG[E], key []byte, hint *btree.PathHint, probeOf func(**memProber, string) (E, bool)) {
 	var pr *memProber
 	if p, whole := probeOf(&pr, string(key)); whole { // else longer than any entry
@@ -390,13 +462,27 @@ func (tx *Tx) memGet(key []byte) (kvItem, error) {
 	if isDigestKey(key) {
 		return tx.getDigest(key, hint)
 	}
+	if tx.memWrite && tx.memOwn == nil {
+		// This transaction's change of key, if it made one; else the
+		// committed tree's entry (its own copy holds both).
+		if c, ok := tx.memOver.get(key); ok {
+			if c.del {
+				return nil, badger.ErrKeyNotFound
+			}
+			return memItem{k: c.e.key(), v: c.e.val()}, nil
+		}
+	}
 	pr := probers.get()
 	defer probers.put(pr)
 	p, whole := pr.probe(string(key))
 	if !whole {
 		return nil, badger.ErrKeyNotFound // longer than any entry
 	}
-	e, ok := tx.mem.GetHint(p, hint)
+	tree := tx.mem
+	if tx.memOwn != nil {
+		tree, hint = tx.memOwn, nil // the hints are the committed tree's
+	}
+	e, ok := tree.GetHint(p, hint)
 	if !ok {
 		return nil, badger.ErrKeyNotFound
 	}

@@ -50,8 +50,9 @@ func (s *Store) EnableStats() *Stats {
 }
 
 // tx is a transaction over txn and tree and dig, the in-memory families
-// of the same moment (memindex.go); writable: they are this
-// transaction's own copies.
+// of the same moment (memindex.go); writable: tree is the committed
+// tree, which the transaction changes through the store's overlay, and
+// dig its own copy of the digests.
 func (s *Store) tx(txn *badger.Txn, tree *memTree, dig *digTree, writable bool) *Tx {
 	return &Tx{txn: txn, mem: tree, dig: dig, memWrite: writable, dashSrc: &s.mem.dash, feedOpts: s.feed, stats: s.stats.Load(), requests: s.requests.Load()}
 }
@@ -92,7 +93,7 @@ func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
 		return &iter{kvIterator: newDigIter(tx.dig, tx.memPin, opts), stats: tx.stats}
 	}
 	if isMemKey(opts.Prefix) {
-		return &iter{kvIterator: newMemIter(tx.mem, tx.memPin, opts), stats: tx.stats}
+		return &iter{kvIterator: newMemIter(tx.memIterTree(), tx.memPin, opts), stats: tx.stats}
 	}
 	return &iter{kvIterator: badgerIter{tx.txn.NewIterator(opts)}, stats: tx.stats}
 }

@@ -194,9 +194,11 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	defer s.mem.writer.Unlock()
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	v := s.mem.load()
-	tx := s.tx(txn, v.tree.Copy(), v.dig.Copy(), true)
-	tx.memHints, tx.memSlab = &s.mem.hints, &s.mem.slab
+	// Nothing left in the overlay by a transaction that panicked.
+	s.mem.over.reset()
+	// The committed tree and digests, which only this writer changes.
+	tx := s.tx(txn, s.mem.tree, s.mem.dig.Copy(), true)
+	tx.memHints, tx.memSlab, tx.memOver, tx.memIdx = &s.mem.hints, &s.mem.slab, &s.mem.over, &s.mem
 	tx.counterCache = &s.counters
 	floor := s.flowFloor.Load()
 	tx.flow = flowState{floor: floor, target: floor, asked: noFloor}
@@ -204,7 +206,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		s.mem.abort()
 		return err
 	}
-	if err := s.mem.commit(txn, tx.mem, tx.dig, tx.memDeltas, tx.dashDeltas()); err != nil {
+	if err := s.mem.commit(txn, tx.dig, tx.memDeltas, tx.dashDeltas()); err != nil {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	if len(tx.counterWrites) > 0 {

@@ -18,14 +18,22 @@ import (
 type Tx struct {
 	txn *badger.Txn
 	// mem and dig (the digests) hold the in-memory families
-	// (memindex.go) as of txn's view; memWrite: they are this write
-	// transaction's own copies.
+	// (memindex.go) as of txn's view. memWrite: mem is the committed
+	// tree, which this write transaction reads but changes only through
+	// memOver (applied to it once it commits), and dig its own copy;
+	// memOwn, once it iterated a family it changed, its own copy of
+	// mem with its changes on it, which its reads read from then on
+	// (memIterTree).
 	mem      *memTree
 	dig      *digTree
 	memWrite bool
+	memOver  *memOverlay // the writer's (memIndex.over)
+	memOwn   *memTree
+	memIdx   *memIndex // whose tree mem is (a write transaction's)
 	memHints *memHints // the writer's (memIndex.hints)
 	memSlab  *memSlab  // the writer's (memIndex.slab)
-	// memDeltas: the writer's changes of its blocks' live entries;
+	// memDeltas: the writer's changes of its blocks' live entries by the
+	// digests (the tree's are counted when they are applied: memOverlay);
 	// memPin: a reader's pin of its tree's blocks (memarena.go).
 	memDeltas []blockDelta
 	memPin    *memPin
