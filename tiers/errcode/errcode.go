@@ -113,6 +113,9 @@ var Table = []Row{
 	// The change feed: a position older than the window (REST 410 Gone),
 	// a watcher cut off as too slow or one too many, a feed that stopped.
 	{store.ErrCompacted, codes.OutOfRange},
+	// A records-only view that read an index after a commit moved it:
+	// read again.
+	{store.ErrIndexMoved, codes.Aborted},
 	{feed.ErrSlowWatcher, codes.ResourceExhausted},
 	{feed.ErrTooManyWatchers, codes.ResourceExhausted},
 	{feed.ErrBadToken, codes.InvalidArgument},

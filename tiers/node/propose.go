@@ -131,8 +131,17 @@ func (n *Node) applyLocal(ctx context.Context, cmd *pb.Command) (*fsm.Result, er
 		stamped bool
 	)
 	// One read-only view for the stamper's reads and the precheck's: the
-	// case an action names is read and decoded once for both.
-	err := n.store.View(func(tx *store.Tx) error {
+	// case an action names is read and decoded once for both. A report's
+	// stamping and precheck read no index (the recurrence look-up reads
+	// the store's nearby lists itself): its view takes no copy of the
+	// in-memory indexes, so the commit after it changes them in place
+	// (store.ViewRecords).
+	view := n.store.View
+	switch cmd.Body.(type) {
+	case *pb.Command_Report, *pb.Command_ReportBatch:
+		view = n.store.ViewRecords
+	}
+	err := view(func(tx *store.Tx) error {
 		read := caseOnce(tx)
 		n.stamp(cmd, read)
 		stamped = true

@@ -139,3 +139,49 @@ func TestWriteCostDoesNotGrowWithTheStore(t *testing.T) {
 func least(a, b store.StatsSnapshot) store.StatsSnapshot {
 	return store.StatsSnapshot{Gets: min(a.Gets, b.Gets), Scanned: min(a.Scanned, b.Scanned), Decoded: min(a.Decoded, b.Decoded), Writes: min(a.Writes, b.Writes)}
 }
+
+// TestLeaderReportsLeaveTheIndexTreeInPlace: the leader's reads for a
+// report (its stamping with the recurrence look-up, its precheck, the
+// answer's possible duplicates) take no copy of the in-memory index tree
+// once the report's class has its nearby list, so the commits of reports
+// change the tree in place and copy none of its nodes
+// (store.ViewRecords). Counted by the store: commits applied to the tree
+// and readers' copies of it.
+func TestLeaderReportsLeaveTheIndexTreeInPlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := testcluster.New(t, 1, func(cfg *config.Config) {
+		cfg.Deadlines.SweepInterval = time.Hour
+		cfg.Raft.SnapshotThreshold = 1 << 30
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := c.Cases(0)
+	report := func(i int) {
+		t.Helper()
+		if _, err := cl.ReportCase(ctx, &pb.ReportCaseRequest{RequestId: fmt.Sprint("in-place-", i), Actor: "insp", Role: pb.Role_ROLE_INSPECTOR,
+			Source: pb.Source_SOURCE_INSPECTOR, Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: "02", GridCode: "320582110152102",
+			Description: "暴露垃圾", Location: &pb.Location{Lat: 31.3, Lng: 120.6}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(0) // the class's nearby lists made
+	st := c.Replica(0).Node.Store()
+	commits0, copies0 := st.IndexCopies()
+	const n = 40
+	for i := 1; i <= n; i++ {
+		report(i)
+	}
+	commits, copies := st.IndexCopies()
+	commits, copies = commits-commits0, copies-copies0
+	t.Logf("%d reports: %d commits applied to the tree, %d copies taken", n, commits, copies)
+	if commits < n {
+		t.Fatalf("%d reports, %d commits counted", n, commits)
+	}
+	// Anything else of the replica that reads an index now and then (its
+	// registration, a health check) may take one.
+	if copies > n/10 {
+		t.Fatalf("%d reports took %d copies of the index tree: want the leader's reads of a report to take none", n, copies)
+	}
+}

@@ -126,6 +126,9 @@ func (tx *Tx) getDigest(key []byte, hint *btree.PathHint) (kvItem, error) {
 // entries: no encoded digest built to be parsed again, no item a digest
 // (anti-entropy walks a million of them a run). fn's strings are its own.
 func (tx *Tx) eachDigest(fn func(id string, d Digest) error) error {
+	if err := tx.memReady(); err != nil {
+		return err
+	}
 	var err error
 	tx.dig.Scan(func(e digEntry) bool {
 		if tx.stats != nil {

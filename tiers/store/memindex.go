@@ -230,8 +230,11 @@ type memIndex struct {
 	// slab: the blocks the writer's entries are in (memarena.go; under
 	// writer).
 	slab memSlab
-	// buildNanos is how long the last buildMemIndex took (a metric).
-	buildNanos atomic.Int64
+	// buildNanos is how long the last buildMemIndex took; commits
+	// counts the commits applied to tree, copies the readers' copies of
+	// it (metrics).
+	buildNanos      atomic.Int64
+	commits, copies atomic.Uint64
 	// dash holds the dashboard's counters (dashcounters.go): committed
 	// with the tree each commit changes.
 	dash dashCounters
@@ -264,6 +267,7 @@ func (m *memIndex) loadLocked() *memVersion {
 	}
 	v := &memVersion{tree: m.tree.Copy(), dig: m.dig, pin: m.pin}
 	m.cur.Store(v)
+	m.copies.Add(1)
 	return v
 }
 
@@ -298,6 +302,7 @@ func (m *memIndex) commit(txn *badger.Txn, dig *digTree, digDeltas []blockDelta,
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	deltas := m.over.apply(m.tree, &m.hints, digDeltas)
+	m.commits.Add(1)
 	m.dash.applyLocked(dash)
 	m.publishLocked(dig, m.slab.settle(deltas, true))
 	return nil

@@ -225,3 +225,77 @@ func TestCommitsWithoutReadersCopyNoNodes(t *testing.T) {
 	}
 	t.Logf("100 commits of 40 changes: %d KB allocated with a reader between them, %d KB without", read>>10, alone>>10)
 }
+
+// TestViewRecordsTakesTheTreeOnlyWhenRead: a ViewRecords transaction that
+// reads no index takes no copy of the tree (the commit after it copies
+// nothing); one that reads an index gets the tree of its view's moment
+// when no commit came between, and ErrIndexMoved, with nothing found,
+// when one did.
+func TestViewRecordsTakesTheTreeOnlyWhenRead(t *testing.T) {
+	s := openNearTest(t, t.TempDir())
+	defer s.Close()
+	set := func(k string) {
+		t.Helper()
+		if err := s.Update(func(tx *Tx) error { return tx.set([]byte(k), []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(overlayKey(1, 1))
+	copies := s.mem.copies.Load()
+	for range 5 {
+		if err := s.ViewRecords(func(tx *Tx) error {
+			_, err := tx.GetCase("320582-20261123-000001")
+			if !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("a case never stored: %v", err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		set(overlayKey(1, 2))
+	}
+	if got := s.mem.copies.Load(); got != copies {
+		t.Fatalf("records-only views took %d copies of the tree", got-copies)
+	}
+
+	// Reads an index, nothing committed since the view began.
+	if err := s.ViewRecords(func(tx *Tx) error {
+		if got := scanFamily(t, tx, false, ""); len(got) != 2 {
+			return fmt.Errorf("scan: %q, want 2 entries", got)
+		}
+		_, err := tx.get([]byte(overlayKey(1, 1)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s.mem.copies.Load() != copies+1 {
+		t.Fatalf("a view that read the index: %d copies, want 1", s.mem.copies.Load()-copies)
+	}
+
+	// A commit between the view's start and its first index read.
+	set(overlayKey(1, 3))
+	err := s.ViewRecords(func(tx *Tx) error {
+		set(overlayKey(1, 4))
+		if _, err := tx.get([]byte(overlayKey(1, 1))); !errors.Is(err, ErrIndexMoved) {
+			t.Errorf("get after a commit: %v, want ErrIndexMoved", err)
+		}
+		if got := scanFamily(t, tx, false, ""); len(got) != 0 {
+			t.Errorf("scan after a commit: %q, want nothing", got)
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrIndexMoved) {
+		t.Fatalf("ViewRecords after a commit moved the index: %v, want ErrIndexMoved", err)
+	}
+	// With a reader's copy already taken, it is used as View uses it.
+	_ = s.mem.load()
+	if err := s.ViewRecords(func(tx *Tx) error {
+		set(overlayKey(1, 5))
+		if got := scanFamily(t, tx, false, ""); len(got) != 4 {
+			return fmt.Errorf("scan: %q, want the 4 entries of the copy", got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,6 +25,8 @@ type badgerCollector struct {
 	memIndex *prometheus.Desc
 	memBuild *prometheus.Desc
 	memBlock *prometheus.Desc
+	memApply *prometheus.Desc
+	memCopy  *prometheus.Desc
 }
 
 // badgerVar is one of badger's process-wide expvar counters.
@@ -43,6 +45,8 @@ func newBadgerCollector(s *Store, dir string) *badgerCollector {
 		memIndex: prometheus.NewDesc("cityhub_store_memory_index_entries", "Entries of the case indexes and digests the state store keeps in memory.", nil, nil),
 		memBlock: prometheus.NewDesc("cityhub_store_memory_index_block_bytes", "Bytes of the blocks the in-memory index entries are kept in (every state store of the process), retired blocks that a reader may still hold included.", nil, nil),
 		memBuild: prometheus.NewDesc("cityhub_store_memory_index_build_seconds", "How long the last rebuild of the in-memory case indexes took (at open or after a restore).", nil, nil),
+		memApply: prometheus.NewDesc("cityhub_store_memory_index_commits_total", "Commits whose changes were applied to the in-memory case indexes (in place).", nil, nil),
+		memCopy:  prometheus.NewDesc("cityhub_store_memory_index_copies_total", "Copies of the in-memory case indexes taken for readers, at most one a commit: the commit after a copy copies the tree nodes it changes, one without copies none.", nil, nil),
 	}
 	for _, v := range []struct{ expvar, name, help string }{
 		{"badger_write_bytes_user", "cityhub_badger_written_bytes_total", "Bytes written by badger's users (keys and values), every badger database of the process."},
@@ -68,6 +72,8 @@ func (c *badgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.memIndex
 	ch <- c.memBuild
 	ch <- c.memBlock
+	ch <- c.memApply
+	ch <- c.memCopy
 	for _, v := range c.counters {
 		ch <- v.desc
 	}
@@ -89,6 +95,8 @@ func (c *badgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.memIndex, prometheus.GaugeValue, float64(c.s.mem.entries()))
 	ch <- prometheus.MustNewConstMetric(c.memBuild, prometheus.GaugeValue, time.Duration(c.s.mem.buildNanos.Load()).Seconds())
 	ch <- prometheus.MustNewConstMetric(c.memBlock, prometheus.GaugeValue, float64(blocks.bound()*memBlockSize))
+	ch <- prometheus.MustNewConstMetric(c.memApply, prometheus.CounterValue, float64(c.s.mem.commits.Load()))
+	ch <- prometheus.MustNewConstMetric(c.memCopy, prometheus.CounterValue, float64(c.s.mem.copies.Load()))
 	for _, v := range c.counters {
 		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.CounterValue, expvarNumber(expvar.Get(v.expvar)))
 	}

@@ -65,6 +65,9 @@ func (tx *Tx) get(key []byte) (kvItem, error) {
 		return tx.dashGet(key)
 	}
 	if isMemKey(key) {
+		if err := tx.memReady(); err != nil {
+			return nil, err
+		}
 		return tx.memGet(key)
 	}
 	item, err := tx.txn.Get(key)
@@ -88,6 +91,10 @@ func (tx *Tx) decoded() {
 func (tx *Tx) iterator(opts badger.IteratorOptions) *iter {
 	if isDashCounter(opts.Prefix) {
 		return &iter{kvIterator: newObjIter(tx.dashTree(), opts), stats: tx.stats}
+	}
+	if isMemKey(opts.Prefix) && tx.memReady() != nil {
+		// Nothing to walk; ViewRecords returns the error.
+		return &iter{kvIterator: newMemIter(newMemTree(), nil, opts), stats: tx.stats}
 	}
 	if isDigestKey(opts.Prefix) {
 		return &iter{kvIterator: newDigIter(tx.dig, tx.memPin, opts), stats: tx.stats}

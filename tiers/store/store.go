@@ -18,6 +18,11 @@ import (
 // ErrNotFound is returned when a case (or other record) does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrIndexMoved is ViewRecords' answer to a reader of the in-memory
+// indexes when a commit was applied between the start of its view and
+// its first read of them: read again (View).
+var ErrIndexMoved = errors.New("in-memory indexes moved on since the view began: read again")
+
 // Options configure Open.
 type Options struct {
 	Dir    string
@@ -232,6 +237,63 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 	tx := s.tx(txn, v.tree, v.dig, false)
 	tx.memPin = v.pin
 	return fn(tx)
+}
+
+// ViewRecords is View for a reader that mostly reads no case index,
+// digest or dashboard list (the in-memory families, memindex.go): it
+// takes no copy of their tree unless it reads one, so a commit after it
+// changes the tree in place instead of copying the nodes it changes (the
+// leader's precheck of every report). A transaction that reads one of
+// them gets the tree of its view's moment if no commit has been applied
+// since the view began; else that read finds nothing and ViewRecords
+// returns ErrIndexMoved, whatever fn returned: the caller reads again
+// with View, or leaves the decision to the state machine.
+func (s *Store) ViewRecords(fn func(tx *Tx) error) error {
+	if v := s.mem.cur.Load(); v != nil {
+		txn := s.db.NewTransaction(false)
+		defer txn.Discard()
+		tx := s.tx(txn, v.tree, v.dig, false)
+		tx.memPin = v.pin
+		return fn(tx)
+	}
+	// The count before the view: a tree of that count is no newer than
+	// the view, and holds every commit applied before it began.
+	gen := s.mem.commits.Load()
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	tx := s.tx(txn, nil, nil, false)
+	tx.memLazy, tx.memGen = &s.mem, gen
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.memErr
+}
+
+// IndexCopies counts the commits applied to the in-memory index tree and
+// the copies of it readers took (metrics, tests).
+func (s *Store) IndexCopies() (commits, copies uint64) {
+	return s.mem.commits.Load(), s.mem.copies.Load()
+}
+
+// memReady takes a ViewRecords transaction's trees, at its first read of
+// them (memErr: a commit was applied since it began).
+func (tx *Tx) memReady() error {
+	if tx.memLazy == nil || tx.mem != nil {
+		return tx.memErr
+	}
+	if tx.memErr != nil {
+		return tx.memErr
+	}
+	m := tx.memLazy
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.commits.Load() != tx.memGen {
+		tx.memErr = ErrIndexMoved
+		return tx.memErr
+	}
+	v := m.loadLocked()
+	tx.mem, tx.dig, tx.memPin = v.tree, v.dig, v.pin
+	return nil
 }
 
 // viewDash is View whose dashboard counters are of the same commit as its

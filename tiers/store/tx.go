@@ -30,6 +30,12 @@ type Tx struct {
 	memOver  *memOverlay // the writer's (memIndex.over)
 	memOwn   *memTree
 	memIdx   *memIndex // whose tree mem is (a write transaction's)
+	// memLazy: a ViewRecords transaction, which takes its trees at its
+	// first read of them, if no commit was applied since it began
+	// (memGen); memErr, else.
+	memLazy  *memIndex
+	memGen   uint64
+	memErr   error
 	memHints *memHints // the writer's (memIndex.hints)
 	memSlab  *memSlab  // the writer's (memIndex.slab)
 	// memDeltas: the writer's changes of its blocks' live entries by the
