@@ -1,99 +1,111 @@
 package store
 
-import (
-	"slices"
-
-	"github.com/tidwall/btree"
-)
+import "github.com/tidwall/btree"
 
 // memOverlay is a write transaction's changes of the committed tree
-// (memindex.go), by key: an entry set, or a key deleted. Its reads look
-// here first; its iterators walk a copy of the tree with the changes on it
-// (Tx.memIterTree). Once the badger transaction has committed, apply
-// makes the changes in the tree itself. One overlay serves every write
-// transaction of a store in turn (under memIndex.writer).
+// (memindex.go), in the order it made them: an entry set, or a key
+// deleted. Its reads look here first; its iterators walk a copy of the
+// tree with the changes on it (Tx.memIterTree). Once the badger
+// transaction has committed, apply makes the changes in the tree itself,
+// in the same order, so the last change of a key is the one that stays.
+// One overlay serves every write transaction of a store in turn (under
+// memIndex.writer).
+//
+// A list, not a map: a report's apply reads none of its own index
+// entries back, so the changes are only appended, then applied (a map by
+// key, and the changes sorted by key for the commit, cost what copying no
+// node saved: BENCHMARKS.md). The first read of one builds the map by key
+// (last), kept from then on.
 type memOverlay struct {
-	// m maps a key to its change. An entry's key is its bytes in its
-	// block (memEntry.key), which stays bound while the writer holds it;
-	// a deleted key is a string of its own.
-	m    map[string]overEntry
-	keys []string // apply's, kept for the next commit
+	changes []overChange
+	last    map[string]int // key → its last change, once a read asked
 }
 
-// overEntry is a key's change: del, or the entry e set.
-type overEntry struct {
+// overChange is one change: the entry e set, or key deleted (del).
+type overChange struct {
 	e   memEntry
+	key string // a deleted key (a string of its own)
 	del bool
 }
 
-func (o *memOverlay) set(e memEntry) {
-	if o.m == nil {
-		o.m = make(map[string]overEntry)
+func (c *overChange) keyOf() string {
+	if c.del {
+		return c.key
 	}
-	o.m[e.key()] = overEntry{e: e}
+	return c.e.key()
 }
 
-func (o *memOverlay) del(key []byte) {
-	if o.m == nil {
-		o.m = make(map[string]overEntry)
+func (o *memOverlay) add(c overChange) {
+	o.changes = append(o.changes, c)
+	if o.last != nil {
+		o.last[c.keyOf()] = len(o.changes) - 1
 	}
-	o.m[string(key)] = overEntry{del: true}
 }
 
-// get is key's change (ok: it has one).
-func (o *memOverlay) get(key []byte) (overEntry, bool) {
-	c, ok := o.m[string(key)]
-	return c, ok
+func (o *memOverlay) set(e memEntry) { o.add(overChange{e: e}) }
+
+func (o *memOverlay) del(key []byte) { o.add(overChange{key: string(key), del: true}) }
+
+// get is key's last change (ok: it has one).
+func (o *memOverlay) get(key []byte) (overChange, bool) {
+	if len(o.changes) == 0 {
+		return overChange{}, false
+	}
+	if o.last == nil {
+		o.last = make(map[string]int, len(o.changes))
+		for i := range o.changes {
+			o.last[o.changes[i].keyOf()] = i
+		}
+	}
+	i, ok := o.last[string(key)]
+	if !ok {
+		return overChange{}, false
+	}
+	return o.changes[i], true
 }
 
-func (o *memOverlay) len() int { return len(o.m) }
+func (o *memOverlay) len() int { return len(o.changes) }
 
+// reset drops the changes (no key's bytes held past the transaction).
 func (o *memOverlay) reset() {
-	if len(o.m) > 0 {
-		clear(o.m)
+	if len(o.changes) > 0 {
+		clear(o.changes)
+		o.changes = o.changes[:0]
 	}
+	o.last = nil
 }
 
 // onto makes the changes in t, a write transaction's own copy of the
 // tree (its blocks are counted when the changes reach the committed tree).
 func (o *memOverlay) onto(t *memTree) {
-	for k, c := range o.m {
+	for i := range o.changes {
+		c := &o.changes[i]
 		if c.del {
-			deleteKey(t, k, nil)
+			deleteKey(t, c.key, nil)
 			continue
 		}
 		t.Set(c.e)
 	}
 }
 
-// apply makes the changes in t, the committed tree, in key order (each
+// apply makes the changes in t, the committed tree, in their order (each
 // search starts from the hint of its family or grid, hints), appends the
 // changes of the blocks' live entries to deltas and empties the overlay.
 // Under the store's writer and memIndex.mu.
 func (o *memOverlay) apply(t *memTree, hints *memHints, deltas []blockDelta) []blockDelta {
-	if len(o.m) == 0 {
-		return deltas
-	}
-	o.keys = o.keys[:0]
-	for k := range o.m {
-		o.keys = append(o.keys, k)
-	}
-	slices.Sort(o.keys)
-	for _, k := range o.keys {
-		c := o.m[k]
-		hint := hints.of(bytesOf(k))
+	for i := range o.changes {
+		c := &o.changes[i]
 		if c.del {
-			if old, had := deleteKey(t, k, hint); had {
+			if old, had := deleteKey(t, c.key, hints.of(bytesOf(c.key))); had {
 				deltas = append(deltas, blockDelta{n: old.block(), d: -1})
 			}
 			continue
 		}
 		deltas = append(deltas, blockDelta{n: c.e.block(), d: 1})
-		if old, had := t.SetHint(c.e, hint); had {
+		if old, had := t.SetHint(c.e, hints.of(bytesOf(c.e.key()))); had {
 			deltas = append(deltas, blockDelta{n: old.block(), d: -1})
 		}
 	}
-	clear(o.keys) // no key's bytes held past the commit
 	o.reset()
 	return deltas
 }
