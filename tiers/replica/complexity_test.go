@@ -29,15 +29,7 @@ import (
 // one closed a few days ago are in the windows both times, so each report
 // finds them (its duplicates and its recurrence) at both sizes.
 func TestWriteCostDoesNotGrowWithTheStore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster test")
-	}
-	// Nothing else reads the store while the test counts: no overdue sweep
-	// within the test's time, no snapshot.
-	c := testcluster.New(t, 1, func(cfg *config.Config) {
-		cfg.Deadlines.SweepInterval = time.Hour
-		cfg.Raft.SnapshotThreshold = 1 << 30
-	})
+	c := quietReplica(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const grid = "320582110152102"
@@ -136,6 +128,20 @@ func TestWriteCostDoesNotGrowWithTheStore(t *testing.T) {
 	}
 }
 
+// quietReplica is a one-replica group where nothing else reads the store
+// while a test counts: no overdue sweep within the test's time, no
+// snapshot.
+func quietReplica(t *testing.T) *testcluster.Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	return testcluster.New(t, 1, func(cfg *config.Config) {
+		cfg.Deadlines.SweepInterval = time.Hour
+		cfg.Raft.SnapshotThreshold = 1 << 30
+	})
+}
+
 func least(a, b store.StatsSnapshot) store.StatsSnapshot {
 	return store.StatsSnapshot{Gets: min(a.Gets, b.Gets), Scanned: min(a.Scanned, b.Scanned), Decoded: min(a.Decoded, b.Decoded), Writes: min(a.Writes, b.Writes)}
 }
@@ -148,13 +154,7 @@ func least(a, b store.StatsSnapshot) store.StatsSnapshot {
 // (store.ViewRecords). Counted by the store: commits applied to the tree
 // and readers' copies of it.
 func TestLeaderReportsLeaveTheIndexTreeInPlace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster test")
-	}
-	c := testcluster.New(t, 1, func(cfg *config.Config) {
-		cfg.Deadlines.SweepInterval = time.Hour
-		cfg.Raft.SnapshotThreshold = 1 << 30
-	})
+	c := quietReplica(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl := c.Cases(0)
