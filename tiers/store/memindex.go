@@ -183,7 +183,7 @@ func isDigestKey(key []byte) bool { return len(key) >= 2 && key[0] == 'h' && key
 // The committed tree (tree) is changed in place: a write transaction keeps
 // its changes to it aside (memOverlay: read back by its own reads), and
 // once its badger transaction has committed, the writer applies them to
-// the tree in key order, under mu. A reader never reads the committed
+// the tree in the order they were made, under mu. A reader never reads the committed
 // tree: it takes a copy of it under mu (O(1): a copy shares every node),
 // at most one a commit, which every reader until the next commit shares
 // (cur). A commit copies only the nodes it changes that such a copy
@@ -191,7 +191,7 @@ func isDigestKey(key []byte) bool { return len(key) >= 2 && key[0] == 'h' && key
 // copies none: a follower under write load, which has no readers,
 // changes its tree in place, where every transaction used to copy the
 // path of every entry it changed (BENCHMARKS.md, "Update, 2026-12-07
-// 06:xx UTC").
+// 07:05 UTC").
 //
 // A reader takes its tree before it begins its badger view: the tree is
 // never newer than the view (every index entry it finds names a case the
