@@ -128,13 +128,10 @@ func deleteKey(t *memTree, key string, hint *btree.PathHint) (memEntry, bool) {
 // over these families are rare: the overdue sweep, the dashboard's
 // lists).
 func (tx *Tx) memIterTree() *memTree {
-	if !tx.memWrite || tx.memOwn != nil {
-		if tx.memOwn != nil {
-			return tx.memOwn
-		}
-		return tx.mem
+	if tx.memOwn != nil {
+		return tx.memOwn
 	}
-	if tx.memOver.len() == 0 {
+	if !tx.memWrite || tx.memOver.len() == 0 {
 		return tx.mem
 	}
 	// A copy marks the committed tree shared: readers copy it under mu.

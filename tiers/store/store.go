@@ -234,9 +234,14 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 func (s *Store) View(fn func(tx *Tx) error) error {
 	txn, v := s.mem.view(s.db)
 	defer txn.Discard()
+	return fn(s.readTx(txn, v))
+}
+
+// readTx is a read transaction over txn and v's trees.
+func (s *Store) readTx(txn *badger.Txn, v *memVersion) *Tx {
 	tx := s.tx(txn, v.tree, v.dig, false)
 	tx.memPin = v.pin
-	return fn(tx)
+	return tx
 }
 
 // ViewRecords is View for a reader that mostly reads no case index,
@@ -249,18 +254,19 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 // returns ErrIndexMoved, whatever fn returned: the caller reads again
 // with View, or leaves the decision to the state machine.
 func (s *Store) ViewRecords(fn func(tx *Tx) error) error {
-	if v := s.mem.cur.Load(); v != nil {
-		txn := s.db.NewTransaction(false)
-		defer txn.Discard()
-		tx := s.tx(txn, v.tree, v.dig, false)
-		tx.memPin = v.pin
-		return fn(tx)
+	// A copy a reader took since the last commit costs nothing more;
+	// else the count before the view: a tree of that count is no newer
+	// than the view, and holds every commit applied before it began.
+	v := s.mem.cur.Load()
+	var gen uint64
+	if v == nil {
+		gen = s.mem.commits.Load()
 	}
-	// The count before the view: a tree of that count is no newer than
-	// the view, and holds every commit applied before it began.
-	gen := s.mem.commits.Load()
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
+	if v != nil {
+		return fn(s.readTx(txn, v))
+	}
 	tx := s.tx(txn, nil, nil, false)
 	tx.memLazy, tx.memGen = &s.mem, gen
 	if err := fn(tx); err != nil {
@@ -278,10 +284,7 @@ func (s *Store) IndexCopies() (commits, copies uint64) {
 // memReady takes a ViewRecords transaction's trees, at its first read of
 // them (memErr: a commit was applied since it began).
 func (tx *Tx) memReady() error {
-	if tx.memLazy == nil || tx.mem != nil {
-		return tx.memErr
-	}
-	if tx.memErr != nil {
+	if tx.memLazy == nil || tx.mem != nil || tx.memErr != nil {
 		return tx.memErr
 	}
 	m := tx.memLazy
@@ -302,8 +305,8 @@ func (tx *Tx) memReady() error {
 func (s *Store) viewDash(fn func(tx *Tx) error) error {
 	txn, v, dash := s.mem.viewDash(s.db)
 	defer txn.Discard()
-	tx := s.tx(txn, v.tree, v.dig, false)
-	tx.memPin, tx.dashView = v.pin, dash
+	tx := s.readTx(txn, v)
+	tx.dashView = dash
 	return fn(tx)
 }
 
