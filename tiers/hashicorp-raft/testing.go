@@ -691,9 +691,12 @@ func (c *cluster) getConfiguration(r *Raft) Configuration {
 // EnsureSamePeers makes sure all the rafts have the same set of peers.
 func (c *cluster) EnsureSamePeers(t *testing.T) {
 	limit := time.Now().Add(c.longstopTimeout)
-	peerSet := c.getConfiguration(c.rafts[0])
 
 CHECK:
+	// Read the first server's configuration on every pass: it may be the
+	// one still behind (upstream read it once, so a first server that was
+	// an entry behind at the first pass failed the test after the wait).
+	peerSet := c.getConfiguration(c.rafts[0])
 	for i, raft := range c.rafts {
 		if i == 0 {
 			continue
