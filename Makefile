@@ -46,13 +46,11 @@ test: ## run every test with the race detector, one package at a time so cluster
 
 # Upstream's tests left out of test-raft, none of them near the change
 # (tiers/hashicorp-raft/CITYHUB.md): TestFileSS_BadPerm expects a chmod-000
-# directory to be unreadable, which it is not to root (CI's user);
-# TestRaft_HasExistingState fails 4 runs in 5 on upstream's own code on this
-# 2-core machine; the NetworkTransport's tests (net_transport.go is
-# upstream's as it was) depend on timing here: _AppendEntriesPipeline_
-# CloseStreams failed 2 runs in 5 under the race detector on upstream's
-# code, _PooledConn once in a full run.
-RAFT_LEFT_OUT := TestFileSS_BadPerm|TestRaft_HasExistingState|TestNetworkTransport_
+# directory to be unreadable, which it is not to root (CI's user); the
+# NetworkTransport's tests (net_transport.go is upstream's as it was) depend
+# on timing here: _AppendEntriesPipeline_CloseStreams failed 2 runs in 5
+# under the race detector on upstream's code, _PooledConn once in a full run.
+RAFT_LEFT_OUT := TestFileSS_BadPerm|TestNetworkTransport_
 test-raft: ## the patched hashicorp/raft (tiers/hashicorp-raft, its own module): upstream's suite and the parallel-write tests, with the race detector
 	cd tiers/hashicorp-raft && $(GO) test $(TEST_FLAGS) -skip '$(RAFT_LEFT_OUT)' .
 
