@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"regexp"
 	"testing"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -31,5 +32,27 @@ func TestActToCommandTransferUp(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != "note" || !errors.Is(err, ErrInvalid) {
 			t.Errorf("note %q: got %v, want an invalid note", note, err)
 		}
+	}
+}
+
+// The request id's character check is a loop now: it must accept and
+// refuse exactly what the pattern it replaced did, every byte value in
+// every position.
+func TestRequestIDCharsMatchesItsPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9._:/-]+$`)
+	for b := 0; b < 256; b++ {
+		for _, id := range []string{string(rune(b)), "a" + string([]byte{byte(b)}), string([]byte{byte(b)}) + "-1", "x" + string([]byte{byte(b)}) + "y"} {
+			if got, want := requestIDChars(id), re.MatchString(id); got != want {
+				t.Errorf("%q: %v, the pattern says %v", id, got, want)
+			}
+		}
+	}
+	for _, id := range []string{"550e8400-e29b-41d4-a716-446655440000", "app:ios/1.2_3", "请求", "a b", "a\x00"} {
+		if got, want := requestIDChars(id), re.MatchString(id); got != want {
+			t.Errorf("%q: %v, the pattern says %v", id, got, want)
+		}
+	}
+	if err := checkRequestID(""); err == nil {
+		t.Error("an empty request id passed")
 	}
 }

@@ -2,13 +2,20 @@ package node
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/deadline"
 	"github.com/cityhub/cityhub/tiers/fsm"
+	"github.com/cityhub/cityhub/tiers/nearby"
+	"github.com/cityhub/cityhub/tiers/store"
 )
 
 type fixedClock struct{ t time.Time }
@@ -30,5 +37,87 @@ func TestStampSetsTheReportsFingerprint(t *testing.T) {
 	}
 	if cmd.GetReport().IdPrefix != "110105" || cmd.GetReport().IdDate == "" {
 		t.Fatalf("report not stamped: %v", cmd.GetReport())
+	}
+}
+
+// stampers runs stamps in order (replica's composition, which this package
+// cannot import).
+type stampers []Stamper
+
+func (s stampers) Stamp(now time.Time, cmd *pb.Command, read func(string) (*pb.Case, error)) {
+	for _, st := range s {
+		st.Stamp(now, cmd, read)
+	}
+}
+
+// A report is stamped in place, not on a copy (stampsInPlace): stamping a
+// report the leader stamped already, with another clock and another
+// state, must give exactly what stamping the client's report afresh
+// gives, or a retry through Propose would carry the first attempt's
+// stamps. The real stampers run: the deadline policy and the recurrence
+// look-up, which finds a closed case only at the second stamp.
+func TestReportStampedTwiceIsStampedOnce(t *testing.T) {
+	raw, err := os.ReadFile("../../config/deadlines/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := deadline.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	finder := nearby.New(nearby.Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
+	finder.SetStore(st)
+	clock := &fixedClock{time.Date(2026, 12, 7, 23, 59, 0, 0, time.UTC)}
+	n := &Node{cfg: Config{ID: "n1", Jurisdiction: "320582", Location: time.UTC, Clock: clock,
+		Stamper: stampers{policy, finder}}}
+
+	const grid = "320582110152102"
+	client := &pb.Command{RequestId: "r-twice", Body: &pb.Command_Report{Report: &pb.ReportCase{Case: &pb.Case{
+		Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: "02", GridCode: grid, Description: "暴露垃圾",
+		Location: &pb.Location{Lat: 31.30, Lng: 120.60}}}}}
+	batch := &pb.Command{RequestId: "b-twice", Body: &pb.Command_ReportBatch{ReportBatch: &pb.ReportBatch{Items: []*pb.ReportBatchItem{
+		{RequestId: "b-twice-1", Report: proto.Clone(client.GetReport()).(*pb.ReportCase)},
+		{RequestId: "b-twice-2"}, // no report: Apply refuses it
+	}}}}
+	for _, orig := range []*pb.Command{client, batch} {
+		cmd := proto.Clone(orig).(*pb.Command)
+		n.stamp(cmd, st.GetCase)
+		first := proto.Clone(cmd).(*pb.Command)
+
+		// Another day, and a closed case at the spot since.
+		clock.t = time.Date(2026, 12, 8, 0, 1, 0, 0, time.UTC)
+		closed := &pb.Case{Id: "320582-20261201-000001", State: pb.State_STATE_CLOSED, Kind: pb.Kind_KIND_EVENT,
+			MajorCode: "01", MinorCode: "02", GridCode: grid, Location: &pb.Location{Lat: 31.30, Lng: 120.60},
+			ReportedAt: timestamppb.New(clock.t.Add(-72 * time.Hour)), ClosedAt: timestamppb.New(clock.t.Add(-time.Hour))}
+		if err := st.Update(func(tx *store.Tx) error { return tx.PutCase(nil, closed) }); err != nil {
+			t.Fatal(err)
+		}
+		n.stamp(cmd, st.GetCase)
+		fresh := proto.Clone(orig).(*pb.Command)
+		n.stamp(fresh, st.GetCase)
+		if !proto.Equal(cmd, fresh) {
+			t.Fatalf("%s stamped twice:\n%v\nstamped once:\n%v", orig.RequestId, cmd, fresh)
+		}
+		// And the second stamp changed what the state and the clock
+		// decide (else the comparison proves little).
+		if proto.Equal(first, fresh) {
+			t.Fatalf("%s: the second stamp changed nothing: %v", orig.RequestId, fresh)
+		}
+		r := fresh.GetReport()
+		if b := fresh.GetReportBatch(); b != nil {
+			r = b.Items[0].GetReport()
+		}
+		if r.GetCase().GetRecurrenceOf() != closed.Id || r.IdDate != "20261208" {
+			t.Fatalf("%s: not stamped with the new state: %v", orig.RequestId, r)
+		}
+		if err := st.Update(func(tx *store.Tx) error { return tx.DeleteCase(closed.Id) }); err != nil {
+			t.Fatal(err)
+		}
+		clock.t = time.Date(2026, 12, 7, 23, 59, 0, 0, time.UTC)
 	}
 }
