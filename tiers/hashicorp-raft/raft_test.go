@@ -1691,6 +1691,10 @@ func snapshotAndRestore(t *testing.T, offset uint64, monotonicLogStore bool, res
 		} else {
 			c2 = MakeCluster(numPeers, t, conf)
 		}
+		// Upstream closed only the first cluster (the deferred Close
+		// above was bound to it): every "restored to new cluster" case
+		// left three servers running for the rest of the suite.
+		defer c2.Close()
 		c = c2
 		leader = c.Leader()
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -301,10 +302,18 @@ func (c *cluster) Close() {
 	}
 
 	// Wait for shutdown
-	limit := time.AfterFunc(c.longstopTimeout, func() {
+	// A hang, not a slow machine: at least 30 s (the race detector on
+	// two shared cores).
+	bound := 30 * time.Second
+	if c.longstopTimeout > bound {
+		bound = c.longstopTimeout
+	}
+	limit := time.AfterFunc(bound, func() {
 		// We can't FailNowf here, and c.Failf won't do anything if we
-		// hang, so panic.
-		panic("timed out waiting for shutdown")
+		// hang, so panic: with the test's name and every goroutine's
+		// stack, which say what hangs.
+		debug.SetTraceback("all")
+		panic(fmt.Sprintf("%s: timed out waiting for shutdown after %v", c.t.Name(), bound))
 	})
 	defer limit.Stop()
 
