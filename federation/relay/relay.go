@@ -221,7 +221,7 @@ func (r *Relay) send(ctx context.Context, l *link) {
 			}
 			l.setErr(err)
 			r.log.Debug("delivery failed", "peer", l.peer, "entries", len(b.Entries), "outcome", client.OutcomeOf(err), "error", err)
-			r.wait(ctx, nil, client.Wait(err, backoff.Next()), idle)
+			r.backOff(ctx, l, err, backoff.Next(), idle)
 			cursor = 0 // re-read the acked mark: leadership may have moved here too
 			continue
 		}
@@ -271,6 +271,28 @@ func (r *Relay) send(ctx context.Context, l *link) {
 			l.ack(hw)
 		}
 	}
+}
+
+// backOff waits after a failed delivery: next (the backoff's delay, or
+// a disk-reserve refusal's RetryInfo, client.Wait). When no replica of
+// the neighbour could be reached or led (client.RetryElsewhere), it
+// ends early, though not before RetryMin, once a connection to one of
+// them that was down is ready again: a healed partition resumes with
+// gRPC's reconnect, not with gRPC's reconnect and then the rest of this
+// backoff (up to twice RetryMax). A refusal of the leader's (disk
+// reserve) waits its whole delay.
+func (r *Relay) backOff(ctx context.Context, l *link, err error, next time.Duration, t *time.Timer) {
+	d := client.Wait(err, next)
+	if client.OutcomeOf(err) != client.RetryElsewhere || d <= r.opts.RetryMin {
+		r.wait(ctx, nil, d, t)
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := l.client.Reconnected(wctx)
+	start := time.Now()
+	r.wait(ctx, nil, r.opts.RetryMin, t)
+	r.wait(ctx, ready, d-time.Since(start), t)
 }
 
 // wait sleeps until ch closes, d passes or ctx ends.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cityhub/cityhub/federation/topology"
@@ -292,4 +293,63 @@ func TestRelayProbeAdvancesAnIdleLink(t *testing.T) {
 		st, err := r.Status()
 		return err == nil && st[0].LastError == ""
 	})
+}
+
+// A link whose neighbour could not be reached resumes when the
+// neighbour's connection is back, not at the end of its backoff: the
+// relay has failed nine times (its next wait 4–6 s, doubling from 20
+// ms), the neighbour comes up, and every entry is delivered within 3 s,
+// where waiting out the backoff would take at least 4 (gRPC's own
+// reconnect is fast here: the test's dial options, which come last,
+// bound it to 100 ms).
+func TestRelayResumesWhenTheNeighbourIsBack(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // the neighbour is down
+	topo, err := topology.New([]topology.Node{
+		{Name: "city", Tier: topology.City, Jurisdiction: "320500", Replicas: []string{addr}},
+		{Name: "d1", Tier: topology.District, Jurisdiction: "320505", Parent: "city", Replicas: []string{"127.0.0.1:1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := testLocal(t)
+	enqueue(t, local, 5)
+	var mu sync.Mutex
+	attempts := 0
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		mu.Lock()
+		attempts++
+		mu.Unlock()
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	r, err := New(Options{Self: "d1", Topology: topo, Local: local, RetryMin: 20 * time.Millisecond, RetryMax: time.Minute,
+		Dial: func(string) []grpc.DialOption {
+			return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(count),
+				grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, MaxDelay: 100 * time.Millisecond}})}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead(t, r)
+	waitUntil(t, "nine failed deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 9 })
+
+	if lis, err = net.Listen("tcp", addr); err != nil {
+		t.Fatalf("the neighbour's address was taken meanwhile: %v", err)
+	}
+	peer := &markPeer{}
+	gs := grpc.NewServer()
+	pb.RegisterFederationServiceServer(gs, peer)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	back := time.Now()
+	waitUntil(t, "the entries delivered", func() bool { mark, _, _ := peer.state(); return mark == 5 })
+	if took := time.Since(back); took > 3*time.Second {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("delivered %v after the neighbour came back (%d attempts): the relay waited out its backoff", took, attempts)
+	}
 }

@@ -60,6 +60,11 @@ func (p *Peer) Call(ctx context.Context, pol client.Policy, fn func(context.Cont
 	})
 }
 
+// Reconnected is closed when a connection to one of the neighbour's
+// replicas that is not ready now becomes ready (client.Replicas.
+// Reconnected); nil when there is none.
+func (p *Peer) Reconnected(ctx context.Context) <-chan struct{} { return p.r.Reconnected(ctx) }
+
 // Close closes the connections to the replicas. The Peer connects again
 // when used after it.
 func (p *Peer) Close() { p.r.Close() }

@@ -393,3 +393,49 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("zero policy's first delay %v, want about %v", d, DefaultInitial)
 	}
 }
+
+// Reconnected has nothing to wait for before a connection is made, nor
+// when every connection is ready (a refusal from a reachable leader must
+// wait out its backoff, never end it at once); it waits for a replica
+// that is down. (federation/relay's TestRelayResumesWhenTheNeighbourIsBack
+// checks that it closes when that replica comes back.)
+func TestReplicasReconnectedWaitsOnlyForAReplicaThatIsDown(t *testing.T) {
+	up := serve(t, func(int) error { return nil })
+	rs := NewReplicas("d-4", []string{up.addr}, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer rs.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if ch := rs.Reconnected(ctx); ch != nil {
+		t.Fatal("a channel to wait on before any connection was made")
+	}
+	if err := rs.Call(ctx, fast, func(ctx context.Context, c *grpc.ClientConn) error {
+		_, err := pb.NewCaseServiceClient(c).ReportCase(ctx, &pb.ReportCaseRequest{RequestId: "rid-rc-1"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ch := rs.Reconnected(ctx); ch != nil {
+		t.Fatal("a channel to wait on with the only connection ready")
+	}
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := lis.Addr().String()
+	lis.Close()
+	rd := NewReplicas("d-5", []string{down}, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer rd.Close()
+	if _, err := rd.Conn(0); err != nil {
+		t.Fatal(err)
+	}
+	ch := rd.Reconnected(ctx)
+	if ch == nil {
+		t.Fatal("no channel with the only replica down")
+	}
+	select {
+	case <-ch:
+		t.Fatal("closed with the replica still down")
+	case <-time.After(300 * time.Millisecond):
+	}
+}

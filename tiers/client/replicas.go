@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 )
 
 // Replicas calls a replica group, following its leader: one connection
@@ -58,6 +59,43 @@ func (r *Replicas) Conn(i int) (*grpc.ClientConn, error) {
 	}
 	r.conns[addr] = c
 	return c, nil
+}
+
+// Reconnected returns a channel closed when one of the group's
+// connections that is not ready now (connecting, or failed and waiting
+// to reconnect) becomes ready, or nil when there is none (every
+// connection ready, or none made yet). A caller backing off after a
+// round that reached no replica tries again as soon as one is reachable
+// (a healed partition) instead of at the end of its backoff. The watch
+// ends with ctx; an idle connection is asked to connect.
+func (r *Replicas) Reconnected(ctx context.Context) <-chan struct{} {
+	r.mu.Lock()
+	var down []*grpc.ClientConn
+	for _, c := range r.conns {
+		if c.GetState() != connectivity.Ready {
+			down = append(down, c)
+		}
+	}
+	r.mu.Unlock()
+	if len(down) == 0 {
+		return nil
+	}
+	ready := make(chan struct{})
+	var once sync.Once
+	for _, c := range down {
+		go func() {
+			for s := c.GetState(); s != connectivity.Ready; s = c.GetState() {
+				if s == connectivity.Idle {
+					c.Connect()
+				}
+				if s == connectivity.Shutdown || !c.WaitForStateChange(ctx, s) {
+					return
+				}
+			}
+			once.Do(func() { close(ready) })
+		}()
+	}
+	return ready
 }
 
 // Close closes the connections. The Replicas connect again when used
