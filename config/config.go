@@ -121,6 +121,11 @@ type FederationConfig struct {
 	// RetryMin and RetryMax bound the backoff after a failed delivery.
 	RetryMin time.Duration `mapstructure:"retry_min"`
 	RetryMax time.Duration `mapstructure:"retry_max"`
+	// ReconnectMax bounds gRPC's reconnect backoff to a neighbour that is
+	// down (retry_min growing to this): a healed link resumes within about
+	// this long. A reconnect attempt is a dial, far cheaper than a
+	// delivery, so it is shorter than retry_max.
+	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 	// AntiEntropyInterval and AntiEntropyBuckets: see config/federation.go.
 	AntiEntropyInterval time.Duration `mapstructure:"antientropy_interval"`
 	AntiEntropyBuckets  int           `mapstructure:"antientropy_buckets"`
@@ -304,6 +309,8 @@ func Default() Config {
 			BatchBytes: 2 << 20,
 			RetryMin:   50 * time.Millisecond,
 			RetryMax:   time.Second,
+			// A dial every 250 ms at most to a neighbour that is down.
+			ReconnectMax: 250 * time.Millisecond,
 			// Anti-entropy: every 5 minutes, buckets chosen by size.
 			AntiEntropyInterval: 5 * time.Minute,
 		},

@@ -67,6 +67,9 @@ func (c *Config) validateFederation(v *validator) {
 	if f.RetryMin <= 0 || f.RetryMax < f.RetryMin || f.RetryMax > 10*time.Minute {
 		v.add("federation.retry_max", "retry_min %s and retry_max %s must satisfy 0 < min <= max <= 10m", f.RetryMin, f.RetryMax)
 	}
+	if f.ReconnectMax < f.RetryMin || f.ReconnectMax > 10*time.Minute {
+		v.add("federation.reconnect_max", "%s must be in retry_min (%s)..10m", f.ReconnectMax, f.RetryMin)
+	}
 	// Anti-entropy (federation/antientropy): the period of the parent's
 	// comparison with each child (0: on demand only), and the number of
 	// buckets of a comparison (0: automatic, about 256 cases a bucket).

@@ -66,6 +66,8 @@ func TestFederationValidate(t *testing.T) {
 		{"batch too big", func(c *Config) { c.Federation.BatchSize = 100000 }, "federation.batch_size"},
 		{"batch bytes too big", func(c *Config) { c.Federation.BatchBytes = 64 << 20 }, "federation.batch_bytes"},
 		{"retry inverted", func(c *Config) { c.Federation.RetryMax = c.Federation.RetryMin / 2 }, "federation.retry_max"},
+		{"reconnect below retry_min", func(c *Config) { c.Federation.ReconnectMax = c.Federation.RetryMin / 2 }, "federation.reconnect_max"},
+		{"reconnect unset", func(c *Config) { c.Federation.ReconnectMax = 0 }, "federation.reconnect_max"},
 		{"anti-entropy interval negative", func(c *Config) { c.Federation.AntiEntropyInterval = -time.Second }, "federation.antientropy_interval"},
 		{"anti-entropy buckets not a power of two", func(c *Config) { c.Federation.AntiEntropyBuckets = 100 }, "federation.antientropy_buckets"},
 		{"anti-entropy buckets too many", func(c *Config) { c.Federation.AntiEntropyBuckets = 1 << 17 }, "federation.antientropy_buckets"},

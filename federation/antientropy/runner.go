@@ -27,9 +27,10 @@ type Options struct {
 	// Dial returns the node's own gRPC options for calling a neighbour
 	// (transport credentials), as for the relay.
 	Dial func(peer string) []grpc.DialOption
-	// RetryMin and RetryMax bound gRPC's reconnect backoff
-	// (wire.DialOptions) and the follow-up's backoff, as for the relay.
-	RetryMin, RetryMax time.Duration
+	// RetryMin and RetryMax bound the follow-up's backoff, and RetryMin
+	// and ReconnectMax gRPC's reconnect backoff (wire.DialOptions), as for
+	// the relay.
+	RetryMin, RetryMax, ReconnectMax time.Duration
 	// Interval is the period of the run the node makes, as the parent, with
 	// each of its children while it leads (federation.antientropy_interval);
 	// 0 disables it (runs on demand only).
@@ -81,6 +82,9 @@ func New(opts Options) (*Runner, error) {
 	if opts.RetryMax < opts.RetryMin {
 		opts.RetryMax = max(opts.RetryMin, 5*time.Second)
 	}
+	if opts.ReconnectMax <= 0 {
+		opts.ReconnectMax = min(opts.RetryMax, 250*time.Millisecond)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -101,7 +105,7 @@ func New(opts Options) (*Runner, error) {
 		if opts.Dial != nil {
 			own = opts.Dial(name)
 		}
-		p := newGRPCPeer(name, n.Replicas, wire.DialOptions(opts.RetryMin, opts.RetryMax, own...), opts.CallTimeout)
+		p := newGRPCPeer(name, n.Replicas, wire.DialOptions(opts.RetryMin, opts.ReconnectMax, own...), opts.CallTimeout)
 		r.peers[name], r.conns = p, append(r.conns, p)
 	}
 	return r, nil

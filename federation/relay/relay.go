@@ -43,9 +43,12 @@ type Options struct {
 	BatchBytes int
 	// RetryMin and RetryMax bound the backoff after a failed delivery
 	// (tiers/client's policy: doubling, with jitter; after a disk-reserve
-	// refusal at least its RetryInfo) and the connections' reconnect
-	// backoff (wire.DialOptions).
+	// refusal at least its RetryInfo).
 	RetryMin, RetryMax time.Duration
+	// ReconnectMax bounds the connections' reconnect backoff, from
+	// RetryMin (wire.DialOptions); default the lesser of RetryMax and
+	// 250 ms.
+	ReconnectMax time.Duration
 	// CallTimeout bounds one Deliver call.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
@@ -73,6 +76,9 @@ func (o *Options) defaults() {
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = 5 * time.Second
+	}
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = min(o.RetryMax, 250*time.Millisecond)
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
@@ -125,7 +131,7 @@ func New(opts Options) (*Relay, error) {
 		if peer == self.Parent {
 			dir = "parent"
 		}
-		r.links = append(r.links, &link{peer: peer, dir: dir, client: wire.NewPeer(peer, n.Replicas, wire.DialOptions(opts.RetryMin, opts.RetryMax, opts.Dial(peer)...)), trimKick: make(chan struct{}, 1)})
+		r.links = append(r.links, &link{peer: peer, dir: dir, client: wire.NewPeer(peer, n.Replicas, wire.DialOptions(opts.RetryMin, opts.ReconnectMax, opts.Dial(peer)...)), trimKick: make(chan struct{}, 1)})
 	}
 	return r, nil
 }

@@ -72,13 +72,15 @@ func (p *Peer) Close() { p.r.Close() }
 // DialOptions are the options of the connections to a neighbour: gRPC's
 // own reconnect backoff (1 s, growing to 120 s) would keep a link idle for
 // up to two minutes after a long partition heals, whatever the callers'
-// retry delays, so it is bounded by retryMin and retryMax instead; then
+// retry delays, so it runs from retryMin to reconnectMax instead (plus
+// gRPC's 20 % jitter): a healed link is found within about reconnectMax,
+// and the relay's wait ends then (Reconnected); then
 // the node's own options (transport credentials: mTLS expecting the
 // neighbour's name in its certificate, or insecure when configured), which
 // come later and so take precedence.
-func DialOptions(retryMin, retryMax time.Duration, own ...grpc.DialOption) []grpc.DialOption {
+func DialOptions(retryMin, reconnectMax time.Duration, own ...grpc.DialOption) []grpc.DialOption {
 	return append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: retryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: retryMax},
+		Backoff:           backoff.Config{BaseDelay: retryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: max(retryMin, reconnectMax)},
 		MinConnectTimeout: 20 * time.Second,
 	})}, own...)
 }

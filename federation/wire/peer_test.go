@@ -43,7 +43,7 @@ func (l *refusingListener) Accept() (net.Conn, error) {
 }
 
 // A neighbour that comes back after its connection failed is reached again
-// within the callers' retry delays (DialOptions), not after gRPC's default reconnect
+// within its reconnect bounds (DialOptions: retry_min to reconnect_max), not after gRPC's default reconnect
 // backoff (1 s at first, growing by 1.6 up to 120 s). The test counts
 // connection attempts instead of timing them: with these delays
 // (20-50 ms here) the client makes 10 attempts in well under a second,

@@ -23,7 +23,7 @@ func newAntiEntropy(cfg config.Config, n *node.Node, topo *topology.Topology, se
 	rs.SetAntiEntropy(antientropy.NewHandler(self, topo, n))
 	return antientropy.New(antientropy.Options{
 		Self: self, Topology: topo, Local: n, Dial: dial,
-		RetryMin: cfg.Federation.RetryMin, RetryMax: cfg.Federation.RetryMax,
+		RetryMin: cfg.Federation.RetryMin, RetryMax: cfg.Federation.RetryMax, ReconnectMax: cfg.Federation.ReconnectMax,
 		Interval: cfg.Federation.AntiEntropyInterval, Buckets: uint32(cfg.Federation.AntiEntropyBuckets),
 		Logger: logger,
 	})

@@ -120,7 +120,7 @@ func startFederation(cfg config.Config, n *node.Node, ev *evidence.Service, logg
 	f.relay, err = relay.New(relay.Options{
 		Self: self.Name, Topology: topo, Local: n, Dial: dial,
 		BatchSize: cfg.Federation.BatchSize, BatchBytes: cfg.Federation.BatchBytes,
-		RetryMin: cfg.Federation.RetryMin, RetryMax: cfg.Federation.RetryMax,
+		RetryMin: cfg.Federation.RetryMin, RetryMax: cfg.Federation.RetryMax, ReconnectMax: cfg.Federation.ReconnectMax,
 		Logger: logger,
 		// A neighbour's mark that skipped entries (a restore on either
 		// side): compare with it now rather than at the next period.
