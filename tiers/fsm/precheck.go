@@ -3,8 +3,6 @@ package fsm
 import (
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/tiers/store"
 )
@@ -96,11 +94,7 @@ func precheck(tx *store.Tx, cmd *pb.Command, fv *fedView, rs *pb.RestoreState, g
 // precheckReport refuses a report the workflow would refuse.
 func precheckReport(p *pending) (*Result, error) {
 	r := p.cmd.GetReport()
-	var c *pb.Case
-	if r.GetCase() != nil {
-		c = proto.Clone(r.Case).(*pb.Case) // NewCase initialises the case it checks
-	}
-	if err := newReport(p.cmd, r, c); err != nil {
+	if err := checkReport(p.cmd, r, r.GetCase()); err != nil {
 		return &Result{Err: err}, nil
 	}
 	return nil, nil

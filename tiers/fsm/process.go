@@ -180,13 +180,35 @@ func caseID(prefix, date string, seq uint64) string {
 
 // newReport checks report r (stamped in cmd) and makes c, the reported
 // case, a new case in REPORTED (workflow.NewCase). A refusal leaves c
-// unchanged. It reads and writes nothing: Apply and the leader's Precheck
-// both decide a report through it.
+// unchanged. It reads and writes nothing. Apply decides a report through
+// it, the leader's Precheck through checkReport: the same checks, on the
+// client's case, without a copy to change.
 func newReport(cmd *pb.Command, r *pb.ReportCase, c *pb.Case) error {
+	if err := checkReportIDs(r, c); err != nil {
+		return err
+	}
+	return workflow.NewCase(c, reportStep(cmd, r))
+}
+
+// checkReport returns the error newReport(cmd, r, c) would return,
+// without changing c (the leader's precheck).
+func checkReport(cmd *pb.Command, r *pb.ReportCase, c *pb.Case) error {
+	if err := checkReportIDs(r, c); err != nil {
+		return err
+	}
+	return workflow.CheckNewCase(c, reportStep(cmd, r))
+}
+
+func checkReportIDs(r *pb.ReportCase, c *pb.Case) error {
 	if c == nil || !validIDPart(r.IdPrefix) || !validIDPart(r.IdDate) {
 		return fmt.Errorf("%w: report needs a case, id prefix and date", ErrBadCommand)
 	}
-	return workflow.NewCase(c, workflow.Step{
+	return nil
+}
+
+// reportStep is the workflow step of report r, stamped in cmd.
+func reportStep(cmd *pb.Command, r *pb.ReportCase) workflow.Step {
+	return workflow.Step{
 		Action:              pb.Action_ACTION_REPORT,
 		Actor:               r.Actor,
 		Role:                r.Role,
@@ -196,7 +218,7 @@ func newReport(cmd *pb.Command, r *pb.ReportCase, c *pb.Case) error {
 		StageDeadlineUnixMs: r.StageDeadlineUnixMs,
 		Principal:           r.Principal,
 		ActorUnit:           r.ActorUnit,
-	})
+	}
 }
 
 func act(tx *store.Tx, cmd *pb.Command, a *pb.CaseAction, fv *fedView) (*pb.Case, *Result, error) {

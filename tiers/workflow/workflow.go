@@ -230,25 +230,7 @@ func stageName(st pb.State) string {
 // already (state UNSPECIFIED, version 0, no history). On error c is left
 // unchanged.
 func NewCase(c *pb.Case, s Step) error {
-	if c == nil {
-		return fmt.Errorf("%w: no case", ErrInvalidArgument)
-	}
-	t, err := checkStep(s)
-	if err != nil {
-		return err
-	}
-	if t.Action != pb.Action_ACTION_REPORT {
-		return &FieldError{Field: "action", Reason: fmt.Sprintf(
-			"a new case starts with %s, not %s", pb.Action_ACTION_REPORT, s.Action)}
-	}
-	if err := checkRole(t, s.Role); err != nil {
-		return err
-	}
-	if c.GetState() != pb.State_STATE_UNSPECIFIED || c.GetVersion() != 0 || len(c.GetHistory()) != 0 {
-		return fmt.Errorf("%w: %s already exists (%s, version %d); %s only creates a new case; allowed now: %s",
-			ErrForbidden, caseLabel(c), c.GetState(), c.GetVersion(), pb.Action_ACTION_REPORT, allowedNow(c))
-	}
-	if err := checkVersion(c, s.ExpectedVersion); err != nil {
+	if err := CheckNewCase(c, s); err != nil {
 		return err
 	}
 	at := tsFromMs(s.AtUnixMs)
@@ -273,6 +255,32 @@ func NewCase(c *pb.Case, s Step) error {
 	}
 	record(c, s, pb.State_STATE_UNSPECIFIED, sReported, "", at)
 	return nil
+}
+
+// CheckNewCase returns the error NewCase(c, s) would return, without
+// changing c: every refusal of NewCase comes from these checks, made
+// before it changes anything. The leader's precheck of a report uses it
+// on the client's case instead of NewCase on a copy.
+func CheckNewCase(c *pb.Case, s Step) error {
+	if c == nil {
+		return fmt.Errorf("%w: no case", ErrInvalidArgument)
+	}
+	t, err := checkStep(s)
+	if err != nil {
+		return err
+	}
+	if t.Action != pb.Action_ACTION_REPORT {
+		return &FieldError{Field: "action", Reason: fmt.Sprintf(
+			"a new case starts with %s, not %s", pb.Action_ACTION_REPORT, s.Action)}
+	}
+	if err := checkRole(t, s.Role); err != nil {
+		return err
+	}
+	if c.GetState() != pb.State_STATE_UNSPECIFIED || c.GetVersion() != 0 || len(c.GetHistory()) != 0 {
+		return fmt.Errorf("%w: %s already exists (%s, version %d); %s only creates a new case; allowed now: %s",
+			ErrForbidden, caseLabel(c), c.GetState(), c.GetVersion(), pb.Action_ACTION_REPORT, allowedNow(c))
+	}
+	return checkVersion(c, s.ExpectedVersion)
 }
 
 // record appends the history entry and bumps version and updated_at.

@@ -592,6 +592,68 @@ func TestNewCaseRefusals(t *testing.T) {
 	}
 }
 
+// TestCheckNewCaseDecidesAsNewCase: CheckNewCase refuses exactly what
+// NewCase refuses, with the same error, and never changes the case, even
+// where NewCase accepts it and changes it (the leader's precheck checks
+// the client's case with it, which Apply then reports).
+func TestCheckNewCaseDecidesAsNewCase(t *testing.T) {
+	leader := fullStep(pb.Action_ACTION_REPORT, rShiftLeader)
+	type tc struct {
+		name string
+		c    *pb.Case
+		s    Step
+	}
+	cases := []tc{{"accepted", reportedFields(), leader}, {"nil case", nil, leader}}
+	for _, fx := range fixtures()[1:] {
+		cases = append(cases, tc{"already " + fx.name, fx.c, leader})
+	}
+	for _, edit := range []struct {
+		name string
+		f    func(*Step)
+	}{
+		{"no action", func(s *Step) { s.Action = pb.Action_ACTION_UNSPECIFIED }},
+		{"wrong action", func(s *Step) { s.Action = pb.Action_ACTION_VERIFY }},
+		{"unknown action", func(s *Step) { s.Action = 999 }},
+		{"no actor", func(s *Step) { s.Actor = " " }},
+		{"no role", func(s *Step) { s.Role = pb.Role_ROLE_UNSPECIFIED }},
+		{"unknown role", func(s *Step) { s.Role = 999 }},
+		{"role may not report", func(s *Step) { s.Role = pb.Role_ROLE_HANDLING_UNIT }},
+		{"not stamped", func(s *Step) { s.AtUnixMs = 0 }},
+		{"expected version", func(s *Step) { s.ExpectedVersion = 4 }},
+	} {
+		s := leader
+		edit.f(&s)
+		cases = append(cases, tc{edit.name, reportedFields(), s})
+	}
+	refused := 0
+	for _, k := range cases {
+		var before *pb.Case
+		if k.c != nil {
+			before = clone(k.c)
+		}
+		checked := CheckNewCase(k.c, k.s)
+		if k.c != nil && !proto.Equal(k.c, before) {
+			t.Errorf("%s: CheckNewCase changed the case", k.name)
+		}
+		var made *pb.Case
+		if k.c != nil {
+			made = clone(k.c)
+		}
+		got := NewCase(made, k.s)
+		if (checked == nil) != (got == nil) || (got != nil && checked.Error() != got.Error()) {
+			t.Errorf("%s: CheckNewCase = %v, NewCase = %v", k.name, checked, got)
+		}
+		if got != nil {
+			refused++
+		} else if proto.Equal(made, before) {
+			t.Errorf("%s: NewCase accepted the case and left it as it was", k.name)
+		}
+	}
+	if refused != len(cases)-1 {
+		t.Errorf("%d of %d cases refused, want all but the accepted one", refused, len(cases))
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios.
 
