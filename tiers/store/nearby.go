@@ -277,11 +277,48 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 // newest first, from the newest or from the entry after the key resume
 // (which need not be there any more), until visit returns false; end
 // reports that it went past the class's oldest entry.
+//
+// It reads the committed tree itself, under the index's lock, up to
+// nearChunk entries at a time (their ids copied), and calls visit outside
+// the lock. A reader's copy of the tree instead (memIndex.load) would make
+// the next commit copy every node on the path of every entry it changes
+// (memindex.go): the leader's look-ups, a walk for each class it had no
+// complete list of, took one at half its commits under load
+// (BENCHMARKS.md, 2026-12-07 14:00 UTC). Each chunk is one moment of the
+// tree; nearby builds a list from the first chunk alone.
 func (s *Store) walkNear(prefix, resume string, visit func(e NearbyEntry) bool) (end bool, err error) {
-	// The tree's own reverse iterator (memindex.go), used as its
-	// concrete type: its entries are read without a copy.
-	v := s.mem.load()
-	it := newMemIter(v.tree, v.pin, badger.IteratorOptions{Prefix: []byte(prefix), Reverse: true})
+	for {
+		var b nearBuf
+		if end, err = s.readNear(prefix, resume, &b); err != nil {
+			return false, err
+		}
+		chunk := &nearSnap{es: b.es, ids: b.ids}
+		for i := range chunk.es {
+			if !visit(chunk.entry(&chunk.es[i])) {
+				return false, nil
+			}
+		}
+		if end {
+			return true, nil
+		}
+		resume = nearKey(prefix, chunk.entry(&chunk.es[len(chunk.es)-1]))
+	}
+}
+
+// nearChunk is how many entries walkNear reads under the index's lock at
+// a time: more than a list holds (nearListLen), so nearby's list comes
+// from one chunk, and few enough that a commit waits for one at most some
+// tens of microseconds.
+const nearChunk = 4 * nearListLen
+
+// readNear appends to b up to nearChunk entries of the class prefix names,
+// the newest first, from the newest or after resume, read from the
+// committed tree under the index's lock; end: there is none past them.
+func (s *Store) readNear(prefix, resume string, b *nearBuf) (end bool, err error) {
+	m := &s.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it := newMemIter(m.tree, m.pin, badger.IteratorOptions{Prefix: []byte(prefix), Reverse: true})
 	defer it.Close()
 	seek := prefix + strings.Repeat("\xff", 9)
 	if resume != "" {
@@ -292,15 +329,15 @@ func (s *Store) walkNear(prefix, resume string, visit func(e NearbyEntry) bool) 
 		it.Next()
 	}
 	for ; it.Valid(); it.Next() {
+		if len(b.es) == nearChunk {
+			return false, nil
+		}
 		item := it.it.Item()
-		key := item.key()
-		e, err := decodeNear(len(prefix), key, item.val())
+		e, err := decodeNear(len(prefix), item.key(), item.val())
 		if err != nil {
 			return false, err
 		}
-		if !visit(e) {
-			return false, nil
-		}
+		b.add(e) // a copy of its id: the tree's bytes are the lock's
 	}
 	return true, nil
 }

@@ -334,3 +334,66 @@ func TestNearbyListAppendsInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestNearbyWalkReadsTheTreeWithoutACopy: a look-up that walks the tree
+// (a class without a list, and one whose window reaches past its list)
+// reads the committed tree under the index's lock, a chunk at a time:
+// it takes no reader's copy, so the commits after it change the tree in
+// place; and a class of several chunks comes whole and in order, from
+// the newest and from a key in the middle.
+func TestNearbyWalkReadsTheTreeWithoutACopy(t *testing.T) {
+	s := openQuiet(t)
+	const t0 = int64(1_780_000_000_000)
+	k := NearbyClass{Grid: "320505001002007", Kind: pb.Kind_KIND_EVENT, Major: "01", Minor: "02"}
+	const n = 3*nearChunk + 5
+	var want []string // newest first
+	for i := range n {
+		c := &pb.Case{Id: fmt.Sprintf("320505-20260501-%06d", i), GridCode: k.Grid, Kind: k.Kind, MajorCode: k.Major,
+			MinorCode: k.Minor, State: pb.State_STATE_REPORTED, Version: 1, ReportedAt: timestamppb.New(time.UnixMilli(t0 + int64(i/3)))}
+		if err := s.Update(func(tx *Tx) error { return tx.PutCase(nil, c) }); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c.Id)
+	}
+	slices.Reverse(want) // three a millisecond, by id: newest first is the reverse
+	copies := s.mem.copies.Load()
+	for round := range 3 {
+		var got []string
+		if err := s.NearbyOpen(k, time.UnixMilli(t0), func(e NearbyEntry) bool { got = append(got, e.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: %d entries, want %d, in order", round, len(got), len(want))
+		}
+		// A commit between look-ups: the next one must not find a copy
+		// taken before it.
+		c := &pb.Case{Id: fmt.Sprintf("320505-20260502-%06d", round), GridCode: "320505001002008", State: pb.State_STATE_REPORTED, Version: 1,
+			Kind: k.Kind, MajorCode: k.Major, MinorCode: k.Minor, ReportedAt: timestamppb.New(time.UnixMilli(t0))}
+		if err := s.Update(func(tx *Tx) error { return tx.PutCase(nil, c) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.mem.copies.Load() - copies; got != 0 {
+		t.Errorf("the look-ups took %d copies of the tree, want none", got)
+	}
+	prefix := string(nearClassPrefix(pfxNearOpen, k))
+	mid := want[nearChunk+7]
+	resume := ""
+	// From a key in the middle (as a list's oldest entry resumes).
+	var from []string
+	if err := s.NearbyOpen(k, time.UnixMilli(t0), func(e NearbyEntry) bool {
+		if e.ID == mid {
+			resume = nearKey(prefix, e)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	end, err := s.walkNear(prefix, resume, func(e NearbyEntry) bool { from = append(from, e.ID); return true })
+	if err != nil || !end {
+		t.Fatalf("walk from the middle: end %v, %v", end, err)
+	}
+	if !slices.Equal(from, want[nearChunk+8:]) {
+		t.Fatalf("walk from the middle: %d entries, want the %d after it, in order", len(from), len(want)-nearChunk-8)
+	}
+}
