@@ -236,7 +236,7 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 		room -= len(sn.es)
 	}
 	over := false
-	end, err := s.walkNear(prefix, resume, func(e NearbyEntry) bool {
+	end, err := s.walkNear(prefix, resume, room, func(e NearbyEntry) bool {
 		visited++
 		if st != nil {
 			st.Scanned.Add(1)
@@ -278,18 +278,20 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 // (which need not be there any more), until visit returns false; end
 // reports that it went past the class's oldest entry.
 //
-// It reads the committed tree itself, under the index's lock, up to
-// nearChunk entries at a time (their ids copied), and calls visit outside
+// It reads the committed tree itself, under the index's lock, a chunk
+// of entries at a time (their ids copied): first entries (at least 8),
+// then twice as many each time up to nearChunk, and calls visit outside
 // the lock. A reader's copy of the tree instead (memIndex.load) would make
 // the next commit copy every node on the path of every entry it changes
 // (memindex.go): the leader's look-ups, a walk for each class it had no
 // complete list of, took one at half its commits under load
 // (BENCHMARKS.md, 2026-12-07 14:00 UTC). Each chunk is one moment of the
-// tree; nearby builds a list from the first chunk alone.
-func (s *Store) walkNear(prefix, resume string, visit func(e NearbyEntry) bool) (end bool, err error) {
-	for {
+// tree; nearby asks for a first chunk of the entries its list has room
+// for, and builds the list from that chunk alone.
+func (s *Store) walkNear(prefix, resume string, first int, visit func(e NearbyEntry) bool) (end bool, err error) {
+	for n := max(first, 8); ; n = min(2*n, nearChunk) {
 		var b nearBuf
-		if end, err = s.readNear(prefix, resume, &b); err != nil {
+		if end, err = s.readNear(prefix, resume, n, &b); err != nil {
 			return false, err
 		}
 		chunk := &nearSnap{es: b.es, ids: b.ids}
@@ -305,16 +307,15 @@ func (s *Store) walkNear(prefix, resume string, visit func(e NearbyEntry) bool) 
 	}
 }
 
-// nearChunk is how many entries walkNear reads under the index's lock at
-// a time: more than a list holds (nearListLen), so nearby's list comes
-// from one chunk, and few enough that a commit waits for one at most some
-// tens of microseconds.
+// nearChunk is the most entries walkNear reads under the index's lock at
+// a time: few enough that a commit waits for one chunk some tens of
+// microseconds at most.
 const nearChunk = 4 * nearListLen
 
-// readNear appends to b up to nearChunk entries of the class prefix names,
+// readNear appends to b up to n entries of the class prefix names,
 // the newest first, from the newest or after resume, read from the
 // committed tree under the index's lock; end: there is none past them.
-func (s *Store) readNear(prefix, resume string, b *nearBuf) (end bool, err error) {
+func (s *Store) readNear(prefix, resume string, n int, b *nearBuf) (end bool, err error) {
 	m := &s.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -329,7 +330,7 @@ func (s *Store) readNear(prefix, resume string, b *nearBuf) (end bool, err error
 		it.Next()
 	}
 	for ; it.Valid(); it.Next() {
-		if len(b.es) == nearChunk {
+		if len(b.es) == n {
 			return false, nil
 		}
 		item := it.it.Item()

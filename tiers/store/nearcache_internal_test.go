@@ -31,7 +31,7 @@ func openQuiet(t *testing.T) *Store {
 func (s *Store) walkNearby(family string, k NearbyClass, until, since time.Time, fn func(NearbyEntry) bool) error {
 	prefix := string(nearClassPrefix(family, k))
 	sinceMs := since.UnixMilli()
-	_, err := s.walkNear(prefix, "", func(e NearbyEntry) bool {
+	_, err := s.walkNear(prefix, "", nearListLen, func(e NearbyEntry) bool {
 		if e.At.UnixMilli() < sinceMs {
 			return false
 		}
@@ -214,7 +214,7 @@ func TestNearbyCacheUnderConcurrentCommits(t *testing.T) {
 		t.Fatal("no list after thousands of look-ups")
 	}
 	var tree []string
-	end, err := s.walkNear(prefix, "", func(e NearbyEntry) bool {
+	end, err := s.walkNear(prefix, "", nearListLen, func(e NearbyEntry) bool {
 		tree = append(tree, nearKey(prefix, e))
 		return len(tree) <= len(sn.es)
 	})
@@ -389,7 +389,7 @@ func TestNearbyWalkReadsTheTreeWithoutACopy(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	end, err := s.walkNear(prefix, resume, func(e NearbyEntry) bool { from = append(from, e.ID); return true })
+	end, err := s.walkNear(prefix, resume, 1, func(e NearbyEntry) bool { from = append(from, e.ID); return true })
 	if err != nil || !end {
 		t.Fatalf("walk from the middle: end %v, %v", end, err)
 	}
