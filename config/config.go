@@ -122,9 +122,9 @@ type FederationConfig struct {
 	RetryMin time.Duration `mapstructure:"retry_min"`
 	RetryMax time.Duration `mapstructure:"retry_max"`
 	// ReconnectMax bounds gRPC's reconnect backoff to a neighbour that is
-	// down (retry_min growing to this): a healed link resumes within about
-	// this long. A reconnect attempt is a dial, far cheaper than a
-	// delivery, so it is shorter than retry_max.
+	// down (retry_min growing to this, or to retry_max if that is less): a
+	// healed link resumes within about this long. A reconnect attempt is a
+	// dial, far cheaper than a delivery, so it is shorter than retry_max.
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 	// AntiEntropyInterval and AntiEntropyBuckets: see config/federation.go.
 	AntiEntropyInterval time.Duration `mapstructure:"antientropy_interval"`

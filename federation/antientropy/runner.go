@@ -83,8 +83,9 @@ func New(opts Options) (*Runner, error) {
 		opts.RetryMax = max(opts.RetryMin, 5*time.Second)
 	}
 	if opts.ReconnectMax <= 0 {
-		opts.ReconnectMax = min(opts.RetryMax, 250*time.Millisecond)
+		opts.ReconnectMax = 250 * time.Millisecond
 	}
+	opts.ReconnectMax = min(opts.ReconnectMax, opts.RetryMax)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -46,7 +46,7 @@ type Options struct {
 	// refusal at least its RetryInfo).
 	RetryMin, RetryMax time.Duration
 	// ReconnectMax bounds the connections' reconnect backoff, from
-	// RetryMin (wire.DialOptions); default the lesser of RetryMax and
+	// RetryMin (wire.DialOptions), and RetryMax bounds it too; default
 	// 250 ms.
 	ReconnectMax time.Duration
 	// CallTimeout bounds one Deliver call.
@@ -78,8 +78,9 @@ func (o *Options) defaults() {
 		o.RetryMax = 5 * time.Second
 	}
 	if o.ReconnectMax <= 0 {
-		o.ReconnectMax = min(o.RetryMax, 250*time.Millisecond)
+		o.ReconnectMax = 250 * time.Millisecond
 	}
+	o.ReconnectMax = min(o.ReconnectMax, o.RetryMax)
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
 	}

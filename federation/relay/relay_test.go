@@ -353,3 +353,25 @@ func TestRelayResumesWhenTheNeighbourIsBack(t *testing.T) {
 		t.Fatalf("delivered %v after the neighbour came back (%d attempts): the relay waited out its backoff", took, attempts)
 	}
 }
+
+// TestReconnectBoundDefaults: the connections' reconnect backoff is
+// bounded by reconnect_max (250 ms unless set) and never past retry_max,
+// so a relay configured to retry every 50 ms does not reconnect slower
+// than it retries.
+func TestReconnectBoundDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		retryMax, reconnectMax, want time.Duration
+	}{
+		{time.Second, 0, 250 * time.Millisecond},
+		{time.Second, 100 * time.Millisecond, 100 * time.Millisecond},
+		{50 * time.Millisecond, 0, 50 * time.Millisecond},
+		{50 * time.Millisecond, 250 * time.Millisecond, 50 * time.Millisecond},
+		{0, 0, 250 * time.Millisecond}, // retry_max's own default, 5 s
+	} {
+		o := Options{RetryMax: tc.retryMax, ReconnectMax: tc.reconnectMax}
+		o.defaults()
+		if o.ReconnectMax != tc.want {
+			t.Errorf("retry_max %v, reconnect_max %v: reconnect bound %v, want %v", tc.retryMax, tc.reconnectMax, o.ReconnectMax, tc.want)
+		}
+	}
+}
