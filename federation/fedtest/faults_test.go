@@ -250,6 +250,10 @@ func TestExactlyOnceThroughFailoverAndPartition(t *testing.T) {
 	}
 	perHolder := map[string]int{}
 	for i, id := range ids {
+		if id == "" {
+			// Its worker failed (the error is above) and went no further.
+			t.Fatalf("case %d was never reported", i)
+		}
 		w := wants[i]
 		perHolder[w.holder]++
 		path := append([]string{}, w.holder)

@@ -43,12 +43,24 @@ func (n *Node) Propose(ctx context.Context, cmd *pb.Command) (*fsm.Result, error
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 		defer cancel()
 	}
+	return n.retry(ctx, cmd, n.proposeOnce)
+}
+
+// retry makes attempts (once) until one is done or fails for good, or ctx
+// ends.
+func (n *Node) retry(ctx context.Context, cmd *pb.Command, once func(context.Context, *pb.Command) (*fsm.Result, error)) (*fsm.Result, error) {
 	backoff := proposeRetry.Backoff()
+	// A report is stamped in place (stampsInPlace): an attempt that failed
+	// here as leader leaves its stamps in cmd. The next attempt may go to
+	// another leader, which refuses a forwarded command that carries
+	// stamps (tiers/api validateCommand), so they are put back first.
+	unstamped := saveReportStamps(cmd)
 	for {
-		res, err := n.proposeOnce(ctx, cmd)
+		res, err := once(ctx, cmd)
 		if err == nil || !Retryable(err) {
 			return res, err
 		}
+		unstamped.restore(cmd)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
@@ -309,8 +321,10 @@ func (n *Node) stamp(cmd *pb.Command, read func(id string) (*pb.Case, error)) {
 // copy. Stamping writes into the command. A report's stamps (and each
 // report's of a batch) all overwrite fields that the fingerprint leaves
 // out, and none reads another's: stamping the caller's command again (a
-// retry through Propose, here or on another leader) gives what stamping
-// a fresh copy would (TestReportStampedTwiceIsStampedOnce). The deep copy
+// retry through Propose here) gives what stamping a fresh copy would
+// (TestReportStampedTwiceIsStampedOnce); Propose puts a report's stamps
+// back before a retry, which may be forwarded to another leader
+// (saveReportStamps). The deep copy
 // was a twentieth of a leader's CPU under reports. Other commands'
 // stamps are not all like that (an action's deadline is stamped only
 // when unset, and ApplyLocal stamps again after deadline.ErrStale), so
@@ -321,6 +335,50 @@ func stampsInPlace(cmd *pb.Command) bool {
 		return true
 	}
 	return false
+}
+
+// reportStamps are the fields of a report command that stamping writes:
+// the node's own (time, stamper, offset, id prefix and date, fingerprint)
+// and its stampers' (stage deadline, owner, recurrence). They are the
+// fields the fingerprint leaves out (fsm.reportFingerprint), which is why
+// a report may be stamped in place; TestReportStampsPutBack checks, with
+// the real stampers, that stamping changes nothing else.
+type reportStamps struct {
+	ok         bool
+	at         int64
+	by         string
+	offset     int32
+	fp         []byte
+	prefix     string
+	date       string
+	stage      int64
+	owner      *pb.Ownership
+	recurrence string
+}
+
+// saveReportStamps saves the stamped fields of cmd as they are, if cmd is
+// a report (a batch is never forwarded: ReportCases forwards its request).
+func saveReportStamps(cmd *pb.Command) reportStamps {
+	r := cmd.GetReport()
+	if r == nil {
+		return reportStamps{}
+	}
+	return reportStamps{ok: true, at: cmd.StampedUnixMs, by: cmd.StampedBy, offset: cmd.LocalOffsetS, fp: cmd.Fingerprint,
+		prefix: r.IdPrefix, date: r.IdDate, stage: r.StageDeadlineUnixMs, owner: r.Ownership, recurrence: r.GetCase().GetRecurrenceOf()}
+}
+
+// restore puts the saved fields back into cmd, the command they were
+// saved from.
+func (s reportStamps) restore(cmd *pb.Command) {
+	if !s.ok {
+		return
+	}
+	r := cmd.GetReport()
+	cmd.StampedUnixMs, cmd.StampedBy, cmd.LocalOffsetS, cmd.Fingerprint = s.at, s.by, s.offset, s.fp
+	r.IdPrefix, r.IdDate, r.StageDeadlineUnixMs, r.Ownership = s.prefix, s.date, s.stage, s.owner
+	if r.Case != nil {
+		r.Case.RecurrenceOf = s.recurrence
+	}
 }
 
 // dispatches reports whether action a sends the case to a unit with a

@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -119,5 +121,97 @@ func TestReportStampedTwiceIsStampedOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		clock.t = time.Date(2026, 12, 7, 23, 59, 0, 0, time.UTC)
+	}
+}
+
+// ownerStamper stands for the replica's owner stamper (tiers/replica,
+// which this package cannot import): it writes the report's owner.
+type ownerStamper struct{}
+
+func (ownerStamper) Stamp(_ time.Time, cmd *pb.Command, _ func(string) (*pb.Case, error)) {
+	if r := cmd.GetReport(); r != nil {
+		r.Ownership = &pb.Ownership{Unit: "320582-sanitation", Rule: "r1"}
+	}
+}
+
+// A report stamped in place by an attempt that failed (leadership moved)
+// is put back as the client sent it before the next attempt (Propose):
+// that attempt may be forwarded, and a leader refuses a forwarded command
+// that carries stamps. Every stamp is saved and restored: with the real
+// deadline policy and recurrence look-up (which finds a closed case) and
+// an owner, stamping then restoring gives the client's command exactly.
+func TestReportStampsPutBack(t *testing.T) {
+	raw, err := os.ReadFile("../../config/deadlines/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := deadline.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	finder := nearby.New(nearby.Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
+	finder.SetStore(st)
+	now := time.Date(2026, 12, 8, 0, 1, 0, 0, time.UTC)
+	n := &Node{cfg: Config{ID: "n1", Jurisdiction: "320582", Location: time.UTC, Clock: fixedClock{now},
+		Stamper: stampers{policy, finder, ownerStamper{}}}}
+	const grid = "320582110152102"
+	closed := &pb.Case{Id: "320582-20261201-000001", State: pb.State_STATE_CLOSED, Kind: pb.Kind_KIND_EVENT,
+		MajorCode: "01", MinorCode: "02", GridCode: grid, Location: &pb.Location{Lat: 31.30, Lng: 120.60},
+		ReportedAt: timestamppb.New(now.Add(-72 * time.Hour)), ClosedAt: timestamppb.New(now.Add(-time.Hour))}
+	if err := st.Update(func(tx *store.Tx) error { return tx.PutCase(nil, closed) }); err != nil {
+		t.Fatal(err)
+	}
+	client := &pb.Command{RequestId: "r-back", Body: &pb.Command_Report{Report: &pb.ReportCase{Actor: "clerk-1", Role: pb.Role_ROLE_INTAKE_CLERK,
+		Case: &pb.Case{Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: "02", GridCode: grid, Description: "暴露垃圾",
+			Location: &pb.Location{Lat: 31.30, Lng: 120.60}}}}}
+	cmd := proto.Clone(client).(*pb.Command)
+	saved := saveReportStamps(cmd)
+	n.stamp(cmd, st.GetCase)
+	r := cmd.GetReport()
+	if cmd.StampedUnixMs == 0 || len(cmd.Fingerprint) == 0 || r.IdDate == "" || r.StageDeadlineUnixMs == 0 ||
+		r.Ownership == nil || r.Case.RecurrenceOf != closed.Id {
+		t.Fatalf("not every stamp was written (the test proves little): %v", cmd)
+	}
+	saved.restore(cmd)
+	if !proto.Equal(cmd, client) {
+		t.Fatalf("restored:\n%v\nthe client's:\n%v", cmd, client)
+	}
+	// Not a report: nothing saved, nothing restored.
+	act := &pb.Command{RequestId: "a", Body: &pb.Command_Act{Act: &pb.CaseAction{CaseId: closed.Id, StageDeadlineUnixMs: 7}}}
+	saveReportStamps(&pb.Command{}).restore(act)
+	if act.GetAct().StageDeadlineUnixMs != 7 {
+		t.Fatalf("an action changed by a report's restore: %v", act)
+	}
+}
+
+// Propose's retries start from the client's report: an attempt that
+// stamped it in place as leader and then lost the leadership
+// (ErrNotLeader) leaves no stamp in the command the next attempt sends
+// (forwarded, it would be refused).
+func TestProposeRetriesTheUnstampedReport(t *testing.T) {
+	n := &Node{cfg: Config{ID: "n1", Jurisdiction: "320582", Location: time.UTC, Clock: fixedClock{time.UnixMilli(1_765_000_000_000)},
+		Stamper: ownerStamper{}}, done: make(chan struct{})}
+	client := &pb.Command{RequestId: "r-retry", Body: &pb.Command_Report{Report: &pb.ReportCase{Actor: "clerk-1", Role: pb.Role_ROLE_INTAKE_CLERK,
+		Case: &pb.Case{Kind: pb.Kind_KIND_EVENT, MajorCode: "01", MinorCode: "02", GridCode: "320582110152102", Description: "暴露垃圾"}}}}
+	cmd := proto.Clone(client).(*pb.Command)
+	attempts := 0
+	res, err := n.retry(context.Background(), cmd, func(_ context.Context, c *pb.Command) (*fsm.Result, error) {
+		attempts++
+		if attempts == 1 {
+			n.stamp(c, nil) // as the leader, in place
+			return nil, ErrNotLeader
+		}
+		if !proto.Equal(c, client) {
+			return nil, fmt.Errorf("attempt %d sent a stamped command: %v", attempts, c)
+		}
+		return &fsm.Result{}, nil
+	})
+	if err != nil || res == nil || attempts != 2 {
+		t.Fatalf("after %d attempts: %v, %v", attempts, res, err)
 	}
 }
