@@ -59,21 +59,7 @@ func (s stampers) Stamp(now time.Time, cmd *pb.Command, read func(string) (*pb.C
 // stamps. The real stampers run: the deadline policy and the recurrence
 // look-up, which finds a closed case only at the second stamp.
 func TestReportStampedTwiceIsStampedOnce(t *testing.T) {
-	raw, err := os.ReadFile("../../config/deadlines/default.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := deadline.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	finder := nearby.New(nearby.Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
-	finder.SetStore(st)
+	policy, st, finder := realStampers(t)
 	clock := &fixedClock{time.Date(2026, 12, 7, 23, 59, 0, 0, time.UTC)}
 	n := &Node{cfg: Config{ID: "n1", Jurisdiction: "320582", Location: time.UTC, Clock: clock,
 		Stamper: stampers{policy, finder}}}
@@ -141,21 +127,7 @@ func (ownerStamper) Stamp(_ time.Time, cmd *pb.Command, _ func(string) (*pb.Case
 // deadline policy and recurrence look-up (which finds a closed case) and
 // an owner, stamping then restoring gives the client's command exactly.
 func TestReportStampsPutBack(t *testing.T) {
-	raw, err := os.ReadFile("../../config/deadlines/default.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := deadline.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	finder := nearby.New(nearby.Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
-	finder.SetStore(st)
+	policy, st, finder := realStampers(t)
 	now := time.Date(2026, 12, 8, 0, 1, 0, 0, time.UTC)
 	n := &Node{cfg: Config{ID: "n1", Jurisdiction: "320582", Location: time.UTC, Clock: fixedClock{now},
 		Stamper: stampers{policy, finder, ownerStamper{}}}}
@@ -214,4 +186,27 @@ func TestProposeRetriesTheUnstampedReport(t *testing.T) {
 	if err != nil || res == nil || attempts != 2 {
 		t.Fatalf("after %d attempts: %v, %v", attempts, res, err)
 	}
+}
+
+// realStampers are the deadline policy of config/deadlines/default.yaml
+// and a recurrence look-up over an in-memory store (closed at the end of
+// the test): the stampers a replica runs for a report, but the owner's.
+func realStampers(t *testing.T) (*deadline.Policy, *store.Store, *nearby.Finder) {
+	t.Helper()
+	raw, err := os.ReadFile("../../config/deadlines/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := deadline.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{InMemory: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	finder := nearby.New(nearby.Options{Radius: 50, DuplicateWindow: 72 * time.Hour, RecurrenceWindow: 30 * 24 * time.Hour})
+	finder.SetStore(st)
+	return policy, st, finder
 }
