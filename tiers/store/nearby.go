@@ -285,7 +285,7 @@ func (s *Store) nearby(family string, k NearbyClass, until, since time.Time, fn 
 // the next commit copy every node on the path of every entry it changes
 // (memindex.go): the leader's look-ups, a walk for each class it had no
 // complete list of, took one at half its commits under load
-// (BENCHMARKS.md, 2026-12-07 14:00 UTC). Each chunk is one moment of the
+// (BENCHMARKS.md, "Update, 2026-12-07 13:20 UTC"). Each chunk is one moment of the
 // tree; nearby asks for a first chunk of the entries its list has room
 // for, and builds the list from that chunk alone.
 func (s *Store) walkNear(prefix, resume string, first int, visit func(e NearbyEntry) bool) (end bool, err error) {
