@@ -152,7 +152,15 @@ func testRejoin(t *testing.T, markerCases uint64) {
 		break
 	}
 	for _, lvl := range []pb.Consistency{pb.Consistency_CONSISTENCY_STALE, pb.Consistency_CONSISTENCY_LINEARIZABLE} {
-		if got, err := c.Cases(f).GetCase(fctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl}); err != nil || got.Id != any {
+		// A linearizable read goes to the leader, which confirms its
+		// leadership with a quorum first: right after the rejoin that can
+		// fail as Unavailable, which a client retries.
+		got, err := c.Cases(f).GetCase(fctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl})
+		for deadline := time.Now().Add(30 * time.Second); retryable(err) && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			got, err = c.Cases(f).GetCase(fctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl})
+		}
+		if err != nil || got.Id != any {
 			t.Fatalf("read %s through the rejoined replica (%v): %v", any, lvl, err)
 		}
 	}
