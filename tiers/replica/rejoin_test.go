@@ -16,6 +16,7 @@ import (
 
 	"github.com/cityhub/cityhub/config"
 	pb "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/tiers/client"
 	"github.com/cityhub/cityhub/tiers/node"
 	"github.com/cityhub/cityhub/tiers/replica"
 	"github.com/cityhub/cityhub/tiers/replica/testcluster"
@@ -154,12 +155,15 @@ func testRejoin(t *testing.T, markerCases uint64) {
 	for _, lvl := range []pb.Consistency{pb.Consistency_CONSISTENCY_STALE, pb.Consistency_CONSISTENCY_LINEARIZABLE} {
 		// A linearizable read goes to the leader, which confirms its
 		// leadership with a quorum first: right after the rejoin that can
-		// fail as Unavailable, which a client retries.
-		got, err := c.Cases(f).GetCase(fctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl})
-		for deadline := time.Now().Add(30 * time.Second); retryable(err) && time.Now().Before(deadline); {
-			time.Sleep(100 * time.Millisecond)
-			got, err = c.Cases(f).GetCase(fctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl})
-		}
+		// fail as Unavailable, which a client retries (the callers' one
+		// policy, bounded at 30 s).
+		var got *pb.Case
+		rctx, cancel := context.WithTimeout(fctx, 30*time.Second)
+		err := client.Do(rctx, client.Policy{}, func(ctx context.Context) (err error) {
+			got, err = c.Cases(f).GetCase(ctx, &pb.GetCaseRequest{CaseId: any, Consistency: lvl})
+			return err
+		})
+		cancel()
 		if err != nil || got.Id != any {
 			t.Fatalf("read %s through the rejoined replica (%v): %v", any, lvl, err)
 		}
