@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/tidwall/btree"
@@ -28,6 +29,13 @@ import (
 // changes instead of changing them, so what a reader holds never moves.
 // A commit with no reader since the last one copies nothing. A failed
 // transaction changed nothing.
+//
+// A counter made since the last reader's copy is in no copy: the commits
+// change its value in place, found by its key in fresh, without a search
+// of the tree or a new object (a follower has no readers, so after its
+// first change every counter it moves is fresh; BENCHMARKS.md, "The
+// dashboard's counters changed in place"). A copy empties fresh: from
+// then on a change makes a new object, as before, and that one is fresh.
 type dashCounters struct {
 	// mu orders the commits' changes (and the publication of the tree
 	// that goes with them) and the readers' copies. Held for the changes
@@ -38,6 +46,9 @@ type dashCounters struct {
 	// endian). Read and changed under mu only.
 	tree *objTree
 	hint btree.PathHint // the last change's path (under mu)
+	// fresh holds the tree's counters made since the last copy, by key
+	// (the key's bytes are the entry's own). Under mu.
+	fresh map[string]objEntry
 }
 
 // dashDelta is one counter's change in a commit.
@@ -63,6 +74,7 @@ func (d *dashCounters) copyLocked() *objTree {
 	if d.tree == nil { // before the first build (Open)
 		d.tree = newObjTree()
 	}
+	clear(d.fresh) // the copy holds them all: none is changed in place again
 	return d.tree.Copy()
 }
 
@@ -71,6 +83,7 @@ func (d *dashCounters) replace(tree *objTree) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.tree, d.hint = tree, btree.PathHint{}
+	clear(d.fresh)
 }
 
 // len is the number of counters.
@@ -89,13 +102,30 @@ func (d *dashCounters) applyLocked(deltas []dashDelta) {
 	if d.tree == nil {
 		d.tree = newObjTree()
 	}
-	addCounters(d.tree, deltas, &d.hint)
+	if d.fresh == nil {
+		d.fresh = map[string]objEntry{}
+	}
+	addCounters(d.tree, deltas, &d.hint, d.fresh)
 }
 
 // addCounters adds deltas, sorted by key, to the counters of t: a
 // counter that comes to zero is deleted, one that was not there is made.
-func addCounters(t *objTree, deltas []dashDelta, hint *btree.PathHint) {
+// With fresh (the counters of t that no copy of it holds, by key), a
+// counter in fresh is changed in place, and the counters made go into
+// it; nil: every change makes a new object.
+func addCounters(t *objTree, deltas []dashDelta, hint *btree.PathHint, fresh map[string]objEntry) {
 	for _, c := range deltas {
+		if e, ok := fresh[c.key]; ok {
+			v := counterBytes(e)
+			n := int64(binary.BigEndian.Uint64(v)) + c.d
+			if n != 0 {
+				binary.BigEndian.PutUint64(v, uint64(n))
+				continue
+			}
+			delete(fresh, c.key)
+			t.DeleteHint(objProbe(c.key), hint)
+			continue
+		}
 		probe := objProbe(c.key)
 		old, ok := t.GetHint(probe, hint)
 		var n int64
@@ -108,8 +138,18 @@ func addCounters(t *objTree, deltas []dashDelta, hint *btree.PathHint) {
 			}
 			continue
 		}
-		t.SetHint(newObjEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))), hint)
+		e := newObjEntry(bytesOf(c.key), binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n)))
+		t.SetHint(e, hint)
+		if fresh != nil {
+			fresh[e.key()] = e
+		}
 	}
+}
+
+// counterBytes is the value of a counter's entry as bytes to change in
+// place: only for an entry in no copy (dashCounters.fresh).
+func counterBytes(e objEntry) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e.p), e.a)), e.b)
 }
 
 // dashDeltas are the transaction's counter changes, sorted by key, the
@@ -143,7 +183,7 @@ func (tx *Tx) dashTree() *objTree {
 	}
 	t := tx.dashView.Copy()
 	var hint btree.PathHint
-	addCounters(t, tx.dashDeltas(), &hint)
+	addCounters(t, tx.dashDeltas(), &hint, nil)
 	return t
 }
 

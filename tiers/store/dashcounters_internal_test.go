@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"maps"
 	"sync"
@@ -147,5 +148,92 @@ func TestDashCountersReaderKeepsItsCopy(t *testing.T) {
 	}
 	if _, err := s.Verify(VerifyOptions{}); err != nil {
 		t.Fatalf("verify after the readers: %v", err)
+	}
+}
+
+// TestDashCountersChangedInPlaceOutsideCopies: a counter made since the
+// last reader's copy is changed in place by the next commits, with no
+// search of the counters' tree and no new object; a reader's copy makes
+// the next change a new object again, and the copy keeps its value.
+func TestDashCountersChangedInPlaceOutsideCopies(t *testing.T) {
+	var compares atomic.Int64
+	restore := CountMemCompares(&compares)
+	s := openNearTest(t, t.TempDir())
+	restore()
+	defer s.Close()
+	key := dashCountKey(gridLevel, memCase(0, 0).GridCode, stateSuffix(pb.State_STATE_REPORTED))
+	entry := func() objEntry {
+		t.Helper()
+		d := &s.mem.dash
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		e, ok := d.tree.Get(objProbe(key))
+		if !ok {
+			t.Fatalf("no counter %s", key)
+		}
+		return e
+	}
+	value := func(e objEntry) int64 { return int64(binary.BigEndian.Uint64(bytesOf(e.val()))) }
+	// putCases(s, i, 1, ...) puts case i, in the grid of case 0 when i
+	// is a multiple of the grids' count: each adds one to key.
+	grids := 1
+	for memCase(grids, 0).GridCode != memCase(0, 0).GridCode {
+		grids++
+	}
+	next := 0
+	put := func() {
+		putCases(t, s, next, 1, pb.State_STATE_REPORTED)
+		next += grids
+	}
+
+	put()
+	first := entry()
+	compares.Store(0)
+	put()
+	inPlace := compares.Load()
+	if e := entry(); e.p != first.p || value(e) != 2 {
+		t.Fatalf("no reader since the counter was made: entry %p = %d, want %p changed in place to 2", e.p, value(e), first.p)
+	}
+
+	// A reader's copy: the next change makes a new object, the copy
+	// keeps 2.
+	var seen int64
+	if err := s.viewDash(func(tx *Tx) error {
+		put()
+		item, err := tx.get([]byte(key))
+		if err != nil {
+			return err
+		}
+		seen, err = counterValue(item)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	second := entry()
+	if second.p == first.p || value(second) != 3 || value(first) != 2 || seen != 2 {
+		t.Fatalf("after a reader's copy: entry %p = %d (the copy's %p = %d, read %d); want a new entry of 3, the copy's 2",
+			second.p, value(second), first.p, value(first), seen)
+	}
+	// And that one is changed in place again.
+	put()
+	if e := entry(); e.p != second.p || value(e) != 4 {
+		t.Fatalf("entry %p = %d, want %p changed in place to 4", e.p, value(e), second.p)
+	}
+
+	// The in-place commit searched the counters' tree for none of its
+	// counters: it compared as many keys as a commit with the counters
+	// switched off (the other trees' searches), counted the same way.
+	compares.Store(0)
+	s.mem.dash.mu.Lock()
+	clear(s.mem.dash.fresh)
+	s.mem.dash.mu.Unlock()
+	put()
+	searched := compares.Load()
+	if inPlace >= searched {
+		t.Errorf("a commit of fresh counters compared %d keys, one that searched the counters' tree %d", inPlace, searched)
+	}
+	t.Logf("key comparisons of a one-case commit: %d with its counters in place, %d with a search", inPlace, searched)
+	if _, err := s.Verify(VerifyOptions{}); err != nil {
+		t.Fatalf("verify: %v", err)
 	}
 }

@@ -127,8 +127,9 @@ type objEntry struct {
 }
 
 func newObjEntry(key, val []byte) objEntry {
-	// One allocation, never written again once built: the entry holds
-	// the only reference to it.
+	// One allocation: the entry holds the only reference to it. Never
+	// written again once built, except a dashboard counter's value while
+	// no reader's copy holds it (dashCounters.fresh).
 	b := make([]byte, len(key)+len(val))
 	copy(b[copy(b, key):], val)
 	return objEntry{p: unsafe.SliceData(b), a: uint32(len(key)), b: uint32(len(val))}
