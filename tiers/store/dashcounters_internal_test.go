@@ -225,7 +225,7 @@ func TestDashCountersChangedInPlaceOutsideCopies(t *testing.T) {
 	// switched off (the other trees' searches), counted the same way.
 	compares.Store(0)
 	s.mem.dash.mu.Lock()
-	clear(s.mem.dash.fresh)
+	s.mem.dash.fresh = nil
 	s.mem.dash.mu.Unlock()
 	put()
 	searched := compares.Load()
