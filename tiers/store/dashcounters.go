@@ -43,7 +43,10 @@ type dashCounters struct {
 	mu sync.Mutex
 	// tree holds the committed counters: objects of their own
 	// (newObjEntry), whose values are the counters' (8 bytes, big
-	// endian). Read and changed under mu only.
+	// endian). Changed under mu only; read through a copy only (view,
+	// copyLocked), never in place: the counters in fresh are written in
+	// their own bytes, and only a copy taken under mu keeps a reader
+	// from seeing that.
 	tree *objTree
 	hint btree.PathHint // the last change's path (under mu)
 	// fresh holds the tree's counters made since the last copy, by key
