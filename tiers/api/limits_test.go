@@ -217,10 +217,13 @@ func TestOversizeBodiesRefused(t *testing.T) {
 	t.Logf("heap: %.1f MiB before, peak %.1f MiB (+%.1f MiB) during %d concurrent 50 MB bodies against a 4 MiB limit, %.1f MiB after GC; answers %v",
 		mib(base), mib(peak), float64(growth)/(1<<20), clients, mib(after), results)
 	// A body cut at the limit sits in the gateway's JSON decoder, whose
-	// buffer grows by doubling: up to twice the limit per request. Without
-	// the limit the same run takes over a gigabyte.
-	if bound := int64(2 * limit * clients); growth > bound {
-		t.Errorf("heap grew by %.1f MiB, more than twice the limit × concurrency (%.0f MiB)", float64(growth)/(1<<20), float64(bound)/(1<<20))
+	// buffer grows by doubling: up to twice the limit per request live,
+	// and as much again in the smaller buffers it left behind, which the
+	// collector may not have freed when a sample is taken (a CI run
+	// sampled 92 MiB against a bound of twice the limit). Without the
+	// limit the same run takes over a gigabyte.
+	if bound := int64(4 * limit * clients); growth > bound {
+		t.Errorf("heap grew by %.1f MiB, more than four times the limit × concurrency (%.0f MiB)", float64(growth)/(1<<20), float64(bound)/(1<<20))
 	}
 	got413 := 0
 	for i, r := range results {
