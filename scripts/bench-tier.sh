@@ -24,7 +24,10 @@
 #       directory (debug.pprof on; PROFILE_CLIENTS=N profiles the point
 #       at N clients instead); with -b also of the 64-client point on
 #       the tier holding the backlog (stored-leader.pprof and
-#       stored-follower.pprof); PROFILE_TRACE=S also takes S seconds of
+#       stored-follower.pprof), and both replicas' /metrics before and
+#       after it (leader-metrics0.txt, leader-metrics.txt: scripts/
+#       histdiff.awk gives the raft histograms' means over the point);
+#       PROFILE_TRACE=S also takes S seconds of
 #       the runtime's execution trace of both (leader.trace: go tool trace);
 #       PROFILE_ALLOCS=1 also what both allocated over the point
 #       (go tool pprof -sample_index=alloc_space -base leader-allocs0.pprof
@@ -201,6 +204,17 @@ profile() {
   ppids+=($!)
   (sleep "$warm"; curl -sf -o "$profiles/${name}follower.pprof" "127.0.0.1:720$f/debug/pprof/profile?seconds=$secs") &
   ppids+=($!)
+  # Both replicas' /metrics before and after the measured seconds: the
+  # raft histograms' means over the point (commit, replication round
+  # trip, fsync, state machine) say where an entry's time goes.
+  local m
+  for m in "$L" "$f"; do
+    local role=leader
+    [ "$m" = "$L" ] || role=follower
+    (sleep "$warm"; curl -sf -o "$profiles/${name}$role-metrics0.txt" "127.0.0.1:720$m/metrics"
+     sleep "$secs"; curl -sf -o "$profiles/${name}$role-metrics.txt" "127.0.0.1:720$m/metrics") &
+    ppids+=($!)
+  done
   if [ -n "${PROFILE_ALLOCS:-}" ]; then
     local n
     for n in "$L" "$f"; do

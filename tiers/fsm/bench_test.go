@@ -17,8 +17,16 @@ import (
 // a transaction of its own, the reports spread over a district's 240
 // grids. Every replica runs it for every create, so a microsecond here
 // is three on the tier.
-func BenchmarkApplyJoinedReports(b *testing.B) {
-	const joined = 18
+func BenchmarkApplyJoinedReports(b *testing.B) { benchApplyJoined(b, 18) }
+
+// BenchmarkApplyOneReport is BenchmarkApplyJoinedReports at one client:
+// an entry is one ReportCase (the joiner commits a report alone when the
+// log is quiet), so the transaction's own keys (the applied index, the
+// day's sequence, the counts, the change log's and the audit's pages)
+// weigh on it alone.
+func BenchmarkApplyOneReport(b *testing.B) { benchApplyJoined(b, 1) }
+
+func benchApplyJoined(b *testing.B, joined int) {
 	s := openStore(b)
 	f := newFSM(b, s)
 	at := time.Date(2001, 9, 9, 9, 0, 0, 0, time.UTC).UnixMilli()
@@ -34,7 +42,10 @@ func BenchmarkApplyJoinedReports(b *testing.B) {
 			c.GridCode = fmt.Sprintf("320582%03d%03d%03d", 101+n%4, 1+n/4%3, 1+n/12%20)
 			reports[k] = r
 		}
-		cmd := batch(at, reports...)
+		cmd := reports[0] // alone, a report goes into the log as it is
+		if joined > 1 {
+			cmd = batch(at, reports...)
+		}
 		fsm.StampFingerprint(cmd)
 		entries[i] = encode(b, cmd)
 	}
