@@ -230,6 +230,10 @@ type Raft struct {
 	// RestoreCommittedLogs is used to enable restore committed logs mode
 	// restore committed logs mode is disabled if set to false.
 	RestoreCommittedLogs bool
+
+	// inlineSends counts the batches the leader sent to a follower from
+	// its own goroutine (cityhub: sendInline; tests).
+	inlineSends atomic.Uint64
 }
 
 // BootstrapCluster initializes a server's storage with the given cluster

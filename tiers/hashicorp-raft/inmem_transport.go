@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,9 @@ type inmemPipeline struct {
 
 	doneCh       chan AppendFuture
 	inprogressCh chan *inmemPipelineInflight
+	// unanswered counts the requests sent without a response yet
+	// (cityhub: idle).
+	unanswered atomic.Int32
 
 	shutdown     bool
 	shutdownCh   chan struct{}
@@ -281,6 +285,7 @@ func (i *inmemPipeline) decodeResponses() {
 
 			select {
 			case rpcResp := <-inp.respCh:
+				i.unanswered.Add(-1)
 				// Copy the result back
 				*inp.future.resp = *rpcResp.Response.(*AppendEntriesResponse)
 				inp.future.respond(rpcResp.Error)
@@ -340,6 +345,7 @@ func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 		return nil, ErrPipelineShutdown
 	}
 
+	i.unanswered.Add(1)
 	select {
 	case i.peer.consumerCh <- rpc:
 	case <-timeout:
@@ -356,6 +362,10 @@ func (i *inmemPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEn
 		return nil, ErrPipelineShutdown
 	}
 }
+
+// idle reports whether every request sent has had its response
+// (cityhub: the leader's inline sends, replication.go).
+func (i *inmemPipeline) idle() bool { return i.unanswered.Load() == 0 }
 
 func (i *inmemPipeline) Consumer() <-chan AppendFuture {
 	return i.doneCh

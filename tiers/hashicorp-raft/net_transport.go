@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -201,6 +202,9 @@ type netPipeline struct {
 
 	doneCh       chan AppendFuture
 	inprogressCh chan *appendFuture
+	// unanswered counts the requests sent whose response has not been
+	// read (cityhub: idle, for the leader's inline sends).
+	unanswered atomic.Int32
 
 	shutdown     bool
 	shutdownCh   chan struct{}
@@ -845,6 +849,9 @@ func (n *netPipeline) decodeResponses() {
 			}
 
 			_, err := decodeResponse(n.conn, future.resp)
+			if err == nil {
+				n.unanswered.Add(-1)
+			}
 			future.respond(err)
 			select {
 			case n.doneCh <- future:
@@ -873,6 +880,7 @@ func (n *netPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntr
 	}
 
 	// Send the RPC
+	n.unanswered.Add(1)
 	if err := sendRPC(n.conn, rpcAppendEntries, future.args); err != nil {
 		return nil, err
 	}
@@ -886,6 +894,12 @@ func (n *netPipeline) AppendEntries(args *AppendEntriesRequest, resp *AppendEntr
 		return nil, ErrPipelineShutdown
 	}
 }
+
+// idle reports whether every request sent has its response read: the
+// follower has read all that was written to the connection, so a small
+// request written now does not wait for it (cityhub: the leader's inline
+// sends, replication.go).
+func (n *netPipeline) idle() bool { return n.unanswered.Load() == 0 }
 
 // Consumer returns a channel that can be used to consume complete futures.
 func (n *netPipeline) Consumer() <-chan AppendFuture {

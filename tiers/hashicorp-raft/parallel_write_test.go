@@ -228,3 +228,39 @@ func TestLeaderWriteFailureStepsDown(t *testing.T) {
 		}
 	}
 }
+
+// When a follower's pipeline has every request answered, the leader sends
+// it a new batch from its own goroutine before writing the batch itself
+// (sendInline), and every server still applies the same entries.
+func TestLeaderSendsNewEntriesInline(t *testing.T) {
+	c := makeGatedCluster(t)
+	l := c.leader(t)
+	r := c.rafts[l]
+	n := 0
+	// The replicators pipeline after a first append succeeds; from then on
+	// an entry applied alone finds both pipelines answered, unless a send
+	// of the replicator's own (the commit index, every commit timeout) is
+	// still out.
+	waitFor(t, "an entry sent inline to both followers", func() bool {
+		before := r.inlineSends.Load()
+		n++
+		if err := r.Apply([]byte(fmt.Sprintf("entry-%d", n)), 5*time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		return r.inlineSends.Load() >= before+2
+	})
+	for i := range c.rafts {
+		waitFor(t, fmt.Sprintf("server %d to apply %d entries", i, n), func() bool {
+			return len(c.applied(i)) == n
+		})
+	}
+	want := c.applied(l)
+	for i := range c.rafts {
+		got := c.applied(i)
+		for k := range want {
+			if string(got[k]) != string(want[k]) {
+				t.Fatalf("server %d applied %q at %d, the leader %q", i, got[k], k, want[k])
+			}
+		}
+	}
+}

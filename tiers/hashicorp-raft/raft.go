@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -1277,9 +1278,22 @@ func (r *Raft) dispatchLogs(applyLogs []*logFuture) {
 	if lc, ok := r.logs.(*LogCache); ok && lc.cacheLogs(logs) {
 		prevIndex, prevTerm := r.getLastLog()
 		r.setLastLog(lastIndex, term)
-		for _, f := range r.leaderState.replState {
-			asyncNotifyCh(f.triggerCh)
+		size := 0
+		for _, l := range logs {
+			size += len(l.Data) + len(l.Extensions)
 		}
+		first := lastIndex - uint64(n) + 1
+		// cityhub: the leader sends the batch to an idle pipeline itself
+		// and wakes the other followers' replicators (sendInline); then
+		// it yields once, so that what it woke (the pipelines' response
+		// readers, the replicators) runs before the write below, a
+		// system call that keeps this goroutine's processor.
+		for _, f := range r.leaderState.replState {
+			if !r.sendInline(f, first, lastIndex, size) {
+				asyncNotifyCh(f.triggerCh)
+			}
+		}
+		runtime.Gosched()
 		if err := lc.store.StoreLogs(logs); err != nil {
 			r.logger.Error("failed to commit logs", "error", err)
 			lc.forget(logs)
