@@ -195,6 +195,20 @@ start_tier() {
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 cityhub() { run_point "$1" "${cpids[*]}" -- "$work/bin/cityhubload" --proto "$2" --addrs "$3" --clients "$4" --duration "${secs}s" --warmup "${warm}s"; }
+# before_after WHAT PATH EXT: the leader's and the follower's PATH at the
+# start and at the end of the measured seconds of the next point, into
+# leader-WHAT0EXT and leader-WHATEXT (follower- likewise); profile's
+# locals (f, name) say which follower and the files' prefix.
+before_after() {
+  local n role
+  for n in "$L" "$f"; do
+    role=leader
+    [ "$n" = "$L" ] || role=follower
+    (sleep "$warm"; curl -sf -o "$profiles/${name}$role-${1}0$3" "127.0.0.1:720$n$2"
+     sleep "$secs"; curl -sf -o "$profiles/${name}$role-$1$3" "127.0.0.1:720$n$2") &
+    ppids+=($!)
+  done
+}
 # profile: CPU profiles of the leader and a follower over the measured
 # seconds of the next point (after its warmup).
 profile() {
@@ -207,24 +221,8 @@ profile() {
   # Both replicas' /metrics before and after the measured seconds: the
   # raft histograms' means over the point (commit, replication round
   # trip, fsync, state machine) say where an entry's time goes.
-  local m
-  for m in "$L" "$f"; do
-    local role=leader
-    [ "$m" = "$L" ] || role=follower
-    (sleep "$warm"; curl -sf -o "$profiles/${name}$role-metrics0.txt" "127.0.0.1:720$m/metrics"
-     sleep "$secs"; curl -sf -o "$profiles/${name}$role-metrics.txt" "127.0.0.1:720$m/metrics") &
-    ppids+=($!)
-  done
-  if [ -n "${PROFILE_ALLOCS:-}" ]; then
-    local n
-    for n in "$L" "$f"; do
-      local who=leader
-      [ "$n" = "$L" ] || who=follower
-      (sleep "$warm"; curl -sf -o "$profiles/${name}$who-allocs0.pprof" "127.0.0.1:720$n/debug/pprof/allocs"
-       sleep "$secs"; curl -sf -o "$profiles/${name}$who-allocs.pprof" "127.0.0.1:720$n/debug/pprof/allocs") &
-      ppids+=($!)
-    done
-  fi
+  before_after metrics /metrics .txt
+  [ -n "${PROFILE_ALLOCS:-}" ] && before_after allocs /debug/pprof/allocs .pprof
   [ -n "${PROFILE_TRACE:-}" ] || return 0
   (sleep "$warm"; curl -sf -o "$profiles/${name}leader.trace" "127.0.0.1:720$L/debug/pprof/trace?seconds=$PROFILE_TRACE") &
   ppids+=($!)
