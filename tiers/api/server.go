@@ -98,6 +98,19 @@ type Options struct {
 // keeps its grown stack.
 const StreamWorkers = 256
 
+// StreamWindow and ConnWindow are the client API's HTTP/2 receive windows
+// for each call and each connection. Set, they are static: without them
+// gRPC sizes the windows from the bandwidth it estimates with a PING each
+// time data arrives and no PING is out, which for a create (a request of
+// a few hundred bytes) is a PING and its answer on every call, two more
+// frames to write and to read on both sides (BENCHMARKS.md, "Update,
+// 2026-12-07 22:40 UTC"). 1 MiB a call holds four of an evidence upload's
+// 256 KiB pieces; 4 MiB a connection, many clients' reports in flight.
+const (
+	StreamWindow = 1 << 20
+	ConnWindow   = 4 << 20
+)
+
 // Server serves one replica over gRPC and REST.
 type Server struct {
 	opts    Options
@@ -144,6 +157,7 @@ func NewServer(opts Options) (*Server, error) {
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), lim.unaryAdmit, g.unary, lim.unaryRate),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor, g.stream, lim.streamRate),
 		grpc.NumStreamWorkers(StreamWorkers),
+		grpc.InitialWindowSize(StreamWindow), grpc.InitialConnWindowSize(ConnWindow),
 	}
 	gopts = append(gopts, lim.grpcOptions()...)
 	if opts.TLS != nil {
