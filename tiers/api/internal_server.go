@@ -83,7 +83,8 @@ func NewInternalServer(opts InternalOptions) (*InternalServer, error) {
 		interceptors = append([]grpc.UnaryServerInterceptor{groupInterceptor(opts.Group)}, interceptors...)
 	}
 	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers),
-		grpc.MaxRecvMsgSize(InternalMaxMessage))
+		grpc.MaxRecvMsgSize(InternalMaxMessage),
+		grpc.InitialWindowSize(StreamWindow), grpc.InitialConnWindowSize(ConnWindow))
 	gs := grpc.NewServer(sopts...)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica, opts.Catalogue, opts.GridPrefix))
 	return &InternalServer{opts: opts, log: log, grpc: gs}, nil

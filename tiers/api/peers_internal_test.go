@@ -3,9 +3,14 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
 
 	"github.com/cityhub/cityhub/tiers/node"
 )
@@ -64,5 +69,63 @@ func TestLeaderConnWaitsForTheLeadersAddress(t *testing.T) {
 	}
 	if n := none.calls.Load(); n != 1 {
 		t.Fatalf("no leader: Leader asked %d times, want 1 (nothing to wait for)", n)
+	}
+}
+
+// TestPeersAnnounceStaticWindows: a replica's connections to its fellows,
+// to their client API and to their internal listener, announce the static
+// windows (StreamWindow, ConnWindow) in their first frames, so that gRPC
+// takes no bandwidth sample (a PING) on a forwarded call's answer. A raw
+// listener reads what the connection sends first.
+func TestPeersAnnounceStaticWindows(t *testing.T) {
+	p := NewPeers()
+	defer p.Close()
+	for _, tc := range []struct {
+		name string
+		dial func(string) (*grpc.ClientConn, error)
+	}{{"client API", p.conn}, {"internal", p.internalConn}} {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := tc.dial(lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.Connect()
+		_ = lis.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second))
+		c, err := lis.Accept()
+		if err != nil {
+			t.Fatalf("%s: the connection never came: %v", tc.name, err)
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+			t.Fatalf("%s: preface %q: %v", tc.name, preface, err)
+		}
+		// gRPC's client sends its SETTINGS, then the connection's
+		// WINDOW_UPDATE when its window is above HTTP/2's 65,535 bytes.
+		fr := http2.NewFramer(c, c)
+		f, err := fr.ReadFrame()
+		sf, ok := f.(*http2.SettingsFrame)
+		if err != nil || !ok {
+			t.Fatalf("%s: first frame %T: %v", tc.name, f, err)
+		}
+		streamWindow, _ := sf.Value(http2.SettingInitialWindowSize) // 0: not announced
+		if streamWindow != StreamWindow {
+			t.Fatalf("%s: window a call %d (0: not announced), want %d", tc.name, streamWindow, StreamWindow)
+		}
+		f, err = fr.ReadFrame()
+		wu, ok := f.(*http2.WindowUpdateFrame)
+		if err != nil || !ok || wu.StreamID != 0 {
+			t.Fatalf("%s: second frame %T: %v", tc.name, f, err)
+		}
+		connWindow := 65535 + int64(wu.Increment)
+		if streamWindow != StreamWindow || connWindow != ConnWindow {
+			t.Errorf("%s: windows announced: %d a call, %d the connection; want %d and %d",
+				tc.name, streamWindow, connWindow, StreamWindow, ConnWindow)
+		}
+		c.Close()
+		lis.Close()
 	}
 }

@@ -98,8 +98,9 @@ type Options struct {
 // keeps its grown stack.
 const StreamWorkers = 256
 
-// StreamWindow and ConnWindow are the client API's HTTP/2 receive windows
-// for each call and each connection. Set, they are static: without them
+// StreamWindow and ConnWindow are the HTTP/2 receive windows, for each call
+// and each connection, of the client API, of the internal listener and of
+// a replica's calls to its fellows (Peers). Set, they are static: without them
 // gRPC sizes the windows from the bandwidth it estimates with a PING each
 // time data arrives and no PING is out, which for a create (a request of
 // a few hundred bytes) is a PING and its answer on every call, two more
