@@ -84,7 +84,7 @@ func NewInternalServer(opts InternalOptions) (*InternalServer, error) {
 	}
 	sopts = append(sopts, grpc.ChainUnaryInterceptor(interceptors...), grpc.NumStreamWorkers(StreamWorkers),
 		grpc.MaxRecvMsgSize(InternalMaxMessage),
-		grpc.InitialWindowSize(StreamWindow), grpc.InitialConnWindowSize(ConnWindow))
+		grpc.StaticStreamWindowSize(StreamWindow), grpc.StaticConnWindowSize(ConnWindow))
 	gs := grpc.NewServer(sopts...)
 	pb.RegisterForwardServiceServer(gs, NewForwardServer(opts.Replica, opts.Catalogue, opts.GridPrefix))
 	return &InternalServer{opts: opts, log: log, grpc: gs}, nil

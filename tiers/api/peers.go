@@ -40,7 +40,7 @@ var _ node.Forwarder = (*Peers)(nil)
 // gRPC takes no bandwidth sample, a PING and its answer, on every
 // forwarded call.
 var staticWindows = []grpc.DialOption{
-	grpc.WithInitialWindowSize(StreamWindow), grpc.WithInitialConnWindowSize(ConnWindow),
+	grpc.WithStaticStreamWindowSize(StreamWindow), grpc.WithStaticConnWindowSize(ConnWindow),
 }
 
 // NewPeers returns an empty connection pool. Traffic inside one Raft group

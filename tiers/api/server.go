@@ -158,7 +158,7 @@ func NewServer(opts Options) (*Server, error) {
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor, recoverInterceptor(log), lim.unaryAdmit, g.unary, lim.unaryRate),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor, g.stream, lim.streamRate),
 		grpc.NumStreamWorkers(StreamWorkers),
-		grpc.InitialWindowSize(StreamWindow), grpc.InitialConnWindowSize(ConnWindow),
+		grpc.StaticStreamWindowSize(StreamWindow), grpc.StaticConnWindowSize(ConnWindow),
 	}
 	gopts = append(gopts, lim.grpcOptions()...)
 	if opts.TLS != nil {
